@@ -1,0 +1,132 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Protocol helpers: control frame encode/decode, rejection of malformed
+ * control payloads, data splitting at FRAME_MAX, replay arguments.
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdio.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "proto.h"
+
+static void test_control_roundtrip(void **state)
+{
+	struct obuf b;
+	struct frame f;
+	json_t *msg = json_pack("{s:s, s:s, s:s}", "type", "attach", "console", "web01",
+				"mode", "rw"), *got;
+	const char *type;
+	char err[128];
+
+	assert_int_equal(obuf_init(&b, 1024), 0);
+	assert_int_equal(proto_put_control(&b, msg), 0);
+	assert_true(frame_parse(obuf_data(&b), obuf_len(&b), &f) > 0);
+	assert_int_equal(f.type, FRAME_CONTROL);
+	assert_int_equal(proto_decode_control(f.payload, f.len, &got, &type, err, sizeof(err)), 0);
+	assert_string_equal(type, "attach");
+	assert_string_equal(json_string_value(json_object_get(got, "console")), "web01");
+	json_decref(got);
+	json_decref(msg);
+	obuf_done(&b);
+}
+
+static void test_control_no_room(void **state)
+{
+	struct obuf b;
+	json_t *msg = json_pack("{s:s, s:s}", "type", "notice", "text", "0123456789");
+
+	assert_int_equal(obuf_init(&b, 20), 0);
+	assert_int_equal(proto_put_control(&b, msg), -ENOBUFS);
+	assert_int_equal(obuf_len(&b), 0);
+	json_decref(msg);
+	obuf_done(&b);
+}
+
+static void test_decode_rejects(void **state)
+{
+	static const char *bad[] = {
+		"", "{", "[]", "\"attach\"", "{\"type\":1}", "{\"console\":\"x\"}",
+		"{\"type\":\"a\",\"type\":\"b\"}", "{\"type\":\"list\"} trailing", "\xff\xfe",
+	};
+	char err[128];
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		json_t *msg = NULL;
+		const char *type;
+
+		err[0] = '\0';
+		assert_int_equal(proto_decode_control((const uint8_t *)bad[i], strlen(bad[i]), &msg,
+						      &type, err, sizeof(err)), -EBADMSG);
+		assert_null(msg);
+		assert_true(strlen(err) > 0);
+	}
+}
+
+static void test_data_split(void **state)
+{
+	struct obuf b;
+	uint8_t *data = malloc(FRAME_MAX * 2 + 10);
+	struct frame f;
+	size_t off = 0, total = 0;
+	int n, frames = 0;
+
+	memset(data, 'd', FRAME_MAX * 2 + 10);
+	assert_int_equal(obuf_init(&b, 3 * FRAME_MAX), 0);
+	assert_int_equal(proto_put_data(&b, data, FRAME_MAX * 2 + 10), 0);
+	while ((n = frame_parse(obuf_data(&b) + off, obuf_len(&b) - off, &f)) > 0) {
+		assert_int_equal(f.type, FRAME_DATA);
+		assert_true(f.len <= FRAME_MAX);
+		total += f.len;
+		off += (size_t)n;
+		frames++;
+	}
+	assert_int_equal(frames, 3);
+	assert_int_equal(total, FRAME_MAX * 2 + 10);
+	/* All or nothing when it does not fit. */
+	assert_int_equal(proto_put_data(&b, data, FRAME_MAX), -ENOBUFS);
+	free(data);
+	obuf_done(&b);
+}
+
+static void test_replay_arg(void **state)
+{
+	long v;
+	json_t *j;
+
+	j = json_integer(25);
+	assert_int_equal(proto_parse_replay(j, &v), 0);
+	assert_int_equal(v, 25);
+	json_decref(j);
+	j = json_string("all");
+	assert_int_equal(proto_parse_replay(j, &v), 0);
+	assert_int_equal(v, -1);
+	json_decref(j);
+	j = json_integer(-3);
+	assert_int_equal(proto_parse_replay(j, &v), -EINVAL);
+	json_decref(j);
+	j = json_string("some");
+	assert_int_equal(proto_parse_replay(j, &v), -EINVAL);
+	json_decref(j);
+	j = json_real(1.5);
+	assert_int_equal(proto_parse_replay(j, &v), -EINVAL);
+	json_decref(j);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_control_roundtrip),
+		cmocka_unit_test(test_control_no_room),
+		cmocka_unit_test(test_decode_rejects),
+		cmocka_unit_test(test_data_split),
+		cmocka_unit_test(test_replay_arg),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
