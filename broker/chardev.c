@@ -1,0 +1,392 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Guest chardev connection (see chardev.h).
+ *
+ * Reads go straight into the console ring (ring_write_span), up to
+ * CHARDEV_READ_BUDGET bytes per wake-up so one busy guest cannot starve the
+ * others; the console is told once per wake-up.  The fd is never blocking,
+ * so the drain cannot stall on anything.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include "chardev.h"
+#include "console.h"
+#include "log.h"
+#include "util.h"
+
+#define CHARDEV_READ_BUDGET (1024 * 1024)
+
+static const char *lock_dir = "/var/lock";
+
+void chardev_set_lock_dir(const char *dir)
+{
+	lock_dir = dir;
+}
+
+const char *chardev_state_to_string(enum chardev_state s)
+{
+	switch (s) {
+	case CHARDEV_WAITING:
+		return "waiting";
+	case CHARDEV_CONNECTED:
+		return "connected";
+	case CHARDEV_ERROR:
+		return "error";
+	case CHARDEV_STOPPED:
+		return "stopped";
+	}
+	return "unknown";
+}
+
+static int chardev_connect(struct chardev *ch);
+static void chardev_disconnect(struct chardev *ch, const char *why);
+
+int chardev_init(struct chardev *ch, struct console *owner, enum domxml_backend backend,
+		 const char *path)
+{
+	*ch = (struct chardev){
+		.console = owner,
+		.backend = backend,
+		.fd = -EBADF,
+		.backoff_ms = CHARDEV_BACKOFF_MIN_MS,
+		.state = CHARDEV_STOPPED,
+	};
+	ch->path = strdup(path);
+	return ch->path ? 0 : -ENOMEM;
+}
+
+static void chardev_unlock(struct chardev *ch)
+{
+	if (ch->lockfile) {
+		unlink(ch->lockfile);
+		free(ch->lockfile);
+		ch->lockfile = NULL;
+	}
+}
+
+void chardev_done(struct chardev *ch)
+{
+	ch->io = sd_event_source_disable_unref(ch->io);
+	ch->retry = sd_event_source_disable_unref(ch->retry);
+	ch->fd = safe_close(ch->fd);
+	chardev_unlock(ch);
+	free(ch->path);
+	ch->path = NULL;
+	ch->state = CHARDEV_STOPPED;
+}
+
+/* Record a new state; log only when the state or its reason changes. */
+static void chardev_set_state(struct chardev *ch, enum chardev_state st, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static void chardev_set_state(struct chardev *ch, enum chardev_state st, const char *fmt, ...)
+{
+	char buf[sizeof(ch->status)];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	if (st == ch->state && strcmp(buf, ch->status) == 0)
+		return;
+	ch->state = st;
+	snprintf(ch->status, sizeof(ch->status), "%s", buf);
+	log_full_errno(st == CHARDEV_ERROR ? LOG_ERR : LOG_INFO, 0, "console %s: %s",
+		       ch->console->name, buf);
+}
+
+static int chardev_on_retry(sd_event_source *s, uint64_t usec, void *userdata)
+{
+	struct chardev *ch = userdata;
+
+	chardev_connect(ch);
+	return 0;
+}
+
+static void chardev_schedule_retry(struct chardev *ch)
+{
+	int r;
+
+	if (ch->retry) {
+		r = sd_event_source_set_time_relative(ch->retry, (uint64_t)ch->backoff_ms * 1000);
+		if (r >= 0)
+			r = sd_event_source_set_enabled(ch->retry, SD_EVENT_ONESHOT);
+	} else
+		r = -EINVAL;
+	if (r < 0)
+		log_error_errno(r, "console %s: cannot schedule reconnect", ch->console->name);
+	ch->backoff_ms = MIN(ch->backoff_ms * 2, (unsigned)CHARDEV_BACKOFF_MAX_MS);
+}
+
+static void chardev_read(struct chardev *ch)
+{
+	struct ring *ring = &ch->console->ring;
+	size_t total = 0;
+
+	while (total < CHARDEV_READ_BUDGET) {
+		uint8_t *p;
+		size_t span = ring_write_span(ring, &p);
+		ssize_t n = read(ch->fd, p, span);
+
+		if (n > 0) {
+			ring_commit(ring, (size_t)n);
+			total += (size_t)n;
+			continue;
+		}
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EAGAIN)
+			break;
+		if (total > 0)
+			console_on_output(ch->console);
+		/* EOF, or EIO on a pty whose other side closed. */
+		chardev_disconnect(ch, n == 0 ? "the guest side closed the connection"
+					      : strerror(errno));
+		return;
+	}
+	if (total > 0)
+		console_on_output(ch->console);
+}
+
+static void chardev_write(struct chardev *ch)
+{
+	struct obuf *in = &ch->console->input;
+	ssize_t n;
+
+	if (obuf_len(in) == 0)
+		return;
+	n = obuf_flush(in, ch->fd);
+	if (n < 0) {
+		chardev_disconnect(ch, strerror((int)-n));
+		return;
+	}
+	if (n > 0)
+		console_on_input_drained(ch->console);
+	ch->want_write = obuf_len(in) > 0;
+	if (ch->io)
+		sd_event_source_set_io_events(ch->io, EPOLLIN | (ch->want_write ? EPOLLOUT : 0));
+}
+
+void chardev_kick_write(struct chardev *ch)
+{
+	if (ch->state != CHARDEV_CONNECTED)
+		return;
+	chardev_write(ch);
+}
+
+static int chardev_on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata)
+{
+	struct chardev *ch = userdata;
+
+	if (revents & EPOLLIN)
+		chardev_read(ch);
+	if (ch->state == CHARDEV_CONNECTED && (revents & EPOLLOUT))
+		chardev_write(ch);
+	if (ch->state == CHARDEV_CONNECTED && (revents & (EPOLLHUP | EPOLLERR)) &&
+	    !(revents & EPOLLIN))
+		chardev_disconnect(ch, "the guest side hung up");
+	return 0;
+}
+
+static void chardev_disconnect(struct chardev *ch, const char *why)
+{
+	bool was_connected = ch->state == CHARDEV_CONNECTED;
+
+	ch->io = sd_event_source_disable_unref(ch->io);
+	ch->fd = safe_close(ch->fd);
+	chardev_unlock(ch);
+	ch->want_write = false;
+	chardev_set_state(ch, CHARDEV_WAITING, "disconnected: %s", why);
+	ch->backoff_ms = CHARDEV_BACKOFF_MIN_MS;
+	chardev_schedule_retry(ch);
+	if (was_connected)
+		console_on_disconnected(ch->console, why);
+}
+
+/* Check the path before connecting; returns 0 if it may be used. */
+static int chardev_check_path(struct chardev *ch, mode_t want)
+{
+	struct stat st;
+
+	if (lstat(ch->path, &st) < 0) {
+		if (errno == ENOENT) {
+			chardev_set_state(ch, CHARDEV_WAITING, "waiting for %s to appear", ch->path);
+			return -ENOENT;
+		}
+		chardev_set_state(ch, CHARDEV_ERROR, "cannot access %s: %m", ch->path);
+		return negative_errno();
+	}
+	if (S_ISLNK(st.st_mode)) {
+		if (stat(ch->path, &st) < 0)
+			chardev_set_state(ch, CHARDEV_ERROR, "%s is a dangling symbolic link",
+					  ch->path);
+		else
+			chardev_set_state(ch, CHARDEV_ERROR,
+					  "%s is a symbolic link; refusing to follow it", ch->path);
+		return -ELOOP;
+	}
+	if ((st.st_mode & S_IFMT) != want) {
+		const char *what = S_ISREG(st.st_mode)   ? "a regular file"
+				   : S_ISDIR(st.st_mode) ? "a directory"
+				   : S_ISSOCK(st.st_mode) ? "a socket"
+				   : S_ISCHR(st.st_mode) ? "a character device"
+							 : "not usable";
+		chardev_set_state(ch, CHARDEV_ERROR, "%s is %s, expected %s", ch->path, what,
+				  want == S_IFSOCK ? "a UNIX socket" : "a pty");
+		return -EBADF;
+	}
+	return 0;
+}
+
+static int chardev_open_unix(struct chardev *ch)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	_cleanup_close_ int fd = -EBADF;
+
+	if (strlen(ch->path) >= sizeof(sa.sun_path)) {
+		chardev_set_state(ch, CHARDEV_ERROR, "socket path is too long: %s", ch->path);
+		return -ENAMETOOLONG;
+	}
+	strcpy(sa.sun_path, ch->path);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return log_error_errno(negative_errno(), "socket");
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		if (errno == ECONNREFUSED)
+			chardev_set_state(ch, CHARDEV_WAITING,
+					  "nobody listens on %s (guest not running?)", ch->path);
+		else if (errno == EAGAIN)
+			chardev_set_state(ch, CHARDEV_WAITING, "%s is busy (backlog full)",
+					  ch->path);
+		else
+			chardev_set_state(ch, CHARDEV_ERROR, "cannot connect to %s: %m", ch->path);
+		return negative_errno();
+	}
+	return TAKE_FD(fd);
+}
+
+/* UUCP lock file as libvirt's virChrdevOpen writes it: LCK.. + path minus /dev, '/' -> '_'. */
+static int chardev_lock_pty(struct chardev *ch)
+{
+	char path[PATH_MAX], pidbuf[16];
+	const char *dev = ch->path;
+	_cleanup_close_ int fd = -EBADF;
+	size_t n;
+
+	if (strncmp(dev, "/dev/", 5) == 0)
+		dev += 4;
+	if ((size_t)snprintf(path, sizeof(path), "%s/LCK..%s", lock_dir, dev) >= sizeof(path))
+		return -ENAMETOOLONG;
+	for (char *p = path + strlen(lock_dir) + 6; *p; p++)
+		if (*p == '/')
+			*p = '_';
+	for (int attempt = 0; attempt < 2; attempt++) {
+		fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0644);
+		if (fd >= 0)
+			break;
+		if (errno != EEXIST) {
+			chardev_set_state(ch, CHARDEV_ERROR, "cannot create lock file %s: %m",
+					  path);
+			return negative_errno();
+		}
+		/* Held by a live process? Otherwise it is stale: remove it and retry. */
+		_cleanup_close_ int rfd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+		ssize_t len = rfd >= 0 ? read(rfd, pidbuf, sizeof(pidbuf) - 1) : -1;
+		long pid = len > 0 ? (pidbuf[len] = '\0', strtol(pidbuf, NULL, 10)) : 0;
+
+		if (pid > 0 && (kill((pid_t)pid, 0) == 0 || errno == EPERM)) {
+			chardev_set_state(ch, CHARDEV_ERROR, "%s is locked by process %ld (%s)",
+					  ch->path, pid, path);
+			return -EBUSY;
+		}
+		unlink(path);
+	}
+	if (fd < 0)
+		return -EBUSY;
+	n = (size_t)snprintf(pidbuf, sizeof(pidbuf), "%10lld\n", (long long)getpid());
+	if (write(fd, pidbuf, n) != (ssize_t)n) {
+		unlink(path);
+		return -EIO;
+	}
+	ch->lockfile = strdup(path);
+	if (!ch->lockfile) {
+		unlink(path);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+static int chardev_open_pty(struct chardev *ch)
+{
+	_cleanup_close_ int fd = -EBADF;
+	struct termios t;
+	int r;
+
+	r = chardev_lock_pty(ch);
+	if (r < 0)
+		return r;
+	fd = open(ch->path, O_RDWR | O_NOCTTY | O_NONBLOCK | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0) {
+		chardev_set_state(ch, CHARDEV_ERROR, "cannot open %s: %m", ch->path);
+		chardev_unlock(ch);
+		return negative_errno();
+	}
+	if (tcgetattr(fd, &t) == 0) {
+		cfmakeraw(&t);
+		tcsetattr(fd, TCSANOW, &t);
+	}
+	return TAKE_FD(fd);
+}
+
+static int chardev_connect(struct chardev *ch)
+{
+	sd_event *e = sd_event_source_get_event(ch->retry);
+	int fd, r;
+
+	r = chardev_check_path(ch, ch->backend == DOMXML_BACKEND_PTY ? S_IFCHR : S_IFSOCK);
+	if (r >= 0)
+		fd = r = ch->backend == DOMXML_BACKEND_PTY ? chardev_open_pty(ch)
+							  : chardev_open_unix(ch);
+	if (r < 0) {
+		chardev_schedule_retry(ch);
+		return r;
+	}
+	ch->fd = fd;
+	r = sd_event_add_io(e, &ch->io, ch->fd, EPOLLIN, chardev_on_io, ch);
+	if (r < 0) {
+		ch->fd = safe_close(ch->fd);
+		chardev_unlock(ch);
+		chardev_schedule_retry(ch);
+		return log_error_errno(r, "console %s: cannot watch chardev", ch->console->name);
+	}
+	ch->backoff_ms = CHARDEV_BACKOFF_MIN_MS;
+	chardev_set_state(ch, CHARDEV_CONNECTED, "connected to %s", ch->path);
+	console_on_connected(ch->console);
+	/* Input queued while disconnected is dropped by the console; nothing to write. */
+	chardev_read(ch);
+	return 0;
+}
+
+int chardev_start(struct chardev *ch, sd_event *e)
+{
+	int r;
+
+	r = sd_event_add_time_relative(e, &ch->retry, CLOCK_MONOTONIC, 0, 10 * 1000,
+				       chardev_on_retry, ch);
+	if (r < 0)
+		return r;
+	sd_event_source_set_enabled(ch->retry, SD_EVENT_OFF);
+	ch->state = CHARDEV_WAITING;
+	chardev_connect(ch);
+	return 0;
+}

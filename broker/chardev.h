@@ -1,0 +1,54 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The connection from ttyhubd to one guest chardev: a UNIX socket that QEMU
+ * listens on (server=on,wait=off), or a pty slave.  It connects without
+ * blocking, drains everything the guest writes into the console's ring the
+ * moment it arrives, writes the console's input queue back with
+ * backpressure, and reconnects with back-off (100 ms doubling to 2 s) when
+ * the guest side goes away.  Paths are checked before use: a missing path
+ * means "waiting"; a regular file, a symlink or a dangling symlink is an
+ * error that is reported and retried, never followed.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <systemd/sd-event.h>
+
+#include "domxml.h"
+
+struct console;
+
+enum chardev_state {
+	CHARDEV_WAITING,   /* nothing to connect to yet (retrying) */
+	CHARDEV_CONNECTED,
+	CHARDEV_ERROR,     /* path unusable (retrying slowly) */
+	CHARDEV_STOPPED,
+};
+
+struct chardev {
+	struct console *console;     /* owner */
+	enum domxml_backend backend; /* UNIX or PTY */
+	char *path;                  /* owned */
+	int fd;                      /* owned, -EBADF when not connected */
+	sd_event_source *io;         /* owned */
+	sd_event_source *retry;      /* owned */
+	unsigned backoff_ms;
+	enum chardev_state state;
+	char status[256];            /* human-readable reason for state */
+	char *lockfile;              /* owned: the LCK.. file we created for a pty */
+	bool want_write;
+};
+
+#define CHARDEV_BACKOFF_MIN_MS 100
+#define CHARDEV_BACKOFF_MAX_MS 2000
+
+int chardev_init(struct chardev *ch, struct console *owner, enum domxml_backend backend,
+		 const char *path);
+/* Start connecting (now). */
+int chardev_start(struct chardev *ch, sd_event *e);
+void chardev_done(struct chardev *ch);
+/* The console queued input: write it as the chardev allows. */
+void chardev_kick_write(struct chardev *ch);
+
+const char *chardev_state_to_string(enum chardev_state s);
+void chardev_set_lock_dir(const char *dir);

@@ -1,0 +1,84 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * One connection to the broker socket: a CLI, or one SSH channel of
+ * ttyhub-sshd.  It speaks the framed protocol (proto.h), is attached to at
+ * most one console, and keeps its own cursor into that console's ring.
+ *
+ * Output: control frames and console data are queued in a bounded obuf;
+ * console data is pulled from the ring only while there is room, so a slow
+ * client costs at most the obuf and lags on its cursor.  When the ring has
+ * overwritten what it has not read, the cursor jumps to the oldest byte
+ * still held and the client gets "N bytes dropped".
+ *
+ * Clients are never freed inside a loop over clients: client_kill() marks
+ * them dead and the server frees them from a defer source.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/queue.h>
+#include <sys/types.h>
+#include <systemd/sd-event.h>
+
+#include "obuf.h"
+#include "proto.h"
+#include "sanitize.h"
+
+struct console;
+struct server;
+
+#define CLIENT_OUT_MAX (192 * 1024)
+#define CLIENT_CONTROL_RESERVE (32 * 1024) /* obuf room kept free of data for notices */
+
+enum client_role { CLIENT_WATCHER, CLIENT_WRITER };
+
+struct client {
+	struct server *server;
+	unsigned id;
+	int fd;               /* owned */
+	sd_event_source *io;  /* owned */
+	uid_t uid;
+	pid_t pid;
+	bool front;           /* a trusted front (may assert a principal) */
+	bool hello;           /* hello received */
+	bool dead;
+	char label[160];      /* who this is, already escaped for display */
+	uint64_t since_usec;
+
+	struct frame_reader in;
+	bool input_paused;     /* writer waiting for the guest to take input */
+	const uint8_t *pending; /* unsent writer bytes inside in.buf */
+	size_t pending_len;
+
+	struct obuf out;
+	bool want_write;
+	unsigned notices_dropped;
+
+	/* Attachment. */
+	struct console *console;
+	enum client_role role;
+	uint64_t pos;           /* next ring byte to send */
+	uint64_t sanitize_until; /* bytes before this are replay: sanitised */
+	struct sanitizer san;
+	bool ro_hint_sent;
+	unsigned cols, rows;
+
+	TAILQ_ENTRY(client) server_entry;
+	TAILQ_ENTRY(client) console_entry;
+};
+
+int client_new(struct server *s, int fd, struct client **ret);
+void client_free(struct client *c);
+/* Close this client after the current dispatch. */
+void client_kill(struct client *c, const char *why);
+
+/* Queue a control message (steals nothing; caller keeps msg). */
+int client_send(struct client *c, json_t *msg);
+void client_notice(struct client *c, const char *text);
+void client_error(struct client *c, const char *code, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+/* Pull ring data and write what the socket takes. */
+void client_flush(struct client *c);
+/* The console accepted the input we were waiting on. */
+void client_resume_input(struct client *c);

@@ -1,0 +1,389 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Console: fan-out of guest output and the single-writer model
+ * (see console.h).
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "client.h"
+#include "console.h"
+#include "log.h"
+#include "server.h"
+#include "util.h"
+
+static int strdup_opt(char **dst, const char *src)
+{
+	*dst = NULL;
+	if (!src)
+		return 0;
+	*dst = strdup(src);
+	return *dst ? 0 : -ENOMEM;
+}
+
+int console_new(struct server *s, const struct console_spec *spec, struct console **ret)
+{
+	char vm[256], alias[128];
+	struct console *c;
+	int r;
+
+	/* Names are shown in notices and lists: keep them printable from the start. */
+	log_escape(spec->vm, strlen(spec->vm), vm, sizeof(vm));
+	if (spec->alias)
+		log_escape(spec->alias, strlen(spec->alias), alias, sizeof(alias));
+	c = calloc(1, sizeof(*c));
+	if (!c)
+		return -ENOMEM;
+	c->server = s;
+	TAILQ_INIT(&c->clients);
+	c->chardev.fd = -EBADF;
+	c->primary = spec->primary;
+	c->supported = spec->supported;
+	c->backend = spec->backend;
+	if (spec->alias)
+		r = asprintf(&c->name, "%s:%s", vm, alias) < 0 ? -ENOMEM : 0;
+	else
+		r = strdup_opt(&c->name, vm);
+	if (r >= 0)
+		r = strdup_opt(&c->vm, vm);
+	if (r >= 0)
+		r = strdup_opt(&c->uuid, spec->uuid);
+	if (r >= 0)
+		r = strdup_opt(&c->alias, spec->alias ? alias : NULL);
+	if (r >= 0)
+		r = strdup_opt(&c->element, spec->element);
+	if (r >= 0)
+		r = strdup_opt(&c->target, spec->target);
+	if (r >= 0)
+		r = strdup_opt(&c->type, spec->type);
+	if (r >= 0)
+		r = strdup_opt(&c->origin, spec->origin);
+	if (r >= 0)
+		r = strdup_opt(&c->reason, spec->reason);
+	if (r >= 0)
+		r = strdup_opt(&c->path, spec->path);
+	if (r >= 0)
+		r = ring_init(&c->ring, s->config.ring_size);
+	if (r >= 0)
+		r = obuf_init(&c->input, CONSOLE_INPUT_MAX);
+	if (r >= 0 && c->supported)
+		r = chardev_init(&c->chardev, c, c->backend, c->path);
+	if (r < 0) {
+		console_free(c, NULL);
+		return r;
+	}
+	*ret = c;
+	return 0;
+}
+
+struct console *console_free(struct console *c, const char *why)
+{
+	struct client *cl;
+
+	if (!c)
+		return NULL;
+	while ((cl = TAILQ_FIRST(&c->clients))) {
+		json_t *msg;
+		char text[512];
+
+		snprintf(text, sizeof(text), "console %s is gone: %s", c->name,
+			 why ? why : "removed");
+		client_notice(cl, text);
+		console_detach(c, cl, false);
+		msg = json_pack("{s:s, s:s, s:s}", "type", "detached", "console", c->name,
+				"reason", why ? why : "removed");
+		if (msg)
+			client_send(cl, msg);
+		json_decref(msg);
+		client_flush(cl);
+	}
+	if (c->supported)
+		chardev_done(&c->chardev);
+	ring_done(&c->ring);
+	obuf_done(&c->input);
+	free(c->name);
+	free(c->vm);
+	free(c->uuid);
+	free(c->alias);
+	free(c->element);
+	free(c->target);
+	free(c->type);
+	free(c->origin);
+	free(c->reason);
+	free(c->path);
+	free(c);
+	return NULL;
+}
+
+int console_start(struct console *c)
+{
+	if (!c->supported)
+		return 0;
+	return chardev_start(&c->chardev, c->server->event);
+}
+
+static bool streq_opt(const char *a, const char *b)
+{
+	return (!a && !b) || (a && b && strcmp(a, b) == 0);
+}
+
+bool console_matches_spec(const struct console *c, const struct console_spec *spec)
+{
+	return c->supported == spec->supported && c->backend == spec->backend &&
+	       c->primary == spec->primary && streq_opt(c->vm, spec->vm) &&
+	       streq_opt(c->alias, spec->alias) && streq_opt(c->uuid, spec->uuid) &&
+	       streq_opt(c->path, spec->path) && streq_opt(c->target, spec->target) &&
+	       streq_opt(c->type, spec->type) && streq_opt(c->reason, spec->reason);
+}
+
+const char *console_state(const struct console *c)
+{
+	if (!c->supported)
+		return "unsupported";
+	return chardev_state_to_string(c->chardev.state);
+}
+
+void console_announce(struct console *c, const char *fmt, ...)
+{
+	char text[512];
+	struct client *cl;
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	TAILQ_FOREACH(cl, &c->clients, console_entry) {
+		client_notice(cl, text);
+		client_flush(cl);
+	}
+}
+
+void console_on_output(struct console *c)
+{
+	struct client *cl;
+
+	TAILQ_FOREACH(cl, &c->clients, console_entry)
+		client_flush(cl);
+}
+
+void console_on_connected(struct console *c)
+{
+	if (c->n_clients > 0)
+		console_announce(c, "console %s connected", c->name);
+}
+
+void console_on_disconnected(struct console *c, const char *why)
+{
+	struct client *w = c->input_waiter;
+
+	/* Keystrokes for a guest that went away must not reach the next boot. */
+	obuf_consume(&c->input, obuf_len(&c->input));
+	c->input_waiter = NULL;
+	if (w)
+		client_resume_input(w);
+	console_announce(c, "console %s disconnected (%s); reconnecting", c->name, why);
+}
+
+void console_on_input_drained(struct console *c)
+{
+	struct client *w = c->input_waiter;
+
+	if (!w || obuf_room(&c->input) == 0)
+		return;
+	c->input_waiter = NULL;
+	client_resume_input(w);
+}
+
+static void console_send_state(struct console *c, struct client *cl)
+{
+	json_t *msg = json_pack("{s:s, s:s, s:s, s:o, s:i}", "type", "state", "console", c->name,
+				"role", cl->role == CLIENT_WRITER ? "writer" : "watcher",
+				"writer", c->writer ? json_string(c->writer->label) : json_null(),
+				"clients", (int)c->n_clients);
+
+	if (msg)
+		client_send(cl, msg);
+	json_decref(msg);
+}
+
+/* Make cl the writer; the previous writer (if any) becomes a watcher. */
+static void console_set_writer(struct console *c, struct client *cl)
+{
+	struct client *old = c->writer;
+
+	if (old == cl)
+		return;
+	c->writer = cl;
+	if (cl)
+		cl->role = CLIENT_WRITER;
+	if (old) {
+		old->role = CLIENT_WATCHER;
+		old->ro_hint_sent = false;
+		if (c->input_waiter == old) {
+			c->input_waiter = NULL;
+			client_resume_input(old); /* drops what it still had queued */
+		}
+		console_send_state(c, old);
+	}
+	if (cl)
+		console_send_state(c, cl);
+}
+
+void console_attach(struct console *c, struct client *cl, enum console_mode mode, long replay)
+{
+	const char *how;
+	json_t *msg;
+
+	cl->console = c;
+	cl->role = CLIENT_WATCHER;
+	cl->ro_hint_sent = false;
+	TAILQ_INSERT_TAIL(&c->clients, cl, console_entry);
+	c->n_clients++;
+
+	if (replay < 0)
+		cl->pos = ring_tail(&c->ring);
+	else
+		cl->pos = ring_lines_back(&c->ring, (unsigned)MIN(replay, 1000000L));
+	cl->sanitize_until = ring_head(&c->ring);
+	sanitize_init(&cl->san);
+
+	if (mode == CONSOLE_MODE_FORCE && c->writer) {
+		char old[sizeof(cl->label)];
+
+		snprintf(old, sizeof(old), "%s", c->writer->label);
+		console_set_writer(c, cl);
+		how = "read-write";
+		msg = json_pack("{s:s, s:s, s:s, s:s, s:o, s:i, s:s, s:s}", "type", "attached",
+				"console", c->name, "role", "writer", "writer", cl->label, "previous",
+				json_string(old), "clients", (int)c->n_clients, "state",
+				console_state(c), "status", c->supported ? c->chardev.status : c->reason);
+		if (msg)
+			client_send(cl, msg);
+		json_decref(msg);
+		console_announce(c, "%s attached and took write access from %s", cl->label, old);
+	} else {
+		if (mode != CONSOLE_MODE_RO && !c->writer) {
+			c->writer = cl;
+			cl->role = CLIENT_WRITER;
+		}
+		how = cl->role == CLIENT_WRITER ? "read-write" : "read-only";
+		msg = json_pack("{s:s, s:s, s:s, s:o, s:i, s:s, s:s}", "type", "attached", "console",
+				c->name, "role", cl->role == CLIENT_WRITER ? "writer" : "watcher",
+				"writer", c->writer ? json_string(c->writer->label) : json_null(),
+				"clients", (int)c->n_clients, "state", console_state(c), "status",
+				c->supported ? c->chardev.status : c->reason);
+		if (msg)
+			client_send(cl, msg);
+		json_decref(msg);
+		console_announce(c, "%s attached %s (%u attached)", cl->label, how, c->n_clients);
+	}
+	log_info("%s attached to %s %s", cl->label, c->name, how);
+	client_flush(cl);
+}
+
+void console_detach(struct console *c, struct client *cl, bool announce)
+{
+	bool was_writer = c->writer == cl;
+
+	TAILQ_REMOVE(&c->clients, cl, console_entry);
+	c->n_clients--;
+	cl->console = NULL;
+	cl->role = CLIENT_WATCHER;
+	if (c->input_waiter == cl)
+		c->input_waiter = NULL;
+	if (was_writer)
+		c->writer = NULL;
+	log_info("%s detached from %s", cl->label, c->name);
+	if (!announce)
+		return;
+	if (was_writer)
+		console_announce(c, "%s (the writer) detached; nobody writes now", cl->label);
+	else
+		console_announce(c, "%s detached", cl->label);
+}
+
+int console_take(struct console *c, struct client *cl, bool force)
+{
+	char old[sizeof(cl->label)];
+
+	if (c->writer == cl)
+		return 0;
+	if (!c->writer) {
+		console_set_writer(c, cl);
+		console_announce(c, "%s now writes", cl->label);
+		log_info("%s writes to %s", cl->label, c->name);
+		return 0;
+	}
+	if (!force)
+		return -EBUSY;
+	snprintf(old, sizeof(old), "%s", c->writer->label);
+	console_set_writer(c, cl);
+	console_announce(c, "%s took write access from %s", cl->label, old);
+	log_info("%s took write access to %s from %s", cl->label, c->name, old);
+	return 0;
+}
+
+void console_release(struct console *c, struct client *cl)
+{
+	if (c->writer != cl)
+		return;
+	console_set_writer(c, NULL);
+	cl->role = CLIENT_WATCHER;
+	console_send_state(c, cl);
+	console_announce(c, "%s dropped to read-only; nobody writes now", cl->label);
+}
+
+size_t console_input(struct console *c, struct client *cl, const uint8_t *data, size_t len)
+{
+	size_t n;
+
+	if (c->writer != cl)
+		return len;
+	/* Nothing to deliver to: drop, as a disconnected serial line would. */
+	if (!c->supported || c->chardev.state != CHARDEV_CONNECTED)
+		return len;
+	n = MIN(len, obuf_room(&c->input));
+	if (n > 0) {
+		obuf_append(&c->input, data, n);
+		chardev_kick_write(&c->chardev);
+	}
+	if (n < len)
+		c->input_waiter = cl;
+	return n;
+}
+
+json_t *console_to_json(const struct console *c)
+{
+	unsigned watchers = c->n_clients - (c->writer ? 1 : 0);
+
+	return json_pack("{s:s, s:s, s:o, s:o, s:o, s:o, s:o, s:o, s:b, s:s, s:s, s:o, s:i, s:s}",
+			 "name", c->name, "vm", c->vm, "uuid",
+			 c->uuid ? json_string(c->uuid) : json_null(), "alias",
+			 c->alias ? json_string(c->alias) : json_null(), "device",
+			 c->element ? json_string(c->element) : json_null(), "target",
+			 c->target ? json_string(c->target) : json_null(), "backend",
+			 c->type ? json_string(c->type) : json_null(), "path",
+			 c->path ? json_string(c->path) : json_null(), "primary", c->primary,
+			 "state", console_state(c), "status",
+			 c->supported ? c->chardev.status : (c->reason ? c->reason : ""), "writer",
+			 c->writer ? json_string(c->writer->label) : json_null(), "watchers",
+			 (int)watchers, "origin", c->origin ? c->origin : "");
+}
+
+json_t *console_who_json(const struct console *c)
+{
+	json_t *arr = json_array();
+	const struct client *cl;
+
+	if (!arr)
+		return NULL;
+	TAILQ_FOREACH(cl, &c->clients, console_entry)
+		json_array_append_new(arr,
+			json_pack("{s:i, s:s, s:s, s:I}", "id", (int)cl->id, "user", cl->label,
+				  "role", cl->role == CLIENT_WRITER ? "writer" : "watcher",
+				  "since", (json_int_t)(cl->since_usec / 1000000)));
+	return json_pack("{s:s, s:s, s:o}", "type", "who", "console", c->name, "clients", arr);
+}

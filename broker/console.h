@@ -1,0 +1,96 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * One guest console: its identity (VM name, UUID, libvirt alias), the
+ * chardev connection, the history ring, the writer's input queue, and the
+ * clients attached to it.
+ *
+ * Sharing model (design brief): any number of watchers, at most one writer
+ * (console->writer), nothing promoted silently.  Every attach, detach and
+ * change of writer is announced to every attached client as a notice.
+ * Guest output is appended to the ring and pushed to every client; a client
+ * that cannot keep up lags on its own cursor and never slows the guest.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/queue.h>
+#include <systemd/sd-event.h>
+
+#include "chardev.h"
+#include "obuf.h"
+#include "ring.h"
+
+struct client;
+struct server;
+
+#define CONSOLE_INPUT_MAX (64 * 1024)
+
+struct console {
+	struct server *server;
+	char *name;    /* "VM:ALIAS", or NAME for --console NAME=PATH */
+	char *vm;      /* VM name (or NAME) */
+	char *uuid;    /* or NULL */
+	char *alias;   /* or NULL */
+	char *element; /* "serial", "console" or NULL */
+	char *target;  /* target type or NULL */
+	char *type;    /* backend type as libvirt names it: unix, pty, tcp ... */
+	char *origin;  /* where it was defined: a file path or "command line" */
+	bool primary;  /* the VM's first console: reachable as "VM" and "UUID" */
+	bool supported;
+	char *reason;  /* why unsupported */
+	enum domxml_backend backend;
+	char *path;
+
+	struct ring ring;
+	struct chardev chardev;
+	struct obuf input; /* writer bytes on their way to the guest */
+
+	TAILQ_HEAD(, client) clients;
+	unsigned n_clients;
+	struct client *writer; /* or NULL */
+	struct client *input_waiter; /* writer paused until input drains */
+
+	TAILQ_ENTRY(console) entry; /* in the registry */
+};
+
+struct console_spec {
+	const char *vm, *uuid, *alias, *element, *target, *type, *origin;
+	bool primary, supported;
+	const char *reason;
+	enum domxml_backend backend;
+	const char *path;
+};
+
+int console_new(struct server *s, const struct console_spec *spec, struct console **ret);
+/* Detach every client (with a notice saying why), stop the chardev, free. */
+struct console *console_free(struct console *c, const char *why);
+int console_start(struct console *c);
+
+/* Same device? (used when a definition is reloaded) */
+bool console_matches_spec(const struct console *c, const struct console_spec *spec);
+
+/* Chardev events. */
+void console_on_output(struct console *c);
+void console_on_connected(struct console *c);
+void console_on_disconnected(struct console *c, const char *why);
+void console_on_input_drained(struct console *c);
+
+/* Client operations (the client is not attached / is attached to c). */
+enum console_mode { CONSOLE_MODE_RO, CONSOLE_MODE_RW, CONSOLE_MODE_FORCE };
+void console_attach(struct console *c, struct client *cl, enum console_mode mode, long replay);
+void console_detach(struct console *c, struct client *cl, bool announce);
+/* Returns 0, or -EBUSY when someone else writes and force is false. */
+int console_take(struct console *c, struct client *cl, bool force);
+void console_release(struct console *c, struct client *cl);
+/* Queue writer input; returns how many bytes were accepted (may be 0). */
+size_t console_input(struct console *c, struct client *cl, const uint8_t *data, size_t len);
+
+/* Send a notice to every attached client (printf-style, already safe text). */
+void console_announce(struct console *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* JSON descriptions. */
+#include <jansson.h>
+json_t *console_to_json(const struct console *c);
+json_t *console_who_json(const struct console *c);
+const char *console_state(const struct console *c);

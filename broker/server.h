@@ -1,0 +1,56 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The ttyhubd process: its sd-event loop, configuration, the listening
+ * broker socket (from systemd or bound by us), peer authorisation with
+ * SO_PEERCRED, the console registry, and all client connections.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/queue.h>
+#include <sys/types.h>
+#include <systemd/sd-event.h>
+
+#include "registry.h"
+
+struct client;
+struct xmldir;
+
+#define SERVER_MAX_FRONT_USERS 8
+#define SERVER_MAX_XMLDIRS 16
+
+struct server_config {
+	const char *socket_path;
+	size_t ring_size;
+	long default_replay; /* lines; -1 = all */
+	gid_t admin_gid;     /* (gid_t)-1 if none */
+	uid_t front_uids[SERVER_MAX_FRONT_USERS];
+	size_t n_front_uids;
+	unsigned max_clients;
+};
+
+struct server {
+	sd_event *event;
+	struct server_config config;
+	int listen_fd;              /* owned */
+	bool listen_fd_ours;        /* we bound it (unlink on exit) */
+	sd_event_source *listen_io; /* owned */
+	struct registry registry;
+	struct xmldir *xmldirs[SERVER_MAX_XMLDIRS];
+	size_t n_xmldirs;
+	TAILQ_HEAD(, client) clients; /* live */
+	TAILQ_HEAD(, client) dead;    /* killed, freed by the sweep */
+	unsigned n_clients;
+	unsigned next_client_id;
+	sd_event_source *sweep;     /* owned: frees dead clients */
+};
+
+int server_init(struct server *s, sd_event *e, const struct server_config *cfg);
+void server_done(struct server *s);
+int server_listen(struct server *s);
+/* Add a console; logs and returns -errno on failure (e.g. a duplicate name). */
+int server_add_console(struct server *s, const struct console_spec *spec, struct console **ret);
+void server_remove_console(struct server *s, struct console *c, const char *why);
+/* Move a killed client to the dead list; the sweep frees it after this dispatch. */
+void server_client_dead(struct server *s, struct client *c);

@@ -1,0 +1,323 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * ttyhubd: the console broker.  Finds guest consoles, holds and drains
+ * their chardevs, and serves them to the fronts over the broker socket.
+ * One sd-event loop; no threads.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <grp.h>
+#include <limits.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <systemd/sd-daemon.h>
+
+#include "console.h"
+#include "log.h"
+#include "server.h"
+#include "util.h"
+#include "xmldir.h"
+
+#define DEFAULT_SOCKET "/run/ttyhub/ttyhubd.sock"
+#define MAX_CONSOLE_ARGS 256
+
+static const char *arg_domain_xml[SERVER_MAX_XMLDIRS];
+static size_t arg_n_domain_xml;
+static const char *arg_consoles[MAX_CONSOLE_ARGS];
+static size_t arg_n_consoles;
+static struct server_config arg_config = {
+	.socket_path = DEFAULT_SOCKET,
+	.ring_size = 1024 * 1024,
+	.default_replay = 10,
+	.admin_gid = (gid_t)-1,
+	.max_clients = 4096,
+};
+
+static void help(void)
+{
+	printf("Usage: ttyhubd [OPTIONS]\n"
+	       "Serve the serial and virtio consoles of QEMU/KVM guests to many users.\n\n"
+	       "Console sources:\n"
+	       "  --domain-xml DIR       libvirt domain XML files in DIR (watched; repeatable)\n"
+	       "  --console NAME=PATH    a chardev UNIX socket or pty (repeatable)\n\n"
+	       "Options:\n"
+	       "  --socket PATH          broker socket (default %s)\n"
+	       "  --ring-size BYTES      history kept per console (default 1M; K/M/G suffixes)\n"
+	       "  --replay N|all         lines replayed on attach by default (default 10)\n"
+	       "  --admin-group GROUP    members may use the broker socket\n"
+	       "  --front-user USER      a front (ttyhub-sshd) may connect as USER (repeatable)\n"
+	       "  --lock-dir DIR         where pty LCK.. files go (default /var/lock)\n"
+	       "  --max-clients N        broker connections at most (default 4096)\n"
+	       "  -v, --verbose          debug logging\n"
+	       "  -h, --help             this help\n"
+	       "      --version          version\n",
+	       DEFAULT_SOCKET);
+}
+
+static int parse_size(const char *s, size_t *ret)
+{
+	char *end;
+	unsigned long long v;
+
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno || end == s || s[0] == '-')
+		return -EINVAL;
+	switch (*end) {
+	case 'k': case 'K': v <<= 10; end++; break;
+	case 'm': case 'M': v <<= 20; end++; break;
+	case 'g': case 'G': v <<= 30; end++; break;
+	}
+	if (*end == 'i' || *end == 'B')
+		end += (*end == 'i' && end[1] == 'B') ? 2 : 1;
+	if (*end || v < 4096 || v > (1ULL << 32))
+		return -EINVAL;
+	*ret = (size_t)v;
+	return 0;
+}
+
+/* Returns 0 to run, 1 to exit successfully, -EINVAL on bad options. */
+static int parse_argv(int argc, char *argv[])
+{
+	enum {
+		ARG_DOMAIN_XML = 0x100, ARG_CONSOLE, ARG_SOCKET, ARG_RING_SIZE, ARG_REPLAY,
+		ARG_ADMIN_GROUP, ARG_FRONT_USER, ARG_LOCK_DIR, ARG_MAX_CLIENTS, ARG_VERSION,
+		ARG_LATER,
+	};
+	static const struct option options[] = {
+		{ "domain-xml", required_argument, NULL, ARG_DOMAIN_XML },
+		{ "console", required_argument, NULL, ARG_CONSOLE },
+		{ "socket", required_argument, NULL, ARG_SOCKET },
+		{ "ring-size", required_argument, NULL, ARG_RING_SIZE },
+		{ "replay", required_argument, NULL, ARG_REPLAY },
+		{ "admin-group", required_argument, NULL, ARG_ADMIN_GROUP },
+		{ "front-user", required_argument, NULL, ARG_FRONT_USER },
+		{ "lock-dir", required_argument, NULL, ARG_LOCK_DIR },
+		{ "max-clients", required_argument, NULL, ARG_MAX_CLIENTS },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, ARG_VERSION },
+		{ "libvirt", required_argument, NULL, ARG_LATER },
+		{ "qmp", required_argument, NULL, ARG_LATER },
+		{ "log-dir", required_argument, NULL, ARG_LATER },
+		{ "config", required_argument, NULL, ARG_LATER },
+		{}
+	};
+	int c, idx;
+
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "vh", options, &idx)) >= 0) {
+		switch (c) {
+		case ARG_DOMAIN_XML:
+			if (arg_n_domain_xml >= ELEMENTSOF(arg_domain_xml))
+				return log_error_errno(-EINVAL, "too many --domain-xml options");
+			arg_domain_xml[arg_n_domain_xml++] = optarg;
+			break;
+		case ARG_CONSOLE:
+			if (!strchr(optarg, '=') || optarg[0] == '=' ||
+			    strchr(optarg, '=')[1] != '/')
+				return log_error_errno(-EINVAL, "--console %s: expected NAME=/absolute/path",
+						       optarg);
+			if (arg_n_consoles >= ELEMENTSOF(arg_consoles))
+				return log_error_errno(-EINVAL, "too many --console options");
+			arg_consoles[arg_n_consoles++] = optarg;
+			break;
+		case ARG_SOCKET:
+			arg_config.socket_path = optarg;
+			break;
+		case ARG_RING_SIZE:
+			if (parse_size(optarg, &arg_config.ring_size) < 0)
+				return log_error_errno(-EINVAL, "--ring-size %s: expected a size "
+						       "from 4K to 4G, e.g. 1M", optarg);
+			break;
+		case ARG_REPLAY: {
+			char *end;
+			long v;
+
+			if (strcmp(optarg, "all") == 0) {
+				arg_config.default_replay = -1;
+				break;
+			}
+			errno = 0;
+			v = strtol(optarg, &end, 10);
+			if (errno || *end || end == optarg || v < 0 || v > 1000000)
+				return log_error_errno(-EINVAL, "--replay %s: expected a number of "
+						       "lines or 'all'", optarg);
+			arg_config.default_replay = v;
+			break;
+		}
+		case ARG_ADMIN_GROUP: {
+			struct group *g = getgrnam(optarg);
+
+			if (!g)
+				return log_error_errno(-EINVAL, "--admin-group %s: no such group", optarg);
+			arg_config.admin_gid = g->gr_gid;
+			break;
+		}
+		case ARG_FRONT_USER: {
+			struct passwd *pw = getpwnam(optarg);
+
+			if (!pw)
+				return log_error_errno(-EINVAL, "--front-user %s: no such user", optarg);
+			if (arg_config.n_front_uids >= SERVER_MAX_FRONT_USERS)
+				return log_error_errno(-EINVAL, "too many --front-user options");
+			arg_config.front_uids[arg_config.n_front_uids++] = pw->pw_uid;
+			break;
+		}
+		case ARG_LOCK_DIR:
+			chardev_set_lock_dir(optarg);
+			break;
+		case ARG_MAX_CLIENTS: {
+			char *end;
+			unsigned long v = strtoul(optarg, &end, 10);
+
+			if (*end || end == optarg || v < 1 || v > 1000000)
+				return log_error_errno(-EINVAL, "--max-clients %s: expected 1-1000000",
+						       optarg);
+			arg_config.max_clients = (unsigned)v;
+			break;
+		}
+		case 'v':
+			log_set_max_level(LOG_DEBUG);
+			break;
+		case 'h':
+			help();
+			return 1;
+		case ARG_VERSION:
+			printf("ttyhubd %s\n", TTYHUB_VERSION);
+			return 1;
+		case ARG_LATER:
+			return log_error_errno(-EINVAL, "%s is not implemented yet in this version",
+					       argv[optind - 1]);
+		case '?':
+			if (optopt)
+				return log_error_errno(-EINVAL, "option -%c is unknown or needs an "
+						       "argument; see --help", optopt);
+			return log_error_errno(-EINVAL, "option %s is unknown or needs an argument; "
+					       "see --help", argv[optind - 1]);
+		default:
+			return -EINVAL;
+		}
+	}
+	if (optind < argc)
+		return log_error_errno(-EINVAL, "unexpected argument '%s'; see --help", argv[optind]);
+	return 0;
+}
+
+static int add_console_arg(struct server *s, const char *arg)
+{
+	char name[256];
+	const char *path = strchr(arg, '=') + 1;
+	struct stat st;
+	struct console_spec spec = {
+		.vm = name,
+		.origin = "command line",
+		.primary = true,
+		.supported = true,
+		.backend = DOMXML_BACKEND_UNIX,
+		.type = "unix",
+		.path = path,
+	};
+
+	if ((size_t)(path - arg - 1) >= sizeof(name))
+		return log_error_errno(-EINVAL, "--console %s: name too long", arg);
+	memcpy(name, arg, (size_t)(path - arg - 1));
+	name[path - arg - 1] = '\0';
+	if (strchr(name, ':'))
+		return log_error_errno(-EINVAL, "--console %s: names may not contain ':'", arg);
+	/* A character device (a pty slave) is opened as a pty; anything else as a socket. */
+	if (stat(path, &st) == 0 && S_ISCHR(st.st_mode)) {
+		spec.backend = DOMXML_BACKEND_PTY;
+		spec.type = "pty";
+	}
+	return server_add_console(s, &spec, NULL);
+}
+
+static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata)
+{
+	log_info("received %s, exiting", strsignal((int)si->ssi_signo));
+	return sd_event_exit(sd_event_source_get_event(s), 0);
+}
+
+static int ensure_socket_dir(const char *path)
+{
+	char dir[PATH_MAX];
+	char *slash;
+
+	if ((size_t)snprintf(dir, sizeof(dir), "%s", path) >= sizeof(dir))
+		return -ENAMETOOLONG;
+	slash = strrchr(dir, '/');
+	if (!slash || slash == dir)
+		return 0;
+	*slash = '\0';
+	if (mkdir(dir, 0755) < 0 && errno != EEXIST)
+		return log_error_errno(negative_errno(), "cannot create %s", dir);
+	return 0;
+}
+
+int main(int argc, char *argv[])
+{
+	sd_event *e = NULL;
+	struct server s;
+	sigset_t mask;
+	int r;
+
+	log_set_ident("ttyhubd");
+	r = parse_argv(argc, argv);
+	if (r != 0)
+		return r > 0 ? EXIT_SUCCESS : 2;
+
+	signal(SIGPIPE, SIG_IGN);
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	sigprocmask(SIG_BLOCK, &mask, NULL);
+
+	r = sd_event_default(&e);
+	if (r < 0) {
+		log_error_errno(r, "cannot create the event loop");
+		return EXIT_FAILURE;
+	}
+	r = server_init(&s, e, &arg_config);
+	if (r >= 0)
+		r = sd_event_add_signal(e, NULL, SIGTERM, on_signal, NULL);
+	if (r >= 0)
+		r = sd_event_add_signal(e, NULL, SIGINT, on_signal, NULL);
+	if (r < 0) {
+		log_error_errno(r, "cannot set up");
+		goto out;
+	}
+	if (sd_listen_fds(0) <= 0)
+		ensure_socket_dir(arg_config.socket_path);
+	r = server_listen(&s);
+	if (r < 0)
+		goto out;
+
+	for (size_t i = 0; i < arg_n_domain_xml; i++) {
+		r = xmldir_open(&s, arg_domain_xml[i], &s.xmldirs[s.n_xmldirs]);
+		if (r < 0)
+			goto out;
+		s.n_xmldirs++;
+	}
+	for (size_t i = 0; i < arg_n_consoles; i++) {
+		r = add_console_arg(&s, arg_consoles[i]);
+		if (r < 0)
+			goto out;
+	}
+	if (arg_n_domain_xml == 0 && arg_n_consoles == 0)
+		log_warning("no console sources given (--domain-xml, --console); serving none");
+
+	log_info("ttyhubd %s listening on %s with %u consoles", TTYHUB_VERSION,
+		 arg_config.socket_path, s.registry.n_consoles);
+	sd_notify(0, "READY=1");
+	r = sd_event_loop(e);
+	sd_notify(0, "STOPPING=1");
+out:
+	server_done(&s);
+	sd_event_unref(e);
+	return r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
+}

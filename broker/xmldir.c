@@ -1,0 +1,335 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Domain-XML directory source (see xmldir.h).
+ *
+ * Each *.xml file maps to the consoles it defined.  Reloading a file diffs
+ * the new device list against those consoles: unchanged devices keep their
+ * console (and its clients, ring and chardev connection); changed or
+ * vanished ones are removed with a notice; new ones are added.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/inotify.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "console.h"
+#include "domxml.h"
+#include "log.h"
+#include "server.h"
+#include "util.h"
+#include "xmldir.h"
+
+struct xmlfile {
+	char *path; /* owned */
+	struct console *consoles[DOMXML_MAX_DEVICES];
+	size_t n;
+	struct xmlfile *next;
+};
+
+struct xmldir {
+	struct server *server;
+	char *dir;            /* owned */
+	int inotify_fd;       /* owned */
+	sd_event_source *io;  /* owned */
+	struct xmlfile *files;
+};
+
+static bool xmldir_wants(const char *name)
+{
+	size_t len = strlen(name);
+
+	return name[0] != '.' && len > 4 && strcmp(name + len - 4, ".xml") == 0;
+}
+
+static struct xmlfile *xmldir_find(struct xmldir *d, const char *path, bool create)
+{
+	struct xmlfile *f;
+
+	for (f = d->files; f; f = f->next)
+		if (strcmp(f->path, path) == 0)
+			return f;
+	if (!create)
+		return NULL;
+	f = calloc(1, sizeof(*f));
+	if (!f)
+		return NULL;
+	f->path = strdup(path);
+	if (!f->path) {
+		free(f);
+		return NULL;
+	}
+	f->next = d->files;
+	d->files = f;
+	return f;
+}
+
+static void xmldir_forget(struct xmldir *d, const char *path, const char *why)
+{
+	struct xmlfile **pp, *f;
+
+	registry_clear_error(&d->server->registry, path);
+	for (pp = &d->files; (f = *pp); pp = &f->next) {
+		if (strcmp(f->path, path) != 0)
+			continue;
+		for (size_t i = 0; i < f->n; i++)
+			server_remove_console(d->server, f->consoles[i], why);
+		*pp = f->next;
+		free(f->path);
+		free(f);
+		return;
+	}
+}
+
+/* Read a whole regular file, refusing symlinks and anything over the size cap. */
+static int xmldir_read(const char *path, char **ret, size_t *ret_len, char *err, size_t errsz)
+{
+	_cleanup_close_ int fd = -EBADF;
+	_cleanup_free_ char *buf = NULL;
+	struct stat st;
+	size_t len = 0;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+	if (fd < 0) {
+		int r = negative_errno();
+
+		snprintf(err, errsz, errno == ELOOP ? "is a symbolic link; refusing to follow it"
+						    : "cannot open: %s", strerror(errno));
+		return r;
+	}
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		snprintf(err, errsz, "not a regular file");
+		return -EBADF;
+	}
+	if ((uint64_t)st.st_size > DOMXML_MAX_SIZE) {
+		snprintf(err, errsz, "file is %lld bytes, over the %u byte limit",
+			 (long long)st.st_size, DOMXML_MAX_SIZE);
+		return -EFBIG;
+	}
+	buf = malloc((size_t)st.st_size + 1);
+	if (!buf)
+		return -ENOMEM;
+	/* The file may grow while we read: never read past the cap. */
+	while (len < (size_t)st.st_size) {
+		ssize_t n = read(fd, buf + len, (size_t)st.st_size - len);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			snprintf(err, errsz, "read failed: %s", strerror(errno));
+			return negative_errno();
+		}
+		if (n == 0)
+			break;
+		len += (size_t)n;
+	}
+	buf[len] = '\0';
+	*ret = TAKE_PTR(buf);
+	*ret_len = len;
+	return 0;
+}
+
+static void xmldir_spec(struct console_spec *spec, const struct domxml *dom,
+			const struct domxml_dev *dev, size_t index, const char *origin)
+{
+	*spec = (struct console_spec){
+		.vm = dom->name,
+		.uuid = dom->uuid,
+		.alias = dev->alias,
+		.element = dev->element,
+		.target = dev->target_type,
+		.type = dev->type,
+		.origin = origin,
+		.primary = index == 0,
+		.supported = dev->supported,
+		.reason = dev->reason,
+		.backend = dev->backend,
+		.path = dev->path,
+	};
+}
+
+static void xmldir_load(struct xmldir *d, const char *path)
+{
+	_cleanup_free_ char *buf = NULL, *perr = NULL;
+	struct console *kept[DOMXML_MAX_DEVICES] = {};
+	struct domxml *dom = NULL;
+	struct xmlfile *f;
+	char err[512];
+	size_t len, n = 0;
+	int r;
+
+	r = xmldir_read(path, &buf, &len, err, sizeof(err));
+	if (r >= 0) {
+		r = domxml_parse(buf, len, &dom, &perr);
+		if (r < 0)
+			snprintf(err, sizeof(err), "%s", perr ? perr : strerror(-r));
+	}
+	if (r < 0) {
+		char esc[600];
+
+		log_escape(err, strlen(err), esc, sizeof(esc));
+		log_error("%s: %s; keeping its previous consoles, if any", path, esc);
+		registry_set_error(&d->server->registry, path, esc);
+		return;
+	}
+	registry_clear_error(&d->server->registry, path);
+	f = xmldir_find(d, path, true);
+	if (!f) {
+		domxml_free(dom);
+		return;
+	}
+
+	/* Keep consoles that are unchanged; remove the others. */
+	for (size_t i = 0; i < f->n; i++) {
+		struct console *c = f->consoles[i];
+		bool keep = false;
+
+		for (size_t j = 0; j < dom->n_devs && !keep; j++) {
+			struct console_spec spec;
+
+			xmldir_spec(&spec, dom, &dom->devs[j], j, path);
+			if (!kept[j] && console_matches_spec(c, &spec)) {
+				kept[j] = c;
+				keep = true;
+			}
+		}
+		if (!keep)
+			server_remove_console(d->server, c, "its definition changed");
+	}
+	for (size_t j = 0; j < dom->n_devs; j++) {
+		struct console_spec spec;
+		struct console *c = kept[j];
+
+		xmldir_spec(&spec, dom, &dom->devs[j], j, path);
+		if (!c && server_add_console(d->server, &spec, &c) < 0)
+			continue;
+		f->consoles[n++] = c;
+	}
+	f->n = n;
+	domxml_free(dom);
+}
+
+static void xmldir_event(struct xmldir *d, const char *name, bool gone)
+{
+	char path[PATH_MAX];
+
+	if (!xmldir_wants(name))
+		return;
+	if ((size_t)snprintf(path, sizeof(path), "%s/%s", d->dir, name) >= sizeof(path))
+		return;
+	if (gone)
+		xmldir_forget(d, path, "its domain definition was removed");
+	else
+		xmldir_load(d, path);
+}
+
+static int xmldir_scan(struct xmldir *d)
+{
+	DIR *dir = opendir(d->dir);
+	struct dirent *de;
+
+	if (!dir)
+		return log_error_errno(negative_errno(), "cannot read directory %s", d->dir);
+	while ((de = readdir(dir)))
+		if (de->d_type == DT_REG || de->d_type == DT_UNKNOWN || de->d_type == DT_LNK)
+			xmldir_event(d, de->d_name, false);
+	closedir(dir);
+	/* Files that disappeared while events were lost. */
+	for (struct xmlfile *f = d->files, *next; f; f = next) {
+		next = f->next;
+		if (access(f->path, F_OK) < 0)
+			xmldir_forget(d, f->path, "its domain definition was removed");
+	}
+	return 0;
+}
+
+static int xmldir_on_inotify(sd_event_source *s, int fd, uint32_t revents, void *userdata)
+{
+	struct xmldir *d = userdata;
+	union {
+		struct inotify_event ev;
+		char buf[4096];
+	} u;
+	ssize_t n;
+
+	for (;;) {
+		n = read(fd, u.buf, sizeof(u.buf));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		for (char *p = u.buf; p < u.buf + n;) {
+			struct inotify_event *ev = (struct inotify_event *)p;
+
+			if (ev->mask & IN_Q_OVERFLOW)
+				xmldir_scan(d);
+			else if (ev->mask & (IN_DELETE_SELF | IN_MOVE_SELF | IN_IGNORED))
+				log_error("%s: directory removed or moved; no longer watched", d->dir);
+			else if (ev->len > 0)
+				xmldir_event(d, ev->name, ev->mask & (IN_DELETE | IN_MOVED_FROM));
+			p += sizeof(struct inotify_event) + ev->len;
+		}
+	}
+	return 0;
+}
+
+int xmldir_open(struct server *s, const char *dir, struct xmldir **ret)
+{
+	struct xmldir *d;
+	struct stat st;
+	int r;
+
+	if (stat(dir, &st) < 0)
+		return log_error_errno(negative_errno(), "--domain-xml %s", dir);
+	if (!S_ISDIR(st.st_mode))
+		return log_error_errno(-ENOTDIR, "--domain-xml %s", dir);
+	d = calloc(1, sizeof(*d));
+	if (!d)
+		return -ENOMEM;
+	d->server = s;
+	d->inotify_fd = -EBADF;
+	d->dir = strdup(dir);
+	if (!d->dir) {
+		xmldir_free(d);
+		return -ENOMEM;
+	}
+	d->inotify_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+	if (d->inotify_fd < 0) {
+		r = log_error_errno(negative_errno(), "inotify");
+		xmldir_free(d);
+		return r;
+	}
+	if (inotify_add_watch(d->inotify_fd, dir,
+			      IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_DELETE |
+				      IN_DELETE_SELF | IN_MOVE_SELF | IN_ONLYDIR) < 0) {
+		r = log_error_errno(negative_errno(), "cannot watch %s", dir);
+		xmldir_free(d);
+		return r;
+	}
+	r = sd_event_add_io(s->event, &d->io, d->inotify_fd, EPOLLIN, xmldir_on_inotify, d);
+	if (r < 0) {
+		xmldir_free(d);
+		return r;
+	}
+	xmldir_scan(d);
+	*ret = d;
+	return 0;
+}
+
+struct xmldir *xmldir_free(struct xmldir *d)
+{
+	if (!d)
+		return NULL;
+	while (d->files)
+		xmldir_forget(d, d->files->path, "ttyhubd is shutting down");
+	d->io = sd_event_source_disable_unref(d->io);
+	d->inotify_fd = safe_close(d->inotify_fd);
+	free(d->dir);
+	free(d);
+	return NULL;
+}
