@@ -1,0 +1,233 @@
+# SPDX-License-Identifier: MIT
+"""Test harness for ttyhubd: start the real daemon, talk the broker protocol
+directly (for fault injection), and locate the real ttyhub CLI.
+
+Stdlib only; run with /usr/bin/python3.  The build directory comes from
+$TTYHUB_BUILD (set by ctest), defaulting to ../../build.
+"""
+
+import json
+import os
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+BUILD = os.environ.get("TTYHUB_BUILD", os.path.join(HERE, "..", "..", "build"))
+TTYHUBD = os.path.join(BUILD, "broker", "ttyhubd")
+TTYHUB = os.path.join(BUILD, "broker", "ttyhub")
+FAKE_GUEST = os.path.join(BUILD, "tests", "fake-guest")
+
+
+class Daemon:
+    """A ttyhubd process on a private socket, logging to WORKDIR/ttyhubd.log."""
+
+    def __init__(self, workdir, *args, name="ttyhubd"):
+        self.workdir = workdir
+        self.socket = os.path.join(workdir, name + ".sock")
+        self.log_path = os.path.join(workdir, name + ".log")
+        self.args = list(args)
+        self.proc = None
+
+    def start(self, timeout=10):
+        self._log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(
+            [TTYHUBD, "--socket", self.socket, "--lock-dir", self.workdir] + self.args,
+            stdin=subprocess.DEVNULL, stdout=self._log, stderr=self._log)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError("ttyhubd exited with %s:\n%s" % (self.proc.returncode, self.log()))
+            try:
+                with socket.socket(socket.AF_UNIX) as s:
+                    s.connect(self.socket)
+                return self
+            except OSError:
+                time.sleep(0.02)
+        raise AssertionError("ttyhubd did not open its socket:\n" + self.log())
+
+    def log(self):
+        with open(self.log_path, "rb") as f:
+            return f.read().decode(errors="replace")
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def pid(self):
+        return self.proc.pid
+
+    def fd_count(self):
+        return len(os.listdir("/proc/%d/fd" % self.proc.pid))
+
+    def rss_kib(self):
+        with open("/proc/%d/status" % self.proc.pid) as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+        return 0
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self.proc:
+            self._log.close()
+        return self.proc.returncode if self.proc else None
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    def cli(self, *args, timeout=20):
+        """Run the ttyhub CLI against this daemon; returns CompletedProcess."""
+        return subprocess.run([TTYHUB, "--broker", self.socket] + list(args),
+                              stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout)
+
+    def cli_cmd(self, *args):
+        return [TTYHUB, "--broker", self.socket] + list(args)
+
+    def list(self):
+        r = self.cli("list", "--json")
+        assert r.returncode == 0, r.stderr
+        return json.loads(r.stdout)
+
+    def console(self, name):
+        for c in self.list()["consoles"]:
+            if c["name"] == name:
+                return c
+        return None
+
+    def wait_for(self, predicate, timeout=10, what="condition"):
+        deadline = time.monotonic() + timeout
+        last = None
+        while time.monotonic() < deadline:
+            last = predicate()
+            if last:
+                return last
+            time.sleep(0.05)
+        raise AssertionError("timed out waiting for %s (last: %r)\n--- daemon log ---\n%s"
+                             % (what, last, self.log()[-3000:]))
+
+
+class BrokerClient:
+    """A raw protocol client (frames + JSON) for driving ttyhubd directly."""
+
+    def __init__(self, path, hello=True, timeout=10):
+        self.sock = socket.socket(socket.AF_UNIX)
+        self.sock.settimeout(timeout)
+        self.sock.connect(path)
+        self.buf = b""
+        self.data = b""
+        self.messages = []
+        if hello:
+            self.send({"type": "hello", "version": 1, "client": "test"})
+            self.expect_type("hello")
+
+    def send_raw(self, b):
+        self.sock.sendall(b)
+
+    def send(self, obj):
+        payload = json.dumps(obj).encode()
+        self.send_raw(b"C" + struct.pack(">I", len(payload)) + payload)
+
+    def send_data(self, b):
+        self.send_raw(b"D" + struct.pack(">I", len(b)) + b)
+
+    def _read_frame(self):
+        while True:
+            if len(self.buf) >= 5:
+                t = self.buf[0:1]
+                n = struct.unpack(">I", self.buf[1:5])[0]
+                if len(self.buf) >= 5 + n:
+                    payload = self.buf[5:5 + n]
+                    self.buf = self.buf[5 + n:]
+                    return t, payload
+            chunk = self.sock.recv(1 << 16)
+            if not chunk:
+                raise EOFError("broker closed the connection")
+            self.buf += chunk
+
+    def pump(self):
+        """Read one frame: data is appended to self.data; a control message is returned."""
+        t, payload = self._read_frame()
+        if t == b"D":
+            self.data += payload
+            return None
+        msg = json.loads(payload)
+        self.messages.append(msg)
+        return msg
+
+    def next(self):
+        """Next control message; data frames are accumulated in self.data."""
+        while True:
+            msg = self.pump()
+            if msg is not None:
+                return msg
+
+    def expect_type(self, want):
+        while True:
+            msg = self.next()
+            if msg["type"] == want:
+                return msg
+            if msg["type"] == "error" and want != "error":
+                raise AssertionError("broker error while waiting for %s: %r" % (want, msg))
+
+    def read_data_until(self, needle, timeout=10):
+        deadline = time.monotonic() + timeout
+        saved = self.sock.gettimeout()
+        try:
+            while needle not in self.data:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise AssertionError("timed out waiting for %r in %r"
+                                         % (needle, self.data[-500:]))
+                self.sock.settimeout(left)
+                try:
+                    self.pump()
+                except socket.timeout:
+                    pass
+        finally:
+            self.sock.settimeout(saved)
+        return self.data
+
+    def close(self):
+        self.sock.close()
+
+
+def workdir(prefix):
+    """A fresh temporary directory (short path: UNIX socket paths are limited)."""
+    return tempfile.mkdtemp(prefix="th-" + prefix + "-", dir="/tmp")
+
+
+class Results:
+    """Minimal runner: named checks, a summary line, and an exit status."""
+
+    def __init__(self):
+        self.passed = 0
+        self.failed = 0
+
+    def run(self, name, fn, *args):
+        t0 = time.monotonic()
+        try:
+            fn(*args)
+        except Exception as e:  # noqa: BLE001 - report every failure and go on
+            import traceback
+            self.failed += 1
+            print("FAIL %s (%.1fs): %s" % (name, time.monotonic() - t0, e), flush=True)
+            traceback.print_exc()
+        else:
+            self.passed += 1
+            print("ok   %s (%.1fs)" % (name, time.monotonic() - t0), flush=True)
+
+    def finish(self):
+        print("%d passed, %d failed" % (self.passed, self.failed), flush=True)
+        sys.exit(1 if self.failed or not self.passed else 0)
