@@ -117,8 +117,8 @@ static void term_notice(struct session *s, const char *fmt, ...)
 	vsnprintf(text, sizeof(text), fmt, ap);
 	va_end(ap);
 	log_escape(text, strlen(text), esc, sizeof(esc));
-	n = snprintf(line, sizeof(line), "%s[ttyhub] %s%s", s->at_bol ? "" : "\r\n", esc,
-		     s->raw ? "\r\n" : "\n");
+	n = snprintf(line, sizeof(line), "%s[ttyhub] %s%s",
+		     s->at_bol ? "" : (s->raw ? "\r\n" : "\n"), esc, s->raw ? "\r\n" : "\n");
 	out_write(line, (size_t)MIN(n, (int)sizeof(line) - 1));
 	s->at_bol = true;
 }

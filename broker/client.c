@@ -67,6 +67,9 @@ void client_kill(struct client *c, const char *why)
 	if (c->dead)
 		return;
 	log_debug("%s: closing: %s", c->label, why);
+	/* Best effort, never blocking: the error that explains the close goes out first. */
+	if (obuf_len(&c->out) > 0)
+		obuf_flush(&c->out, c->fd);
 	/*
 	 * Only mark it: callers may be iterating a console's clients.  It stays
 	 * attached (skipped by every send) until the sweep detaches and frees it.

@@ -154,12 +154,17 @@ static int session_open(struct frame_reader *in, int *ret_fd)
 	r = broker_connect(&fd);
 	if (r < 0)
 		return r;
+	/*
+	 * A refused peer gets an error and the connection closed at once, so the
+	 * hello may fail with EPIPE: read what the broker said either way.
+	 */
 	r = send_msg(fd, json_pack("{s:s, s:i, s:s}", "type", "hello", "version", PROTO_VERSION,
 				   "client", "ttyhub"));
-	if (r >= 0)
-		r = recv_msg(fd, in, &msg, &type);
-	if (r < 0)
-		return r;
+	if (recv_msg(fd, in, &msg, &type) < 0) {
+		if (r < 0)
+			fprintf(stderr, "ttyhub: cannot talk to ttyhubd: %s\n", strerror(-r));
+		return r < 0 ? r : -EIO;
+	}
 	r = check_error(msg, type);
 	json_decref(msg);
 	if (r < 0)
@@ -231,7 +236,7 @@ static int cmd_list(int fd, struct frame_reader *in, bool as_json)
 		json_decref(msg);
 		return 0;
 	}
-	printf("%-28s %-11s %-7s %-10s %-8s %s\n", "NAME", "STATE", "BACKEND", "DEVICE", "WATCHERS",
+	printf("%-28s %-11s %-7s %-18s %-8s %s\n", "NAME", "STATE", "BACKEND", "DEVICE", "WATCHERS",
 	       "WRITER / STATUS");
 	json_array_foreach(consoles, i, c) {
 		char device[64], watchers[16];
@@ -248,7 +253,7 @@ static int cmd_list(int fd, struct frame_reader *in, bool as_json)
 		printf(" ");
 		print_cell(str(c, "backend"), 7);
 		printf(" ");
-		print_cell(device, 10);
+		print_cell(device, 18);
 		printf(" %-8s ", watchers);
 		print_cell(writer ? writer : str(c, "status"), 0);
 		printf("\n");
@@ -362,8 +367,12 @@ int main(int argc, char *argv[])
 		help();
 		return 2;
 	}
+	/* Options of the command may come before or after its argument. */
 	cmd = argv[optind];
-	optind++;
+	argc -= optind;
+	argv += optind;
+	optind = 0; /* reinitialise GNU getopt for the command's own argv */
+	opterr = 0;
 	while ((c = getopt_long(argc, argv, "", sub_opts, NULL)) >= 0) {
 		switch (c) {
 		case 'j':
@@ -390,7 +399,8 @@ int main(int argc, char *argv[])
 			}
 			break;
 		default:
-			fprintf(stderr, "ttyhub: %s: unknown option; see ttyhub --help\n", cmd);
+			fprintf(stderr, "ttyhub: %s: unknown option or missing argument: %s; see "
+					"ttyhub --help\n", cmd, argv[optind - 1]);
 			return 2;
 		}
 	}

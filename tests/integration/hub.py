@@ -22,6 +22,9 @@ TTYHUB = os.path.join(BUILD, "broker", "ttyhub")
 FAKE_GUEST = os.path.join(BUILD, "tests", "fake-guest")
 
 
+_daemons = []  # every Daemon started, checked by Results.finish()
+
+
 class Daemon:
     """A ttyhubd process on a private socket, logging to WORKDIR/ttyhubd.log."""
 
@@ -37,6 +40,7 @@ class Daemon:
         self.proc = subprocess.Popen(
             [TTYHUBD, "--socket", self.socket, "--lock-dir", self.workdir] + self.args,
             stdin=subprocess.DEVNULL, stdout=self._log, stderr=self._log)
+        _daemons.append(self)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -77,8 +81,9 @@ class Daemon:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
-        if self.proc:
+        if self.proc and not self._log.closed:
             self._log.close()
+            self.final_log = self.log()
         return self.proc.returncode if self.proc else None
 
     def __enter__(self):
@@ -229,5 +234,14 @@ class Results:
             print("ok   %s (%.1fs)" % (name, time.monotonic() - t0), flush=True)
 
     def finish(self):
+        # Every ttyhubd must have exited cleanly (0 on SIGTERM) with no sanitizer report.
+        for d in _daemons:
+            if d.proc.poll() is None:
+                d.stop()
+            log = d.final_log
+            bad = d.proc.returncode != 0 or "Sanitizer" in log or "runtime error:" in log
+            self.run("ttyhubd (%s) exited cleanly" % os.path.basename(d.workdir),
+                     lambda: None if not bad else (_ for _ in ()).throw(AssertionError(
+                         "exit status %s; log tail:\n%s" % (d.proc.returncode, log[-4000:]))))
         print("%d passed, %d failed" % (self.passed, self.failed), flush=True)
         sys.exit(1 if self.failed or not self.passed else 0)
