@@ -22,6 +22,7 @@
 
 #include "attach.h"
 #include "escape.h"
+#include "listing.h"
 #include "log.h"
 #include "util.h"
 
@@ -105,21 +106,17 @@ static void term_data(struct session *s, const uint8_t *data, size_t len)
 	s->at_bol = data[len - 1] == '\n';
 }
 
-/* A "[ttyhub] ..." line of its own; text from the broker is escaped again here. */
+/* A "[ttyhub] ..." line of its own. */
 static void term_notice(struct session *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void term_notice(struct session *s, const char *fmt, ...)
 {
-	char text[1024], esc[1200], line[1300];
+	char text[1024], line[1300];
 	va_list ap;
-	int n;
 
 	va_start(ap, fmt);
 	vsnprintf(text, sizeof(text), fmt, ap);
 	va_end(ap);
-	log_escape(text, strlen(text), esc, sizeof(esc));
-	n = snprintf(line, sizeof(line), "%s[ttyhub] %s%s",
-		     s->at_bol ? "" : (s->raw ? "\r\n" : "\n"), esc, s->raw ? "\r\n" : "\n");
-	out_write(line, (size_t)MIN(n, (int)sizeof(line) - 1));
+	out_write(line, proto_notice_line(text, s->at_bol, s->raw, line, sizeof(line)));
 	s->at_bol = true;
 }
 
@@ -153,34 +150,10 @@ static void print_help(struct session *s)
 
 static void do_escape(struct session *s, enum escape_cmd cmd)
 {
-	switch (cmd) {
-	case ESCAPE_DETACH:
-		send_json(s, json_pack("{s:s}", "type", "detach"));
-		break;
-	case ESCAPE_FORCE:
-		send_json(s, json_pack("{s:s, s:b}", "type", "take", "force", 1));
-		break;
-	case ESCAPE_ATTACH_RW:
-		send_json(s, json_pack("{s:s, s:b}", "type", "take", "force", 0));
-		break;
-	case ESCAPE_SPY:
-		send_json(s, json_pack("{s:s}", "type", "release"));
-		break;
-	case ESCAPE_WHO:
-		send_json(s, json_pack("{s:s}", "type", "who"));
-		break;
-	case ESCAPE_REPLAY:
-		send_json(s, json_pack("{s:s, s:i}", "type", "replay", "lines", 20));
-		break;
-	case ESCAPE_BREAK:
-		send_json(s, json_pack("{s:s}", "type", "break"));
-		break;
-	case ESCAPE_HELP:
+	if (cmd == ESCAPE_HELP)
 		print_help(s);
-		break;
-	case ESCAPE_NONE:
-		break;
-	}
+	else if (cmd != ESCAPE_NONE)
+		send_json(s, proto_escape_request(cmd));
 }
 
 static void handle_stdin(struct session *s)
@@ -211,40 +184,32 @@ static void handle_stdin(struct session *s)
 
 static void show_who(struct session *s, json_t *msg)
 {
-	json_t *clients = json_object_get(msg, "clients"), *c;
-	size_t i;
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
 
-	term_notice(s, "on %s:", json_string_value(json_object_get(msg, "console")));
-	json_array_foreach(clients, i, c)
-		term_notice(s, "  %-7s %s", json_string_value(json_object_get(c, "role")),
-			    json_string_value(json_object_get(c, "user")));
+	if (!f)
+		return;
+	fprintf(f, "%s", s->at_bol ? "" : "\r\n");
+	listing_print_who(f, msg, s->raw ? "\r\n" : "\n");
+	fclose(f);
+	out_write(buf, len);
+	s->at_bol = true;
+	free(buf);
 }
 
 static void show_attached(struct session *s, json_t *msg)
 {
 	const char *role = json_string_value(json_object_get(msg, "role"));
-	const char *writer = json_string_value(json_object_get(msg, "writer"));
 	const char *state = json_string_value(json_object_get(msg, "state"));
 	const char *status = json_string_value(json_object_get(msg, "status"));
-	char hint[64];
+	char text[512];
 
 	s->attached = true;
 	s->writer = role && strcmp(role, "writer") == 0;
-	snprintf(hint, sizeof(hint), "%s%c", s->esc.prefix[0] < 0x20 ? "Ctrl-" : "",
-		 s->esc.prefix[0] < 0x20 ? s->esc.prefix[0] + '@' : s->esc.prefix[0]);
 	term_raw(s);
-	if (s->writer)
-		term_notice(s, "attached to %s read-write; %s %c ? for help",
-			    json_string_value(json_object_get(msg, "console")), hint,
-			    s->esc.prefix[1]);
-	else if (writer)
-		term_notice(s, "attached to %s read-only; %s writes (%s %c f to take over)",
-			    json_string_value(json_object_get(msg, "console")), writer, hint,
-			    s->esc.prefix[1]);
-	else
-		term_notice(s, "attached to %s read-only; nobody writes (%s %c a to write)",
-			    json_string_value(json_object_get(msg, "console")), hint,
-			    s->esc.prefix[1]);
+	proto_attached_text(msg, s->esc.prefix, text, sizeof(text));
+	term_notice(s, "%s", text);
 	if (state && strcmp(state, "connected") != 0)
 		term_notice(s, "console is %s: %s", state, status ? status : "");
 	send_resize(s);
@@ -284,11 +249,12 @@ static void handle_control(struct session *s, const struct frame *f)
 			fprintf(stderr, "ttyhub: %s\n", text ? text : "error");
 			s->done = true;
 			s->status = 1;
-		} else if (code && strcmp(code, PROTO_E_READ_ONLY) == 0)
-			term_notice(s, "read-only: your input is discarded; Ctrl-%c %c f takes "
-				       "write access, Ctrl-%c %c a takes it if free",
-				    s->esc.prefix[0] + '@', s->esc.prefix[1], s->esc.prefix[0] + '@',
-				    s->esc.prefix[1]);
+		} else if (code && strcmp(code, PROTO_E_READ_ONLY) == 0) {
+			char hint[256];
+
+			proto_readonly_hint(s->esc.prefix, hint, sizeof(hint));
+			term_notice(s, "%s", hint);
+		}
 		else
 			term_notice(s, "%s", text ? text : "error");
 	}

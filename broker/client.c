@@ -232,9 +232,22 @@ void client_flush(struct client *c)
 /* -------------------------------------------------------------------------- */
 /* Requests */
 
-static void client_reply_list(struct client *c)
+static struct console *client_lookup(struct client *c, json_t *req);
+
+/* All consoles, or with "console": just the one that name resolves to. */
+static void client_reply_list(struct client *c, json_t *req)
 {
-	json_t *msg = registry_list_json(&c->server->registry);
+	json_t *msg;
+
+	if (json_object_get(req, "console")) {
+		struct console *con = client_lookup(c, req);
+
+		if (!con)
+			return;
+		msg = json_pack("{s:s, s:[o], s:[]}", "type", "list", "consoles",
+				console_to_json(con), "errors");
+	} else
+		msg = registry_list_json(&c->server->registry);
 
 	if (!msg || client_send(c, msg) < 0)
 		client_error(c, PROTO_E_INTERNAL, "the console list does not fit in a frame");
@@ -411,7 +424,7 @@ static void client_handle_control(struct client *c, const struct frame *f)
 		else
 			client_do_hello(c, req);
 	} else if (strcmp(type, "list") == 0)
-		client_reply_list(c);
+		client_reply_list(c, req);
 	else if (strcmp(type, "attach") == 0)
 		client_do_attach(c, req);
 	else if (strcmp(type, "take") == 0)

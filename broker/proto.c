@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "log.h"
 #include "proto.h"
 #include "util.h"
 
@@ -140,4 +141,79 @@ int frame_reader_next(struct frame_reader *r, struct frame *ret)
 		return n;
 	r->off += (size_t)n;
 	return 1;
+}
+
+json_t *proto_escape_request(enum escape_cmd cmd)
+{
+	switch (cmd) {
+	case ESCAPE_DETACH:
+		return json_pack("{s:s}", "type", "detach");
+	case ESCAPE_FORCE:
+		return json_pack("{s:s, s:b}", "type", "take", "force", 1);
+	case ESCAPE_ATTACH_RW:
+		return json_pack("{s:s, s:b}", "type", "take", "force", 0);
+	case ESCAPE_SPY:
+		return json_pack("{s:s}", "type", "release");
+	case ESCAPE_WHO:
+		return json_pack("{s:s}", "type", "who");
+	case ESCAPE_REPLAY:
+		return json_pack("{s:s, s:i}", "type", "replay", "lines", 20);
+	case ESCAPE_BREAK:
+		return json_pack("{s:s}", "type", "break");
+	case ESCAPE_HELP:
+	case ESCAPE_NONE:
+		break;
+	}
+	return NULL;
+}
+
+size_t proto_notice_line(const char *text, bool at_bol, bool crlf, char *buf, size_t size)
+{
+	char esc[1024];
+	const char *eol = crlf ? "\r\n" : "\n";
+	int n;
+
+	log_escape(text, strlen(text), esc, sizeof(esc));
+	n = snprintf(buf, size, "%s[ttyhub] %s%s", at_bol ? "" : eol, esc, eol);
+	if (n < 0)
+		return 0;
+	return MIN((size_t)n, size - 1);
+}
+
+/* "Ctrl-E c" for the default prefix. */
+static void proto_prefix_name(const uint8_t prefix[2], char *buf, size_t size)
+{
+	if (prefix[0] < 0x20)
+		snprintf(buf, size, "Ctrl-%c %c", prefix[0] + '@', prefix[1]);
+	else
+		snprintf(buf, size, "%c %c", prefix[0], prefix[1]);
+}
+
+void proto_attached_text(json_t *attached, const uint8_t prefix[2], char *buf, size_t size)
+{
+	const char *console = json_string_value(json_object_get(attached, "console"));
+	const char *role = json_string_value(json_object_get(attached, "role"));
+	const char *writer = json_string_value(json_object_get(attached, "writer"));
+	char key[16];
+
+	proto_prefix_name(prefix, key, sizeof(key));
+	if (!console)
+		console = "?";
+	if (role && strcmp(role, "writer") == 0)
+		snprintf(buf, size, "attached to %s read-write; %s ? for help", console, key);
+	else if (writer)
+		snprintf(buf, size, "attached to %s read-only; %s writes (%s f to take over)",
+			 console, writer, key);
+	else
+		snprintf(buf, size, "attached to %s read-only; nobody writes (%s a to write)",
+			 console, key);
+}
+
+void proto_readonly_hint(const uint8_t prefix[2], char *buf, size_t size)
+{
+	char key[16];
+
+	proto_prefix_name(prefix, key, sizeof(key));
+	snprintf(buf, size, "read-only: your input is discarded; %s f takes write access, "
+		 "%s a takes it if free", key, key);
 }

@@ -17,6 +17,7 @@
 
 #include "attach.h"
 #include "escape.h"
+#include "listing.h"
 #include "log.h"
 #include "proto.h"
 #include "util.h"
@@ -201,25 +202,9 @@ static int request(int fd, struct frame_reader *in, json_t *req, const char *wan
 	}
 }
 
-static const char *str(json_t *o, const char *key)
-{
-	const char *s = json_string_value(json_object_get(o, key));
-
-	return s ? s : "-";
-}
-
-/* Print a broker-supplied string padded to width, escaped. */
-static void print_cell(const char *s, int width)
-{
-	char esc[512];
-
-	printf("%-*s", width, log_escape(s, strlen(s), esc, sizeof(esc)));
-}
-
 static int cmd_list(int fd, struct frame_reader *in, bool as_json)
 {
-	json_t *msg, *consoles, *errors, *c;
-	size_t i;
+	json_t *msg, *consoles, *errors;
 	int r;
 
 	r = request(fd, in, json_pack("{s:s}", "type", "list"), "list", &msg);
@@ -233,62 +218,21 @@ static int cmd_list(int fd, struct frame_reader *in, bool as_json)
 		json_dumpf(out, stdout, JSON_INDENT(2) | JSON_ENSURE_ASCII);
 		printf("\n");
 		json_decref(out);
-		json_decref(msg);
-		return 0;
-	}
-	printf("%-28s %-11s %-7s %-18s %-8s %s\n", "NAME", "STATE", "BACKEND", "DEVICE", "WATCHERS",
-	       "WRITER / STATUS");
-	json_array_foreach(consoles, i, c) {
-		char device[64], watchers[16];
-		const char *writer = json_string_value(json_object_get(c, "writer"));
-
-		snprintf(device, sizeof(device), "%s%s%s", str(c, "device"),
-			 json_is_string(json_object_get(c, "target")) ? "/" : "",
-			 json_is_string(json_object_get(c, "target")) ? str(c, "target") : "");
-		snprintf(watchers, sizeof(watchers), "%lld",
-			 (long long)json_integer_value(json_object_get(c, "watchers")));
-		print_cell(str(c, "name"), 28);
-		printf(" ");
-		print_cell(str(c, "state"), 11);
-		printf(" ");
-		print_cell(str(c, "backend"), 7);
-		printf(" ");
-		print_cell(device, 18);
-		printf(" %-8s ", watchers);
-		print_cell(writer ? writer : str(c, "status"), 0);
-		printf("\n");
-	}
-	if (json_array_size(consoles) == 0)
-		printf("(no consoles)\n");
-	json_array_foreach(errors, i, c) {
-		printf("error: ");
-		print_cell(str(c, "origin"), 0);
-		printf(": ");
-		print_cell(str(c, "message"), 0);
-		printf("\n");
-	}
+	} else
+		listing_print_consoles(stdout, consoles, errors, "\n");
 	json_decref(msg);
 	return 0;
 }
 
 static int cmd_who(int fd, struct frame_reader *in, const char *name)
 {
-	json_t *msg, *clients, *c;
-	size_t i;
+	json_t *msg;
 	int r;
 
 	r = request(fd, in, json_pack("{s:s, s:s}", "type", "who", "console", name), "who", &msg);
 	if (r < 0)
 		return r;
-	clients = json_object_get(msg, "clients");
-	printf("%-8s %s\n", "ROLE", "USER");
-	json_array_foreach(clients, i, c) {
-		printf("%-8s ", str(c, "role"));
-		print_cell(str(c, "user"), 0);
-		printf("\n");
-	}
-	if (json_array_size(clients) == 0)
-		printf("(nobody attached)\n");
+	listing_print_who(stdout, msg, "\n");
 	json_decref(msg);
 	return 0;
 }

@@ -1,0 +1,73 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Console list and who tables (see listing.h).
+ */
+#include <string.h>
+
+#include "listing.h"
+#include "log.h"
+
+static const char *str(json_t *o, const char *key)
+{
+	const char *s = json_string_value(json_object_get(o, key));
+
+	return s ? s : "-";
+}
+
+static void cell(FILE *f, const char *s, int width)
+{
+	char esc[512];
+
+	fprintf(f, "%-*s", width, log_escape(s, strlen(s), esc, sizeof(esc)));
+}
+
+void listing_print_consoles(FILE *f, json_t *consoles, json_t *errors, const char *eol)
+{
+	json_t *c;
+	size_t i;
+
+	fprintf(f, "%-28s %-11s %-7s %-18s %-8s %s%s", "NAME", "STATE", "BACKEND", "DEVICE",
+		"WATCHERS", "WRITER / STATUS", eol);
+	json_array_foreach(consoles, i, c) {
+		const char *writer = json_string_value(json_object_get(c, "writer"));
+		json_t *target = json_object_get(c, "target");
+		char device[64];
+
+		snprintf(device, sizeof(device), "%s%s%s", str(c, "device"),
+			 json_is_string(target) ? "/" : "", json_is_string(target) ? str(c, "target") : "");
+		cell(f, str(c, "name"), 28);
+		fputc(' ', f);
+		cell(f, str(c, "state"), 11);
+		fputc(' ', f);
+		cell(f, str(c, "backend"), 7);
+		fputc(' ', f);
+		cell(f, device, 18);
+		fprintf(f, " %-8lld ", (long long)json_integer_value(json_object_get(c, "watchers")));
+		cell(f, writer ? writer : str(c, "status"), 0);
+		fputs(eol, f);
+	}
+	if (json_array_size(consoles) == 0)
+		fprintf(f, "(no consoles)%s", eol);
+	json_array_foreach(errors, i, c) {
+		fputs("error: ", f);
+		cell(f, str(c, "origin"), 0);
+		fputs(": ", f);
+		cell(f, str(c, "message"), 0);
+		fputs(eol, f);
+	}
+}
+
+void listing_print_who(FILE *f, json_t *who, const char *eol)
+{
+	json_t *clients = json_object_get(who, "clients"), *c;
+	size_t i;
+
+	fprintf(f, "%-8s %s%s", "ROLE", "USER", eol);
+	json_array_foreach(clients, i, c) {
+		fprintf(f, "%-8s ", str(c, "role"));
+		cell(f, str(c, "user"), 0);
+		fputs(eol, f);
+	}
+	if (json_array_size(clients) == 0)
+		fprintf(f, "(nobody attached)%s", eol);
+}
