@@ -1,0 +1,765 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * SSH session channels (see channel.h).
+ *
+ * Nothing here runs libssh calls that wait, and a channel is never freed
+ * inside a libssh callback: callbacks only record what happened; the pump,
+ * called after each ssh_event_dopoll() and on broker events, does the rest.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "channel.h"
+#include "listing.h"
+#include "log.h"
+#include "session.h"
+#include "sshd.h"
+#include "userspec.h"
+#include "util.h"
+
+#define TO_CLIENT_MAX (128 * 1024)
+#define TO_BROKER_MAX (32 * 1024)
+#define CLIENT_WRITE_CHUNK (32 * 1024)
+
+static int chan_on_broker(sd_event_source *es, int fd, uint32_t revents, void *userdata);
+
+static const char *chan_eol(const struct chan *c)
+{
+	return c->pty ? "\r\n" : "\n";
+}
+
+/* Text for the user (already safe); bounded by to_client. */
+static void chan_say(struct chan *c, const char *text, size_t len)
+{
+	if (len == 0)
+		return;
+	if (obuf_append(&c->to_client, text, len) < 0)
+		return; /* the client is not reading: drop the text, never grow */
+	c->at_bol = text[len - 1] == '\n';
+}
+
+static void chan_notice(struct chan *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void chan_notice(struct chan *c, const char *fmt, ...)
+{
+	char text[1024], line[1300];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	chan_say(c, line, proto_notice_line(text, c->at_bol, c->pty, line, sizeof(line)));
+}
+
+static void chan_send(struct chan *c, json_t *msg)
+{
+	if (msg && proto_put_control(&c->to_broker, msg) < 0)
+		log_warning("channel to broker full; request dropped");
+	json_decref(msg);
+}
+
+void chan_close(struct chan *c, int status, const char *fmt, ...)
+{
+	if (c->state == CHAN_CLOSING)
+		return;
+	if (fmt) {
+		char text[1024];
+		va_list ap;
+
+		va_start(ap, fmt);
+		vsnprintf(text, sizeof(text), fmt, ap);
+		va_end(ap);
+		chan_notice(c, "%s", text);
+	}
+	if (c->state == CHAN_ATTACHED)
+		sshd_audit(c->session, "detach", "console=%s", c->console);
+	c->exit_status = status;
+	c->state = CHAN_CLOSING;
+}
+
+/* The console names a rule may match: VM:ALIAS, VM, UUID, UUID:ALIAS. */
+static enum access_right chan_right(const struct chan *c, json_t *console)
+{
+	const char *name = json_string_value(json_object_get(console, "name"));
+	const char *vm = json_string_value(json_object_get(console, "vm"));
+	const char *uuid = json_string_value(json_object_get(console, "uuid"));
+	const char *alias = json_string_value(json_object_get(console, "alias"));
+	char ua[256] = "";
+	const char *names[4] = { name, vm, uuid, NULL };
+
+	if (!c->session->key)
+		return ACCESS_NONE;
+	if (uuid && alias) {
+		snprintf(ua, sizeof(ua), "%s:%s", uuid, alias);
+		names[3] = ua;
+	}
+	return access_check(c->session->key, names, ELEMENTSOF(names));
+}
+
+/* The list, keeping only consoles this key may use. */
+static json_t *chan_filter(const struct chan *c, json_t *consoles)
+{
+	json_t *out = json_array(), *con;
+	size_t i;
+
+	json_array_foreach(consoles, i, con) {
+		enum access_right r = chan_right(c, con);
+
+		if (r == ACCESS_NONE)
+			continue;
+		json_object_set_new(con, "access", json_string(r == ACCESS_RW ? "rw" : "ro"));
+		json_array_append(out, con);
+	}
+	return out;
+}
+
+static int chan_connect_broker(struct chan *c)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	const char *path = c->session->sshd->config.broker;
+	struct session *s = c->session;
+	int fd, r;
+
+	if (strlen(path) >= sizeof(sa.sun_path))
+		return -ENAMETOOLONG;
+	strcpy(sa.sun_path, path);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return negative_errno();
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		r = negative_errno();
+		close(fd);
+		log_error_errno(r, "cannot reach ttyhubd at %s", path);
+		return r;
+	}
+	c->broker_fd = fd;
+	r = sd_event_add_io(s->sshd->event, &c->broker_io, fd, EPOLLIN | EPOLLOUT, chan_on_broker, c);
+	if (r < 0)
+		return r;
+	chan_send(c, json_pack("{s:s, s:i, s:s, s:{s:s, s:s, s:s}}", "type", "hello", "version",
+			       PROTO_VERSION, "client", "ttyhub-sshd", "principal", "fingerprint",
+			       s->fingerprint, "comment", s->comment, "user", s->user));
+	return 0;
+}
+
+/* Begin attaching: resolve the name first, so rights are checked on the real console. */
+static void chan_start_attach(struct chan *c, const char *name, int mode, long replay)
+{
+	snprintf(c->console, sizeof(c->console), "%s", name);
+	c->want_mode = mode;
+	c->want_replay = replay;
+	c->state = CHAN_ATTACHING;
+	chan_send(c, json_pack("{s:s, s:s}", "type", "list", "console", name));
+}
+
+static void chan_unknown(struct chan *c, const char *name)
+{
+	char esc[200];
+
+	/* The same words whether the console does not exist or the key may not see it. */
+	chan_close(c, 1, "no console named '%s'", log_escape(name, strlen(name), esc, sizeof(esc)));
+}
+
+static void chan_attach_resolved(struct chan *c, json_t *list)
+{
+	json_t *con = json_array_get(json_object_get(list, "consoles"), 0);
+	const char *mode = "rw";
+	char wanted[sizeof(c->console)];
+	json_t *req;
+
+	snprintf(wanted, sizeof(wanted), "%s", c->console);
+	c->right = con ? chan_right(c, con) : ACCESS_NONE;
+	if (c->right == ACCESS_NONE) {
+		chan_unknown(c, wanted);
+		return;
+	}
+	json_decref(c->info);
+	c->info = json_incref(con);
+	snprintf(c->console, sizeof(c->console), "%s",
+		 json_string_value(json_object_get(con, "name")));
+	if (c->want_mode == USERSPEC_FORCE && c->right < ACCESS_RW) {
+		chan_close(c, 1, "your key may only watch %s", c->console);
+		return;
+	}
+	if (c->want_mode == USERSPEC_RO || c->right < ACCESS_RW)
+		mode = "ro";
+	else if (c->want_mode == USERSPEC_FORCE)
+		mode = "force";
+	req = json_pack("{s:s, s:s, s:s}", "type", "attach", "console", c->console, "mode", mode);
+	if (req && c->want_replay >= 0)
+		json_object_set_new(req, "replay", json_integer(c->want_replay));
+	else if (req && c->want_replay == -1)
+		json_object_set_new(req, "replay", json_string("all"));
+	chan_send(c, req);
+}
+
+static void chan_show_menu(struct chan *c, json_t *list)
+{
+	json_t *allowed = chan_filter(c, json_object_get(list, "consoles")), *con;
+	char line[512];
+	size_t i;
+
+	c->n_menu = 0;
+	if (json_array_size(allowed) == 0) {
+		json_decref(allowed);
+		chan_close(c, 1, "no consoles are available to your key");
+		return;
+	}
+	snprintf(line, sizeof(line), "ttyhub: consoles you may use:%s", chan_eol(c));
+	chan_say(c, line, strlen(line));
+	json_array_foreach(allowed, i, con) {
+		const char *name = json_string_value(json_object_get(con, "name"));
+		char esc[160];
+
+		if (c->n_menu >= ELEMENTSOF(c->menu) || !name)
+			break;
+		snprintf(c->menu[c->n_menu], sizeof(c->menu[0]), "%s", name);
+		snprintf(line, sizeof(line), "  %2u) %-28s %-10s %s%s", ++c->n_menu,
+			 log_escape(name, strlen(name), esc, sizeof(esc)),
+			 json_string_value(json_object_get(con, "state")),
+			 json_string_value(json_object_get(con, "access")), chan_eol(c));
+		chan_say(c, line, strlen(line));
+	}
+	json_decref(allowed);
+	snprintf(line, sizeof(line), "Select a console (number or name, q to quit): ");
+	chan_say(c, line, strlen(line));
+	c->state = CHAN_MENU;
+	c->line_len = 0;
+}
+
+static void chan_print(struct chan *c, void (*print)(FILE *, json_t *, const char *), json_t *msg)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+
+	if (!f)
+		return;
+	print(f, msg, chan_eol(c));
+	fclose(f);
+	chan_say(c, buf, len);
+	free(buf);
+}
+
+static void print_list(FILE *f, json_t *consoles, const char *eol)
+{
+	json_t *none = json_array();
+
+	listing_print_consoles(f, consoles, none, eol);
+	json_decref(none);
+}
+
+/* exec "list [--json]" and "who NAME" answers. */
+static void chan_exec_reply(struct chan *c, const char *type, json_t *msg)
+{
+	if (strcmp(c->exec, "list --json") == 0 && strcmp(type, "list") == 0) {
+		json_t *allowed = chan_filter(c, json_object_get(msg, "consoles"));
+		json_t *out = json_pack("{s:o}", "consoles", allowed);
+		char *s = json_dumps(out, JSON_INDENT(2) | JSON_ENSURE_ASCII);
+
+		if (s) {
+			chan_say(c, s, strlen(s));
+			chan_say(c, "\n", 1);
+		}
+		free(s);
+		json_decref(out);
+		chan_close(c, 0, NULL);
+	} else if (strcmp(c->exec, "list") == 0 && strcmp(type, "list") == 0) {
+		json_t *allowed = chan_filter(c, json_object_get(msg, "consoles"));
+
+		chan_print(c, print_list, allowed);
+		json_decref(allowed);
+		chan_close(c, 0, NULL);
+	} else if (strncmp(c->exec, "who ", 4) == 0 && strcmp(type, "list") == 0) {
+		json_t *con = json_array_get(json_object_get(msg, "consoles"), 0);
+
+		if (!con || chan_right(c, con) == ACCESS_NONE) {
+			chan_unknown(c, c->exec + 4);
+			return;
+		}
+		chan_send(c, json_pack("{s:s, s:s}", "type", "who", "console",
+				       json_string_value(json_object_get(con, "name"))));
+	} else if (strcmp(type, "who") == 0) {
+		chan_print(c, listing_print_who, msg);
+		chan_close(c, 0, NULL);
+	}
+}
+
+static void chan_handle_error(struct chan *c, json_t *msg)
+{
+	const char *code = json_string_value(json_object_get(msg, "code"));
+	const char *text = json_string_value(json_object_get(msg, "message"));
+
+	if (!code || !text)
+		return;
+	if (strcmp(code, PROTO_E_UNKNOWN_CONSOLE) == 0 && c->state != CHAN_ATTACHED) {
+		chan_unknown(c, c->state == CHAN_EXEC && strncmp(c->exec, "who ", 4) == 0
+					? c->exec + 4 : c->console);
+	} else if (strcmp(code, PROTO_E_READ_ONLY) == 0) {
+		char hint[256];
+
+		if (c->right < ACCESS_RW)
+			chan_notice(c, "read-only: your key may only watch %s; input is discarded",
+				    c->console);
+		else {
+			proto_readonly_hint(c->esc.prefix, hint, sizeof(hint));
+			chan_notice(c, "%s", hint);
+		}
+	} else if (c->state == CHAN_ATTACHED)
+		chan_notice(c, "%s", text);
+	else
+		chan_close(c, 1, "%s", text);
+}
+
+static void chan_handle_control(struct chan *c, const struct frame *f)
+{
+	json_t *msg;
+	const char *type;
+	char err[256];
+
+	if (proto_decode_control(f->payload, f->len, &msg, &type, err, sizeof(err)) < 0) {
+		chan_close(c, 1, "bad message from the console broker: %s", err);
+		return;
+	}
+	if (strcmp(type, "hello") == 0)
+		c->broker_hello = true;
+	else if (strcmp(type, "error") == 0)
+		chan_handle_error(c, msg);
+	else if (strcmp(type, "notice") == 0)
+		chan_notice(c, "%s", json_string_value(json_object_get(msg, "text")));
+	else if (c->state == CHAN_EXEC)
+		chan_exec_reply(c, type, msg);
+	else if (c->state == CHAN_MENU && strcmp(type, "list") == 0)
+		chan_show_menu(c, msg);
+	else if (c->state == CHAN_ATTACHING && strcmp(type, "list") == 0)
+		chan_attach_resolved(c, msg);
+	else if (c->state == CHAN_ATTACHING && strcmp(type, "attached") == 0) {
+		const char *role = json_string_value(json_object_get(msg, "role"));
+		char text[512];
+
+		c->state = CHAN_ATTACHED;
+		c->writer = role && strcmp(role, "writer") == 0;
+		proto_attached_text(msg, c->esc.prefix, text, sizeof(text));
+		chan_notice(c, "%s", text);
+		if (strcmp(json_string_value(json_object_get(msg, "state")) ?: "", "connected"))
+			chan_notice(c, "console is %s: %s",
+				    json_string_value(json_object_get(msg, "state")),
+				    json_string_value(json_object_get(msg, "status")) ?: "");
+		sshd_audit(c->session, "attach", "console=%s role=%s", c->console,
+			   c->writer ? "writer" : "watcher");
+		if (c->pty && c->cols && c->rows)
+			chan_send(c, json_pack("{s:s, s:i, s:i}", "type", "resize", "cols",
+					       (int)c->cols, "rows", (int)c->rows));
+	} else if (strcmp(type, "state") == 0) {
+		const char *role = json_string_value(json_object_get(msg, "role"));
+		bool writer = role && strcmp(role, "writer") == 0;
+
+		if (writer && !c->writer)
+			sshd_audit(c->session, "takeover", "console=%s", c->console);
+		c->writer = writer;
+	} else if (strcmp(type, "who") == 0)
+		chan_print(c, listing_print_who, msg);
+	else if (strcmp(type, "detached") == 0) {
+		const char *reason = json_string_value(json_object_get(msg, "reason"));
+
+		chan_close(c, reason && strcmp(reason, "detached on request") == 0 ? 0 : 1,
+			   "detached: %s", reason ? reason : "");
+	}
+	json_decref(msg);
+}
+
+/* Handle buffered broker frames while there is room for what they produce. */
+static void chan_process_broker(struct chan *c)
+{
+	while (c->state != CHAN_CLOSING && obuf_room(&c->to_client) >= FRAME_MAX + 2048) {
+		struct frame f;
+		int r = frame_reader_next(&c->in, &f);
+
+		if (r == 0)
+			break;
+		if (r < 0) {
+			chan_close(c, 1, "malformed data from the console broker");
+			return;
+		}
+		if (f.type == FRAME_DATA) {
+			obuf_append(&c->to_client, f.payload, f.len);
+			if (f.len > 0)
+				c->at_bol = f.payload[f.len - 1] == '\n';
+		} else
+			chan_handle_control(c, &f);
+	}
+}
+
+static int chan_on_broker(sd_event_source *es, int fd, uint32_t revents, void *userdata)
+{
+	struct chan *c = userdata;
+	struct session *s = c->session; /* the pump may free c */
+
+	if (revents & EPOLLIN) {
+		ssize_t n = frame_reader_fill(&c->in, fd);
+
+		if (n < 0 || c->in.eof) {
+			chan_process_broker(c);
+			chan_close(c, 1, "lost the connection to the console broker");
+		}
+	}
+	if ((revents & (EPOLLHUP | EPOLLERR)) && !(revents & EPOLLIN))
+		chan_close(c, 1, "lost the connection to the console broker");
+	chan_pump(c);
+	session_update_events(s);
+	return 0;
+}
+
+/* Keystrokes of an attached user: escape commands, rights, then to the broker. */
+static size_t chan_keys(struct chan *c, const uint8_t *data, size_t len)
+{
+	size_t used = 0;
+
+	while (used < len && obuf_room(&c->to_broker) > 2 * FRAME_HEADER + 512) {
+		size_t room = obuf_room(&c->to_broker) - 2 * FRAME_HEADER - 512;
+		size_t n = MIN(len - used, room), outlen;
+		uint8_t out[4096 + 2];
+		enum escape_cmd cmd;
+
+		n = MIN(n, (size_t)4096);
+		used += escape_feed(&c->esc, data + used, n, out, &outlen, &cmd);
+		/* A watch-only key's keystrokes never leave this process. */
+		if (outlen > 0 && c->right >= ACCESS_RW)
+			proto_put_data(&c->to_broker, out, outlen);
+		else if (outlen > 0 && !c->ro_hinted) {
+			c->ro_hinted = true;
+			chan_notice(c, "read-only: your key may only watch %s; input is discarded",
+				    c->console);
+		}
+		if ((cmd == ESCAPE_FORCE || cmd == ESCAPE_ATTACH_RW) && c->right < ACCESS_RW)
+			chan_notice(c, "your key may only watch %s", c->console);
+		else if (cmd == ESCAPE_BREAK && !c->session->key->brk)
+			chan_notice(c, "your key may not send a serial break");
+		else if (cmd == ESCAPE_HELP) {
+			char help[1024];
+
+			escape_format_help(&c->esc, help, sizeof(help));
+			if (!c->at_bol)
+				chan_say(c, "\r\n", 2);
+			chan_say(c, help, strlen(help));
+		} else if (cmd != ESCAPE_NONE)
+			chan_send(c, proto_escape_request(cmd));
+	}
+	return used;
+}
+
+/* Menu line editing; the client's terminal is raw, so we echo. */
+static size_t chan_menu_keys(struct chan *c, const uint8_t *data, size_t len)
+{
+	for (size_t i = 0; i < len && c->state == CHAN_MENU; i++) {
+		uint8_t ch = data[i];
+
+		if (ch == '\r' || ch == '\n') {
+			unsigned long n;
+			char *end;
+
+			chan_say(c, "\r\n", 2);
+			c->line[c->line_len] = '\0';
+			n = strtoul(c->line, &end, 10);
+			if (strcmp(c->line, "q") == 0)
+				chan_close(c, 0, NULL);
+			else if (*end == '\0' && end != c->line && n >= 1 && n <= c->n_menu)
+				chan_start_attach(c, c->menu[n - 1], USERSPEC_RW, -2);
+			else {
+				for (unsigned k = 0; k < c->n_menu; k++)
+					if (strcmp(c->line, c->menu[k]) == 0) {
+						chan_start_attach(c, c->menu[k], USERSPEC_RW, -2);
+						break;
+					}
+				if (c->state == CHAN_MENU) {
+					const char *again = "No such choice. Number or name (q to quit): ";
+
+					chan_say(c, again, strlen(again));
+					c->line_len = 0;
+				}
+			}
+		} else if (ch == 0x03 || ch == 0x04)
+			chan_close(c, 0, NULL);
+		else if ((ch == 0x7f || ch == 0x08) && c->line_len > 0) {
+			c->line_len--;
+			chan_say(c, "\b \b", 3);
+		} else if (ch >= 0x20 && ch < 0x7f && c->line_len < sizeof(c->line) - 1) {
+			c->line[c->line_len++] = (char)ch;
+			chan_say(c, (const char *)&ch, 1);
+		}
+	}
+	return len;
+}
+
+static int chan_on_data(ssh_session ssh, ssh_channel ch, void *data, uint32_t len, int is_stderr,
+			void *userdata)
+{
+	struct chan *c = userdata;
+
+	if (c->state == CHAN_MENU)
+		return (int)chan_menu_keys(c, data, len);
+	if (c->state == CHAN_ATTACHED)
+		return (int)chan_keys(c, data, len);
+	return (int)len; /* typed before a console is attached: discarded */
+}
+
+static void chan_on_close(ssh_session ssh, ssh_channel ch, void *userdata)
+{
+	struct chan *c = userdata;
+
+	if (c->state == CHAN_ATTACHED)
+		sshd_audit(c->session, "detach", "console=%s reason=client-closed", c->console);
+	c->state = CHAN_CLOSING;
+	c->exit_status = -1; /* nothing more to tell the client */
+}
+
+static int chan_on_pty(ssh_session ssh, ssh_channel ch, const char *term, int cols, int rows,
+		       int px, int py, void *userdata)
+{
+	struct chan *c = userdata;
+
+	c->pty = true;
+	snprintf(c->term, sizeof(c->term), "%s", term ? term : "");
+	c->cols = cols > 0 && cols <= 10000 ? (unsigned)cols : 80;
+	c->rows = rows > 0 && rows <= 10000 ? (unsigned)rows : 24;
+	return 0;
+}
+
+static int chan_on_resize(ssh_session ssh, ssh_channel ch, int cols, int rows, int px, int py,
+			  void *userdata)
+{
+	struct chan *c = userdata;
+
+	if (cols <= 0 || rows <= 0 || cols > 10000 || rows > 10000)
+		return 0;
+	c->cols = (unsigned)cols;
+	c->rows = (unsigned)rows;
+	if (c->state == CHAN_ATTACHED)
+		chan_send(c, json_pack("{s:s, s:i, s:i}", "type", "resize", "cols", cols, "rows", rows));
+	return 0;
+}
+
+static int chan_on_shell(ssh_session ssh, ssh_channel ch, void *userdata)
+{
+	struct chan *c = userdata;
+	struct userspec us;
+
+	if (c->state != CHAN_NEW)
+		return 1;
+	if (chan_connect_broker(c) < 0) {
+		chan_close(c, 1, "the console broker is not reachable");
+		return 0;
+	}
+	if (userspec_parse(c->session->user, &us) == 0)
+		chan_start_attach(c, us.console, us.mode, us.replay);
+	else {
+		c->state = CHAN_MENU;
+		chan_send(c, json_pack("{s:s}", "type", "list"));
+	}
+	return 0;
+}
+
+/* exec: "list [--json]", "attach NAME [--ro|--force]", "who NAME". */
+static int chan_on_exec(ssh_session ssh, ssh_channel ch, const char *command, void *userdata)
+{
+	struct chan *c = userdata;
+	char cmd[256], *argv[5], *save = NULL;
+	int argc = 0;
+
+	if (c->state != CHAN_NEW)
+		return 1;
+	snprintf(cmd, sizeof(cmd), "%s", command ? command : "");
+	for (char *t = strtok_r(cmd, " \t", &save); t && argc < 5; t = strtok_r(NULL, " \t", &save))
+		argv[argc++] = t;
+	if (chan_connect_broker(c) < 0) {
+		chan_close(c, 1, "the console broker is not reachable");
+		return 0;
+	}
+	if (argc == 1 && strcmp(argv[0], "list") == 0) {
+		snprintf(c->exec, sizeof(c->exec), "list");
+		c->state = CHAN_EXEC;
+		chan_send(c, json_pack("{s:s}", "type", "list"));
+	} else if (argc == 2 && strcmp(argv[0], "list") == 0 && strcmp(argv[1], "--json") == 0) {
+		snprintf(c->exec, sizeof(c->exec), "list --json");
+		c->state = CHAN_EXEC;
+		chan_send(c, json_pack("{s:s}", "type", "list"));
+	} else if (argc == 2 && strcmp(argv[0], "who") == 0) {
+		snprintf(c->exec, sizeof(c->exec), "who %.200s", argv[1]);
+		c->state = CHAN_EXEC;
+		chan_send(c, json_pack("{s:s, s:s}", "type", "list", "console", argv[1]));
+	} else if (argc >= 2 && argc <= 3 && strcmp(argv[0], "attach") == 0 &&
+		   (argc == 2 || strcmp(argv[2], "--ro") == 0 || strcmp(argv[2], "--force") == 0)) {
+		int mode = argc == 2 ? USERSPEC_RW
+				     : strcmp(argv[2], "--ro") == 0 ? USERSPEC_RO : USERSPEC_FORCE;
+
+		chan_start_attach(c, argv[1], mode, -2);
+	} else
+		chan_close(c, 2, "unknown command; try: list [--json] | attach NAME [--ro|--force] | "
+			   "who NAME");
+	return 0;
+}
+
+static int chan_on_refuse(ssh_session ssh, ssh_channel ch, const char *what, void *userdata)
+{
+	return 1; /* subsystems (sftp) are refused */
+}
+
+static int chan_on_env(ssh_session ssh, ssh_channel ch, const char *name, const char *value,
+		       void *userdata)
+{
+	return 1;
+}
+
+ssh_channel chan_open(struct session *s)
+{
+	struct chan *c = calloc(1, sizeof(*c));
+
+	if (!c)
+		return NULL;
+	c->session = s;
+	c->broker_fd = -EBADF;
+	c->at_bol = true;
+	c->exit_status = 0;
+	escape_init(&c->esc, ESCAPE_DEFAULT_PREFIX0, ESCAPE_DEFAULT_PREFIX1);
+	if (frame_reader_init(&c->in) < 0 || obuf_init(&c->to_client, TO_CLIENT_MAX) < 0 ||
+	    obuf_init(&c->to_broker, TO_BROKER_MAX) < 0)
+		goto fail;
+	c->ch = ssh_channel_new(s->ssh);
+	if (!c->ch)
+		goto fail;
+	c->cb = (struct ssh_channel_callbacks_struct){
+		.userdata = c,
+		.channel_data_function = chan_on_data,
+		.channel_close_function = chan_on_close,
+		.channel_pty_request_function = chan_on_pty,
+		.channel_pty_window_change_function = chan_on_resize,
+		.channel_shell_request_function = chan_on_shell,
+		.channel_exec_request_function = chan_on_exec,
+		.channel_subsystem_request_function = chan_on_refuse,
+		.channel_env_request_function = chan_on_env,
+	};
+	ssh_callbacks_init(&c->cb);
+	ssh_set_channel_callbacks(c->ch, &c->cb);
+	TAILQ_INSERT_TAIL(&s->chans, c, entry);
+	s->n_chans++;
+	return c->ch;
+fail:
+	frame_reader_done(&c->in);
+	obuf_done(&c->to_client);
+	obuf_done(&c->to_broker);
+	free(c);
+	return NULL;
+}
+
+void chan_free(struct chan *c)
+{
+	if (!c)
+		return;
+	if (c->state == CHAN_ATTACHED)
+		sshd_audit(c->session, "detach", "console=%s reason=session-closed", c->console);
+	c->broker_io = sd_event_source_disable_unref(c->broker_io);
+	c->broker_fd = safe_close(c->broker_fd);
+	if (c->ch) {
+		ssh_remove_channel_callbacks(c->ch, &c->cb);
+		ssh_channel_free(c->ch);
+	}
+	frame_reader_done(&c->in);
+	obuf_done(&c->to_client);
+	obuf_done(&c->to_broker);
+	json_decref(c->info);
+	free(c);
+}
+
+/* Write what the client's window takes; never more than libssh can send now. */
+static void chan_flush_client(struct chan *c)
+{
+	while (obuf_len(&c->to_client) > 0 && ssh_channel_is_open(c->ch)) {
+		uint32_t window = ssh_channel_window_size(c->ch);
+		size_t n = MIN(obuf_len(&c->to_client), (size_t)MIN(window, CLIENT_WRITE_CHUNK));
+		int w;
+
+		if (n == 0 || (ssh_get_poll_flags(c->session->ssh) & SSH_WRITE_PENDING))
+			return;
+		w = ssh_channel_write(c->ch, obuf_data(&c->to_client), (uint32_t)n);
+		if (w <= 0) {
+			if (w < 0)
+				c->state = CHAN_CLOSING;
+			return;
+		}
+		obuf_consume(&c->to_client, (size_t)w);
+	}
+}
+
+/* Keystrokes libssh kept because our queue was full: take them now. */
+static void chan_resume_keys(struct chan *c)
+{
+	uint8_t buf[4096];
+
+	while (c->state == CHAN_ATTACHED && obuf_room(&c->to_broker) > sizeof(buf) + 2048 &&
+	       ssh_channel_is_open(c->ch)) {
+		int n = ssh_channel_read_nonblocking(c->ch, buf, sizeof(buf), 0);
+
+		if (n <= 0)
+			break;
+		chan_keys(c, buf, (size_t)n);
+	}
+}
+
+static void chan_finish(struct chan *c)
+{
+	struct session *s = c->session;
+
+	if (c->exit_status >= 0 && ssh_channel_is_open(c->ch)) {
+		ssh_channel_request_send_exit_status(c->ch, c->exit_status);
+		ssh_channel_send_eof(c->ch);
+		ssh_channel_close(c->ch);
+	}
+	TAILQ_REMOVE(&s->chans, c, entry);
+	s->n_chans--;
+	chan_free(c);
+}
+
+void chan_pump(struct chan *c)
+{
+	uint32_t ev;
+
+	chan_process_broker(c);
+	chan_flush_client(c);
+	if (obuf_len(&c->to_broker) > 0 && c->broker_fd >= 0) {
+		if (obuf_flush(&c->to_broker, c->broker_fd) < 0)
+			chan_close(c, 1, "lost the connection to the console broker");
+	}
+	chan_resume_keys(c);
+	if (c->state == CHAN_CLOSING && (obuf_len(&c->to_client) == 0 || c->exit_status < 0 ||
+					 !ssh_channel_is_open(c->ch))) {
+		chan_finish(c);
+		return;
+	}
+	if (c->broker_io) {
+		ev = (obuf_room(&c->to_client) >= FRAME_MAX + 2048 ? EPOLLIN : 0) |
+		     (obuf_len(&c->to_broker) > 0 ? EPOLLOUT : 0);
+		sd_event_source_set_io_events(c->broker_io, ev);
+	}
+}
+
+void chan_recheck(struct chan *c)
+{
+	enum access_right r;
+
+	if (c->state != CHAN_ATTACHED || !c->info)
+		return;
+	r = chan_right(c, c->info);
+	if (r == ACCESS_NONE)
+		chan_close(c, 1, "your key no longer has access to %s; closing", c->console);
+	else if (r < ACCESS_RW && c->right == ACCESS_RW) {
+		chan_send(c, json_pack("{s:s}", "type", "release"));
+		chan_notice(c, "your key may now only watch %s", c->console);
+	}
+	if (r != ACCESS_NONE)
+		c->right = r;
+}

@@ -1,0 +1,83 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * One SSH session channel: a console attachment, the console menu, or an
+ * exec command (list, attach, who).  Each channel has its own connection
+ * to ttyhubd, speaking the broker protocol as a front with the SSH
+ * principal (key fingerprint and comment); rights from the access file are
+ * enforced here before anything reaches the broker.
+ *
+ * Flow control both ways: broker output is written to the channel only as
+ * far as the client's window allows (and while libssh has nothing pending),
+ * and the broker socket is not read meanwhile; keystrokes are consumed from
+ * libssh only while the queue to the broker has room, so a fast paste waits
+ * in the client's window rather than in our memory.
+ */
+#pragma once
+
+#include <libssh/callbacks.h>
+#include <libssh/libssh.h>
+#include <stdbool.h>
+#include <sys/queue.h>
+#include <systemd/sd-event.h>
+
+#include "access.h"
+#include "escape.h"
+#include "obuf.h"
+#include "proto.h"
+
+struct session;
+
+enum chan_state {
+	CHAN_NEW,       /* open, waiting for pty/shell/exec */
+	CHAN_MENU,      /* choosing a console */
+	CHAN_ATTACHING, /* attach sent, waiting for the answer */
+	CHAN_ATTACHED,
+	CHAN_EXEC,      /* a one-shot command in progress */
+	CHAN_CLOSING,
+};
+
+struct chan {
+	struct session *session;
+	ssh_channel ch;                      /* owned */
+	struct ssh_channel_callbacks_struct cb;
+	enum chan_state state;
+	bool pty;
+	char term[64];
+	unsigned cols, rows;
+
+	int broker_fd;                       /* owned */
+	sd_event_source *broker_io;          /* owned */
+	struct frame_reader in;              /* from the broker */
+	struct obuf to_broker;               /* keystrokes and requests */
+	struct obuf to_client;               /* console bytes and notices for the channel */
+	bool broker_hello;
+
+	struct escape esc;
+	bool at_bol;                         /* last byte to the client ended a line */
+	char console[160];                   /* attached console (canonical name) */
+	enum access_right right;             /* the key's right on it */
+	json_t *info;                        /* owned: the console as the broker described it */
+	bool ro_hinted;
+	bool writer;
+	int exit_status;
+
+	/* Menu and exec state. */
+	char line[130];
+	size_t line_len;
+	char menu[64][160];                  /* console names offered by number */
+	unsigned n_menu;
+	char exec[256];                      /* the exec command */
+	int want_mode;                       /* USERSPEC_* for the pending attach */
+	long want_replay;
+
+	TAILQ_ENTRY(chan) entry;
+};
+
+ssh_channel chan_open(struct session *s);
+void chan_free(struct chan *c);
+/* Move what can move: client window and libssh's buffer permitting. */
+void chan_pump(struct chan *c);
+/* Say something to the user and close the channel. */
+void chan_close(struct chan *c, int status, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* The key's rights changed (reload): close if access to the console is gone. */
+void chan_recheck(struct chan *c);

@@ -1,0 +1,295 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * One SSH connection (see session.h).
+ */
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "channel.h"
+#include "log.h"
+#include "session.h"
+#include "sshd.h"
+#include "util.h"
+
+static uint64_t now_usec(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
+void session_update_events(struct session *s)
+{
+	int flags;
+
+	if (s->dead || !s->io)
+		return;
+	flags = ssh_get_poll_flags(s->ssh);
+	sd_event_source_set_io_events(s->io, EPOLLIN | (flags & SSH_WRITE_PENDING ? EPOLLOUT : 0));
+}
+
+void session_close(struct session *s, const char *why)
+{
+	if (s->dead)
+		return;
+	s->dead = true;
+	if (s->state == SESSION_AUTHED)
+		sshd_audit(s, "logout", "reason=\"%s\"", why);
+	else
+		log_info("connection from %s closed: %s", s->addr, why);
+	if (s->io)
+		sd_event_source_set_enabled(s->io, SD_EVENT_OFF);
+	sd_event_source_set_enabled(s->grace, SD_EVENT_OFF);
+	sd_event_source_set_enabled(s->keepalive, SD_EVENT_OFF);
+	sshd_session_dead(s->sshd, s);
+}
+
+void session_free(struct session *s)
+{
+	struct chan *c;
+
+	if (!s)
+		return;
+	while ((c = TAILQ_FIRST(&s->chans))) {
+		TAILQ_REMOVE(&s->chans, c, entry);
+		chan_free(c);
+	}
+	s->io = sd_event_source_disable_unref(s->io);
+	s->grace = sd_event_source_disable_unref(s->grace);
+	s->keepalive = sd_event_source_disable_unref(s->keepalive);
+	if (s->ssh) {
+		if (s->pump)
+			ssh_event_remove_session(s->pump, s->ssh);
+		/* Best effort: a disconnect message, never waiting for the peer. */
+		ssh_disconnect(s->ssh);
+		ssh_free(s->ssh);
+	}
+	if (s->pump)
+		ssh_event_free(s->pump);
+	free(s);
+}
+
+void session_revoke(struct session *s, const char *why)
+{
+	struct chan *c, *next;
+
+	sshd_audit(s, "revoked", "reason=\"%s\"", why);
+	for (c = TAILQ_FIRST(&s->chans); c; c = next) {
+		next = TAILQ_NEXT(c, entry);
+		chan_close(c, 1, "%s; closing", why);
+		chan_pump(c);
+	}
+	session_update_events(s);
+	session_close(s, why);
+}
+
+void session_recheck(struct session *s)
+{
+	struct chan *c, *next;
+
+	for (c = TAILQ_FIRST(&s->chans); c; c = next) {
+		next = TAILQ_NEXT(c, entry);
+		chan_recheck(c);
+	}
+}
+
+static int session_on_grace(sd_event_source *es, uint64_t usec, void *userdata)
+{
+	struct session *s = userdata;
+
+	if (s->state != SESSION_AUTHED)
+		session_close(s, "login grace time exceeded");
+	return 0;
+}
+
+static int session_on_keepalive(sd_event_source *es, uint64_t usec, void *userdata)
+{
+	struct session *s = userdata;
+
+	/* The reply is not tracked: the traffic lets TCP_USER_TIMEOUT find a dead peer. */
+	if (ssh_send_keepalive(s->ssh) != SSH_OK)
+		session_close(s, "keepalive failed");
+	else {
+		sd_event_source_set_time_relative(es, (uint64_t)s->sshd->config.keepalive_s * 1000000);
+		session_update_events(s);
+	}
+	return 0;
+}
+
+static void session_pump_channels(struct session *s)
+{
+	struct chan *c, *next;
+
+	for (c = TAILQ_FIRST(&s->chans); c && !s->dead; c = next) {
+		next = TAILQ_NEXT(c, entry);
+		chan_pump(c);
+	}
+}
+
+static int session_on_io(sd_event_source *es, int fd, uint32_t revents, void *userdata)
+{
+	struct session *s = userdata;
+	int status;
+
+	if (ssh_event_dopoll(s->pump, 0) == SSH_ERROR && !(ssh_get_status(s->ssh) & SSH_CLOSED)) {
+		session_close(s, "connection error");
+		return 0;
+	}
+	if (s->dead)
+		return 0;
+	if (s->state == SESSION_KEX) {
+		int r = ssh_handle_key_exchange(s->ssh);
+
+		if (r == SSH_OK)
+			s->state = SESSION_AUTH;
+		else if (r == SSH_ERROR) {
+			char why[200];
+
+			snprintf(why, sizeof(why), "key exchange failed: %.150s",
+				 ssh_get_error(s->ssh));
+			session_close(s, why);
+			return 0;
+		}
+	}
+	status = ssh_get_status(s->ssh);
+	if (status & (SSH_CLOSED | SSH_CLOSED_ERROR)) {
+		session_close(s, "connection closed");
+		return 0;
+	}
+	session_pump_channels(s);
+	session_update_events(s);
+	return 0;
+}
+
+/* libssh callbacks */
+
+static int session_on_auth_pubkey(ssh_session ssh, const char *user, struct ssh_key_struct *pubkey,
+				  char state, void *userdata)
+{
+	struct session *s = userdata;
+	const struct access_entry *e;
+	unsigned char *hash = NULL;
+	size_t hlen = 0;
+	char *fp;
+
+	if (s->dead || s->state == SESSION_AUTHED)
+		return SSH_AUTH_DENIED;
+	snprintf(s->user, sizeof(s->user), "%s", user ? user : "");
+	e = (state == SSH_PUBLICKEY_STATE_NONE || state == SSH_PUBLICKEY_STATE_VALID)
+		    ? keyring_find(s->sshd->keyring, pubkey, s->addr)
+		    : NULL;
+	if (!e) {
+		if (++s->auth_failures >= s->sshd->config.max_auth_tries) {
+			log_notice("connection from %s: too many authentication failures", s->addr);
+			session_close(s, "too many authentication failures");
+		}
+		return SSH_AUTH_DENIED;
+	}
+	if (state == SSH_PUBLICKEY_STATE_NONE)
+		return SSH_AUTH_SUCCESS; /* only a probe: "this key would do" */
+
+	/* The signature was verified by libssh: authenticated. */
+	s->key = e;
+	if (ssh_get_publickey_hash(pubkey, SSH_PUBLICKEY_HASH_SHA256, &hash, &hlen) == 0) {
+		fp = ssh_get_fingerprint_hash(SSH_PUBLICKEY_HASH_SHA256, hash, hlen);
+		snprintf(s->fingerprint, sizeof(s->fingerprint), "%s", fp ? fp : "?");
+		ssh_string_free_char(fp);
+		ssh_clean_pubkey_hash(&hash);
+	}
+	if (e->comment)
+		log_escape(e->comment, strlen(e->comment), s->comment, sizeof(s->comment));
+	else
+		snprintf(s->comment, sizeof(s->comment), "line %u", e->line);
+	s->state = SESSION_AUTHED;
+	s->sshd->n_unauth--;
+	sd_event_source_set_enabled(s->grace, SD_EVENT_OFF);
+	sd_event_source_set_time_relative(s->keepalive, (uint64_t)s->sshd->config.keepalive_s * 1000000);
+	sd_event_source_set_enabled(s->keepalive, SD_EVENT_ON);
+	sshd_audit(s, "login", "%s", "method=publickey");
+	return SSH_AUTH_SUCCESS;
+}
+
+static ssh_channel session_on_channel_open(ssh_session ssh, void *userdata)
+{
+	struct session *s = userdata;
+
+	if (s->dead || s->state != SESSION_AUTHED || s->n_chans >= s->sshd->config.max_channels)
+		return NULL;
+	return chan_open(s);
+}
+
+int session_new(struct sshd *d, int fd, const char *addr, struct session **ret)
+{
+	struct session *s;
+	int r;
+
+	s = calloc(1, sizeof(*s));
+	if (!s) {
+		close(fd);
+		return -ENOMEM;
+	}
+	s->sshd = d;
+	s->state = SESSION_KEX;
+	s->accepted_usec = now_usec();
+	snprintf(s->addr, sizeof(s->addr), "%s", addr);
+	TAILQ_INIT(&s->chans);
+	s->ssh = ssh_new();
+	if (!s->ssh) {
+		close(fd);
+		free(s);
+		return -ENOMEM;
+	}
+	if (ssh_bind_accept_fd(d->bind, s->ssh, fd) != SSH_OK) {
+		log_warning("connection from %s: %s", addr, ssh_get_error(d->bind));
+		if (ssh_get_fd(s->ssh) != fd)
+			close(fd);
+		ssh_free(s->ssh);
+		free(s);
+		return -EIO;
+	}
+	/* From here on the libssh session owns fd. */
+	s->cb = (struct ssh_server_callbacks_struct){
+		.userdata = s,
+		.auth_pubkey_function = session_on_auth_pubkey,
+		.channel_open_request_session_function = session_on_channel_open,
+	};
+	ssh_callbacks_init(&s->cb);
+	ssh_set_server_callbacks(s->ssh, &s->cb);
+	ssh_set_auth_methods(s->ssh, SSH_AUTH_METHOD_PUBLICKEY);
+	ssh_set_blocking(s->ssh, 0);
+
+	r = ssh_handle_key_exchange(s->ssh);
+	s->pump = ssh_event_new();
+	if (r == SSH_ERROR || !s->pump || ssh_event_add_session(s->pump, s->ssh) != SSH_OK) {
+		log_warning("connection from %s: cannot start the key exchange", addr);
+		if (s->pump)
+			ssh_event_free(s->pump);
+		s->pump = NULL;
+		ssh_free(s->ssh);
+		free(s);
+		return -EIO;
+	}
+	r = sd_event_add_io(d->event, &s->io, fd, EPOLLIN, session_on_io, s);
+	if (r >= 0)
+		r = sd_event_add_time_relative(d->event, &s->grace, CLOCK_MONOTONIC,
+					       (uint64_t)d->config.login_grace_s * 1000000, 0,
+					       session_on_grace, s);
+	if (r >= 0)
+		r = sd_event_add_time_relative(d->event, &s->keepalive, CLOCK_MONOTONIC,
+					       (uint64_t)d->config.keepalive_s * 1000000, 0,
+					       session_on_keepalive, s);
+	if (r < 0) {
+		session_free(s);
+		return log_error_errno(r, "cannot watch connection");
+	}
+	sd_event_source_set_enabled(s->keepalive, SD_EVENT_OFF);
+	session_update_events(s);
+	*ret = s;
+	return 0;
+}

@@ -1,0 +1,319 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * ttyhub-sshd process context (see sshd.h).
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <systemd/sd-daemon.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "channel.h"
+#include "log.h"
+#include "session.h"
+#include "sshd.h"
+#include "util.h"
+
+/* Algorithms: modern only (ssh-audit clean); the host key is ed25519. */
+#define SSHD_KEX "curve25519-sha256,curve25519-sha256@libssh.org,diffie-hellman-group16-sha512," \
+		 "diffie-hellman-group18-sha512"
+#define SSHD_CIPHERS "chacha20-poly1305@openssh.com,aes256-gcm@openssh.com," \
+		     "aes128-gcm@openssh.com,aes256-ctr,aes192-ctr,aes128-ctr"
+#define SSHD_MACS "hmac-sha2-256-etm@openssh.com,hmac-sha2-512-etm@openssh.com"
+
+static uint64_t now_usec(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
+static int sshd_on_sweep(sd_event_source *es, void *userdata)
+{
+	struct sshd *d = userdata;
+	struct session *s;
+
+	while ((s = TAILQ_FIRST(&d->dead))) {
+		TAILQ_REMOVE(&d->dead, s, entry);
+		session_free(s);
+	}
+	return 0;
+}
+
+int sshd_init(struct sshd *d, sd_event *e, const struct sshd_config *cfg)
+{
+	bool no = false;
+	ssh_key hostkey = NULL;
+	int r;
+
+	*d = (struct sshd){ .event = sd_event_ref(e), .config = *cfg, .listen_fd = -EBADF };
+	TAILQ_INIT(&d->sessions);
+	TAILQ_INIT(&d->dead);
+	r = sd_event_add_defer(e, &d->sweep, sshd_on_sweep, d);
+	if (r < 0)
+		return r;
+	sd_event_source_set_enabled(d->sweep, SD_EVENT_OFF);
+
+	r = hostkey_load(cfg->host_key, &hostkey);
+	if (r < 0)
+		return r;
+	d->bind = ssh_bind_new();
+	if (!d->bind) {
+		ssh_key_free(hostkey);
+		return -ENOMEM;
+	}
+	/* Never read /etc/ssh/libssh_server_config: our settings are the settings. */
+	if (ssh_bind_options_set(d->bind, SSH_BIND_OPTIONS_PROCESS_CONFIG, &no) < 0 ||
+	    ssh_bind_options_set(d->bind, SSH_BIND_OPTIONS_IMPORT_KEY, hostkey) < 0) {
+		ssh_key_free(hostkey);
+		return log_error_errno(-EINVAL, "cannot configure libssh: %s",
+				       ssh_get_error(d->bind));
+	}
+	if (ssh_bind_options_set(d->bind, SSH_BIND_OPTIONS_KEY_EXCHANGE, SSHD_KEX) < 0 ||
+	    ssh_bind_options_set(d->bind, SSH_BIND_OPTIONS_CIPHERS_C_S, SSHD_CIPHERS) < 0 ||
+	    ssh_bind_options_set(d->bind, SSH_BIND_OPTIONS_CIPHERS_S_C, SSHD_CIPHERS) < 0 ||
+	    ssh_bind_options_set(d->bind, SSH_BIND_OPTIONS_HMAC_C_S, SSHD_MACS) < 0 ||
+	    ssh_bind_options_set(d->bind, SSH_BIND_OPTIONS_HMAC_S_C, SSHD_MACS) < 0 ||
+	    ssh_bind_options_set(d->bind, SSH_BIND_OPTIONS_HOSTKEY_ALGORITHMS, "ssh-ed25519") < 0)
+		return log_error_errno(-EINVAL, "cannot set algorithms: %s", ssh_get_error(d->bind));
+	return keyring_load(cfg->access, &d->keyring);
+}
+
+void sshd_done(struct sshd *d)
+{
+	struct session *s;
+
+	while ((s = TAILQ_FIRST(&d->sessions))) {
+		TAILQ_REMOVE(&d->sessions, s, entry);
+		s->dead = true;
+		session_free(s);
+	}
+	sshd_on_sweep(NULL, d);
+	d->listen_io = sd_event_source_disable_unref(d->listen_io);
+	d->listen_fd = safe_close(d->listen_fd);
+	d->sweep = sd_event_source_disable_unref(d->sweep);
+	if (d->bind)
+		ssh_bind_free(d->bind);
+	d->bind = NULL;
+	d->keyring = keyring_free(d->keyring);
+	d->event = sd_event_unref(d->event);
+}
+
+void sshd_session_dead(struct sshd *d, struct session *s)
+{
+	TAILQ_REMOVE(&d->sessions, s, entry);
+	TAILQ_INSERT_TAIL(&d->dead, s, entry);
+	d->n_sessions--;
+	if (s->state != SESSION_AUTHED)
+		d->n_unauth--;
+	sd_event_source_set_enabled(d->sweep, SD_EVENT_ONESHOT);
+}
+
+void sshd_audit(struct session *s, const char *event, const char *fmt, ...)
+{
+	char detail[512], user[160];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(detail, sizeof(detail), fmt, ap);
+	va_end(ap);
+	log_escape(s->user, strlen(s->user), user, sizeof(user));
+	log_notice("audit: %s from=%s user=%s key=%s comment=%s %s", event, s->addr, user,
+		   s->fingerprint[0] ? s->fingerprint : "-", s->comment[0] ? s->comment : "-",
+		   detail);
+}
+
+/* Drop the oldest unauthenticated session (from addr, or any if addr is NULL). */
+static bool sshd_evict_oldest(struct sshd *d, const char *addr)
+{
+	struct session *s, *oldest = NULL;
+
+	TAILQ_FOREACH(s, &d->sessions, entry)
+		if (s->state != SESSION_AUTHED && (!addr || strcmp(s->addr, addr) == 0) &&
+		    (!oldest || s->accepted_usec < oldest->accepted_usec))
+			oldest = s;
+	if (!oldest)
+		return false;
+	session_close(oldest, "dropped to admit a newer connection (pre-authentication limit)");
+	return true;
+}
+
+/* Rate-limited: one line per 10 s for the pre-authentication limits. */
+static void sshd_note_refusal(struct sshd *d, const char *what)
+{
+	uint64_t now = now_usec();
+
+	d->refused_since_log++;
+	if (now - d->refused_logged_usec < 10 * 1000000ULL)
+		return;
+	log_warning("pre-authentication limit: %s (%u times in the last 10 s)", what,
+		    d->refused_since_log);
+	d->refused_logged_usec = now;
+	d->refused_since_log = 0;
+}
+
+static void sshd_peer_addr(int fd, char *buf, size_t size)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+
+	snprintf(buf, size, "unknown");
+	if (getpeername(fd, (struct sockaddr *)&ss, &len) < 0)
+		return;
+	if (ss.ss_family == AF_INET)
+		inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, buf, (socklen_t)size);
+	else if (ss.ss_family == AF_INET6)
+		inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, buf, (socklen_t)size);
+}
+
+static int sshd_on_accept(sd_event_source *es, int lfd, uint32_t revents, void *userdata)
+{
+	struct sshd *d = userdata;
+	struct session *s, *p;
+	char addr[64];
+	unsigned from_source = 0;
+	unsigned timeout_ms;
+	int fd, one = 1;
+
+	fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+	if (fd < 0) {
+		if (errno != EAGAIN && errno != EINTR)
+			log_warning_errno(negative_errno(), "accept");
+		return 0;
+	}
+	sshd_peer_addr(fd, addr, sizeof(addr));
+	if (d->n_sessions >= d->config.max_sessions) {
+		sshd_note_refusal(d, "too many sessions");
+		close(fd);
+		return 0;
+	}
+	TAILQ_FOREACH(p, &d->sessions, entry)
+		if (p->state != SESSION_AUTHED && strcmp(p->addr, addr) == 0)
+			from_source++;
+	if (from_source >= d->config.max_unauth_per_source) {
+		sshd_note_refusal(d, "unauthenticated connections per source");
+		sshd_evict_oldest(d, addr);
+	} else if (d->n_unauth >= d->config.max_unauth) {
+		sshd_note_refusal(d, "unauthenticated connections");
+		sshd_evict_oldest(d, NULL);
+	}
+	/* A peer that stops acknowledging is dropped after keepalive_s * keepalive_count. */
+	timeout_ms = d->config.keepalive_s * d->config.keepalive_count * 1000;
+	setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &timeout_ms, sizeof(timeout_ms));
+	setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
+	if (session_new(d, fd, addr, &s) < 0)
+		return 0;
+	TAILQ_INSERT_TAIL(&d->sessions, s, entry);
+	d->n_sessions++;
+	d->n_unauth++;
+	return 0;
+}
+
+static int sshd_bind_listen(const char *spec)
+{
+	char host[128];
+	const char *colon = strrchr(spec, ':');
+	struct sockaddr_storage ss = {};
+	socklen_t len;
+	_cleanup_close_ int fd = -EBADF;
+	long port;
+	char *end;
+	int one = 1;
+
+	if (!colon || colon == spec || (size_t)(colon - spec) >= sizeof(host))
+		return log_error_errno(-EINVAL, "--listen %s: expected ADDR:PORT", spec);
+	memcpy(host, spec, (size_t)(colon - spec));
+	host[colon - spec] = '\0';
+	port = strtol(colon + 1, &end, 10);
+	if (*end || end == colon + 1 || port < 1 || port > 65535)
+		return log_error_errno(-EINVAL, "--listen %s: bad port", spec);
+	if (host[0] == '[' && host[strlen(host) - 1] == ']') {
+		struct sockaddr_in6 *sa = (struct sockaddr_in6 *)&ss;
+
+		host[strlen(host) - 1] = '\0';
+		sa->sin6_family = AF_INET6;
+		sa->sin6_port = htons((uint16_t)port);
+		if (inet_pton(AF_INET6, host + 1, &sa->sin6_addr) != 1)
+			return log_error_errno(-EINVAL, "--listen %s: bad IPv6 address", spec);
+		len = sizeof(*sa);
+	} else {
+		struct sockaddr_in *sa = (struct sockaddr_in *)&ss;
+
+		sa->sin_family = AF_INET;
+		sa->sin_port = htons((uint16_t)port);
+		if (inet_pton(AF_INET, host, &sa->sin_addr) != 1)
+			return log_error_errno(-EINVAL, "--listen %s: bad IPv4 address", spec);
+		len = sizeof(*sa);
+	}
+	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return log_error_errno(negative_errno(), "socket");
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (bind(fd, (struct sockaddr *)&ss, len) < 0)
+		return log_error_errno(negative_errno(), "cannot listen on %s", spec);
+	if (listen(fd, 256) < 0)
+		return log_error_errno(negative_errno(), "listen on %s", spec);
+	return TAKE_FD(fd);
+}
+
+int sshd_listen(struct sshd *d)
+{
+	int n = sd_listen_fds(1);
+
+	if (n > 1)
+		return log_error_errno(-EINVAL, "expected one socket from systemd, got %d", n);
+	if (n == 1) {
+		if (sd_is_socket(SD_LISTEN_FDS_START, AF_UNSPEC, SOCK_STREAM, 1) <= 0)
+			return log_error_errno(-EINVAL, "the socket from systemd is not a listening "
+						"stream socket");
+		d->listen_fd = SD_LISTEN_FDS_START;
+		if (fcntl(d->listen_fd, F_SETFL, O_NONBLOCK) < 0 ||
+		    fcntl(d->listen_fd, F_SETFD, FD_CLOEXEC) < 0)
+			return log_error_errno(negative_errno(), "fcntl");
+		log_info("listening on the socket passed by systemd");
+	} else {
+		int fd = sshd_bind_listen(d->config.listen);
+
+		if (fd < 0)
+			return fd;
+		d->listen_fd = fd;
+		log_info("listening on %s", d->config.listen);
+	}
+	return sd_event_add_io(d->event, &d->listen_io, d->listen_fd, EPOLLIN, sshd_on_accept, d);
+}
+
+int sshd_reload(struct sshd *d)
+{
+	struct keyring *k = NULL, *old;
+	struct session *s, *next;
+	int r;
+
+	r = keyring_load(d->config.access, &k);
+	if (r < 0) {
+		log_error("keeping the previous access rules");
+		return r;
+	}
+	old = d->keyring;
+	d->keyring = k;
+	for (s = TAILQ_FIRST(&d->sessions); s; s = next) {
+		next = TAILQ_NEXT(s, entry);
+		if (s->state != SESSION_AUTHED || s->dead)
+			continue;
+		s->key = keyring_find_entry(k, s->key);
+		if (!s->key || !access_from_allows(s->key, s->addr))
+			session_revoke(s, "your key was removed from the access file");
+		else
+			session_recheck(s);
+	}
+	keyring_free(old);
+	return 0;
+}

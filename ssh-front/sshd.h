@@ -1,0 +1,67 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The ttyhub-sshd process: its sd-event loop, the TCP listener (from
+ * systemd socket activation or bound by us), the host key and keyring, the
+ * pre-authentication limits libssh does not have, and every SSH session.
+ *
+ * Pre-authentication limits: at most max_unauth sessions not yet
+ * authenticated, at most max_unauth_per_source of them from one address.
+ * When a limit is reached, the oldest unauthenticated session (of that
+ * source, or overall) is dropped to make room: a flood of idle connections
+ * can then delay a real user by at most one handshake, and its own
+ * connections cycle.  Each session has login_grace seconds to authenticate.
+ */
+#pragma once
+
+#include <libssh/libssh.h>
+#include <libssh/server.h>
+#include <stdbool.h>
+#include <sys/queue.h>
+#include <systemd/sd-event.h>
+
+#include "keys.h"
+
+struct session;
+
+struct sshd_config {
+	const char *listen;      /* ADDR:PORT when not socket-activated */
+	const char *host_key;
+	const char *access;
+	const char *broker;
+	unsigned max_unauth;
+	unsigned max_unauth_per_source;
+	unsigned login_grace_s;
+	unsigned max_auth_tries;
+	unsigned keepalive_s;
+	unsigned keepalive_count;
+	unsigned max_sessions;
+	unsigned max_channels;   /* per session */
+};
+
+struct sshd {
+	sd_event *event;
+	struct sshd_config config;
+	ssh_bind bind;               /* owned; holds the host key */
+	int listen_fd;               /* owned */
+	sd_event_source *listen_io;  /* owned */
+	struct keyring *keyring;     /* owned; replaced on reload */
+	TAILQ_HEAD(, session) sessions;
+	unsigned n_sessions;
+	unsigned n_unauth;
+	TAILQ_HEAD(, session) dead;  /* closed, freed by the sweep */
+	sd_event_source *sweep;      /* owned */
+	uint64_t refused_logged_usec;
+	unsigned refused_since_log;
+};
+
+int sshd_init(struct sshd *d, sd_event *e, const struct sshd_config *cfg);
+void sshd_done(struct sshd *d);
+int sshd_listen(struct sshd *d);
+/* Re-read the access file; close sessions whose key is gone. */
+int sshd_reload(struct sshd *d);
+/* Move a closed session to the dead list; the sweep frees it. */
+void sshd_session_dead(struct sshd *d, struct session *s);
+
+/* One audit line: event, the session's key fingerprint, and details (escaped). */
+void sshd_audit(struct session *s, const char *event, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));

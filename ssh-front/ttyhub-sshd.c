@@ -1,0 +1,201 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * ttyhub-sshd: shared consoles over one SSH port.  An unprivileged front
+ * for ttyhubd: it authenticates SSH keys against the access file, applies
+ * their rights, and reaches consoles only through the broker socket.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <systemd/sd-daemon.h>
+
+#include "log.h"
+#include "sshd.h"
+#include "util.h"
+
+static struct sshd_config arg_config = {
+	.listen = "127.0.0.1:2222",
+	.host_key = "/var/lib/ttyhub/ssh_host_ed25519_key",
+	.access = "/etc/ttyhub/access",
+	.broker = "/run/ttyhub/ttyhubd.sock",
+	.max_unauth = 64,
+	.max_unauth_per_source = 8,
+	.login_grace_s = 30,
+	.max_auth_tries = 6,
+	.keepalive_s = 15,
+	.keepalive_count = 3,
+	.max_sessions = 4096,
+	.max_channels = 10,
+};
+
+static void help(void)
+{
+	printf("Usage: ttyhub-sshd [OPTIONS]\n"
+	       "Serve ttyhub consoles over SSH (public keys only).\n\n"
+	       "  --listen ADDR:PORT       without socket activation (default %s)\n"
+	       "  --host-key PATH          ed25519 host key, created if missing\n"
+	       "                           (default %s)\n"
+	       "  --access FILE            authorized_keys with consoles=/break options\n"
+	       "                           (default %s; re-read on SIGHUP)\n"
+	       "  --broker PATH            ttyhubd socket (default %s)\n"
+	       "  --login-grace SECONDS    time to authenticate (default 30)\n"
+	       "  --max-startups N         unauthenticated connections (default 64)\n"
+	       "  --max-per-source N       unauthenticated connections per address (default 8)\n"
+	       "  --max-auth-tries N       refused keys before disconnecting (default 6)\n"
+	       "  --keepalive SECONDS      keepalive interval; 3 missed end a session (default 15)\n"
+	       "  -v, --verbose            debug logging\n"
+	       "  -h, --help               this help\n",
+	       arg_config.listen, arg_config.host_key, arg_config.access, arg_config.broker);
+}
+
+static int parse_uint(const char *opt, const char *s, unsigned min, unsigned max, unsigned *ret)
+{
+	char *end;
+	unsigned long v;
+
+	errno = 0;
+	v = strtoul(s, &end, 10);
+	if (errno || *end || end == s || s[0] == '-' || v < min || v > max)
+		return log_error_errno(-EINVAL, "%s %s: expected a number from %u to %u", opt, s, min,
+				       max);
+	*ret = (unsigned)v;
+	return 0;
+}
+
+static int parse_argv(int argc, char *argv[])
+{
+	enum { ARG_LISTEN = 0x100, ARG_HOST_KEY, ARG_ACCESS, ARG_BROKER, ARG_GRACE, ARG_STARTUPS,
+	       ARG_PER_SOURCE, ARG_AUTH_TRIES, ARG_KEEPALIVE };
+	static const struct option options[] = {
+		{ "listen", required_argument, NULL, ARG_LISTEN },
+		{ "host-key", required_argument, NULL, ARG_HOST_KEY },
+		{ "access", required_argument, NULL, ARG_ACCESS },
+		{ "broker", required_argument, NULL, ARG_BROKER },
+		{ "login-grace", required_argument, NULL, ARG_GRACE },
+		{ "max-startups", required_argument, NULL, ARG_STARTUPS },
+		{ "max-per-source", required_argument, NULL, ARG_PER_SOURCE },
+		{ "max-auth-tries", required_argument, NULL, ARG_AUTH_TRIES },
+		{ "keepalive", required_argument, NULL, ARG_KEEPALIVE },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "help", no_argument, NULL, 'h' },
+		{}
+	};
+	int c, r = 0;
+
+	opterr = 0;
+	while (r >= 0 && (c = getopt_long(argc, argv, "vh", options, NULL)) >= 0) {
+		switch (c) {
+		case ARG_LISTEN:
+			arg_config.listen = optarg;
+			break;
+		case ARG_HOST_KEY:
+			arg_config.host_key = optarg;
+			break;
+		case ARG_ACCESS:
+			arg_config.access = optarg;
+			break;
+		case ARG_BROKER:
+			arg_config.broker = optarg;
+			break;
+		case ARG_GRACE:
+			r = parse_uint("--login-grace", optarg, 1, 3600, &arg_config.login_grace_s);
+			break;
+		case ARG_STARTUPS:
+			r = parse_uint("--max-startups", optarg, 1, 10000, &arg_config.max_unauth);
+			break;
+		case ARG_PER_SOURCE:
+			r = parse_uint("--max-per-source", optarg, 1, 10000,
+				       &arg_config.max_unauth_per_source);
+			break;
+		case ARG_AUTH_TRIES:
+			r = parse_uint("--max-auth-tries", optarg, 1, 100, &arg_config.max_auth_tries);
+			break;
+		case ARG_KEEPALIVE:
+			r = parse_uint("--keepalive", optarg, 1, 3600, &arg_config.keepalive_s);
+			break;
+		case 'v':
+			log_set_max_level(LOG_DEBUG);
+			break;
+		case 'h':
+			help();
+			return 1;
+		default:
+			return log_error_errno(-EINVAL, "option %s is unknown or needs an argument; "
+					       "see --help", argv[optind - 1]);
+		}
+	}
+	if (r >= 0 && optind < argc)
+		return log_error_errno(-EINVAL, "unexpected argument '%s'; see --help", argv[optind]);
+	return r;
+}
+
+static int on_exit_signal(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata)
+{
+	log_info("received %s, exiting", strsignal((int)si->ssi_signo));
+	return sd_event_exit(sd_event_source_get_event(s), 0);
+}
+
+static int on_reload(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata)
+{
+	log_info("SIGHUP: reloading the access file");
+	sd_notify(0, "RELOADING=1");
+	sshd_reload(userdata);
+	sd_notify(0, "READY=1");
+	return 0;
+}
+
+int main(int argc, char *argv[])
+{
+	sd_event *e = NULL;
+	struct sshd d = { .listen_fd = -EBADF };
+	sigset_t mask;
+	int r;
+
+	log_set_ident("ttyhub-sshd");
+	r = parse_argv(argc, argv);
+	if (r != 0)
+		return r > 0 ? EXIT_SUCCESS : 2;
+	signal(SIGPIPE, SIG_IGN);
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGHUP);
+	sigprocmask(SIG_BLOCK, &mask, NULL);
+
+	if (ssh_init() != SSH_OK) {
+		log_error("cannot initialise libssh");
+		return EXIT_FAILURE;
+	}
+	r = sd_event_default(&e);
+	if (r < 0) {
+		log_error_errno(r, "cannot create the event loop");
+		goto out;
+	}
+	r = sshd_init(&d, e, &arg_config);
+	if (r < 0)
+		goto out;
+	r = sd_event_add_signal(e, NULL, SIGTERM, on_exit_signal, NULL);
+	if (r >= 0)
+		r = sd_event_add_signal(e, NULL, SIGINT, on_exit_signal, NULL);
+	if (r >= 0)
+		r = sd_event_add_signal(e, NULL, SIGHUP, on_reload, &d);
+	if (r < 0) {
+		log_error_errno(r, "cannot set up signals");
+		goto out;
+	}
+	r = sshd_listen(&d);
+	if (r < 0)
+		goto out;
+	sd_notify(0, "READY=1");
+	r = sd_event_loop(e);
+	sd_notify(0, "STOPPING=1");
+out:
+	if (d.event)
+		sshd_done(&d);
+	sd_event_unref(e);
+	ssh_finalize();
+	return r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
+}

@@ -1,0 +1,136 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * SSH user name parser (see userspec.h).  The user name is cut at '+': the
+ * first part names the console, each following part is one option.
+ *
+ * - Console: 1..128 bytes of [A-Za-z0-9_.:-], at most one ':' (VM:ALIAS),
+ *   both sides of the ':' non-empty and neither starting with '-' or '.'.
+ * - Options: "ro", "force", "replay=N" (N decimal, 0..USERSPEC_REPLAY_MAX,
+ *   at most 7 digits, no sign) and "replay=all".  Each may appear once;
+ *   "ro" and "force" exclude each other; option names are case-sensitive.
+ *
+ * Anything else (an empty part, an unknown option, a bad byte) is -EINVAL:
+ * the caller then shows the console menu, so being strict costs nothing
+ * and keeps odd user names from being half understood.
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "userspec.h"
+
+#define USERSPEC_CONSOLE_MAX 128
+#define USERSPEC_REPLAY_MAX 1000000L
+#define USERSPEC_REPLAY_DIGITS 7
+/* A console and every option once, with room to spare. */
+#define USERSPEC_USER_MAX 256
+
+static bool userspec_is_name_char(char c)
+{
+	return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+	       c == '_' || c == '.' || c == ':' || c == '-';
+}
+
+/* Check a VM or alias part of n bytes (no ':' inside). */
+static bool userspec_part_ok(const char *s, size_t n)
+{
+	return n > 0 && s[0] != '-' && s[0] != '.';
+}
+
+static int userspec_parse_console(const char *s, size_t n, struct userspec *u)
+{
+	const char *colon;
+
+	if (n == 0 || n > USERSPEC_CONSOLE_MAX)
+		return -EINVAL;
+	for (size_t i = 0; i < n; i++)
+		if (!userspec_is_name_char(s[i]))
+			return -EINVAL;
+	colon = memchr(s, ':', n);
+	if (colon) {
+		size_t vm = (size_t)(colon - s);
+
+		if (memchr(colon + 1, ':', n - vm - 1))
+			return -EINVAL;
+		if (!userspec_part_ok(s, vm) || !userspec_part_ok(colon + 1, n - vm - 1))
+			return -EINVAL;
+	} else if (!userspec_part_ok(s, n)) {
+		return -EINVAL;
+	}
+	memcpy(u->console, s, n);
+	u->console[n] = '\0';
+	return 0;
+}
+
+static int userspec_parse_replay(const char *s, size_t n, long *ret)
+{
+	long v = 0;
+
+	if (n == 3 && memcmp(s, "all", 3) == 0) {
+		*ret = -1;
+		return 0;
+	}
+	if (n == 0 || n > USERSPEC_REPLAY_DIGITS)
+		return -EINVAL;
+	for (size_t i = 0; i < n; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return -EINVAL;
+		v = v * 10 + (s[i] - '0');
+	}
+	if (v > USERSPEC_REPLAY_MAX)
+		return -EINVAL;
+	*ret = v;
+	return 0;
+}
+
+/* Apply the option s[0..n) to u; seen_mode tracks ro/force, u->replay != -2 a replay. */
+static int userspec_parse_option(const char *s, size_t n, struct userspec *u, bool *seen_mode)
+{
+	static const char replay[] = "replay=";
+	const size_t rl = sizeof(replay) - 1;
+
+	if ((n == 2 && memcmp(s, "ro", 2) == 0) || (n == 5 && memcmp(s, "force", 5) == 0)) {
+		if (*seen_mode)
+			return -EINVAL;
+		*seen_mode = true;
+		u->mode = n == 2 ? USERSPEC_RO : USERSPEC_FORCE;
+		return 0;
+	}
+	if (n >= rl && memcmp(s, replay, rl) == 0) {
+		if (u->replay != -2)
+			return -EINVAL;
+		return userspec_parse_replay(s + rl, n - rl, &u->replay);
+	}
+	return -EINVAL;
+}
+
+int userspec_parse(const char *user, struct userspec *ret)
+{
+	struct userspec u = { .mode = USERSPEC_RW, .replay = -2 };
+	bool seen_mode = false;
+	const char *p, *plus;
+	size_t len;
+	int r;
+
+	if (!user || !ret)
+		return -EINVAL;
+	len = strnlen(user, USERSPEC_USER_MAX + 1);
+	if (len > USERSPEC_USER_MAX)
+		return -EINVAL;
+
+	plus = memchr(user, '+', len);
+	r = userspec_parse_console(user, plus ? (size_t)(plus - user) : len, &u);
+	if (r < 0)
+		return r;
+	for (p = plus; p; p = plus) {
+		size_t n;
+
+		p++;
+		plus = memchr(p, '+', len - (size_t)(p - user));
+		n = plus ? (size_t)(plus - p) : len - (size_t)(p - user);
+		r = userspec_parse_option(p, n, &u, &seen_mode);
+		if (r < 0)
+			return r;
+	}
+	*ret = u;
+	return 0;
+}

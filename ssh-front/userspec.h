@@ -1,0 +1,30 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * What an SSH user name asks for (pure parser, no I/O):
+ *
+ *   VM | VM:ALIAS | UUID | UUID:ALIAS, then options, each after a '+':
+ *   +ro  +force  +replay=N  +replay=all
+ *
+ * e.g. "web01", "web01:serial1", "web01+ro", "web01:console1+force+replay=100".
+ * Names are 1..128 bytes of [A-Za-z0-9_.:-] (libvirt VM names may hold more,
+ * but not through an SSH user name).  Anything that does not parse is not an
+ * error for the caller: such a user name opens the console menu.
+ */
+#pragma once
+
+#include <stdbool.h>
+
+enum userspec_mode {
+	USERSPEC_RW = 0, /* the default: write if free */
+	USERSPEC_RO,
+	USERSPEC_FORCE,
+};
+
+struct userspec {
+	char console[129];
+	enum userspec_mode mode;
+	long replay;      /* lines; -1 = all; -2 = not given (broker default) */
+};
+
+/* Returns 0 with *ret filled, or -EINVAL (then: show the menu). */
+int userspec_parse(const char *user, struct userspec *ret);
