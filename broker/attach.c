@@ -107,7 +107,7 @@ static void term_data(struct session *s, const uint8_t *data, size_t len)
 }
 
 /* A "[ttyhub] ..." line of its own. */
-static void term_notice(struct session *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void term_notice(struct session *s, const char *fmt, ...) _printf_(2, 3);
 static void term_notice(struct session *s, const char *fmt, ...)
 {
 	char text[1024], line[1300];

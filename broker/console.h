@@ -20,6 +20,7 @@
 #include "chardev.h"
 #include "obuf.h"
 #include "ring.h"
+#include "util.h"
 
 struct client;
 struct server;
@@ -87,7 +88,7 @@ void console_release(struct console *c, struct client *cl);
 size_t console_input(struct console *c, struct client *cl, const uint8_t *data, size_t len);
 
 /* Send a notice to every attached client (printf-style, already safe text). */
-void console_announce(struct console *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void console_announce(struct console *c, const char *fmt, ...) _printf_(2, 3);
 
 /* JSON descriptions. */
 #include <jansson.h>

@@ -10,9 +10,11 @@ is in the history and replays on attach.
 """
 
 import argparse
+import getpass
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -24,8 +26,62 @@ import guest as G  # noqa: E402
 import hub  # noqa: E402
 
 
-def check(d):
-    """Every console answers a command through `ttyhub attach`."""
+def free_port(preferred=2222):
+    for port in (preferred, 0):
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+                return s.getsockname()[1]
+            except OSError:
+                continue
+    raise RuntimeError("no free port")
+
+
+class SshFront:
+    """ttyhub-sshd with a demo key that may use every demo console."""
+
+    def __init__(self, wd, broker):
+        self.wd = wd
+        self.key = os.path.join(wd, "demo_key")
+        self.port = free_port()
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "demo@ttyhub",
+                        "-f", self.key], check=True)
+        with open(self.key + ".pub") as f:
+            pub = f.read().strip()
+        with open(os.path.join(wd, "access"), "w") as f:
+            f.write('# demo: this key may write to every demo console and send breaks\n')
+            f.write('consoles="demo*:rw",break %s\n' % pub)
+        self.log = open(os.path.join(wd, "ttyhub-sshd.log"), "ab")
+        self.proc = subprocess.Popen(
+            [os.path.join(hub.BUILD, "ssh-front", "ttyhub-sshd"),
+             "--listen", "127.0.0.1:%d" % self.port, "--host-key", os.path.join(wd, "hostkey"),
+             "--access", os.path.join(wd, "access"), "--broker", broker],
+            stdout=self.log, stderr=self.log)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.05)
+        hostpub = subprocess.run(["ssh-keygen", "-y", "-f", os.path.join(wd, "hostkey")],
+                                 capture_output=True, check=True).stdout.decode().strip()
+        self.known_hosts = os.path.join(wd, "known_hosts")
+        with open(self.known_hosts, "w") as f:
+            f.write("[127.0.0.1]:%d %s\n" % (self.port, hostpub))
+
+    def command(self, user):
+        return ["ssh", "-p", str(self.port), "-i", self.key, "-o", "IdentitiesOnly=yes",
+                "-o", "UserKnownHostsFile=" + self.known_hosts, user + "@127.0.0.1"]
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait(10)
+        self.log.close()
+
+
+def check(d, front):
+    """Every console answers a command through `ttyhub attach`, and over SSH."""
     for console in ("demo1", "demo2", "demo2:console1"):
         p = G.Pty(d.cli_cmd("attach", console))
         try:
@@ -38,6 +94,17 @@ def check(d):
         finally:
             p.close()
         print("demo check: %s answers" % console, flush=True)
+    p = G.Pty(["ssh", "-tt"] + front.command("demo2:console1")[1:])
+    try:
+        p.expect(r"attached to demo2:console1 read-write")
+        G.sync_shell(p, timeout=60)
+        p.send("echo $((6*7))\r")
+        p.expect(rb"(?m)^42\r?$", timeout=20)
+        p.send(b"\x05c.")
+        assert p.wait(10) == 0
+    finally:
+        p.close()
+    print("demo check: demo2:console1 answers over SSH", flush=True)
 
 
 def main():
@@ -55,10 +122,14 @@ def main():
     for g in guests:
         with open(os.path.join(wd, "domains", g.name + ".xml"), "w") as f:
             f.write(g.domain_xml("domain"))
-    d = hub.Daemon(wd, "--domain-xml", os.path.join(wd, "domains"))
+    # The demo's ttyhub-sshd runs as this user too: let it assert SSH principals.
+    d = hub.Daemon(wd, "--domain-xml", os.path.join(wd, "domains"),
+                   "--front-user", getpass.getuser())
+    front = None
     status = 0
     try:
         d.start()
+        front = SshFront(wd, d.socket)
         for g in guests:
             g.start()
         d.wait_for(lambda: all(c["state"] == "connected" for c in d.list()["consoles"]),
@@ -69,11 +140,20 @@ def main():
             hub.TTYHUB).startswith("..") else hub.TTYHUB
         print(d.cli("list").stdout.decode())
         if args.check:
-            check(d)
+            check(d, front)
             return 0
+        ssh = " ".join(front.command("demo1"))
         print("""ttyhub demo is running: two QEMU guests, ttyhubd on {sock}
 
-Attach to a console (in as many terminals as you like; the first one writes):
+Attach over SSH (one port for every console; the first user writes):
+
+  {ssh}                 # ttyS0 of demo1
+  {ssh_}demo2:console1@127.0.0.1       # hvc0 of demo2 (virtio console)
+  {ssh_}demo1+ro@127.0.0.1             # watch read-only
+  {ssh_}console@127.0.0.1              # a menu of consoles
+  {ssh_}x@127.0.0.1 list               # list (also: who demo1)
+
+or locally, with the ttyhub CLI:
 
   {t} --broker {sock} attach demo1              # ttyS0 of demo1
   {t} --broker {sock} attach demo2              # ttyS0 of demo2
@@ -84,14 +164,17 @@ Attach to a console (in as many terminals as you like; the first one writes):
 
 Inside a console: Ctrl-E c ? for help, Ctrl-E c . to detach, Ctrl-E c f to take over.
 (Tip: export TTYHUB_BROKER={sock} and drop --broker.)
-SSH access arrives with ttyhub-sshd. Logs: {wd}. Press Ctrl-C here to stop the demo.
-""".format(t=ttyhub, sock=d.socket, wd=wd), flush=True)
+Logs: {wd}. Press Ctrl-C here to stop the demo.
+""".format(t=ttyhub, sock=d.socket, wd=wd, ssh=ssh, ssh_=ssh[:-len("demo1@127.0.0.1")]),
+              flush=True)
         signal.sigwait({signal.SIGINT, signal.SIGTERM})
         print("\nstopping the demo", flush=True)
     except Exception as e:  # noqa: BLE001 - say what went wrong, then clean up
         print("demo failed: %s" % e, file=sys.stderr)
         status = 1
     finally:
+        if front:
+            front.stop()
         d.stop()
         for g in guests:
             g.stop()

@@ -24,6 +24,7 @@
 #include "escape.h"
 #include "obuf.h"
 #include "proto.h"
+#include "util.h"
 
 struct session;
 
@@ -78,6 +79,6 @@ void chan_free(struct chan *c);
 /* Move what can move: client window and libssh's buffer permitting. */
 void chan_pump(struct chan *c);
 /* Say something to the user and close the channel. */
-void chan_close(struct chan *c, int status, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+void chan_close(struct chan *c, int status, const char *fmt, ...) _printf_(3, 4);
 /* The key's rights changed (reload): close if access to the console is gone. */
 void chan_recheck(struct chan *c);
