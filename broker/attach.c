@@ -235,6 +235,8 @@ static void handle_control(struct session *s, const struct frame *f)
 		s->writer = role && strcmp(role, "writer") == 0;
 	} else if (strcmp(type, "who") == 0)
 		show_who(s, msg);
+	else if (strcmp(type, "break-sent") == 0)
+		term_notice(s, "serial break sent");
 	else if (strcmp(type, "detached") == 0) {
 		const char *reason = json_string_value(json_object_get(msg, "reason"));
 

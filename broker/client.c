@@ -447,9 +447,7 @@ static void client_handle_control(struct client *c, const struct frame *f)
 		struct console *con = client_lookup(c, req);
 
 		if (con)
-			client_error(c, PROTO_E_NOT_AVAILABLE,
-				     "serial break is not available yet for %s (needs QMP)",
-				     con->name);
+			server_console_break(c->server, con, c);
 	} else if (strcmp(type, "resize") == 0) {
 		json_t *cols = json_object_get(req, "cols"), *rows = json_object_get(req, "rows");
 

@@ -66,6 +66,10 @@ int console_new(struct server *s, const struct console_spec *spec, struct consol
 	if (r >= 0)
 		r = strdup_opt(&c->path, spec->path);
 	if (r >= 0)
+		r = strdup_opt(&c->chardev_id, spec->chardev_id);
+	c->ops = spec->ops;
+	c->ops_data = spec->ops_data;
+	if (r >= 0)
 		r = ring_init(&c->ring, s->config.ring_size);
 	if (r >= 0)
 		r = obuf_init(&c->input, CONSOLE_INPUT_MAX);
@@ -114,6 +118,7 @@ struct console *console_free(struct console *c, const char *why)
 	free(c->origin);
 	free(c->reason);
 	free(c->path);
+	free(c->chardev_id);
 	free(c);
 	return NULL;
 }
@@ -136,7 +141,9 @@ bool console_matches_spec(const struct console *c, const struct console_spec *sp
 	       c->primary == spec->primary && streq_opt(c->vm, spec->vm) &&
 	       streq_opt(c->alias, spec->alias) && streq_opt(c->uuid, spec->uuid) &&
 	       streq_opt(c->path, spec->path) && streq_opt(c->target, spec->target) &&
-	       streq_opt(c->type, spec->type) && streq_opt(c->reason, spec->reason);
+	       streq_opt(c->type, spec->type) && streq_opt(c->reason, spec->reason) &&
+	       streq_opt(c->chardev_id, spec->chardev_id) && c->ops == spec->ops &&
+	       c->ops_data == spec->ops_data;
 }
 
 const char *console_state(const struct console *c)
@@ -159,6 +166,17 @@ void console_announce(struct console *c, const char *fmt, ...)
 		client_notice(cl, text);
 		client_flush(cl);
 	}
+}
+
+void console_mark(struct console *c, const char *text)
+{
+	char line[600];
+	int n;
+
+	/* A line of its own: the guest may be in the middle of one. */
+	n = snprintf(line, sizeof(line), "\r\n[ttyhub] %s\r\n", text);
+	ring_write(&c->ring, line, (size_t)MIN(n, (int)sizeof(line) - 1));
+	console_on_output(c);
 }
 
 void console_on_output(struct console *c)

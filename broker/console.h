@@ -23,7 +23,17 @@
 #include "util.h"
 
 struct client;
+struct console;
 struct server;
+
+/*
+ * What a console's source can do beyond the byte stream (QMP, libvirt).
+ * send_break answers later through server_break_done() with the client id.
+ */
+struct console_ops {
+	int (*send_break)(void *data, struct console *c, unsigned client_id, char *err,
+			  size_t errsz);
+};
 
 #define CONSOLE_INPUT_MAX (64 * 1024)
 
@@ -42,6 +52,9 @@ struct console {
 	char *reason;  /* why unsupported */
 	enum domxml_backend backend;
 	char *path;
+	char *chardev_id; /* QEMU's chardev id ("char" + alias under libvirt), or NULL */
+	const struct console_ops *ops; /* or NULL: no control channel */
+	void *ops_data;
 
 	struct ring ring;
 	struct chardev chardev;
@@ -61,6 +74,9 @@ struct console_spec {
 	const char *reason;
 	enum domxml_backend backend;
 	const char *path;
+	const char *chardev_id;
+	const struct console_ops *ops;
+	void *ops_data;
 };
 
 int console_new(struct server *s, const struct console_spec *spec, struct console **ret);
@@ -86,6 +102,9 @@ int console_take(struct console *c, struct client *cl, bool force);
 void console_release(struct console *c, struct client *cl);
 /* Queue writer input; returns how many bytes were accepted (may be 0). */
 size_t console_input(struct console *c, struct client *cl, const uint8_t *data, size_t len);
+
+/* A marker line in the console's history (and live stream), e.g. a guest reset. */
+void console_mark(struct console *c, const char *text);
 
 /* Send a notice to every attached client (printf-style, already safe text). */
 void console_announce(struct console *c, const char *fmt, ...) _printf_(2, 3);

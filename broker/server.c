@@ -25,6 +25,7 @@
 #include "log.h"
 #include "server.h"
 #include "util.h"
+#include "virt.h"
 #include "xmldir.h"
 
 static int server_on_sweep(sd_event_source *es, void *userdata)
@@ -58,6 +59,8 @@ void server_done(struct server *s)
 	struct console *c;
 	struct client *cl;
 
+	for (size_t i = 0; i < s->n_virts; i++)
+		s->virts[i] = virt_free(s->virts[i]);
 	for (size_t i = 0; i < s->n_xmldirs; i++)
 		s->xmldirs[i] = xmldir_free(s->xmldirs[i]);
 	while ((c = TAILQ_FIRST(&s->registry.consoles))) {
@@ -282,4 +285,58 @@ void server_remove_console(struct server *s, struct console *c, const char *why)
 	log_info("console %s removed: %s", c->name, why);
 	registry_remove(&s->registry, c);
 	console_free(c, why);
+}
+
+struct client *server_find_client(struct server *s, unsigned id)
+{
+	struct client *c;
+
+	TAILQ_FOREACH(c, &s->clients, server_entry)
+		if (c->id == id)
+			return c;
+	return NULL;
+}
+
+void server_console_break(struct server *s, struct console *c, struct client *cl)
+{
+	char err[300];
+	int r;
+
+	if (!c->ops || !c->ops->send_break || !c->chardev_id) {
+		client_error(cl, PROTO_E_NOT_AVAILABLE,
+			     "serial break is not available for %s: its source (%s) has no QEMU "
+			     "control channel; use --qmp or --libvirt", c->name,
+			     c->origin ? c->origin : "?");
+		return;
+	}
+	err[0] = '\0';
+	r = c->ops->send_break(c->ops_data, c, cl->id, err, sizeof(err));
+	if (r < 0)
+		client_error(cl, PROTO_E_NOT_AVAILABLE, "cannot send a break to %s: %s", c->name,
+			     err[0] ? err : strerror(-r));
+}
+
+void server_break_done(struct server *s, unsigned client_id, const char *console, int r,
+		       const char *message)
+{
+	struct client *cl = server_find_client(s, client_id);
+	struct console *con = registry_find_exact(&s->registry, console);
+	json_t *msg;
+
+	if (r >= 0 && con) {
+		log_info("serial break sent to %s by %s", console, cl ? cl->label : "a client");
+		console_announce(con, "%s sent a serial break", cl ? cl->label : "someone");
+	}
+	if (!cl)
+		return;
+	if (r < 0) {
+		client_error(cl, PROTO_E_NOT_AVAILABLE, "break to %s failed: %s", console,
+			     message ? message : strerror(-r));
+	} else {
+		msg = json_pack("{s:s, s:s}", "type", "break-sent", "console", console);
+		if (msg)
+			client_send(cl, msg);
+		json_decref(msg);
+	}
+	client_flush(cl);
 }

@@ -15,10 +15,12 @@
 #include "registry.h"
 
 struct client;
+struct virt;
 struct xmldir;
 
 #define SERVER_MAX_FRONT_USERS 8
 #define SERVER_MAX_XMLDIRS 16
+#define SERVER_MAX_VIRTS 4
 
 struct server_config {
 	const char *socket_path;
@@ -39,6 +41,8 @@ struct server {
 	struct registry registry;
 	struct xmldir *xmldirs[SERVER_MAX_XMLDIRS];
 	size_t n_xmldirs;
+	struct virt *virts[SERVER_MAX_VIRTS];
+	size_t n_virts;
 	TAILQ_HEAD(, client) clients; /* live */
 	TAILQ_HEAD(, client) dead;    /* killed, freed by the sweep */
 	unsigned n_clients;
@@ -52,5 +56,12 @@ int server_listen(struct server *s);
 /* Add a console; logs and returns -errno on failure (e.g. a duplicate name). */
 int server_add_console(struct server *s, const struct console_spec *spec, struct console **ret);
 void server_remove_console(struct server *s, struct console *c, const char *why);
+/* Ask the console's source for a serial break on behalf of a client. */
+void server_console_break(struct server *s, struct console *c, struct client *cl);
+/* The source's answer: r < 0 with a message, or 0. The client may be gone. */
+void server_break_done(struct server *s, unsigned client_id, const char *console, int r,
+		       const char *message);
+struct client *server_find_client(struct server *s, unsigned id);
+
 /* Move a killed client to the dead list; the sweep frees it after this dispatch. */
 void server_client_dead(struct server *s, struct client *c);

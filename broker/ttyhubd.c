@@ -20,6 +20,7 @@
 #include "log.h"
 #include "server.h"
 #include "util.h"
+#include "virt.h"
 #include "xmldir.h"
 
 #define DEFAULT_SOCKET "/run/ttyhub/ttyhubd.sock"
@@ -29,6 +30,9 @@ static const char *arg_domain_xml[SERVER_MAX_XMLDIRS];
 static size_t arg_n_domain_xml;
 static const char *arg_consoles[MAX_CONSOLE_ARGS];
 static size_t arg_n_consoles;
+static const char *arg_libvirt[SERVER_MAX_VIRTS];
+static size_t arg_n_libvirt;
+static bool arg_libvirt_monitor;
 static struct server_config arg_config = {
 	.socket_path = DEFAULT_SOCKET,
 	.ring_size = 1024 * 1024,
@@ -43,7 +47,11 @@ static void help(void)
 	       "Serve the serial and virtio consoles of QEMU/KVM guests to many users.\n\n"
 	       "Console sources:\n"
 	       "  --domain-xml DIR       libvirt domain XML files in DIR (watched; repeatable)\n"
-	       "  --console NAME=PATH    a chardev UNIX socket or pty (repeatable)\n\n"
+	       "  --console NAME=PATH    a chardev UNIX socket or pty (repeatable)\n"
+	       "  --libvirt URI          running libvirt domains and their events (repeatable;\n"
+	       "                         default qemu:///system when no other source is given)\n"
+	       "  --libvirt-qemu-monitor allow serial break on libvirt domains through the QEMU\n"
+	       "                         monitor (needs a read-write connection; taints them)\n\n"
 	       "Options:\n"
 	       "  --socket PATH          broker socket (default %s)\n"
 	       "  --ring-size BYTES      history kept per console (default 1M; K/M/G suffixes)\n"
@@ -86,7 +94,7 @@ static int parse_argv(int argc, char *argv[])
 	enum {
 		ARG_DOMAIN_XML = 0x100, ARG_CONSOLE, ARG_SOCKET, ARG_RING_SIZE, ARG_REPLAY,
 		ARG_ADMIN_GROUP, ARG_FRONT_USER, ARG_LOCK_DIR, ARG_MAX_CLIENTS, ARG_VERSION,
-		ARG_LATER,
+		ARG_LIBVIRT, ARG_LIBVIRT_MONITOR, ARG_LATER,
 	};
 	static const struct option options[] = {
 		{ "domain-xml", required_argument, NULL, ARG_DOMAIN_XML },
@@ -101,7 +109,8 @@ static int parse_argv(int argc, char *argv[])
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, ARG_VERSION },
-		{ "libvirt", required_argument, NULL, ARG_LATER },
+		{ "libvirt", required_argument, NULL, ARG_LIBVIRT },
+		{ "libvirt-qemu-monitor", no_argument, NULL, ARG_LIBVIRT_MONITOR },
 		{ "qmp", required_argument, NULL, ARG_LATER },
 		{ "log-dir", required_argument, NULL, ARG_LATER },
 		{ "config", required_argument, NULL, ARG_LATER },
@@ -125,6 +134,14 @@ static int parse_argv(int argc, char *argv[])
 			if (arg_n_consoles >= ELEMENTSOF(arg_consoles))
 				return log_error_errno(-EINVAL, "too many --console options");
 			arg_consoles[arg_n_consoles++] = optarg;
+			break;
+		case ARG_LIBVIRT:
+			if (arg_n_libvirt >= ELEMENTSOF(arg_libvirt))
+				return log_error_errno(-EINVAL, "too many --libvirt options");
+			arg_libvirt[arg_n_libvirt++] = optarg;
+			break;
+		case ARG_LIBVIRT_MONITOR:
+			arg_libvirt_monitor = true;
 			break;
 		case ARG_SOCKET:
 			arg_config.socket_path = optarg;
@@ -308,8 +325,14 @@ int main(int argc, char *argv[])
 		if (r < 0)
 			goto out;
 	}
-	if (arg_n_domain_xml == 0 && arg_n_consoles == 0)
-		log_warning("no console sources given (--domain-xml, --console); serving none");
+	if (arg_n_domain_xml == 0 && arg_n_consoles == 0 && arg_n_libvirt == 0)
+		arg_libvirt[arg_n_libvirt++] = "qemu:///system";
+	for (size_t i = 0; i < arg_n_libvirt; i++) {
+		r = virt_open(&s, arg_libvirt[i], arg_libvirt_monitor, &s.virts[s.n_virts]);
+		if (r < 0)
+			goto out;
+		s.n_virts++;
+	}
 
 	log_info("ttyhubd %s listening on %s with %u consoles", TTYHUB_VERSION,
 		 arg_config.socket_path, s.registry.n_consoles);

@@ -2,10 +2,8 @@
 /*
  * Domain-XML directory source (see xmldir.h).
  *
- * Each *.xml file maps to the consoles it defined.  Reloading a file diffs
- * the new device list against those consoles: unchanged devices keep their
- * console (and its clients, ring and chardev connection); changed or
- * vanished ones are removed with a notice; new ones are added.
+ * Each *.xml file maps to the consoles it defined (a struct domain, which
+ * does the diffing on reload).
  */
 #include <dirent.h>
 #include <errno.h>
@@ -19,6 +17,7 @@
 #include <unistd.h>
 
 #include "console.h"
+#include "domain.h"
 #include "domxml.h"
 #include "log.h"
 #include "server.h"
@@ -27,8 +26,7 @@
 
 struct xmlfile {
 	char *path; /* owned */
-	struct console *consoles[DOMXML_MAX_DEVICES];
-	size_t n;
+	struct domain domain;
 	struct xmlfile *next;
 };
 
@@ -77,8 +75,7 @@ static void xmldir_forget(struct xmldir *d, const char *path, const char *why)
 	for (pp = &d->files; (f = *pp); pp = &f->next) {
 		if (strcmp(f->path, path) != 0)
 			continue;
-		for (size_t i = 0; i < f->n; i++)
-			server_remove_console(d->server, f->consoles[i], why);
+		domain_clear(d->server, &f->domain, why);
 		*pp = f->next;
 		free(f->path);
 		free(f);
@@ -134,33 +131,13 @@ static int xmldir_read(const char *path, char **ret, size_t *ret_len, char *err,
 	return 0;
 }
 
-static void xmldir_spec(struct console_spec *spec, const struct domxml *dom,
-			const struct domxml_dev *dev, size_t index, const char *origin)
-{
-	*spec = (struct console_spec){
-		.vm = dom->name,
-		.uuid = dom->uuid,
-		.alias = dev->alias,
-		.element = dev->element,
-		.target = dev->target_type,
-		.type = dev->type,
-		.origin = origin,
-		.primary = index == 0,
-		.supported = dev->supported,
-		.reason = dev->reason,
-		.backend = dev->backend,
-		.path = dev->path,
-	};
-}
-
 static void xmldir_load(struct xmldir *d, const char *path)
 {
 	_cleanup_free_ char *buf = NULL, *perr = NULL;
-	struct console *kept[DOMXML_MAX_DEVICES] = {};
 	struct domxml *dom = NULL;
 	struct xmlfile *f;
 	char err[512];
-	size_t len, n = 0;
+	size_t len;
 	int r;
 
 	r = xmldir_read(path, &buf, &len, err, sizeof(err));
@@ -179,38 +156,8 @@ static void xmldir_load(struct xmldir *d, const char *path)
 	}
 	registry_clear_error(&d->server->registry, path);
 	f = xmldir_find(d, path, true);
-	if (!f) {
-		domxml_free(dom);
-		return;
-	}
-
-	/* Keep consoles that are unchanged; remove the others. */
-	for (size_t i = 0; i < f->n; i++) {
-		struct console *c = f->consoles[i];
-		bool keep = false;
-
-		for (size_t j = 0; j < dom->n_devs && !keep; j++) {
-			struct console_spec spec;
-
-			xmldir_spec(&spec, dom, &dom->devs[j], j, path);
-			if (!kept[j] && console_matches_spec(c, &spec)) {
-				kept[j] = c;
-				keep = true;
-			}
-		}
-		if (!keep)
-			server_remove_console(d->server, c, "its definition changed");
-	}
-	for (size_t j = 0; j < dom->n_devs; j++) {
-		struct console_spec spec;
-		struct console *c = kept[j];
-
-		xmldir_spec(&spec, dom, &dom->devs[j], j, path);
-		if (!c && server_add_console(d->server, &spec, &c) < 0)
-			continue;
-		f->consoles[n++] = c;
-	}
-	f->n = n;
+	if (f)
+		domain_apply(d->server, &f->domain, dom, path, NULL, NULL, NULL);
 	domxml_free(dom);
 }
 

@@ -1,0 +1,33 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The consoles that one domain definition contributes, whatever the source
+ * (a domain XML file, libvirt, QMP).  Applying a new definition diffs it
+ * against the consoles already created: unchanged devices keep their console
+ * (clients, ring and chardev connection stay); changed or vanished ones are
+ * removed with a notice; new ones are added.
+ */
+#pragma once
+
+#include "console.h"
+#include "domxml.h"
+
+struct server;
+
+struct domain {
+	struct console *consoles[DOMXML_MAX_DEVICES];
+	size_t n;
+};
+
+/*
+ * ops/ops_data: the source's control of these consoles (NULL for none);
+ * with chardev_prefix, each console's QEMU chardev id is prefix + alias
+ * (libvirt names them "char" + alias).
+ */
+void domain_apply(struct server *s, struct domain *d, const struct domxml *dom,
+		  const char *origin, const struct console_ops *ops, void *ops_data,
+		  const char *chardev_prefix);
+/* A marker line in the history of every console of the domain. */
+void domain_mark(struct domain *d, const char *text);
+void domain_clear(struct server *s, struct domain *d, const char *why);
+/* Notice to every client attached to any console of the domain. */
+void domain_announce(struct domain *d, const char *text);

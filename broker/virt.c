@@ -1,0 +1,673 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * libvirt console source (see virt.h).
+ *
+ * Thread side: connect (read-only unless the monitor is allowed), register
+ * lifecycle, reboot and device events, list the active domains and post
+ * each one's XML, then run virEventRunDefaultImpl() until told to stop.
+ * When libvirtd goes away the close callback fires; the thread drops the
+ * connection and reconnects with back-off, then posts the full list again
+ * (a "sync") so the loop can drop domains that stopped meanwhile.
+ * Consoles of running domains are kept across a libvirtd restart: their
+ * chardev connections go to QEMU, not to libvirtd.
+ *
+ * Loop side: a domain's XML is parsed (domxml, pure) and applied to its
+ * struct domain; "down" removes its consoles with a notice.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <libvirt/libvirt-qemu.h>
+#include <libvirt/libvirt.h>
+#include <libvirt/virterror.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "domain.h"
+#include "log.h"
+#include "server.h"
+#include "util.h"
+#include "virt.h"
+
+#define VIRT_BACKOFF_MAX_MS 5000
+#define VIRT_MAX_DOMAINS 4096
+
+enum virt_msg_type {
+	VIRT_MSG_UP,      /* uuid, xml */
+	VIRT_MSG_DOWN,    /* uuid, text = why */
+	VIRT_MSG_SYNC,    /* text = "\n"-separated uuids of every active domain */
+	VIRT_MSG_EVENT,   /* uuid, text = a marker for the console history */
+	VIRT_MSG_BREAK,   /* reply: client_id, text = console, result, error */
+	VIRT_MSG_STATUS,  /* text = connection status for the log */
+};
+
+struct virt_msg {
+	enum virt_msg_type type;
+	char uuid[VIR_UUID_STRING_BUFLEN];
+	char *xml;
+	char *text;
+	char *error;
+	unsigned client_id;
+	int result;
+	struct virt_msg *next;
+};
+
+struct virt_req { /* a break, from the loop to the thread */
+	char uuid[VIR_UUID_STRING_BUFLEN];
+	char chardev[160];
+	char console[200];
+	unsigned client_id;
+	struct virt_req *next;
+};
+
+struct vdom {
+	char uuid[VIR_UUID_STRING_BUFLEN];
+	struct domain domain;
+	bool seen; /* during a sync */
+	struct vdom *next;
+};
+
+struct virt {
+	struct server *server;
+	char *uri;
+	bool allow_monitor;
+	char origin[300];
+
+	/* Shared between the threads, under lock. */
+	pthread_mutex_t lock;
+	struct virt_msg *msgs, **msgs_tail;
+	struct virt_req *reqs;
+	bool stop;
+
+	int event_fd;               /* thread -> loop wake-up; owned */
+	sd_event_source *event_io;  /* owned */
+	int wake[2];                /* loop -> thread wake-up (pipe); owned */
+	pthread_t thread;
+	bool thread_running;
+
+	/* Thread only. */
+	virConnectPtr conn;
+	int cb_lifecycle, cb_reboot, cb_added, cb_removed;
+	bool closed;
+	unsigned backoff_ms;
+	int reconnect_timer;
+
+	/* Loop only. */
+	struct vdom *doms;
+	char last_status[512];
+};
+
+static const struct console_ops virt_console_ops;
+
+/* ---- thread side ---------------------------------------------------------- */
+
+static void virt_post(struct virt *v, struct virt_msg *m)
+{
+	uint64_t one = 1;
+
+	pthread_mutex_lock(&v->lock);
+	m->next = NULL;
+	*v->msgs_tail = m;
+	v->msgs_tail = &m->next;
+	pthread_mutex_unlock(&v->lock);
+	if (write(v->event_fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+		log_warning_errno(negative_errno(), "libvirt: cannot wake the loop");
+}
+
+static void virt_post_text(struct virt *v, enum virt_msg_type type, const char *uuid,
+			   const char *fmt, ...) _printf_(4, 5);
+static void virt_post_text(struct virt *v, enum virt_msg_type type, const char *uuid,
+			   const char *fmt, ...)
+{
+	struct virt_msg *m = calloc(1, sizeof(*m));
+	va_list ap;
+
+	if (!m)
+		return;
+	m->type = type;
+	if (uuid)
+		snprintf(m->uuid, sizeof(m->uuid), "%s", uuid);
+	va_start(ap, fmt);
+	if (vasprintf(&m->text, fmt, ap) < 0)
+		m->text = NULL;
+	va_end(ap);
+	virt_post(v, m);
+}
+
+static const char *virt_last_error(void)
+{
+	virErrorPtr e = virGetLastError();
+
+	return e && e->message ? e->message : "unknown libvirt error";
+}
+
+/* Post a domain's live XML (an error is only logged: the next event retries). */
+static void virt_post_domain(struct virt *v, virDomainPtr dom)
+{
+	char uuid[VIR_UUID_STRING_BUFLEN];
+	struct virt_msg *m;
+	char *xml;
+
+	if (virDomainGetUUIDString(dom, uuid) < 0)
+		return;
+	xml = virDomainGetXMLDesc(dom, 0);
+	if (!xml) {
+		virt_post_text(v, VIRT_MSG_STATUS, NULL, "cannot read the XML of %s: %s",
+			       virDomainGetName(dom), virt_last_error());
+		return;
+	}
+	m = calloc(1, sizeof(*m));
+	if (!m) {
+		free(xml);
+		return;
+	}
+	m->type = VIRT_MSG_UP;
+	snprintf(m->uuid, sizeof(m->uuid), "%s", uuid);
+	m->xml = xml;
+	virt_post(v, m);
+}
+
+static int virt_on_lifecycle(virConnectPtr conn, virDomainPtr dom, int event, int detail,
+			     void *opaque)
+{
+	struct virt *v = opaque;
+	char uuid[VIR_UUID_STRING_BUFLEN];
+
+	if (virDomainGetUUIDString(dom, uuid) < 0)
+		return 0;
+	switch (event) {
+	case VIR_DOMAIN_EVENT_STARTED:
+		virt_post_domain(v, dom);
+		break;
+	case VIR_DOMAIN_EVENT_STOPPED:
+		virt_post_text(v, VIRT_MSG_DOWN, uuid, "domain %s stopped (%s)", virDomainGetName(dom),
+			       detail == VIR_DOMAIN_EVENT_STOPPED_DESTROYED ? "destroyed"
+			       : detail == VIR_DOMAIN_EVENT_STOPPED_CRASHED ? "crashed"
+			       : detail == VIR_DOMAIN_EVENT_STOPPED_FAILED ? "failed"
+			       : detail == VIR_DOMAIN_EVENT_STOPPED_MIGRATED ? "migrated away"
+								      : "shut off");
+		break;
+	case VIR_DOMAIN_EVENT_CRASHED:
+		virt_post_text(v, VIRT_MSG_EVENT, uuid, "guest crashed (panic)");
+		break;
+	case VIR_DOMAIN_EVENT_SUSPENDED:
+		virt_post_text(v, VIRT_MSG_EVENT, uuid, "guest paused");
+		break;
+	case VIR_DOMAIN_EVENT_RESUMED:
+		virt_post_text(v, VIRT_MSG_EVENT, uuid, "guest resumed");
+		break;
+	case VIR_DOMAIN_EVENT_SHUTDOWN:
+		virt_post_text(v, VIRT_MSG_EVENT, uuid, "guest is shutting down");
+		break;
+	default:
+		break;
+	}
+	return 0;
+}
+
+static void virt_on_reboot(virConnectPtr conn, virDomainPtr dom, void *opaque)
+{
+	char uuid[VIR_UUID_STRING_BUFLEN];
+
+	if (virDomainGetUUIDString(dom, uuid) >= 0)
+		virt_post_text(opaque, VIRT_MSG_EVENT, uuid, "guest reset");
+}
+
+static void virt_on_device(virConnectPtr conn, virDomainPtr dom, const char *alias, void *opaque)
+{
+	virt_post_domain(opaque, dom); /* re-read: the diff finds the change */
+}
+
+static void virt_on_close(virConnectPtr conn, int reason, void *opaque)
+{
+	struct virt *v = opaque;
+
+	v->closed = true;
+}
+
+static void virt_schedule_reconnect(struct virt *v);
+
+static void virt_sync(struct virt *v)
+{
+	virDomainPtr *doms = NULL;
+	size_t len = 0, size = 1;
+	char *list;
+	int n;
+
+	n = virConnectListAllDomains(v->conn, &doms, VIR_CONNECT_LIST_DOMAINS_ACTIVE);
+	if (n < 0) {
+		virt_post_text(v, VIRT_MSG_STATUS, NULL, "cannot list domains: %s", virt_last_error());
+		return;
+	}
+	list = malloc((size_t)n * VIR_UUID_STRING_BUFLEN + 1);
+	if (list)
+		list[0] = '\0';
+	for (int i = 0; i < n; i++) {
+		char uuid[VIR_UUID_STRING_BUFLEN];
+
+		virt_post_domain(v, doms[i]);
+		if (list && virDomainGetUUIDString(doms[i], uuid) >= 0) {
+			len += (size_t)sprintf(list + len, "%s\n", uuid);
+			size++;
+		}
+		virDomainFree(doms[i]);
+	}
+	free(doms);
+	if (list) {
+		struct virt_msg *m = calloc(1, sizeof(*m));
+
+		if (m) {
+			m->type = VIRT_MSG_SYNC;
+			m->text = list;
+			virt_post(v, m);
+		} else
+			free(list);
+	}
+}
+
+static void virt_disconnect(struct virt *v)
+{
+	if (!v->conn)
+		return;
+	if (v->cb_lifecycle >= 0)
+		virConnectDomainEventDeregisterAny(v->conn, v->cb_lifecycle);
+	if (v->cb_reboot >= 0)
+		virConnectDomainEventDeregisterAny(v->conn, v->cb_reboot);
+	if (v->cb_added >= 0)
+		virConnectDomainEventDeregisterAny(v->conn, v->cb_added);
+	if (v->cb_removed >= 0)
+		virConnectDomainEventDeregisterAny(v->conn, v->cb_removed);
+	virConnectUnregisterCloseCallback(v->conn, virt_on_close);
+	virConnectClose(v->conn);
+	v->conn = NULL;
+	v->cb_lifecycle = v->cb_reboot = v->cb_added = v->cb_removed = -1;
+}
+
+static void virt_connect(struct virt *v)
+{
+	v->conn = v->allow_monitor ? virConnectOpen(v->uri) : virConnectOpenReadOnly(v->uri);
+	if (!v->conn) {
+		virt_post_text(v, VIRT_MSG_STATUS, NULL, "cannot connect to %s: %s; retrying",
+			       v->uri, virt_last_error());
+		virt_schedule_reconnect(v);
+		return;
+	}
+	v->closed = false;
+	v->backoff_ms = 100;
+	virConnectRegisterCloseCallback(v->conn, virt_on_close, v, NULL);
+	virConnectSetKeepAlive(v->conn, 5, 3);
+	v->cb_lifecycle = virConnectDomainEventRegisterAny(
+		v->conn, NULL, VIR_DOMAIN_EVENT_ID_LIFECYCLE,
+		VIR_DOMAIN_EVENT_CALLBACK(virt_on_lifecycle), v, NULL);
+	v->cb_reboot = virConnectDomainEventRegisterAny(v->conn, NULL, VIR_DOMAIN_EVENT_ID_REBOOT,
+							VIR_DOMAIN_EVENT_CALLBACK(virt_on_reboot),
+							v, NULL);
+	v->cb_added = virConnectDomainEventRegisterAny(v->conn, NULL,
+						       VIR_DOMAIN_EVENT_ID_DEVICE_ADDED,
+						       VIR_DOMAIN_EVENT_CALLBACK(virt_on_device),
+						       v, NULL);
+	v->cb_removed = virConnectDomainEventRegisterAny(v->conn, NULL,
+							 VIR_DOMAIN_EVENT_ID_DEVICE_REMOVED,
+							 VIR_DOMAIN_EVENT_CALLBACK(virt_on_device),
+							 v, NULL);
+	if (v->cb_lifecycle < 0) {
+		virt_post_text(v, VIRT_MSG_STATUS, NULL, "cannot subscribe to events on %s: %s",
+			       v->uri, virt_last_error());
+		virt_disconnect(v);
+		virt_schedule_reconnect(v);
+		return;
+	}
+	virt_post_text(v, VIRT_MSG_STATUS, NULL, "connected to %s%s", v->uri,
+		       v->allow_monitor ? " (read-write, for the QEMU monitor)" : " (read-only)");
+	virt_sync(v);
+}
+
+static void virt_on_reconnect_timer(int timer, void *opaque)
+{
+	struct virt *v = opaque;
+
+	virEventUpdateTimeout(timer, -1);
+	if (!v->conn)
+		virt_connect(v);
+}
+
+static void virt_schedule_reconnect(struct virt *v)
+{
+	virEventUpdateTimeout(v->reconnect_timer, (int)v->backoff_ms);
+	v->backoff_ms = MIN(v->backoff_ms * 2, (unsigned)VIRT_BACKOFF_MAX_MS);
+}
+
+static void virt_do_break(struct virt *v, struct virt_req *r)
+{
+	struct virt_msg *m = calloc(1, sizeof(*m));
+	char cmd[300], *reply = NULL;
+	virDomainPtr dom;
+
+	if (!m)
+		return;
+	m->type = VIRT_MSG_BREAK;
+	m->client_id = r->client_id;
+	m->text = strdup(r->console);
+	snprintf(cmd, sizeof(cmd),
+		 "{\"execute\":\"chardev-send-break\",\"arguments\":{\"id\":\"%s\"}}", r->chardev);
+	dom = v->conn ? virDomainLookupByUUIDString(v->conn, r->uuid) : NULL;
+	if (!dom) {
+		m->result = -ENOENT;
+		m->error = strdup(v->conn ? virt_last_error() : "not connected to libvirt");
+	} else if (virDomainQemuMonitorCommand(dom, cmd, &reply, 0) < 0) {
+		m->result = -EIO;
+		m->error = strdup(virt_last_error());
+	} else if (reply && strstr(reply, "\"error\"")) {
+		m->result = -EIO;
+		m->error = strdup(reply);
+	}
+	free(reply);
+	if (dom)
+		virDomainFree(dom);
+	virt_post(v, m);
+}
+
+static void virt_on_wake(int watch, int fd, int events, void *opaque)
+{
+	struct virt *v = opaque;
+	struct virt_req *reqs;
+	char buf[64];
+
+	while (read(fd, buf, sizeof(buf)) > 0)
+		;
+	pthread_mutex_lock(&v->lock);
+	reqs = v->reqs;
+	v->reqs = NULL;
+	pthread_mutex_unlock(&v->lock);
+	while (reqs) {
+		struct virt_req *next = reqs->next;
+
+		virt_do_break(v, reqs);
+		free(reqs);
+		reqs = next;
+	}
+}
+
+static void virt_silent(void *userdata, virErrorPtr err)
+{
+	/* libvirt would print every error to stderr; we report them ourselves. */
+}
+
+static void *virt_thread(void *p)
+{
+	struct virt *v = p;
+	int watch;
+
+	virSetErrorFunc(NULL, virt_silent);
+	watch = virEventAddHandle(v->wake[0], VIR_EVENT_HANDLE_READABLE, virt_on_wake, v, NULL);
+	v->reconnect_timer = virEventAddTimeout(-1, virt_on_reconnect_timer, v, NULL);
+	v->backoff_ms = 100;
+	virt_connect(v);
+	for (;;) {
+		bool stop;
+
+		if (virEventRunDefaultImpl() < 0)
+			break;
+		pthread_mutex_lock(&v->lock);
+		stop = v->stop;
+		pthread_mutex_unlock(&v->lock);
+		if (stop)
+			break;
+		if (v->conn && v->closed) {
+			virt_disconnect(v);
+			virt_post_text(v, VIRT_MSG_STATUS, NULL, "lost the connection to %s; "
+				       "reconnecting", v->uri);
+			v->backoff_ms = 100;
+			virt_schedule_reconnect(v);
+		}
+	}
+	virt_disconnect(v);
+	if (watch >= 0)
+		virEventRemoveHandle(watch);
+	virEventRemoveTimeout(v->reconnect_timer);
+	return NULL;
+}
+
+/* ---- loop side ------------------------------------------------------------ */
+
+static struct vdom **virt_find(struct virt *v, const char *uuid)
+{
+	struct vdom **pp;
+
+	for (pp = &v->doms; *pp; pp = &(*pp)->next)
+		if (strcmp((*pp)->uuid, uuid) == 0)
+			break;
+	return pp;
+}
+
+static void virt_remove(struct virt *v, struct vdom **pp, const char *why)
+{
+	struct vdom *d = *pp;
+
+	*pp = d->next;
+	domain_clear(v->server, &d->domain, why);
+	free(d);
+}
+
+static void virt_apply_up(struct virt *v, struct virt_msg *m)
+{
+	struct domxml *dom = NULL;
+	char *err = NULL;
+	struct vdom **pp = virt_find(v, m->uuid), *d = *pp;
+	int r;
+
+	r = domxml_parse(m->xml, strlen(m->xml), &dom, &err);
+	if (r < 0) {
+		char esc[400];
+
+		log_escape(err ? err : "?", err ? strlen(err) : 1, esc, sizeof(esc));
+		log_error("libvirt domain %s: unusable XML: %s", m->uuid, esc);
+		free(err);
+		return;
+	}
+	if (!d) {
+		d = calloc(1, sizeof(*d));
+		if (!d) {
+			domxml_free(dom);
+			return;
+		}
+		snprintf(d->uuid, sizeof(d->uuid), "%s", m->uuid);
+		d->next = v->doms;
+		v->doms = d;
+	}
+	d->seen = true;
+	domain_apply(v->server, &d->domain, dom, v->origin, &virt_console_ops, v, "char");
+	domxml_free(dom);
+}
+
+static void virt_apply_sync(struct virt *v, const char *list)
+{
+	for (struct vdom **pp = &v->doms; *pp;) {
+		char needle[VIR_UUID_STRING_BUFLEN + 1];
+
+		snprintf(needle, sizeof(needle), "%s\n", (*pp)->uuid);
+		if (!strstr(list, needle))
+			virt_remove(v, pp, "its domain is no longer running");
+		else
+			pp = &(*pp)->next;
+	}
+}
+
+static void virt_handle(struct virt *v, struct virt_msg *m)
+{
+	struct vdom **pp;
+
+	switch (m->type) {
+	case VIRT_MSG_UP:
+		virt_apply_up(v, m);
+		break;
+	case VIRT_MSG_DOWN:
+		pp = virt_find(v, m->uuid);
+		if (*pp)
+			virt_remove(v, pp, m->text ? m->text : "its domain stopped");
+		break;
+	case VIRT_MSG_SYNC:
+		virt_apply_sync(v, m->text ? m->text : "");
+		break;
+	case VIRT_MSG_EVENT:
+		pp = virt_find(v, m->uuid);
+		if (*pp && m->text)
+			domain_mark(&(*pp)->domain, m->text);
+		break;
+	case VIRT_MSG_BREAK:
+		server_break_done(v->server, m->client_id, m->text ? m->text : "", m->result,
+				  m->error);
+		break;
+	case VIRT_MSG_STATUS:
+		/* Said once: a libvirtd that stays away must not flood the journal. */
+		if (m->text && strcmp(m->text, v->last_status) != 0) {
+			char esc[600];
+
+			log_info("libvirt: %s", log_escape(m->text, strlen(m->text), esc, sizeof(esc)));
+			snprintf(v->last_status, sizeof(v->last_status), "%s", m->text);
+		}
+		break;
+	}
+}
+
+static int virt_on_event(sd_event_source *es, int fd, uint32_t revents, void *userdata)
+{
+	struct virt *v = userdata;
+	struct virt_msg *m;
+	uint64_t n;
+
+	if (read(fd, &n, sizeof(n)) < 0 && errno != EAGAIN)
+		return 0;
+	pthread_mutex_lock(&v->lock);
+	m = v->msgs;
+	v->msgs = NULL;
+	v->msgs_tail = &v->msgs;
+	pthread_mutex_unlock(&v->lock);
+	while (m) {
+		struct virt_msg *next = m->next;
+
+		virt_handle(v, m);
+		free(m->xml);
+		free(m->text);
+		free(m->error);
+		free(m);
+		m = next;
+	}
+	return 0;
+}
+
+static int virt_send_break(void *data, struct console *c, unsigned client_id, char *err,
+			   size_t errsz)
+{
+	struct virt *v = data;
+	struct virt_req *r;
+
+	if (!v->allow_monitor) {
+		snprintf(err, errsz, "a break to a libvirt-managed VM goes through the QEMU "
+			 "monitor, which marks the domain tainted; ttyhubd allows it only with "
+			 "--libvirt-qemu-monitor");
+		return -EPERM;
+	}
+	if (!c->uuid || !c->chardev_id) {
+		snprintf(err, errsz, "the domain has no UUID or the device no alias");
+		return -EINVAL;
+	}
+	r = calloc(1, sizeof(*r));
+	if (!r)
+		return -ENOMEM;
+	snprintf(r->uuid, sizeof(r->uuid), "%s", c->uuid);
+	snprintf(r->chardev, sizeof(r->chardev), "%s", c->chardev_id);
+	snprintf(r->console, sizeof(r->console), "%s", c->name);
+	r->client_id = client_id;
+	pthread_mutex_lock(&v->lock);
+	r->next = v->reqs;
+	v->reqs = r;
+	pthread_mutex_unlock(&v->lock);
+	if (write(v->wake[1], "b", 1) < 0 && errno != EAGAIN)
+		return negative_errno();
+	return 0;
+}
+
+static const struct console_ops virt_console_ops = {
+	.send_break = virt_send_break,
+};
+
+int virt_open(struct server *s, const char *uri, bool allow_monitor, struct virt **ret)
+{
+	static bool initialised;
+	struct virt *v;
+	int r;
+
+	if (!initialised) {
+		/* Process-wide: before any connection is opened, and only once. */
+		if (virInitialize() < 0 || virEventRegisterDefaultImpl() < 0)
+			return log_error_errno(-EIO, "cannot initialise libvirt");
+		initialised = true;
+	}
+	v = calloc(1, sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	v->server = s;
+	v->allow_monitor = allow_monitor;
+	v->event_fd = -EBADF;
+	v->wake[0] = v->wake[1] = -EBADF;
+	v->cb_lifecycle = v->cb_reboot = v->cb_added = v->cb_removed = -1;
+	v->msgs_tail = &v->msgs;
+	pthread_mutex_init(&v->lock, NULL);
+	v->uri = strdup(uri);
+	snprintf(v->origin, sizeof(v->origin), "libvirt %s", uri);
+	if (!v->uri) {
+		virt_free(v);
+		return -ENOMEM;
+	}
+	v->event_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (v->event_fd < 0 || pipe2(v->wake, O_NONBLOCK | O_CLOEXEC) < 0) {
+		r = log_error_errno(negative_errno(), "libvirt source");
+		virt_free(v);
+		return r;
+	}
+	r = sd_event_add_io(s->event, &v->event_io, v->event_fd, EPOLLIN, virt_on_event, v);
+	if (r >= 0)
+		r = -pthread_create(&v->thread, NULL, virt_thread, v);
+	if (r < 0) {
+		virt_free(v);
+		return log_error_errno(r, "cannot start the libvirt thread");
+	}
+	v->thread_running = true;
+	*ret = v;
+	return 0;
+}
+
+struct virt *virt_free(struct virt *v)
+{
+	if (!v)
+		return NULL;
+	if (v->thread_running) {
+		pthread_mutex_lock(&v->lock);
+		v->stop = true;
+		pthread_mutex_unlock(&v->lock);
+		if (write(v->wake[1], "q", 1) < 0)
+			log_warning_errno(negative_errno(), "libvirt: cannot stop the thread");
+		pthread_join(v->thread, NULL);
+	}
+	virt_on_event(NULL, v->event_fd, 0, v); /* what the thread posted last */
+	while (v->doms)
+		virt_remove(v, &v->doms, "ttyhubd is shutting down");
+	while (v->reqs) {
+		struct virt_req *next = v->reqs->next;
+
+		free(v->reqs);
+		v->reqs = next;
+	}
+	v->event_io = sd_event_source_disable_unref(v->event_io);
+	v->event_fd = safe_close(v->event_fd);
+	v->wake[0] = safe_close(v->wake[0]);
+	v->wake[1] = safe_close(v->wake[1]);
+	pthread_mutex_destroy(&v->lock);
+	free(v->uri);
+	free(v);
+	return NULL;
+}

@@ -1,0 +1,22 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Console source: libvirt (--libvirt URI).  All libvirt calls run in one
+ * helper thread that owns the connection and runs libvirt's default event
+ * loop; it posts what it learns (a domain's live XML, a domain gone, a
+ * lifecycle event, the answer to a break) to ttyhubd's loop through a
+ * queue and an eventfd.  So a slow or dead libvirtd never blocks the loop.
+ *
+ * Read-only connection by default: domains, XML and events need nothing
+ * more.  Serial break goes through virDomainQemuMonitorCommand, which needs
+ * a read-write connection and marks the domain tainted; it is available only
+ * with --libvirt-qemu-monitor.
+ */
+#pragma once
+
+#include <stdbool.h>
+
+struct server;
+struct virt;
+
+int virt_open(struct server *s, const char *uri, bool allow_monitor, struct virt **ret);
+struct virt *virt_free(struct virt *v);
