@@ -245,7 +245,7 @@ static void client_reply_list(struct client *c, json_t *req)
 		if (!con)
 			return;
 		msg = json_pack("{s:s, s:[o], s:[]}", "type", "list", "consoles",
-				console_to_json(con), "errors");
+				console_list_json(con), "errors");
 	} else
 		msg = registry_list_json(&c->server->registry);
 

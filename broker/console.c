@@ -69,6 +69,7 @@ int console_new(struct server *s, const struct console_spec *spec, struct consol
 		r = strdup_opt(&c->chardev_id, spec->chardev_id);
 	c->ops = spec->ops;
 	c->ops_data = spec->ops_data;
+	c->guest_open = -1;
 	if (r >= 0)
 		r = ring_init(&c->ring, s->config.ring_size);
 	if (r >= 0)
@@ -250,6 +251,17 @@ static void console_set_writer(struct console *c, struct client *cl)
 		console_send_state(c, cl);
 }
 
+/* What the source knows of the guest: run state and whether the port is open. */
+static void console_add_guest_state(const struct console *c, json_t *msg)
+{
+	if (!msg)
+		return;
+	if (c->vm_state[0])
+		json_object_set_new(msg, "vm_state", json_string(c->vm_state));
+	if (c->guest_open >= 0)
+		json_object_set_new(msg, "guest_open", json_boolean(c->guest_open));
+}
+
 void console_attach(struct console *c, struct client *cl, enum console_mode mode, long replay)
 {
 	const char *how;
@@ -278,6 +290,7 @@ void console_attach(struct console *c, struct client *cl, enum console_mode mode
 				"console", c->name, "role", "writer", "writer", cl->label, "previous",
 				json_string(old), "clients", (int)c->n_clients, "state",
 				console_state(c), "status", c->supported ? c->chardev.status : c->reason);
+		console_add_guest_state(c, msg);
 		if (msg)
 			client_send(cl, msg);
 		json_decref(msg);
@@ -293,6 +306,7 @@ void console_attach(struct console *c, struct client *cl, enum console_mode mode
 				"writer", c->writer ? json_string(c->writer->label) : json_null(),
 				"clients", (int)c->n_clients, "state", console_state(c), "status",
 				c->supported ? c->chardev.status : c->reason);
+		console_add_guest_state(c, msg);
 		if (msg)
 			client_send(cl, msg);
 		json_decref(msg);
@@ -389,6 +403,14 @@ json_t *console_to_json(const struct console *c)
 			 c->supported ? c->chardev.status : (c->reason ? c->reason : ""), "writer",
 			 c->writer ? json_string(c->writer->label) : json_null(), "watchers",
 			 (int)watchers, "origin", c->origin ? c->origin : "");
+}
+
+json_t *console_list_json(const struct console *c)
+{
+	json_t *o = console_to_json(c);
+
+	console_add_guest_state(c, o);
+	return o;
 }
 
 json_t *console_who_json(const struct console *c)

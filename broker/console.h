@@ -55,6 +55,8 @@ struct console {
 	char *chardev_id; /* QEMU's chardev id ("char" + alias under libvirt), or NULL */
 	const struct console_ops *ops; /* or NULL: no control channel */
 	void *ops_data;
+	char vm_state[32];  /* run state from the source ("running", "paused"...), "" unknown */
+	int guest_open;     /* 1/0: the guest has the port open (virtio), -1 unknown */
 
 	struct ring ring;
 	struct chardev chardev;
@@ -112,5 +114,7 @@ void console_announce(struct console *c, const char *fmt, ...) _printf_(2, 3);
 /* JSON descriptions. */
 #include <jansson.h>
 json_t *console_to_json(const struct console *c);
+/* console_to_json plus what the source knows of the guest (vm_state, guest_open). */
+json_t *console_list_json(const struct console *c);
 json_t *console_who_json(const struct console *c);
 const char *console_state(const struct console *c);

@@ -19,7 +19,9 @@ static void domain_spec(struct console_spec *spec, const struct domxml *dom,
 			char *chardev_id, size_t size)
 {
 	chardev_id[0] = '\0';
-	if (ctl->chardev_prefix && dev->alias)
+	if (dev->chardev)
+		snprintf(chardev_id, size, "%s", dev->chardev);
+	else if (ctl->chardev_prefix && dev->alias)
 		snprintf(chardev_id, size, "%s%s", ctl->chardev_prefix, dev->alias);
 	*spec = (struct console_spec){
 		.vm = dom->name,

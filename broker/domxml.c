@@ -225,6 +225,7 @@ static void domxml_dev_done(struct domxml_dev *dev)
 	free(dev->type);
 	free(dev->path);
 	free(dev->reason);
+	free(dev->chardev);
 	*dev = (struct domxml_dev){ .port = -1 };
 }
 

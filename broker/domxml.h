@@ -37,6 +37,7 @@ struct domxml_dev {
 	char *path;        /* socket or pty path as written, NULL if none; use only if supported */
 	bool supported;
 	char *reason;      /* why not supported, NULL if supported */
+	char *chardev;     /* QEMU chardev id when known (from QMP); NULL from XML */
 };
 
 struct domxml {

@@ -194,19 +194,26 @@ void proto_attached_text(json_t *attached, const uint8_t prefix[2], char *buf, s
 	const char *console = json_string_value(json_object_get(attached, "console"));
 	const char *role = json_string_value(json_object_get(attached, "role"));
 	const char *writer = json_string_value(json_object_get(attached, "writer"));
-	char key[16];
+	const char *vm = json_string_value(json_object_get(attached, "vm_state"));
+	json_t *open = json_object_get(attached, "guest_open");
+	long long n = json_integer_value(json_object_get(attached, "clients"));
+	char key[16], st[160];
 
 	proto_prefix_name(prefix, key, sizeof(key));
 	if (!console)
 		console = "?";
+	/* One-line status: VM state, whether the guest listens, how many are attached. */
+	snprintf(st, sizeof(st), "%s%s%s%s%lld attached", vm ? "VM " : "", vm ? vm : "",
+		 vm ? ", " : "",
+		 json_is_false(open) ? "guest has not opened this port, " : "", n);
 	if (role && strcmp(role, "writer") == 0)
-		snprintf(buf, size, "attached to %s read-write; %s ? for help", console, key);
+		snprintf(buf, size, "attached to %s read-write (%s); %s ? for help", console, st, key);
 	else if (writer)
-		snprintf(buf, size, "attached to %s read-only; %s writes (%s f to take over)",
-			 console, writer, key);
+		snprintf(buf, size, "attached to %s read-only (%s); %s writes (%s f to take over)",
+			 console, st, writer, key);
 	else
-		snprintf(buf, size, "attached to %s read-only; nobody writes (%s a to write)",
-			 console, key);
+		snprintf(buf, size, "attached to %s read-only (%s); nobody writes (%s a to write)",
+			 console, st, key);
 }
 
 void proto_readonly_hint(const uint8_t prefix[2], char *buf, size_t size)

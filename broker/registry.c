@@ -128,7 +128,7 @@ json_t *registry_list_json(struct registry *r)
 		return NULL;
 	}
 	TAILQ_FOREACH(c, &r->consoles, entry)
-		json_array_append_new(consoles, console_to_json(c));
+		json_array_append_new(consoles, console_list_json(c));
 	TAILQ_FOREACH(e, &r->errors, entry)
 		json_array_append_new(errors, json_pack("{s:s, s:s}", "origin", e->origin,
 							"message", e->message));

@@ -24,6 +24,7 @@
 #include "console.h"
 #include "log.h"
 #include "server.h"
+#include "qemu.h"
 #include "util.h"
 #include "virt.h"
 #include "xmldir.h"
@@ -61,6 +62,8 @@ void server_done(struct server *s)
 
 	for (size_t i = 0; i < s->n_virts; i++)
 		s->virts[i] = virt_free(s->virts[i]);
+	for (size_t i = 0; i < s->n_qemus; i++)
+		s->qemus[i] = qemu_free(s->qemus[i]);
 	for (size_t i = 0; i < s->n_xmldirs; i++)
 		s->xmldirs[i] = xmldir_free(s->xmldirs[i]);
 	while ((c = TAILQ_FIRST(&s->registry.consoles))) {

@@ -15,12 +15,14 @@
 #include "registry.h"
 
 struct client;
+struct qemu;
 struct virt;
 struct xmldir;
 
 #define SERVER_MAX_FRONT_USERS 8
 #define SERVER_MAX_XMLDIRS 16
 #define SERVER_MAX_VIRTS 4
+#define SERVER_MAX_QEMUS 64
 
 struct server_config {
 	const char *socket_path;
@@ -43,6 +45,8 @@ struct server {
 	size_t n_xmldirs;
 	struct virt *virts[SERVER_MAX_VIRTS];
 	size_t n_virts;
+	struct qemu *qemus[SERVER_MAX_QEMUS];
+	size_t n_qemus;
 	TAILQ_HEAD(, client) clients; /* live */
 	TAILQ_HEAD(, client) dead;    /* killed, freed by the sweep */
 	unsigned n_clients;

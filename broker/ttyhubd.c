@@ -19,6 +19,7 @@
 #include "console.h"
 #include "log.h"
 #include "server.h"
+#include "qemu.h"
 #include "util.h"
 #include "virt.h"
 #include "xmldir.h"
@@ -30,6 +31,8 @@ static const char *arg_domain_xml[SERVER_MAX_XMLDIRS];
 static size_t arg_n_domain_xml;
 static const char *arg_consoles[MAX_CONSOLE_ARGS];
 static size_t arg_n_consoles;
+static const char *arg_qmp[SERVER_MAX_QEMUS];
+static size_t arg_n_qmp;
 static const char *arg_libvirt[SERVER_MAX_VIRTS];
 static size_t arg_n_libvirt;
 static bool arg_libvirt_monitor;
@@ -48,6 +51,8 @@ static void help(void)
 	       "Console sources:\n"
 	       "  --domain-xml DIR       libvirt domain XML files in DIR (watched; repeatable)\n"
 	       "  --console NAME=PATH    a chardev UNIX socket or pty (repeatable)\n"
+	       "  --qmp PATH             a QEMU started without libvirt, by its QMP socket\n"
+	       "                         (its UNIX-socket chardevs become consoles; repeatable)\n"
 	       "  --libvirt URI          running libvirt domains and their events (repeatable;\n"
 	       "                         default qemu:///system when no other source is given)\n"
 	       "  --libvirt-qemu-monitor allow serial break on libvirt domains through the QEMU\n"
@@ -94,7 +99,7 @@ static int parse_argv(int argc, char *argv[])
 	enum {
 		ARG_DOMAIN_XML = 0x100, ARG_CONSOLE, ARG_SOCKET, ARG_RING_SIZE, ARG_REPLAY,
 		ARG_ADMIN_GROUP, ARG_FRONT_USER, ARG_LOCK_DIR, ARG_MAX_CLIENTS, ARG_VERSION,
-		ARG_LIBVIRT, ARG_LIBVIRT_MONITOR, ARG_LATER,
+		ARG_LIBVIRT, ARG_LIBVIRT_MONITOR, ARG_QMP, ARG_LATER,
 	};
 	static const struct option options[] = {
 		{ "domain-xml", required_argument, NULL, ARG_DOMAIN_XML },
@@ -111,7 +116,7 @@ static int parse_argv(int argc, char *argv[])
 		{ "version", no_argument, NULL, ARG_VERSION },
 		{ "libvirt", required_argument, NULL, ARG_LIBVIRT },
 		{ "libvirt-qemu-monitor", no_argument, NULL, ARG_LIBVIRT_MONITOR },
-		{ "qmp", required_argument, NULL, ARG_LATER },
+		{ "qmp", required_argument, NULL, ARG_QMP },
 		{ "log-dir", required_argument, NULL, ARG_LATER },
 		{ "config", required_argument, NULL, ARG_LATER },
 		{}
@@ -139,6 +144,14 @@ static int parse_argv(int argc, char *argv[])
 			if (arg_n_libvirt >= ELEMENTSOF(arg_libvirt))
 				return log_error_errno(-EINVAL, "too many --libvirt options");
 			arg_libvirt[arg_n_libvirt++] = optarg;
+			break;
+		case ARG_QMP:
+			if (optarg[0] != '/')
+				return log_error_errno(-EINVAL, "--qmp %s: expected an absolute path",
+						       optarg);
+			if (arg_n_qmp >= ELEMENTSOF(arg_qmp))
+				return log_error_errno(-EINVAL, "too many --qmp options");
+			arg_qmp[arg_n_qmp++] = optarg;
 			break;
 		case ARG_LIBVIRT_MONITOR:
 			arg_libvirt_monitor = true;
@@ -325,7 +338,13 @@ int main(int argc, char *argv[])
 		if (r < 0)
 			goto out;
 	}
-	if (arg_n_domain_xml == 0 && arg_n_consoles == 0 && arg_n_libvirt == 0)
+	for (size_t i = 0; i < arg_n_qmp; i++) {
+		r = qemu_open(&s, arg_qmp[i], &s.qemus[s.n_qemus]);
+		if (r < 0)
+			goto out;
+		s.n_qemus++;
+	}
+	if (arg_n_domain_xml == 0 && arg_n_consoles == 0 && arg_n_libvirt == 0 && arg_n_qmp == 0)
 		arg_libvirt[arg_n_libvirt++] = "qemu:///system";
 	for (size_t i = 0; i < arg_n_libvirt; i++) {
 		r = virt_open(&s, arg_libvirt[i], arg_libvirt_monitor, &s.virts[s.n_virts]);

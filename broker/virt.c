@@ -52,6 +52,7 @@ struct virt_msg {
 	char *error;
 	unsigned client_id;
 	int result;
+	char state[32];   /* EVENT: the run state it leads to, or "" */
 	struct virt_msg *next;
 };
 
@@ -137,6 +138,20 @@ static void virt_post_text(struct virt *v, enum virt_msg_type type, const char *
 	virt_post(v, m);
 }
 
+static void virt_post_state(struct virt *v, const char *uuid, const char *state,
+			    const char *marker)
+{
+	struct virt_msg *m = calloc(1, sizeof(*m));
+
+	if (!m)
+		return;
+	m->type = VIRT_MSG_EVENT;
+	snprintf(m->uuid, sizeof(m->uuid), "%s", uuid);
+	snprintf(m->state, sizeof(m->state), "%s", state);
+	m->text = strdup(marker);
+	virt_post(v, m);
+}
+
 static const char *virt_last_error(void)
 {
 	virErrorPtr e = virGetLastError();
@@ -191,13 +206,13 @@ static int virt_on_lifecycle(virConnectPtr conn, virDomainPtr dom, int event, in
 								      : "shut off");
 		break;
 	case VIR_DOMAIN_EVENT_CRASHED:
-		virt_post_text(v, VIRT_MSG_EVENT, uuid, "guest crashed (panic)");
+		virt_post_state(v, uuid, "crashed", "guest crashed (panic)");
 		break;
 	case VIR_DOMAIN_EVENT_SUSPENDED:
-		virt_post_text(v, VIRT_MSG_EVENT, uuid, "guest paused");
+		virt_post_state(v, uuid, "paused", "guest paused");
 		break;
 	case VIR_DOMAIN_EVENT_RESUMED:
-		virt_post_text(v, VIRT_MSG_EVENT, uuid, "guest resumed");
+		virt_post_state(v, uuid, "running", "guest resumed");
 		break;
 	case VIR_DOMAIN_EVENT_SHUTDOWN:
 		virt_post_text(v, VIRT_MSG_EVENT, uuid, "guest is shutting down");
@@ -452,6 +467,13 @@ static void virt_remove(struct virt *v, struct vdom **pp, const char *why)
 	free(d);
 }
 
+static void virt_set_state(struct vdom *d, const char *state)
+{
+	for (size_t i = 0; i < d->domain.n; i++)
+		snprintf(d->domain.consoles[i]->vm_state, sizeof(d->domain.consoles[i]->vm_state),
+			 "%s", state);
+}
+
 static void virt_apply_up(struct virt *v, struct virt_msg *m)
 {
 	struct domxml *dom = NULL;
@@ -481,6 +503,10 @@ static void virt_apply_up(struct virt *v, struct virt_msg *m)
 	d->seen = true;
 	domain_apply(v->server, &d->domain, dom, v->origin, &virt_console_ops, v, "char");
 	domxml_free(dom);
+	for (size_t i = 0; i < d->domain.n; i++)
+		if (!d->domain.consoles[i]->vm_state[0])
+			snprintf(d->domain.consoles[i]->vm_state,
+				 sizeof(d->domain.consoles[i]->vm_state), "running");
 }
 
 static void virt_apply_sync(struct virt *v, const char *list)
@@ -514,6 +540,8 @@ static void virt_handle(struct virt *v, struct virt_msg *m)
 		break;
 	case VIRT_MSG_EVENT:
 		pp = virt_find(v, m->uuid);
+		if (*pp && m->state[0])
+			virt_set_state(*pp, m->state);
 		if (*pp && m->text)
 			domain_mark(&(*pp)->domain, m->text);
 		break;

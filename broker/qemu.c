@@ -1,0 +1,357 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Standalone QEMU console source (see qemu.h).
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "domain.h"
+#include "log.h"
+#include "qemu.h"
+#include "qmp.h"
+#include "server.h"
+#include "util.h"
+
+#define QEMU_BACKOFF_MAX_MS 2000
+#define QEMU_QUERY_TIMEOUT_USEC (10 * 1000000ULL)
+
+struct qemu {
+	struct server *server;
+	char *path;              /* owned: the QMP socket */
+	char origin[300];
+	struct qmp *qmp;         /* owned */
+	sd_event_source *retry;  /* owned */
+	unsigned backoff_ms;
+	char name[128];          /* from query-name, or the socket's file name */
+	char uuid[64];
+	char run_state[32];
+	struct domain domain;
+	char last_status[300];
+};
+
+static const struct console_ops qemu_console_ops;
+static void qemu_connect(struct qemu *q);
+
+static void qemu_status(struct qemu *q, const char *fmt, ...) _printf_(2, 3);
+static void qemu_status(struct qemu *q, const char *fmt, ...)
+{
+	char text[sizeof(q->last_status)];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	if (strcmp(text, q->last_status) != 0)
+		log_info("qmp %s: %s", q->path, text);
+	snprintf(q->last_status, sizeof(q->last_status), "%s", text);
+}
+
+static int qemu_on_retry(sd_event_source *es, uint64_t usec, void *userdata)
+{
+	qemu_connect(userdata);
+	return 0;
+}
+
+static void qemu_schedule_retry(struct qemu *q)
+{
+	sd_event_source_set_time_relative(q->retry, (uint64_t)q->backoff_ms * 1000);
+	sd_event_source_set_enabled(q->retry, SD_EVENT_ONESHOT);
+	q->backoff_ms = MIN(q->backoff_ms * 2, (unsigned)QEMU_BACKOFF_MAX_MS);
+}
+
+/* "unix:/p,server=on" or "disconnected:unix:/p,server=on" -> "/p"; "pty:/dev/pts/3". */
+static int qemu_chardev_path(const char *filename, enum domxml_backend *backend, char *path,
+			     size_t size)
+{
+	const char *p = filename, *end;
+
+	if (strncmp(p, "disconnected:", 13) == 0)
+		p += 13;
+	if (strncmp(p, "pty:", 4) == 0) {
+		*backend = DOMXML_BACKEND_PTY;
+		snprintf(path, size, "%s", p + 4);
+		return 0;
+	}
+	if (strncmp(p, "unix:", 5) != 0 || !strstr(p, ",server=on"))
+		return -EINVAL;
+	p += 5;
+	end = strchr(p, ',');
+	if (!end || (size_t)(end - p) >= size || p[0] != '/')
+		return -EINVAL;
+	memcpy(path, p, (size_t)(end - p));
+	path[end - p] = '\0';
+	*backend = DOMXML_BACKEND_UNIX;
+	return 0;
+}
+
+/* Build the domain from query-chardev's answer and apply it. */
+static void qemu_on_chardevs(struct qmp *qmp, json_t *reply, const char *eclass, const char *edesc,
+			     void *userdata)
+{
+	struct qemu *q = userdata;
+	struct domxml dom = { .name = q->name, .uuid = q->uuid[0] ? q->uuid : NULL };
+	struct domxml_dev devs[DOMXML_MAX_DEVICES] = {};
+	json_t *cd;
+	size_t i, n = 0, primary = 0;
+	bool have_primary = false;
+
+	if (!reply) {
+		qemu_status(q, "query-chardev failed: %s", edesc ? edesc : "?");
+		return;
+	}
+	json_array_foreach(reply, i, cd) {
+		const char *label = json_string_value(json_object_get(cd, "label"));
+		const char *filename = json_string_value(json_object_get(cd, "filename"));
+		char path[256];
+		enum domxml_backend backend;
+
+		if (!label || !filename || n >= ELEMENTSOF(devs) ||
+		    strncmp(label, "compat_monitor", 14) == 0 ||
+		    qemu_chardev_path(filename, &backend, path, sizeof(path)) < 0 ||
+		    strcmp(path, q->path) == 0)
+			continue;
+		devs[n] = (struct domxml_dev){
+			.element = strstr(label, "console") ? "console" : "serial",
+			.alias = (char *)(strncmp(label, "char", 4) == 0 && label[4] ? label + 4 : label),
+			.port = -1,
+			.type = backend == DOMXML_BACKEND_PTY ? "pty" : "unix",
+			.backend = backend,
+			.path = strdup(path),
+			.supported = true,
+			.chardev = (char *)label,
+		};
+		if (!have_primary && strstr(label, "serial")) {
+			primary = n;
+			have_primary = true;
+		}
+		n++;
+	}
+	/* The primary console comes first, as domain_apply expects. */
+	if (primary > 0) {
+		struct domxml_dev tmp = devs[primary];
+
+		memmove(devs + 1, devs, primary * sizeof(devs[0]));
+		devs[0] = tmp;
+	}
+	dom.devs = devs;
+	dom.n_devs = n;
+	domain_apply(q->server, &q->domain, &dom, q->origin, &qemu_console_ops, q, NULL);
+	for (i = 0; i < n; i++)
+		free(devs[i].path);
+	/* frontend-open: whether the guest has the port open (meaningful for virtio). */
+	for (size_t k = 0; k < q->domain.n; k++) {
+		struct console *c = q->domain.consoles[k];
+
+		snprintf(c->vm_state, sizeof(c->vm_state), "%s", q->run_state);
+		json_array_foreach(reply, i, cd)
+			if (c->chardev_id && json_is_boolean(json_object_get(cd, "frontend-open")) &&
+			    strcmp(c->chardev_id, json_string_value(json_object_get(cd, "label")) ?: "") == 0)
+				c->guest_open = json_is_true(json_object_get(cd, "frontend-open"));
+	}
+	qemu_status(q, "VM %s: %zu console%s", q->name, n, n == 1 ? "" : "s");
+}
+
+static void qemu_on_status(struct qmp *qmp, json_t *reply, const char *eclass, const char *edesc,
+			   void *userdata)
+{
+	struct qemu *q = userdata;
+	const char *st = json_string_value(json_object_get(reply, "status"));
+
+	if (st)
+		snprintf(q->run_state, sizeof(q->run_state), "%s", st);
+	for (size_t i = 0; i < q->domain.n; i++)
+		snprintf(q->domain.consoles[i]->vm_state, sizeof(q->domain.consoles[i]->vm_state),
+			 "%s", q->run_state);
+}
+
+static void qemu_on_uuid(struct qmp *qmp, json_t *reply, const char *eclass, const char *edesc,
+			 void *userdata)
+{
+	struct qemu *q = userdata;
+	const char *uuid = json_string_value(json_object_get(reply, "UUID"));
+
+	/* QEMU reports the all-zero UUID when none was given: treat it as none. */
+	if (uuid && strcmp(uuid, "00000000-0000-0000-0000-000000000000") != 0)
+		snprintf(q->uuid, sizeof(q->uuid), "%s", uuid);
+}
+
+static void qemu_on_name(struct qmp *qmp, json_t *reply, const char *eclass, const char *edesc,
+			 void *userdata)
+{
+	struct qemu *q = userdata;
+	const char *name = json_string_value(json_object_get(reply, "name"));
+
+	if (name && name[0])
+		snprintf(q->name, sizeof(q->name), "%s", name);
+}
+
+static void qemu_on_ready(struct qmp *qmp, void *userdata)
+{
+	struct qemu *q = userdata;
+
+	q->backoff_ms = 100;
+	/* Replies come in order: name and uuid are known when the chardevs arrive. */
+	qmp_execute(qmp, "query-name", NULL, qemu_on_name, q, QEMU_QUERY_TIMEOUT_USEC);
+	qmp_execute(qmp, "query-uuid", NULL, qemu_on_uuid, q, QEMU_QUERY_TIMEOUT_USEC);
+	qmp_execute(qmp, "query-chardev", NULL, qemu_on_chardevs, q, QEMU_QUERY_TIMEOUT_USEC);
+	qmp_execute(qmp, "query-status", NULL, qemu_on_status, q, QEMU_QUERY_TIMEOUT_USEC);
+}
+
+static void qemu_set_state(struct qemu *q, const char *state, const char *marker)
+{
+	snprintf(q->run_state, sizeof(q->run_state), "%s", state);
+	for (size_t i = 0; i < q->domain.n; i++)
+		snprintf(q->domain.consoles[i]->vm_state, sizeof(q->domain.consoles[i]->vm_state),
+			 "%s", state);
+	if (marker)
+		domain_mark(&q->domain, marker);
+}
+
+static void qemu_on_event(struct qmp *qmp, const char *name, json_t *data, void *userdata)
+{
+	struct qemu *q = userdata;
+	const char *reason = json_string_value(json_object_get(data, "reason"));
+	char text[200], esc[100];
+
+	if (reason)
+		log_escape(reason, strlen(reason), esc, sizeof(esc));
+	if (strcmp(name, "RESET") == 0) {
+		snprintf(text, sizeof(text), "guest reset (%s)", reason ? esc : "?");
+		domain_mark(&q->domain, text);
+	} else if (strcmp(name, "SHUTDOWN") == 0) {
+		snprintf(text, sizeof(text), "guest shut down (%s)", reason ? esc : "?");
+		qemu_set_state(q, "shutdown", text);
+	} else if (strcmp(name, "STOP") == 0)
+		qemu_set_state(q, "paused", "guest paused");
+	else if (strcmp(name, "RESUME") == 0)
+		qemu_set_state(q, "running", "guest resumed");
+	else if (strcmp(name, "GUEST_PANICKED") == 0)
+		qemu_set_state(q, "guest-panicked", "guest panicked");
+	else if (strcmp(name, "VSERPORT_CHANGE") == 0) {
+		/* A virtio port opened or closed by the guest: re-read frontend-open. */
+		qmp_execute(qmp, "query-chardev", NULL, qemu_on_chardevs, q, QEMU_QUERY_TIMEOUT_USEC);
+	}
+}
+
+static void qemu_on_close(struct qmp *qmp, const char *reason, void *userdata)
+{
+	struct qemu *q = userdata;
+
+	qemu_status(q, "monitor closed (%s); reconnecting", reason);
+	/* Freed from its own callback: allowed by qmp_free(). */
+	q->qmp = qmp_free(q->qmp);
+	qemu_set_state(q, "gone", NULL);
+	q->backoff_ms = 100;
+	qemu_schedule_retry(q);
+}
+
+static const struct qmp_callbacks qemu_qmp_callbacks = {
+	.on_ready = qemu_on_ready,
+	.on_event = qemu_on_event,
+	.on_close = qemu_on_close,
+};
+
+static void qemu_connect(struct qemu *q)
+{
+	int r = qmp_open(q->server->event, q->path, &qemu_qmp_callbacks, q, &q->qmp);
+
+	if (r < 0) {
+		qemu_status(q, "cannot connect: %s; retrying", strerror(-r));
+		qemu_schedule_retry(q);
+	}
+}
+
+struct qemu_break {
+	struct qemu *q;
+	unsigned client_id;
+	char console[200];
+};
+
+static void qemu_on_break(struct qmp *qmp, json_t *reply, const char *eclass, const char *edesc,
+			  void *userdata)
+{
+	struct qemu_break *b = userdata;
+
+	server_break_done(b->q->server, b->client_id, b->console, reply ? 0 : -EIO, edesc);
+	free(b);
+}
+
+static int qemu_send_break(void *data, struct console *c, unsigned client_id, char *err,
+			   size_t errsz)
+{
+	struct qemu *q = data;
+	struct qemu_break *b;
+	json_t *args;
+	int r;
+
+	if (!q->qmp || qmp_get_state(q->qmp) == QMP_STATE_CLOSED) {
+		snprintf(err, errsz, "QEMU's monitor is not connected");
+		return -ENOTCONN;
+	}
+	b = calloc(1, sizeof(*b));
+	args = json_pack("{s:s}", "id", c->chardev_id);
+	if (!b || !args) {
+		free(b);
+		json_decref(args);
+		return -ENOMEM;
+	}
+	b->q = q;
+	b->client_id = client_id;
+	snprintf(b->console, sizeof(b->console), "%s", c->name);
+	r = qmp_execute(q->qmp, "chardev-send-break", args, qemu_on_break, b,
+			QEMU_QUERY_TIMEOUT_USEC);
+	json_decref(args);
+	if (r < 0)
+		free(b);
+	return r;
+}
+
+static const struct console_ops qemu_console_ops = {
+	.send_break = qemu_send_break,
+};
+
+int qemu_open(struct server *s, const char *qmp_path, struct qemu **ret)
+{
+	const char *base = strrchr(qmp_path, '/');
+	struct qemu *q;
+	int r;
+
+	q = calloc(1, sizeof(*q));
+	if (!q)
+		return -ENOMEM;
+	q->server = s;
+	q->backoff_ms = 100;
+	q->path = strdup(qmp_path);
+	if (!q->path) {
+		free(q);
+		return -ENOMEM;
+	}
+	snprintf(q->name, sizeof(q->name), "%s", base ? base + 1 : qmp_path);
+	if (strrchr(q->name, '.'))
+		*strrchr(q->name, '.') = '\0';
+	snprintf(q->origin, sizeof(q->origin), "qmp %s", qmp_path);
+	r = sd_event_add_time_relative(s->event, &q->retry, CLOCK_MONOTONIC, 0, 10 * 1000,
+				       qemu_on_retry, q);
+	if (r < 0) {
+		qemu_free(q);
+		return r;
+	}
+	sd_event_source_set_enabled(q->retry, SD_EVENT_OFF);
+	qemu_connect(q);
+	*ret = q;
+	return 0;
+}
+
+struct qemu *qemu_free(struct qemu *q)
+{
+	if (!q)
+		return NULL;
+	q->qmp = qmp_free(q->qmp);
+	domain_clear(q->server, &q->domain, "ttyhubd is shutting down");
+	q->retry = sd_event_source_disable_unref(q->retry);
+	free(q->path);
+	free(q);
+	return NULL;
+}

@@ -1,0 +1,19 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Console source: a QEMU started without libvirt, reached through its own
+ * QMP socket (--qmp PATH).  query-chardev finds the chardevs that are UNIX
+ * sockets in server mode (or ptys); they become consoles named after the
+ * VM's -name (or the QMP socket's file name), with the chardev id as alias
+ * ("charserial0" -> "serial0").  The same connection delivers serial
+ * break (chardev-send-break), the run state shown on attach, and the guest
+ * events (reset, shutdown, stop, resume, panic) written into the history.
+ * When QEMU goes away its consoles stay (their chardev connections wait
+ * for the socket) and QMP reconnects with back-off.
+ */
+#pragma once
+
+struct server;
+struct qemu;
+
+int qemu_open(struct server *s, const char *qmp_path, struct qemu **ret);
+struct qemu *qemu_free(struct qemu *q);
