@@ -22,6 +22,7 @@
 
 #include "chardev.h"
 #include "console.h"
+#include "fileio.h"
 #include "log.h"
 #include "util.h"
 
@@ -250,29 +251,19 @@ static int chardev_check_path(struct chardev *ch, mode_t want)
 
 static int chardev_open_unix(struct chardev *ch)
 {
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	_cleanup_close_ int fd = -EBADF;
+	int fd = unix_connect(ch->path, true);
 
-	if (strlen(ch->path) >= sizeof(sa.sun_path)) {
+	if (fd == -ECONNREFUSED)
+		chardev_set_state(ch, CHARDEV_WAITING, "nobody listens on %s (guest not running?)",
+				  ch->path);
+	else if (fd == -EAGAIN)
+		chardev_set_state(ch, CHARDEV_WAITING, "%s is busy (backlog full)", ch->path);
+	else if (fd == -ENAMETOOLONG)
 		chardev_set_state(ch, CHARDEV_ERROR, "socket path is too long: %s", ch->path);
-		return -ENAMETOOLONG;
-	}
-	strcpy(sa.sun_path, ch->path);
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return log_error_errno(negative_errno(), "socket");
-	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-		if (errno == ECONNREFUSED)
-			chardev_set_state(ch, CHARDEV_WAITING,
-					  "nobody listens on %s (guest not running?)", ch->path);
-		else if (errno == EAGAIN)
-			chardev_set_state(ch, CHARDEV_WAITING, "%s is busy (backlog full)",
-					  ch->path);
-		else
-			chardev_set_state(ch, CHARDEV_ERROR, "cannot connect to %s: %m", ch->path);
-		return negative_errno();
-	}
-	return TAKE_FD(fd);
+	else if (fd < 0)
+		chardev_set_state(ch, CHARDEV_ERROR, "cannot connect to %s: %s", ch->path,
+				  strerror(-fd));
+	return fd;
 }
 
 /* UUCP lock file as libvirt's virChrdevOpen writes it: LCK.. + path minus /dev, '/' -> '_'. */

@@ -17,6 +17,7 @@
 
 #include "attach.h"
 #include "escape.h"
+#include "fileio.h"
 #include "listing.h"
 #include "log.h"
 #include "proto.h"
@@ -43,27 +44,15 @@ static void help(void)
 
 static int broker_connect(int *ret)
 {
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	const char *path = arg_broker ? arg_broker
 				      : getenv("TTYHUB_BROKER") ? getenv("TTYHUB_BROKER")
 								: DEFAULT_BROKER;
-	int fd;
+	int fd = unix_connect(path, false);
 
-	if (strlen(path) >= sizeof(sa.sun_path)) {
-		fprintf(stderr, "ttyhub: broker socket path is too long: %s\n", path);
-		return -ENAMETOOLONG;
-	}
-	strcpy(sa.sun_path, path);
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return negative_errno();
-	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-		int r = negative_errno();
-
-		fprintf(stderr, "ttyhub: cannot reach ttyhubd at %s: %s%s\n", path, strerror(-r),
-			r == -ENOENT || r == -ECONNREFUSED ? " (is ttyhubd running?)" : "");
-		close(fd);
-		return r;
+	if (fd < 0) {
+		fprintf(stderr, "ttyhub: cannot reach ttyhubd at %s: %s%s\n", path, strerror(-fd),
+			fd == -ENOENT || fd == -ECONNREFUSED ? " (is ttyhubd running?)" : "");
+		return fd;
 	}
 	*ret = fd;
 	return 0;

@@ -19,6 +19,7 @@
 #include "console.h"
 #include "domain.h"
 #include "domxml.h"
+#include "fileio.h"
 #include "log.h"
 #include "server.h"
 #include "util.h"
@@ -83,52 +84,20 @@ static void xmldir_forget(struct xmldir *d, const char *path, const char *why)
 	}
 }
 
-/* Read a whole regular file, refusing symlinks and anything over the size cap. */
+/* Read a definition file, with the reason in err when it cannot be used. */
 static int xmldir_read(const char *path, char **ret, size_t *ret_len, char *err, size_t errsz)
 {
-	_cleanup_close_ int fd = -EBADF;
-	_cleanup_free_ char *buf = NULL;
-	struct stat st;
-	size_t len = 0;
+	int r = read_file_bounded(path, DOMXML_MAX_SIZE, ret, ret_len);
 
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
-	if (fd < 0) {
-		int r = negative_errno();
-
-		snprintf(err, errsz, errno == ELOOP ? "is a symbolic link; refusing to follow it"
-						    : "cannot open: %s", strerror(errno));
-		return r;
-	}
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+	if (r == -ELOOP)
+		snprintf(err, errsz, "is a symbolic link; refusing to follow it");
+	else if (r == -EBADF)
 		snprintf(err, errsz, "not a regular file");
-		return -EBADF;
-	}
-	if ((uint64_t)st.st_size > DOMXML_MAX_SIZE) {
-		snprintf(err, errsz, "file is %lld bytes, over the %u byte limit",
-			 (long long)st.st_size, DOMXML_MAX_SIZE);
-		return -EFBIG;
-	}
-	buf = malloc((size_t)st.st_size + 1);
-	if (!buf)
-		return -ENOMEM;
-	/* The file may grow while we read: never read past the cap. */
-	while (len < (size_t)st.st_size) {
-		ssize_t n = read(fd, buf + len, (size_t)st.st_size - len);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			snprintf(err, errsz, "read failed: %s", strerror(errno));
-			return negative_errno();
-		}
-		if (n == 0)
-			break;
-		len += (size_t)n;
-	}
-	buf[len] = '\0';
-	*ret = TAKE_PTR(buf);
-	*ret_len = len;
-	return 0;
+	else if (r == -EFBIG)
+		snprintf(err, errsz, "file is over the %u byte limit", DOMXML_MAX_SIZE);
+	else if (r < 0)
+		snprintf(err, errsz, "cannot read: %s", strerror(-r));
+	return r;
 }
 
 static void xmldir_load(struct xmldir *d, const char *path)

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "channel.h"
+#include "fileio.h"
 #include "listing.h"
 #include "log.h"
 #include "session.h"
@@ -120,23 +121,13 @@ static json_t *chan_filter(const struct chan *c, json_t *consoles)
 
 static int chan_connect_broker(struct chan *c)
 {
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	const char *path = c->session->sshd->config.broker;
 	struct session *s = c->session;
 	int fd, r;
 
-	if (strlen(path) >= sizeof(sa.sun_path))
-		return -ENAMETOOLONG;
-	strcpy(sa.sun_path, path);
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	fd = unix_connect(path, true);
 	if (fd < 0)
-		return negative_errno();
-	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-		r = negative_errno();
-		close(fd);
-		log_error_errno(r, "cannot reach ttyhubd at %s", path);
-		return r;
-	}
+		return log_error_errno(fd, "cannot reach ttyhubd at %s", path);
 	c->broker_fd = fd;
 	r = sd_event_add_io(s->sshd->event, &c->broker_io, fd, EPOLLIN | EPOLLOUT, chan_on_broker, c);
 	if (r < 0)

@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "fileio.h"
 #include "keys.h"
 #include "log.h"
 #include "util.h"
@@ -61,42 +62,6 @@ int hostkey_load(const char *path, ssh_key *ret)
 	return 0;
 }
 
-static int read_file(const char *path, char **ret, size_t *ret_len)
-{
-	_cleanup_close_ int fd = -EBADF;
-	_cleanup_free_ char *buf = NULL;
-	struct stat st;
-	size_t len = 0;
-
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-	if (fd < 0)
-		return negative_errno();
-	if (fstat(fd, &st) < 0)
-		return negative_errno();
-	if (!S_ISREG(st.st_mode))
-		return -EBADF;
-	if ((uint64_t)st.st_size > ACCESS_MAX_SIZE)
-		return -EFBIG;
-	buf = malloc((size_t)st.st_size + 1);
-	if (!buf)
-		return -ENOMEM;
-	while (len < (size_t)st.st_size) {
-		ssize_t n = read(fd, buf + len, (size_t)st.st_size - len);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return negative_errno();
-		if (n == 0)
-			break;
-		len += (size_t)n;
-	}
-	buf[len] = '\0';
-	*ret = TAKE_PTR(buf);
-	*ret_len = len;
-	return 0;
-}
-
 int keyring_load(const char *path, struct keyring **ret)
 {
 	_cleanup_free_ char *buf = NULL;
@@ -104,10 +69,11 @@ int keyring_load(const char *path, struct keyring **ret)
 	size_t len;
 	int r;
 
-	r = read_file(path, &buf, &len);
+	r = read_file_bounded(path, ACCESS_MAX_SIZE, &buf, &len);
 	if (r < 0)
 		return log_error_errno(r, "cannot read access file %s%s", path,
-				       r == -EFBIG ? " (too large)" : r == -EBADF ? " (not a file)" : "");
+				       r == -EFBIG ? " (too large)" : r == -EBADF ? " (not a file)"
+				       : r == -ELOOP ? " (a symbolic link)" : "");
 	k = calloc(1, sizeof(*k));
 	if (!k)
 		return -ENOMEM;

@@ -8,6 +8,7 @@ $TTYHUB_BUILD (set by ctest), defaulting to ../../build.
 
 import json
 import os
+import shutil
 import socket
 import struct
 import subprocess
@@ -233,7 +234,9 @@ class Results:
             self.passed += 1
             print("ok   %s (%.1fs)" % (name, time.monotonic() - t0), flush=True)
 
-    def finish(self):
+    def finish(self, workdir=None):
+        """Check the daemons, print the summary line, exit.  workdir is removed
+        when everything passed and kept (and printed) otherwise."""
         # Every ttyhubd must have exited cleanly (0 on SIGTERM) with no sanitizer report.
         for d in _daemons:
             if d.proc.poll() is None:
@@ -243,5 +246,9 @@ class Results:
             self.run("ttyhubd (%s) exited cleanly" % os.path.basename(d.workdir),
                      lambda: None if not bad else (_ for _ in ()).throw(AssertionError(
                          "exit status %s; log tail:\n%s" % (d.proc.returncode, log[-4000:]))))
+        if workdir and self.failed == 0:
+            shutil.rmtree(workdir, ignore_errors=True)
+        elif workdir:
+            print("work directory kept:", workdir)
         print("%d passed, %d failed" % (self.passed, self.failed), flush=True)
         sys.exit(1 if self.failed or not self.passed else 0)

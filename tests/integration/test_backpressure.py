@@ -11,7 +11,6 @@ guest starts reading it receives every pasted byte, in order.
 
 import hashlib
 import os
-import shutil
 import socket
 import sys
 import threading
@@ -123,11 +122,7 @@ def main():
         d.stop()
         guest.close()
         lst.close()
-    if res.failed == 0:
-        shutil.rmtree(wd, ignore_errors=True)
-    else:
-        print("work directory kept:", wd)
-    res.finish()
+    res.finish(wd)
 
 
 if __name__ == "__main__":

@@ -14,7 +14,6 @@ daemon must still be running.
 
 import os
 import re
-import shutil
 import signal
 import socket
 import struct
@@ -304,11 +303,7 @@ def main():
         ctx.d.stop()
         fg.send_signal(signal.SIGTERM)
         fg.wait()
-    if res.failed == 0:
-        shutil.rmtree(ctx.wd, ignore_errors=True)
-    else:
-        print("work directory kept:", ctx.wd)
-    res.finish()
+    res.finish(ctx.wd)
 
 
 if __name__ == "__main__":

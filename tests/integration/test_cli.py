@@ -7,10 +7,8 @@ after detach and after SIGTERM, and clear errors with exit status 2 for bad
 options, unreadable sources and a socket already in use.
 """
 
-import json
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -116,7 +114,7 @@ def t_escape_help_and_terminal_restore():
     p = G.Pty(["/bin/sh", "-c", shell])
     try:
         p.expect(r"icanon")
-        p.expect(r"attached to fg read-write; Ctrl-E c \? for help")
+        p.expect(r"attached to fg read-write \(1 attached\); Ctrl-E c \? for help")
         p.send(b"\x05c?")
         for cmd in [r"\.", "f", "a", "s", "w", "r", "b", r"\?"]:
             p.expect(r"Ctrl-E c %s " % cmd)
@@ -217,11 +215,7 @@ def main():
         for p in (fg, efg):
             p.terminate()
             p.wait()
-    if res.failed == 0:
-        shutil.rmtree(ctx.wd, ignore_errors=True)
-    else:
-        print("work directory kept:", ctx.wd)
-    res.finish()
+    res.finish(ctx.wd)
 
 
 if __name__ == "__main__":

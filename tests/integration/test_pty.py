@@ -9,7 +9,6 @@ another live process, and picks it up once that lock goes away.
 
 import os
 import re
-import shutil
 import sys
 import time
 
@@ -97,11 +96,7 @@ def main():
         if d:
             d.stop()
         g.stop()
-    if res.failed == 0:
-        shutil.rmtree(wd, ignore_errors=True)
-    else:
-        print("work directory kept:", wd)
-    res.finish()
+    res.finish(wd)
 
 
 if __name__ == "__main__":

@@ -10,9 +10,7 @@ killed and started again, QMP and the consoles come back by themselves.
 """
 
 import os
-import shutil
 import sys
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import guest as G  # noqa: E402
@@ -100,11 +98,7 @@ def main():
             w.close()
         d.stop()
         g.stop()
-    if res.failed == 0:
-        shutil.rmtree(wd, ignore_errors=True)
-    else:
-        print("work directory kept:", wd)
-    res.finish()
+    res.finish(wd)
 
 
 if __name__ == "__main__":

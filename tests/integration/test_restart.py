@@ -8,7 +8,6 @@ a few times; ttyhubd's fd count must not grow.
 
 import os
 import re
-import shutil
 import sys
 import time
 
@@ -72,11 +71,7 @@ def main():
                 p.close()
         d.stop()
         g.stop()
-    if res.failed == 0:
-        shutil.rmtree(wd, ignore_errors=True)
-    else:
-        print("work directory kept:", wd)
-    res.finish()
+    res.finish(wd)
 
 
 if __name__ == "__main__":

@@ -8,7 +8,6 @@ the VM name) and on the virtio console (hvc0, named VM:console1).
 """
 
 import os
-import shutil
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -30,7 +29,8 @@ def share(d, console):
     G.sync_shell(w)
 
     r = G.Pty(d.cli_cmd("attach", console, "--ro"))
-    r.expect(r"\[ttyhub\] attached to \S+ read-only; root \(local, pid \d+\) writes")
+    r.expect(r"\[ttyhub\] attached to \S+ read-only \(2 attached\); "
+             r"root \(local, pid \d+\) writes")
     w.expect(r"\[ttyhub\] root \(local, pid \d+\) attached read-only")
 
     # The writer's command runs; both see the answer.
@@ -101,11 +101,7 @@ def main():
     finally:
         d.stop()
         g.stop()
-    if res.failed == 0:
-        shutil.rmtree(wd, ignore_errors=True)
-    else:
-        print("work directory kept:", wd)
-    res.finish()
+    res.finish(wd)
 
 
 if __name__ == "__main__":
