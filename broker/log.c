@@ -10,6 +10,7 @@
 
 static int max_level = LOG_INFO;
 static const char *ident = "ttyhub";
+static const char *prefix = "";
 
 void log_set_max_level(int level)
 {
@@ -24,6 +25,11 @@ int log_get_max_level(void)
 void log_set_ident(const char *s)
 {
 	ident = s;
+}
+
+void log_set_prefix(const char *p)
+{
+	prefix = p ? p : "";
 }
 
 int log_internal(int level, int error, const char *func, const char *fmt, ...)
@@ -42,10 +48,10 @@ int log_internal(int level, int error, const char *func, const char *fmt, ...)
 	va_end(ap);
 
 	if (max_level >= LOG_DEBUG)
-		fprintf(stderr, "<%d>%s: %s: %s%s%s\n", level, ident, func, buf,
+		fprintf(stderr, "<%d>%s: %s: %s%s%s%s\n", level, ident, func, prefix, buf,
 			error ? ": " : "", error ? strerror(-error) : "");
 	else
-		fprintf(stderr, "<%d>%s: %s%s%s\n", level, ident, buf, error ? ": " : "",
+		fprintf(stderr, "<%d>%s: %s%s%s%s\n", level, ident, prefix, buf, error ? ": " : "",
 			error ? strerror(-error) : "");
 	errno = saved;
 	return error;

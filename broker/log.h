@@ -17,6 +17,8 @@
 void log_set_max_level(int level);
 int log_get_max_level(void);
 void log_set_ident(const char *ident);
+/* Text put before every message until reset with NULL (e.g. "file.conf:3: "). */
+void log_set_prefix(const char *prefix);
 
 int log_internal(int level, int error, const char *func, const char *fmt, ...) _printf_(4, 5);
 

@@ -46,6 +46,10 @@ int server_init(struct server *s, sd_event *e, const struct server_config *cfg)
 	int r;
 
 	*s = (struct server){ .event = sd_event_ref(e), .config = *cfg, .listen_fd = -EBADF };
+	/* Our own copy: a reload frees the strings the options pointed into. */
+	s->config.socket_path = strdup(cfg->socket_path);
+	if (!s->config.socket_path)
+		return -ENOMEM;
 	registry_init(&s->registry);
 	TAILQ_INIT(&s->clients);
 	TAILQ_INIT(&s->dead);
@@ -80,6 +84,8 @@ void server_done(struct server *s)
 	if (s->listen_fd_ours && s->config.socket_path)
 		unlink(s->config.socket_path);
 	s->listen_fd = safe_close(s->listen_fd);
+	free((char *)s->config.socket_path);
+	s->config.socket_path = NULL;
 	s->sweep = sd_event_source_disable_unref(s->sweep);
 	s->event = sd_event_unref(s->event);
 }

@@ -16,6 +16,7 @@
 #include <sys/stat.h>
 #include <systemd/sd-daemon.h>
 
+#include "config.h"
 #include "console.h"
 #include "log.h"
 #include "server.h"
@@ -36,13 +37,20 @@ static size_t arg_n_qmp;
 static const char *arg_libvirt[SERVER_MAX_VIRTS];
 static size_t arg_n_libvirt;
 static bool arg_libvirt_monitor;
-static struct server_config arg_config = {
+#define DEFAULT_CONFIG "/etc/ttyhub/ttyhubd.conf"
+
+static const struct server_config default_config = {
 	.socket_path = DEFAULT_SOCKET,
 	.ring_size = 1024 * 1024,
 	.default_replay = 10,
 	.admin_gid = (gid_t)-1,
 	.max_clients = 4096,
 };
+static struct server_config arg_config;
+static const char *arg_config_file = DEFAULT_CONFIG;
+static bool arg_config_required;
+/* Options without an argument, for "option = yes" in the configuration file. */
+static const char *const config_flags[] = { "libvirt-qemu-monitor", "verbose", NULL };
 
 static void help(void)
 {
@@ -58,6 +66,8 @@ static void help(void)
 	       "  --libvirt-qemu-monitor allow serial break on libvirt domains through the QEMU\n"
 	       "                         monitor (needs a read-write connection; taints them)\n\n"
 	       "Options:\n"
+	       "  --config FILE          options, one \"option = value\" per line\n"
+	       "                         (default %s, if it exists)\n"
 	       "  --socket PATH          broker socket (default %s)\n"
 	       "  --ring-size BYTES      history kept per console (default 1M; K/M/G suffixes)\n"
 	       "  --replay N|all         lines replayed on attach by default (default 10)\n"
@@ -68,7 +78,7 @@ static void help(void)
 	       "  -v, --verbose          debug logging\n"
 	       "  -h, --help             this help\n"
 	       "      --version          version\n",
-	       DEFAULT_SOCKET);
+	       DEFAULT_CONFIG, DEFAULT_SOCKET);
 }
 
 static int parse_size(const char *s, size_t *ret)
@@ -99,7 +109,7 @@ static int parse_argv(int argc, char *argv[])
 	enum {
 		ARG_DOMAIN_XML = 0x100, ARG_CONSOLE, ARG_SOCKET, ARG_RING_SIZE, ARG_REPLAY,
 		ARG_ADMIN_GROUP, ARG_FRONT_USER, ARG_LOCK_DIR, ARG_MAX_CLIENTS, ARG_VERSION,
-		ARG_LIBVIRT, ARG_LIBVIRT_MONITOR, ARG_QMP, ARG_LATER,
+		ARG_LIBVIRT, ARG_LIBVIRT_MONITOR, ARG_QMP, ARG_CONFIG, ARG_LATER,
 	};
 	static const struct option options[] = {
 		{ "domain-xml", required_argument, NULL, ARG_DOMAIN_XML },
@@ -118,12 +128,13 @@ static int parse_argv(int argc, char *argv[])
 		{ "libvirt-qemu-monitor", no_argument, NULL, ARG_LIBVIRT_MONITOR },
 		{ "qmp", required_argument, NULL, ARG_QMP },
 		{ "log-dir", required_argument, NULL, ARG_LATER },
-		{ "config", required_argument, NULL, ARG_LATER },
+		{ "config", required_argument, NULL, ARG_CONFIG },
 		{}
 	};
 	int c, idx;
 
 	opterr = 0;
+	optind = 0; /* reinitialise: called for the configuration file, then the command line */
 	while ((c = getopt_long(argc, argv, "vh", options, &idx)) >= 0) {
 		switch (c) {
 		case ARG_DOMAIN_XML:
@@ -139,6 +150,10 @@ static int parse_argv(int argc, char *argv[])
 			if (arg_n_consoles >= ELEMENTSOF(arg_consoles))
 				return log_error_errno(-EINVAL, "too many --console options");
 			arg_consoles[arg_n_consoles++] = optarg;
+			break;
+		case ARG_CONFIG:
+			arg_config_file = optarg;
+			arg_config_required = true;
 			break;
 		case ARG_LIBVIRT:
 			if (arg_n_libvirt >= ELEMENTSOF(arg_libvirt))
@@ -238,6 +253,41 @@ static int parse_argv(int argc, char *argv[])
 	return 0;
 }
 
+/* "--config FILE" or "--config=FILE" on the command line, which is read first. */
+static void find_config_arg(int argc, char *argv[])
+{
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) {
+			arg_config_file = argv[i + 1];
+			arg_config_required = true;
+		} else if (strncmp(argv[i], "--config=", 9) == 0) {
+			arg_config_file = argv[i] + 9;
+			arg_config_required = true;
+		}
+	}
+}
+
+/*
+ * Defaults, then the configuration file, then the command line (which wins
+ * for single options; repeatable ones add up).  Used at start and on SIGHUP.
+ */
+static int load_args(int argc, char *argv[])
+{
+	int r;
+
+	config_release_args();
+	arg_config = default_config;
+	arg_n_domain_xml = arg_n_consoles = arg_n_libvirt = arg_n_qmp = 0;
+	arg_libvirt_monitor = false;
+	arg_config_file = DEFAULT_CONFIG;
+	arg_config_required = false;
+	find_config_arg(argc, argv);
+	r = config_load(arg_config_file, arg_config_required, config_flags, parse_argv);
+	if (r < 0)
+		return r;
+	return parse_argv(argc, argv);
+}
+
 static int add_console_arg(struct server *s, const char *arg)
 {
 	char name[256];
@@ -245,7 +295,7 @@ static int add_console_arg(struct server *s, const char *arg)
 	struct stat st;
 	struct console_spec spec = {
 		.vm = name,
-		.origin = "command line",
+		.origin = "--console option",
 		.primary = true,
 		.supported = true,
 		.backend = DOMXML_BACKEND_UNIX,
@@ -265,6 +315,89 @@ static int add_console_arg(struct server *s, const char *arg)
 		spec.type = "pty";
 	}
 	return server_add_console(s, &spec, NULL);
+}
+
+static int main_argc;
+static char **main_argv;
+
+static bool have_console_arg(const char *name, const char *path)
+{
+	for (size_t i = 0; i < arg_n_consoles; i++) {
+		const char *eq = strchr(arg_consoles[i], '=');
+
+		if ((size_t)(eq - arg_consoles[i]) == strlen(name) &&
+		    strncmp(arg_consoles[i], name, strlen(name)) == 0 && (!path || strcmp(eq + 1, path) == 0))
+			return true;
+	}
+	return false;
+}
+
+/*
+ * SIGHUP: read the configuration again and apply what can change without
+ * dropping consoles or clients; say what needs a restart.
+ */
+static int on_reload(sd_event_source *es, const struct signalfd_siginfo *si, void *userdata)
+{
+	struct server *s = userdata;
+	struct console *c, *next;
+	int r;
+
+	sd_notify(0, "RELOADING=1\nSTATUS=reloading the configuration");
+	log_info("SIGHUP: reloading the configuration");
+	r = load_args(main_argc, main_argv);
+	if (r != 0) {
+		log_error("the new configuration has errors; nothing changed");
+		sd_notify(0, "READY=1");
+		return 0;
+	}
+	s->config.default_replay = arg_config.default_replay;
+	s->config.admin_gid = arg_config.admin_gid;
+	memcpy(s->config.front_uids, arg_config.front_uids, sizeof(arg_config.front_uids));
+	s->config.n_front_uids = arg_config.n_front_uids;
+	s->config.max_clients = arg_config.max_clients;
+	if (strcmp(arg_config.socket_path, s->config.socket_path) != 0 ||
+	    arg_config.ring_size != s->config.ring_size || arg_n_domain_xml != s->n_xmldirs ||
+	    arg_n_libvirt != s->n_virts || arg_n_qmp != s->n_qemus)
+		log_notice("changes to socket, ring-size, domain-xml, libvirt or qmp take effect at "
+			   "the next restart");
+	/* --console: drop the consoles no longer listed, add the new ones. */
+	for (c = TAILQ_FIRST(&s->registry.consoles); c; c = next) {
+		next = TAILQ_NEXT(c, entry);
+		if (c->origin && strcmp(c->origin, "--console option") == 0 &&
+		    !have_console_arg(c->vm, c->path))
+			server_remove_console(s, c, "removed from the configuration");
+	}
+	for (size_t i = 0; i < arg_n_consoles; i++) {
+		char name[256];
+		const char *eq = strchr(arg_consoles[i], '=');
+
+		snprintf(name, sizeof(name), "%.*s", (int)(eq - arg_consoles[i]), arg_consoles[i]);
+		if (!registry_find_exact(&s->registry, name))
+			add_console_arg(s, arg_consoles[i]);
+	}
+	for (size_t i = 0; i < s->n_xmldirs; i++)
+		xmldir_rescan(s->xmldirs[i]);
+	sd_notify(0, "READY=1");
+	return 0;
+}
+
+/* STATUS= for systemctl status, sent when it changes. */
+static int on_status_timer(sd_event_source *es, uint64_t usec, void *userdata)
+{
+	static char last[128];
+	struct server *s = userdata;
+	char status[128];
+
+	snprintf(status, sizeof(status), "STATUS=%u console%s, %u client%s",
+		 s->registry.n_consoles, s->registry.n_consoles == 1 ? "" : "s", s->n_clients,
+		 s->n_clients == 1 ? "" : "s");
+	if (strcmp(status, last) != 0) {
+		sd_notify(0, status);
+		snprintf(last, sizeof(last), "%s", status);
+	}
+	sd_event_source_set_time_relative(es, 1000000);
+	sd_event_source_set_enabled(es, SD_EVENT_ONESHOT);
+	return 0;
 }
 
 static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata)
@@ -297,7 +430,9 @@ int main(int argc, char *argv[])
 	int r;
 
 	log_set_ident("ttyhubd");
-	r = parse_argv(argc, argv);
+	main_argc = argc;
+	main_argv = argv;
+	r = load_args(argc, argv);
 	if (r != 0)
 		return r > 0 ? EXIT_SUCCESS : 2;
 
@@ -305,6 +440,7 @@ int main(int argc, char *argv[])
 	sigemptyset(&mask);
 	sigaddset(&mask, SIGTERM);
 	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGHUP);
 	sigprocmask(SIG_BLOCK, &mask, NULL);
 
 	r = sd_event_default(&e);
@@ -317,6 +453,13 @@ int main(int argc, char *argv[])
 		r = sd_event_add_signal(e, NULL, SIGTERM, on_signal, NULL);
 	if (r >= 0)
 		r = sd_event_add_signal(e, NULL, SIGINT, on_signal, NULL);
+	if (r >= 0)
+		r = sd_event_add_signal(e, NULL, SIGHUP, on_reload, &s);
+	/* WATCHDOG=1 from the loop itself: a hung loop stops pinging. */
+	if (r >= 0)
+		r = sd_event_set_watchdog(e, true);
+	if (r >= 0)
+		r = sd_event_add_time_relative(e, NULL, CLOCK_MONOTONIC, 0, 0, on_status_timer, &s);
 	if (r < 0) {
 		log_error_errno(r, "cannot set up");
 		goto out;
@@ -357,9 +500,10 @@ int main(int argc, char *argv[])
 		 arg_config.socket_path, s.registry.n_consoles);
 	sd_notify(0, "READY=1");
 	r = sd_event_loop(e);
-	sd_notify(0, "STOPPING=1");
+	sd_notify(0, "STOPPING=1\nSTATUS=stopping");
 out:
 	server_done(&s);
 	sd_event_unref(e);
+	config_release_args();
 	return r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
 }

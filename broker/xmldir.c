@@ -249,3 +249,13 @@ struct xmldir *xmldir_free(struct xmldir *d)
 	free(d);
 	return NULL;
 }
+
+int xmldir_rescan(struct xmldir *d)
+{
+	return xmldir_scan(d);
+}
+
+const char *xmldir_path(const struct xmldir *d)
+{
+	return d->dir;
+}

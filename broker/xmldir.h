@@ -15,3 +15,6 @@ struct xmldir;
 
 int xmldir_open(struct server *s, const char *dir, struct xmldir **ret);
 struct xmldir *xmldir_free(struct xmldir *d);
+/* Read the directory again (on reload): files changed while unwatched take effect. */
+int xmldir_rescan(struct xmldir *d);
+const char *xmldir_path(const struct xmldir *d);

@@ -56,7 +56,14 @@ int sshd_init(struct sshd *d, sd_event *e, const struct sshd_config *cfg)
 	int r;
 
 	*d = (struct sshd){ .event = sd_event_ref(e), .config = *cfg, .listen_fd = -EBADF };
+	/* Own copies: a reload frees the strings the options pointed into. */
+	d->config.listen = strdup(cfg->listen);
+	d->config.host_key = strdup(cfg->host_key);
+	d->config.access = strdup(cfg->access);
+	d->config.broker = strdup(cfg->broker);
 	TAILQ_INIT(&d->sessions);
+	if (!d->config.listen || !d->config.host_key || !d->config.access || !d->config.broker)
+		return -ENOMEM;
 	TAILQ_INIT(&d->dead);
 	r = sd_event_add_defer(e, &d->sweep, sshd_on_sweep, d);
 	if (r < 0)
@@ -106,6 +113,10 @@ void sshd_done(struct sshd *d)
 	d->bind = NULL;
 	d->keyring = keyring_free(d->keyring);
 	d->event = sd_event_unref(d->event);
+	free((char *)d->config.listen);
+	free((char *)d->config.host_key);
+	free((char *)d->config.access);
+	free((char *)d->config.broker);
 }
 
 void sshd_session_dead(struct sshd *d, struct session *s)

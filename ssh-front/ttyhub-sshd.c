@@ -12,11 +12,18 @@
 #include <string.h>
 #include <systemd/sd-daemon.h>
 
+#include "config.h"
 #include "log.h"
 #include "sshd.h"
 #include "util.h"
 
-static struct sshd_config arg_config = {
+#define DEFAULT_CONFIG "/etc/ttyhub/ttyhub-sshd.conf"
+
+static const char *arg_config_file = DEFAULT_CONFIG;
+static bool arg_config_required;
+static const char *const config_flags[] = { "verbose", NULL };
+
+static const struct sshd_config default_config = {
 	.listen = "127.0.0.1:2222",
 	.host_key = "/var/lib/ttyhub/ssh_host_ed25519_key",
 	.access = "/etc/ttyhub/access",
@@ -30,11 +37,14 @@ static struct sshd_config arg_config = {
 	.max_sessions = 4096,
 	.max_channels = 10,
 };
+static struct sshd_config arg_config;
 
 static void help(void)
 {
 	printf("Usage: ttyhub-sshd [OPTIONS]\n"
 	       "Serve ttyhub consoles over SSH (public keys only).\n\n"
+	       "  --config FILE            options, one \"option = value\" per line\n"
+	       "                           (default %s, if it exists)\n"
 	       "  --listen ADDR:PORT       without socket activation (default %s)\n"
 	       "  --host-key PATH          ed25519 host key, created if missing\n"
 	       "                           (default %s)\n"
@@ -48,7 +58,8 @@ static void help(void)
 	       "  --keepalive SECONDS      keepalive interval; 3 missed end a session (default 15)\n"
 	       "  -v, --verbose            debug logging\n"
 	       "  -h, --help               this help\n",
-	       arg_config.listen, arg_config.host_key, arg_config.access, arg_config.broker);
+	       DEFAULT_CONFIG, default_config.listen, default_config.host_key, default_config.access,
+	       default_config.broker);
 }
 
 static int parse_uint(const char *opt, const char *s, unsigned min, unsigned max, unsigned *ret)
@@ -68,7 +79,7 @@ static int parse_uint(const char *opt, const char *s, unsigned min, unsigned max
 static int parse_argv(int argc, char *argv[])
 {
 	enum { ARG_LISTEN = 0x100, ARG_HOST_KEY, ARG_ACCESS, ARG_BROKER, ARG_GRACE, ARG_STARTUPS,
-	       ARG_PER_SOURCE, ARG_AUTH_TRIES, ARG_KEEPALIVE };
+	       ARG_PER_SOURCE, ARG_AUTH_TRIES, ARG_KEEPALIVE, ARG_CONFIG };
 	static const struct option options[] = {
 		{ "listen", required_argument, NULL, ARG_LISTEN },
 		{ "host-key", required_argument, NULL, ARG_HOST_KEY },
@@ -79,6 +90,7 @@ static int parse_argv(int argc, char *argv[])
 		{ "max-per-source", required_argument, NULL, ARG_PER_SOURCE },
 		{ "max-auth-tries", required_argument, NULL, ARG_AUTH_TRIES },
 		{ "keepalive", required_argument, NULL, ARG_KEEPALIVE },
+		{ "config", required_argument, NULL, ARG_CONFIG },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{}
@@ -86,6 +98,7 @@ static int parse_argv(int argc, char *argv[])
 	int c, r = 0;
 
 	opterr = 0;
+	optind = 0; /* reinitialise: called for the configuration file, then the command line */
 	while (r >= 0 && (c = getopt_long(argc, argv, "vh", options, NULL)) >= 0) {
 		switch (c) {
 		case ARG_LISTEN:
@@ -116,6 +129,10 @@ static int parse_argv(int argc, char *argv[])
 		case ARG_KEEPALIVE:
 			r = parse_uint("--keepalive", optarg, 1, 3600, &arg_config.keepalive_s);
 			break;
+		case ARG_CONFIG:
+			arg_config_file = optarg;
+			arg_config_required = true;
+			break;
 		case 'v':
 			log_set_max_level(LOG_DEBUG);
 			break;
@@ -132,17 +149,85 @@ static int parse_argv(int argc, char *argv[])
 	return r;
 }
 
+/* Defaults, the configuration file, then the command line. At start and on SIGHUP. */
+static int load_args(int argc, char *argv[])
+{
+	int r;
+
+	config_release_args();
+	arg_config = default_config;
+	arg_config_file = DEFAULT_CONFIG;
+	arg_config_required = false;
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--config") == 0 && i + 1 < argc)
+			arg_config_file = argv[i + 1], arg_config_required = true;
+		else if (strncmp(argv[i], "--config=", 9) == 0)
+			arg_config_file = argv[i] + 9, arg_config_required = true;
+	}
+	r = config_load(arg_config_file, arg_config_required, config_flags, parse_argv);
+	if (r < 0)
+		return r;
+	return parse_argv(argc, argv);
+}
+
+static int main_argc;
+static char **main_argv;
+
+static int on_status_timer(sd_event_source *es, uint64_t usec, void *userdata)
+{
+	static char last[128];
+	struct sshd *d = userdata;
+	char status[128];
+
+	snprintf(status, sizeof(status), "STATUS=%u session%s (%u unauthenticated)",
+		 d->n_sessions, d->n_sessions == 1 ? "" : "s", d->n_unauth);
+	if (strcmp(status, last) != 0) {
+		sd_notify(0, status);
+		snprintf(last, sizeof(last), "%s", status);
+	}
+	sd_event_source_set_time_relative(es, 1000000);
+	sd_event_source_set_enabled(es, SD_EVENT_ONESHOT);
+	return 0;
+}
+
 static int on_exit_signal(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata)
 {
 	log_info("received %s, exiting", strsignal((int)si->ssi_signo));
 	return sd_event_exit(sd_event_source_get_event(s), 0);
 }
 
+/*
+ * SIGHUP: the configuration (limits, access file and broker paths) and the
+ * access file itself; sessions of removed keys are closed.  The listener and
+ * the host key stay until the next restart.
+ */
 static int on_reload(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata)
 {
-	log_info("SIGHUP: reloading the access file");
+	struct sshd *d = userdata;
+	char *access, *broker;
+
+	log_info("SIGHUP: reloading the configuration and the access file");
 	sd_notify(0, "RELOADING=1");
-	sshd_reload(userdata);
+	if (load_args(main_argc, main_argv) != 0) {
+		log_error("the new configuration has errors; keeping the running one");
+	} else {
+		/* Paths are copied: the option strings are freed by the next reload. */
+		access = strdup(arg_config.access);
+		broker = strdup(arg_config.broker);
+		if (access && broker) {
+			free((char *)d->config.access);
+			free((char *)d->config.broker);
+			arg_config.access = access;
+			arg_config.broker = broker;
+			arg_config.listen = d->config.listen;
+			arg_config.host_key = d->config.host_key;
+			d->config = arg_config;
+		} else {
+			free(access);
+			free(broker);
+		}
+	}
+	sshd_reload(d);
 	sd_notify(0, "READY=1");
 	return 0;
 }
@@ -155,7 +240,9 @@ int main(int argc, char *argv[])
 	int r;
 
 	log_set_ident("ttyhub-sshd");
-	r = parse_argv(argc, argv);
+	main_argc = argc;
+	main_argv = argv;
+	r = load_args(argc, argv);
 	if (r != 0)
 		return r > 0 ? EXIT_SUCCESS : 2;
 	signal(SIGPIPE, SIG_IGN);
@@ -182,6 +269,10 @@ int main(int argc, char *argv[])
 		r = sd_event_add_signal(e, NULL, SIGINT, on_exit_signal, NULL);
 	if (r >= 0)
 		r = sd_event_add_signal(e, NULL, SIGHUP, on_reload, &d);
+	if (r >= 0)
+		r = sd_event_set_watchdog(e, true);
+	if (r >= 0)
+		r = sd_event_add_time_relative(e, NULL, CLOCK_MONOTONIC, 0, 0, on_status_timer, &d);
 	if (r < 0) {
 		log_error_errno(r, "cannot set up signals");
 		goto out;
@@ -197,5 +288,6 @@ out:
 		sshd_done(&d);
 	sd_event_unref(e);
 	ssh_finalize();
+	config_release_args();
 	return r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
 }
