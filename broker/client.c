@@ -130,16 +130,36 @@ static void client_pull(struct client *c)
 		return;
 	tail = ring_tail(&con->ring);
 	head = ring_head(&con->ring);
+	/*
+	 * Skip ahead only when data can follow at once: a client that is not
+	 * reading gets one notice with the total when it comes back, not one per
+	 * guest write.
+	 */
+	if (obuf_room(&c->out) <= CLIENT_CONTROL_RESERVE + FRAME_HEADER + SANITIZE_SLACK)
+		return;
 	if (c->pos < tail) {
+		/*
+		 * Land with headroom: at the first line start past tail + ring/8.
+		 * Landing exactly on the tail would lose a few bytes (and send a
+		 * notice) on every guest write while the client catches up.
+		 */
+		uint64_t to = MIN(tail + con->ring.cap / 8, head), skip;
 		char text[96];
 		json_t *msg;
+		struct iovec iov[2];
+		size_t n = ring_peek(&con->ring, to, 4096, iov);
+		const uint8_t *nl = memchr(iov[0].iov_base, '\n', iov[0].iov_len);
 
-		snprintf(text, sizeof(text), "%llu bytes dropped",
-			 (unsigned long long)(tail - c->pos));
+		if (nl)
+			to += (uint64_t)(nl - (const uint8_t *)iov[0].iov_base) + 1;
+		else if (n > iov[0].iov_len && (nl = memchr(iov[1].iov_base, '\n', iov[1].iov_len)))
+			to += iov[0].iov_len + (uint64_t)(nl - (const uint8_t *)iov[1].iov_base) + 1;
+		skip = to - c->pos;
+		snprintf(text, sizeof(text), "%llu bytes dropped", (unsigned long long)skip);
 		msg = json_pack("{s:s, s:s, s:I}", "type", "notice", "text", text, "dropped",
-				(json_int_t)(tail - c->pos));
+				(json_int_t)skip);
 		if (msg && client_send(c, msg) >= 0)
-			c->pos = tail;
+			c->pos = to;
 		json_decref(msg);
 		if (c->pos < tail)
 			return; /* no room even for the notice: try again later */

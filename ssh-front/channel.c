@@ -153,7 +153,16 @@ static void chan_unknown(struct chan *c, const char *name)
 	char esc[200];
 
 	/* The same words whether the console does not exist or the key may not see it. */
-	chan_close(c, 1, "no console named '%s'", log_escape(name, strlen(name), esc, sizeof(esc)));
+	log_escape(name, strlen(name), esc, sizeof(esc));
+	if (c->from_username && c->pty) {
+		/* "ssh console@host": a user name that is no console opens the menu. */
+		chan_notice(c, "no console named '%s'; choose one:", esc);
+		c->from_username = false;
+		c->state = CHAN_MENU;
+		chan_send(c, json_pack("{s:s}", "type", "list"));
+		return;
+	}
+	chan_close(c, 1, "no console named '%s'", esc);
 }
 
 static void chan_attach_resolved(struct chan *c, json_t *list)
@@ -494,8 +503,13 @@ static int chan_on_data(ssh_session ssh, ssh_channel ch, void *data, uint32_t le
 
 	if (c->state == CHAN_MENU)
 		return (int)chan_menu_keys(c, data, len);
-	if (c->state == CHAN_ATTACHED)
-		return (int)chan_keys(c, data, len);
+	if (c->state == CHAN_ATTACHED) {
+		size_t used = chan_keys(c, data, len);
+
+		/* libssh keeps the rest; chan_resume_keys() takes it when there is room. */
+		c->keys_held = used < len;
+		return (int)used;
+	}
 	return (int)len; /* typed before a console is attached: discarded */
 }
 
@@ -546,8 +560,10 @@ static int chan_on_shell(ssh_session ssh, ssh_channel ch, void *userdata)
 		chan_close(c, 1, "the console broker is not reachable");
 		return 0;
 	}
-	if (userspec_parse(c->session->user, &us) == 0)
+	if (userspec_parse(c->session->user, &us) == 0) {
+		c->from_username = true;
 		chan_start_attach(c, us.console, us.mode, us.replay);
+	}
 	else {
 		c->state = CHAN_MENU;
 		chan_send(c, json_pack("{s:s}", "type", "list"));
@@ -686,17 +702,23 @@ static void chan_flush_client(struct chan *c)
 	}
 }
 
-/* Keystrokes libssh kept because our queue was full: take them now. */
+/*
+ * Keystrokes libssh kept because our queue was full: take them now.  Only
+ * when there are some: reading runs libssh's packet loop, which also
+ * flushes (and forgets) its pending output state.
+ */
 static void chan_resume_keys(struct chan *c)
 {
 	uint8_t buf[4096];
 
-	while (c->state == CHAN_ATTACHED && obuf_room(&c->to_broker) > sizeof(buf) + 2048 &&
-	       ssh_channel_is_open(c->ch)) {
+	while (c->keys_held && c->state == CHAN_ATTACHED &&
+	       obuf_room(&c->to_broker) > sizeof(buf) + 2048 && ssh_channel_is_open(c->ch)) {
 		int n = ssh_channel_read_nonblocking(c->ch, buf, sizeof(buf), 0);
 
-		if (n <= 0)
+		if (n <= 0) {
+			c->keys_held = n < 0;
 			break;
+		}
 		chan_keys(c, buf, (size_t)n);
 	}
 }
@@ -720,12 +742,13 @@ void chan_pump(struct chan *c)
 	uint32_t ev;
 
 	chan_process_broker(c);
-	chan_flush_client(c);
 	if (obuf_len(&c->to_broker) > 0 && c->broker_fd >= 0) {
 		if (obuf_flush(&c->to_broker, c->broker_fd) < 0)
 			chan_close(c, 1, "lost the connection to the console broker");
 	}
 	chan_resume_keys(c);
+	/* Last: after anything above that may have run libssh's loop. */
+	chan_flush_client(c);
 	if (c->state == CHAN_CLOSING && (obuf_len(&c->to_client) == 0 || c->exit_status < 0 ||
 					 !ssh_channel_is_open(c->ch))) {
 		chan_finish(c);

@@ -59,6 +59,8 @@ struct chan {
 	enum access_right right;             /* the key's right on it */
 	json_t *info;                        /* owned: the console as the broker described it */
 	bool ro_hinted;
+	bool from_username;
+	bool keys_held;                      /* libssh holds keystrokes we had no room for */                  /* the console came from the SSH user name */
 	bool writer;
 	int exit_status;
 

@@ -182,8 +182,15 @@ static void sshd_peer_addr(int fd, char *buf, size_t size)
 		return;
 	if (ss.ss_family == AF_INET)
 		inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, buf, (socklen_t)size);
-	else if (ss.ss_family == AF_INET6)
-		inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, buf, (socklen_t)size);
+	else if (ss.ss_family == AF_INET6) {
+		const struct in6_addr *a = &((struct sockaddr_in6 *)&ss)->sin6_addr;
+
+		/* A dual-stack listener sees IPv4 clients as ::ffff:a.b.c.d: from= wants a.b.c.d. */
+		if (IN6_IS_ADDR_V4MAPPED(a))
+			inet_ntop(AF_INET, &a->s6_addr[12], buf, (socklen_t)size);
+		else
+			inet_ntop(AF_INET6, a, buf, (socklen_t)size);
+	}
 }
 
 static int sshd_on_accept(sd_event_source *es, int lfd, uint32_t revents, void *userdata)

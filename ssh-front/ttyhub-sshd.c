@@ -25,7 +25,7 @@ static const char *const config_flags[] = { "verbose", NULL };
 
 static const struct sshd_config default_config = {
 	.listen = "127.0.0.1:2222",
-	.host_key = "/var/lib/ttyhub/ssh_host_ed25519_key",
+	.host_key = "/var/lib/ttyhub-ssh/ssh_host_ed25519_key",
 	.access = "/etc/ttyhub/access",
 	.broker = "/run/ttyhub/ttyhubd.sock",
 	.max_unauth = 64,
