@@ -1,0 +1,600 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: MIT
+"""The systemd units, the installation and the man pages, as a packager and an operator
+meet them (no systemd as PID 1 is needed; nothing is started with systemctl):
+
+* `cmake --install --prefix /usr` into a DESTDIR holds the binaries, the four units (with
+  ExecStart= naming the installed binaries), the sysusers.d file, /etc/ttyhub (both
+  commented configs and the example access file) and the four man pages;
+* every path, user and group the units name is installed, declared in the sysusers.d file
+  (which `systemd-sysusers --root` accepts) or managed by the units themselves, and the
+  units agree with each other (broker socket, front user, socket group, host key in the
+  state directory, log directory);
+* `systemd-analyze verify` is clean, with the man pages of Documentation= found in the
+  DESTDIR; a unit whose ExecStart= is missing is rejected (the check can fail);
+* `systemd-analyze security --offline=yes` scores each service <= 1.5;
+* both services are Type=notify with WatchdogSec=, reload with SIGHUP, and both sockets are
+  Accept=no; each daemon, started from its unit's ExecStart= by systemd-socket-activate with
+  a notify socket and WATCHDOG_USEC, sends READY=1, STATUS=, WATCHDOG=1, RELOADING=1 and
+  READY=1 on SIGHUP, STOPPING=1 on SIGTERM, and exits 0;
+* the man pages render with `man -l`, name every option of the programs' --help, every
+  escape command, the access file's options, exit codes, files and examples;
+* the commented configs list every option with the default --help gives.
+"""
+
+import getpass
+import glob
+import os
+import re
+import select
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import hub  # noqa: E402
+
+TOP = os.path.abspath(os.path.join(hub.HERE, "..", ".."))
+SERVICES = ["ttyhubd.service", "ttyhub-sshd.service"]
+SOCKETS = ["ttyhubd.socket", "ttyhub-sshd.socket"]
+UNITS = SERVICES + SOCKETS
+MAN_PAGES = {"ttyhubd": "8", "ttyhub-sshd": "8", "ttyhub": "1", "ttyhub-access": "5"}
+MAX_EXPOSURE = 1.5
+
+
+class Ctx:
+    pass
+
+
+ctx = Ctx()
+
+
+def run(cmd, **kw):
+    kw.setdefault("capture_output", True)
+    kw.setdefault("timeout", 120)
+    return subprocess.run(cmd, stdin=subprocess.DEVNULL, **kw)
+
+
+def text(b):
+    return b.decode(errors="replace") if isinstance(b, bytes) else b
+
+
+def parse_unit(path):
+    """A unit file as {section: {key: [values...]}} (keys may repeat)."""
+    sections = {}
+    current = None
+    with open(path) as f:
+        raw = f.read()
+    # A backslash at the end of a line continues it (systemd.syntax(7)).
+    for line in re.sub(r"\\\n[ \t]*", " ", raw).splitlines():
+        if not line.strip() or line.lstrip().startswith(("#", ";")):
+            continue
+        m = re.match(r"^\[(.+)\]$", line)
+        if m:
+            current = sections.setdefault(m.group(1), {})
+            continue
+        assert current is not None and "=" in line, "%s: bad line %r" % (path, line)
+        k, v = line.split("=", 1)
+        current.setdefault(k.strip(), []).append(v.strip())
+    return sections
+
+
+def one(unit, section, key):
+    vals = ctx.units[unit].get(section, {}).get(key)
+    assert vals, "%s: no %s= in [%s]" % (unit, key, section)
+    return vals[-1]
+
+
+def exec_argv(unit):
+    return one(unit, "Service", "ExecStart").split()
+
+
+def opt_value(argv, opt):
+    assert argv.count(opt) == 1, "%r: expected %s once" % (argv, opt)
+    return argv[argv.index(opt) + 1]
+
+
+def installed(path):
+    """The DESTDIR copy of an absolute path."""
+    return os.path.join(ctx.dest, path.lstrip("/"))
+
+
+def find_installed(name):
+    hits = [p for p in glob.glob(os.path.join(ctx.dest, "**", name), recursive=True)]
+    assert len(hits) == 1, "%s installed %d times: %r" % (name, len(hits), hits)
+    return hits[0]
+
+
+# --- installation -------------------------------------------------------------------------
+
+def t_destdir_install():
+    r = run(["cmake", "--install", hub.BUILD, "--prefix", "/usr"],
+            env=dict(os.environ, DESTDIR=ctx.dest))
+    assert r.returncode == 0, text(r.stdout + r.stderr)
+    for path in ["/usr/sbin/ttyhubd", "/usr/sbin/ttyhub-sshd", "/usr/bin/ttyhub"]:
+        assert os.access(installed(path), os.X_OK), "%s not installed:\n%s" % (path, text(r.stdout))
+    ctx.unit_paths = {}
+    for u in UNITS:
+        p = find_installed(u)
+        assert re.search(r"/lib/systemd/system/%s$" % re.escape(u), p), p
+        ctx.unit_paths[u] = p
+    ctx.units = {u: parse_unit(p) for u, p in ctx.unit_paths.items()}
+    ctx.sysusers = find_installed("ttyhub.conf")
+    assert ctx.sysusers.endswith("/lib/sysusers.d/ttyhub.conf"), ctx.sysusers
+    for f in ["ttyhubd.conf", "ttyhub-sshd.conf", "access"]:
+        p = installed("/etc/ttyhub/" + f)
+        assert os.path.isfile(p), "/etc/ttyhub/%s not installed" % f
+        assert os.stat(p).st_mode & 0o7777 == 0o644, "%s: mode %o" % (f, os.stat(p).st_mode)
+    for page, sec in MAN_PAGES.items():
+        p = installed("/usr/share/man/man%s/%s.%s" % (sec, page, sec))
+        assert os.path.isfile(p) and os.path.getsize(p) > 1000, "%s(%s) not installed" % (page, sec)
+
+
+def t_reinstall_keeps_config():
+    access = installed("/etc/ttyhub/access")
+    with open(access, "a") as f:
+        f.write("# operator's edit\n")
+    r = run(["cmake", "--install", hub.BUILD, "--prefix", "/usr"],
+            env=dict(os.environ, DESTDIR=ctx.dest))
+    assert r.returncode == 0, text(r.stdout + r.stderr)
+    with open(access) as f:
+        assert f.read().endswith("# operator's edit\n"), "reinstall overwrote /etc/ttyhub/access"
+
+
+def t_units_name_installed_things():
+    users = set()
+    with open(ctx.sysusers) as f:
+        for line in f:
+            fields = line.split()
+            if fields and fields[0] == "u":
+                users.add(fields[1])
+    assert users == {"ttyhub", "ttyhub-ssh"}, users
+    for s in SERVICES:
+        for key in ["ExecStart", "ExecReload"]:
+            for v in ctx.units[s]["Service"][key]:
+                binary = v.lstrip("-@:+!").split()[0]
+                local = installed(binary) if binary.startswith("/usr/") else binary
+                assert os.access(local, os.X_OK), "%s: %s=%s is not installed" % (s, key, binary)
+        assert one(s, "Service", "User") in users and one(s, "Service", "Group") in users
+        for v in exec_argv(s):
+            if v.startswith("/etc/"):
+                assert os.path.exists(installed(v)), "%s names %s, not installed" % (s, v)
+        assert one(s, "Service", "ConfigurationDirectory") == "ttyhub"
+    d_argv, f_argv = exec_argv("ttyhubd.service"), exec_argv("ttyhub-sshd.service")
+    assert d_argv[0] == "/usr/sbin/ttyhubd" and f_argv[0] == "/usr/sbin/ttyhub-sshd"
+    broker = one("ttyhubd.socket", "Socket", "ListenStream")
+    assert broker == "/run/ttyhub/ttyhubd.sock"
+    if "--socket" in d_argv:
+        assert opt_value(d_argv, "--socket") == broker
+    assert opt_value(f_argv, "--broker") == broker
+    front = one("ttyhub-sshd.service", "Service", "User")
+    assert opt_value(d_argv, "--front-user") == front == "ttyhub-ssh"
+    assert one("ttyhubd.service", "Service", "User") == "ttyhub"
+    assert one("ttyhubd.socket", "Socket", "SocketUser") == "ttyhub"
+    assert one("ttyhubd.socket", "Socket", "SocketGroup") == front
+    assert one("ttyhubd.socket", "Socket", "SocketMode") == "0660"
+    assert "/run/" + one("ttyhubd.service", "Service", "RuntimeDirectory") == \
+        os.path.dirname(broker)
+    assert one("ttyhubd.service", "Service", "RuntimeDirectoryPreserve") == "yes", \
+        "stopping the service would delete the socket unit's socket"
+    assert "/var/log/" + one("ttyhubd.service", "Service", "LogsDirectory") == \
+        opt_value(d_argv, "--log-dir")
+    groups = one("ttyhubd.service", "Service", "SupplementaryGroups").split()
+    assert "libvirt-qemu" in groups and "libvirt" in groups, groups
+    key = opt_value(f_argv, "--host-key")
+    assert os.path.dirname(key) == "/var/lib/" + one("ttyhub-sshd.service", "Service",
+                                                     "StateDirectory"), key
+    assert opt_value(f_argv, "--access") == "/etc/ttyhub/access"
+    assert "ttyhub-sshd.socket" in one("ttyhub-sshd.service", "Unit", "Requires")
+    assert "ttyhubd.socket" in one("ttyhubd.service", "Unit", "Requires")
+
+
+def t_sysusers_file():
+    root = os.path.join(ctx.wd, "sysroot")
+    os.makedirs(os.path.join(root, "etc"))
+    r = run(["systemd-sysusers", "--root", root, ctx.sysusers])
+    assert r.returncode == 0, text(r.stderr)
+    with open(os.path.join(root, "etc", "passwd")) as f:
+        passwd = {line.split(":")[0]: line.strip().split(":") for line in f}
+    with open(os.path.join(root, "etc", "group")) as f:
+        groups = {line.split(":")[0] for line in f}
+    for u in ["ttyhub", "ttyhub-ssh"]:
+        assert u in passwd and u in groups, (passwd, groups)
+        assert int(passwd[u][2]) < 1000 and passwd[u][6].endswith("nologin"), passwd[u]
+
+
+# --- systemd-analyze ----------------------------------------------------------------------
+
+def verify_dir(name, sbin):
+    """The installed units in a directory of their own, ExecStart= pointing at sbin."""
+    d = os.path.join(ctx.wd, name)
+    os.makedirs(d)
+    for u, p in ctx.unit_paths.items():
+        with open(p) as f:
+            t = f.read()
+        with open(os.path.join(d, u), "w") as f:
+            f.write(t.replace("=/usr/sbin/", "=%s/" % sbin))
+    return d
+
+
+def verify(d, units):
+    env = dict(os.environ, MANPATH=installed("/usr/share/man"))
+    return run(["systemd-analyze", "verify"] + [os.path.join(d, u) for u in units], env=env)
+
+
+def t_verify_clean():
+    d = verify_dir("verify", installed("/usr/sbin"))
+    r = verify(d, UNITS)
+    out = text(r.stdout + r.stderr).strip()
+    assert r.returncode == 0 and out == "", "systemd-analyze verify (exit %d):\n%s" % (
+        r.returncode, out)
+
+
+def t_verify_catches_missing_binary():
+    d = verify_dir("verify-bad", os.path.join(ctx.wd, "nonexistent"))
+    r = verify(d, ["ttyhubd.service"])
+    assert r.returncode != 0 and b"nonexistent/ttyhubd" in r.stdout + r.stderr, r
+
+
+def t_security_scores():
+    d = os.path.join(ctx.wd, "verify")
+    for s in SERVICES:
+        r = run(["systemd-analyze", "security", "--offline=yes", os.path.join(d, s)])
+        out = text(r.stdout)
+        m = re.search(r"Overall exposure level for %s: (\d+\.\d+)" % re.escape(s), out)
+        assert m, "no score for %s (exit %d):\n%s%s" % (s, r.returncode, out, text(r.stderr))
+        score = float(m.group(1))
+        print("  %s: exposure %.1f" % (s, score), flush=True)
+        assert score <= MAX_EXPOSURE, "%s scores %.1f > %.1f:\n%s" % (s, score, MAX_EXPOSURE, out)
+        r = run(["systemd-analyze", "security", "--offline=yes",
+                 "--threshold=%d" % int(MAX_EXPOSURE * 10), os.path.join(d, s)])
+        assert r.returncode == 0, "--threshold refused %s" % s
+
+
+def t_notify_watchdog_settings():
+    for s in SERVICES:
+        assert one(s, "Service", "Type") == "notify", s
+        wd = one(s, "Service", "WatchdogSec")
+        m = re.fullmatch(r"(\d+)(s|min)?", wd)
+        assert m and int(m.group(1)) > 0, "%s: WatchdogSec=%s" % (s, wd)
+        assert ctx.units[s]["Service"].get("NotifyAccess", ["main"])[-1] == "main"
+        assert one(s, "Service", "ExecReload") == "/bin/kill -HUP $MAINPID", s
+        assert one(s, "Service", "Restart") in ("on-failure", "always"), s
+    for u in SOCKETS:
+        assert one(u, "Socket", "Accept") == "no", u
+    assert one("ttyhub-sshd.socket", "Socket", "ListenStream") == "2222"
+    assert one("ttyhub-sshd.service", "Service", "StateDirectory") == "ttyhub-ssh"
+
+
+# --- the daemons under socket activation, as the units start them -------------------------
+
+def remap(argv, wd):
+    """The unit's ExecStart argv with host paths moved into wd and the front user made one
+    that exists here."""
+    out = []
+    for a in argv:
+        if a == "ttyhub-ssh":
+            a = getpass.getuser()
+        elif a.startswith("/usr/"):
+            a = installed(a)
+        elif a.startswith("/etc/ttyhub/"):
+            a = installed(a)
+        else:
+            for host, here in [("/run/ttyhub", "run"), ("/var/log/ttyhub", "log"),
+                               ("/var/lib/ttyhub-ssh", "state")]:
+                if a == host or a.startswith(host + "/"):
+                    os.makedirs(os.path.join(wd, here), mode=0o700, exist_ok=True)
+                    a = os.path.join(wd, here) + a[len(host):]
+        out.append(a)
+    return out
+
+
+class Notified:
+    """A notify socket and a daemon started by systemd-socket-activate with it."""
+
+    def __init__(self, wd, listen, argv, trigger):
+        self.wd = wd
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(os.path.join(wd, "notify"))
+        self.messages = []
+        self.log_path = os.path.join(wd, "daemon.log")
+        env = dict(os.environ, NOTIFY_SOCKET=os.path.join(wd, "notify"),
+                   WATCHDOG_USEC="1000000")
+        self.log = open(self.log_path, "wb")
+        self.proc = subprocess.Popen(
+            ["systemd-socket-activate", "-l", listen, "-E", "NOTIFY_SOCKET",
+             "-E", "WATCHDOG_USEC"] + argv,
+            stdin=subprocess.DEVNULL, stdout=self.log, stderr=self.log, env=env)
+        deadline = time.monotonic() + 10
+        while b"Listening on" not in self.read_log():
+            assert time.monotonic() < deadline and self.proc.poll() is None, self.read_log()
+            time.sleep(0.02)
+        self.trigger = trigger()  # the first connection makes it exec the daemon
+
+    def read_log(self):
+        with open(self.log_path, "rb") as f:
+            return f.read()
+
+    def wait_for(self, pattern, timeout=5):
+        deadline = time.monotonic() + timeout
+        while True:
+            for m in self.messages:
+                if re.search(pattern, m):
+                    self.messages.remove(m)
+                    return m
+            left = deadline - time.monotonic()
+            if left <= 0 or (self.proc.poll() is not None and not self.pending()):
+                raise AssertionError("no %r from the daemon (exit status %s); got %r; log:\n%s"
+                                     % (pattern, self.proc.poll(), self.messages,
+                                        text(self.read_log())[-3000:]))
+            self.sock.settimeout(min(left, 0.2))
+            try:
+                self.messages.append(text(self.sock.recv(4096)))
+            except socket.timeout:
+                pass
+
+    def pending(self):
+        return bool(select.select([self.sock], [], [], 0)[0])
+
+    def lifecycle(self, while_ready=None):
+        """READY, STATUS, watchdog pings, reload on SIGHUP, STOPPING and exit 0 on SIGTERM;
+        while_ready() runs once the daemon is ready.  Returns the daemon's log."""
+        self.wait_for(r"(^|\n)READY=1($|\n)")
+        self.wait_for(r"(^|\n)STATUS=.")
+        if while_ready:
+            while_ready()
+        self.messages.clear()
+        self.wait_for(r"^WATCHDOG=1$", timeout=3)  # pings every WATCHDOG_USEC/2
+        self.wait_for(r"^WATCHDOG=1$", timeout=3)
+        self.proc.send_signal(signal.SIGHUP)
+        self.wait_for(r"(^|\n)RELOADING=1($|\n)")
+        self.wait_for(r"(^|\n)READY=1($|\n)")
+        assert self.proc.poll() is None, "SIGHUP (ExecReload=) killed it:\n" + text(
+            self.read_log())
+        self.proc.send_signal(signal.SIGTERM)
+        self.wait_for(r"(^|\n)STOPPING=1($|\n)")
+        self.proc.wait(10)
+        log = text(self.read_log())
+        assert self.proc.returncode == 0, "exit %d:\n%s" % (self.proc.returncode, log)
+        assert "Sanitizer" not in log and "runtime error:" not in log, log
+        return log
+
+    def close(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self.log.close()
+        self.sock.close()
+        if hasattr(self.trigger, "close"):
+            self.trigger.close()
+
+
+def t_ttyhubd_activated_from_unit():
+    wd = os.path.join(ctx.wd, "broker")
+    os.makedirs(wd)
+    argv = remap(exec_argv("ttyhubd.service"), wd)
+    # A console source of our own, so the default (the host's libvirt) is not used.
+    argv += ["--console", "t=" + os.path.join(wd, "t.sock")]
+    listen = remap([one("ttyhubd.socket", "Socket", "ListenStream")], wd)[0]
+
+    def trigger():
+        s = socket.socket(socket.AF_UNIX)
+        s.connect(listen)
+        return s
+
+    def serves():
+        # The broker answers on the socket systemd passed.
+        c = hub.BrokerClient(listen)
+        c.send({"type": "list"})
+        names = [x["name"] for x in c.expect_type("list")["consoles"]]
+        assert names == ["t"], names
+        c.close()
+
+    n = Notified(wd, listen, argv, trigger)
+    try:
+        n.lifecycle(serves)
+    finally:
+        n.close()
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def t_ttyhub_sshd_activated_from_unit():
+    wd = os.path.join(ctx.wd, "front")
+    os.makedirs(wd)
+    argv = remap(exec_argv("ttyhub-sshd.service"), wd)
+    port = free_port()
+
+    def trigger():
+        return socket.create_connection(("127.0.0.1", port), timeout=10)
+
+    def serves():
+        n.trigger.settimeout(10)
+        banner = n.trigger.recv(256)
+        assert banner.startswith(b"SSH-2.0-"), banner
+        key = remap([opt_value(exec_argv("ttyhub-sshd.service"), "--host-key")], wd)[0]
+        assert os.path.isfile(key) and os.stat(key).st_mode & 0o077 == 0, key
+
+    n = Notified(wd, "127.0.0.1:%d" % port, argv, trigger)
+    try:
+        log = n.lifecycle(serves)
+        # The shipped example access file loads without a single error.
+        assert not re.search(r"access.*line \d+|cannot read access", log), log
+    finally:
+        n.close()
+
+
+# --- man pages ----------------------------------------------------------------------------
+
+def ensure_man():
+    if shutil.which("man"):
+        return
+    r = run(["apt-get", "install", "-y", "-qq", "--no-install-recommends", "man-db"],
+            timeout=600)
+    assert r.returncode == 0 and shutil.which("man"), "man is missing: apt-get install man-db"
+
+
+def rendered(page):
+    sec = MAN_PAGES[page]
+    r = run(["man", "-l", installed("/usr/share/man/man%s/%s.%s" % (sec, page, sec))],
+            env=dict(os.environ, MANWIDTH="80", MAN_KEEP_FORMATTING="0", LC_ALL="C.UTF-8",
+                     MANPAGER="cat", PAGER="cat"))
+    assert r.returncode == 0, (page, text(r.stderr))
+    assert not re.search(rb"warning|cannot|can't", r.stderr), (page, text(r.stderr))
+    return re.sub(r".\x08", "", text(r.stdout))
+
+
+def source(page):
+    with open(os.path.join(TOP, "docs", "man", "%s.%s.scd" % (page, MAN_PAGES[page]))) as f:
+        return f.read()
+
+
+def t_man_pages_render():
+    ensure_man()
+    for page in MAN_PAGES:
+        out = rendered(page)
+        assert re.search(r"^NAME\n +%s - \S" % re.escape(page), out, re.M), (page, out[:500])
+        for sec in ["SYNOPSIS", "DESCRIPTION", "SEE ALSO"]:
+            assert re.search(r"^%s$" % sec, out, re.M), (page, sec)
+        if page != "ttyhub-access":
+            for sec in ["OPTIONS", "EXIT STATUS", "FILES", "EXAMPLES"]:
+                assert re.search(r"^%s$" % sec, out, re.M), (page, sec)
+
+
+def help_options(binary):
+    r = run([binary, "--help"])
+    assert r.returncode == 0, (binary, r)
+    return text(r.stdout)
+
+
+def long_options(help_text):
+    return set(re.findall(r"(?<![\w-])(--[a-z][a-z0-9-]+)", help_text))
+
+
+def t_man_pages_document_every_option():
+    for page, binary in [("ttyhubd", installed("/usr/sbin/ttyhubd")),
+                         ("ttyhub-sshd", installed("/usr/sbin/ttyhub-sshd")),
+                         ("ttyhub", installed("/usr/bin/ttyhub"))]:
+        src = source(page)
+        opts = long_options(help_options(binary))
+        assert len(opts) >= 5, (page, opts)
+        # Defined: a line of its own (or with its short form), or in a command's line.
+        missing = [o for o in sorted(opts) if not re.search(
+            r"^(\s*\*(-\w\*, \*)?%s\*|\*(list|attach|who|break)\*.*\*%s\*)" % (
+                re.escape(o), re.escape(o)), src, re.M)]
+        assert not missing, "%s(%s) does not document %s" % (page, MAN_PAGES[page], missing)
+        assert "*-h*, *--help*" in src, page
+        if page != "ttyhub":
+            assert "*-v*, *--verbose*" in src, page
+    # The CLI's commands.
+    for cmd in ["list", "attach", "who", "break"]:
+        assert re.search(r"^\*%s\*" % cmd, source("ttyhub"), re.M), cmd
+
+
+def t_man_pages_document_escapes():
+    with open(os.path.join(TOP, "broker", "escape.c")) as f:
+        keys = re.findall(r'"  <escape> (\S)  ', f.read())
+    assert len(keys) >= 8, keys
+    for page in ["ttyhub", "ttyhub-sshd"]:
+        out = rendered(page)
+        for k in keys:
+            assert re.search(r"Ctrl-E c %s\s" % re.escape(k), out), "%s: escape %s" % (page, k)
+
+
+def t_man_page_access_format():
+    with open(os.path.join(TOP, "ssh-front", "access.c")) as f:
+        table = re.search(r"access_options\[\] = \{(.*?)\};", f.read(), re.S).group(1)
+    names = re.findall(r'\{ "([^"]+)", ACCESS_OPTION_(\w+) \}', table)
+    assert len(names) >= 5, names
+    src = source("ttyhub-access")
+    for name, kind in names:
+        form = {"CONSOLES": name + '="', "FROM": name + '="'}.get(kind, name)
+        assert "*" + form in src, "ttyhub-access(5) does not describe %s" % name
+    out = rendered("ttyhub-access")
+    for refused in ["command=", "environment=", "permitopen=", "tunnel=", "cert-authority"]:
+        assert refused in out, refused
+    assert "sshd(8)" in out and "fnmatch(3)" in out
+
+
+# --- default configuration ----------------------------------------------------------------
+
+def option_blocks(help_text):
+    """{--option: its help text, continuation lines included}."""
+    blocks, cur = {}, None
+    for line in help_text.splitlines():
+        m = re.match(r"^  (?:-\w, )?(--[a-z][a-z0-9-]+)", line)
+        if m:
+            cur = m.group(1)
+            blocks[cur] = line
+        elif cur and line.startswith("    "):
+            blocks[cur] += " " + line.strip()
+        else:
+            cur = None
+    return blocks
+
+
+def t_configs_list_every_option_with_its_default():
+    for conf, binary in [("ttyhubd.conf", installed("/usr/sbin/ttyhubd")),
+                         ("ttyhub-sshd.conf", installed("/usr/sbin/ttyhub-sshd"))]:
+        with open(installed("/etc/ttyhub/" + conf)) as f:
+            lines = f.read().splitlines()
+        assert not [x for x in lines if x.strip() and not x.startswith("#")], \
+            "%s sets options; the shipped file must only comment" % conf
+        keys = {}
+        for x in lines:
+            m = re.match(r"^# ([a-z][a-z0-9-]+) = (\S.*)$", x)
+            if m:
+                keys.setdefault(m.group(1), m.group(2))
+        blocks = option_blocks(help_options(binary))
+        opts = {o[2:] for o in blocks} - {"help", "version", "config"}
+        assert opts - set(keys) == set(), "%s lacks %s" % (conf, sorted(opts - set(keys)))
+        assert set(keys) - opts == set(), "%s lists options %s unknown to %s --help" % (
+            conf, sorted(set(keys) - opts), os.path.basename(binary))
+        for opt, block in blocks.items():
+            m = re.search(r"\(default ([^;)\s]+)", block)
+            if m and opt[2:] in keys:
+                assert keys[opt[2:]] == m.group(1), "%s: %s = %s, but --help says %s" % (
+                    conf, opt[2:], keys[opt[2:]], m.group(1))
+
+
+def main():
+    res = hub.Results()
+    ctx.wd = hub.workdir("units")
+    ctx.dest = os.path.join(ctx.wd, "dest")
+    res.run("DESTDIR install: binaries, units, sysusers, config, man pages", t_destdir_install)
+    if res.failed:
+        print("(the install failed: the other checks need it)")
+        res.finish(ctx.wd)
+    res.run("reinstall keeps an edited /etc/ttyhub/access", t_reinstall_keeps_config)
+    res.run("units name installed binaries, files, users; agree with each other",
+            t_units_name_installed_things)
+    res.run("systemd-sysusers accepts sysusers.d/ttyhub.conf", t_sysusers_file)
+    res.run("systemd-analyze verify is clean", t_verify_clean)
+    res.run("systemd-analyze verify rejects a missing ExecStart binary",
+            t_verify_catches_missing_binary)
+    res.run("systemd-analyze security <= %.1f for both services" % MAX_EXPOSURE,
+            t_security_scores)
+    res.run("Type=notify, WatchdogSec=, ExecReload=, Accept=no", t_notify_watchdog_settings)
+    res.run("ttyhubd from its unit: activation, READY/STATUS/WATCHDOG/RELOADING/STOPPING",
+            t_ttyhubd_activated_from_unit)
+    res.run("ttyhub-sshd from its unit: activation, READY/STATUS/WATCHDOG/RELOADING/STOPPING",
+            t_ttyhub_sshd_activated_from_unit)
+    res.run("man pages render with man -l", t_man_pages_render)
+    res.run("man pages document every --help option and command",
+            t_man_pages_document_every_option)
+    res.run("man pages document every escape command", t_man_pages_document_escapes)
+    res.run("ttyhub-access(5) documents the access file options", t_man_page_access_format)
+    res.run("default configs list every option with its --help default",
+            t_configs_list_every_option_with_its_default)
+    res.finish(ctx.wd)
+
+
+if __name__ == "__main__":
+    main()
