@@ -140,6 +140,7 @@ static void chardev_read(struct chardev *ch)
 		ssize_t n = read(ch->fd, p, span);
 
 		if (n > 0) {
+			console_log_output(ch->console, p, (size_t)n);
 			ring_commit(ring, (size_t)n);
 			total += (size_t)n;
 			continue;

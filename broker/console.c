@@ -76,6 +76,17 @@ int console_new(struct server *s, const struct console_spec *spec, struct consol
 		r = obuf_init(&c->input, CONSOLE_INPUT_MAX);
 	if (r >= 0 && c->supported)
 		r = chardev_init(&c->chardev, c, c->backend, c->path);
+	if (r >= 0 && c->supported && s->config.log_dir) {
+		const struct conslog_config lc = {
+			.dir = s->config.log_dir,
+			.max_size = s->config.log_max_size,
+			.backups = s->config.log_backups,
+			.timestamps = s->config.log_timestamps,
+		};
+
+		/* A log that cannot be written is reported once and never stops the console. */
+		r = conslog_open(&lc, c->name, &c->log);
+	}
 	if (r < 0) {
 		console_free(c, NULL);
 		return r;
@@ -108,6 +119,7 @@ struct console *console_free(struct console *c, const char *why)
 	if (c->supported)
 		chardev_done(&c->chardev);
 	ring_done(&c->ring);
+	c->log = conslog_free(c->log);
 	obuf_done(&c->input);
 	free(c->name);
 	free(c->vm);
@@ -169,11 +181,17 @@ void console_announce(struct console *c, const char *fmt, ...)
 	}
 }
 
+void console_log_output(struct console *c, const void *data, size_t len)
+{
+	conslog_write(c->log, data, len);
+}
+
 void console_mark(struct console *c, const char *text)
 {
 	char line[600];
 	int n;
 
+	conslog_mark(c->log, text);
 	/* A line of its own: the guest may be in the middle of one. */
 	n = snprintf(line, sizeof(line), "\r\n[ttyhub] %s\r\n", text);
 	ring_write(&c->ring, line, (size_t)MIN(n, (int)sizeof(line) - 1));
@@ -313,6 +331,12 @@ void console_attach(struct console *c, struct client *cl, enum console_mode mode
 		console_announce(c, "%s attached %s (%u attached)", cl->label, how, c->n_clients);
 	}
 	log_info("%s attached to %s %s", cl->label, c->name, how);
+	{
+		char mark[300];
+
+		snprintf(mark, sizeof(mark), "%s attached %s", cl->label, how);
+		conslog_mark(c->log, mark);
+	}
 	client_flush(cl);
 }
 
@@ -329,6 +353,12 @@ void console_detach(struct console *c, struct client *cl, bool announce)
 	if (was_writer)
 		c->writer = NULL;
 	log_info("%s detached from %s", cl->label, c->name);
+	{
+		char mark[300];
+
+		snprintf(mark, sizeof(mark), "%s detached", cl->label);
+		conslog_mark(c->log, mark);
+	}
 	if (!announce)
 		return;
 	if (was_writer)
@@ -355,6 +385,12 @@ int console_take(struct console *c, struct client *cl, bool force)
 	console_set_writer(c, cl);
 	console_announce(c, "%s took write access from %s", cl->label, old);
 	log_info("%s took write access to %s from %s", cl->label, c->name, old);
+	{
+		char mark[400];
+
+		snprintf(mark, sizeof(mark), "%s took write access from %s", cl->label, old);
+		conslog_mark(c->log, mark);
+	}
 	return 0;
 }
 

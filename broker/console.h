@@ -18,6 +18,7 @@
 #include <systemd/sd-event.h>
 
 #include "chardev.h"
+#include "conslog.h"
 #include "obuf.h"
 #include "ring.h"
 #include "util.h"
@@ -59,6 +60,7 @@ struct console {
 	int guest_open;     /* 1/0: the guest has the port open (virtio), -1 unknown */
 
 	struct ring ring;
+	struct conslog *log; /* owned, or NULL when logging is off */
 	struct chardev chardev;
 	struct obuf input; /* writer bytes on their way to the guest */
 
@@ -107,6 +109,8 @@ size_t console_input(struct console *c, struct client *cl, const uint8_t *data, 
 
 /* A marker line in the console's history (and live stream), e.g. a guest reset. */
 void console_mark(struct console *c, const char *text);
+/* Guest output as it is read, for the console log. */
+void console_log_output(struct console *c, const void *data, size_t len);
 
 /* Send a notice to every attached client (printf-style, already safe text). */
 void console_announce(struct console *c, const char *fmt, ...) _printf_(2, 3);

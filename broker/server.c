@@ -48,7 +48,8 @@ int server_init(struct server *s, sd_event *e, const struct server_config *cfg)
 	*s = (struct server){ .event = sd_event_ref(e), .config = *cfg, .listen_fd = -EBADF };
 	/* Our own copy: a reload frees the strings the options pointed into. */
 	s->config.socket_path = strdup(cfg->socket_path);
-	if (!s->config.socket_path)
+	s->config.log_dir = cfg->log_dir ? strdup(cfg->log_dir) : NULL;
+	if (!s->config.socket_path || (cfg->log_dir && !s->config.log_dir))
 		return -ENOMEM;
 	registry_init(&s->registry);
 	TAILQ_INIT(&s->clients);
@@ -85,7 +86,9 @@ void server_done(struct server *s)
 		unlink(s->config.socket_path);
 	s->listen_fd = safe_close(s->listen_fd);
 	free((char *)s->config.socket_path);
+	free((char *)s->config.log_dir);
 	s->config.socket_path = NULL;
+	s->config.log_dir = NULL;
 	s->sweep = sd_event_source_disable_unref(s->sweep);
 	s->event = sd_event_unref(s->event);
 }
@@ -333,6 +336,10 @@ void server_break_done(struct server *s, unsigned client_id, const char *console
 	json_t *msg;
 
 	if (r >= 0 && con) {
+		char mark[300];
+
+		snprintf(mark, sizeof(mark), "serial break sent by %s", cl ? cl->label : "a client");
+		conslog_mark(con->log, mark);
 		log_info("serial break sent to %s by %s", console, cl ? cl->label : "a client");
 		console_announce(con, "%s sent a serial break", cl ? cl->label : "someone");
 	}

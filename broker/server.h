@@ -32,6 +32,10 @@ struct server_config {
 	uid_t front_uids[SERVER_MAX_FRONT_USERS];
 	size_t n_front_uids;
 	unsigned max_clients;
+	const char *log_dir;  /* console logs, or NULL for none */
+	size_t log_max_size;
+	unsigned log_backups;
+	bool log_timestamps;
 };
 
 struct server {

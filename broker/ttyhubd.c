@@ -18,6 +18,7 @@
 
 #include "config.h"
 #include "console.h"
+#include "conslog.h"
 #include "log.h"
 #include "server.h"
 #include "qemu.h"
@@ -45,12 +46,15 @@ static const struct server_config default_config = {
 	.default_replay = 10,
 	.admin_gid = (gid_t)-1,
 	.max_clients = 4096,
+	.log_max_size = CONSLOG_DEFAULT_MAX_SIZE,
+	.log_backups = CONSLOG_DEFAULT_BACKUPS,
 };
 static struct server_config arg_config;
 static const char *arg_config_file = DEFAULT_CONFIG;
 static bool arg_config_required;
 /* Options without an argument, for "option = yes" in the configuration file. */
-static const char *const config_flags[] = { "libvirt-qemu-monitor", "verbose", NULL };
+static const char *const config_flags[] = { "libvirt-qemu-monitor", "log-timestamps", "verbose",
+					    NULL };
 
 static void help(void)
 {
@@ -71,6 +75,10 @@ static void help(void)
 	       "  --socket PATH          broker socket (default %s)\n"
 	       "  --ring-size BYTES      history kept per console (default 1M; K/M/G suffixes)\n"
 	       "  --replay N|all         lines replayed on attach by default (default 10)\n"
+	       "  --log-dir DIR          keep a log file per console in DIR (default: none)\n"
+	       "  --log-max-size BYTES   rotate a console's log at this size (default 2M)\n"
+	       "  --log-backups N        rotated files kept per console (default 3)\n"
+	       "  --log-timestamps       prefix every logged line with the UTC time\n"
 	       "  --admin-group GROUP    members may use the broker socket\n"
 	       "  --front-user USER      a front (ttyhub-sshd) may connect as USER (repeatable)\n"
 	       "  --lock-dir DIR         where pty LCK.. files go (default /var/lock)\n"
@@ -109,7 +117,8 @@ static int parse_argv(int argc, char *argv[])
 	enum {
 		ARG_DOMAIN_XML = 0x100, ARG_CONSOLE, ARG_SOCKET, ARG_RING_SIZE, ARG_REPLAY,
 		ARG_ADMIN_GROUP, ARG_FRONT_USER, ARG_LOCK_DIR, ARG_MAX_CLIENTS, ARG_VERSION,
-		ARG_LIBVIRT, ARG_LIBVIRT_MONITOR, ARG_QMP, ARG_CONFIG, ARG_LATER,
+		ARG_LIBVIRT, ARG_LIBVIRT_MONITOR, ARG_QMP, ARG_CONFIG, ARG_LOG_DIR, ARG_LOG_MAX,
+		ARG_LOG_BACKUPS, ARG_LOG_TIMESTAMPS,
 	};
 	static const struct option options[] = {
 		{ "domain-xml", required_argument, NULL, ARG_DOMAIN_XML },
@@ -127,7 +136,10 @@ static int parse_argv(int argc, char *argv[])
 		{ "libvirt", required_argument, NULL, ARG_LIBVIRT },
 		{ "libvirt-qemu-monitor", no_argument, NULL, ARG_LIBVIRT_MONITOR },
 		{ "qmp", required_argument, NULL, ARG_QMP },
-		{ "log-dir", required_argument, NULL, ARG_LATER },
+		{ "log-dir", required_argument, NULL, ARG_LOG_DIR },
+		{ "log-max-size", required_argument, NULL, ARG_LOG_MAX },
+		{ "log-backups", required_argument, NULL, ARG_LOG_BACKUPS },
+		{ "log-timestamps", no_argument, NULL, ARG_LOG_TIMESTAMPS },
 		{ "config", required_argument, NULL, ARG_CONFIG },
 		{}
 	};
@@ -235,9 +247,30 @@ static int parse_argv(int argc, char *argv[])
 		case ARG_VERSION:
 			printf("ttyhubd %s\n", TTYHUB_VERSION);
 			return 1;
-		case ARG_LATER:
-			return log_error_errno(-EINVAL, "%s is not implemented yet in this version",
-					       argv[optind - 1]);
+		case ARG_LOG_DIR:
+			if (optarg[0] != '/')
+				return log_error_errno(-EINVAL, "--log-dir %s: expected an absolute path",
+						       optarg);
+			arg_config.log_dir = optarg;
+			break;
+		case ARG_LOG_MAX:
+			if (parse_size(optarg, &arg_config.log_max_size) < 0)
+				return log_error_errno(-EINVAL, "--log-max-size %s: expected a size "
+						       "from 4K to 4G, e.g. 2M", optarg);
+			break;
+		case ARG_LOG_BACKUPS: {
+			char *end;
+			unsigned long v = strtoul(optarg, &end, 10);
+
+			if (*end || end == optarg || optarg[0] == '-' || v > CONSLOG_MAX_BACKUPS)
+				return log_error_errno(-EINVAL, "--log-backups %s: expected 0-%d",
+						       optarg, CONSLOG_MAX_BACKUPS);
+			arg_config.log_backups = (unsigned)v;
+			break;
+		}
+		case ARG_LOG_TIMESTAMPS:
+			arg_config.log_timestamps = true;
+			break;
 		case '?':
 			if (optopt)
 				return log_error_errno(-EINVAL, "option -%c is unknown or needs an "

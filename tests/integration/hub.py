@@ -29,8 +29,9 @@ _daemons = []  # every Daemon started, checked by Results.finish()
 class Daemon:
     """A ttyhubd process on a private socket, logging to WORKDIR/ttyhubd.log."""
 
-    def __init__(self, workdir, *args, name="ttyhubd"):
+    def __init__(self, workdir, *args, name="ttyhubd", wrap=()):
         self.workdir = workdir
+        self.wrap = list(wrap)  # e.g. ["unshare", "-m", "sh", "-c", "... exec \"$0\" \"$@\""]
         self.socket = os.path.join(workdir, name + ".sock")
         self.log_path = os.path.join(workdir, name + ".log")
         self.args = list(args)
@@ -39,7 +40,7 @@ class Daemon:
     def start(self, timeout=10):
         self._log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
-            [TTYHUBD, "--socket", self.socket, "--lock-dir", self.workdir] + self.args,
+            self.wrap + [TTYHUBD, "--socket", self.socket, "--lock-dir", self.workdir] + self.args,
             stdin=subprocess.DEVNULL, stdout=self._log, stderr=self._log)
         _daemons.append(self)
         deadline = time.monotonic() + timeout
