@@ -146,6 +146,39 @@ def t_terminal_restored_on_sigterm():
         p.close()
 
 
+def t_config_file_and_reload():
+    """--config, and SIGHUP: consoles and attached clients stay, changes apply."""
+    conf = os.path.join(ctx.wd, "reload.conf")
+    with open(conf, "w") as f:
+        f.write("# test\nconsole = fg=%s\nreplay = 0\n" % ctx.sock)
+    # fg already has a broker: like QEMU, the fake guest leaves this one in its backlog,
+    # which is enough for a console that can be attached and listed.
+    d = hub.Daemon(ctx.wd, "--config", conf, name="ttyhubd-conf").start()
+    try:
+        d.wait_for(lambda: (d.console("fg") or {}).get("state") in ("connected", "waiting"),
+                   what="fg from the configuration file")
+        assert d.console("fg")["origin"] == "--console option"
+        c = hub.BrokerClient(d.socket)
+        c.send({"type": "attach", "console": "fg", "mode": "ro"})
+        c.expect_type("attached")
+        with open(conf, "w") as f:
+            f.write("console = fg=%s\nconsole = extra=/nonexistent/extra.sock\n" % ctx.sock)
+        d.proc.send_signal(signal.SIGHUP)
+        d.wait_for(lambda: d.console("extra"), what="console added by reload")
+        assert [x["name"] for x in d.list()["consoles"]] == ["fg", "extra"]
+        who = d.cli("who", "fg").stdout
+        assert b"watcher" in who, who  # the attached client is still there
+        with open(conf, "w") as f:
+            f.write("console = fg=%s\nreplay = lots\n" % ctx.sock)
+        d.proc.send_signal(signal.SIGHUP)
+        d.wait_for(lambda: "nothing changed" in d.log(), what="bad config refused")
+        assert re.search(r"reload\.conf:2: --replay lots", d.log()), d.log()
+        assert d.console("extra"), "a bad configuration changed the consoles"
+        c.close()
+    finally:
+        d.stop()
+
+
 def t_cli_usage_errors():
     for args, want in [(["frob"], rb"unknown command 'frob'"),
                        (["attach"], rb"needs one console name"),
