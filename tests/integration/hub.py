@@ -21,6 +21,8 @@ BUILD = os.environ.get("TTYHUB_BUILD", os.path.join(HERE, "..", "..", "build"))
 TTYHUBD = os.path.join(BUILD, "broker", "ttyhubd")
 TTYHUB = os.path.join(BUILD, "broker", "ttyhub")
 FAKE_GUEST = os.path.join(BUILD, "tests", "fake-guest")
+# Set by scripts/test for the ASan+UBSan run: memory figures are the sanitizer's, not ours.
+SANITIZED = os.environ.get("TTYHUB_SANITIZED") == "1"
 
 
 _daemons = []  # every Daemon started, checked by Results.finish()

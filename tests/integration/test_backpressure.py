@@ -93,7 +93,8 @@ def main():
         def memory_flat():
             grow = d.rss_kib() - rss0
             print("  ttyhubd RSS growth during the stalled paste: %d KiB" % grow, flush=True)
-            assert grow < 2048, grow
+            if not hub.SANITIZED:
+                assert grow < 2048, grow
         res.run("no memory growth while the guest does not read", memory_flat)
 
         def watcher_live():

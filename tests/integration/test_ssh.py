@@ -728,7 +728,10 @@ def t_stopped_watcher():
                                                                        flows[0].bytes)
         for fl in flows:
             assert not fl.dropped, "%s: bytes dropped %r" % (fl.p.name, fl.dropped)
-        assert max(rss) < base + 8 * 1024, "ttyhub-sshd grew from %d to %d KiB" % (base, max(rss))
+        # Under ASan the allocator's quarantine, not ttyhub, decides RSS: bound it only plain.
+        if not hub.SANITIZED:
+            assert max(rss) < base + 8 * 1024, \
+                "ttyhub-sshd grew from %d to %d KiB" % (base, max(rss))
 
         # Run the typed comment line, resume the stopped watcher and follow it to the end.
         w.send("\r")
