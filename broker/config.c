@@ -253,3 +253,16 @@ int config_load(const char *path, bool required, const char *const *flags, confi
 	config_free(c);
 	return first;
 }
+
+void config_find_arg(int argc, char *argv[], const char **path, bool *required)
+{
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) {
+			*path = argv[i + 1];
+			*required = true;
+		} else if (strncmp(argv[i], "--config=", 9) == 0) {
+			*path = argv[i] + 9;
+			*required = true;
+		}
+	}
+}

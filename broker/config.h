@@ -64,3 +64,6 @@ int config_load(const char *path, bool required, const char *const *flags, confi
  * keep pointers to them) until this is called, before loading again.
  */
 void config_release_args(void);
+
+/* "--config FILE" or "--config=FILE" in argv: sets *path and *required. */
+void config_find_arg(int argc, char *argv[], const char **path, bool *required);

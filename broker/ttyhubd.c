@@ -20,6 +20,7 @@
 #include "console.h"
 #include "conslog.h"
 #include "log.h"
+#include "notify.h"
 #include "server.h"
 #include "qemu.h"
 #include "util.h"
@@ -286,20 +287,6 @@ static int parse_argv(int argc, char *argv[])
 	return 0;
 }
 
-/* "--config FILE" or "--config=FILE" on the command line, which is read first. */
-static void find_config_arg(int argc, char *argv[])
-{
-	for (int i = 1; i < argc; i++) {
-		if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) {
-			arg_config_file = argv[i + 1];
-			arg_config_required = true;
-		} else if (strncmp(argv[i], "--config=", 9) == 0) {
-			arg_config_file = argv[i] + 9;
-			arg_config_required = true;
-		}
-	}
-}
-
 /*
  * Defaults, then the configuration file, then the command line (which wins
  * for single options; repeatable ones add up).  Used at start and on SIGHUP.
@@ -314,7 +301,7 @@ static int load_args(int argc, char *argv[])
 	arg_libvirt_monitor = false;
 	arg_config_file = DEFAULT_CONFIG;
 	arg_config_required = false;
-	find_config_arg(argc, argv);
+	config_find_arg(argc, argv, &arg_config_file, &arg_config_required);
 	r = config_load(arg_config_file, arg_config_required, config_flags, parse_argv);
 	if (r < 0)
 		return r;
@@ -414,23 +401,13 @@ static int on_reload(sd_event_source *es, const struct signalfd_siginfo *si, voi
 	return 0;
 }
 
-/* STATUS= for systemctl status, sent when it changes. */
-static int on_status_timer(sd_event_source *es, uint64_t usec, void *userdata)
+/* STATUS= for systemctl status. */
+static void describe_status(void *userdata, char *buf, size_t size)
 {
-	static char last[128];
 	struct server *s = userdata;
-	char status[128];
 
-	snprintf(status, sizeof(status), "STATUS=%u console%s, %u client%s",
-		 s->registry.n_consoles, s->registry.n_consoles == 1 ? "" : "s", s->n_clients,
-		 s->n_clients == 1 ? "" : "s");
-	if (strcmp(status, last) != 0) {
-		sd_notify(0, status);
-		snprintf(last, sizeof(last), "%s", status);
-	}
-	sd_event_source_set_time_relative(es, 1000000);
-	sd_event_source_set_enabled(es, SD_EVENT_ONESHOT);
-	return 0;
+	snprintf(buf, size, "%u console%s, %u client%s", s->registry.n_consoles,
+		 s->registry.n_consoles == 1 ? "" : "s", s->n_clients, s->n_clients == 1 ? "" : "s");
 }
 
 static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata)
@@ -459,7 +436,6 @@ int main(int argc, char *argv[])
 {
 	sd_event *e = NULL;
 	struct server s;
-	sigset_t mask;
 	int r;
 
 	log_set_ident("ttyhubd");
@@ -469,12 +445,7 @@ int main(int argc, char *argv[])
 	if (r != 0)
 		return r > 0 ? EXIT_SUCCESS : 2;
 
-	signal(SIGPIPE, SIG_IGN);
-	sigemptyset(&mask);
-	sigaddset(&mask, SIGTERM);
-	sigaddset(&mask, SIGINT);
-	sigaddset(&mask, SIGHUP);
-	sigprocmask(SIG_BLOCK, &mask, NULL);
+	notify_block_signals();
 
 	r = sd_event_default(&e);
 	if (r < 0) {
@@ -492,7 +463,7 @@ int main(int argc, char *argv[])
 	if (r >= 0)
 		r = sd_event_set_watchdog(e, true);
 	if (r >= 0)
-		r = sd_event_add_time_relative(e, NULL, CLOCK_MONOTONIC, 0, 0, on_status_timer, &s);
+		r = notify_status_start(e, describe_status, &s);
 	if (r < 0) {
 		log_error_errno(r, "cannot set up");
 		goto out;

@@ -14,6 +14,7 @@
 
 #include "config.h"
 #include "log.h"
+#include "notify.h"
 #include "sshd.h"
 #include "util.h"
 
@@ -158,12 +159,7 @@ static int load_args(int argc, char *argv[])
 	arg_config = default_config;
 	arg_config_file = DEFAULT_CONFIG;
 	arg_config_required = false;
-	for (int i = 1; i < argc; i++) {
-		if (strcmp(argv[i], "--config") == 0 && i + 1 < argc)
-			arg_config_file = argv[i + 1], arg_config_required = true;
-		else if (strncmp(argv[i], "--config=", 9) == 0)
-			arg_config_file = argv[i] + 9, arg_config_required = true;
-	}
+	config_find_arg(argc, argv, &arg_config_file, &arg_config_required);
 	r = config_load(arg_config_file, arg_config_required, config_flags, parse_argv);
 	if (r < 0)
 		return r;
@@ -173,21 +169,12 @@ static int load_args(int argc, char *argv[])
 static int main_argc;
 static char **main_argv;
 
-static int on_status_timer(sd_event_source *es, uint64_t usec, void *userdata)
+static void describe_status(void *userdata, char *buf, size_t size)
 {
-	static char last[128];
 	struct sshd *d = userdata;
-	char status[128];
 
-	snprintf(status, sizeof(status), "STATUS=%u session%s (%u unauthenticated)",
-		 d->n_sessions, d->n_sessions == 1 ? "" : "s", d->n_unauth);
-	if (strcmp(status, last) != 0) {
-		sd_notify(0, status);
-		snprintf(last, sizeof(last), "%s", status);
-	}
-	sd_event_source_set_time_relative(es, 1000000);
-	sd_event_source_set_enabled(es, SD_EVENT_ONESHOT);
-	return 0;
+	snprintf(buf, size, "%u session%s (%u unauthenticated)", d->n_sessions,
+		 d->n_sessions == 1 ? "" : "s", d->n_unauth);
 }
 
 static int on_exit_signal(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata)
@@ -236,7 +223,6 @@ int main(int argc, char *argv[])
 {
 	sd_event *e = NULL;
 	struct sshd d = { .listen_fd = -EBADF };
-	sigset_t mask;
 	int r;
 
 	log_set_ident("ttyhub-sshd");
@@ -245,12 +231,7 @@ int main(int argc, char *argv[])
 	r = load_args(argc, argv);
 	if (r != 0)
 		return r > 0 ? EXIT_SUCCESS : 2;
-	signal(SIGPIPE, SIG_IGN);
-	sigemptyset(&mask);
-	sigaddset(&mask, SIGTERM);
-	sigaddset(&mask, SIGINT);
-	sigaddset(&mask, SIGHUP);
-	sigprocmask(SIG_BLOCK, &mask, NULL);
+	notify_block_signals();
 
 	if (ssh_init() != SSH_OK) {
 		log_error("cannot initialise libssh");
@@ -272,7 +253,7 @@ int main(int argc, char *argv[])
 	if (r >= 0)
 		r = sd_event_set_watchdog(e, true);
 	if (r >= 0)
-		r = sd_event_add_time_relative(e, NULL, CLOCK_MONOTONIC, 0, 0, on_status_timer, &d);
+		r = notify_status_start(e, describe_status, &d);
 	if (r < 0) {
 		log_error_errno(r, "cannot set up signals");
 		goto out;
