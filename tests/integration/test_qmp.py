@@ -15,6 +15,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import guest as G  # noqa: E402
 import hub  # noqa: E402
+import sshhub  # noqa: E402
 
 BREAK = b"\x05cb"
 
@@ -23,7 +24,7 @@ def main():
     res = hub.Results()
     wd = hub.workdir("qmp")
     g = G.Guest(wd, "vm", virtio_console=True)
-    d = hub.Daemon(wd, "--qmp", g.qmp_sock).start()
+    d = hub.Daemon(wd, "--qmp", g.qmp_sock, "--front-user", "root").start()
     w = None
     try:
         def discovered():
@@ -93,11 +94,43 @@ def main():
             r = d.cli("break", "vm")
             assert r.returncode == 0, r
         res.run("QEMU restarted: consoles and QMP come back", qemu_restart)
+
+        def break_needs_the_key_right():
+            # Over SSH, a serial break needs the key's `break` option.
+            nokey, nopub = sshhub.make_key(wd, "nobreak")
+            bkey, bpub = sshhub.make_key(wd, "breaker")
+            front = sshhub.SshFront(wd, d.socket, ['consoles="vm*:rw" ' + nopub,
+                                                   'consoles="vm*:rw",break ' + bpub])
+            try:
+                w.send(b"\x05c.")  # leave the console to the SSH users
+                assert w.wait(10) == 0
+                p = G.Pty(sshhub.ssh_cmd(front, nokey, "vm"))
+                p.expect(r"attached to vm:serial0 read-write")
+                G.sync_shell(p)
+                p.send(b"\x05cb")
+                p.expect(r"your key may not send a serial break")
+                p.send("h")
+                p.expect_absent(r"sysrq", duration=2)
+                p.send(b"\x05c.")
+                p.wait(10)
+                q = G.Pty(sshhub.ssh_cmd(front, bkey, "vm"))
+                q.expect(r"attached to vm:serial0 read-write")
+                G.sync_shell(q)
+                q.send(b"\x05cb")
+                q.expect(r"sent a serial break")
+                q.send("h")
+                q.expect(r"sysrq: HELP", timeout=10)
+                q.send(b"\x05c.")
+                q.wait(10)
+            finally:
+                front.stop()
+        res.run("over SSH, break needs the key's break option", break_needs_the_key_right)
     finally:
         if w:
             w.close()
         d.stop()
         g.stop()
+    sshhub.check_exits(res)
     res.finish(wd)
 
 
