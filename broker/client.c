@@ -496,7 +496,11 @@ static bool client_handle_data(struct client *c, const uint8_t *data, size_t len
 	size_t n;
 
 	if (!c->console) {
-		client_error(c, PROTO_E_NOT_ATTACHED, "input while not attached is discarded");
+		/* Once: a front may still be sending what was typed before the detach. */
+		if (!c->ro_hint_sent) {
+			c->ro_hint_sent = true;
+			client_error(c, PROTO_E_NOT_ATTACHED, "input while not attached is discarded");
+		}
 		return true;
 	}
 	if (c->role != CLIENT_WRITER) {

@@ -61,7 +61,7 @@ struct client {
 	uint64_t pos;           /* next ring byte to send */
 	uint64_t sanitize_until; /* bytes before this are replay: sanitised */
 	struct sanitizer san;
-	bool ro_hint_sent;
+	bool ro_hint_sent;      /* "your input is discarded" said (read-only, or detached) */
 	unsigned cols, rows;
 
 	TAILQ_ENTRY(client) server_entry;

@@ -352,6 +352,9 @@ void console_detach(struct console *c, struct client *cl, bool announce)
 		c->input_waiter = NULL;
 	if (was_writer)
 		c->writer = NULL;
+	/* A writer waiting for the guest must not stay deaf: its queued input is dropped. */
+	if (cl->input_paused)
+		client_resume_input(cl);
 	log_info("%s detached from %s", cl->label, c->name);
 	{
 		char mark[300];

@@ -127,6 +127,11 @@ class Daemon:
                              % (what, last, self.log()[-3000:]))
 
 
+def frame_data(b):
+    """A broker protocol data frame."""
+    return b"D" + struct.pack(">I", len(b)) + b
+
+
 class BrokerClient:
     """A raw protocol client (frames + JSON) for driving ttyhubd directly."""
 

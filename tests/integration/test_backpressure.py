@@ -123,7 +123,60 @@ def main():
         d.stop()
         guest.close()
         lst.close()
+    res.run("a paused writer whose console goes away is not left deaf",
+            paused_writer_console_removed, wd)
     res.finish(wd)
+
+
+def paused_writer_console_removed(wd):
+    xmldir = os.path.join(wd, "xml")
+    os.mkdir(xmldir)
+    path = os.path.join(wd, "stuck2.sock")
+    lst = socket.socket(socket.AF_UNIX)
+    lst.bind(path)
+    lst.listen(1)
+    with open(os.path.join(xmldir, "stuck2.xml"), "w") as f:
+        f.write("<domain><name>stuck2</name><devices><serial type='unix'>"
+                "<source mode='bind' path='%s'/><target port='0'/><alias name='serial0'/>"
+                "</serial></devices></domain>" % path)
+    d = hub.Daemon(wd, "--domain-xml", xmldir, name="ttyhubd-2").start()
+    guest, _ = lst.accept()  # connected, and never reads
+    try:
+        w = hub.BrokerClient(d.socket)
+        w.send({"type": "attach", "console": "stuck2", "mode": "rw", "replay": 0})
+        assert w.expect_type("attached")["role"] == "writer"
+        w.sock.setblocking(False)
+        chunk = hub.frame_data(b"p" * 16384)
+        sent = 0
+        try:  # fill every buffer on the way until ttyhubd stops reading us
+            while sent < 8 * 1024 * 1024:
+                sent += w.sock.send(chunk)
+        except BlockingIOError:
+            pass
+        w.sock.setblocking(True)
+        w.sock.settimeout(10)
+        assert sent < 8 * 1024 * 1024, "the writer was never paused"
+        time.sleep(0.5)
+        os.unlink(os.path.join(xmldir, "stuck2.xml"))
+        # Told, detached, and the connection still answers requests.
+        msg = w.expect_type("detached")
+        assert "definition was removed" in msg["reason"], msg
+        w.send({"type": "list"})
+        errors = 0
+        while True:
+            msg = w.next()
+            if msg["type"] == "list":
+                break
+            if msg["type"] == "error":
+                assert msg["code"] == "not-attached", msg
+                errors += 1
+        assert msg["consoles"] == [], msg
+        assert errors <= 1, "%d 'not attached' errors for one detach" % errors
+        w.close()
+    finally:
+        d.stop()
+        guest.close()
+        lst.close()
 
 
 if __name__ == "__main__":
