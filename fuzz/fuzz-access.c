@@ -1,0 +1,246 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * libFuzzer harness for the access file parser (ssh-front/access.h).  The
+ * input is a whole access file.  After access_parse() the harness checks
+ * what the parser promises about every result, then drives the two lookup
+ * functions with fixed names and with names taken from the parsed input:
+ *
+ * - every entry has a known, non-certificate key type and a non-empty
+ *   base64 blob whose length is a multiple of four; a comment, if any, is
+ *   non-empty and trimmed;
+ * - every rule has a non-empty pattern and the right RO or RW; every from=
+ *   pattern is non-empty and not a bare "!";
+ * - entry and error line numbers are within 1..(lines in the input) and
+ *   strictly increasing (one result per line at most), and no line has both
+ *   an entry and an error;
+ * - error messages are printable ASCII (they are logged as is) and the
+ *   number of errors is bounded;
+ * - access_check() returns NONE for no names, never more than the best rule,
+ *   and at least the rule's right for a name equal to a rule's literal
+ *   pattern (one without fnmatch metacharacters);
+ * - access_from_allows() allows anything without from=, refuses a NULL
+ *   address with from=, and refuses an address named by a literal "!X".
+ */
+#include <errno.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "access.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+/* The parser is linear per line but the harness is not: keep inputs small. */
+#define FUZZ_ACCESS_MAX_INPUT (64u * 1024)
+/* access.c keeps ACCESS_MAX_ERRORS (100) errors, then one "too many" notice. */
+#define FUZZ_ACCESS_MAX_ERRORS 101
+/* access.c formats messages into a 256-byte buffer. */
+#define FUZZ_ACCESS_MSG_MAX 256
+
+static const char *const fuzz_key_types[] = {
+	"ssh-ed25519",
+	"ssh-rsa",
+	"ecdsa-sha2-nistp256",
+	"ecdsa-sha2-nistp384",
+	"ecdsa-sha2-nistp521",
+	"sk-ssh-ed25519@openssh.com",
+	"sk-ecdsa-sha2-nistp256@openssh.com",
+	"ssh-dss",
+};
+
+static const char *const fuzz_fixed_names[] = {
+	"web01",
+	"web01:serial0",
+	"web-01:console1",
+	"db01",
+	"c7a5fdbd-cdaf-9455-926a-d65c16db1809",
+	"c7a5fdbd-cdaf-9455-926a-d65c16db1809:serial0",
+	"",
+	NULL,
+};
+
+static const char *const fuzz_fixed_addrs[] = {
+	"127.0.0.1", "::1", "10.0.0.5", "192.168.1.20", "fe80::1%eth0", "",
+};
+
+#define FUZZ_N(a) (sizeof(a) / sizeof((a)[0]))
+
+static unsigned fuzz_count_lines(const uint8_t *data, size_t size)
+{
+	unsigned n = 0;
+
+	for (size_t i = 0; i < size; i++)
+		if (data[i] == '\n')
+			n++;
+	if (size > 0 && data[size - 1] != '\n')
+		n++;
+	return n;
+}
+
+static bool fuzz_is_blank(char c)
+{
+	return c == ' ' || c == '\t';
+}
+
+static bool fuzz_is_literal(const char *s)
+{
+	return strpbrk(s, "*?[\\") == NULL;
+}
+
+static void fuzz_check_key(const struct access_entry *e)
+{
+	bool known = false;
+	size_t n;
+
+	if (!e->keytype || !e->base64)
+		abort();
+	for (size_t i = 0; i < FUZZ_N(fuzz_key_types); i++)
+		if (strcmp(e->keytype, fuzz_key_types[i]) == 0)
+			known = true;
+	if (!known)
+		abort();
+	n = strlen(e->base64);
+	if (n == 0 || n % 4 != 0)
+		abort();
+	if (e->comment) {
+		n = strlen(e->comment);
+		if (n == 0 || fuzz_is_blank(e->comment[0]) || fuzz_is_blank(e->comment[n - 1]))
+			abort();
+	}
+}
+
+static void fuzz_check_rights(const struct access_entry *e)
+{
+	enum access_right best = ACCESS_NONE, r;
+
+	if ((e->n_rules == 0) != (e->rules == NULL))
+		abort();
+	for (size_t i = 0; i < e->n_rules; i++) {
+		const struct access_rule *rule = &e->rules[i];
+		const char *one[1];
+
+		if (!rule->pattern || rule->pattern[0] == '\0')
+			abort();
+		if (rule->right != ACCESS_RO && rule->right != ACCESS_RW)
+			abort();
+		if (rule->right > best)
+			best = rule->right;
+		/* a literal pattern matches itself */
+		one[0] = rule->pattern;
+		r = access_check(e, one, 1);
+		if (fuzz_is_literal(rule->pattern) && r < rule->right)
+			abort();
+		if (r != ACCESS_NONE && r != ACCESS_RO && r != ACCESS_RW)
+			abort();
+	}
+
+	if (access_check(e, fuzz_fixed_names, 0) != ACCESS_NONE)
+		abort();
+	r = access_check(e, fuzz_fixed_names, FUZZ_N(fuzz_fixed_names));
+	if (r > best || (r != ACCESS_NONE && r != ACCESS_RO && r != ACCESS_RW))
+		abort();
+	/* NULL names are skipped */
+	if (access_check(e, fuzz_fixed_names + FUZZ_N(fuzz_fixed_names) - 1, 1) != ACCESS_NONE)
+		abort();
+	if (e->comment) {
+		const char *one[1] = { e->comment };
+
+		if (access_check(e, one, 1) > best)
+			abort();
+	}
+}
+
+static void fuzz_check_from(const struct access_entry *e)
+{
+	if ((e->n_from == 0) != (e->from == NULL))
+		abort();
+	if (e->n_from == 0) {
+		if (!access_from_allows(e, NULL) || !access_from_allows(e, "127.0.0.1"))
+			abort();
+		if (e->comment && !access_from_allows(e, e->comment))
+			abort();
+		return;
+	}
+	if (access_from_allows(e, NULL))
+		abort();
+	for (size_t i = 0; i < e->n_from; i++) {
+		const char *pat = e->from[i];
+
+		if (!pat || pat[0] == '\0' || strcmp(pat, "!") == 0)
+			abort();
+		/* a literal exclusion wins over any inclusion */
+		if (pat[0] == '!' && fuzz_is_literal(pat + 1) && access_from_allows(e, pat + 1))
+			abort();
+		(void)access_from_allows(e, pat);
+	}
+	for (size_t i = 0; i < FUZZ_N(fuzz_fixed_addrs); i++)
+		(void)access_from_allows(e, fuzz_fixed_addrs[i]);
+	if (e->comment)
+		(void)access_from_allows(e, e->comment);
+}
+
+static void fuzz_check_errors(const struct access_file *f, unsigned nlines)
+{
+	unsigned prev = 0;
+
+	if (f->n_errors > FUZZ_ACCESS_MAX_ERRORS)
+		abort();
+	for (size_t i = 0; i < f->n_errors; i++) {
+		const struct access_error *err = &f->errors[i];
+		size_t n;
+
+		if (err->line == 0 || err->line > nlines || err->line <= prev)
+			abort();
+		prev = err->line;
+		if (!err->message)
+			abort();
+		n = strlen(err->message);
+		if (n == 0 || n >= FUZZ_ACCESS_MSG_MAX)
+			abort();
+		for (size_t k = 0; k < n; k++)
+			if (err->message[k] < 0x20 || err->message[k] > 0x7e)
+				abort();
+	}
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	struct access_file *f = NULL;
+	unsigned nlines, prev = 0;
+	size_t ei = 0;
+	int r;
+
+	if (size > FUZZ_ACCESS_MAX_INPUT)
+		return 0;
+	nlines = fuzz_count_lines(data, size);
+
+	r = access_parse((const char *)data, size, &f);
+	if (r == -ENOMEM)
+		return 0;
+	if (r != 0 || !f)
+		abort();
+	if ((f->n_entries > 0 && !f->entries) || (f->n_errors > 0 && !f->errors))
+		abort();
+
+	fuzz_check_errors(f, nlines);
+	for (size_t i = 0; i < f->n_entries; i++) {
+		const struct access_entry *e = &f->entries[i];
+
+		if (e->line == 0 || e->line > nlines || e->line <= prev)
+			abort();
+		prev = e->line;
+		/* errors are sorted too: no line is both an entry and an error */
+		while (ei < f->n_errors && f->errors[ei].line < e->line)
+			ei++;
+		if (ei < f->n_errors && f->errors[ei].line == e->line)
+			abort();
+		fuzz_check_key(e);
+		fuzz_check_rights(e);
+		fuzz_check_from(e);
+	}
+
+	access_file_free(f);
+	return 0;
+}

@@ -1,0 +1,122 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * libFuzzer harness for the SSH user name parser (ssh-front/userspec.h).
+ * The input, cut at its first NUL, is the user name.  On success:
+ *
+ * - the console is 1..128 bytes of [A-Za-z0-9_.:-] with at most one ':',
+ *   and neither side of the ':' is empty or starts with '-' or '.';
+ * - the user name starts with the console, followed by '+' or its end;
+ * - the mode is RW, RO or FORCE and replay is -2, -1 or 0..1000000;
+ * - formatting the result back into a canonical user name and parsing that
+ *   gives the same result.
+ * On failure the output struct is left untouched.
+ */
+#include <errno.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "userspec.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+/* Longer user names are rejected by length alone; a little over is enough. */
+#define FUZZ_USERSPEC_MAX_INPUT 1024
+#define FUZZ_USERSPEC_CONSOLE_MAX 128
+#define FUZZ_USERSPEC_REPLAY_MAX 1000000L
+
+static bool fuzz_is_name_char(char c)
+{
+	return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+	       c == '_' || c == '.' || c == ':' || c == '-';
+}
+
+static bool fuzz_part_ok(const char *s, size_t n)
+{
+	return n > 0 && s[0] != '-' && s[0] != '.';
+}
+
+static void fuzz_check_spec(const char *user, const struct userspec *u)
+{
+	size_t n = strnlen(u->console, sizeof(u->console));
+	const char *colon;
+
+	if (n == 0 || n > FUZZ_USERSPEC_CONSOLE_MAX || n == sizeof(u->console))
+		abort();
+	for (size_t i = 0; i < n; i++)
+		if (!fuzz_is_name_char(u->console[i]))
+			abort();
+	colon = strchr(u->console, ':');
+	if (colon) {
+		if (strchr(colon + 1, ':'))
+			abort();
+		if (!fuzz_part_ok(u->console, (size_t)(colon - u->console)) ||
+		    !fuzz_part_ok(colon + 1, strlen(colon + 1)))
+			abort();
+	} else if (!fuzz_part_ok(u->console, n)) {
+		abort();
+	}
+	if (strncmp(user, u->console, n) != 0 || (user[n] != '+' && user[n] != '\0'))
+		abort();
+
+	if (u->mode != USERSPEC_RW && u->mode != USERSPEC_RO && u->mode != USERSPEC_FORCE)
+		abort();
+	if (u->replay < -2 || u->replay > FUZZ_USERSPEC_REPLAY_MAX)
+		abort();
+}
+
+/* Write u back as a canonical user name; returns its length. */
+static size_t fuzz_format(const struct userspec *u, char *buf, size_t size)
+{
+	int n;
+
+	n = snprintf(buf, size, "%s%s", u->console,
+		     u->mode == USERSPEC_RO ? "+ro" : u->mode == USERSPEC_FORCE ? "+force" : "");
+	if (n < 0 || (size_t)n >= size)
+		abort();
+	if (u->replay == -1)
+		n += snprintf(buf + n, size - (size_t)n, "+replay=all");
+	else if (u->replay >= 0)
+		n += snprintf(buf + n, size - (size_t)n, "+replay=%ld", u->replay);
+	if ((size_t)n >= size)
+		abort();
+	return (size_t)n;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	struct userspec u, again, sentinel;
+	char user[FUZZ_USERSPEC_MAX_INPUT + 1], canon[256];
+	int r;
+
+	if (size > FUZZ_USERSPEC_MAX_INPUT)
+		size = FUZZ_USERSPEC_MAX_INPUT;
+	memcpy(user, data, size);
+	user[size] = '\0';
+
+	memset(&sentinel, 0xa5, sizeof(sentinel));
+	memset(&u, 0xa5, sizeof(u));
+	r = userspec_parse(user, &u);
+	if (r != 0) {
+		if (r != -EINVAL)
+			abort();
+		/* out-parameters are written only on success */
+		if (memcmp(&u, &sentinel, sizeof(u)) != 0)
+			abort();
+		return 0;
+	}
+	fuzz_check_spec(user, &u);
+
+	/* canonical form: console, then the mode, then the replay */
+	fuzz_format(&u, canon, sizeof(canon));
+	memset(&again, 0xa5, sizeof(again));
+	if (userspec_parse(canon, &again) != 0)
+		abort();
+	if (strcmp(again.console, u.console) != 0 || again.mode != u.mode ||
+	    again.replay != u.replay)
+		abort();
+	return 0;
+}
