@@ -73,7 +73,8 @@ static int replay_dir(const char *dir, unsigned *count)
 		n++;
 	}
 	closedir(d);
-	qsort(names, n, sizeof(*names), compare_names);
+	if (n > 1)
+		qsort(names, n, sizeof(*names), compare_names);
 	for (size_t i = 0; i < n; i++) {
 		if (r == 0 && replay_file(names[i]) == 0)
 			(*count)++;
