@@ -83,6 +83,8 @@ int qmp_splitter_next(struct qmp_splitter *s, const char **ret, size_t *ret_len)
 
 		if (s->error)
 			return s->error;
+		if (!s->buf)
+			return 0; /* nothing fed yet (the buffer is allocated on first feed) */
 		pending = s->len - s->start;
 		line = s->buf + s->start;
 		nl = pending > s->scan ? memchr(line + s->scan, '\n', pending - s->scan) : NULL;
