@@ -5,11 +5,13 @@
  */
 #include <errno.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <systemd/sd-daemon.h>
 
+#include "log.h"
 #include "notify.h"
 
 struct notify_status {
@@ -70,4 +72,28 @@ void notify_block_signals(void)
 	sigaddset(&mask, SIGINT);
 	sigaddset(&mask, SIGHUP);
 	sigprocmask(SIG_BLOCK, &mask, NULL);
+}
+
+static int notify_on_exit_signal(sd_event_source *s, const struct signalfd_siginfo *si,
+				 void *userdata)
+{
+	log_info("received %s, exiting", strsignal((int)si->ssi_signo));
+	return sd_event_exit(sd_event_source_get_event(s), 0);
+}
+
+int notify_setup_loop(sd_event *e, sd_event_signal_handler_t on_reload, void *reload_data,
+		      notify_status_fn status, void *status_data)
+{
+	int r;
+
+	r = sd_event_add_signal(e, NULL, SIGTERM, notify_on_exit_signal, NULL);
+	if (r >= 0)
+		r = sd_event_add_signal(e, NULL, SIGINT, notify_on_exit_signal, NULL);
+	if (r >= 0)
+		r = sd_event_add_signal(e, NULL, SIGHUP, on_reload, reload_data);
+	if (r >= 0)
+		r = sd_event_set_watchdog(e, true);
+	if (r >= 0)
+		r = notify_status_start(e, status, status_data);
+	return r;
 }

@@ -16,3 +16,11 @@ int notify_status_start(sd_event *e, notify_status_fn fn, void *userdata);
 
 /* Ignore SIGPIPE; block SIGTERM, SIGINT and SIGHUP for sd_event_add_signal(). */
 void notify_block_signals(void);
+
+/*
+ * The loop of a daemon: SIGTERM and SIGINT end it, SIGHUP calls on_reload,
+ * WATCHDOG=1 is sent by sd-event itself (so a hung loop stops pinging), and
+ * STATUS= is kept up to date with status().  Returns 0 or -errno.
+ */
+int notify_setup_loop(sd_event *e, sd_event_signal_handler_t on_reload, void *reload_data,
+		      notify_status_fn status, void *status_data);

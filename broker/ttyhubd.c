@@ -410,12 +410,6 @@ static void describe_status(void *userdata, char *buf, size_t size)
 		 s->registry.n_consoles == 1 ? "" : "s", s->n_clients, s->n_clients == 1 ? "" : "s");
 }
 
-static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata)
-{
-	log_info("received %s, exiting", strsignal((int)si->ssi_signo));
-	return sd_event_exit(sd_event_source_get_event(s), 0);
-}
-
 static int ensure_socket_dir(const char *path)
 {
 	char dir[PATH_MAX];
@@ -454,16 +448,7 @@ int main(int argc, char *argv[])
 	}
 	r = server_init(&s, e, &arg_config);
 	if (r >= 0)
-		r = sd_event_add_signal(e, NULL, SIGTERM, on_signal, NULL);
-	if (r >= 0)
-		r = sd_event_add_signal(e, NULL, SIGINT, on_signal, NULL);
-	if (r >= 0)
-		r = sd_event_add_signal(e, NULL, SIGHUP, on_reload, &s);
-	/* WATCHDOG=1 from the loop itself: a hung loop stops pinging. */
-	if (r >= 0)
-		r = sd_event_set_watchdog(e, true);
-	if (r >= 0)
-		r = notify_status_start(e, describe_status, &s);
+		r = notify_setup_loop(e, on_reload, &s, describe_status, &s);
 	if (r < 0) {
 		log_error_errno(r, "cannot set up");
 		goto out;

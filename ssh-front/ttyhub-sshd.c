@@ -177,12 +177,6 @@ static void describe_status(void *userdata, char *buf, size_t size)
 		 d->n_sessions == 1 ? "" : "s", d->n_unauth);
 }
 
-static int on_exit_signal(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata)
-{
-	log_info("received %s, exiting", strsignal((int)si->ssi_signo));
-	return sd_event_exit(sd_event_source_get_event(s), 0);
-}
-
 /*
  * SIGHUP: the configuration (limits, access file and broker paths) and the
  * access file itself; sessions of removed keys are closed.  The listener and
@@ -245,15 +239,7 @@ int main(int argc, char *argv[])
 	r = sshd_init(&d, e, &arg_config);
 	if (r < 0)
 		goto out;
-	r = sd_event_add_signal(e, NULL, SIGTERM, on_exit_signal, NULL);
-	if (r >= 0)
-		r = sd_event_add_signal(e, NULL, SIGINT, on_exit_signal, NULL);
-	if (r >= 0)
-		r = sd_event_add_signal(e, NULL, SIGHUP, on_reload, &d);
-	if (r >= 0)
-		r = sd_event_set_watchdog(e, true);
-	if (r >= 0)
-		r = notify_status_start(e, describe_status, &d);
+	r = notify_setup_loop(e, on_reload, &d, describe_status, &d);
 	if (r < 0) {
 		log_error_errno(r, "cannot set up signals");
 		goto out;
