@@ -20,6 +20,7 @@
  * disk that is still full after a successful reopen stays quiet.
  */
 #include <errno.h>
+#include <stdarg.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
@@ -608,6 +609,19 @@ void conslog_write(struct conslog *l, const void *data, size_t len)
 		len -= used;
 	}
 	conslog_resumed(l);
+}
+
+void conslog_markf(struct conslog *l, const char *fmt, ...)
+{
+	char text[CONSLOG_MARK_MAX + 1];
+	va_list ap;
+
+	if (!l)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	conslog_mark(l, text);
 }
 
 void conslog_mark(struct conslog *l, const char *text)

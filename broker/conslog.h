@@ -84,6 +84,9 @@ void conslog_write(struct conslog *l, const void *data, size_t len);
  */
 void conslog_mark(struct conslog *l, const char *text);
 
+/* conslog_mark() with printf-style formatting (the text is cut at CONSLOG_MARK_MAX). */
+void conslog_markf(struct conslog *l, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
 /* Accepts NULL; returns NULL. */
 struct conslog *conslog_free(struct conslog *l);
 

@@ -282,6 +282,7 @@ static void console_add_guest_state(const struct console *c, json_t *msg)
 
 void console_attach(struct console *c, struct client *cl, enum console_mode mode, long replay)
 {
+	char old[sizeof(cl->label)] = ""; /* the writer a force attach took over from */
 	const char *how;
 	json_t *msg;
 
@@ -299,44 +300,30 @@ void console_attach(struct console *c, struct client *cl, enum console_mode mode
 	sanitize_init(&cl->san);
 
 	if (mode == CONSOLE_MODE_FORCE && c->writer) {
-		char old[sizeof(cl->label)];
-
 		snprintf(old, sizeof(old), "%s", c->writer->label);
 		console_set_writer(c, cl);
-		how = "read-write";
-		msg = json_pack("{s:s, s:s, s:s, s:s, s:o, s:i, s:s, s:s}", "type", "attached",
-				"console", c->name, "role", "writer", "writer", cl->label, "previous",
-				json_string(old), "clients", (int)c->n_clients, "state",
-				console_state(c), "status", c->supported ? c->chardev.status : c->reason);
-		console_add_guest_state(c, msg);
-		if (msg)
-			client_send(cl, msg);
-		json_decref(msg);
+	} else if (mode != CONSOLE_MODE_RO && !c->writer) {
+		c->writer = cl;
+		cl->role = CLIENT_WRITER;
+	}
+	how = cl->role == CLIENT_WRITER ? "read-write" : "read-only";
+	msg = json_pack("{s:s, s:s, s:s, s:o, s:i, s:s, s:s}", "type", "attached", "console",
+			c->name, "role", cl->role == CLIENT_WRITER ? "writer" : "watcher", "writer",
+			c->writer ? json_string(c->writer->label) : json_null(), "clients",
+			(int)c->n_clients, "state", console_state(c), "status",
+			c->supported ? c->chardev.status : c->reason);
+	if (msg && old[0])
+		json_object_set_new(msg, "previous", json_string(old));
+	console_add_guest_state(c, msg);
+	if (msg)
+		client_send(cl, msg);
+	json_decref(msg);
+	if (old[0])
 		console_announce(c, "%s attached and took write access from %s", cl->label, old);
-	} else {
-		if (mode != CONSOLE_MODE_RO && !c->writer) {
-			c->writer = cl;
-			cl->role = CLIENT_WRITER;
-		}
-		how = cl->role == CLIENT_WRITER ? "read-write" : "read-only";
-		msg = json_pack("{s:s, s:s, s:s, s:o, s:i, s:s, s:s}", "type", "attached", "console",
-				c->name, "role", cl->role == CLIENT_WRITER ? "writer" : "watcher",
-				"writer", c->writer ? json_string(c->writer->label) : json_null(),
-				"clients", (int)c->n_clients, "state", console_state(c), "status",
-				c->supported ? c->chardev.status : c->reason);
-		console_add_guest_state(c, msg);
-		if (msg)
-			client_send(cl, msg);
-		json_decref(msg);
+	else
 		console_announce(c, "%s attached %s (%u attached)", cl->label, how, c->n_clients);
-	}
 	log_info("%s attached to %s %s", cl->label, c->name, how);
-	{
-		char mark[300];
-
-		snprintf(mark, sizeof(mark), "%s attached %s", cl->label, how);
-		conslog_mark(c->log, mark);
-	}
+	conslog_markf(c->log, "%s attached %s", cl->label, how);
 	client_flush(cl);
 }
 
@@ -356,12 +343,7 @@ void console_detach(struct console *c, struct client *cl, bool announce)
 	if (cl->input_paused)
 		client_resume_input(cl);
 	log_info("%s detached from %s", cl->label, c->name);
-	{
-		char mark[300];
-
-		snprintf(mark, sizeof(mark), "%s detached", cl->label);
-		conslog_mark(c->log, mark);
-	}
+	conslog_markf(c->log, "%s detached", cl->label);
 	if (!announce)
 		return;
 	if (was_writer)
@@ -388,12 +370,7 @@ int console_take(struct console *c, struct client *cl, bool force)
 	console_set_writer(c, cl);
 	console_announce(c, "%s took write access from %s", cl->label, old);
 	log_info("%s took write access to %s from %s", cl->label, c->name, old);
-	{
-		char mark[400];
-
-		snprintf(mark, sizeof(mark), "%s took write access from %s", cl->label, old);
-		conslog_mark(c->log, mark);
-	}
+	conslog_markf(c->log, "%s took write access from %s", cl->label, old);
 	return 0;
 }
 

@@ -336,10 +336,7 @@ void server_break_done(struct server *s, unsigned client_id, const char *console
 	json_t *msg;
 
 	if (r >= 0 && con) {
-		char mark[300];
-
-		snprintf(mark, sizeof(mark), "serial break sent by %s", cl ? cl->label : "a client");
-		conslog_mark(con->log, mark);
+		conslog_markf(con->log, "serial break sent by %s", cl ? cl->label : "a client");
 		log_info("serial break sent to %s by %s", console, cl ? cl->label : "a client");
 		console_announce(con, "%s sent a serial break", cl ? cl->label : "someone");
 	}
