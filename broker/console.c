@@ -108,12 +108,14 @@ struct console *console_free(struct console *c, const char *why)
 		snprintf(text, sizeof(text), "console %s is gone: %s", c->name,
 			 why ? why : "removed");
 		client_notice(cl, text);
-		console_detach(c, cl, false);
+		/* Told first: detaching may resume a paused writer, whose leftover input then
+		 * gets its "not attached" answer after this. */
 		msg = json_pack("{s:s, s:s, s:s}", "type", "detached", "console", c->name,
 				"reason", why ? why : "removed");
 		if (msg)
 			client_send(cl, msg);
 		json_decref(msg);
+		console_detach(c, cl, false);
 		client_flush(cl);
 	}
 	if (c->supported)
