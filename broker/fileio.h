@@ -20,3 +20,10 @@ int read_file_bounded(const char *path, size_t max, char **ret, size_t *ret_len)
  * (-ENOENT, -ECONNREFUSED, -EAGAIN, ...) or -ENAMETOOLONG.
  */
 int unix_connect(const char *path, bool nonblock);
+
+/*
+ * Raise the soft limit on open files to the hard limit: a daemon holds one
+ * fd per console or connection and uses poll/epoll, never select().
+ * Returns the new soft limit, or -errno.
+ */
+long fd_limit_raise(void);

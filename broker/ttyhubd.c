@@ -19,6 +19,7 @@
 #include "config.h"
 #include "console.h"
 #include "conslog.h"
+#include "fileio.h"
 #include "log.h"
 #include "notify.h"
 #include "server.h"
@@ -28,7 +29,7 @@
 #include "xmldir.h"
 
 #define DEFAULT_SOCKET "/run/ttyhub/ttyhubd.sock"
-#define MAX_CONSOLE_ARGS 256
+#define MAX_CONSOLE_ARGS CONFIG_MAX_ENTRIES /* as many as a configuration file holds */
 
 static const char *arg_domain_xml[SERVER_MAX_XMLDIRS];
 static size_t arg_n_domain_xml;
@@ -440,6 +441,8 @@ int main(int argc, char *argv[])
 		return r > 0 ? EXIT_SUCCESS : 2;
 
 	notify_block_signals();
+	if (fd_limit_raise() < 0)
+		log_warning("cannot raise the open files limit; staying at the soft limit");
 
 	r = sd_event_default(&e);
 	if (r < 0) {

@@ -13,6 +13,7 @@
 #include <systemd/sd-daemon.h>
 
 #include "config.h"
+#include "fileio.h"
 #include "log.h"
 #include "notify.h"
 #include "sshd.h"
@@ -226,6 +227,8 @@ int main(int argc, char *argv[])
 	if (r != 0)
 		return r > 0 ? EXIT_SUCCESS : 2;
 	notify_block_signals();
+	if (fd_limit_raise() < 0)
+		log_warning("cannot raise the open files limit; staying at the soft limit");
 
 	if (ssh_init() != SSH_OK) {
 		log_error("cannot initialise libssh");
