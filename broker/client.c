@@ -17,6 +17,7 @@
 #include "util.h"
 
 #define CLIENT_DATA_CHUNK (16 * 1024)
+#define CLIENT_LIST_ENVELOPE 256 /* bytes of a list piece besides its entries */
 
 static int client_on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata);
 
@@ -59,6 +60,7 @@ void client_free(struct client *c)
 	c->fd = safe_close(c->fd);
 	frame_reader_done(&c->in);
 	obuf_done(&c->out);
+	free(c->list_after);
 	free(c);
 }
 
@@ -214,6 +216,34 @@ static void client_pull(struct client *c)
 	}
 }
 
+/*
+ * Queue pieces of a `list` answer while a whole frame fits besides the
+ * notice reserve.  Each piece resumes after the last name sent, so consoles
+ * added or removed meanwhile cannot make it repeat or skip the others.
+ */
+static void client_list_more(struct client *c)
+{
+	while (c->listing && obuf_room(&c->out) >= CLIENT_CONTROL_RESERVE + FRAME_HEADER + FRAME_MAX) {
+		const char *last;
+		char *after;
+		json_t *msg = registry_list_piece(&c->server->registry, c->list_after,
+						  FRAME_MAX - CLIENT_LIST_ENVELOPE, &last);
+
+		after = msg && last ? strdup(last) : NULL;
+		if (!msg || (last && !after) || client_send(c, msg) < 0) {
+			json_decref(msg);
+			free(after);
+			c->listing = false;
+			client_error(c, PROTO_E_INTERNAL, "cannot queue the console list");
+			return;
+		}
+		free(c->list_after);
+		c->list_after = after;
+		c->listing = json_is_true(json_object_get(msg, "more"));
+		json_decref(msg);
+	}
+}
+
 static void client_update_events(struct client *c)
 {
 	uint32_t ev = (c->input_paused ? 0 : EPOLLIN) | (c->want_write ? EPOLLOUT : 0);
@@ -231,6 +261,7 @@ void client_flush(struct client *c)
 	for (;;) {
 		ssize_t n;
 
+		client_list_more(c);
 		client_pull(c);
 		if (obuf_len(&c->out) == 0)
 			break;
@@ -254,23 +285,29 @@ void client_flush(struct client *c)
 
 static struct console *client_lookup(struct client *c, json_t *req);
 
-/* All consoles, or with "console": just the one that name resolves to. */
+/* All consoles (in pieces: see client_list_more), or with "console": the one it names. */
 static void client_reply_list(struct client *c, json_t *req)
 {
+	struct console *con;
 	json_t *msg;
 
-	if (json_object_get(req, "console")) {
-		struct console *con = client_lookup(c, req);
-
-		if (!con)
+	if (!json_object_get(req, "console")) {
+		if (c->listing) {
+			client_error(c, PROTO_E_BUSY, "a console list is already being sent");
 			return;
-		msg = json_pack("{s:s, s:[o], s:[]}", "type", "list", "consoles",
-				console_list_json(con), "errors");
-	} else
-		msg = registry_list_json(&c->server->registry);
-
+		}
+		c->listing = true;
+		free(c->list_after);
+		c->list_after = NULL;
+		return; /* client_flush() sends it */
+	}
+	con = client_lookup(c, req);
+	if (!con)
+		return;
+	msg = json_pack("{s:s, s:[o], s:[]}", "type", "list", "consoles", console_list_json(con),
+			"errors");
 	if (!msg || client_send(c, msg) < 0)
-		client_error(c, PROTO_E_INTERNAL, "the console list does not fit in a frame");
+		client_error(c, PROTO_E_INTERNAL, "cannot queue the console list");
 	json_decref(msg);
 }
 

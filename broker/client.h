@@ -54,6 +54,8 @@ struct client {
 	struct obuf out;
 	bool want_write;
 	unsigned notices_dropped;
+	bool listing;           /* a `list` answer is being sent in pieces */
+	char *list_after;       /* owned: the next piece starts after this name */
 
 	/* Attachment. */
 	struct console *console;

@@ -2,6 +2,8 @@
 /*
  * Console list and who tables (see listing.h).
  */
+#include <errno.h>
+#include <stdbool.h>
 #include <string.h>
 
 #include "listing.h"
@@ -19,6 +21,32 @@ static void cell(FILE *f, const char *s, int width)
 	char esc[512];
 
 	fprintf(f, "%-*s", width, log_escape(s, strlen(s), esc, sizeof(esc)));
+}
+
+int listing_collect(json_t **acc, json_t *piece)
+{
+	json_t *consoles = json_object_get(piece, "consoles");
+	json_t *errors = json_object_get(piece, "errors");
+	bool more = json_is_true(json_object_get(piece, "more"));
+	int r = 0;
+
+	if (!json_is_array(consoles) || (errors && !json_is_array(errors)))
+		r = -EBADMSG;
+	else if (!*acc && !(*acc = json_pack("{s:s, s:[], s:[]}", "type", "list", "consoles",
+					      "errors")))
+		r = -ENOMEM;
+	else if (json_array_size(json_object_get(*acc, "consoles")) + json_array_size(consoles) >
+		 LISTING_MAX_CONSOLES)
+		r = -E2BIG;
+	else if (json_array_extend(json_object_get(*acc, "consoles"), consoles) < 0 ||
+		 (errors && json_array_extend(json_object_get(*acc, "errors"), errors) < 0))
+		r = -ENOMEM;
+	if (r < 0) {
+		json_decref(*acc);
+		*acc = NULL;
+		return r;
+	}
+	return more ? 1 : 0;
 }
 
 void listing_print_consoles(FILE *f, json_t *consoles, json_t *errors, const char *eol)

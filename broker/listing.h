@@ -3,11 +3,25 @@
  * Human-readable tables of the broker's answers, shared by the fronts: the
  * console list and who is attached.  Every string from the broker is
  * escaped again before it is printed.  eol is "\n" or "\r\n".
+ *
+ * ttyhubd answers `list` in pieces that each fit a frame: every piece but
+ * the last carries "more": true.  listing_collect() joins them.
  */
 #pragma once
 
 #include <jansson.h>
 #include <stdio.h>
+
+/* Bound on the consoles one collected list may hold. */
+#define LISTING_MAX_CONSOLES 65536
+
+/*
+ * Add one `list` piece to *acc (NULL before the first).  Returns 1 while more
+ * pieces follow, 0 when *acc holds the whole list (the caller then owns it),
+ * -EBADMSG for a malformed piece, -E2BIG past LISTING_MAX_CONSOLES, -ENOMEM.
+ * On error *acc is freed and reset to NULL.
+ */
+int listing_collect(json_t **acc, json_t *piece);
 
 void listing_print_consoles(FILE *f, json_t *consoles, json_t *errors, const char *eol);
 void listing_print_who(FILE *f, json_t *who, const char *eol);

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "log.h"
 #include "registry.h"
 #include "util.h"
 
@@ -66,13 +67,23 @@ int registry_add(struct registry *r, struct console *c)
 {
 	struct console *o;
 
+	struct console *before = NULL;
+
 	TAILQ_FOREACH(o, &r->consoles, entry) {
-		if (strcmp(o->name, c->name) == 0)
+		int cmp = strcmp(o->name, c->name);
+
+		if (cmp == 0)
 			return -EEXIST;
 		if (c->primary && o->primary && strcmp(o->vm, c->vm) == 0)
 			return -EEXIST;
+		if (cmp > 0 && !before)
+			before = o;
 	}
-	TAILQ_INSERT_TAIL(&r->consoles, c, entry);
+	/* Kept in name order: a list sent in pieces resumes after a name. */
+	if (before)
+		TAILQ_INSERT_BEFORE(before, c, entry);
+	else
+		TAILQ_INSERT_TAIL(&r->consoles, c, entry);
 	r->n_consoles++;
 	return 0;
 }
@@ -116,21 +127,62 @@ void registry_set_error(struct registry *r, const char *origin, const char *mess
 	TAILQ_INSERT_TAIL(&r->errors, e, entry);
 }
 
-json_t *registry_list_json(struct registry *r)
+/* Bytes of compact JSON o takes. */
+static size_t json_size(json_t *o)
 {
-	json_t *consoles = json_array(), *errors = json_array();
+	return json_dumpb(o, NULL, 0, JSON_COMPACT | JSON_ENSURE_ASCII);
+}
+
+json_t *registry_list_piece(struct registry *r, const char *after, size_t budget,
+			    const char **last)
+{
+	json_t *msg, *consoles, *errors;
 	struct source_error *e;
 	struct console *c;
+	size_t used = 0;
 
-	if (!consoles || !errors) {
-		json_decref(consoles);
-		json_decref(errors);
+	msg = json_pack("{s:s, s:[], s:[], s:b}", "type", "list", "consoles", "errors", "more", 0);
+	if (!msg)
 		return NULL;
+	consoles = json_object_get(msg, "consoles");
+	errors = json_object_get(msg, "errors");
+	*last = after;
+	if (!after)
+		TAILQ_FOREACH(e, &r->errors, entry) {
+			json_t *o = json_pack("{s:s, s:s}", "origin", e->origin, "message",
+					      e->message);
+			size_t n = o ? json_size(o) + 1 : 0;
+
+			if (!o || used + n > budget / 2) {
+				json_decref(o);
+				break;
+			}
+			used += n;
+			json_array_append_new(errors, o);
+		}
+	TAILQ_FOREACH(c, &r->consoles, entry) {
+		json_t *o;
+		size_t n;
+
+		if (after && strcmp(c->name, after) <= 0)
+			continue;
+		o = console_list_json(c);
+		if (!o)
+			continue;
+		n = json_size(o) + 1;
+		if (used + n > budget && json_array_size(consoles) > 0) {
+			json_decref(o);
+			json_object_set_new(msg, "more", json_true());
+			break;
+		}
+		*last = c->name;
+		if (used + n <= budget) {
+			used += n;
+			json_array_append_new(consoles, o);
+		} else {
+			log_warning("console %s: its description does not fit in a frame", c->name);
+			json_decref(o);
+		}
 	}
-	TAILQ_FOREACH(c, &r->consoles, entry)
-		json_array_append_new(consoles, console_list_json(c));
-	TAILQ_FOREACH(e, &r->errors, entry)
-		json_array_append_new(errors, json_pack("{s:s, s:s}", "origin", e->origin,
-							"message", e->message));
-	return json_pack("{s:s, s:o, s:o}", "type", "list", "consoles", consoles, "errors", errors);
+	return msg;
 }

@@ -35,4 +35,11 @@ struct console *registry_find_exact(struct registry *r, const char *name);
 void registry_set_error(struct registry *r, const char *origin, const char *message);
 void registry_clear_error(struct registry *r, const char *origin);
 
-json_t *registry_list_json(struct registry *r);
+/*
+ * One piece of the console list, in name order: the consoles after `after`
+ * (NULL: from the first) whose JSON fits in budget bytes, with the source
+ * errors in the first piece.  "more" is true when consoles remain; *last is
+ * the name to resume after (borrowed from the registry or `after`).
+ */
+json_t *registry_list_piece(struct registry *r, const char *after, size_t budget,
+			    const char **last);

@@ -163,18 +163,13 @@ static int session_open(struct frame_reader *in, int *ret_fd)
 	return 0;
 }
 
-/* Send one request and wait for its answer (notices before it are skipped). */
-static int request(int fd, struct frame_reader *in, json_t *req, const char *want, json_t **ret)
+/* Wait for a message of type want (notices before it are skipped). */
+static int recv_reply(int fd, struct frame_reader *in, const char *want, json_t **ret)
 {
 	const char *type;
 	json_t *msg;
 	int r;
 
-	r = send_msg(fd, req);
-	if (r < 0) {
-		fprintf(stderr, "ttyhub: cannot send request: %s\n", strerror(-r));
-		return r;
-	}
 	for (;;) {
 		r = recv_msg(fd, in, &msg, &type);
 		if (r < 0)
@@ -191,14 +186,38 @@ static int request(int fd, struct frame_reader *in, json_t *req, const char *wan
 	}
 }
 
-static int cmd_list(int fd, struct frame_reader *in, bool as_json)
+/* Send one request and wait for its answer (notices before it are skipped). */
+static int request(int fd, struct frame_reader *in, json_t *req, const char *want, json_t **ret)
 {
-	json_t *msg, *consoles, *errors;
 	int r;
 
-	r = request(fd, in, json_pack("{s:s}", "type", "list"), "list", &msg);
-	if (r < 0)
+	r = send_msg(fd, req);
+	if (r < 0) {
+		fprintf(stderr, "ttyhub: cannot send request: %s\n", strerror(-r));
 		return r;
+	}
+	return recv_reply(fd, in, want, ret);
+}
+
+static int cmd_list(int fd, struct frame_reader *in, bool as_json)
+{
+	json_t *msg = NULL, *piece, *consoles, *errors;
+	int r;
+
+	r = request(fd, in, json_pack("{s:s}", "type", "list"), "list", &piece);
+	while (r >= 0) {
+		r = listing_collect(&msg, piece);
+		json_decref(piece);
+		if (r < 0)
+			fprintf(stderr, "ttyhub: bad console list from ttyhubd: %s\n", strerror(-r));
+		if (r <= 0)
+			break;
+		r = recv_reply(fd, in, "list", &piece);
+	}
+	if (r < 0) {
+		json_decref(msg);
+		return r;
+	}
 	consoles = json_object_get(msg, "consoles");
 	errors = json_object_get(msg, "errors");
 	if (as_json) {

@@ -232,6 +232,11 @@ static void chan_show_menu(struct chan *c, json_t *list)
 	c->line_len = 0;
 }
 
+/*
+ * A table for the user.  One longer than the client queue (a list of many
+ * consoles) is kept aside and fed in as the client reads; the channel closes
+ * only once it has all gone out.
+ */
 static void chan_print(struct chan *c, void (*print)(FILE *, json_t *, const char *), json_t *msg)
 {
 	char *buf = NULL;
@@ -242,6 +247,13 @@ static void chan_print(struct chan *c, void (*print)(FILE *, json_t *, const cha
 		return;
 	print(f, msg, chan_eol(c));
 	fclose(f);
+	if (len > 0 && !c->spool && obuf_room(&c->to_client) < len) {
+		c->spool = buf;
+		c->spool_len = len;
+		c->spool_off = 0;
+		c->at_bol = buf[len - 1] == '\n';
+		return;
+	}
 	chan_say(c, buf, len);
 	free(buf);
 }
@@ -254,19 +266,22 @@ static void print_list(FILE *f, json_t *consoles, const char *eol)
 	json_decref(none);
 }
 
+/* JSON for programs: "\n" whatever the terminal. */
+static void print_json(FILE *f, json_t *o, const char *eol)
+{
+	json_dumpf(o, f, JSON_INDENT(2) | JSON_ENSURE_ASCII);
+	fputc('\n', f);
+}
+
 /* exec "list [--json]" and "who NAME" answers. */
 static void chan_exec_reply(struct chan *c, const char *type, json_t *msg)
 {
 	if (strcmp(c->exec, "list --json") == 0 && strcmp(type, "list") == 0) {
 		json_t *allowed = chan_filter(c, json_object_get(msg, "consoles"));
 		json_t *out = json_pack("{s:o}", "consoles", allowed);
-		char *s = json_dumps(out, JSON_INDENT(2) | JSON_ENSURE_ASCII);
 
-		if (s) {
-			chan_say(c, s, strlen(s));
-			chan_say(c, "\n", 1);
-		}
-		free(s);
+		if (out)
+			chan_print(c, print_json, out);
 		json_decref(out);
 		chan_close(c, 0, NULL);
 	} else if (strcmp(c->exec, "list") == 0 && strcmp(type, "list") == 0) {
@@ -325,6 +340,19 @@ static void chan_handle_control(struct chan *c, const struct frame *f)
 	if (proto_decode_control(f->payload, f->len, &msg, &type, err, sizeof(err)) < 0) {
 		chan_close(c, 1, "bad message from the console broker: %s", err);
 		return;
+	}
+	if (strcmp(type, "list") == 0) {
+		/* Long lists come in pieces: act on the whole. */
+		int r = listing_collect(&c->list, msg);
+
+		json_decref(msg);
+		if (r < 0)
+			chan_close(c, 1, "bad console list from the console broker: %s", strerror(-r));
+		if (r != 0)
+			return;
+		msg = c->list;
+		c->list = NULL;
+		type = "list"; /* the piece it pointed into is gone */
 	}
 	if (strcmp(type, "hello") == 0)
 		c->broker_hello = true;
@@ -678,15 +706,31 @@ void chan_free(struct chan *c)
 	frame_reader_done(&c->in);
 	obuf_done(&c->to_client);
 	obuf_done(&c->to_broker);
+	json_decref(c->list);
 	json_decref(c->info);
+	free(c->spool);
 	free(c);
 }
 
 /* Write what the client's window takes; never more than libssh can send now. */
 static void chan_flush_client(struct chan *c)
 {
-	while (obuf_len(&c->to_client) > 0 && ssh_channel_is_open(c->ch)) {
-		uint32_t window = ssh_channel_window_size(c->ch);
+	for (;;) {
+		uint32_t window;
+
+		if (c->spool) {
+			size_t take = MIN(obuf_room(&c->to_client), c->spool_len - c->spool_off);
+
+			obuf_append(&c->to_client, c->spool + c->spool_off, take);
+			c->spool_off += take;
+			if (c->spool_off == c->spool_len) {
+				free(c->spool);
+				c->spool = NULL;
+			}
+		}
+		if (obuf_len(&c->to_client) == 0 || !ssh_channel_is_open(c->ch))
+			return;
+		window = ssh_channel_window_size(c->ch);
 		size_t n = MIN(obuf_len(&c->to_client), (size_t)MIN(window, CLIENT_WRITE_CHUNK));
 		int w;
 
@@ -749,7 +793,8 @@ void chan_pump(struct chan *c)
 	chan_resume_keys(c);
 	/* Last: after anything above that may have run libssh's loop. */
 	chan_flush_client(c);
-	if (c->state == CHAN_CLOSING && (obuf_len(&c->to_client) == 0 || c->exit_status < 0 ||
+	if (c->state == CHAN_CLOSING && ((obuf_len(&c->to_client) == 0 && !c->spool) ||
+					 c->exit_status < 0 ||
 					 !ssh_channel_is_open(c->ch))) {
 		chan_finish(c);
 		return;

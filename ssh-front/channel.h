@@ -51,6 +51,8 @@ struct chan {
 	struct frame_reader in;              /* from the broker */
 	struct obuf to_broker;               /* keystrokes and requests */
 	struct obuf to_client;               /* console bytes and notices for the channel */
+	char *spool;                         /* owned: a long table waiting for to_client room */
+	size_t spool_len, spool_off;
 	bool broker_hello;
 
 	struct escape esc;
@@ -58,9 +60,10 @@ struct chan {
 	char console[160];                   /* attached console (canonical name) */
 	enum access_right right;             /* the key's right on it */
 	json_t *info;                        /* owned: the console as the broker described it */
+	json_t *list;                        /* owned: `list` pieces collected so far */
 	bool ro_hinted;
-	bool from_username;
-	bool keys_held;                      /* libssh holds keystrokes we had no room for */                  /* the console came from the SSH user name */
+	bool from_username;                  /* the console came from the SSH user name */
+	bool keys_held;                      /* libssh holds keystrokes we had no room for */
 	bool writer;
 	int exit_status;
 

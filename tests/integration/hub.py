@@ -247,8 +247,7 @@ class Results:
         when everything passed and kept (and printed) otherwise."""
         # Every ttyhubd must have exited cleanly (0 on SIGTERM) with no sanitizer report.
         for d in _daemons:
-            if d.proc.poll() is None:
-                d.stop()
+            d.stop()  # also collects the log of one that already exited
             log = d.final_log
             bad = d.proc.returncode != 0 or "Sanitizer" in log or "runtime error:" in log
             self.run("ttyhubd (%s) exited cleanly" % os.path.basename(d.workdir),

@@ -7,6 +7,7 @@ after detach and after SIGTERM, and clear errors with exit status 2 for bad
 options, unreadable sources and a socket already in use.
 """
 
+import json
 import os
 import re
 import signal
@@ -18,6 +19,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import guest as G  # noqa: E402
 import hub  # noqa: E402
 import pattern  # noqa: E402
+import sshhub  # noqa: E402
 
 
 class Ctx:
@@ -43,6 +45,55 @@ def t_list_json():
     assert names["fg"]["state"] == "connected" and names["fg"]["backend"] == "unix"
     assert names["fg"]["path"] == ctx.sock
     assert data["errors"] == []
+
+
+def t_list_of_many_consoles():
+    """1,200 consoles: more than one frame holds.  ttyhubd sends the list in pieces
+    ("more": true on all but the last), in name order; the CLI and the SSH front join them."""
+    n = 1200
+    wd = os.path.join(ctx.wd, "many")
+    os.mkdir(wd)
+    names = ["vm%04d-s%d" % (i // 2, i % 2) for i in range(n)]
+    args = []
+    for i, name in enumerate(reversed(names)):  # defined out of order on purpose
+        args += ["--console", "%s=%s/missing-%04d.sock" % (name, wd, i)]
+    d = hub.Daemon(wd, *args, "--front-user", "root").start()
+    try:
+        b = hub.BrokerClient(d.socket)
+        b.send({"type": "list"})
+        pieces = [b.expect_type("list")]
+        while pieces[-1].get("more"):
+            pieces.append(b.expect_type("list"))
+        b.close()
+        got = [c["name"] for p in pieces for c in p["consoles"]]
+        assert len(pieces) > 1, "one piece of %d consoles" % len(got)
+        assert got == sorted(names), "pieces do not hold every console once, in order"
+        print("figure: list of %d consoles came in %d pieces" % (n, len(pieces)))
+
+        listed = [c["name"] for c in d.list()["consoles"]]
+        assert listed == sorted(names), (len(listed), listed[:3])
+        r = d.cli("list")
+        assert r.returncode == 0, r.stderr
+        rows = [line.split()[0] for line in r.stdout.decode().splitlines()[1:]]
+        assert rows == sorted(names), (len(rows), rows[:3])
+
+        key, pub = sshhub.make_key(wd, "many")
+        front = sshhub.SshFront(os.path.join(wd, "sshd"), d.socket,
+                                ['consoles="vm0*:ro" ' + pub])
+        try:
+            r = sshhub.run_ssh(front, key, "console", "list", "--json")
+            assert r.returncode == 0, r
+            ssh_listed = [c["name"] for c in json.loads(r.stdout)["consoles"]]
+            # vm0000..vm0599: vm0* matches all 1,200.
+            assert ssh_listed == sorted(names), (len(ssh_listed), ssh_listed[:3])
+            r = sshhub.run_ssh(front, key, "console", "list")
+            assert r.returncode == 0, r
+            rows = [line.split()[0] for line in r.stdout.decode().splitlines()[1:]]
+            assert rows == sorted(names), (len(rows), rows[:3])
+        finally:
+            front.stop()
+    finally:
+        d.stop()
 
 
 def t_who_and_writer_in_list():
@@ -165,7 +216,7 @@ def t_config_file_and_reload():
             f.write("console = fg=%s\nconsole = extra=/nonexistent/extra.sock\n" % ctx.sock)
         d.proc.send_signal(signal.SIGHUP)
         d.wait_for(lambda: d.console("extra"), what="console added by reload")
-        assert [x["name"] for x in d.list()["consoles"]] == ["fg", "extra"]
+        assert [x["name"] for x in d.list()["consoles"]] == ["extra", "fg"]  # name order
         who = d.cli("who", "fg").stdout
         assert b"watcher" in who, who  # the attached client is still there
         with open(conf, "w") as f:
@@ -248,6 +299,7 @@ def main():
         for p in (fg, efg):
             p.terminate()
             p.wait()
+    sshhub.check_exits(res)
     res.finish(ctx.wd)
 
 
