@@ -1059,7 +1059,7 @@ static void test_real_tmpfs(void **state)
 	struct buf f;
 	size_t sent = 0;
 
-	if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
+	if (unshare(CLONE_NEWNS) < 0 || mount("none", "/", "none", MS_REC | MS_PRIVATE, NULL) < 0)
 		skip();
 	dir = make_dir();
 	cfg.dir = dir;
