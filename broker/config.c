@@ -79,10 +79,13 @@ static int config_line(struct config *c, unsigned lineno, char *line, size_t len
 	}
 	if (c->n_entries >= CONFIG_MAX_ENTRIES)
 		return config_add_error(c, lineno, "too many options");
-	e = realloc(c->entries, (c->n_entries + 1) * sizeof(*e));
-	if (!e)
-		return -ENOMEM;
-	c->entries = e;
+	/* The array doubles when its count reaches a power of two: linear in the file. */
+	if ((c->n_entries & (c->n_entries - 1)) == 0) {
+		e = realloc(c->entries, (c->n_entries ? 2 * c->n_entries : 1) * sizeof(*e));
+		if (!e)
+			return -ENOMEM;
+		c->entries = e;
+	}
 	e = &c->entries[c->n_entries];
 	e->line = lineno;
 	e->key = strdup(key);
