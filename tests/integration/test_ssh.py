@@ -743,7 +743,7 @@ def t_stopped_watcher():
             w.read_for(0.01)
             w.skip()
         ctx.slow_result = (sl.dropped, b"FLOODEND" in sl.letters, sl.bytes,
-                           sl.letters[-300:], slow.proc.poll())
+                           sl.letters[-300:], slow.proc.poll(), flows[0].bytes)
         G.sync_shell(w)
         assert ctx.front.alive()
 
@@ -751,19 +751,25 @@ def t_stopped_watcher():
 def t_stopped_watcher_resumes():
     """The stopped watcher, resumed, was told what it lost and caught up with the end."""
     assert ctx.slow_result is not None, "not measured (the flood check failed)"
-    dropped, end_seen, nbytes, tail, rc = ctx.slow_result
-    print("  resumed watcher: %d bytes; %d dropped-bytes notices, %d bytes in all, largest %d"
-          % (nbytes, len(dropped), sum(dropped), max(dropped, default=0)), flush=True)
+    dropped, end_seen, nbytes, tail, rc, flood = ctx.slow_result
+    print("  resumed watcher: %d bytes of the writer's %d; %d dropped-bytes notices, %d bytes "
+          "in all, largest %d" % (nbytes, flood, len(dropped), sum(dropped),
+                                  max(dropped, default=0)), flush=True)
     assert rc is None, "its ssh exited with %s" % rc
-    assert dropped and min(dropped) > 0, "no '[ttyhub] N bytes dropped' notice; tail %r" % tail
     assert end_seen, "it never got the end of the flood; tail %r" % tail
+    # Usually the flood outgrows every buffer on the way (ring, queues, the SSH window) and
+    # the watcher is told what it lost; when it did fit, nothing may be missing instead.
+    assert min(dropped, default=1) > 0, "a notice of 0 bytes dropped: %r" % dropped
+    assert nbytes + sum(dropped) >= 0.95 * flood, \
+        "it got %d bytes and was told of %d dropped, of %d: loss without a notice" \
+        % (nbytes, sum(dropped), flood)
 
 
 def t_stopped_watcher_few_notices():
     """One gap, one notice (a few at most): not one per guest write while it was stopped."""
     assert ctx.slow_result is not None, "not measured (the flood check failed)"
     dropped = ctx.slow_result[0]
-    assert 0 < len(dropped) <= 10, \
+    assert len(dropped) <= 10, \
         "%d '[ttyhub] N bytes dropped' notices (sizes %r ... %r): the broker reports each " \
         "small ring advance separately while the client cannot take data" \
         % (len(dropped), dropped[:8], dropped[-3:])
