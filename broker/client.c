@@ -218,7 +218,7 @@ static void client_pull(struct client *c)
 
 /*
  * Queue pieces of a `list` answer while a whole frame fits besides the
- * notice reserve.  Each piece resumes after the last name sent, so consoles
+ * notice reserve.  Each piece resumes after the last console sent, so consoles
  * added or removed meanwhile cannot make it repeat or skip the others.
  */
 static void client_list_more(struct client *c)

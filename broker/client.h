@@ -55,7 +55,7 @@ struct client {
 	bool want_write;
 	unsigned notices_dropped;
 	bool listing;           /* a `list` answer is being sent in pieces */
-	char *list_after;       /* owned: the next piece starts after this name */
+	char *list_after;       /* owned: the next piece starts after this console->order */
 
 	/* Attachment. */
 	struct console *console;

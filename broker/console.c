@@ -49,6 +49,10 @@ int console_new(struct server *s, const struct console_spec *spec, struct consol
 		r = strdup_opt(&c->name, vm);
 	if (r >= 0)
 		r = strdup_opt(&c->vm, vm);
+	/* vm is escaped, so \x01 cannot occur in it and ends it in the comparison. */
+	if (r >= 0)
+		r = asprintf(&c->order, "%s\x01%c%s", vm, c->primary ? '0' : '1', c->name) < 0
+			    ? -ENOMEM : 0;
 	if (r >= 0)
 		r = strdup_opt(&c->uuid, spec->uuid);
 	if (r >= 0)
@@ -125,6 +129,7 @@ struct console *console_free(struct console *c, const char *why)
 	obuf_done(&c->input);
 	free(c->name);
 	free(c->vm);
+	free(c->order);
 	free(c->uuid);
 	free(c->alias);
 	free(c->element);

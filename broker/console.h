@@ -49,6 +49,7 @@ struct console {
 	char *type;    /* backend type as libvirt names it: unix, pty, tcp ... */
 	char *origin;  /* where it was defined: a file path or "command line" */
 	bool primary;  /* the VM's first console: reachable as "VM" and "UUID" */
+	char *order;   /* list order: by VM, its primary console first, then by name */
 	bool supported;
 	char *reason;  /* why unsupported */
 	enum domxml_backend backend;

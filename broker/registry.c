@@ -70,16 +70,14 @@ int registry_add(struct registry *r, struct console *c)
 	struct console *before = NULL;
 
 	TAILQ_FOREACH(o, &r->consoles, entry) {
-		int cmp = strcmp(o->name, c->name);
-
-		if (cmp == 0)
+		if (strcmp(o->name, c->name) == 0)
 			return -EEXIST;
 		if (c->primary && o->primary && strcmp(o->vm, c->vm) == 0)
 			return -EEXIST;
-		if (cmp > 0 && !before)
+		if (!before && strcmp(o->order, c->order) > 0)
 			before = o;
 	}
-	/* Kept in name order: a list sent in pieces resumes after a name. */
+	/* Kept in list order: a list sent in pieces resumes after a position. */
 	if (before)
 		TAILQ_INSERT_BEFORE(before, c, entry);
 	else
@@ -164,7 +162,7 @@ json_t *registry_list_piece(struct registry *r, const char *after, size_t budget
 		json_t *o;
 		size_t n;
 
-		if (after && strcmp(c->name, after) <= 0)
+		if (after && strcmp(c->order, after) <= 0)
 			continue;
 		o = console_list_json(c);
 		if (!o)
@@ -175,7 +173,7 @@ json_t *registry_list_piece(struct registry *r, const char *after, size_t budget
 			json_object_set_new(msg, "more", json_true());
 			break;
 		}
-		*last = c->name;
+		*last = c->order;
 		if (used + n <= budget) {
 			used += n;
 			json_array_append_new(consoles, o);

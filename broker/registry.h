@@ -36,10 +36,11 @@ void registry_set_error(struct registry *r, const char *origin, const char *mess
 void registry_clear_error(struct registry *r, const char *origin);
 
 /*
- * One piece of the console list, in name order: the consoles after `after`
+ * One piece of the console list, in list order (console->order: by VM, its
+ * primary console first, then by name): the consoles after position `after`
  * (NULL: from the first) whose JSON fits in budget bytes, with the source
  * errors in the first piece.  "more" is true when consoles remain; *last is
- * the name to resume after (borrowed from the registry or `after`).
+ * the position to resume after (borrowed from the registry or `after`).
  */
 json_t *registry_list_piece(struct registry *r, const char *after, size_t budget,
 			    const char **last);

@@ -49,7 +49,8 @@ def t_list_json():
 
 def t_list_of_many_consoles():
     """1,200 consoles: more than one frame holds.  ttyhubd sends the list in pieces
-    ("more": true on all but the last), in name order; the CLI and the SSH front join them."""
+    ("more": true on all but the last), in list order (here: by name, one console per VM);
+    the CLI and the SSH front join them."""
     n = 1200
     wd = os.path.join(ctx.wd, "many")
     os.mkdir(wd)

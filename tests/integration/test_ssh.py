@@ -999,8 +999,10 @@ def main():
     d = ctx.d = hub.Daemon(wd, "--domain-xml", xmldir, "--front-user", "root").start()
     try:
         ctx.keys = {n: sshhub.make_key(wd, n) for n in list(KEYS) + ["dave"]}
+        # A stopped ssh is reaped after 3 unanswered keepalives (45 s by default); the
+        # stopped-watcher flood can take that long on a loaded machine, so allow 3 minutes.
         ctx.front = sshhub.SshFront(os.path.join(wd, "sshd"), d.socket,
-                                    [line(n) for n in KEYS])
+                                    [line(n) for n in KEYS], extra_args=("--keepalive", "60"))
         for c in ("vm:serial0", "vm:console1"):
             d.wait_for(lambda c=c: (d.console(c) or {}).get("state") == "connected",
                        timeout=30, what=c + " connected")
