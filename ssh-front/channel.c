@@ -532,8 +532,17 @@ static int chan_on_data(ssh_session ssh, ssh_channel ch, void *data, uint32_t le
 	if (c->state == CHAN_MENU)
 		return (int)chan_menu_keys(c, data, len);
 	if (c->state == CHAN_ATTACHED) {
-		size_t used = chan_keys(c, data, len);
+		size_t used = 0;
 
+		/* Older keystrokes first (see chan_resume_keys). */
+		if (c->held_len > 0) {
+			size_t n = chan_keys(c, c->held, c->held_len);
+
+			c->held_len -= n;
+			memmove(c->held, c->held + n, c->held_len);
+		}
+		if (c->held_len == 0)
+			used = chan_keys(c, data, len);
 		/* libssh keeps the rest; chan_resume_keys() takes it when there is room. */
 		c->keys_held = used < len;
 		return (int)used;
@@ -749,21 +758,33 @@ static void chan_flush_client(struct chan *c)
 /*
  * Keystrokes libssh kept because our queue was full: take them now.  Only
  * when there are some: reading runs libssh's packet loop, which also
- * flushes (and forgets) its pending output state.
+ * flushes (and forgets) its pending output state.  That loop may call
+ * chan_on_data() with the oldest bytes first, so what the read returns
+ * comes after them and may no longer fit: it waits in c->held, ahead of
+ * anything newer.
  */
 static void chan_resume_keys(struct chan *c)
 {
-	uint8_t buf[4096];
+	while (c->state == CHAN_ATTACHED && ssh_channel_is_open(c->ch)) {
+		size_t used;
 
-	while (c->keys_held && c->state == CHAN_ATTACHED &&
-	       obuf_room(&c->to_broker) > sizeof(buf) + 2048 && ssh_channel_is_open(c->ch)) {
-		int n = ssh_channel_read_nonblocking(c->ch, buf, sizeof(buf), 0);
+		if (c->held_len == 0) {
+			int n;
 
-		if (n <= 0) {
-			c->keys_held = n < 0;
-			break;
+			if (!c->keys_held || obuf_room(&c->to_broker) <= sizeof(c->held) + 2048)
+				return;
+			n = ssh_channel_read_nonblocking(c->ch, c->held, sizeof(c->held), 0);
+			if (n <= 0) {
+				c->keys_held = n < 0;
+				return;
+			}
+			c->held_len = (size_t)n;
 		}
-		chan_keys(c, buf, (size_t)n);
+		used = chan_keys(c, c->held, c->held_len);
+		c->held_len -= used;
+		memmove(c->held, c->held + used, c->held_len);
+		if (c->held_len > 0)
+			return; /* still no room */
 	}
 }
 

@@ -64,6 +64,8 @@ struct chan {
 	bool ro_hinted;
 	bool from_username;                  /* the console came from the SSH user name */
 	bool keys_held;                      /* libssh holds keystrokes we had no room for */
+	uint8_t held[4096];                  /* keystrokes read back from libssh, not yet sent */
+	size_t held_len;
 	bool writer;
 	int exit_status;
 

@@ -143,18 +143,40 @@ void sshd_audit(struct session *s, const char *event, const char *fmt, ...)
 		   detail);
 }
 
-/* Drop the oldest unauthenticated session (from addr, or any if addr is NULL). */
-static bool sshd_evict_oldest(struct sshd *d, const char *addr)
+/* How far an unauthenticated session got: 0 nothing, 1 identification line, 2 keys exchanged. */
+static int sshd_progress(const struct session *s)
 {
-	struct session *s, *oldest = NULL;
+	if (ssh_get_kex_algo(s->ssh))
+		return 2;
+	return ssh_get_clientbanner(s->ssh) ? 1 : 0;
+}
 
-	TAILQ_FOREACH(s, &d->sessions, entry)
-		if (s->state != SESSION_AUTHED && (!addr || strcmp(s->addr, addr) == 0) &&
-		    (!oldest || s->accepted_usec < oldest->accepted_usec))
-			oldest = s;
-	if (!oldest)
+/*
+ * Drop one unauthenticated session (from addr, or any if addr is NULL): the
+ * one that got least far, the oldest of those.  A real client sends its
+ * identification at once and exchanges keys within a few round trips, so
+ * new flood connections push out each other and the stalled ones first.
+ */
+static bool sshd_evict(struct sshd *d, const char *addr)
+{
+	struct session *s, *victim = NULL;
+	int victim_progress = 3;
+
+	TAILQ_FOREACH(s, &d->sessions, entry) {
+		int p;
+
+		if (s->state == SESSION_AUTHED || (addr && strcmp(s->addr, addr) != 0))
+			continue;
+		p = sshd_progress(s);
+		if (p < victim_progress ||
+		    (p == victim_progress && s->accepted_usec < victim->accepted_usec)) {
+			victim = s;
+			victim_progress = p;
+		}
+	}
+	if (!victim)
 		return false;
-	session_close(oldest, "dropped to admit a newer connection (pre-authentication limit)");
+	session_close(victim, "dropped to admit a newer connection (pre-authentication limit)");
 	return true;
 }
 
@@ -219,10 +241,10 @@ static int sshd_on_accept(sd_event_source *es, int lfd, uint32_t revents, void *
 			from_source++;
 	if (from_source >= d->config.max_unauth_per_source) {
 		sshd_note_refusal(d, "unauthenticated connections per source");
-		sshd_evict_oldest(d, addr);
+		sshd_evict(d, addr);
 	} else if (d->n_unauth >= d->config.max_unauth) {
 		sshd_note_refusal(d, "unauthenticated connections");
-		sshd_evict_oldest(d, NULL);
+		sshd_evict(d, NULL);
 	}
 	/* A peer that stops acknowledging is dropped after keepalive_s * keepalive_count. */
 	timeout_ms = d->config.keepalive_s * d->config.keepalive_count * 1000;
