@@ -444,7 +444,8 @@ static void client_do_hello(struct client *c, json_t *req)
 		const char *fp = json_string_value(json_object_get(principal, "fingerprint"));
 		char fpesc[80];
 
-		log_escape(comment ? comment : "?", comment ? strlen(comment) : 1, esc, sizeof(esc));
+		/* The front escaped it already. */
+		log_sanitize(comment ? comment : "?", comment ? strlen(comment) : 1, esc, sizeof(esc));
 		log_escape(fp ? fp : "?", fp ? strlen(fp) : 1, fpesc, sizeof(fpesc));
 		snprintf(c->label, sizeof(c->label), "%.70s (ssh %.79s)", esc, fpesc);
 	} else if (name) {

@@ -20,7 +20,7 @@ static void cell(FILE *f, const char *s, int width)
 {
 	char esc[512];
 
-	fprintf(f, "%-*s", width, log_escape(s, strlen(s), esc, sizeof(esc)));
+	fprintf(f, "%-*s", width, log_sanitize(s, strlen(s), esc, sizeof(esc)));
 }
 
 int listing_collect(json_t **acc, json_t *piece)

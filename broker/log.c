@@ -3,6 +3,7 @@
  * Line-oriented logging to stderr.  Under systemd, stderr goes to the
  * journal, which parses the "<N>" priority prefix.
  */
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -32,9 +33,11 @@ void log_set_prefix(const char *p)
 	prefix = p ? p : "";
 }
 
+static char *escape(const char *in, size_t len, char *out, size_t outsz, bool keep_backslash);
+
 int log_internal(int level, int error, const char *func, const char *fmt, ...)
 {
-	char buf[1024];
+	char raw[1024], buf[1024];
 	va_list ap;
 	int saved = errno;
 
@@ -44,8 +47,14 @@ int log_internal(int level, int error, const char *func, const char *fmt, ...)
 		return error;
 
 	va_start(ap, fmt);
-	vsnprintf(buf, sizeof(buf), fmt, ap);
+	vsnprintf(raw, sizeof(raw), fmt, ap);
 	va_end(ap);
+	/*
+	 * Whatever a caller forgot to escape (a path from a VM name, say), one
+	 * event stays one line of printable text: controls, C1 and bad UTF-8
+	 * become \xNN.  Text log_escape() made passes unchanged.
+	 */
+	escape(raw, strlen(raw), buf, sizeof(buf), true);
 
 	if (max_level >= LOG_DEBUG)
 		fprintf(stderr, "<%d>%s: %s: %s%s%s%s\n", level, ident, func, prefix, buf,
@@ -87,7 +96,8 @@ static size_t utf8_printable_len(const unsigned char *s, size_t n)
 	return len;
 }
 
-char *log_escape(const char *in, size_t len, char *out, size_t outsz)
+/* log_escape(); with keep_backslash, text already escaped passes unchanged. */
+static char *escape(const char *in, size_t len, char *out, size_t outsz, bool keep_backslash)
 {
 	const unsigned char *s = (const unsigned char *)in;
 	size_t o = 0;
@@ -98,7 +108,7 @@ char *log_escape(const char *in, size_t len, char *out, size_t outsz)
 		char tmp[8];
 		size_t n, used;
 
-		if (s[i] >= 0x20 && s[i] < 0x7f && s[i] != '\\') {
+		if (s[i] >= 0x20 && s[i] < 0x7f && (s[i] != '\\' || keep_backslash)) {
 			tmp[0] = (char)s[i];
 			n = used = 1;
 		} else if ((used = utf8_printable_len(s + i, len - i)) > 0) {
@@ -124,4 +134,14 @@ char *log_escape(const char *in, size_t len, char *out, size_t outsz)
 	}
 	out[o] = '\0';
 	return out;
+}
+
+char *log_escape(const char *in, size_t len, char *out, size_t outsz)
+{
+	return escape(in, len, out, outsz, false);
+}
+
+char *log_sanitize(const char *in, size_t len, char *out, size_t outsz)
+{
+	return escape(in, len, out, outsz, true);
 }

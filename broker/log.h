@@ -40,3 +40,9 @@ int log_internal(int level, int error, const char *func, const char *fmt, ...) _
  * truncation is marked with "...".  Returns out.
  */
 char *log_escape(const char *in, size_t len, char *out, size_t outsz);
+/*
+ * The same, except that a backslash stays: for showing text that ttyhubd
+ * or a front already escaped (console names, key comments, notices), so it
+ * reads as it was written ("vm\x1b", not "vm\x5cx1b") and can be typed back.
+ */
+char *log_sanitize(const char *in, size_t len, char *out, size_t outsz);

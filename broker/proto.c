@@ -173,7 +173,7 @@ size_t proto_notice_line(const char *text, bool at_bol, bool crlf, char *buf, si
 	const char *eol = crlf ? "\r\n" : "\n";
 	int n;
 
-	log_escape(text, strlen(text), esc, sizeof(esc));
+	log_sanitize(text, strlen(text), esc, sizeof(esc));
 	n = snprintf(buf, size, "%s[ttyhub] %s%s", at_bol ? "" : eol, esc, eol);
 	if (n < 0)
 		return 0;

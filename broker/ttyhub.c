@@ -129,7 +129,7 @@ static int check_error(json_t *msg, const char *type)
 	text = json_string_value(json_object_get(msg, "message"));
 	if (!text)
 		text = "unknown error";
-	fprintf(stderr, "ttyhub: %s\n", log_escape(text, strlen(text), esc, sizeof(esc)));
+	fprintf(stderr, "ttyhub: %s\n", log_sanitize(text, strlen(text), esc, sizeof(esc)));
 	return -EIO;
 }
 

@@ -123,6 +123,7 @@ static int chan_connect_broker(struct chan *c)
 {
 	const char *path = c->session->sshd->config.broker;
 	struct session *s = c->session;
+	char user[sizeof(s->user) * 4];
 	int fd, r;
 
 	fd = unix_connect(path, true);
@@ -132,9 +133,11 @@ static int chan_connect_broker(struct chan *c)
 	r = sd_event_add_io(s->sshd->event, &c->broker_io, fd, EPOLLIN | EPOLLOUT, chan_on_broker, c);
 	if (r < 0)
 		return r;
+	/* The SSH user name is any bytes; JSON strings must be UTF-8. */
+	log_escape(s->user, strlen(s->user), user, sizeof(user));
 	chan_send(c, json_pack("{s:s, s:i, s:s, s:{s:s, s:s, s:s}}", "type", "hello", "version",
 			       PROTO_VERSION, "client", "ttyhub-sshd", "principal", "fingerprint",
-			       s->fingerprint, "comment", s->comment, "user", s->user));
+			       s->fingerprint, "comment", s->comment, "user", user));
 	return 0;
 }
 
@@ -220,7 +223,7 @@ static void chan_show_menu(struct chan *c, json_t *list)
 			break;
 		snprintf(c->menu[c->n_menu], sizeof(c->menu[0]), "%s", name);
 		snprintf(line, sizeof(line), "  %2u) %-28s %-10s %s%s", ++c->n_menu,
-			 log_escape(name, strlen(name), esc, sizeof(esc)),
+			 log_sanitize(name, strlen(name), esc, sizeof(esc)),
 			 json_string_value(json_object_get(con, "state")),
 			 json_string_value(json_object_get(con, "access")), chan_eol(c));
 		chan_say(c, line, strlen(line));

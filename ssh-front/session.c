@@ -30,6 +30,17 @@ void session_update_events(struct session *s)
 
 	if (s->dead || !s->io)
 		return;
+	/*
+	 * libssh closes the socket itself when a write fails (a peer that
+	 * reset), even from a channel write outside session_on_io(): that fd is
+	 * gone from epoll, so nothing would ever wake this session again, and its
+	 * number may already belong to a new connection.
+	 */
+	if (ssh_get_fd(s->ssh) == SSH_INVALID_SOCKET ||
+	    (ssh_get_status(s->ssh) & (SSH_CLOSED | SSH_CLOSED_ERROR))) {
+		session_close(s, "connection closed");
+		return;
+	}
 	flags = ssh_get_poll_flags(s->ssh);
 	sd_event_source_set_io_events(s->io, EPOLLIN | (flags & SSH_WRITE_PENDING ? EPOLLOUT : 0));
 }
