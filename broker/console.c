@@ -188,6 +188,26 @@ void console_announce(struct console *c, const char *fmt, ...)
 	}
 }
 
+/*
+ * Watchers coming and going concern the one whose typing they see: told to
+ * everyone, a console with N watchers would send N notices per attach.
+ */
+static void console_tell_writer(struct console *c, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+static void console_tell_writer(struct console *c, const char *fmt, ...)
+{
+	char text[512];
+	va_list ap;
+
+	if (!c->writer)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	client_notice(c->writer, text);
+	client_flush(c->writer);
+}
+
 void console_log_output(struct console *c, const void *data, size_t len)
 {
 	conslog_write(c->log, data, len);
@@ -209,8 +229,10 @@ void console_on_output(struct console *c)
 {
 	struct client *cl;
 
+	/* A client waiting for its socket to drain is flushed by EPOLLOUT, not by every read. */
 	TAILQ_FOREACH(cl, &c->clients, console_entry)
-		client_flush(cl);
+		if (!cl->want_write)
+			client_flush(cl);
 }
 
 void console_on_connected(struct console *c)
@@ -327,8 +349,10 @@ void console_attach(struct console *c, struct client *cl, enum console_mode mode
 	json_decref(msg);
 	if (old[0])
 		console_announce(c, "%s attached and took write access from %s", cl->label, old);
-	else
+	else if (cl->role == CLIENT_WRITER)
 		console_announce(c, "%s attached %s (%u attached)", cl->label, how, c->n_clients);
+	else
+		console_tell_writer(c, "%s attached %s (%u attached)", cl->label, how, c->n_clients);
 	log_info("%s attached to %s %s", cl->label, c->name, how);
 	conslog_markf(c->log, "%s attached %s", cl->label, how);
 	client_flush(cl);
@@ -356,7 +380,7 @@ void console_detach(struct console *c, struct client *cl, bool announce)
 	if (was_writer)
 		console_announce(c, "%s (the writer) detached; nobody writes now", cl->label);
 	else
-		console_announce(c, "%s detached", cl->label);
+		console_tell_writer(c, "%s detached", cl->label);
 }
 
 int console_take(struct console *c, struct client *cl, bool force)

@@ -250,6 +250,8 @@ static int sshd_on_accept(sd_event_source *es, int lfd, uint32_t revents, void *
 	timeout_ms = d->config.keepalive_s * d->config.keepalive_count * 1000;
 	setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &timeout_ms, sizeof(timeout_ms));
 	setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
+	/* Keystrokes and their echo are small packets: Nagle would hold them for an ACK. */
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	if (session_new(d, fd, addr, &s) < 0)
 		return 0;
 	TAILQ_INSERT_TAIL(&d->sessions, s, entry);
