@@ -20,6 +20,7 @@
 #include "log.h"
 #include "session.h"
 #include "sshd.h"
+#include "tcpinfo.h"
 #include "util.h"
 
 /* Algorithms: modern only (ssh-audit clean); the host key is ed25519. */
@@ -143,12 +144,17 @@ void sshd_audit(struct session *s, const char *event, const char *fmt, ...)
 		   detail);
 }
 
-/* How far an unauthenticated session got: 0 nothing, 1 identification line, 2 keys exchanged. */
-static int sshd_progress(const struct session *s)
+/*
+ * How far an unauthenticated session got: keys exchanged beats everything;
+ * before that, the bytes the client has sent.  A real client sends its
+ * identification, KEXINIT and key-exchange init at once (1-2 KiB); a
+ * stalled connection has sent nothing, or trickles.
+ */
+static uint64_t sshd_progress(const struct session *s)
 {
 	if (ssh_get_kex_algo(s->ssh))
-		return 2;
-	return ssh_get_clientbanner(s->ssh) ? 1 : 0;
+		return UINT64_MAX;
+	return tcp_bytes_received(ssh_get_fd(s->ssh));
 }
 
 /*
@@ -160,15 +166,15 @@ static int sshd_progress(const struct session *s)
 static bool sshd_evict(struct sshd *d, const char *addr)
 {
 	struct session *s, *victim = NULL;
-	int victim_progress = 3;
+	uint64_t victim_progress = UINT64_MAX;
 
 	TAILQ_FOREACH(s, &d->sessions, entry) {
-		int p;
+		uint64_t p;
 
 		if (s->state == SESSION_AUTHED || (addr && strcmp(s->addr, addr) != 0))
 			continue;
 		p = sshd_progress(s);
-		if (p < victim_progress ||
+		if (!victim || p < victim_progress ||
 		    (p == victim_progress && s->accepted_usec < victim->accepted_usec)) {
 			victim = s;
 			victim_progress = p;

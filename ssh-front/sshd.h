@@ -8,12 +8,11 @@
  * authenticated, at most max_unauth_per_source of them from one address.
  * When a limit is reached, one unauthenticated session (of that source, or
  * overall) is dropped to make room: the one that got least far in the
- * handshake (nothing received, then identification only, then keys
- * exchanged), the oldest of those.  A flood of stalled or slow connections
- * then cycles among itself while a real client, which sends its
- * identification at once and exchanges keys in a few round trips, gets
- * through; only a flood completing key exchanges (costly for the attacker
- * too) competes with it.  Each session has login_grace seconds to
+ * handshake (fewest bytes sent before the keys are exchanged; a session
+ * with keys exchanged last), the oldest of those.  A flood of stalled or
+ * slow connections then cycles among itself while a real client, which
+ * sends its identification, KEXINIT and key-exchange init at once, gets
+ * through; only a flood sending whole handshakes competes with it.  Each session has login_grace seconds to
  * authenticate.
  */
 #pragma once
