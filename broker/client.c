@@ -16,7 +16,7 @@
 #include "server.h"
 #include "util.h"
 
-#define CLIENT_DATA_CHUNK (16 * 1024)
+#define CLIENT_DATA_CHUNK (60 * 1024)
 #define CLIENT_LIST_ENVELOPE 256 /* bytes of a list piece besides its entries */
 
 static int client_on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata);

@@ -26,7 +26,7 @@
 
 #define TO_CLIENT_MAX (128 * 1024)
 #define TO_BROKER_MAX (32 * 1024)
-#define CLIENT_WRITE_CHUNK (32 * 1024)
+#define CLIENT_WRITE_CHUNK (128 * 1024)
 
 static int chan_on_broker(sd_event_source *es, int fd, uint32_t revents, void *userdata);
 
