@@ -527,6 +527,16 @@ static size_t chan_menu_keys(struct chan *c, const uint8_t *data, size_t len)
 	return len;
 }
 
+/* Send what waits in c->held (see chan_resume_keys); true once none is left. */
+static bool chan_send_held(struct chan *c)
+{
+	size_t used = chan_keys(c, c->held, c->held_len);
+
+	c->held_len -= used;
+	memmove(c->held, c->held + used, c->held_len);
+	return c->held_len == 0;
+}
+
 static int chan_on_data(ssh_session ssh, ssh_channel ch, void *data, uint32_t len, int is_stderr,
 			void *userdata)
 {
@@ -538,13 +548,7 @@ static int chan_on_data(ssh_session ssh, ssh_channel ch, void *data, uint32_t le
 		size_t used = 0;
 
 		/* Older keystrokes first (see chan_resume_keys). */
-		if (c->held_len > 0) {
-			size_t n = chan_keys(c, c->held, c->held_len);
-
-			c->held_len -= n;
-			memmove(c->held, c->held + n, c->held_len);
-		}
-		if (c->held_len == 0)
+		if (chan_send_held(c))
 			used = chan_keys(c, data, len);
 		/* libssh keeps the rest; chan_resume_keys() takes it when there is room. */
 		c->keys_held = used < len;
@@ -769,8 +773,6 @@ static void chan_flush_client(struct chan *c)
 static void chan_resume_keys(struct chan *c)
 {
 	while (c->state == CHAN_ATTACHED && ssh_channel_is_open(c->ch)) {
-		size_t used;
-
 		if (c->held_len == 0) {
 			int n;
 
@@ -783,10 +785,7 @@ static void chan_resume_keys(struct chan *c)
 			}
 			c->held_len = (size_t)n;
 		}
-		used = chan_keys(c, c->held, c->held_len);
-		c->held_len -= used;
-		memmove(c->held, c->held + used, c->held_len);
-		if (c->held_len > 0)
+		if (!chan_send_held(c))
 			return; /* still no room */
 	}
 }

@@ -129,7 +129,7 @@ def measure_ttyhub(ctx, idle_s, connected):
     base = hub.Daemon(wd, "--domain-xml", empty, name="base").start()
     time.sleep(1.0)
     res["rss0"] = base.rss_kib()
-    res["pss0"] = watchkit.pss_kib(base.pid())
+    res["pss0"] = benchlib.pss_kib(base.pid())
     res["fd0"] = base.fd_count()
     base.stop()
 
@@ -161,7 +161,7 @@ def measure_ttyhub(ctx, idle_s, connected):
         connected()  # only now: the peer's start-up must not slow this one down
         time.sleep(2.0)  # let start-up work (first reads, retries) settle
         res["rss_idle"] = d.rss_kib()
-        res["pss_idle"] = watchkit.pss_kib(d.pid())
+        res["pss_idle"] = benchlib.pss_kib(d.pid())
         c0, t0 = watchkit.cpu_precise([d.pid()]), time.monotonic()
         time.sleep(idle_s)
         res["idle_cpu"] = (watchkit.cpu_precise([d.pid()]) - c0) / (time.monotonic() - t0)
@@ -169,7 +169,7 @@ def measure_ttyhub(ctx, idle_s, connected):
         res["filled"], res["fill_pending"] = guests.fill(FILL)
         time.sleep(0.5)
         res["rss_full"] = d.rss_kib()
-        res["pss_full"] = watchkit.pss_kib(d.pid())
+        res["pss_full"] = benchlib.pss_kib(d.pid())
         res["alive"] = d.alive()
         ctx.log("ttyhub: RSS %d KiB empty, %d idle, %d after %d KiB each; idle CPU %.6f"
                 % (res["rss0"], res["rss_idle"], res["rss_full"], FILL // 1024,
@@ -214,7 +214,7 @@ class ConserverRun:
             g1.wait_open(1, 30)
             time.sleep(1.0)
             pids = cs1.pids()
-            res["pss1"] = sum(watchkit.pss_kib(p) for p in pids)
+            res["pss1"] = sum(benchlib.pss_kib(p) for p in pids)
             res["rss1"] = sum(benchlib.rss_kib(p) for p in pids)
             res["procs1"] = len(pids)
         finally:
@@ -240,7 +240,7 @@ class ConserverRun:
         time.sleep(2.0)
         pids = cs.pids()
         res["procs"] = len(pids)
-        res["pss_idle"] = sum(watchkit.pss_kib(p) for p in pids)
+        res["pss_idle"] = sum(benchlib.pss_kib(p) for p in pids)
         res["rss_idle"] = sum(benchlib.rss_kib(p) for p in pids)
         ctx.log("conserver: %d of %d consoles connected in %.1f s, %d processes"
                 % (res["opened"], CONSOLES, res["connect_s"], res["procs"]))
@@ -249,7 +249,7 @@ class ConserverRun:
         res["idle_cpu"] = (watchkit.cpu_precise(pids) - c0) / (time.monotonic() - t0)
         res["filled"], res["fill_pending"] = self.guests.fill(FILL)
         time.sleep(0.5)
-        res["pss_full"] = sum(watchkit.pss_kib(p) for p in pids)
+        res["pss_full"] = sum(benchlib.pss_kib(p) for p in pids)
         ctx.log("conserver: PSS %d KiB with 1 console, %d idle, %d after %d KiB each; "
                 "idle CPU %.6f" % (res["pss1"], res["pss_idle"], res["pss_full"],
                                    FILL // 1024, res["idle_cpu"]))

@@ -233,8 +233,8 @@ def free_port():
         return s.getsockname()[1]
 
 
-def children(pid):
-    """Every descendant of PID (from /proc), nearest first."""
+def child_map():
+    """{ppid: [pid, ...]} for every process now in /proc."""
     kids = {}
     for d in os.listdir("/proc"):
         if not d.isdigit():
@@ -245,6 +245,12 @@ def children(pid):
         except (OSError, ValueError, IndexError):
             continue
         kids.setdefault(ppid, []).append(int(d))
+    return kids
+
+
+def children(pid):
+    """Every descendant of PID (from /proc), nearest first."""
+    kids = child_map()
     out, todo = [], [pid]
     while todo:
         for k in kids.get(todo.pop(0), []):
@@ -255,11 +261,7 @@ def children(pid):
 
 def pss_kib(pid):
     """Proportional set size of PID in KiB (shared pages divided among their users)."""
-    with open("/proc/%d/smaps_rollup" % pid) as f:
-        for line in f:
-            if line.startswith("Pss:"):
-                return int(line.split()[1])
-    return 0
+    return proc_kib(pid, "smaps_rollup", "Pss")
 
 
 def mem_of(pids, fn=None):

@@ -210,23 +210,7 @@ class FakeGuest:
 
 def children(pid):
     """Direct children of PID (from /proc)."""
-    out = []
-    for d in os.listdir("/proc"):
-        if not d.isdigit():
-            continue
-        try:
-            with open("/proc/%s/stat" % d) as f:
-                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
-        except (OSError, ValueError, IndexError):
-            continue
-        if ppid == pid:
-            out.append(int(d))
-    return out
-
-
-def pss_kib(pid):
-    """Proportional set size of PID in KiB (shared pages divided among their users)."""
-    return benchlib.proc_kib(pid, "smaps_rollup", "Pss")
+    return benchlib.child_map().get(pid, [])
 
 
 def cpu_of(pids):
