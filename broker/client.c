@@ -19,7 +19,7 @@
 #define CLIENT_DATA_CHUNK (60 * 1024)
 #define CLIENT_LIST_ENVELOPE 256 /* bytes of a list piece besides its entries */
 
-static int client_on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata);
+static void client_on_io(struct watch *w, int fd, uint32_t revents, void *userdata);
 
 int client_new(struct server *s, int fd, struct client **ret)
 {
@@ -40,7 +40,7 @@ int client_new(struct server *s, int fd, struct client **ret)
 	if (r >= 0)
 		r = obuf_init(&c->out, CLIENT_OUT_MAX);
 	if (r >= 0)
-		r = sd_event_add_io(s->event, &c->io, fd, EPOLLIN, client_on_io, c);
+		r = watch_add(s->poller, fd, EPOLLIN, client_on_io, c, &c->io);
 	if (r < 0) {
 		c->fd = -EBADF; /* the caller still owns fd on failure */
 		client_free(c);
@@ -56,7 +56,7 @@ void client_free(struct client *c)
 		return;
 	if (c->console)
 		console_detach(c->console, c, true);
-	c->io = sd_event_source_disable_unref(c->io);
+	c->io = watch_free(c->io);
 	c->fd = safe_close(c->fd);
 	frame_reader_done(&c->in);
 	obuf_done(&c->out);
@@ -78,7 +78,7 @@ void client_kill(struct client *c, const char *why)
 	 */
 	c->dead = true;
 	if (c->io)
-		sd_event_source_set_enabled(c->io, SD_EVENT_OFF);
+		watch_disable(c->io);
 	server_client_dead(c->server, c);
 }
 
@@ -249,7 +249,7 @@ static void client_update_events(struct client *c)
 	uint32_t ev = (c->input_paused ? 0 : EPOLLIN) | (c->want_write ? EPOLLOUT : 0);
 
 	if (!c->dead && c->io)
-		sd_event_source_set_io_events(c->io, ev);
+		watch_set_events(c->io, ev);
 }
 
 void client_flush(struct client *c)
@@ -605,7 +605,7 @@ void client_resume_input(struct client *c)
 		client_update_events(c);
 }
 
-static int client_on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata)
+static void client_on_io(struct watch *w, int fd, uint32_t revents, void *userdata)
 {
 	struct client *c = userdata;
 
@@ -616,15 +616,14 @@ static int client_on_io(sd_event_source *s, int fd, uint32_t revents, void *user
 
 		if (n < 0) {
 			client_kill(c, "read failed");
-			return 0;
+			return;
 		}
 		client_process(c);
 		if (c->in.eof && !c->dead) {
 			client_kill(c, "end of file");
-			return 0;
+			return;
 		}
 	}
 	if (!c->dead && (revents & (EPOLLHUP | EPOLLERR)) && !(revents & EPOLLIN))
 		client_kill(c, "hang-up");
-	return 0;
 }

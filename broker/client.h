@@ -37,7 +37,7 @@ struct client {
 	struct server *server;
 	unsigned id;
 	int fd;               /* owned */
-	sd_event_source *io;  /* owned */
+	struct watch *io;     /* owned */
 	uid_t uid;
 	pid_t pid;
 	bool front;           /* a trusted front (may assert a principal) */

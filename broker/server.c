@@ -57,6 +57,9 @@ int server_init(struct server *s, sd_event *e, const struct server_config *cfg)
 	r = sd_event_add_defer(e, &s->sweep, server_on_sweep, s);
 	if (r < 0)
 		return r;
+	r = poller_new(e, &s->poller);
+	if (r < 0)
+		return r;
 	return sd_event_source_set_enabled(s->sweep, SD_EVENT_OFF);
 }
 
@@ -81,6 +84,7 @@ void server_done(struct server *s)
 	}
 	server_on_sweep(NULL, s);
 	registry_done(&s->registry);
+	s->poller = poller_free(s->poller);
 	s->listen_io = sd_event_source_disable_unref(s->listen_io);
 	if (s->listen_fd_ours && s->config.socket_path)
 		unlink(s->config.socket_path);

@@ -12,6 +12,7 @@
 #include <sys/types.h>
 #include <systemd/sd-event.h>
 
+#include "poller.h"
 #include "registry.h"
 
 struct client;
@@ -44,6 +45,7 @@ struct server {
 	int listen_fd;              /* owned */
 	bool listen_fd_ours;        /* we bound it (unlink on exit) */
 	sd_event_source *listen_io; /* owned */
+	struct poller *poller;      /* owned; every client socket */
 	struct registry registry;
 	struct xmldir *xmldirs[SERVER_MAX_XMLDIRS];
 	size_t n_xmldirs;

@@ -27,8 +27,9 @@
 #define TO_CLIENT_MAX (128 * 1024)
 #define TO_BROKER_MAX (32 * 1024)
 #define CLIENT_WRITE_CHUNK (128 * 1024)
+#define UNSENT_MAX (256 * 1024)
 
-static int chan_on_broker(sd_event_source *es, int fd, uint32_t revents, void *userdata);
+static void chan_on_broker(struct watch *w, int fd, uint32_t revents, void *userdata);
 
 static const char *chan_eol(const struct chan *c)
 {
@@ -130,7 +131,7 @@ static int chan_connect_broker(struct chan *c)
 	if (fd < 0)
 		return log_error_errno(fd, "cannot reach ttyhubd at %s", path);
 	c->broker_fd = fd;
-	r = sd_event_add_io(s->sshd->event, &c->broker_io, fd, EPOLLIN | EPOLLOUT, chan_on_broker, c);
+	r = watch_add(s->sshd->poller, fd, EPOLLIN | EPOLLOUT, chan_on_broker, c, &c->broker_io);
 	if (r < 0)
 		return r;
 	/* The SSH user name is any bytes; JSON strings must be UTF-8. */
@@ -426,7 +427,7 @@ static void chan_process_broker(struct chan *c)
 	}
 }
 
-static int chan_on_broker(sd_event_source *es, int fd, uint32_t revents, void *userdata)
+static void chan_on_broker(struct watch *w, int fd, uint32_t revents, void *userdata)
 {
 	struct chan *c = userdata;
 	struct session *s = c->session; /* the pump may free c */
@@ -443,7 +444,6 @@ static int chan_on_broker(sd_event_source *es, int fd, uint32_t revents, void *u
 		chan_close(c, 1, "lost the connection to the console broker");
 	chan_pump(c);
 	session_update_events(s);
-	return 0;
 }
 
 /* Keystrokes of an attached user: escape commands, rights, then to the broker. */
@@ -713,7 +713,7 @@ void chan_free(struct chan *c)
 		return;
 	if (c->state == CHAN_ATTACHED)
 		sshd_audit(c->session, "detach", "console=%s reason=session-closed", c->console);
-	c->broker_io = sd_event_source_disable_unref(c->broker_io);
+	c->broker_io = watch_free(c->broker_io);
 	c->broker_fd = safe_close(c->broker_fd);
 	if (c->ch) {
 		ssh_remove_channel_callbacks(c->ch, &c->cb);
@@ -728,7 +728,11 @@ void chan_free(struct chan *c)
 	free(c);
 }
 
-/* Write what the client's window takes; never more than libssh can send now. */
+/*
+ * Write what the client's window takes, while libssh holds less than
+ * UNSENT_MAX for the kernel: it sends its whole queue in one go on the next
+ * poll round, so a round moves up to that much instead of one write.
+ */
 static void chan_flush_client(struct chan *c)
 {
 	for (;;) {
@@ -750,7 +754,7 @@ static void chan_flush_client(struct chan *c)
 		size_t n = MIN(obuf_len(&c->to_client), (size_t)MIN(window, CLIENT_WRITE_CHUNK));
 		int w;
 
-		if (n == 0 || (ssh_get_poll_flags(c->session->ssh) & SSH_WRITE_PENDING))
+		if (n == 0 || session_unsent(c->session) >= UNSENT_MAX)
 			return;
 		w = ssh_channel_write(c->ch, obuf_data(&c->to_client), (uint32_t)n);
 		if (w <= 0) {
@@ -825,7 +829,7 @@ void chan_pump(struct chan *c)
 	if (c->broker_io) {
 		ev = (obuf_room(&c->to_client) >= FRAME_MAX + 2048 ? EPOLLIN : 0) |
 		     (obuf_len(&c->to_broker) > 0 ? EPOLLOUT : 0);
-		sd_event_source_set_io_events(c->broker_io, ev);
+		watch_set_events(c->broker_io, ev);
 	}
 }
 

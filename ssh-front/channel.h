@@ -47,7 +47,7 @@ struct chan {
 	unsigned cols, rows;
 
 	int broker_fd;                       /* owned */
-	sd_event_source *broker_io;          /* owned */
+	struct watch *broker_io;             /* owned */
 	struct frame_reader in;              /* from the broker */
 	struct obuf to_broker;               /* keystrokes and requests */
 	struct obuf to_client;               /* console bytes and notices for the channel */

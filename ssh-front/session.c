@@ -42,7 +42,21 @@ void session_update_events(struct session *s)
 		return;
 	}
 	flags = ssh_get_poll_flags(s->ssh);
-	sd_event_source_set_io_events(s->io, EPOLLIN | (flags & SSH_WRITE_PENDING ? EPOLLOUT : 0));
+	watch_set_events(s->io, EPOLLIN | (flags & SSH_WRITE_PENDING ? EPOLLOUT : 0));
+}
+
+/* Wire bytes of a packet besides its payload: length, padding length, padding, MAC. */
+#define PACKET_OVERHEAD_MAX (4 + 1 + (16 + 3) + 64)
+
+size_t session_unsent(struct session *s)
+{
+	uint64_t upper = s->packed.out_bytes + s->packed.out_packets * PACKET_OVERHEAD_MAX;
+	uint64_t gap = upper > s->sent.out_bytes ? upper - s->sent.out_bytes : 0;
+
+	/* Not waiting for POLLOUT: the queue is empty, so all of gap is over-estimate. */
+	if (!(ssh_get_poll_flags(s->ssh) & SSH_WRITE_PENDING))
+		s->unsent_slack = gap;
+	return (size_t)(gap > s->unsent_slack ? gap - s->unsent_slack : 0);
 }
 
 void session_close(struct session *s, const char *why)
@@ -55,7 +69,7 @@ void session_close(struct session *s, const char *why)
 	else
 		log_info("connection from %s closed: %s", s->addr, why);
 	if (s->io)
-		sd_event_source_set_enabled(s->io, SD_EVENT_OFF);
+		watch_disable(s->io);
 	sd_event_source_set_enabled(s->grace, SD_EVENT_OFF);
 	sd_event_source_set_enabled(s->keepalive, SD_EVENT_OFF);
 	sshd_session_dead(s->sshd, s);
@@ -71,7 +85,7 @@ void session_free(struct session *s)
 		TAILQ_REMOVE(&s->chans, c, entry);
 		chan_free(c);
 	}
-	s->io = sd_event_source_disable_unref(s->io);
+	s->io = watch_free(s->io);
 	s->grace = sd_event_source_disable_unref(s->grace);
 	s->keepalive = sd_event_source_disable_unref(s->keepalive);
 	if (s->ssh) {
@@ -143,17 +157,17 @@ static void session_pump_channels(struct session *s)
 	}
 }
 
-static int session_on_io(sd_event_source *es, int fd, uint32_t revents, void *userdata)
+static void session_on_io(struct watch *w, int fd, uint32_t revents, void *userdata)
 {
 	struct session *s = userdata;
 	int status;
 
 	if (ssh_event_dopoll(s->pump, 0) == SSH_ERROR && !(ssh_get_status(s->ssh) & SSH_CLOSED)) {
 		session_close(s, "connection error");
-		return 0;
+		return;
 	}
 	if (s->dead)
-		return 0;
+		return;
 	if (s->state == SESSION_KEX) {
 		int r = ssh_handle_key_exchange(s->ssh);
 
@@ -165,17 +179,16 @@ static int session_on_io(sd_event_source *es, int fd, uint32_t revents, void *us
 			snprintf(why, sizeof(why), "key exchange failed: %.150s",
 				 ssh_get_error(s->ssh));
 			session_close(s, why);
-			return 0;
+			return;
 		}
 	}
 	status = ssh_get_status(s->ssh);
 	if (status & (SSH_CLOSED | SSH_CLOSED_ERROR)) {
 		session_close(s, "connection closed");
-		return 0;
+		return;
 	}
 	session_pump_channels(s);
 	session_update_events(s);
-	return 0;
 }
 
 /* libssh callbacks */
@@ -274,6 +287,7 @@ int session_new(struct sshd *d, int fd, const char *addr, struct session **ret)
 	ssh_set_server_callbacks(s->ssh, &s->cb);
 	ssh_set_auth_methods(s->ssh, SSH_AUTH_METHOD_PUBLICKEY);
 	ssh_set_blocking(s->ssh, 0);
+	ssh_set_counters(s->ssh, &s->sent, &s->packed);
 
 	r = ssh_handle_key_exchange(s->ssh);
 	s->pump = ssh_event_new();
@@ -286,7 +300,7 @@ int session_new(struct sshd *d, int fd, const char *addr, struct session **ret)
 		free(s);
 		return -EIO;
 	}
-	r = sd_event_add_io(d->event, &s->io, fd, EPOLLIN, session_on_io, s);
+	r = watch_add(d->poller, fd, EPOLLIN, session_on_io, s, &s->io);
 	if (r >= 0)
 		r = sd_event_add_time_relative(d->event, &s->grace, CLOCK_MONOTONIC,
 					       (uint64_t)d->config.login_grace_s * 1000000, 0,

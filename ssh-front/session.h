@@ -1,10 +1,16 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * One SSH connection to ttyhub-sshd.  Each session has its own non-blocking
- * libssh session and a private ssh_event used as a pump: an sd-event io
- * source on the session's socket calls ssh_event_dopoll(ev, 0), which runs
- * libssh's callbacks, and EPOLLOUT is asked for only while libssh has output
+ * libssh session and a private ssh_event used as a pump: a poller watch on
+ * the session's socket calls ssh_event_dopoll(ev, 0), which runs libssh's
+ * callbacks, and EPOLLOUT is asked for only while libssh has output
  * pending.  Timers (login grace, keepalive) are sd-event timers.
+ *
+ * libssh 0.10 sends at most once per poll round and reports output pending
+ * after every send, so "pending" says little about how much is queued.
+ * Its byte counters do: session_unsent() bounds the bytes it has packed but
+ * the kernel has not taken, so channels can keep it busy without letting
+ * its queue grow without bound.
  *
  * Authentication is public key only, decided with the keyring when libssh
  * has verified the signature; a probe for a key we would refuse is refused
@@ -31,9 +37,12 @@ struct session {
 	ssh_session ssh;              /* owned; owns the socket */
 	ssh_event pump;               /* owned */
 	struct ssh_server_callbacks_struct cb;
-	sd_event_source *io;          /* owned */
+	struct watch *io;             /* owned */
 	sd_event_source *grace;       /* owned */
 	sd_event_source *keepalive;   /* owned */
+	struct ssh_counter_struct sent;   /* bytes libssh gave the kernel */
+	struct ssh_counter_struct packed; /* packets libssh built, and their payload */
+	uint64_t unsent_slack;            /* over-estimate when last known empty */
 	enum session_state state;
 	unsigned auth_failures;
 	uint64_t accepted_usec;
@@ -60,3 +69,8 @@ void session_revoke(struct session *s, const char *why);
 void session_recheck(struct session *s);
 /* Ask for EPOLLOUT if libssh has output pending. */
 void session_update_events(struct session *s);
+/*
+ * Bytes libssh holds for the kernel: never less than the truth, and more
+ * by at most a few bytes per packet sent since its queue was last empty.
+ */
+size_t session_unsent(struct session *s);

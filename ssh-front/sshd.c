@@ -70,6 +70,9 @@ int sshd_init(struct sshd *d, sd_event *e, const struct sshd_config *cfg)
 	if (r < 0)
 		return r;
 	sd_event_source_set_enabled(d->sweep, SD_EVENT_OFF);
+	r = poller_new(e, &d->poller);
+	if (r < 0)
+		return r;
 
 	r = hostkey_load(cfg->host_key, &hostkey);
 	if (r < 0)
@@ -106,6 +109,7 @@ void sshd_done(struct sshd *d)
 		session_free(s);
 	}
 	sshd_on_sweep(NULL, d);
+	d->poller = poller_free(d->poller);
 	d->listen_io = sd_event_source_disable_unref(d->listen_io);
 	d->listen_fd = safe_close(d->listen_fd);
 	d->sweep = sd_event_source_disable_unref(d->sweep);

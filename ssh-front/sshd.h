@@ -24,6 +24,7 @@
 #include <systemd/sd-event.h>
 
 #include "keys.h"
+#include "poller.h"
 
 struct session;
 
@@ -48,6 +49,7 @@ struct sshd {
 	ssh_bind bind;               /* owned; holds the host key */
 	int listen_fd;               /* owned */
 	sd_event_source *listen_io;  /* owned */
+	struct poller *poller;       /* owned; every connection and broker socket */
 	struct keyring *keyring;     /* owned; replaced on reload */
 	TAILQ_HEAD(, session) sessions;
 	unsigned n_sessions;
