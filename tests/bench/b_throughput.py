@@ -16,6 +16,11 @@ median of the repetitions, which interleave the paths.  The guest ttyhubd holds 
 the serving processes over the window (ttyhubd + ttyhub-sshd; sshd's session processes +
 socat) per GB delivered.
 
+The unpaced guest is not like for like: ttyhubd drains it at full speed (a broker must never
+block its guest), while socat under sshd reads only as fast as ssh sends, which throttles
+that guest.  So ttyhub also reads a second console whose guest is paced at the rate
+OpenSSH+socat delivered: does it deliver all of it, and at what CPU per GB?
+
 Targets: ttyhub >= OpenSSH+socat, and within 2x of the direct socket.
 """
 
@@ -74,7 +79,10 @@ def run(ctx):
     log = open(os.path.join(wd, "readers.log"), "ab")
 
     g_hub = benchlib.FakeGuest(ctx, os.path.join(wd, "hub.sock"), line_length=LINE).start()
-    hub = benchlib.Ttyhub(ctx, os.path.join(wd, "hub"), {"fg": g_hub.sock})
+    # "fp": the same guest paced at OpenSSH+socat's measured rate, started after those runs
+    # (ttyhubd connects when the socket appears).
+    paced_sock = os.path.join(wd, "paced.sock")
+    hub = benchlib.Ttyhub(ctx, os.path.join(wd, "hub"), {"fg": g_hub.sock, "fp": paced_sock})
     g_peer = benchlib.FakeGuest(ctx, os.path.join(wd, "peer.sock"), line_length=LINE).start()
     ossh = benchlib.OpenSsh(os.path.join(wd, "openssh"), sock=g_peer.sock)
     hub_pids = list(hub.pids().values())
@@ -102,11 +110,32 @@ def run(ctx):
                 res[name].append(m)
     finally:
         g_hub.resume()
-        log.close()
 
     def med(name, key):
         vals = [m[key] for m in res[name] if m[key] is not None]
         return benchlib.median(vals) if vals else None
+
+    # Like for like: the guest paced at what OpenSSH+socat delivered, so that neither path's
+    # guest runs ahead of its reader; does ttyhub deliver all of it?
+    paced_rate = med("OpenSSH+socat", "mbps")
+    paced = []
+    g_paced = None
+    if paced_rate:
+        g_hub.pause()
+        g_paced = benchlib.FakeGuest(ctx, paced_sock, rate=paced_rate * 1e6,
+                                     line_length=LINE).start()
+        try:
+            for rep in range(reps):
+                ctx.log("throughput: ttyhub, guest paced at %.0f MB/s, run %d/%d"
+                        % (paced_rate, rep + 1, reps))
+                m = _measure(ctx, benchlib.ssh_argv(hub.port, hub.key, "fp+ro"),
+                             lambda: hub_pids, warm, dur, log)
+                ctx.log("  %.0f MB/s, server CPU %.2f, lost %d silent / %d announced lines"
+                        % (m["mbps"], m["server_cpu"], m["lost_silent"], m["lost_announced"]))
+                paced.append(m)
+        finally:
+            g_hub.resume()
+    log.close()
 
     hub_mbps, ossh_mbps = med("ttyhub", "mbps"), med("OpenSSH+socat", "mbps")
     direct_mbps, cli_mbps = med("direct socat", "mbps"), med("ttyhub CLI", "mbps")
@@ -116,6 +145,19 @@ def run(ctx):
     r = sec.row("1 reader over SSH vs the direct socket", hub_mbps, direct_mbps, "direct socat",
                 "MB/s", target=">= 0.5× direct (within 2×)")
     sec.rows[-1]["ok"] = r is not None and r >= 0.5
+    if paced:
+        p_mbps = benchlib.median([m["mbps"] for m in paced])
+        p_lost = sum(m["lost_announced"] + m["lost_silent"] for m in paced)
+        sec.row("1 reader over SSH, guest paced at OpenSSH+socat's %.0f MB/s" % paced_rate,
+                p_mbps, paced_rate, "OpenSSH+socat", "MB/s")
+        sec.row("lines lost at that pace (ttyhub reader, all runs)", p_lost, None, "", "lines")
+        sec.row("server CPU per GB at that pace (lower is better)",
+                benchlib.median([m["cpu_per_gb"] for m in paced if m["cpu_per_gb"]]),
+                med("OpenSSH+socat", "cpu_per_gb"), "OpenSSH+socat", "CPU s/GB")
+        sec.note("Paced runs: a second console whose guest is paced (token bucket, 10 ms burst) "
+                 "at the median rate OpenSSH+socat delivered; the unpaced guest is stopped "
+                 "meanwhile.  Every run: %s MB/s, %d lines lost."
+                 % ("/".join("%.0f" % m["mbps"] for m in paced), p_lost))
     sec.row("1 local reader, ttyhub CLI (no SSH)", cli_mbps, direct_mbps, "direct socat", "MB/s")
     sec.row("server CPU per GB delivered over SSH (lower is better)", med("ttyhub", "cpu_per_gb"),
             med("OpenSSH+socat", "cpu_per_gb"), "OpenSSH+socat", "CPU s/GB")
@@ -151,4 +193,6 @@ def run(ctx):
     ossh.stop()
     g_hub.stop()
     g_peer.stop()
+    if g_paced:
+        g_paced.stop()
     return sec
