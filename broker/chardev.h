@@ -32,6 +32,12 @@ struct chardev {
 	int fd;                      /* owned, -EBADF when not connected */
 	sd_event_source *io;         /* owned */
 	sd_event_source *retry;      /* owned */
+	sd_event_source *pause;      /* owned; made at the first burst of tiny reads */
+	uint64_t burst_start_usec;
+	unsigned burst_wakeups;      /* small reads since burst_start_usec */
+	uint64_t last_read_usec;
+	bool bulk;                   /* in a run of tiny writes: pause after each read */
+	bool paused;                 /* not reading until the pause timer fires */
 	unsigned backoff_ms;
 	enum chardev_state state;
 	char status[256];            /* human-readable reason for state */
