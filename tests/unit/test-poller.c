@@ -62,14 +62,40 @@ static void pair_close(struct peer *pe)
 		close(pe->sv[1]);
 }
 
+struct loop {
+	sd_event *e;
+	struct poller *p;
+};
+
+static int loop_setup(void **state)
+{
+	struct loop *l = calloc(1, sizeof(*l));
+
+	assert_non_null(l);
+	assert_int_equal(sd_event_new(&l->e), 0);
+	assert_int_equal(poller_new(l->e, &l->p), 0);
+	*state = l;
+	return 0;
+}
+
+/* After every watch was freed (pair_close). */
+static int loop_teardown(void **state)
+{
+	struct loop *l = *state;
+
+	poller_free(l->p);
+	sd_event_unref(l->e);
+	free(l);
+	return 0;
+}
+
 static void test_one_iteration_serves_all(void **state)
 {
 	struct peer pe[N_PAIRS];
-	struct poller *p;
-	sd_event *e;
+	struct loop *l = *state;
+	struct poller *p = l->p;
+	sd_event *e = l->e;
 
-	assert_int_equal(sd_event_new(&e), 0);
-	assert_int_equal(poller_new(e, &p), 0);
 	for (int i = 0; i < N_PAIRS; i++) {
 		pair_open(&pe[i]);
 		assert_int_equal(watch_add(p, pe[i].sv[0], EPOLLIN, on_event, &pe[i], &pe[i].w), 0);
@@ -87,18 +113,15 @@ static void test_one_iteration_serves_all(void **state)
 	}
 	for (int i = 0; i < N_PAIRS; i++)
 		pair_close(&pe[i]);
-	poller_free(p);
-	sd_event_unref(e);
 }
 
 static void test_free_during_batch(void **state)
 {
 	struct peer a, b;
-	struct poller *p;
-	sd_event *e;
+	struct loop *l = *state;
+	struct poller *p = l->p;
+	sd_event *e = l->e;
 
-	assert_int_equal(sd_event_new(&e), 0);
-	assert_int_equal(poller_new(e, &p), 0);
 	pair_open(&a);
 	pair_open(&b);
 	a.victim = &b;
@@ -114,18 +137,15 @@ static void test_free_during_batch(void **state)
 	assert_int_equal(a.calls + b.calls, 2);
 	pair_close(&a);
 	pair_close(&b);
-	poller_free(p);
-	sd_event_unref(e);
 }
 
 static void test_masks_and_hangup(void **state)
 {
 	struct peer a;
-	struct poller *p;
-	sd_event *e;
+	struct loop *l = *state;
+	struct poller *p = l->p;
+	sd_event *e = l->e;
 
-	assert_int_equal(sd_event_new(&e), 0);
-	assert_int_equal(poller_new(e, &p), 0);
 	pair_open(&a);
 	/* Writable, not readable: nothing for an EPOLLIN watch. */
 	assert_int_equal(watch_add(p, a.sv[0], EPOLLIN, on_event, &a, &a.w), 0);
@@ -148,18 +168,15 @@ static void test_masks_and_hangup(void **state)
 	assert_true(a.last & EPOLLHUP);
 	assert_false(a.last & (EPOLLIN | EPOLLOUT));
 	pair_close(&a);
-	poller_free(p);
-	sd_event_unref(e);
 }
 
 static void test_add_during_batch(void **state)
 {
 	struct peer a, b;
-	struct poller *p;
-	sd_event *e;
+	struct loop *l = *state;
+	struct poller *p = l->p;
+	sd_event *e = l->e;
 
-	assert_int_equal(sd_event_new(&e), 0);
-	assert_int_equal(poller_new(e, &p), 0);
 	pair_open(&a);
 	pair_open(&b);
 	a.p = p;
@@ -176,17 +193,17 @@ static void test_add_during_batch(void **state)
 	assert_int_equal(b.calls, 1);
 	pair_close(&a);
 	pair_close(&b);
-	poller_free(p);
-	sd_event_unref(e);
 }
+
+#define LOOP_TEST(t) cmocka_unit_test_setup_teardown(t, loop_setup, loop_teardown)
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_one_iteration_serves_all),
-		cmocka_unit_test(test_free_during_batch),
-		cmocka_unit_test(test_masks_and_hangup),
-		cmocka_unit_test(test_add_during_batch),
+		LOOP_TEST(test_one_iteration_serves_all),
+		LOOP_TEST(test_free_during_batch),
+		LOOP_TEST(test_masks_and_hangup),
+		LOOP_TEST(test_add_during_batch),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
