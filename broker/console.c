@@ -173,19 +173,28 @@ const char *console_state(const struct console *c)
 	return chardev_state_to_string(c->chardev.state);
 }
 
-void console_announce(struct console *c, const char *fmt, ...)
+/* Format a notice once; give it to ONE client, or to every attached one if ONE is NULL. */
+static void console_vtell(struct console *c, struct client *one, const char *fmt, va_list ap)
 {
 	char text[512];
 	struct client *cl;
-	va_list ap;
 
-	va_start(ap, fmt);
 	vsnprintf(text, sizeof(text), fmt, ap);
-	va_end(ap);
 	TAILQ_FOREACH(cl, &c->clients, console_entry) {
+		if (one && cl != one)
+			continue;
 		client_notice(cl, text);
 		client_flush(cl);
 	}
+}
+
+void console_announce(struct console *c, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	console_vtell(c, NULL, fmt, ap);
+	va_end(ap);
 }
 
 /*
@@ -196,16 +205,13 @@ static void console_tell_writer(struct console *c, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 static void console_tell_writer(struct console *c, const char *fmt, ...)
 {
-	char text[512];
 	va_list ap;
 
 	if (!c->writer)
 		return;
 	va_start(ap, fmt);
-	vsnprintf(text, sizeof(text), fmt, ap);
+	console_vtell(c, c->writer, fmt, ap);
 	va_end(ap);
-	client_notice(c->writer, text);
-	client_flush(c->writer);
 }
 
 void console_log_output(struct console *c, const void *data, size_t len)
