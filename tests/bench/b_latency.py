@@ -19,9 +19,7 @@ Paths:
 Target: at 100 watchers, the watchers' p99 at most 1 ms above the direct socket's p99.
 """
 
-import json
 import os
-import subprocess
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -35,17 +33,12 @@ TARGET_MS = 1.0
 
 
 def _lat(ctx, args, timeout=600):
-    argv = [benchlib.sshload(ctx), "lat", "--gap-ms", "2:6", "--settle-ms", "1000"] + args
-    r = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
-    for line in r.stdout.splitlines():
-        word, _, rest = line.partition(" ")
-        if word == "lat":
-            d = json.loads(rest)
-            if d["timeouts"]:
-                raise AssertionError("%d keystrokes never reached every stream (%s)"
-                                     % (d["timeouts"], " ".join(argv[2:])))
-            return d
-    raise AssertionError("sshload lat failed (%s): %s" % (r.returncode, r.stderr[-2000:]))
+    args = ["--gap-ms", "2:6", "--settle-ms", "1000"] + args
+    d, _ = benchlib.sshload_run(ctx, "lat", args, timeout)
+    if d["timeouts"]:
+        raise AssertionError("%d keystrokes never reached every stream (%s)"
+                             % (d["timeouts"], " ".join(args)))
+    return d
 
 
 def _ms(values, p):

@@ -15,9 +15,7 @@ separated sshd per connection; ttyhub-sshd serves every connection in one proces
 No target in the issue: the figures are reported with the ratio (lower is better).
 """
 
-import json
 import os
-import subprocess
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -31,18 +29,12 @@ PHASES = (("kex_us", "key exchange"), ("auth_us", "authentication"),
 
 
 def _setup(ctx, port, user, key, count):
-    argv = [benchlib.sshload(ctx), "setup", "--port", str(port), "--user", user, "--key", key,
-            "--count", str(count), "--gap-ms", "20", "--timeout-ms", "20000"]
-    r = subprocess.run(argv, capture_output=True, text=True, timeout=600)
-    for line in r.stdout.splitlines():
-        word, _, rest = line.partition(" ")
-        if word == "setup":
-            d = json.loads(rest)
-            if d["failed"]:
-                raise AssertionError("%d of %d connections failed: %s"
-                                     % (d["failed"], count, r.stderr[-1000:]))
-            return d
-    raise AssertionError("sshload setup failed (%s): %s" % (r.returncode, r.stderr[-2000:]))
+    d, err = benchlib.sshload_run(ctx, "setup", [
+        "--port", str(port), "--user", user, "--key", key, "--count", str(count),
+        "--gap-ms", "20", "--timeout-ms", "20000"])
+    if d["failed"]:
+        raise AssertionError("%d of %d connections failed: %s" % (d["failed"], count, err[-1000:]))
+    return d
 
 
 def _ms(values, p):

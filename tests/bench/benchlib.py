@@ -201,6 +201,17 @@ def sshload(ctx):
     return exe(ctx, "tests", "bench", "sshload")
 
 
+def sshload_run(ctx, mode, args, timeout=600):
+    """Run `sshload MODE ARGS` to the end: (the JSON of its MODE result line, its stderr)."""
+    r = subprocess.run([sshload(ctx), mode] + list(args), capture_output=True, text=True,
+                       timeout=timeout)
+    for line in r.stdout.splitlines():
+        word, _, rest = line.partition(" ")
+        if word == mode:
+            return json.loads(rest), r.stderr
+    raise AssertionError("sshload %s failed (%s): %s" % (mode, r.returncode, r.stderr[-2000:]))
+
+
 def median(values):
     return percentile(values, 50)
 

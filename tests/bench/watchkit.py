@@ -338,21 +338,27 @@ def runq_wait_ms(pid):
         return 0.0
 
 
-def cpu_precise(pids):
-    """CPU seconds used so far by all threads of PIDS, at nanosecond resolution (schedstat;
-    /proc/PID/stat counts whole clock ticks, too coarse for an idle daemon)."""
-    total = 0
+def _threads(pids):
+    """(pid, thread id) of every thread of PIDS that still exists."""
     for p in pids:
         try:
             tasks = os.listdir("/proc/%d/task" % p)
         except OSError:
             continue
         for t in tasks:
-            try:
-                with open("/proc/%d/task/%s/schedstat" % (p, t)) as f:
-                    total += int(f.read().split()[0])
-            except (OSError, ValueError, IndexError):
-                pass
+            yield p, int(t)
+
+
+def cpu_precise(pids):
+    """CPU seconds used so far by all threads of PIDS, at nanosecond resolution (schedstat;
+    /proc/PID/stat counts whole clock ticks, too coarse for an idle daemon)."""
+    total = 0
+    for p, t in _threads(pids):
+        try:
+            with open("/proc/%d/task/%d/schedstat" % (p, t)) as f:
+                total += int(f.read().split()[0])
+        except (OSError, ValueError, IndexError):
+            pass
     return total / 1e9
 
 
@@ -371,13 +377,8 @@ def io_counts(pid):
 
 def renice(pids, nice):
     """Set the nice value of every thread of PIDS (Linux keeps it per thread)."""
-    for p in pids:
+    for _, t in _threads(pids):
         try:
-            tasks = os.listdir("/proc/%d/task" % p)
+            os.setpriority(os.PRIO_PROCESS, t, nice)
         except OSError:
-            continue
-        for t in tasks:
-            try:
-                os.setpriority(os.PRIO_PROCESS, int(t), nice)
-            except OSError:
-                pass
+            pass
