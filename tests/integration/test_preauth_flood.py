@@ -397,7 +397,10 @@ class Logins:
         self.results.append((t0, t1, t1 - t0, ok, detail))
 
     def bad(self):
-        return [(round(r[2], 2), r[4]) for r in self.results if not r[3] or r[2] > LOGIN_MAX_S]
+        # The time bound is a clock: the plain build only.  Under ASan a login must still
+        # succeed and never be displaced.
+        slow = LOGIN_MAX_S if not hub.SANITIZED else float("inf")
+        return [(round(r[2], 2), r[4]) for r in self.results if not r[3] or r[2] > slow]
 
     def report(self, what):
         times = [r[2] for r in self.results]

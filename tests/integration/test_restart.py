@@ -25,7 +25,11 @@ def restart_cycle(d, g, w, r, n):
     for p in (w, r):
         p.expect(r"\[ttyhub\] console rs connected", timeout=10)
     took = time.monotonic() - t0
-    assert took < 2.5, "reconnect took %.1f s after QEMU came back" % took
+    # Back-off is at most 2 s: a reconnect later than that plus scheduling headroom means the
+    # retry timer was lost.  A clock, so the plain build only; the sanitizer pass still needs
+    # the reconnect to happen at all (the expect above).
+    if not hub.SANITIZED:
+        assert took < 4.0, "reconnect took %.1f s after QEMU came back" % took
     # The new boot's own output reaches both without re-attaching.
     for p in (w, r):
         p.expect(r"guest up", timeout=60)
