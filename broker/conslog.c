@@ -68,6 +68,17 @@ static bool conslog_char_ok(char c)
 	       c == '.' || c == '_' || c == '-';
 }
 
+/* Whether the n bytes at s end in "-XXXXXXXX" (8 lowercase hex digits), as hashed names do. */
+static bool conslog_looks_hashed(const char *s, size_t n)
+{
+	if (n < 9 || s[n - 9] != '-')
+		return false;
+	for (size_t i = n - 8; i < n; i++)
+		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+			return false;
+	return true;
+}
+
 int conslog_file_name(const char *console_name, char *buf, size_t bufsz)
 {
 	size_t n = strlen(console_name), o = 0;
@@ -85,12 +96,15 @@ int conslog_file_name(const char *console_name, char *buf, size_t bufsz)
 		if (i >= CONSLOG_NAME_BASE_MAX)
 			continue;
 		if (!conslog_char_ok(c) || (i == 0 && c == '.')) {
-			if (c != ':')
-				hash = true;
+			hash = true;
 			c = '_';
 		}
 		buf[o++] = c;
 	}
+	/* A kept name that looks hashed ("x-0123abcd") gets a hash too, so no clean name can
+	 * take the file of a name that was changed. */
+	if (!hash && conslog_looks_hashed(buf, o))
+		hash = true;
 	if (hash)
 		o += (size_t)snprintf(buf + o, bufsz - o, "-%08" PRIx32, h);
 	memcpy(buf + o, ".log", 5);

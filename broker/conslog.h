@@ -103,12 +103,13 @@ void conslog_set_write_fn(ssize_t (*fn)(int fd, const void *buf, size_t len));
 
 /*
  * File name for a console: [A-Za-z0-9._-] are kept, anything else becomes
- * '_', a leading '.' becomes '_', then ".log" is appended ("vm:serial0" ->
- * "vm_serial0.log").  When a character other than ':' had to be replaced or
- * the name is longer than CONSLOG_NAME_BASE_MAX (kept up to that length),
- * "-XXXXXXXX" (a 32-bit hash of the full name) is added before ".log", so
- * that such names do not collide.  Never contains '/', never starts with
- * '.'.  Returns the length, -EINVAL (empty name) or -ENOBUFS (bufsz <
+ * '_', a leading '.' becomes '_', then ".log" is appended ("web-01" ->
+ * "web-01.log").  When any byte had to be replaced (':' included: "a_b:c"
+ * and "a:b_c" must not share a file), the name is longer than
+ * CONSLOG_NAME_BASE_MAX (kept up to that length), or a kept name itself
+ * ends in "-XXXXXXXX", then "-XXXXXXXX" (a 32-bit FNV-1a hash of the full
+ * name) is added before ".log" ("vm:serial0" -> "vm_serial0-f29ed752.log").
+ * Never contains '/', never starts with '.'.  Returns the length, -EINVAL (empty name) or -ENOBUFS (bufsz <
  * CONSLOG_FILE_NAME_MAX).
  */
 int conslog_file_name(const char *console_name, char *buf, size_t bufsz);
