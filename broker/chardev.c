@@ -14,7 +14,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/socket.h>
+#include <sys/sysmacros.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <termios.h>
@@ -24,6 +26,7 @@
 #include "console.h"
 #include "fileio.h"
 #include "log.h"
+#include "peer.h"
 #include "util.h"
 
 #define CHARDEV_READ_BUDGET (1024 * 1024)
@@ -45,11 +48,98 @@
 #define CHARDEV_PAUSE_USEC 200
 #define CHARDEV_SMALL_READ 512
 
-static const char *lock_dir = "/var/lock";
+#define CHARDEV_LOCK_DIR_DEFAULT "/var/lock"
 
-void chardev_set_lock_dir(const char *dir)
+static char *lock_dir;               /* owned; NULL for the default */
+static struct peer_guest guest_user; /* --guest-user, or .set = false */
+
+int chardev_set_lock_dir(const char *dir)
 {
-	lock_dir = dir;
+	char *copy = NULL;
+
+	if (dir) {
+		copy = strdup(dir);
+		if (!copy)
+			return -ENOMEM;
+	}
+	free(lock_dir);
+	lock_dir = copy;
+	return 0;
+}
+
+static const char *chardev_lock_dir(void)
+{
+	return lock_dir ?: CHARDEV_LOCK_DIR_DEFAULT;
+}
+
+void chardev_set_guest_user(const struct peer_guest *g)
+{
+	guest_user = g ? *g : (struct peer_guest){};
+}
+
+const struct peer_guest *chardev_get_guest_user(void)
+{
+	return guest_user.set ? &guest_user : NULL;
+}
+
+/* What to expect at the far end of ch, whose socket inode is st (or NULL). */
+static struct peer_guest chardev_expect(const struct chardev *ch, const struct stat *st)
+{
+	struct peer_guest g = ch->console->guest;
+
+	if (guest_user.set) {
+		bool owns_path = g.owns_path;
+
+		g = guest_user;
+		g.owns_path = owns_path;
+	} else if (g.path_owner && st) {
+		g.set = true;
+		g.uid = st->st_uid;
+		snprintf(g.name, sizeof(g.name), "the owner of the socket");
+	}
+	return g;
+}
+
+/* One word for a file type, for messages. */
+static const char *chardev_describe_mode(mode_t m)
+{
+	return S_ISREG(m)    ? "a regular file"
+	       : S_ISDIR(m)  ? "a directory"
+	       : S_ISSOCK(m) ? "a socket"
+	       : S_ISCHR(m)  ? "a character device"
+	       : S_ISLNK(m)  ? "a symbolic link"
+	       : S_ISFIFO(m) ? "a FIFO"
+			     : "not usable";
+}
+
+int chardev_socket_connect(const char *path, uid_t want_owner, struct stat *ret_st,
+			   struct ucred *ret_peer)
+{
+	_cleanup_close_ int pfd = -EBADF, fd = -EBADF;
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	socklen_t sl = sizeof(*ret_peer);
+
+	pfd = open(path, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+	if (pfd < 0)
+		return negative_errno();
+	if (fstat(pfd, ret_st) < 0)
+		return negative_errno();
+	if (S_ISLNK(ret_st->st_mode))
+		return -ELOOP;
+	if (!S_ISSOCK(ret_st->st_mode))
+		return -ENOTSOCK;
+	if (want_owner != (uid_t)-1 && ret_st->st_uid != want_owner)
+		return -EACCES;
+	/* Connect to the inode just checked, whatever the path names by now. */
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "/proc/self/fd/%d", pfd);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0)
+		return negative_errno();
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
+		return negative_errno();
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, ret_peer, &sl) < 0)
+		return negative_errno();
+	return TAKE_FD(fd);
 }
 
 const char *chardev_state_to_string(enum chardev_state s)
@@ -299,71 +389,88 @@ static void chardev_disconnect(struct chardev *ch, const char *why)
 		console_on_disconnected(ch->console, why);
 }
 
-/* Check the path before connecting; returns 0 if it may be used. */
-static int chardev_check_path(struct chardev *ch, mode_t want)
+/* Connect to the socket at ch->path and check who listens there. */
+static int chardev_open_unix(struct chardev *ch)
 {
-	struct stat st;
+	_cleanup_close_ int fd = -EBADF;
+	struct peer_guest g = chardev_expect(ch, NULL);
+	struct stat st = {};
+	struct ucred peer = {};
+	char why[sizeof(ch->status) - 16];
 
-	if (lstat(ch->path, &st) < 0) {
-		if (errno == ENOENT) {
-			chardev_set_state(ch, CHARDEV_WAITING, "waiting for %s to appear", ch->path);
-			return -ENOENT;
-		}
-		chardev_set_state(ch, CHARDEV_ERROR, "cannot access %s: %m", ch->path);
-		return negative_errno();
-	}
-	if (S_ISLNK(st.st_mode)) {
+	fd = chardev_socket_connect(ch->path, g.set && g.owns_path ? g.uid : (uid_t)-1, &st,
+				    &peer);
+	switch (fd) {
+	case -ENOENT:
+		chardev_set_state(ch, CHARDEV_WAITING, "waiting for %s to appear", ch->path);
+		return fd;
+	case -ELOOP:
 		if (stat(ch->path, &st) < 0)
 			chardev_set_state(ch, CHARDEV_ERROR, "%s is a dangling symbolic link",
 					  ch->path);
 		else
 			chardev_set_state(ch, CHARDEV_ERROR,
 					  "%s is a symbolic link; refusing to follow it", ch->path);
-		return -ELOOP;
-	}
-	if ((st.st_mode & S_IFMT) != want) {
-		const char *what = S_ISREG(st.st_mode)   ? "a regular file"
-				   : S_ISDIR(st.st_mode) ? "a directory"
-				   : S_ISSOCK(st.st_mode) ? "a socket"
-				   : S_ISCHR(st.st_mode) ? "a character device"
-							 : "not usable";
-		chardev_set_state(ch, CHARDEV_ERROR, "%s is %s, expected %s", ch->path, what,
-				  want == S_IFSOCK ? "a UNIX socket" : "a pty");
-		return -EBADF;
-	}
-	return 0;
-}
-
-static int chardev_open_unix(struct chardev *ch)
-{
-	int fd = unix_connect(ch->path, true);
-
-	if (fd == -ECONNREFUSED)
+		return fd;
+	case -ENOTSOCK:
+		chardev_set_state(ch, CHARDEV_ERROR, "%s is %s, expected a UNIX socket", ch->path,
+				  chardev_describe_mode(st.st_mode));
+		return fd;
+	case -EACCES:
+		if (st.st_mode && g.set && g.owns_path && st.st_uid != g.uid) {
+			chardev_set_state(ch, CHARDEV_ERROR,
+					  "refused: %s is owned by uid %u, not by the guest's "
+					  "uid %u", ch->path, (unsigned)st.st_uid, (unsigned)g.uid);
+			return fd;
+		}
+		break;
+	case -ECONNREFUSED:
 		chardev_set_state(ch, CHARDEV_WAITING, "nobody listens on %s (guest not running?)",
 				  ch->path);
-	else if (fd == -EAGAIN)
+		return fd;
+	case -EAGAIN:
 		chardev_set_state(ch, CHARDEV_WAITING, "%s is busy (backlog full)", ch->path);
-	else if (fd == -ENAMETOOLONG)
-		chardev_set_state(ch, CHARDEV_ERROR, "socket path is too long: %s", ch->path);
-	else if (fd < 0)
+		return fd;
+	}
+	if (fd < 0) {
 		chardev_set_state(ch, CHARDEV_ERROR, "cannot connect to %s: %s", ch->path,
 				  strerror(-fd));
-	return fd;
+		return fd;
+	}
+	g = chardev_expect(ch, &st);
+	if (peer_check(&g, peer.pid, peer.uid, getpid(), geteuid(), ch->path, why,
+		       sizeof(why)) < 0) {
+		chardev_set_state(ch, CHARDEV_ERROR, "refused: %s", why);
+		return -EPERM;
+	}
+	return TAKE_FD(fd);
+}
+
+/* A lock file ttyhubd honours: made by root, by ttyhubd's own user or by the guest's. */
+static bool chardev_lock_trusted(const struct chardev *ch, int fd, uid_t *ret_owner)
+{
+	struct peer_guest g = chardev_expect(ch, NULL);
+	struct stat st;
+
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))
+		return false;
+	*ret_owner = st.st_uid;
+	return st.st_uid == 0 || st.st_uid == geteuid() || (g.set && st.st_uid == g.uid);
 }
 
 /* UUCP lock file as libvirt's virChrdevOpen writes it: LCK.. + path minus /dev, '/' -> '_'. */
 static int chardev_lock_pty(struct chardev *ch)
 {
 	char path[PATH_MAX], pidbuf[16];
-	const char *dev = ch->path;
+	const char *dev = ch->path, *dir = chardev_lock_dir();
 	_cleanup_close_ int fd = -EBADF;
 	size_t n;
 
 	if (strncmp(dev, "/dev/", 5) == 0)
 		dev += 4;
-	if ((size_t)snprintf(path, sizeof(path), "%s/LCK..%s", lock_dir, dev) >= sizeof(path))
+	if ((size_t)snprintf(path, sizeof(path), "%s/LCK..%s", dir, dev) >= sizeof(path))
 		return -ENAMETOOLONG;
-	for (char *p = path + strlen(lock_dir) + 6; *p; p++)
+	for (char *p = path + strlen(dir) + 6; *p; p++)
 		if (*p == '/')
 			*p = '_';
 	for (int attempt = 0; attempt < 2; attempt++) {
@@ -376,7 +483,15 @@ static int chardev_lock_pty(struct chardev *ch)
 			return negative_errno();
 		}
 		/* Held by a live process? Otherwise it is stale: remove it and retry. */
-		_cleanup_close_ int rfd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+		_cleanup_close_ int rfd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+		uid_t owner = (uid_t)-1;
+
+		if (rfd >= 0 && !chardev_lock_trusted(ch, rfd, &owner)) {
+			/* Anyone may write to /run/lock: a stranger's file locks nothing. */
+			log_warning("console %s: ignoring lock file %s of uid %d (not root, "
+				    "ttyhubd or the guest)", ch->console->name, path, (int)owner);
+			return 0;
+		}
 		ssize_t len = rfd >= 0 ? read(rfd, pidbuf, sizeof(pidbuf) - 1) : -1;
 		long pid = len > 0 ? (pidbuf[len] = '\0', strtol(pidbuf, NULL, 10)) : 0;
 
@@ -406,16 +521,42 @@ static int chardev_open_pty(struct chardev *ch)
 {
 	_cleanup_close_ int fd = -EBADF;
 	struct termios t;
+	struct stat st;
 	int r;
 
+	if (!peer_pty_path_ok(ch->path)) {
+		chardev_set_state(ch, CHARDEV_ERROR, "refused: %s is not a pty under /dev/pts/",
+				  ch->path);
+		return -EPERM;
+	}
 	r = chardev_lock_pty(ch);
 	if (r < 0)
 		return r;
 	fd = open(ch->path, O_RDWR | O_NOCTTY | O_NONBLOCK | O_CLOEXEC | O_NOFOLLOW);
 	if (fd < 0) {
-		chardev_set_state(ch, CHARDEV_ERROR, "cannot open %s: %m", ch->path);
+		if (errno == ENOENT)
+			chardev_set_state(ch, CHARDEV_WAITING, "waiting for %s to appear",
+					  ch->path);
+		else if (errno == ELOOP)
+			chardev_set_state(ch, CHARDEV_ERROR,
+					  "%s is a symbolic link; refusing to follow it", ch->path);
+		else
+			chardev_set_state(ch, CHARDEV_ERROR, "cannot open %s: %m", ch->path);
+		r = negative_errno();
 		chardev_unlock(ch);
-		return negative_errno();
+		return r;
+	}
+	if (fstat(fd, &st) < 0 || !S_ISCHR(st.st_mode) || !peer_pty_major_ok(major(st.st_rdev))) {
+		chardev_set_state(ch, CHARDEV_ERROR, "refused: %s is not a pty slave", ch->path);
+		chardev_unlock(ch);
+		return -EPERM;
+	}
+	/* Another reader would split the guest's output with us. */
+	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		chardev_set_state(ch, CHARDEV_ERROR, "%s is in use (flock): %m", ch->path);
+		r = negative_errno();
+		chardev_unlock(ch);
+		return r;
 	}
 	if (tcgetattr(fd, &t) == 0) {
 		cfmakeraw(&t);
@@ -429,10 +570,7 @@ static int chardev_connect(struct chardev *ch)
 	sd_event *e = sd_event_source_get_event(ch->retry);
 	int fd, r;
 
-	r = chardev_check_path(ch, ch->backend == DOMXML_BACKEND_PTY ? S_IFCHR : S_IFSOCK);
-	if (r >= 0)
-		fd = r = ch->backend == DOMXML_BACKEND_PTY ? chardev_open_pty(ch)
-							  : chardev_open_unix(ch);
+	fd = r = ch->backend == DOMXML_BACKEND_PTY ? chardev_open_pty(ch) : chardev_open_unix(ch);
 	if (r < 0) {
 		chardev_schedule_retry(ch);
 		return r;

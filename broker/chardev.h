@@ -5,9 +5,12 @@
  * blocking, drains everything the guest writes into the console's ring the
  * moment it arrives, writes the console's input queue back with
  * backpressure, and reconnects with back-off (100 ms doubling to 2 s) when
- * the guest side goes away.  Paths are checked before use: a missing path
- * means "waiting"; a regular file, a symlink or a dangling symlink is an
- * error that is reported and retried, never followed.
+ * the guest side goes away.  Paths are checked on the inode actually used
+ * (opened O_PATH|O_NOFOLLOW, connected through /proc/self/fd): a missing
+ * path means "waiting"; a regular file, a symlink or a dangling symlink is
+ * an error that is reported and retried, never followed.  The listener's
+ * SO_PEERCRED must be the guest the console's source expects (peer.h); a
+ * pty must be a UNIX98 pty slave under /dev/pts/.
  */
 #pragma once
 
@@ -15,6 +18,7 @@
 #include <systemd/sd-event.h>
 
 #include "domxml.h"
+#include "peer.h"
 
 struct console;
 
@@ -57,4 +61,23 @@ void chardev_done(struct chardev *ch);
 void chardev_kick_write(struct chardev *ch);
 
 const char *chardev_state_to_string(enum chardev_state s);
-void chardev_set_lock_dir(const char *dir);
+/* Where pty LCK.. files go: a copy of dir is kept; NULL restores the default. */
+int chardev_set_lock_dir(const char *dir);
+/* --guest-user: overrides every source's expectation (NULL: none). Copied. */
+void chardev_set_guest_user(const struct peer_guest *g);
+const struct peer_guest *chardev_get_guest_user(void);
+
+/*
+ * Connect to the UNIX socket at path without following a symlink: open it
+ * O_PATH|O_NOFOLLOW, fstat it (*ret_st), and connect to that very inode
+ * through /proc/self/fd (no sun_path length limit).  want_owner: the uid
+ * that must own the inode, or (uid_t)-1.  Returns a non-blocking connected
+ * fd with the listener's credentials in *ret_peer, or -ENOENT (missing),
+ * -ELOOP (a symlink), -ENOTSOCK (another file type; *ret_st says which),
+ * -EACCES (owned by someone else, or no permission), -ECONNREFUSED,
+ * -EAGAIN (backlog full), other -errno.
+ */
+struct stat;
+struct ucred;
+int chardev_socket_connect(const char *path, uid_t want_owner, struct stat *ret_st,
+			   struct ucred *ret_peer);

@@ -20,6 +20,7 @@
 #include "chardev.h"
 #include "conslog.h"
 #include "obuf.h"
+#include "peer.h"
 #include "ring.h"
 #include "util.h"
 
@@ -59,6 +60,7 @@ struct console {
 	void *ops_data;
 	char vm_state[32];  /* run state from the source ("running", "paused"...), "" unknown */
 	int guest_open;     /* 1/0: the guest has the port open (virtio), -1 unknown */
+	struct peer_guest guest; /* who may be at the chardev's far end (see peer.h) */
 
 	struct ring ring;
 	struct conslog *log; /* owned, or NULL when logging is off */
@@ -82,6 +84,7 @@ struct console_spec {
 	const char *chardev_id;
 	const struct console_ops *ops;
 	void *ops_data;
+	struct peer_guest guest; /* who may be at the chardev's far end */
 };
 
 int console_new(struct server *s, const struct console_spec *spec, struct console **ret);

@@ -2,6 +2,8 @@
 /*
  * Consoles of one domain definition (see domain.h).
  */
+#include <errno.h>
+#include <pwd.h>
 #include <stdio.h>
 
 #include "domain.h"
@@ -12,7 +14,45 @@ struct domain_ctl {
 	const struct console_ops *ops;
 	void *ops_data;
 	const char *chardev_prefix;
+	struct peer_guest guest;
 };
+
+/*
+ * The QEMU user of a domain definition: its DAC seclabel if it has one
+ * (a uid, or a user name looked up here), else the user libvirt-qemu if it
+ * exists, else nobody in particular.
+ */
+static struct peer_guest domain_guest(const struct domxml *dom)
+{
+	struct peer_guest g = {};
+	struct passwd *pw = NULL;
+	char name[sizeof(g.name)];
+	uid_t uid;
+	int r;
+
+	r = dom->dac_label ? peer_parse_user(dom->dac_label, false, &uid, name, sizeof(name))
+			   : -ENOENT;
+	if (r == 1) {
+		g.set = true;
+		g.uid = uid;
+		pw = getpwuid(uid);
+	} else if (r == 0) {
+		pw = getpwnam(name);
+		if (pw) {
+			g.set = true;
+			g.uid = pw->pw_uid;
+		}
+	} else {
+		pw = getpwnam("libvirt-qemu");
+		if (pw) {
+			g.set = true;
+			g.uid = pw->pw_uid;
+		}
+	}
+	if (g.set && pw)
+		snprintf(g.name, sizeof(g.name), "%s", pw->pw_name);
+	return g;
+}
 
 static void domain_spec(struct console_spec *spec, const struct domxml *dom,
 			const struct domxml_dev *dev, size_t index, const struct domain_ctl *ctl,
@@ -39,6 +79,7 @@ static void domain_spec(struct console_spec *spec, const struct domxml *dom,
 		.chardev_id = chardev_id[0] ? chardev_id : NULL,
 		.ops = ctl->ops,
 		.ops_data = ctl->ops_data,
+		.guest = ctl->guest,
 	};
 }
 
@@ -46,7 +87,16 @@ void domain_apply(struct server *s, struct domain *d, const struct domxml *dom,
 		  const char *origin, const struct console_ops *ops, void *ops_data,
 		  const char *chardev_prefix)
 {
-	const struct domain_ctl ctl = { origin, ops, ops_data, chardev_prefix };
+	struct peer_guest g = domain_guest(dom);
+
+	domain_apply_guest(s, d, dom, origin, ops, ops_data, chardev_prefix, &g);
+}
+
+void domain_apply_guest(struct server *s, struct domain *d, const struct domxml *dom,
+			const char *origin, const struct console_ops *ops, void *ops_data,
+			const char *chardev_prefix, const struct peer_guest *guest)
+{
+	const struct domain_ctl ctl = { origin, ops, ops_data, chardev_prefix, *guest };
 	struct console *kept[DOMXML_MAX_DEVICES] = {};
 	char id[160];
 	size_t n = 0;
@@ -74,6 +124,7 @@ void domain_apply(struct server *s, struct domain *d, const struct domxml *dom,
 		domain_spec(&spec, dom, &dom->devs[j], j, &ctl, id, sizeof(id));
 		if (!c && server_add_console(s, &spec, &c) < 0)
 			continue;
+		c->guest = *guest; /* the QEMU user may have changed (a restarted QEMU) */
 		d->consoles[n++] = c;
 	}
 	d->n = n;

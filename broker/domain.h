@@ -4,7 +4,8 @@
  * (a domain XML file, libvirt, QMP).  Applying a new definition diffs it
  * against the consoles already created: unchanged devices keep their console
  * (clients, ring and chardev connection stay); changed or vanished ones are
- * removed with a notice; new ones are added.
+ * removed with a notice; new ones are added.  Each console learns which
+ * guest user may be at its chardev's far end (peer.h).
  */
 #pragma once
 
@@ -26,6 +27,14 @@ struct domain {
 void domain_apply(struct server *s, struct domain *d, const struct domxml *dom,
 		  const char *origin, const struct console_ops *ops, void *ops_data,
 		  const char *chardev_prefix);
+/*
+ * The same with the guest the chardevs must connect to given by the source
+ * (QMP: the monitor's peer) instead of found from dom (its DAC seclabel,
+ * else the user libvirt-qemu).
+ */
+void domain_apply_guest(struct server *s, struct domain *d, const struct domxml *dom,
+			const char *origin, const struct console_ops *ops, void *ops_data,
+			const char *chardev_prefix, const struct peer_guest *guest);
 /* A marker line in the history of every console of the domain. */
 void domain_mark(struct domain *d, const char *text);
 void domain_clear(struct server *s, struct domain *d, const char *why);

@@ -16,7 +16,9 @@
  * children of <domain>; and the <serial>/<console> children of <devices> in
  * document order.  Only elements in no namespace are considered, as libvirt
  * does.  For each device the first <source>, <target> and <alias> children
- * are used.
+ * are used.  The QEMU user comes from the first <seclabel model='dac'> child
+ * of <domain> whose type is 'dynamic' or 'static': its <label> text, kept
+ * as written ("+64055:+64055", "libvirt-qemu:kvm"); too long is dropped.
  *
  * A <console> whose target type is 'serial' (or absent) is the same chardev
  * as the first <serial> when it carries the same alias, or, having no alias,
@@ -514,6 +516,44 @@ static int domxml_get_child_text(xmlNode *domain, const char *tag, char **ret, c
 	return 0;
 }
 
+/* <seclabel type='dynamic|static' model='dac'><label>...</label>: the QEMU user. */
+static int domxml_get_dac_label(xmlNode *domain, char **ret)
+{
+	*ret = NULL;
+	for (xmlNode *c = domain->children; c; c = c->next) {
+		char *model = NULL, *type = NULL;
+		bool dac;
+		xmlNode *label;
+		int r;
+
+		if (!node_is(c, "seclabel"))
+			continue;
+		r = xml_get_attr(c, "model", &model, NULL);
+		if (r >= 0)
+			r = xml_get_attr(c, "type", &type, NULL);
+		dac = model && type && strcmp(model, "dac") == 0 &&
+		      (strcmp(type, "dynamic") == 0 || strcmp(type, "static") == 0);
+		free(model);
+		free(type);
+		if (r == -ENOMEM)
+			return r;
+		if (!dac)
+			continue;
+		label = node_first_child(c, "label");
+		if (!label)
+			return 0;
+		r = xml_get_text(label, ret, NULL);
+		if (r == -ENOMEM)
+			return r;
+		if (*ret && !(*ret)[0]) {
+			free(*ret);
+			*ret = NULL;
+		}
+		return 0;
+	}
+	return 0;
+}
+
 static int domxml_from_doc(xmlDoc *doc, struct domxml **ret, char **ret_error)
 {
 	struct domxml *d = NULL;
@@ -561,6 +601,11 @@ static int domxml_from_doc(xmlDoc *doc, struct domxml **ret, char **ret_error)
 	r = domxml_parse_devices(d, node_first_child(domain, "devices"), ret_error);
 	if (r < 0)
 		goto fail;
+	r = domxml_get_dac_label(domain, &d->dac_label);
+	if (r < 0) {
+		r = set_error(ret_error, r, "out of memory");
+		goto fail;
+	}
 
 	*ret = d;
 	return 0;
@@ -617,5 +662,6 @@ void domxml_free(struct domxml *d)
 	free(d->devs);
 	free(d->name);
 	free(d->uuid);
+	free(d->dac_label);
 	free(d);
 }

@@ -10,7 +10,8 @@
  * no alias and port 0) is dropped.  Supported backends: type='unix' with
  * <source mode='bind' path=...> and type='pty' (path from <source path> or
  * the console's tty= attribute; a pty without a path is not running yet).
- * Others are kept with supported=false and a reason.
+ * Others are kept with supported=false and a reason.  The user QEMU runs as
+ * comes from the DAC seclabel (dac_label, as written; see peer.h).
  */
 #pragma once
 
@@ -43,6 +44,7 @@ struct domxml_dev {
 struct domxml {
 	char *name;        /* <name>, required */
 	char *uuid;        /* <uuid> or NULL */
+	char *dac_label;   /* <seclabel model='dac'><label> ("+UID:+GID", "user:group") or NULL */
 	size_t n_devs;
 	struct domxml_dev *devs;
 };

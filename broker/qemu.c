@@ -3,12 +3,17 @@
  * Standalone QEMU console source (see qemu.h).
  */
 #include <errno.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "domain.h"
 #include "log.h"
+#include "peer.h"
 #include "qemu.h"
 #include "qmp.h"
 #include "server.h"
@@ -28,6 +33,7 @@ struct qemu {
 	char uuid[64];
 	char run_state[32];
 	struct domain domain;
+	struct peer_guest guest; /* QEMU's user: the QMP peer's uid, once connected */
 	char last_status[300];
 };
 
@@ -137,7 +143,8 @@ static void qemu_on_chardevs(struct qmp *qmp, json_t *reply, const char *eclass,
 	}
 	dom.devs = devs;
 	dom.n_devs = n;
-	domain_apply(q->server, &q->domain, &dom, q->origin, &qemu_console_ops, q, NULL);
+	domain_apply_guest(q->server, &q->domain, &dom, q->origin, &qemu_console_ops, q, NULL,
+			   &q->guest);
 	for (i = 0; i < n; i++)
 		free(devs[i].path);
 	/* frontend-open: whether the guest has the port open (meaningful for virtio). */
@@ -253,14 +260,53 @@ static const struct qmp_callbacks qemu_qmp_callbacks = {
 	.on_close = qemu_on_close,
 };
 
+/*
+ * Connect to the QMP socket itself as carefully as to a chardev: the very
+ * inode checked, and its listener must be a guest (never ttyhubd, never
+ * root or ttyhubd's user unless --guest-user names it).  Its uid is then
+ * what this source's chardevs must be owned by and connect to.
+ */
 static void qemu_connect(struct qemu *q)
 {
-	int r = qmp_open(q->server->event, q->path, &qemu_qmp_callbacks, q, &q->qmp);
+	const struct peer_guest *want = chardev_get_guest_user();
+	_cleanup_close_ int fd = -EBADF;
+	struct stat st = {};
+	struct ucred peer = {};
+	struct passwd *pw;
+	char why[256];
+	int r;
 
+	fd = chardev_socket_connect(q->path, (uid_t)-1, &st, &peer);
+	if (fd == -ELOOP) {
+		qemu_status(q, "%s is a symbolic link; refusing to follow it; retrying", q->path);
+		goto retry;
+	}
+	if (fd == -ENOTSOCK) {
+		qemu_status(q, "%s is not a UNIX socket; retrying", q->path);
+		goto retry;
+	}
+	if (fd < 0) {
+		qemu_status(q, "cannot connect: %s; retrying", strerror(-fd));
+		goto retry;
+	}
+	if (peer_check(want, peer.pid, peer.uid, getpid(), geteuid(), q->path, why,
+		       sizeof(why)) < 0) {
+		qemu_status(q, "refused: %s; retrying", why);
+		goto retry;
+	}
+	r = qmp_open_fd(q->server->event, fd, &qemu_qmp_callbacks, q, &q->qmp);
 	if (r < 0) {
 		qemu_status(q, "cannot connect: %s; retrying", strerror(-r));
-		qemu_schedule_retry(q);
+		goto retry;
 	}
+	TAKE_FD(fd);
+	q->guest = (struct peer_guest){ .set = true, .uid = peer.uid, .owns_path = true };
+	pw = getpwuid(peer.uid);
+	if (pw)
+		snprintf(q->guest.name, sizeof(q->guest.name), "%s", pw->pw_name);
+	return;
+retry:
+	qemu_schedule_retry(q);
 }
 
 struct qemu_break {

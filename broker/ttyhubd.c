@@ -22,6 +22,7 @@
 #include "fileio.h"
 #include "log.h"
 #include "notify.h"
+#include "peer.h"
 #include "server.h"
 #include "qemu.h"
 #include "util.h"
@@ -40,6 +41,8 @@ static size_t arg_n_qmp;
 static const char *arg_libvirt[SERVER_MAX_VIRTS];
 static size_t arg_n_libvirt;
 static bool arg_libvirt_monitor;
+static const char *arg_lock_dir;       /* NULL: the default; chardev keeps its own copy */
+static struct peer_guest arg_guest_user; /* --guest-user, .set = false if not given */
 #define DEFAULT_CONFIG "/etc/ttyhub/ttyhubd.conf"
 
 static const struct server_config default_config = {
@@ -84,6 +87,9 @@ static void help(void)
 	       "  --admin-group GROUP    members may use the broker socket\n"
 	       "  --front-user USER      a front (ttyhub-sshd) may connect as USER (repeatable)\n"
 	       "  --lock-dir DIR         where pty LCK.. files go (default /var/lock)\n"
+	       "  --guest-user USER      the user QEMU runs as (name or uid): the only peer\n"
+	       "                         a chardev may have (default: per source; root only\n"
+	       "                         if named here, not recommended)\n"
 	       "  --max-clients N        broker connections at most (default 4096)\n"
 	       "  -v, --verbose          debug logging\n"
 	       "  -h, --help             this help\n"
@@ -95,21 +101,48 @@ static int parse_size(const char *s, size_t *ret)
 {
 	char *end;
 	unsigned long long v;
+	unsigned shift = 0;
 
 	errno = 0;
 	v = strtoull(s, &end, 10);
 	if (errno || end == s || s[0] == '-')
 		return -EINVAL;
 	switch (*end) {
-	case 'k': case 'K': v <<= 10; end++; break;
-	case 'm': case 'M': v <<= 20; end++; break;
-	case 'g': case 'G': v <<= 30; end++; break;
+	case 'k': case 'K': shift = 10; end++; break;
+	case 'm': case 'M': shift = 20; end++; break;
+	case 'g': case 'G': shift = 30; end++; break;
 	}
+	/* Range-check before shifting, so a huge number cannot wrap into range. */
+	if (v > (1ULL << 32) >> shift)
+		return -EINVAL;
+	v <<= shift;
 	if (*end == 'i' || *end == 'B')
 		end += (*end == 'i' && end[1] == 'B') ? 2 : 1;
 	if (*end || v < 4096 || v > (1ULL << 32))
 		return -EINVAL;
 	*ret = (size_t)v;
+	return 0;
+}
+
+/* "libvirt-qemu" or "64055": the user QEMU runs as, named by the operator. */
+static int parse_guest_user(const char *s, struct peer_guest *ret)
+{
+	struct peer_guest g = { .set = true, .explicit = true };
+	struct passwd *pw;
+	char name[sizeof(g.name)];
+	int r;
+
+	r = peer_parse_user(s, true, &g.uid, name, sizeof(name));
+	if (r < 0 || strchr(s, ':'))
+		return -EINVAL;
+	pw = r == 1 ? getpwuid(g.uid) : getpwnam(name);
+	if (r == 0 && !pw)
+		return -ENOENT;
+	if (pw) {
+		g.uid = pw->pw_uid;
+		snprintf(g.name, sizeof(g.name), "%s", pw->pw_name);
+	}
+	*ret = g;
 	return 0;
 }
 
@@ -120,7 +153,7 @@ static int parse_argv(int argc, char *argv[])
 		ARG_DOMAIN_XML = 0x100, ARG_CONSOLE, ARG_SOCKET, ARG_RING_SIZE, ARG_REPLAY,
 		ARG_ADMIN_GROUP, ARG_FRONT_USER, ARG_LOCK_DIR, ARG_MAX_CLIENTS, ARG_VERSION,
 		ARG_LIBVIRT, ARG_LIBVIRT_MONITOR, ARG_QMP, ARG_CONFIG, ARG_LOG_DIR, ARG_LOG_MAX,
-		ARG_LOG_BACKUPS, ARG_LOG_TIMESTAMPS,
+		ARG_LOG_BACKUPS, ARG_LOG_TIMESTAMPS, ARG_GUEST_USER,
 	};
 	static const struct option options[] = {
 		{ "domain-xml", required_argument, NULL, ARG_DOMAIN_XML },
@@ -143,6 +176,7 @@ static int parse_argv(int argc, char *argv[])
 		{ "log-backups", required_argument, NULL, ARG_LOG_BACKUPS },
 		{ "log-timestamps", no_argument, NULL, ARG_LOG_TIMESTAMPS },
 		{ "config", required_argument, NULL, ARG_CONFIG },
+		{ "guest-user", required_argument, NULL, ARG_GUEST_USER },
 		{}
 	};
 	int c, idx;
@@ -228,7 +262,14 @@ static int parse_argv(int argc, char *argv[])
 			break;
 		}
 		case ARG_LOCK_DIR:
-			chardev_set_lock_dir(optarg);
+			if (optarg[0] != '/')
+				return log_error_errno(-EINVAL, "--lock-dir %s: expected an absolute path",
+						       optarg);
+			arg_lock_dir = optarg;
+			break;
+		case ARG_GUEST_USER:
+			if (parse_guest_user(optarg, &arg_guest_user) < 0)
+				return log_error_errno(-EINVAL, "--guest-user %s: no such user", optarg);
 			break;
 		case ARG_MAX_CLIENTS: {
 			char *end;
@@ -300,13 +341,23 @@ static int load_args(int argc, char *argv[])
 	arg_config = default_config;
 	arg_n_domain_xml = arg_n_consoles = arg_n_libvirt = arg_n_qmp = 0;
 	arg_libvirt_monitor = false;
+	arg_lock_dir = NULL;
+	arg_guest_user = (struct peer_guest){};
 	arg_config_file = DEFAULT_CONFIG;
 	arg_config_required = false;
 	config_find_arg(argc, argv, &arg_config_file, &arg_config_required);
 	r = config_load(arg_config_file, arg_config_required, config_flags, parse_argv);
 	if (r < 0)
 		return r;
-	return parse_argv(argc, argv);
+	r = parse_argv(argc, argv);
+	if (r != 0)
+		return r;
+	/* Only a configuration without errors takes effect; chardev keeps copies. */
+	r = chardev_set_lock_dir(arg_lock_dir);
+	if (r < 0)
+		return log_error_errno(r, "cannot set the lock directory");
+	chardev_set_guest_user(arg_guest_user.set ? &arg_guest_user : NULL);
+	return 0;
 }
 
 static int add_console_arg(struct server *s, const char *arg)
@@ -322,6 +373,7 @@ static int add_console_arg(struct server *s, const char *arg)
 		.backend = DOMXML_BACKEND_UNIX,
 		.type = "unix",
 		.path = path,
+		.guest = { .path_owner = true }, /* the socket's owner is the guest */
 	};
 
 	if ((size_t)(path - arg - 1) >= sizeof(name))
@@ -497,5 +549,6 @@ out:
 	server_done(&s);
 	sd_event_unref(e);
 	config_release_args();
+	chardev_set_lock_dir(NULL);
 	return r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
 }

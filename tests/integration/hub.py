@@ -31,12 +31,14 @@ _daemons = []  # every Daemon started, checked by Results.finish()
 class Daemon:
     """A ttyhubd process on a private socket, logging to WORKDIR/ttyhubd.log."""
 
-    def __init__(self, workdir, *args, name="ttyhubd", wrap=()):
+    def __init__(self, workdir, *args, name="ttyhubd", wrap=(), guest_root=True):
         self.workdir = workdir
         self.wrap = list(wrap)  # e.g. ["unshare", "-m", "sh", "-c", "... exec \"$0\" \"$@\""]
         self.socket = os.path.join(workdir, name + ".sock")
         self.log_path = os.path.join(workdir, name + ".log")
-        self.args = list(args)
+        # The test guests (QEMU, fake-guest, libvirtd with user=root) run as root, which
+        # ttyhubd refuses as a chardev peer unless told: guest_root=False to leave that out.
+        self.args = (["--guest-user", "root"] if guest_root else []) + list(args)
         self.proc = None
 
     def start(self, timeout=10):
