@@ -15,9 +15,12 @@
  *   an entry and an error;
  * - error messages are printable ASCII (they are logged as is) and the
  *   number of errors is bounded;
- * - access_check() returns NONE for no names, never more than the best rule,
- *   and at least the rule's right for a name equal to a rule's literal
- *   pattern (one without fnmatch metacharacters);
+ * - every rule's kind is access_pattern_kind() of its pattern; access_check()
+ *   never returns more than the best rule, grants at least the rule's right
+ *   to a console named by a rule's literal pattern (one without fnmatch
+ *   metacharacters), never lets a UUID rule match a console without a UUID
+ *   nor a VM or VM:ALIAS rule match a console without a VM name;
+ * - warnings are printable ASCII, bounded, and only for lines that load;
  * - access_from_allows() allows anything without from=, refuses a NULL
  *   address with from=, and refuses an address named by a literal "!X".
  */
@@ -25,6 +28,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -50,15 +54,14 @@ static const char *const fuzz_key_types[] = {
 	"ssh-dss",
 };
 
-static const char *const fuzz_fixed_names[] = {
-	"web01",
-	"web01:serial0",
-	"web-01:console1",
-	"db01",
-	"c7a5fdbd-cdaf-9455-926a-d65c16db1809",
-	"c7a5fdbd-cdaf-9455-926a-d65c16db1809:serial0",
-	"",
-	NULL,
+static const struct access_console fuzz_fixed_consoles[] = {
+	{ "web01", NULL, NULL },
+	{ "web01", "c7a5fdbd-cdaf-9455-926a-d65c16db1809", "serial0" },
+	{ "web-01", NULL, "console1" },
+	{ "db01", "C7A5FDBD-CDAF-9455-926A-D65C16DB1809", NULL },
+	{ "", NULL, "" },
+	{ NULL, "c7a5fdbd-cdaf-9455-926a-d65c16db1809", "serial0" },
+	{ NULL, NULL, NULL },
 };
 
 static const char *const fuzz_fixed_addrs[] = {
@@ -111,43 +114,87 @@ static void fuzz_check_key(const struct access_entry *e)
 	}
 }
 
+static bool fuzz_is_uuid_kind(enum access_kind k)
+{
+	return k == ACCESS_KIND_UUID || k == ACCESS_KIND_UUID_ALIAS;
+}
+
+/* The console a literal pattern names; parts point into buf. */
+static void fuzz_console_of(const struct access_rule *rule, char *buf, size_t size,
+			    struct access_console *con)
+{
+	char *colon;
+
+	snprintf(buf, size, "%s", rule->pattern);
+	*con = (struct access_console){ .vm = buf };
+	switch (rule->kind) {
+	case ACCESS_KIND_VM:
+		break;
+	case ACCESS_KIND_VM_ALIAS:
+		colon = strrchr(buf, ':');
+		*colon = '\0';
+		con->alias = colon + 1;
+		break;
+	case ACCESS_KIND_UUID:
+		*con = (struct access_console){ .vm = "x", .uuid = buf };
+		break;
+	case ACCESS_KIND_UUID_ALIAS:
+		buf[ACCESS_UUID_LEN] = '\0';
+		*con = (struct access_console){ .vm = "x", .uuid = buf,
+						.alias = buf + ACCESS_UUID_LEN + 1 };
+		break;
+	}
+}
+
 static void fuzz_check_rights(const struct access_entry *e)
 {
-	enum access_right best = ACCESS_NONE, r;
+	enum access_right best = ACCESS_NONE, best_uuid = ACCESS_NONE, best_name = ACCESS_NONE, r;
 
 	if ((e->n_rules == 0) != (e->rules == NULL))
 		abort();
 	for (size_t i = 0; i < e->n_rules; i++) {
 		const struct access_rule *rule = &e->rules[i];
-		const char *one[1];
+		struct access_console con;
+		char buf[ACCESS_MAX_LINE + 1];
 
 		if (!rule->pattern || rule->pattern[0] == '\0')
 			abort();
 		if (rule->right != ACCESS_RO && rule->right != ACCESS_RW)
 			abort();
+		if (rule->kind != access_pattern_kind(rule->pattern))
+			abort();
 		if (rule->right > best)
 			best = rule->right;
-		/* a literal pattern matches itself */
-		one[0] = rule->pattern;
-		r = access_check(e, one, 1);
-		if (fuzz_is_literal(rule->pattern) && r < rule->right)
+		if (fuzz_is_uuid_kind(rule->kind) && rule->right > best_uuid)
+			best_uuid = rule->right;
+		if (!fuzz_is_uuid_kind(rule->kind) && rule->right > best_name)
+			best_name = rule->right;
+		/* a literal pattern matches the console it names */
+		fuzz_console_of(rule, buf, sizeof(buf), &con);
+		r = access_check(e, &con);
+		if (fuzz_is_literal(rule->pattern) && strlen(rule->pattern) < ACCESS_NAME_MAX &&
+		    r < rule->right)
 			abort();
 		if (r != ACCESS_NONE && r != ACCESS_RO && r != ACCESS_RW)
 			abort();
 	}
 
-	if (access_check(e, fuzz_fixed_names, 0) != ACCESS_NONE)
-		abort();
-	r = access_check(e, fuzz_fixed_names, FUZZ_N(fuzz_fixed_names));
-	if (r > best || (r != ACCESS_NONE && r != ACCESS_RO && r != ACCESS_RW))
-		abort();
-	/* NULL names are skipped */
-	if (access_check(e, fuzz_fixed_names + FUZZ_N(fuzz_fixed_names) - 1, 1) != ACCESS_NONE)
-		abort();
-	if (e->comment) {
-		const char *one[1] = { e->comment };
+	for (size_t i = 0; i < FUZZ_N(fuzz_fixed_consoles); i++) {
+		const struct access_console *con = &fuzz_fixed_consoles[i];
 
-		if (access_check(e, one, 1) > best)
+		r = access_check(e, con);
+		if (r > best || (r != ACCESS_NONE && r != ACCESS_RO && r != ACCESS_RW))
+			abort();
+		/* names mean one thing: a UUID is matched by UUID rules only, and back */
+		if (!con->vm && r > best_uuid)
+			abort();
+		if (!con->uuid && r > best_name)
+			abort();
+	}
+	if (e->comment) {
+		const struct access_console con = { e->comment, e->comment, e->comment };
+
+		if (access_check(e, &con) > best)
 			abort();
 	}
 }
@@ -179,6 +226,34 @@ static void fuzz_check_from(const struct access_entry *e)
 		(void)access_from_allows(e, fuzz_fixed_addrs[i]);
 	if (e->comment)
 		(void)access_from_allows(e, e->comment);
+}
+
+static void fuzz_check_warnings(const struct access_file *f, unsigned nlines)
+{
+	unsigned prev = 0;
+	size_t ei = 0;
+
+	if (f->n_warnings > FUZZ_ACCESS_MAX_ERRORS || (f->n_warnings > 0 && !f->warnings))
+		abort();
+	for (size_t i = 0; i < f->n_warnings; i++) {
+		const struct access_error *w = &f->warnings[i];
+		size_t n;
+
+		if (w->line == 0 || w->line > nlines || w->line < prev || !w->message)
+			abort();
+		prev = w->line;
+		/* only for a line that loaded */
+		while (ei < f->n_entries && f->entries[ei].line < w->line)
+			ei++;
+		if (ei == f->n_entries || f->entries[ei].line != w->line)
+			abort();
+		n = strlen(w->message);
+		if (n == 0 || n >= FUZZ_ACCESS_MSG_MAX)
+			abort();
+		for (size_t k = 0; k < n; k++)
+			if (w->message[k] < 0x20 || w->message[k] > 0x7e)
+				abort();
+	}
 }
 
 static void fuzz_check_errors(const struct access_file *f, unsigned nlines)
@@ -225,6 +300,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		abort();
 
 	fuzz_check_errors(f, nlines);
+	fuzz_check_warnings(f, nlines);
 	for (size_t i = 0; i < f->n_entries; i++) {
 		const struct access_entry *e = &f->entries[i];
 

@@ -320,6 +320,87 @@ static char *access_next_item(char **p, size_t *ret_len)
 	return s;
 }
 
+static bool access_is_hex(char c)
+{
+	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+}
+
+/* Whether the n bytes at s are a UUID in canonical form (8-4-4-4-12 hex digits, any case). */
+static bool access_is_uuid(const char *s, size_t n)
+{
+	if (n != ACCESS_UUID_LEN)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		bool dash = i == 8 || i == 13 || i == 18 || i == 23;
+
+		if (dash ? s[i] != '-' : !access_is_hex(s[i]))
+			return false;
+	}
+	return true;
+}
+
+enum access_kind access_pattern_kind(const char *pattern)
+{
+	const char *colon = strchr(pattern, ':');
+	size_t n = colon ? (size_t)(colon - pattern) : strlen(pattern);
+
+	if (access_is_uuid(pattern, n))
+		return colon ? ACCESS_KIND_UUID_ALIAS : ACCESS_KIND_UUID;
+	return colon ? ACCESS_KIND_VM_ALIAS : ACCESS_KIND_VM;
+}
+
+/* A libvirt-style alias: serial0, console1, channel2, parallel0 ... (digits optional). */
+static bool access_looks_alias(const char *s)
+{
+	static const char *const kinds[] = { "serial", "console", "channel", "parallel" };
+
+	for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
+		size_t n = strlen(kinds[i]);
+
+		if (strncmp(s, kinds[i], n) == 0 && strspn(s + n, "0123456789") == strlen(s + n))
+			return true;
+	}
+	return false;
+}
+
+int access_pattern_warning(const char *pattern, char *buf, size_t size)
+{
+	const char *rest = pattern + strspn(pattern, "*");
+	char q[ACCESS_QUOTE_MAX];
+	bool hexish = true, glob = false, dash = false;
+	size_t nhex = 0;
+
+	if (access_pattern_kind(pattern) != ACCESS_KIND_VM)
+		return 0;
+	access_quote(q, pattern, strlen(pattern));
+	/* "*0", "*serial1", "*beef": once an alias or UUID tail, now only VM names ending so. */
+	if (rest != pattern && rest[0] &&
+	    (strspn(rest, "0123456789abcdefABCDEF-") == strlen(rest) || access_looks_alias(rest))) {
+		snprintf(buf, size,
+			 "consoles=: pattern %s matches VM names only, never aliases or UUIDs; "
+			 "write \"*:ALIAS\" for an alias, a UUID in full", q);
+		return 1;
+	}
+	/* "c7a5fdbd-*", "c7a5fdbd*": part of a UUID, which never matches one. */
+	for (const char *p = pattern; *p; p++) {
+		if (strchr("*?[]", *p))
+			glob = true;
+		else if (*p == '-')
+			dash = true;
+		else if (access_is_hex(*p))
+			nhex++;
+		else
+			hexish = false;
+	}
+	if (hexish && glob && (dash || nhex >= 8)) {
+		snprintf(buf, size,
+			 "consoles=: pattern %s matches VM names only; a UUID matches only when "
+			 "written in full", q);
+		return 1;
+	}
+	return 0;
+}
+
 static int access_add_rule(struct access_entry *e, const char *pattern, size_t n,
 			   enum access_right right)
 {
@@ -337,6 +418,7 @@ static int access_add_rule(struct access_entry *e, const char *pattern, size_t n
 	e->rules = rules;
 	rules[e->n_rules].pattern = pat;
 	rules[e->n_rules].right = right;
+	rules[e->n_rules].kind = access_pattern_kind(pat);
 	e->n_rules++;
 	return 0;
 }
@@ -606,6 +688,44 @@ static int access_add_error(struct access_file *f, unsigned line, const char *ms
 	return 0;
 }
 
+static int access_add_warning(struct access_file *f, unsigned line, const char *msg)
+{
+	struct access_error *w;
+	char *m;
+
+	if (f->n_warnings >= ACCESS_MAX_ERRORS)
+		return 0;
+	m = strdup(msg);
+	if (!m)
+		return -ENOMEM;
+	w = realloc(f->warnings, (f->n_warnings + 1) * sizeof(*w));
+	if (!w) {
+		free(m);
+		return -ENOMEM;
+	}
+	f->warnings = w;
+	w[f->n_warnings].line = line;
+	w[f->n_warnings].message = m;
+	f->n_warnings++;
+	return 0;
+}
+
+/* Warnings for the patterns of a line that loads. */
+static int access_warn_rules(struct access_file *f, const struct access_entry *e)
+{
+	for (size_t i = 0; i < e->n_rules; i++) {
+		char msg[ACCESS_MSG_MAX];
+		int r;
+
+		if (access_pattern_warning(e->rules[i].pattern, msg, sizeof(msg)) <= 0)
+			continue;
+		r = access_add_warning(f, e->line, msg);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
 /* Append *e to f (moved: *e is cleared). */
 static int access_add_entry(struct access_file *f, size_t *allocated, struct access_entry *e)
 {
@@ -649,8 +769,11 @@ static int access_handle_line(struct access_file *f, size_t *allocated, char *sc
 	r = access_parse_line(&l, scratch);
 	if (r == -EINVAL)
 		r = access_add_error(f, lineno, l.msg);
-	else if (r == 0)
-		r = access_add_entry(f, allocated, &e);
+	else if (r == 0) {
+		r = access_warn_rules(f, &e);
+		if (r >= 0)
+			r = access_add_entry(f, allocated, &e);
+	}
 	access_entry_done(&e);
 	return r;
 }
@@ -700,24 +823,44 @@ void access_file_free(struct access_file *f)
 	for (size_t i = 0; i < f->n_errors; i++)
 		free(f->errors[i].message);
 	free(f->errors);
+	for (size_t i = 0; i < f->n_warnings; i++)
+		free(f->warnings[i].message);
+	free(f->warnings);
 	free(f);
 }
 
-enum access_right access_check(const struct access_entry *e, const char *const *names,
-			       size_t n_names)
+/* Whether one rule applies to the console (see access.h for the kinds). */
+static bool access_rule_matches(const struct access_rule *rule, const struct access_console *con)
+{
+	const char *pat = rule->pattern;
+	char name[ACCESS_NAME_MAX];
+
+	switch (rule->kind) {
+	case ACCESS_KIND_VM:
+		return con->vm && fnmatch(pat, con->vm, 0) == 0;
+	case ACCESS_KIND_VM_ALIAS:
+		if (!con->vm || !con->alias ||
+		    (size_t)snprintf(name, sizeof(name), "%s:%s", con->vm, con->alias) >=
+			    sizeof(name))
+			return false; /* longer than any console name: no rule can mean it */
+		return fnmatch(pat, name, 0) == 0;
+	case ACCESS_KIND_UUID:
+		return con->uuid && strcasecmp(pat, con->uuid) == 0;
+	case ACCESS_KIND_UUID_ALIAS:
+		return con->uuid && con->alias && strlen(con->uuid) == ACCESS_UUID_LEN &&
+		       strncasecmp(pat, con->uuid, ACCESS_UUID_LEN) == 0 &&
+		       fnmatch(pat + ACCESS_UUID_LEN + 1, con->alias, 0) == 0;
+	}
+	return false;
+}
+
+enum access_right access_check(const struct access_entry *e, const struct access_console *con)
 {
 	enum access_right best = ACCESS_NONE;
 
-	for (size_t i = 0; i < e->n_rules; i++) {
-		if (e->rules[i].right <= best)
-			continue;
-		for (size_t k = 0; k < n_names; k++) {
-			if (names[k] && fnmatch(e->rules[i].pattern, names[k], 0) == 0) {
-				best = e->rules[i].right;
-				break;
-			}
-		}
-	}
+	for (size_t i = 0; i < e->n_rules; i++)
+		if (e->rules[i].right > best && access_rule_matches(&e->rules[i], con))
+			best = e->rules[i].right;
 	return best;
 }
 

@@ -6,10 +6,18 @@
  *
  *   consoles="web-*:rw,db01:ro",break ssh-ed25519 AAAA... alice@laptop
  *
- * - consoles="PATTERN:ro|rw,...": shell-style patterns (fnmatch, no flags)
- *   matched against a console's names (VM:ALIAS, VM, UUID, UUID:ALIAS); rw
- *   implies ro; the highest right of any matching rule wins.  A key without
- *   consoles= may log in but sees nothing.
+ * - consoles="PATTERN:ro|rw,...": rw implies ro; the highest right of any
+ *   matching rule wins.  A key without consoles= may log in but sees
+ *   nothing.  What a pattern matches depends on its form, so that a name
+ *   means one thing (access_pattern_kind()):
+ *   - a full canonical UUID (8-4-4-4-12 hex digits, any case): every console
+ *     of the VM with that UUID; "UUID:ALIAS" (ALIAS a shell pattern): that
+ *     VM's consoles whose alias matches;
+ *   - otherwise, without ':': a shell pattern (fnmatch, no flags) matched
+ *     against VM names only: every console of a matching VM;
+ *   - otherwise, with ':': matched against "VM:ALIAS" only.
+ *   So "ca*" never grants a VM because its UUID starts with "ca", and "*0"
+ *   never grants every VM's serial0.
  * - break: may send a serial break.
  * - from="PATTERN,...": the client address must match one pattern (fnmatch;
  *   "!PATTERN" excludes), as in OpenSSH.
@@ -37,9 +45,22 @@ enum access_right {
 	ACCESS_RW = 2,
 };
 
+/* "8-4-4-4-12" */
+#define ACCESS_UUID_LEN 36
+/* Buffer for "VM:ALIAS": longer names match no VM:ALIAS pattern. */
+#define ACCESS_NAME_MAX 1024
+
+enum access_kind {
+	ACCESS_KIND_VM,         /* no ':': the VM name */
+	ACCESS_KIND_VM_ALIAS,   /* with ':': "VM:ALIAS" */
+	ACCESS_KIND_UUID,       /* a full UUID: the VM's UUID (any case) */
+	ACCESS_KIND_UUID_ALIAS, /* "UUID:ALIAS": the UUID, and the alias (a pattern) */
+};
+
 struct access_rule {
 	char *pattern;
 	enum access_right right; /* ACCESS_RO or ACCESS_RW */
+	enum access_kind kind;
 };
 
 struct access_entry {
@@ -64,6 +85,16 @@ struct access_file {
 	size_t n_entries;
 	struct access_error *errors;
 	size_t n_errors;
+	/* Lines that load but hold a pattern that may not mean what it seems (bounded). */
+	struct access_error *warnings;
+	size_t n_warnings;
+};
+
+/* The names of one console, as rules see them. */
+struct access_console {
+	const char *vm;    /* VM name (for a console without a VM: its name) */
+	const char *uuid;  /* or NULL */
+	const char *alias; /* or NULL */
 };
 
 /*
@@ -73,9 +104,17 @@ struct access_file {
 int access_parse(const char *buf, size_t len, struct access_file **ret);
 void access_file_free(struct access_file *f);
 
-/* Highest right any rule grants for any of the names (NULL entries skipped). */
-enum access_right access_check(const struct access_entry *e, const char *const *names,
-			       size_t n_names);
+/* Highest right any rule grants for the console. */
+enum access_right access_check(const struct access_entry *e, const struct access_console *con);
+
+/* What a consoles= pattern is matched against. */
+enum access_kind access_pattern_kind(const char *pattern);
+/*
+ * Whether a pattern can still surprise (e.g. "*0" or "*serial1", which once
+ * matched aliases; "c7a5fdbd-*", part of a UUID): 1 with the warning in buf
+ * (printable ASCII), else 0.
+ */
+int access_pattern_warning(const char *pattern, char *buf, size_t size);
 
 /* Whether the client address (text form, e.g. "127.0.0.1" or "::1") is allowed by from=. */
 bool access_from_allows(const struct access_entry *e, const char *addr);

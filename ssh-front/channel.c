@@ -84,23 +84,21 @@ void chan_close(struct chan *c, int status, const char *fmt, ...)
 	c->state = CHAN_CLOSING;
 }
 
-/* The console names a rule may match: VM:ALIAS, VM, UUID, UUID:ALIAS. */
+/*
+ * The right of this key on a console: rules see its VM name, UUID and alias,
+ * each by the pattern's form (access.h), so a name means one thing.
+ */
 static enum access_right chan_right(const struct chan *c, json_t *console)
 {
-	const char *name = json_string_value(json_object_get(console, "name"));
-	const char *vm = json_string_value(json_object_get(console, "vm"));
-	const char *uuid = json_string_value(json_object_get(console, "uuid"));
-	const char *alias = json_string_value(json_object_get(console, "alias"));
-	char ua[256] = "";
-	const char *names[4] = { name, vm, uuid, NULL };
+	const struct access_console con = {
+		.vm = json_string_value(json_object_get(console, "vm")),
+		.uuid = json_string_value(json_object_get(console, "uuid")),
+		.alias = json_string_value(json_object_get(console, "alias")),
+	};
 
-	if (!c->session->key)
+	if (!c->session->key || !con.vm)
 		return ACCESS_NONE;
-	if (uuid && alias) {
-		snprintf(ua, sizeof(ua), "%s:%s", uuid, alias);
-		names[3] = ua;
-	}
-	return access_check(c->session->key, names, ELEMENTSOF(names));
+	return access_check(c->session->key, &con);
 }
 
 /* The list, keeping only consoles this key may use. */

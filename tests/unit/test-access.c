@@ -298,44 +298,172 @@ static void test_quoted_blanks_in_options(void **state)
 	access_file_free(f);
 }
 
+#define UUID_CAFE "cafe0000-1111-2222-3333-444455556666"
+#define UUID_DB "db000000-aaaa-bbbb-cccc-ddddeeeeffff"
+
 struct check_case {
-	const char *names[4];
-	size_t n_names;
+	struct access_console con;
 	enum access_right right;
 };
 
 static void test_check(void **state)
 {
 	static const struct check_case cases[] = {
-		{ { "web-01" }, 1, ACCESS_RW },
-		{ { "web-02" }, 1, ACCESS_RO },
-		{ { "db1" }, 1, ACCESS_RO },
-		{ { "db10" }, 1, ACCESS_NONE },
-		{ { "x:serial1" }, 1, ACCESS_RW },
-		{ { "x:serial2" }, 1, ACCESS_NONE },
-		/* '*' matches ':' too (no FNM_PATHNAME-like rule) */
-		{ { "web-02:serial0" }, 1, ACCESS_RO },
-		/* the best right over all names; NULL names are skipped */
-		{ { NULL, "zzz", "web-02", "web-01" }, 4, ACCESS_RW },
-		{ { "zzz", NULL, "db2", NULL }, 4, ACCESS_RO },
-		{ { NULL, NULL }, 2, ACCESS_NONE },
-		{ { "web-01" }, 0, ACCESS_NONE },
-		{ { "WEB-01" }, 1, ACCESS_NONE },
-		{ { "" }, 1, ACCESS_NONE },
+		{ { "web-01", NULL, NULL }, ACCESS_RW },
+		{ { "web-02", NULL, NULL }, ACCESS_RO },
+		{ { "db1", NULL, NULL }, ACCESS_RO },
+		{ { "db10", NULL, NULL }, ACCESS_NONE },
+		{ { "x", NULL, "serial1" }, ACCESS_RW },
+		{ { "x", NULL, "serial2" }, ACCESS_NONE },
+		/* a pattern without ':' grants every console of a matching VM */
+		{ { "web-02", NULL, "serial0" }, ACCESS_RO },
+		{ { "web-01", UUID_CAFE, "console1" }, ACCESS_RW },
+		{ { "WEB-01", NULL, NULL }, ACCESS_NONE },
+		{ { "", NULL, NULL }, ACCESS_NONE },
+		{ { NULL, NULL, NULL }, ACCESS_NONE },
 	};
 	struct access_file *f;
 	const struct access_entry *e = parse_one(
 		"consoles=\"web-*:ro,web-01:rw,db?:ro,*:serial1:rw\" " K_ED25519, &f);
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
-		assert_int_equal(access_check(e, cases[i].names, cases[i].n_names), cases[i].right);
+		assert_int_equal(access_check(e, &cases[i].con), cases[i].right);
+	access_file_free(f);
+}
+
+static void test_pattern_kind(void **state)
+{
+	assert_int_equal(access_pattern_kind("web01"), ACCESS_KIND_VM);
+	assert_int_equal(access_pattern_kind("ca*"), ACCESS_KIND_VM);
+	assert_int_equal(access_pattern_kind("cafe0000-1111-2222-3333-44445555666*"),
+			 ACCESS_KIND_VM);
+	assert_int_equal(access_pattern_kind("web01:serial0"), ACCESS_KIND_VM_ALIAS);
+	assert_int_equal(access_pattern_kind("*:serial0"), ACCESS_KIND_VM_ALIAS);
+	assert_int_equal(access_pattern_kind(UUID_CAFE), ACCESS_KIND_UUID);
+	assert_int_equal(access_pattern_kind("CAFE0000-1111-2222-3333-444455556666"),
+			 ACCESS_KIND_UUID);
+	assert_int_equal(access_pattern_kind(UUID_CAFE ":serial*"), ACCESS_KIND_UUID_ALIAS);
+	/* not canonical: dashes elsewhere, no dashes, a non-hex digit */
+	assert_int_equal(access_pattern_kind("cafe00001-111-2222-3333-444455556666"),
+			 ACCESS_KIND_VM);
+	assert_int_equal(access_pattern_kind("cafe0000111122223333444455556666"), ACCESS_KIND_VM);
+	assert_int_equal(access_pattern_kind("cafe0000-1111-2222-3333-44445555666g"),
+			 ACCESS_KIND_VM);
+}
+
+/*
+ * M1: patterns are typed.  Each case here was granted by the old rule, which
+ * matched every pattern against VM:ALIAS, VM, UUID and UUID:ALIAS alike.
+ */
+static void test_check_names_mean_one_thing(void **state)
+{
+	const struct access_console web01 = { "web01", UUID_CAFE, "serial0" };
+	const struct access_console web01_c1 = { "web01", UUID_CAFE, "console1" };
+	const struct access_console db = { "db01", UUID_DB, "serial0" };
+	const struct access_console cache = { "cache-1", UUID_DB, "serial0" };
+	struct access_file *f = parse_ok(
+		/* 1: meant for cache-* VMs */
+		"consoles=\"ca*:rw\" " K_ED25519 "\n"
+		/* 2: a VM-name pattern that also looks like aliases' ends */
+		"consoles=\"*0:ro\" " K_ED25519 "\n"
+		/* 3: a UUID prefix */
+		"consoles=\"db*:ro,cafe0000-*:ro\" " K_ED25519 "\n"
+		/* 4: UUID:ALIAS written as a prefix and a glob */
+		"consoles=\"cafe*:serial0:ro\" " K_ED25519 "\n"
+		/* 5: full UUIDs */
+		"consoles=\"CAFE0000-1111-2222-3333-444455556666:rw\" " K_ED25519 "\n"
+		"consoles=\"" UUID_CAFE ":console*:rw\" " K_ED25519 "\n"
+		/* 7: VM:ALIAS */
+		"consoles=\"web01:serial0:rw,*:console1:ro\" " K_ED25519 "\n"
+		/* 8: a VM-name pattern never matches VM:ALIAS */
+		"consoles=\"web01:s*:ro,*serial0:rw\" " K_ED25519 "\n");
+
+	assert_int_equal(f->n_errors, 0);
+	assert_int_equal(f->n_entries, 8);
+	/* "ca*" grants cache-1, never web01 through its UUID cafe0000-... */
+	assert_int_equal(access_check(&f->entries[0], &web01), ACCESS_NONE);
+	assert_int_equal(access_check(&f->entries[0], &cache), ACCESS_RW);
+	/* "*0" grants VMs whose name ends in 0, not every serial0 */
+	assert_int_equal(access_check(&f->entries[1], &web01), ACCESS_NONE);
+	assert_int_equal(access_check(&f->entries[1], &db), ACCESS_NONE);
+	/* UUID prefixes grant nothing */
+	assert_int_equal(access_check(&f->entries[2], &web01), ACCESS_NONE);
+	assert_int_equal(access_check(&f->entries[2], &db), ACCESS_RO); /* the VM name db01 */
+	assert_int_equal(access_check(&f->entries[2], &cache), ACCESS_NONE);
+	assert_int_equal(access_check(&f->entries[3], &web01), ACCESS_NONE);
+	/* a full UUID grants that VM, any case, and UUID:ALIAS its matching aliases */
+	assert_int_equal(access_check(&f->entries[4], &web01), ACCESS_RW);
+	assert_int_equal(access_check(&f->entries[4], &web01_c1), ACCESS_RW);
+	assert_int_equal(access_check(&f->entries[4], &db), ACCESS_NONE);
+	assert_int_equal(access_check(&f->entries[5], &web01), ACCESS_NONE);
+	assert_int_equal(access_check(&f->entries[5], &web01_c1), ACCESS_RW);
+	assert_int_equal(access_check(&f->entries[5], &cache), ACCESS_NONE);
+	/* VM:ALIAS patterns match VM:ALIAS */
+	assert_int_equal(access_check(&f->entries[6], &web01), ACCESS_RW);
+	assert_int_equal(access_check(&f->entries[6], &web01_c1), ACCESS_RO);
+	assert_int_equal(access_check(&f->entries[6], &db), ACCESS_NONE);
+	/* "web01:s*" grants web01:serial0; "*serial0" (no ':') matches no alias */
+	assert_int_equal(access_check(&f->entries[7], &web01), ACCESS_RO);
+	assert_int_equal(access_check(&f->entries[7], &db), ACCESS_NONE);
+	access_file_free(f);
+}
+
+static void test_pattern_warnings(void **state)
+{
+	static const struct {
+		const char *pattern;
+		bool warns;
+	} cases[] = {
+		{ "*0", true },     { "*1", true },        { "*serial1", true },
+		{ "**console", true }, { "*beef", true },  { "*-0a1b", true },
+		{ "c7a5fdbd-*", true }, { "c7a5fdbd*", true },
+		/* no surprise: leading '*' over VM names, VM:ALIAS, full UUIDs, names */
+		{ "*", false },     { "*-prod", false },   { "*web*", false },
+		{ "*:serial0", false }, { "*0:serial0", false }, { "ca*", false },
+		{ "db*", false },   { UUID_CAFE, false },  { UUID_CAFE ":serial*", false },
+		{ "web01", false },
+	};
+	char buf[256];
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		int r = access_pattern_warning(cases[i].pattern, buf, sizeof(buf));
+
+		if (r != (int)cases[i].warns)
+			fail_msg("pattern %s: warning %d, expected %d", cases[i].pattern, r,
+				 cases[i].warns);
+		if (r)
+			for (const char *p = buf; *p; p++)
+				assert_true(*p >= 0x20 && *p < 0x7f);
+	}
+}
+
+static void test_warnings_have_lines(void **state)
+{
+	struct access_file *f = parse_ok(
+		"# comment\n"
+		"consoles=\"web*:rw\" " K_ED25519 "\n"
+		"consoles=\"web*:rw,*0:ro,*serial1:rw\" " K_ED25519 "\n"
+		/* a line with an error is skipped: no warning for it */
+		"consoles=\"*0:ro\",bogus " K_ED25519 "\n"
+		"consoles=\"*1:ro\" " K_ED25519 "\n");
+
+	assert_int_equal(f->n_entries, 3);
+	assert_int_equal(f->n_errors, 1);
+	assert_int_equal(f->n_warnings, 3);
+	assert_int_equal(f->warnings[0].line, 3);
+	assert_non_null(strstr(f->warnings[0].message, "\"*0\""));
+	assert_int_equal(f->warnings[1].line, 3);
+	assert_non_null(strstr(f->warnings[1].message, "\"*serial1\""));
+	assert_int_equal(f->warnings[2].line, 5);
+	/* warnings never stop a rule from working */
+	assert_int_equal(f->entries[1].n_rules, 3);
 	access_file_free(f);
 }
 
 static void test_check_max_right(void **state)
 {
-	static const char *const web[] = { "web" };
-	static const char *const other[] = { "other" };
+	const struct access_console web = { "web", NULL, NULL };
+	const struct access_console other = { "other", NULL, NULL };
 	struct access_file *f = parse_ok(
 		/* 1: rw first, ro second: rw wins */
 		"consoles=\"*:rw,web:ro\" " K_ED25519 "\n"
@@ -348,14 +476,14 @@ static void test_check_max_right(void **state)
 
 	assert_int_equal(f->n_errors, 0);
 	assert_int_equal(f->n_entries, 4);
-	assert_int_equal(access_check(&f->entries[0], web, 1), ACCESS_RW);
-	assert_int_equal(access_check(&f->entries[0], other, 1), ACCESS_RW);
-	assert_int_equal(access_check(&f->entries[1], web, 1), ACCESS_RW);
-	assert_int_equal(access_check(&f->entries[1], other, 1), ACCESS_NONE);
-	assert_int_equal(access_check(&f->entries[2], web, 1), ACCESS_NONE);
+	assert_int_equal(access_check(&f->entries[0], &web), ACCESS_RW);
+	assert_int_equal(access_check(&f->entries[0], &other), ACCESS_RW);
+	assert_int_equal(access_check(&f->entries[1], &web), ACCESS_RW);
+	assert_int_equal(access_check(&f->entries[1], &other), ACCESS_NONE);
+	assert_int_equal(access_check(&f->entries[2], &web), ACCESS_NONE);
 	assert_true(f->entries[2].brk);
-	assert_int_equal(access_check(&f->entries[3], web, 1), ACCESS_RO);
-	assert_int_equal(access_check(&f->entries[3], other, 1), ACCESS_NONE);
+	assert_int_equal(access_check(&f->entries[3], &web), ACCESS_RO);
+	assert_int_equal(access_check(&f->entries[3], &other), ACCESS_NONE);
 	access_file_free(f);
 }
 
@@ -831,6 +959,10 @@ int main(void)
 		cmocka_unit_test(test_options),
 		cmocka_unit_test(test_quoted_blanks_in_options),
 		cmocka_unit_test(test_check),
+		cmocka_unit_test(test_pattern_kind),
+		cmocka_unit_test(test_check_names_mean_one_thing),
+		cmocka_unit_test(test_pattern_warnings),
+		cmocka_unit_test(test_warnings_have_lines),
 		cmocka_unit_test(test_check_max_right),
 		cmocka_unit_test(test_from),
 		cmocka_unit_test(test_errors),
