@@ -31,7 +31,7 @@ _daemons = []  # every Daemon started, checked by Results.finish()
 class Daemon:
     """A ttyhubd process on a private socket, logging to WORKDIR/ttyhubd.log."""
 
-    def __init__(self, workdir, *args, name="ttyhubd", wrap=(), guest_root=True):
+    def __init__(self, workdir, *args, name="ttyhubd", wrap=(), guest_root=True, lock_dir=True):
         self.workdir = workdir
         self.wrap = list(wrap)  # e.g. ["unshare", "-m", "sh", "-c", "... exec \"$0\" \"$@\""]
         self.socket = os.path.join(workdir, name + ".sock")
@@ -39,12 +39,14 @@ class Daemon:
         # The test guests (QEMU, fake-guest, libvirtd with user=root) run as root, which
         # ttyhubd refuses as a chardev peer unless told: guest_root=False to leave that out.
         self.args = (["--guest-user", "root"] if guest_root else []) + list(args)
+        # lock_dir=False: no --lock-dir on the command line (the configuration file decides).
+        self.lock_args = ["--lock-dir", workdir] if lock_dir else []
         self.proc = None
 
     def start(self, timeout=10):
         self._log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
-            self.wrap + [TTYHUBD, "--socket", self.socket, "--lock-dir", self.workdir] + self.args,
+            self.wrap + [TTYHUBD, "--socket", self.socket] + self.lock_args + self.args,
             stdin=subprocess.DEVNULL, stdout=self._log, stderr=self._log)
         _daemons.append(self)
         deadline = time.monotonic() + timeout
