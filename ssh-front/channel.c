@@ -26,10 +26,124 @@
 
 #define TO_CLIENT_MAX (128 * 1024)
 #define TO_BROKER_MAX (32 * 1024)
+#define MENU_MAX 64
 #define CLIENT_WRITE_CHUNK (128 * 1024)
 #define UNSENT_MAX (256 * 1024)
 
 static void chan_on_broker(struct watch *w, int fd, uint32_t revents, void *userdata);
+static void chan_send(struct chan *c, json_t *msg);
+
+/*
+ * What SSH users may learn of the host: consoles, not sockets.  Clients are
+ * shown as their SSH principal's comment, anyone else as "local admin";
+ * notices lose absolute paths.  Everything not on these lists is dropped.
+ */
+static void chan_label(const char *label, char *buf, size_t size)
+{
+	const char *ssh = NULL, *p;
+	size_t len = label ? strlen(label) : 0;
+
+	for (p = label ? strstr(label, " (ssh ") : NULL; p; p = strstr(p + 1, " (ssh "))
+		ssh = p;
+	if (ssh && len > 0 && label[len - 1] == ')')
+		snprintf(buf, size, "%.*s", (int)(ssh - label), label);
+	else
+		snprintf(buf, size, "local admin");
+}
+
+static bool chan_path_start(const char *text, const char *p)
+{
+	return *p == '/' && (p == text || strchr(" (:='\"", p[-1]));
+}
+
+/* Append n bytes of t to out (bounded by size, NUL kept room for). */
+static size_t chan_put(char *out, size_t o, size_t size, const char *t, size_t n)
+{
+	n = MIN(n, size - 1 - o);
+	memcpy(out + o, t, n);
+	return o + n;
+}
+
+/* Free text from the broker (notices, errors): local clients and paths made anonymous. */
+static void chan_scrub(const char *in, char *out, size_t size)
+{
+	static const char local[] = " (local, pid ";
+	const char *p = in ? in : "";
+	size_t o = 0;
+
+	if (size == 0)
+		return;
+	while (*p && o + 1 < size) {
+		const char *l = strstr(p, local), *q, *start;
+
+		for (q = p; *q && (!l || q < l) && !chan_path_start(in, q); q++)
+			;
+		if (*q == '/' && (!l || q < l)) {
+			o = chan_put(out, o, size, p, (size_t)(q - p));
+			o = chan_put(out, o, size, "[path]", 6);
+			p = q + strcspn(q, " )'\",;");
+		} else if (l) {
+			/* "NAME (local, pid N)" or "uid N (local, pid N)", then maybe " [client]" */
+			for (start = l; start > p && start[-1] != ' '; start--)
+				;
+			if (start - p >= 4 && strncmp(start - 4, "uid ", 4) == 0)
+				start -= 4;
+			o = chan_put(out, o, size, p, (size_t)(start - p));
+			o = chan_put(out, o, size, "local admin", 11);
+			q = strchr(l + 1, ')');
+			p = q ? q + 1 : l + strlen(l);
+			if (p[0] == ' ' && p[1] == '[' && strchr(p, ']'))
+				p = strchr(p, ']') + 1;
+		} else {
+			o = chan_put(out, o, size, p, strlen(p));
+			break;
+		}
+	}
+	out[o] = '\0';
+}
+
+/* One console as SSH users see it. */
+static json_t *chan_view_console(json_t *con, const char *access)
+{
+	static const char *const keep[] = { "name", "vm", "uuid", "alias", "device", "target",
+					    "state", "watchers" };
+	const char *writer = json_string_value(json_object_get(con, "writer"));
+	json_t *o = json_object();
+	char label[256];
+
+	if (!o)
+		return NULL;
+	for (size_t i = 0; i < ELEMENTSOF(keep); i++) {
+		json_t *v = json_object_get(con, keep[i]);
+
+		if (v && (json_is_string(v) || json_is_integer(v) || json_is_null(v)))
+			json_object_set(o, keep[i], v);
+	}
+	json_object_set_new(o, "access", json_string(access));
+	if (writer)
+		chan_label(writer, label, sizeof(label));
+	json_object_set_new(o, "writer", writer ? json_string(label) : json_null());
+	return o;
+}
+
+/* A `who` answer as SSH users see it: role, principal comment, since. */
+static json_t *chan_view_who(json_t *who)
+{
+	json_t *clients = json_array(), *cl;
+	size_t i;
+
+	json_array_foreach(json_object_get(who, "clients"), i, cl) {
+		const char *user = json_string_value(json_object_get(cl, "user"));
+		const char *role = json_string_value(json_object_get(cl, "role"));
+		char label[256];
+
+		chan_label(user, label, sizeof(label));
+		json_array_append_new(clients, json_pack("{s:s, s:s, s:O?}", "role",
+							 role ? role : "?", "user", label, "since",
+							 json_object_get(cl, "since")));
+	}
+	return json_pack("{s:s, s:o}", "type", "who", "clients", clients);
+}
 
 static const char *chan_eol(const struct chan *c)
 {
@@ -58,10 +172,31 @@ static void chan_notice(struct chan *c, const char *fmt, ...)
 	chan_say(c, line, proto_notice_line(text, c->at_bol, c->pty, line, sizeof(line)));
 }
 
+/*
+ * A request to the broker.  One that cannot be built (a name that is not
+ * UTF-8) or queued closes the channel: waiting for an answer that never
+ * comes would hold the broker connection for nothing.  Keystrokes leave
+ * CHAN_CONTROL_RESERVE free, so release and detach always fit.
+ */
 static void chan_send(struct chan *c, json_t *msg)
 {
-	if (msg && proto_put_control(&c->to_broker, msg) < 0)
-		log_warning("channel to broker full; request dropped");
+	if (c->state == CHAN_CLOSING || c->broker_fd < 0) {
+		json_decref(msg);
+		return;
+	}
+	if (!msg)
+		chan_close(c, 1, "cannot make the request (names must be UTF-8)");
+	else if (proto_put_control(&c->to_broker, msg) < 0)
+		chan_close(c, 1, "too many requests queued for the console broker");
+	json_decref(msg);
+}
+
+/* A request that may be dropped when the queue is full (a window size). */
+static void chan_send_optional(struct chan *c, json_t *msg)
+{
+	if (msg && c->broker_fd >= 0 && c->state != CHAN_CLOSING &&
+	    obuf_room(&c->to_broker) > CHAN_CONTROL_RESERVE)
+		proto_put_control(&c->to_broker, msg);
 	json_decref(msg);
 }
 
@@ -82,6 +217,23 @@ void chan_close(struct chan *c, int status, const char *fmt, ...)
 		sshd_audit(c->session, "detach", "console=%s", c->console);
 	c->exit_status = status;
 	c->state = CHAN_CLOSING;
+	c->menu_timer = sd_event_source_disable_unref(c->menu_timer);
+}
+
+/*
+ * Give the broker connection back as soon as the channel is closing: what
+ * is still queued for the broker gets one try, the client's last notices
+ * need no broker.  A client that never reads them holds no broker slot.
+ */
+static void chan_release_broker(struct chan *c)
+{
+	if (c->broker_fd < 0)
+		return;
+	if (obuf_len(&c->to_broker) > 0)
+		(void)obuf_flush(&c->to_broker, c->broker_fd);
+	c->broker_io = watch_free(c->broker_io);
+	c->broker_fd = safe_close(c->broker_fd);
+	obuf_consume(&c->to_broker, obuf_len(&c->to_broker));
 }
 
 /*
@@ -101,7 +253,7 @@ static enum access_right chan_right(const struct chan *c, json_t *console)
 	return access_check(c->session->key, &con);
 }
 
-/* The list, keeping only consoles this key may use. */
+/* The list, keeping only consoles this key may use, and of those what SSH users may see. */
 static json_t *chan_filter(const struct chan *c, json_t *consoles)
 {
 	json_t *out = json_array(), *con;
@@ -112,8 +264,7 @@ static json_t *chan_filter(const struct chan *c, json_t *consoles)
 
 		if (r == ACCESS_NONE)
 			continue;
-		json_object_set_new(con, "access", json_string(r == ACCESS_RW ? "rw" : "ro"));
-		json_array_append(out, con);
+		json_array_append_new(out, chan_view_console(con, r == ACCESS_RW ? "rw" : "ro"));
 	}
 	return out;
 }
@@ -143,6 +294,10 @@ static int chan_connect_broker(struct chan *c)
 /* Begin attaching: resolve the name first, so rights are checked on the real console. */
 static void chan_start_attach(struct chan *c, const char *name, int mode, long replay)
 {
+	if (strlen(name) >= sizeof(c->console)) {
+		chan_close(c, 1, "console name too long (at most %zu bytes)", sizeof(c->console) - 1);
+		return;
+	}
 	snprintf(c->console, sizeof(c->console), "%s", name);
 	c->want_mode = mode;
 	c->want_replay = replay;
@@ -170,7 +325,7 @@ static void chan_unknown(struct chan *c, const char *name)
 static void chan_attach_resolved(struct chan *c, json_t *list)
 {
 	json_t *con = json_array_get(json_object_get(list, "consoles"), 0);
-	const char *mode = "rw";
+	const char *mode = "rw", *name;
 	char wanted[sizeof(c->console)];
 	json_t *req;
 
@@ -180,10 +335,14 @@ static void chan_attach_resolved(struct chan *c, json_t *list)
 		chan_unknown(c, wanted);
 		return;
 	}
+	name = json_string_value(json_object_get(con, "name"));
+	if (!name || strlen(name) >= sizeof(c->console)) {
+		chan_close(c, 1, "console name too long (at most %zu bytes)", sizeof(c->console) - 1);
+		return;
+	}
 	json_decref(c->info);
 	c->info = json_incref(con);
-	snprintf(c->console, sizeof(c->console), "%s",
-		 json_string_value(json_object_get(con, "name")));
+	snprintf(c->console, sizeof(c->console), "%s", name);
 	if (c->want_mode == USERSPEC_FORCE && c->right < ACCESS_RW) {
 		chan_close(c, 1, "your key may only watch %s", c->console);
 		return;
@@ -200,13 +359,43 @@ static void chan_attach_resolved(struct chan *c, json_t *list)
 	chan_send(c, req);
 }
 
+static int chan_on_menu_timeout(sd_event_source *es, uint64_t usec, void *userdata)
+{
+	struct chan *c = userdata;
+	struct session *s = c->session;
+
+	if (c->state == CHAN_MENU) {
+		chan_close(c, 1, "no console chosen in %u seconds; closing",
+			   s->sshd->config.menu_timeout_s);
+		chan_pump(c); /* may free c */
+		session_update_events(s);
+	}
+	return 0;
+}
+
+/* (Re)start the menu's idle timer. */
+static void chan_menu_touch(struct chan *c)
+{
+	uint64_t usec = (uint64_t)c->session->sshd->config.menu_timeout_s * 1000000;
+
+	if (!c->menu_timer) {
+		if (sd_event_add_time_relative(c->session->sshd->event, &c->menu_timer,
+					       CLOCK_MONOTONIC, usec, 0, chan_on_menu_timeout, c) < 0)
+			chan_close(c, 1, "cannot show the menu (out of resources)");
+		return;
+	}
+	sd_event_source_set_time_relative(c->menu_timer, usec);
+	sd_event_source_set_enabled(c->menu_timer, SD_EVENT_ONESHOT);
+}
+
 static void chan_show_menu(struct chan *c, json_t *list)
 {
 	json_t *allowed = chan_filter(c, json_object_get(list, "consoles")), *con;
-	char line[512];
+	char line[CHAN_NAME_MAX + 128];
 	size_t i;
 
-	c->n_menu = 0;
+	json_decref(c->menu);
+	c->menu = NULL;
 	if (json_array_size(allowed) == 0) {
 		json_decref(allowed);
 		chan_close(c, 1, "no consoles are available to your key");
@@ -214,24 +403,24 @@ static void chan_show_menu(struct chan *c, json_t *list)
 	}
 	snprintf(line, sizeof(line), "ttyhub: consoles you may use:%s", chan_eol(c));
 	chan_say(c, line, strlen(line));
+	while (json_array_size(allowed) > MENU_MAX)
+		json_array_remove(allowed, MENU_MAX);
 	json_array_foreach(allowed, i, con) {
 		const char *name = json_string_value(json_object_get(con, "name"));
-		char esc[160];
+		char esc[CHAN_NAME_MAX];
 
-		if (c->n_menu >= ELEMENTSOF(c->menu) || !name)
-			break;
-		snprintf(c->menu[c->n_menu], sizeof(c->menu[0]), "%s", name);
-		snprintf(line, sizeof(line), "  %2u) %-28s %-10s %s%s", ++c->n_menu,
-			 log_sanitize(name, strlen(name), esc, sizeof(esc)),
+		snprintf(line, sizeof(line), "  %2zu) %-28s %-10s %s%s", i + 1,
+			 log_sanitize(name ? name : "?", name ? strlen(name) : 1, esc, sizeof(esc)),
 			 json_string_value(json_object_get(con, "state")),
 			 json_string_value(json_object_get(con, "access")), chan_eol(c));
 		chan_say(c, line, strlen(line));
 	}
-	json_decref(allowed);
+	c->menu = allowed;
 	snprintf(line, sizeof(line), "Select a console (number or name, q to quit): ");
 	chan_say(c, line, strlen(line));
 	c->state = CHAN_MENU;
 	c->line_len = 0;
+	chan_menu_touch(c);
 }
 
 /*
@@ -260,12 +449,51 @@ static void chan_print(struct chan *c, void (*print)(FILE *, json_t *, const cha
 	free(buf);
 }
 
+static void cell(FILE *f, const char *s, int width)
+{
+	char esc[CHAN_NAME_MAX];
+
+	if (!s)
+		s = "-";
+	fprintf(f, "%-*s", width, log_sanitize(s, strlen(s), esc, sizeof(esc)));
+}
+
+/* The SSH user's table: only fields of chan_view_console(). */
 static void print_list(FILE *f, json_t *consoles, const char *eol)
 {
-	json_t *none = json_array();
+	json_t *c;
+	size_t i;
 
-	listing_print_consoles(f, consoles, none, eol);
-	json_decref(none);
+	fprintf(f, "%-28s %-11s %-18s %-6s %-8s %s%s", "NAME", "STATE", "DEVICE", "ACCESS",
+		"WATCHERS", "WRITER", eol);
+	json_array_foreach(consoles, i, c) {
+		const char *dev = json_string_value(json_object_get(c, "device"));
+		const char *target = json_string_value(json_object_get(c, "target"));
+		char device[CHAN_NAME_MAX];
+
+		snprintf(device, sizeof(device), "%s%s%s", dev ? dev : "-", target ? "/" : "",
+			 target ? target : "");
+		cell(f, json_string_value(json_object_get(c, "name")), 28);
+		fputc(' ', f);
+		cell(f, json_string_value(json_object_get(c, "state")), 11);
+		fputc(' ', f);
+		cell(f, device, 18);
+		fputc(' ', f);
+		cell(f, json_string_value(json_object_get(c, "access")), 6);
+		fprintf(f, " %-8lld ", (long long)json_integer_value(json_object_get(c, "watchers")));
+		cell(f, json_string_value(json_object_get(c, "writer")), 0);
+		fputs(eol, f);
+	}
+	if (json_array_size(consoles) == 0)
+		fprintf(f, "(no consoles)%s", eol);
+}
+
+static void print_who(FILE *f, json_t *who, const char *eol)
+{
+	json_t *view = chan_view_who(who);
+
+	listing_print_who(f, view, eol);
+	json_decref(view);
 }
 
 /* JSON for programs: "\n" whatever the terminal. */
@@ -302,7 +530,7 @@ static void chan_exec_reply(struct chan *c, const char *type, json_t *msg)
 		chan_send(c, json_pack("{s:s, s:s}", "type", "who", "console",
 				       json_string_value(json_object_get(con, "name"))));
 	} else if (strcmp(type, "who") == 0) {
-		chan_print(c, listing_print_who, msg);
+		chan_print(c, print_who, msg);
 		chan_close(c, 0, NULL);
 	}
 }
@@ -310,10 +538,12 @@ static void chan_exec_reply(struct chan *c, const char *type, json_t *msg)
 static void chan_handle_error(struct chan *c, json_t *msg)
 {
 	const char *code = json_string_value(json_object_get(msg, "code"));
-	const char *text = json_string_value(json_object_get(msg, "message"));
+	const char *raw = json_string_value(json_object_get(msg, "message"));
+	char text[1024];
 
-	if (!code || !text)
+	if (!code || !raw)
 		return;
+	chan_scrub(raw, text, sizeof(text));
 	if (strcmp(code, PROTO_E_UNKNOWN_CONSOLE) == 0 && c->state != CHAN_ATTACHED) {
 		chan_unknown(c, c->state == CHAN_EXEC && strncmp(c->exec, "who ", 4) == 0
 					? c->exec + 4 : c->console);
@@ -331,6 +561,58 @@ static void chan_handle_error(struct chan *c, json_t *msg)
 		chan_notice(c, "%s", text);
 	else
 		chan_close(c, 1, "%s", text);
+}
+
+/* Same string member in both, or absent from the answer. */
+static bool chan_same(json_t *answer, json_t *checked, const char *key)
+{
+	json_t *a = json_object_get(answer, key);
+
+	return !a || json_equal(a, json_object_get(checked, key));
+}
+
+/*
+ * The attach was answered.  It must be the console whose rights were
+ * checked (c->info): otherwise the user would type into a console chosen by
+ * the broker's name resolution, not by the access file.
+ */
+static void chan_attached(struct chan *c, json_t *msg)
+{
+	const char *role = json_string_value(json_object_get(msg, "role"));
+	const char *state = json_string_value(json_object_get(msg, "state"));
+	const char *writer = json_string_value(json_object_get(msg, "writer"));
+	json_t *view;
+	char text[1024], label[256];
+
+	if (!c->info || !json_is_string(json_object_get(msg, "console")) ||
+	    !chan_same(msg, c->info, "vm") || !chan_same(msg, c->info, "uuid") ||
+	    strcmp(json_string_value(json_object_get(msg, "console")), c->console) != 0) {
+		chan_send(c, json_pack("{s:s}", "type", "detach"));
+		log_warning("ttyhubd attached another console than %s; detached", c->console);
+		chan_close(c, 1, "attach failed: the console broker attached another console "
+			   "than the one checked; detached");
+		return;
+	}
+	c->state = CHAN_ATTACHED;
+	c->writer = role && strcmp(role, "writer") == 0;
+	/* The text shows the writer: as SSH users may see it. */
+	view = json_deep_copy(msg);
+	if (view && writer) {
+		chan_label(writer, label, sizeof(label));
+		json_object_set_new(view, "writer", json_string(label));
+	}
+	proto_attached_text(view ? view : msg, c->esc.prefix, text, sizeof(text));
+	json_decref(view);
+	chan_notice(c, "%s", text);
+	if (strcmp(state ?: "", "connected"))
+		chan_notice(c, "console is %s", state ?: "?");
+	sshd_audit(c->session, "attach", "console=%s role=%s", c->console,
+		   c->writer ? "writer" : "watcher");
+	if (c->pty && c->cols && c->rows)
+		chan_send_optional(c, json_pack("{s:s, s:i, s:i}", "type", "resize", "cols",
+						(int)c->cols, "rows", (int)c->rows));
+	/* Rights may have changed while attaching (a reload). */
+	chan_recheck(c);
 }
 
 static void chan_handle_control(struct chan *c, const struct frame *f)
@@ -360,45 +642,38 @@ static void chan_handle_control(struct chan *c, const struct frame *f)
 		c->broker_hello = true;
 	else if (strcmp(type, "error") == 0)
 		chan_handle_error(c, msg);
-	else if (strcmp(type, "notice") == 0)
-		chan_notice(c, "%s", json_string_value(json_object_get(msg, "text")));
+	else if (strcmp(type, "notice") == 0) {
+		char text[1024];
+
+		chan_scrub(json_string_value(json_object_get(msg, "text")), text, sizeof(text));
+		chan_notice(c, "%s", text);
+	} else if (c->state == CHAN_ATTACHING && strcmp(type, "attached") == 0)
+		chan_attached(c, msg);
 	else if (c->state == CHAN_EXEC)
 		chan_exec_reply(c, type, msg);
 	else if (c->state == CHAN_MENU && strcmp(type, "list") == 0)
 		chan_show_menu(c, msg);
 	else if (c->state == CHAN_ATTACHING && strcmp(type, "list") == 0)
 		chan_attach_resolved(c, msg);
-	else if (c->state == CHAN_ATTACHING && strcmp(type, "attached") == 0) {
-		const char *role = json_string_value(json_object_get(msg, "role"));
-		char text[512];
-
-		c->state = CHAN_ATTACHED;
-		c->writer = role && strcmp(role, "writer") == 0;
-		proto_attached_text(msg, c->esc.prefix, text, sizeof(text));
-		chan_notice(c, "%s", text);
-		if (strcmp(json_string_value(json_object_get(msg, "state")) ?: "", "connected"))
-			chan_notice(c, "console is %s: %s",
-				    json_string_value(json_object_get(msg, "state")),
-				    json_string_value(json_object_get(msg, "status")) ?: "");
-		sshd_audit(c->session, "attach", "console=%s role=%s", c->console,
-			   c->writer ? "writer" : "watcher");
-		if (c->pty && c->cols && c->rows)
-			chan_send(c, json_pack("{s:s, s:i, s:i}", "type", "resize", "cols",
-					       (int)c->cols, "rows", (int)c->rows));
-	} else if (strcmp(type, "state") == 0) {
+	else if (strcmp(type, "state") == 0) {
 		const char *role = json_string_value(json_object_get(msg, "role"));
 		bool writer = role && strcmp(role, "writer") == 0;
 
 		if (writer && !c->writer)
 			sshd_audit(c->session, "takeover", "console=%s", c->console);
 		c->writer = writer;
+		/* A take sent before a reload made the key watch-only. */
+		if (writer && c->right < ACCESS_RW)
+			chan_send(c, json_pack("{s:s}", "type", "release"));
 	} else if (strcmp(type, "who") == 0)
-		chan_print(c, listing_print_who, msg);
+		chan_print(c, print_who, msg);
 	else if (strcmp(type, "detached") == 0) {
 		const char *reason = json_string_value(json_object_get(msg, "reason"));
+		char text[512];
 
+		chan_scrub(reason, text, sizeof(text));
 		chan_close(c, reason && strcmp(reason, "detached on request") == 0 ? 0 : 1,
-			   "detached: %s", reason ? reason : "");
+			   "detached: %s", text);
 	}
 	json_decref(msg);
 }
@@ -449,8 +724,8 @@ static size_t chan_keys(struct chan *c, const uint8_t *data, size_t len)
 {
 	size_t used = 0;
 
-	while (used < len && obuf_room(&c->to_broker) > 2 * FRAME_HEADER + 512) {
-		size_t room = obuf_room(&c->to_broker) - 2 * FRAME_HEADER - 512;
+	while (used < len && obuf_room(&c->to_broker) > 2 * FRAME_HEADER + CHAN_CONTROL_RESERVE) {
+		size_t room = obuf_room(&c->to_broker) - 2 * FRAME_HEADER - CHAN_CONTROL_RESERVE;
 		size_t n = MIN(len - used, room), outlen;
 		uint8_t out[4096 + 2];
 		enum escape_cmd cmd;
@@ -467,7 +742,8 @@ static size_t chan_keys(struct chan *c, const uint8_t *data, size_t len)
 		}
 		if ((cmd == ESCAPE_FORCE || cmd == ESCAPE_ATTACH_RW) && c->right < ACCESS_RW)
 			chan_notice(c, "your key may only watch %s", c->console);
-		else if (cmd == ESCAPE_BREAK && !c->session->key->brk)
+		else if (cmd == ESCAPE_BREAK && (!c->session->key->brk || c->right < ACCESS_RW))
+			/* A break is input to the guest (SysRq, kgdb): it needs write access too. */
 			chan_notice(c, "your key may not send a serial break");
 		else if (cmd == ESCAPE_HELP) {
 			char help[1024];
@@ -482,11 +758,19 @@ static size_t chan_keys(struct chan *c, const uint8_t *data, size_t len)
 	return used;
 }
 
+static const char *chan_menu_name(const struct chan *c, size_t i)
+{
+	return json_string_value(json_object_get(json_array_get(c->menu, i), "name")) ?: "";
+}
+
 /* Menu line editing; the client's terminal is raw, so we echo. */
 static size_t chan_menu_keys(struct chan *c, const uint8_t *data, size_t len)
 {
+	if (len > 0 && c->state == CHAN_MENU)
+		chan_menu_touch(c);
 	for (size_t i = 0; i < len && c->state == CHAN_MENU; i++) {
 		uint8_t ch = data[i];
+		size_t n_menu = json_array_size(c->menu);
 
 		if (ch == '\r' || ch == '\n') {
 			unsigned long n;
@@ -497,12 +781,12 @@ static size_t chan_menu_keys(struct chan *c, const uint8_t *data, size_t len)
 			n = strtoul(c->line, &end, 10);
 			if (strcmp(c->line, "q") == 0)
 				chan_close(c, 0, NULL);
-			else if (*end == '\0' && end != c->line && n >= 1 && n <= c->n_menu)
-				chan_start_attach(c, c->menu[n - 1], USERSPEC_RW, -2);
+			else if (*end == '\0' && end != c->line && n >= 1 && n <= n_menu)
+				chan_start_attach(c, chan_menu_name(c, n - 1), USERSPEC_RW, -2);
 			else {
-				for (unsigned k = 0; k < c->n_menu; k++)
-					if (strcmp(c->line, c->menu[k]) == 0) {
-						chan_start_attach(c, c->menu[k], USERSPEC_RW, -2);
+				for (size_t k = 0; k < n_menu; k++)
+					if (strcmp(c->line, chan_menu_name(c, k)) == 0) {
+						chan_start_attach(c, chan_menu_name(c, k), USERSPEC_RW, -2);
 						break;
 					}
 				if (c->state == CHAN_MENU) {
@@ -587,8 +871,25 @@ static int chan_on_resize(ssh_session ssh, ssh_channel ch, int cols, int rows, i
 	c->cols = (unsigned)cols;
 	c->rows = (unsigned)rows;
 	if (c->state == CHAN_ATTACHED)
-		chan_send(c, json_pack("{s:s, s:i, s:i}", "type", "resize", "cols", cols, "rows", rows));
+		chan_send_optional(c, json_pack("{s:s, s:i, s:i}", "type", "resize", "cols", cols,
+						"rows", rows));
 	return 0;
+}
+
+/* Over a limit: say which, and close. */
+static bool chan_refused(struct chan *c)
+{
+	const struct sshd_config *cfg = &c->session->sshd->config;
+
+	if (c->session->over_limit)
+		chan_close(c, 1, "too many sessions with your key (at most %u); closing",
+			   cfg->max_sessions_per_key);
+	else if (c->over_limit)
+		chan_close(c, 1, "too many channels in this session (at most %u); closing",
+			   cfg->max_channels);
+	else
+		return false;
+	return true;
 }
 
 static int chan_on_shell(ssh_session ssh, ssh_channel ch, void *userdata)
@@ -598,6 +899,12 @@ static int chan_on_shell(ssh_session ssh, ssh_channel ch, void *userdata)
 
 	if (c->state != CHAN_NEW)
 		return 1;
+	if (chan_refused(c))
+		return 0;
+	if (c->session->user_too_long) {
+		chan_close(c, 1, "user name too long (at most %d bytes)", USERSPEC_USER_MAX);
+		return 0;
+	}
 	if (chan_connect_broker(c) < 0) {
 		chan_close(c, 1, "the console broker is not reachable");
 		return 0;
@@ -617,11 +924,18 @@ static int chan_on_shell(ssh_session ssh, ssh_channel ch, void *userdata)
 static int chan_on_exec(ssh_session ssh, ssh_channel ch, const char *command, void *userdata)
 {
 	struct chan *c = userdata;
-	char cmd[256], *argv[5], *save = NULL;
+	char cmd[CHAN_NAME_MAX + 64], *argv[5], *save = NULL;
 	int argc = 0;
 
 	if (c->state != CHAN_NEW)
 		return 1;
+	if (chan_refused(c))
+		return 0;
+	if (command && strlen(command) >= sizeof(cmd)) {
+		/* Never cut: a cut name could name another console. */
+		chan_close(c, 2, "command too long (at most %zu bytes)", sizeof(cmd) - 1);
+		return 0;
+	}
 	snprintf(cmd, sizeof(cmd), "%s", command ? command : "");
 	for (char *t = strtok_r(cmd, " \t", &save); t && argc < 5; t = strtok_r(NULL, " \t", &save))
 		argv[argc++] = t;
@@ -638,7 +952,7 @@ static int chan_on_exec(ssh_session ssh, ssh_channel ch, const char *command, vo
 		c->state = CHAN_EXEC;
 		chan_send(c, json_pack("{s:s}", "type", "list"));
 	} else if (argc == 2 && strcmp(argv[0], "who") == 0) {
-		snprintf(c->exec, sizeof(c->exec), "who %.200s", argv[1]);
+		snprintf(c->exec, sizeof(c->exec), "who %s", argv[1]);
 		c->state = CHAN_EXEC;
 		chan_send(c, json_pack("{s:s, s:s}", "type", "list", "console", argv[1]));
 	} else if (argc >= 2 && argc <= 3 && strcmp(argv[0], "attach") == 0 &&
@@ -664,13 +978,14 @@ static int chan_on_env(ssh_session ssh, ssh_channel ch, const char *name, const 
 	return 1;
 }
 
-ssh_channel chan_open(struct session *s)
+ssh_channel chan_open(struct session *s, bool over_limit)
 {
 	struct chan *c = calloc(1, sizeof(*c));
 
 	if (!c)
 		return NULL;
 	c->session = s;
+	c->over_limit = over_limit;
 	c->broker_fd = -EBADF;
 	c->at_bol = true;
 	c->exit_status = 0;
@@ -713,6 +1028,8 @@ void chan_free(struct chan *c)
 		sshd_audit(c->session, "detach", "console=%s reason=session-closed", c->console);
 	c->broker_io = watch_free(c->broker_io);
 	c->broker_fd = safe_close(c->broker_fd);
+	c->menu_timer = sd_event_source_disable_unref(c->menu_timer);
+	json_decref(c->menu);
 	if (c->ch) {
 		ssh_remove_channel_callbacks(c->ch, &c->cb);
 		ssh_channel_free(c->ch);
@@ -815,6 +1132,8 @@ void chan_pump(struct chan *c)
 		if (obuf_flush(&c->to_broker, c->broker_fd) < 0)
 			chan_close(c, 1, "lost the connection to the console broker");
 	}
+	if (c->state == CHAN_CLOSING)
+		chan_release_broker(c);
 	chan_resume_keys(c);
 	/* Last: after anything above that may have run libssh's loop. */
 	chan_flush_client(c);
@@ -835,15 +1154,20 @@ void chan_recheck(struct chan *c)
 {
 	enum access_right r;
 
-	if (c->state != CHAN_ATTACHED || !c->info)
+	/* Attaching: the rights were checked on c->info, the answer may still come. */
+	if ((c->state != CHAN_ATTACHED && c->state != CHAN_ATTACHING) || !c->info)
 		return;
 	r = chan_right(c, c->info);
-	if (r == ACCESS_NONE)
+	if (r == ACCESS_NONE) {
+		chan_send(c, json_pack("{s:s}", "type", "detach"));
 		chan_close(c, 1, "your key no longer has access to %s; closing", c->console);
-	else if (r < ACCESS_RW && c->right == ACCESS_RW) {
-		chan_send(c, json_pack("{s:s}", "type", "release"));
-		chan_notice(c, "your key may now only watch %s", c->console);
+		return;
 	}
-	if (r != ACCESS_NONE)
-		c->right = r;
+	if (r < ACCESS_RW && (c->right == ACCESS_RW || c->writer)) {
+		if (c->state == CHAN_ATTACHED && c->writer)
+			chan_send(c, json_pack("{s:s}", "type", "release"));
+		if (c->right == ACCESS_RW)
+			chan_notice(c, "your key may now only watch %s", c->console);
+	}
+	c->right = r;
 }

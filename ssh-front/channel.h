@@ -28,6 +28,15 @@
 
 struct session;
 
+/*
+ * Longest console name the front handles: the broker's names are at most
+ * 255 bytes of VM name, ':' and an alias (about 383 bytes).  A longer name is
+ * refused, never cut: a cut name could resolve to another console.
+ */
+#define CHAN_NAME_MAX 512
+/* Room in to_broker that keystrokes never take: requests (release, detach) always fit. */
+#define CHAN_CONTROL_RESERVE 2048
+
 enum chan_state {
 	CHAN_NEW,       /* open, waiting for pty/shell/exec */
 	CHAN_MENU,      /* choosing a console */
@@ -57,9 +66,9 @@ struct chan {
 
 	struct escape esc;
 	bool at_bol;                         /* last byte to the client ended a line */
-	char console[160];                   /* attached console (canonical name) */
+	char console[CHAN_NAME_MAX];         /* attached console (canonical name) */
 	enum access_right right;             /* the key's right on it */
-	json_t *info;                        /* owned: the console as the broker described it */
+	json_t *info;                        /* owned: the console whose rights were checked */
 	json_t *list;                        /* owned: `list` pieces collected so far */
 	bool ro_hinted;
 	bool from_username;                  /* the console came from the SSH user name */
@@ -67,25 +76,30 @@ struct chan {
 	uint8_t held[4096];                  /* keystrokes read back from libssh, not yet sent */
 	size_t held_len;
 	bool writer;
+	bool over_limit;                     /* opened past --max-channels: refused */
 	int exit_status;
+	sd_event_source *menu_timer;         /* owned: closes an idle menu */
 
 	/* Menu and exec state. */
 	char line[130];
 	size_t line_len;
-	char menu[64][160];                  /* console names offered by number */
-	unsigned n_menu;
-	char exec[256];                      /* the exec command */
+	json_t *menu;                        /* owned: the consoles offered, by number */
+	char exec[CHAN_NAME_MAX + 16];       /* the exec command */
 	int want_mode;                       /* USERSPEC_* for the pending attach */
 	long want_replay;
 
 	TAILQ_ENTRY(chan) entry;
 };
 
-ssh_channel chan_open(struct session *s);
+/* over_limit: the session has all its channels; this one only says so and closes. */
+ssh_channel chan_open(struct session *s, bool over_limit);
 void chan_free(struct chan *c);
 /* Move what can move: client window and libssh's buffer permitting. */
 void chan_pump(struct chan *c);
 /* Say something to the user and close the channel. */
 void chan_close(struct chan *c, int status, const char *fmt, ...) _printf_(3, 4);
-/* The key's rights changed (reload): close if access to the console is gone. */
+/*
+ * The key's rights changed (reload), or the attach was answered: close if
+ * access to the console is gone, give up the writer role if it became ro.
+ */
 void chan_recheck(struct chan *c);

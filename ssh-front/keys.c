@@ -24,6 +24,19 @@ int hostkey_load(const char *path, ssh_key *ret)
 	int r;
 
 	if (access(path, F_OK) == 0) {
+		struct stat st;
+
+		/* As OpenSSH: a private key others may read (or replace) is no secret. */
+		if (stat(path, &st) < 0)
+			return log_error_errno(negative_errno(), "cannot access host key %s", path);
+		if (st.st_uid != geteuid() && st.st_uid != 0)
+			return log_error_errno(-EPERM, "host key %s is owned by uid %u, not by us "
+					       "(uid %u) or root; refusing it", path,
+					       (unsigned)st.st_uid, (unsigned)geteuid());
+		if (st.st_mode & 077)
+			return log_error_errno(-EPERM, "host key %s is accessible by others (mode "
+					       "%04o); refusing it (chmod 600)", path,
+					       (unsigned)(st.st_mode & 07777));
 		if (ssh_pki_import_privkey_file(path, NULL, NULL, NULL, &key) != SSH_OK)
 			return log_error_errno(-EINVAL, "cannot load host key %s (unreadable or not "
 						"a private key)", path);

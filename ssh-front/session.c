@@ -130,6 +130,8 @@ static int session_on_grace(sd_event_source *es, uint64_t usec, void *userdata)
 
 	if (s->state != SESSION_AUTHED)
 		session_close(s, "login grace time exceeded");
+	else if (s->over_limit)
+		session_close(s, "too many sessions with this key");
 	return 0;
 }
 
@@ -191,6 +193,19 @@ static void session_on_io(struct watch *w, int fd, uint32_t revents, void *userd
 	session_update_events(s);
 }
 
+/* Other live sessions of the same key, within the per-key limit. */
+static unsigned session_count_key(const struct session *s)
+{
+	const struct session *o;
+	unsigned n = 0;
+
+	TAILQ_FOREACH(o, &s->sshd->sessions, entry)
+		if (o != s && !o->dead && o->state == SESSION_AUTHED && !o->over_limit &&
+		    strcmp(o->fingerprint, s->fingerprint) == 0)
+			n++;
+	return n;
+}
+
 /* libssh callbacks */
 
 static int session_on_auth_pubkey(ssh_session ssh, const char *user, struct ssh_key_struct *pubkey,
@@ -204,6 +219,7 @@ static int session_on_auth_pubkey(ssh_session ssh, const char *user, struct ssh_
 
 	if (s->dead || s->state == SESSION_AUTHED)
 		return SSH_AUTH_DENIED;
+	s->user_too_long = user && strlen(user) >= sizeof(s->user);
 	snprintf(s->user, sizeof(s->user), "%s", user ? user : "");
 	e = (state == SSH_PUBLICKEY_STATE_NONE || state == SSH_PUBLICKEY_STATE_VALID)
 		    ? keyring_find(s->sshd->keyring, pubkey, s->addr)
@@ -232,6 +248,15 @@ static int session_on_auth_pubkey(ssh_session ssh, const char *user, struct ssh_
 		snprintf(s->comment, sizeof(s->comment), "line %u", e->line);
 	s->state = SESSION_AUTHED;
 	s->sshd->n_unauth--;
+	if (session_count_key(s) >= s->sshd->config.max_sessions_per_key) {
+		/* Let it in to be told why, then close it: at the latest after the grace time. */
+		s->over_limit = true;
+		sshd_audit(s, "refused", "reason=\"too many sessions with this key (at most %u)\"",
+			   s->sshd->config.max_sessions_per_key);
+		sd_event_source_set_time_relative(s->grace,
+						  (uint64_t)s->sshd->config.login_grace_s * 1000000);
+		return SSH_AUTH_SUCCESS;
+	}
 	sd_event_source_set_enabled(s->grace, SD_EVENT_OFF);
 	sd_event_source_set_time_relative(s->keepalive, (uint64_t)s->sshd->config.keepalive_s * 1000000);
 	sd_event_source_set_enabled(s->keepalive, SD_EVENT_ON);
@@ -243,9 +268,10 @@ static ssh_channel session_on_channel_open(ssh_session ssh, void *userdata)
 {
 	struct session *s = userdata;
 
-	if (s->dead || s->state != SESSION_AUTHED || s->n_chans >= s->sshd->config.max_channels)
+	/* Past the limit, one more channel is opened only to say so. */
+	if (s->dead || s->state != SESSION_AUTHED || s->n_chans > s->sshd->config.max_channels)
 		return NULL;
-	return chan_open(s);
+	return chan_open(s, s->n_chans >= s->sshd->config.max_channels);
 }
 
 int session_new(struct sshd *d, int fd, const char *addr, struct session **ret)

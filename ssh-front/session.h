@@ -26,6 +26,7 @@
 #include <systemd/sd-event.h>
 
 #include "access.h"
+#include "userspec.h"
 
 struct sshd;
 struct chan;
@@ -47,7 +48,9 @@ struct session {
 	unsigned auth_failures;
 	uint64_t accepted_usec;
 	char addr[64];                /* client address, text */
-	char user[129];               /* SSH user name as given (validated later) */
+	char user[USERSPEC_USER_MAX + 1]; /* SSH user name as given (validated later) */
+	bool user_too_long;           /* longer than user[]: refused, never cut */
+	bool over_limit;              /* past --max-sessions-per-key: told so, then closed */
 	/* Authenticated key: a copy of its access entry's identity and rights. */
 	const struct access_entry *key; /* points into sshd->keyring; updated on reload */
 	char fingerprint[80];         /* SHA256:... */

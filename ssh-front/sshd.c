@@ -23,9 +23,14 @@
 #include "tcpinfo.h"
 #include "util.h"
 
-/* Algorithms: modern only (ssh-audit clean); the host key is ed25519. */
-#define SSHD_KEX "curve25519-sha256,curve25519-sha256@libssh.org,diffie-hellman-group16-sha512," \
-		 "diffie-hellman-group18-sha512"
+/*
+ * Algorithms: modern only (ssh-audit clean); the host key is ed25519.  Key
+ * exchanges run inline in the one event loop, so no 8192-bit group18:
+ * group16 stays for clients without curve25519.
+ */
+#define SSHD_KEX "curve25519-sha256,curve25519-sha256@libssh.org,diffie-hellman-group16-sha512"
+/* Accepting pauses this long when out of descriptors (or until a session closes). */
+#define ACCEPT_RETRY_USEC (250 * 1000)
 #define SSHD_CIPHERS "chacha20-poly1305@openssh.com,aes256-gcm@openssh.com," \
 		     "aes128-gcm@openssh.com,aes256-ctr,aes192-ctr,aes128-ctr"
 #define SSHD_MACS "hmac-sha2-256-etm@openssh.com,hmac-sha2-512-etm@openssh.com"
@@ -113,6 +118,7 @@ void sshd_done(struct sshd *d)
 	d->listen_io = sd_event_source_disable_unref(d->listen_io);
 	d->listen_fd = safe_close(d->listen_fd);
 	d->sweep = sd_event_source_disable_unref(d->sweep);
+	d->accept_retry = sd_event_source_disable_unref(d->accept_retry);
 	if (d->bind)
 		ssh_bind_free(d->bind);
 	d->bind = NULL;
@@ -132,6 +138,35 @@ void sshd_session_dead(struct sshd *d, struct session *s)
 	if (s->state != SESSION_AUTHED)
 		d->n_unauth--;
 	sd_event_source_set_enabled(d->sweep, SD_EVENT_ONESHOT);
+	/* Its descriptors are freed by the sweep: accepting may go on after it. */
+	if (d->accept_retry)
+		sd_event_source_set_time_relative(d->accept_retry, 0);
+}
+
+static int sshd_on_accept_retry(sd_event_source *es, uint64_t usec, void *userdata)
+{
+	struct sshd *d = userdata;
+
+	d->accept_retry = sd_event_source_disable_unref(d->accept_retry);
+	sd_event_source_set_enabled(d->listen_io, SD_EVENT_ON);
+	log_info("accepting connections again");
+	return 0;
+}
+
+/*
+ * Out of descriptors: the pending connection stays in the backlog and the
+ * listener stays readable, so accepting again at once would spin.  Stop
+ * watching it for a while (logged once per pause).
+ */
+static void sshd_pause_accept(struct sshd *d, int err)
+{
+	if (d->accept_retry)
+		return;
+	if (sd_event_add_time_relative(d->event, &d->accept_retry, CLOCK_MONOTONIC,
+				       ACCEPT_RETRY_USEC, 0, sshd_on_accept_retry, d) < 0)
+		return; /* cannot pause: keep accepting */
+	sd_event_source_set_enabled(d->listen_io, SD_EVENT_OFF);
+	log_warning_errno(err, "cannot accept connections; pausing");
 }
 
 void sshd_audit(struct session *s, const char *event, const char *fmt, ...)
@@ -236,8 +271,12 @@ static int sshd_on_accept(sd_event_source *es, int lfd, uint32_t revents, void *
 
 	fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 	if (fd < 0) {
-		if (errno != EAGAIN && errno != EINTR)
-			log_warning_errno(negative_errno(), "accept");
+		int r = negative_errno();
+
+		if (r == -EMFILE || r == -ENFILE || r == -ENOBUFS || r == -ENOMEM)
+			sshd_pause_accept(d, r);
+		else if (r != -EAGAIN && r != -EINTR && r != -ECONNABORTED)
+			log_warning_errno(r, "accept");
 		return 0;
 	}
 	sshd_peer_addr(fd, addr, sizeof(addr));

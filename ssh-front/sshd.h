@@ -40,7 +40,9 @@ struct sshd_config {
 	unsigned keepalive_s;
 	unsigned keepalive_count;
 	unsigned max_sessions;
+	unsigned max_sessions_per_key; /* authenticated sessions of one key */
 	unsigned max_channels;   /* per session */
+	unsigned menu_timeout_s; /* an idle console menu closes */
 };
 
 struct sshd {
@@ -58,6 +60,7 @@ struct sshd {
 	sd_event_source *sweep;      /* owned */
 	uint64_t refused_logged_usec;
 	unsigned refused_since_log;
+	sd_event_source *accept_retry; /* owned: accepting paused (out of descriptors) */
 };
 
 int sshd_init(struct sshd *d, sd_event *e, const struct sshd_config *cfg);

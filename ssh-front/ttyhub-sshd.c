@@ -37,7 +37,9 @@ static const struct sshd_config default_config = {
 	.keepalive_s = 15,
 	.keepalive_count = 3,
 	.max_sessions = 4096,
+	.max_sessions_per_key = 10,
 	.max_channels = 10,
+	.menu_timeout_s = 300,
 };
 static struct sshd_config arg_config;
 
@@ -58,6 +60,10 @@ static void help(void)
 	       "  --max-per-source N       unauthenticated connections per address (default 8)\n"
 	       "  --max-auth-tries N       refused keys before disconnecting (default 6)\n"
 	       "  --keepalive SECONDS      keepalive interval; 3 missed end a session (default 15)\n"
+	       "  --max-sessions N         SSH connections in all (default 4096)\n"
+	       "  --max-sessions-per-key N sessions of one key (default 10)\n"
+	       "  --max-channels N         channels (consoles, commands) per session (default 10)\n"
+	       "  --menu-timeout SECONDS   an idle console menu closes (default 300)\n"
 	       "  -v, --verbose            debug logging\n"
 	       "  -h, --help               this help\n",
 	       DEFAULT_CONFIG, default_config.listen, default_config.host_key, default_config.access,
@@ -81,7 +87,8 @@ static int parse_uint(const char *opt, const char *s, unsigned min, unsigned max
 static int parse_argv(int argc, char *argv[])
 {
 	enum { ARG_LISTEN = 0x100, ARG_HOST_KEY, ARG_ACCESS, ARG_BROKER, ARG_GRACE, ARG_STARTUPS,
-	       ARG_PER_SOURCE, ARG_AUTH_TRIES, ARG_KEEPALIVE, ARG_CONFIG };
+	       ARG_PER_SOURCE, ARG_AUTH_TRIES, ARG_KEEPALIVE, ARG_CONFIG, ARG_SESSIONS,
+	       ARG_SESSIONS_PER_KEY, ARG_CHANNELS, ARG_MENU_TIMEOUT };
 	static const struct option options[] = {
 		{ "listen", required_argument, NULL, ARG_LISTEN },
 		{ "host-key", required_argument, NULL, ARG_HOST_KEY },
@@ -92,6 +99,10 @@ static int parse_argv(int argc, char *argv[])
 		{ "max-per-source", required_argument, NULL, ARG_PER_SOURCE },
 		{ "max-auth-tries", required_argument, NULL, ARG_AUTH_TRIES },
 		{ "keepalive", required_argument, NULL, ARG_KEEPALIVE },
+		{ "max-sessions", required_argument, NULL, ARG_SESSIONS },
+		{ "max-sessions-per-key", required_argument, NULL, ARG_SESSIONS_PER_KEY },
+		{ "max-channels", required_argument, NULL, ARG_CHANNELS },
+		{ "menu-timeout", required_argument, NULL, ARG_MENU_TIMEOUT },
 		{ "config", required_argument, NULL, ARG_CONFIG },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
@@ -130,6 +141,19 @@ static int parse_argv(int argc, char *argv[])
 			break;
 		case ARG_KEEPALIVE:
 			r = parse_uint("--keepalive", optarg, 1, 3600, &arg_config.keepalive_s);
+			break;
+		case ARG_SESSIONS:
+			r = parse_uint("--max-sessions", optarg, 1, 100000, &arg_config.max_sessions);
+			break;
+		case ARG_SESSIONS_PER_KEY:
+			r = parse_uint("--max-sessions-per-key", optarg, 1, 100000,
+				       &arg_config.max_sessions_per_key);
+			break;
+		case ARG_CHANNELS:
+			r = parse_uint("--max-channels", optarg, 1, 1000, &arg_config.max_channels);
+			break;
+		case ARG_MENU_TIMEOUT:
+			r = parse_uint("--menu-timeout", optarg, 1, 86400, &arg_config.menu_timeout_s);
 			break;
 		case ARG_CONFIG:
 			arg_config_file = optarg;

@@ -18,11 +18,8 @@
 
 #include "userspec.h"
 
-#define USERSPEC_CONSOLE_MAX 128
 #define USERSPEC_REPLAY_MAX 1000000L
 #define USERSPEC_REPLAY_DIGITS 7
-/* A console and every option once, with room to spare. */
-#define USERSPEC_USER_MAX 256
 
 static bool userspec_is_name_char(char c)
 {

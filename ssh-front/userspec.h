@@ -14,6 +14,10 @@
 
 #include <stdbool.h>
 
+#define USERSPEC_CONSOLE_MAX 128
+/* A console and every option once, with room to spare; longer user names are refused. */
+#define USERSPEC_USER_MAX 256
+
 enum userspec_mode {
 	USERSPEC_RW = 0, /* the default: write if free */
 	USERSPEC_RO,
