@@ -181,6 +181,19 @@ static void test_lengths(void **state)
 	strcpy(user + 129, "+ro");
 	assert_int_equal(userspec_parse(user, &u), -EINVAL);
 
+	/*
+	 * The longest user name that parses fits USERSPEC_USER_MAX, which the
+	 * front's buffer holds whole: a "+ro" at the end is never cut off.
+	 */
+	memset(user, 'v', USERSPEC_CONSOLE_MAX);
+	strcpy(user + USERSPEC_CONSOLE_MAX, "+ro+replay=1000000");
+	assert_true(strlen(user) <= USERSPEC_USER_MAX);
+	assert_int_equal(userspec_parse(user, &u), 0);
+	assert_int_equal(u.mode, USERSPEC_RO);
+	memset(user, 'v', USERSPEC_USER_MAX + 1);
+	user[USERSPEC_USER_MAX + 1] = '\0';
+	assert_int_equal(userspec_parse(user, &u), -EINVAL);
+
 	/* a very long user name: no overrun, just a refusal */
 	memset(user, 'v', sizeof(user) - 1);
 	user[sizeof(user) - 1] = '\0';
