@@ -157,11 +157,26 @@ static bool streq_opt(const char *a, const char *b)
 	return (!a && !b) || (a && b && strcmp(a, b) == 0);
 }
 
+/* Whether the escaped name a console keeps (c_name) is the escape of the raw spec name. */
+static bool console_name_matches(const char *c_name, const char *spec_name, size_t size)
+{
+	char esc[REGISTRY_VM_MAX];
+
+	if (!c_name || !spec_name)
+		return !c_name && !spec_name;
+	/* console_new() escapes into a buffer of this size; names that do not fit are refused. */
+	log_escape(spec_name, strlen(spec_name), esc, MIN(size, sizeof(esc)));
+	return strcmp(c_name, esc) == 0;
+}
+
 bool console_matches_spec(const struct console *c, const struct console_spec *spec)
 {
+	/* c->vm and c->alias are escaped (console_new): compare like with like. */
 	return c->supported == spec->supported && c->backend == spec->backend &&
-	       c->primary == spec->primary && streq_opt(c->vm, spec->vm) &&
-	       streq_opt(c->alias, spec->alias) && streq_opt(c->uuid, spec->uuid) &&
+	       c->primary == spec->primary &&
+	       console_name_matches(c->vm, spec->vm, REGISTRY_VM_MAX) &&
+	       console_name_matches(c->alias, spec->alias, REGISTRY_ALIAS_MAX) &&
+	       streq_opt(c->uuid, spec->uuid) &&
 	       streq_opt(c->path, spec->path) && streq_opt(c->target, spec->target) &&
 	       streq_opt(c->type, spec->type) && streq_opt(c->reason, spec->reason) &&
 	       streq_opt(c->chardev_id, spec->chardev_id) && c->ops == spec->ops &&

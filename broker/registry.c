@@ -5,6 +5,7 @@
  * not millions.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -12,6 +13,81 @@
 #include "log.h"
 #include "registry.h"
 #include "util.h"
+
+static bool uuid_hex(char c)
+{
+	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+}
+
+bool registry_uuid_is_canonical_n(const char *s, size_t n)
+{
+	if (n != REGISTRY_UUID_LEN)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		bool dash = i == 8 || i == 13 || i == 18 || i == 23;
+
+		if (dash ? s[i] != '-' : !uuid_hex(s[i]))
+			return false;
+	}
+	return true;
+}
+
+bool registry_uuid_is_canonical(const char *s)
+{
+	return registry_uuid_is_canonical_n(s, strnlen(s, REGISTRY_UUID_LEN + 1));
+}
+
+/*
+ * Length of s once escaped as console names are.  log_escape() keeps room for
+ * "..." and the NUL, so 4 bytes a byte plus 5 always holds the whole escape.
+ */
+static int escaped_len(const char *s, size_t *ret)
+{
+	size_t n = strlen(s);
+	char *buf = malloc(4 * n + 5);
+
+	if (!buf)
+		return -ENOMEM;
+	log_escape(s, n, buf, 4 * n + 5);
+	*ret = strlen(buf);
+	free(buf);
+	return 0;
+}
+
+int registry_check_names(const char *vm, const char *alias, char *err, size_t errsz)
+{
+	char esc[64];
+	size_t n;
+	int r;
+
+	r = escaped_len(vm, &n);
+	if (r < 0)
+		return r;
+	if (n > REGISTRY_VM_LEN) {
+		snprintf(err, errsz, "VM name %s is too long (%zu bytes escaped, at most %d)",
+			 log_escape(vm, strlen(vm), esc, sizeof(esc)), n, REGISTRY_VM_LEN);
+		return -ENAMETOOLONG;
+	}
+	if (!alias)
+		return 0;
+	r = escaped_len(alias, &n);
+	if (r < 0)
+		return r;
+	if (n > REGISTRY_ALIAS_LEN) {
+		snprintf(err, errsz, "alias %s is too long (%zu bytes escaped, at most %d)",
+			 log_escape(alias, strlen(alias), esc, sizeof(esc)), n, REGISTRY_ALIAS_LEN);
+		return -ENAMETOOLONG;
+	}
+	return 0;
+}
+
+static void error_free(struct source_error *e)
+{
+	free(e->origin);
+	free(e->console);
+	free(e->message);
+	free(e);
+}
 
 void registry_init(struct registry *r)
 {
@@ -26,9 +102,7 @@ void registry_done(struct registry *r)
 
 	while ((e = TAILQ_FIRST(&r->errors))) {
 		TAILQ_REMOVE(&r->errors, e, entry);
-		free(e->origin);
-		free(e->message);
-		free(e);
+		error_free(e);
 	}
 }
 
@@ -42,38 +116,130 @@ struct console *registry_find_exact(struct registry *r, const char *name)
 	return NULL;
 }
 
-struct console *registry_find(struct registry *r, const char *name)
-{
-	const char *colon = strrchr(name, ':');
-	struct console *c = registry_find_exact(r, name);
+/* Name resolution levels, in order of precedence. */
+enum lookup_level { LOOKUP_NAME, LOOKUP_VM, LOOKUP_UUID, _LOOKUP_MAX };
 
-	if (c)
-		return c;
-	TAILQ_FOREACH(c, &r->consoles, entry) {
-		/* "VM" or "UUID": the VM's primary console. */
-		if (c->primary && (strcmp(c->vm, name) == 0 ||
-				   (c->uuid && strcasecmp(c->uuid, name) == 0)))
-			return c;
-		/* "UUID:ALIAS" */
-		if (colon && c->uuid && c->alias && strlen(c->uuid) == (size_t)(colon - name) &&
-		    strncasecmp(c->uuid, name, (size_t)(colon - name)) == 0 &&
-		    strcmp(c->alias, colon + 1) == 0)
-			return c;
+static bool lookup_matches(const struct console *c, const char *name, enum lookup_level level)
+{
+	const char *colon;
+
+	switch (level) {
+	case LOOKUP_NAME:
+		return strcmp(c->name, name) == 0;
+	case LOOKUP_VM:
+		return c->primary && strcmp(c->vm, name) == 0;
+	case LOOKUP_UUID:
+		if (!c->uuid)
+			return false;
+		/* "UUID": the primary console; "UUID:ALIAS": that console. */
+		if (registry_uuid_is_canonical(name))
+			return c->primary && strcasecmp(c->uuid, name) == 0;
+		colon = name + REGISTRY_UUID_LEN;
+		return registry_uuid_is_canonical_n(name, strnlen(name, REGISTRY_UUID_LEN)) &&
+		       *colon == ':' && c->alias && strncasecmp(c->uuid, name, REGISTRY_UUID_LEN) == 0 &&
+		       strlen(c->uuid) == REGISTRY_UUID_LEN && strcmp(c->alias, colon + 1) == 0;
+	default:
+		return false;
 	}
-	return NULL;
 }
 
-int registry_add(struct registry *r, struct console *c)
+int registry_lookup(struct registry *r, const char *name, struct console **ret)
 {
-	struct console *o;
+	if (strnlen(name, REGISTRY_NAME_MAX + 1) > REGISTRY_NAME_MAX)
+		return -ENAMETOOLONG;
+	for (enum lookup_level level = 0; level < _LOOKUP_MAX; level++) {
+		struct console *c, *found = NULL;
 
-	struct console *before = NULL;
+		TAILQ_FOREACH(c, &r->consoles, entry) {
+			if (!lookup_matches(c, name, level))
+				continue;
+			if (found)
+				return -ENOTUNIQ;
+			found = c;
+		}
+		if (found) {
+			*ret = found;
+			return 0;
+		}
+	}
+	return -ENOENT;
+}
 
+struct console *registry_find(struct registry *r, const char *name)
+{
+	struct console *c;
+
+	return registry_lookup(r, name, &c) < 0 ? NULL : c;
+}
+
+static bool uuid_eq(const char *a, const char *b)
+{
+	return (!a && !b) || (a && b && strcasecmp(a, b) == 0);
+}
+
+/* The reason o and c cannot both be registered, or 0. */
+static int registry_conflict(const struct console *o, const struct console *c, char *err,
+			     size_t errsz)
+{
+	const char *from = o->origin ? o->origin : "?";
+	char uuid[3 * REGISTRY_UUID_LEN];
+
+	if (strcmp(o->name, c->name) == 0) {
+		snprintf(err, errsz, "console %s is already defined (by %s)", c->name, from);
+		return -EEXIST;
+	}
+	if (c->primary && o->primary && strcmp(o->vm, c->vm) == 0) {
+		snprintf(err, errsz, "VM %s already has a primary console, %s (from %s)", c->vm,
+			 o->name, from);
+		return -EEXIST;
+	}
+	if (strcmp(o->vm, c->vm) == 0 && !uuid_eq(o->uuid, c->uuid)) {
+		log_escape(o->uuid ? o->uuid : "none", strlen(o->uuid ? o->uuid : "none"), uuid,
+			   sizeof(uuid));
+		snprintf(err, errsz, "VM name %s is already used by the VM with UUID %s (from %s)",
+			 c->vm, uuid, from);
+		return -ENOTUNIQ;
+	}
+	if (c->uuid && o->uuid && strcasecmp(o->uuid, c->uuid) == 0 && strcmp(o->vm, c->vm) != 0) {
+		log_escape(c->uuid, strlen(c->uuid), uuid, sizeof(uuid));
+		snprintf(err, errsz, "UUID %s is already used by VM %s (from %s)", uuid, o->vm,
+			 from);
+		return -ENOTUNIQ;
+	}
+	if ((c->uuid && strcasecmp(o->vm, c->uuid) == 0) ||
+	    (o->uuid && strcasecmp(c->vm, o->uuid) == 0)) {
+		snprintf(err, errsz, "VM %s: its name or UUID is the other's of VM %s (from %s)",
+			 c->vm, o->vm, from);
+		return -ENOTUNIQ;
+	}
+	if (strcmp(o->vm, c->vm) != 0 && (strcmp(c->vm, o->name) == 0 || strcmp(c->name, o->vm) == 0)) {
+		snprintf(err, errsz, "console %s of VM %s: a name of console %s of VM %s (from %s)",
+			 c->name, c->vm, o->name, o->vm, from);
+		return -ENOTUNIQ;
+	}
+	return 0;
+}
+
+int registry_add(struct registry *r, struct console *c, char *err, size_t errsz)
+{
+	struct console *o, *before = NULL;
+	char uuid[3 * REGISTRY_UUID_LEN];
+	int k;
+
+	if (c->uuid && !registry_uuid_is_canonical(c->uuid)) {
+		log_escape(c->uuid, strlen(c->uuid), uuid, sizeof(uuid));
+		snprintf(err, errsz, "VM %s: UUID %s is not canonical (8-4-4-4-12 hex digits)",
+			 c->vm, uuid);
+		return -EINVAL;
+	}
+	if (registry_uuid_is_canonical(c->vm)) {
+		snprintf(err, errsz, "VM name %s is a UUID; a VM may not be named like one", c->vm);
+		return -EINVAL;
+	}
 	TAILQ_FOREACH(o, &r->consoles, entry) {
-		if (strcmp(o->name, c->name) == 0)
-			return -EEXIST;
-		if (c->primary && o->primary && strcmp(o->vm, c->vm) == 0)
-			return -EEXIST;
+		k = registry_conflict(o, c, err, errsz);
+		if (k < 0)
+			return k;
 		if (!before && strcmp(o->order, c->order) > 0)
 			before = o;
 	}
@@ -83,6 +249,8 @@ int registry_add(struct registry *r, struct console *c)
 	else
 		TAILQ_INSERT_TAIL(&r->consoles, c, entry);
 	r->n_consoles++;
+	if (c->origin)
+		registry_clear_refused(r, c->origin, c->name);
 	return 0;
 }
 
@@ -92,37 +260,63 @@ void registry_remove(struct registry *r, struct console *c)
 	r->n_consoles--;
 }
 
-void registry_clear_error(struct registry *r, const char *origin)
+static bool streq_opt(const char *a, const char *b)
 {
-	struct source_error *e;
-
-	TAILQ_FOREACH(e, &r->errors, entry)
-		if (strcmp(e->origin, origin) == 0) {
-			TAILQ_REMOVE(&r->errors, e, entry);
-			free(e->origin);
-			free(e->message);
-			free(e);
-			return;
-		}
+	return (!a && !b) || (a && b && strcmp(a, b) == 0);
 }
 
-void registry_set_error(struct registry *r, const char *origin, const char *message)
+/* Remove the errors of origin about console (NULL: the source's own; all: every one). */
+static void registry_drop(struct registry *r, const char *origin, const char *console, bool all)
+{
+	struct source_error *e, *next;
+
+	for (e = TAILQ_FIRST(&r->errors); e; e = next) {
+		next = TAILQ_NEXT(e, entry);
+		if (strcmp(e->origin, origin) != 0 || (!all && !streq_opt(e->console, console)))
+			continue;
+		TAILQ_REMOVE(&r->errors, e, entry);
+		error_free(e);
+	}
+}
+
+void registry_clear_error(struct registry *r, const char *origin)
+{
+	registry_drop(r, origin, NULL, true);
+}
+
+void registry_clear_refused(struct registry *r, const char *origin, const char *console)
+{
+	registry_drop(r, origin, console, false);
+}
+
+static void registry_put(struct registry *r, const char *origin, const char *console,
+			 const char *message)
 {
 	struct source_error *e;
 
-	registry_clear_error(r, origin);
+	registry_drop(r, origin, console, false);
 	e = calloc(1, sizeof(*e));
 	if (!e)
 		return;
 	e->origin = strdup(origin);
+	e->console = console ? strdup(console) : NULL;
 	e->message = strdup(message);
-	if (!e->origin || !e->message) {
-		free(e->origin);
-		free(e->message);
-		free(e);
+	if (!e->origin || !e->message || (console && !e->console)) {
+		error_free(e);
 		return;
 	}
 	TAILQ_INSERT_TAIL(&r->errors, e, entry);
+}
+
+void registry_set_error(struct registry *r, const char *origin, const char *message)
+{
+	registry_put(r, origin, NULL, message);
+}
+
+void registry_set_refused(struct registry *r, const char *origin, const char *console,
+			  const char *message)
+{
+	registry_put(r, origin, console, message);
 }
 
 /* Bytes of compact JSON o takes. */

@@ -267,16 +267,36 @@ int server_listen(struct server *s)
 
 int server_add_console(struct server *s, const struct console_spec *spec, struct console **ret)
 {
+	const char *origin = spec->origin ? spec->origin : "?";
+	char err[700], text[1200];
 	struct console *c;
 	int r;
 
+	/* Names are refused, never cut: a cut name could be another console's. */
+	r = registry_check_names(spec->vm, spec->alias, err, sizeof(err));
+	if (r < 0) {
+		char vm[REGISTRY_VM_MAX], alias[REGISTRY_ALIAS_MAX];
+		char name[REGISTRY_VM_MAX + REGISTRY_ALIAS_MAX];
+
+		/* Keyed by the cut name the console would have had, so a rescan replaces it. */
+		log_escape(spec->vm, strlen(spec->vm), vm, sizeof(vm));
+		snprintf(name, sizeof(name), "%s%s%s", vm, spec->alias ? ":" : "",
+			 spec->alias ? log_escape(spec->alias, strlen(spec->alias), alias,
+						  sizeof(alias)) : "");
+		log_error("%s: console %s refused: %s; ignoring this definition", origin, name, err);
+		snprintf(text, sizeof(text), "console %s refused: %s", name, err);
+		registry_set_refused(&s->registry, origin, name, text);
+		return r;
+	}
 	r = console_new(s, spec, &c);
 	if (r < 0)
 		return log_error_errno(r, "cannot create console for %s", spec->vm);
-	r = registry_add(&s->registry, c);
+	r = registry_add(&s->registry, c, err, sizeof(err));
 	if (r < 0) {
-		log_error("%s: console %s is already defined elsewhere; ignoring this definition",
-			  spec->origin, c->name);
+		log_error("%s: console %s refused: %s; ignoring this definition", origin, c->name,
+			  err);
+		snprintf(text, sizeof(text), "console %s refused: %s", c->name, err);
+		registry_set_refused(&s->registry, origin, c->name, text);
 		console_free(c, NULL);
 		return r;
 	}
