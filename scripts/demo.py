@@ -123,8 +123,10 @@ def main():
         with open(os.path.join(wd, "domains", g.name + ".xml"), "w") as f:
             f.write(g.domain_xml("domain"))
     # The demo's ttyhub-sshd runs as this user too: let it assert SSH principals.
+    # Its QEMUs run as this user (root or not): name it as the only chardev peer.
     d = hub.Daemon(wd, "--domain-xml", os.path.join(wd, "domains"),
-                   "--front-user", getpass.getuser())
+                   "--front-user", getpass.getuser(), "--guest-user", str(os.getuid()),
+                   guest_root=False)
     front = None
     status = 0
     try:

@@ -15,6 +15,7 @@
   - A reload (SIGHUP) that drops lock-dir from the configuration and adds a
     pty console: the pty is served (and the sanitized run catches any use of
     the freed lock-dir string).
+  - A pty lock file planted by an unprivileged user is ignored, with a warning.
 
 Unprivileged processes run as nobody:nogroup through setpriv.
 """
@@ -368,6 +369,39 @@ def t_reload_drops_lock_dir(res, wd):
         os.close(slave)
 
 
+def t_planted_lock(res, wd):
+    sub = os.path.join(wd, "l")
+    os.mkdir(sub)
+    locks = user_dir(sub, "locks")
+    os.chmod(locks, 0o1777)  # like /run/lock: anyone may create files
+    master, slave = os.openpty()
+    pty = os.ttyname(slave)
+    lock = os.path.join(locks, "LCK.." + pty[len("/dev"):].replace("/", "_"))
+    # A stranger's lock file naming a live process (init) that it cannot remove.
+    subprocess.run(SETPRIV + ["sh", "-c", "printf '%10d\\n' 1 > " + lock], check=True)
+    assert os.stat(lock).st_uid == UID
+    d = hub.Daemon(sub, "--lock-dir", locks, "--console", "p=" + pty, name="lock",
+                   lock_dir=False)
+    try:
+        d.start()
+
+        def ignored():
+            wait_state(d, "p", "connected")
+            assert "ignoring lock file %s of uid %d" % (lock, UID) in d.log(), d.log()[-2000:]
+            c = hub.BrokerClient(d.socket)
+            c.send({"type": "attach", "console": "p", "mode": "ro", "replay": 0})
+            c.expect_type("attached")
+            os.write(master, b"despite-the-lock\r\n")
+            c.read_data_until(b"despite-the-lock", timeout=20)
+            c.close()
+        res.run("a pty lock file planted by another user is ignored (with a warning)",
+                ignored)
+    finally:
+        d.stop()
+        os.close(master)
+        os.close(slave)
+
+
 def main():
     if len(sys.argv) > 1 and sys.argv[1] == "--fake-qmp":
         fake_qmp(sys.argv[2], sys.argv[3], sys.argv[4:])
@@ -378,6 +412,7 @@ def main():
     t_lying_qmp(res, wd)
     t_console_root_peer(res, wd)
     t_reload_drops_lock_dir(res, wd)
+    t_planted_lock(res, wd)
     t_real_qemu_as_user(res, wd)
     res.finish(wd)
 

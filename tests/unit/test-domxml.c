@@ -1143,9 +1143,45 @@ static void test_null_error_pointer(void **state)
 	domxml_free(NULL);
 }
 
+/* The QEMU user: the first DAC seclabel of type dynamic or static, its label as written. */
+static void test_dac_label(void **state)
+{
+	static const struct {
+		const char *xml, *label;
+	} t[] = {
+		{ "<domain><name>n</name><seclabel type='dynamic' model='selinux'><label>x</label>"
+		  "</seclabel><seclabel type='dynamic' model='dac' relabel='yes'>"
+		  "<label>+64055:+64055</label><imagelabel>+64055:+64055</imagelabel></seclabel>"
+		  "</domain>", "+64055:+64055" },
+		{ "<domstatus><domain><name>n</name><seclabel type='static' model='dac'>"
+		  "<label>libvirt-qemu:kvm</label></seclabel></domain></domstatus>",
+		  "libvirt-qemu:kvm" },
+		{ "<domain><name>n</name><seclabel type='none' model='dac'><label>+0:+0</label>"
+		  "</seclabel></domain>", NULL },
+		{ "<domain><name>n</name><seclabel type='dynamic' model='dac'/></domain>", NULL },
+		{ "<domain><name>n</name><seclabel type='dynamic' model='dac'><label></label>"
+		  "</seclabel></domain>", NULL },
+		{ "<domain><name>n</name><devices><seclabel type='dynamic' model='dac'>"
+		  "<label>+1:+1</label></seclabel></devices></domain>", NULL },
+		{ "<domain><name>n</name></domain>", NULL },
+	};
+
+	for (size_t i = 0; i < ELEMENTSOF(t); i++) {
+		struct domxml *d = NULL;
+
+		assert_int_equal(domxml_parse(t[i].xml, strlen(t[i].xml), &d, NULL), 0);
+		if (t[i].label)
+			assert_string_equal(d->dac_label, t[i].label);
+		else
+			assert_null(d->dac_label);
+		domxml_free(d);
+	}
+}
+
 int main(void)
 {
 	static const struct CMUnitTest extra[] = {
+		cmocka_unit_test(test_dac_label),
 		cmocka_unit_test(test_size_cap),
 		cmocka_unit_test(test_device_cap),
 		cmocka_unit_test(test_string_caps),
