@@ -183,13 +183,35 @@ def t_units_name_installed_things():
     assert "/var/log/" + one("ttyhubd.service", "Service", "LogsDirectory") == \
         opt_value(d_argv, "--log-dir")
     groups = one("ttyhubd.service", "Service", "SupplementaryGroups").split()
-    assert "libvirt-qemu" in groups and "libvirt" in groups, groups
+    # libvirt is libvirtd management (root-equivalent): a documented drop-in only.
+    assert "libvirt" not in groups, groups
+    assert groups == ["libvirt-qemu"], groups
     key = opt_value(f_argv, "--host-key")
     assert os.path.dirname(key) == "/var/lib/" + one("ttyhub-sshd.service", "Service",
                                                      "StateDirectory"), key
     assert opt_value(f_argv, "--access") == "/etc/ttyhub/access"
     assert "ttyhub-sshd.socket" in one("ttyhub-sshd.service", "Unit", "Requires")
     assert "ttyhubd.socket" in one("ttyhubd.service", "Unit", "Requires")
+
+
+def size_bytes(v):
+    m = re.match(r"^(\d+)([KMGT]?)$", v)
+    assert m, "not a size: %r" % v
+    return int(m.group(1)) << {"": 0, "K": 10, "M": 20, "G": 30, "T": 40}[m.group(2)]
+
+
+def t_resource_limits():
+    # Each service has a memory and a task ceiling: a flood of sessions or a runaway
+    # cannot take the host's memory.  Sane: room for thousands of sessions, not unlimited.
+    for s in SERVICES:
+        mem = size_bytes(one(s, "Service", "MemoryMax"))
+        assert 256 << 20 <= mem <= 16 << 30, "%s: MemoryMax=%d" % (s, mem)
+        tasks = int(one(s, "Service", "TasksMax"))
+        assert 8 <= tasks <= 1024, "%s: TasksMax=%d" % (s, tasks)
+    # systemd reads them as such (a typo would only be warned about and ignored).
+    for s in SERVICES:
+        r = run(["systemd-analyze", "verify", "--man=no", ctx.unit_paths[s]])
+        assert not re.search(r"(MemoryMax|TasksMax)", text(r.stderr)), text(r.stderr)
 
 
 def t_sysusers_file():
@@ -392,6 +414,10 @@ def t_ttyhubd_activated_from_unit():
         names = [x["name"] for x in c.expect_type("list")["consoles"]]
         assert names == ["t"], names
         c.close()
+        # The socket systemd passed is close-on-exec in ttyhubd (fd 3, SD_LISTEN_FDS_START).
+        with open("/proc/%d/fdinfo/3" % n.proc.pid) as f:
+            flags = int(re.search(r"^flags:\s*(\d+)", f.read(), re.M).group(1), 8)
+        assert flags & 0o2000000, "listen fd 3 has flags %o: no O_CLOEXEC" % flags
 
     n = Notified(wd, listen, argv, trigger)
     try:
@@ -575,6 +601,7 @@ def main():
     res.run("reinstall keeps an edited /etc/ttyhub/access", t_reinstall_keeps_config)
     res.run("units name installed binaries, files, users; agree with each other",
             t_units_name_installed_things)
+    res.run("MemoryMax= and TasksMax= on both services", t_resource_limits)
     res.run("systemd-sysusers accepts sysusers.d/ttyhub.conf", t_sysusers_file)
     res.run("systemd-analyze verify is clean", t_verify_clean)
     res.run("systemd-analyze verify rejects a missing ExecStart binary",
