@@ -248,7 +248,13 @@ static void handle_control(struct session *s, const struct frame *f)
 		const char *text = json_string_value(json_object_get(msg, "message"));
 
 		if (!s->attached) {
-			fprintf(stderr, "ttyhub: %s\n", text ? text : "error");
+			char esc[600];
+
+			/* Broker text can carry domain-XML bytes (C1 controls): escape it. */
+			if (!text)
+				text = "error";
+			fprintf(stderr, "ttyhub: %s\n",
+				log_sanitize(text, strlen(text), esc, sizeof(esc)));
 			s->done = true;
 			s->status = 1;
 		} else if (code && strcmp(code, PROTO_E_READ_ONLY) == 0) {

@@ -36,6 +36,7 @@ int client_new(struct server *s, int fd, struct client **ret)
 	clock_gettime(CLOCK_REALTIME, &ts);
 	c->since_usec = (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
 	snprintf(c->label, sizeof(c->label), "client %u", c->id);
+	snprintf(c->audit, sizeof(c->audit), "client %u", c->id);
 	r = frame_reader_init(&c->in);
 	if (r >= 0)
 		r = obuf_init(&c->out, CLIENT_OUT_MAX);
@@ -119,6 +120,24 @@ void client_error(struct client *c, const char *code, const char *fmt, ...)
 }
 
 /*
+ * Contiguous room of at least need bytes at the end of the output queue when
+ * the queue has that much room at all.  obuf_tail_span() compacts only when
+ * the tail is at the very end; with consumed bytes at the front (start > 0)
+ * and a short tail, move the queued bytes down first.
+ */
+static size_t client_out_span(struct obuf *b, size_t need, uint8_t **ret)
+{
+	size_t n = obuf_tail_span(b, ret);
+
+	if (n < need && obuf_room(b) >= need && b->start > 0) {
+		memmove(b->buf, b->buf + b->start, b->len);
+		b->start = 0;
+		n = obuf_tail_span(b, ret);
+	}
+	return n;
+}
+
+/*
  * Move ring bytes into the output queue while it has room (leaving
  * CLIENT_CONTROL_RESERVE for notices).  Replay (below sanitize_until) goes
  * through the sanitiser; live bytes go as they are.
@@ -191,7 +210,8 @@ static void client_pull(struct client *c)
 		n = ring_peek(&con->ring, c->pos, want, iov);
 		if (n == 0)
 			break;
-		if (obuf_tail_span(&c->out, &dst) < FRAME_HEADER + n + SANITIZE_SLACK)
+		if (client_out_span(&c->out, FRAME_HEADER + n + SANITIZE_SLACK, &dst) <
+		    FRAME_HEADER + n + SANITIZE_SLACK)
 			break; /* cannot happen: room was checked and the span compacts */
 		if (replay) {
 			size_t o = sanitize_feed(&c->san, iov[0].iov_base, iov[0].iov_len,
@@ -448,11 +468,13 @@ static void client_do_hello(struct client *c, json_t *req)
 		log_sanitize(comment ? comment : "?", comment ? strlen(comment) : 1, esc, sizeof(esc));
 		log_escape(fp ? fp : "?", fp ? strlen(fp) : 1, fpesc, sizeof(fpesc));
 		snprintf(c->label, sizeof(c->label), "%.70s (ssh %.79s)", esc, fpesc);
+		snprintf(c->audit, sizeof(c->audit), "%s", c->label);
+		c->principal = true;
 	} else if (name) {
 		log_escape(name, strlen(name), esc, sizeof(esc));
 		/* Keep the SO_PEERCRED identity; the client name only adds detail. */
 		if (strcmp(esc, "ttyhub") != 0)
-			snprintf(c->label + strlen(c->label), sizeof(c->label) - strlen(c->label),
+			snprintf(c->audit + strlen(c->audit), sizeof(c->audit) - strlen(c->audit),
 				 " [%s]", esc);
 	}
 	c->hello = true;
@@ -461,6 +483,26 @@ static void client_do_hello(struct client *c, json_t *req)
 	if (msg)
 		client_send(c, msg);
 	json_decref(msg);
+}
+
+/*
+ * For a local admin only: the user name and pid of each local peer in a `who`
+ * answer ("user" stays the public label).  Fronts never get them.
+ */
+static void client_who_add_local(struct client *c, json_t *who)
+{
+	json_t *arr = json_object_get(who, "clients"), *e;
+	size_t i;
+
+	json_array_foreach(arr, i, e) {
+		json_int_t id = json_integer_value(json_object_get(e, "id"));
+		struct client *o = server_find_client(c->server, (unsigned)id);
+
+		if (!o || o->principal)
+			continue;
+		json_object_set_new(e, "login", json_string(o->user));
+		json_object_set_new(e, "pid", json_integer(o->pid));
+	}
 }
 
 static void client_handle_control(struct client *c, const struct frame *f)
@@ -496,6 +538,8 @@ static void client_handle_control(struct client *c, const struct frame *f)
 		struct console *con = client_lookup(c, req);
 		json_t *msg = con ? console_who_json(con) : NULL;
 
+		if (msg && c->admin && !c->principal)
+			client_who_add_local(c, msg);
 		if (msg && client_send(c, msg) < 0)
 			client_error(c, PROTO_E_INTERNAL, "the answer does not fit in a frame");
 		json_decref(msg);

@@ -41,9 +41,19 @@ struct client {
 	uid_t uid;
 	pid_t pid;
 	bool front;           /* a trusted front (may assert a principal) */
+	bool admin;           /* root, our uid or the admin group */
+	bool front_slot;      /* counted against max_clients (else an admin slot) */
+	bool principal;       /* a front asserted an SSH principal in hello */
 	bool hello;           /* hello received */
 	bool dead;
-	char label[160];      /* who this is, already escaped for display */
+	/*
+	 * Who this is, already escaped for display.  label is what other clients
+	 * see (notices, who, writer): "local admin" for a local peer, never its
+	 * user name or pid.  audit adds those, for logs and local admins.
+	 */
+	char label[160];
+	char audit[200];
+	char user[72];        /* the local peer's user name or "uid N" */
 	uint64_t since_usec;
 
 	struct frame_reader in;

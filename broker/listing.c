@@ -92,8 +92,16 @@ void listing_print_who(FILE *f, json_t *who, const char *eol)
 
 	fprintf(f, "%-8s %s%s", "ROLE", "USER", eol);
 	json_array_foreach(clients, i, c) {
+		json_t *pid = json_object_get(c, "pid");
+
 		fprintf(f, "%-8s ", str(c, "role"));
 		cell(f, str(c, "user"), 0);
+		/* Given to local admins only: the local peer's user name and pid. */
+		if (json_is_string(json_object_get(c, "login")) && json_is_integer(pid)) {
+			fputs(" (", f);
+			cell(f, str(c, "login"), 0);
+			fprintf(f, ", pid %lld)", (long long)json_integer_value(pid));
+		}
 		fputs(eol, f);
 	}
 	if (json_array_size(clients) == 0)

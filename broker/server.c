@@ -5,7 +5,18 @@
  *
  * Authorisation (SO_PEERCRED): root, our own uid, members of the admin
  * group (primary or supplementary, via SO_PEERGROUPS), and the configured
- * front users.  Only fronts may assert an SSH principal in hello.
+ * front users.  Only fronts may assert an SSH principal in hello.  A peer
+ * that is ttyhubd itself (a console pointed at the broker socket) is refused.
+ *
+ * Slots: fronts are counted against max_clients, local admins apart from
+ * them (max_clients or SERVER_ADMIN_RESERVE at most), so fronts cannot lock
+ * admins out.  A
+ * front user that is also an admin (root as the front in tests) takes an
+ * admin slot when the front slots are full.
+ *
+ * Labels: what other clients see of a local peer is "local admin" (or
+ * "local front"); its user name and pid go to the logs and to local admins
+ * only (client->audit, client->user).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -18,6 +29,7 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <systemd/sd-daemon.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "client.h"
@@ -29,15 +41,37 @@
 #include "virt.h"
 #include "xmldir.h"
 
+/* The break budget of one console, by name (GCRA: "theoretical arrival time"). */
+struct server_break_bucket {
+	char *name;   /* owned */
+	uint64_t tat; /* CLOCK_MONOTONIC usec; the budget is full again from here on */
+};
+
+static void server_accept_resume(struct server *s)
+{
+	if (!s->accept_paused)
+		return;
+	s->accept_paused = false;
+	if (s->accept_retry)
+		sd_event_source_set_enabled(s->accept_retry, SD_EVENT_OFF);
+	if (s->listen_io)
+		sd_event_source_set_enabled(s->listen_io, SD_EVENT_ON);
+}
+
 static int server_on_sweep(sd_event_source *es, void *userdata)
 {
 	struct server *s = userdata;
 	struct client *c;
+	bool freed = false;
 
 	while ((c = TAILQ_FIRST(&s->dead))) {
 		TAILQ_REMOVE(&s->dead, c, server_entry);
 		client_free(c);
+		freed = true;
 	}
+	/* A closed client gave back an fd: try accept() again at once. */
+	if (freed && s->event)
+		server_accept_resume(s);
 	return 0;
 }
 
@@ -82,7 +116,14 @@ void server_done(struct server *s)
 		TAILQ_REMOVE(&s->clients, cl, server_entry);
 		client_free(cl);
 	}
+	s->accept_paused = false;
 	server_on_sweep(NULL, s);
+	for (size_t i = 0; i < s->n_breaks; i++)
+		free(s->breaks[i].name);
+	free(s->breaks);
+	s->breaks = NULL;
+	s->n_breaks = 0;
+	s->accept_retry = sd_event_source_disable_unref(s->accept_retry);
 	registry_done(&s->registry);
 	s->poller = poller_free(s->poller);
 	s->listen_io = sd_event_source_disable_unref(s->listen_io);
@@ -102,6 +143,8 @@ void server_client_dead(struct server *s, struct client *c)
 	TAILQ_REMOVE(&s->clients, c, server_entry);
 	TAILQ_INSERT_TAIL(&s->dead, c, server_entry);
 	s->n_clients--;
+	if (c->front_slot)
+		s->n_front_clients--;
 	sd_event_source_set_enabled(s->sweep, SD_EVENT_ONESHOT);
 }
 
@@ -122,15 +165,17 @@ static bool server_peer_in_admin_group(struct server *s, int fd, const struct uc
 	return false;
 }
 
-/* Returns 1 for a front, 0 for an admin, -EPERM if the peer may not connect. */
-static int server_authorize(struct server *s, int fd, const struct ucred *cred)
+static bool server_peer_is_front(struct server *s, const struct ucred *cred)
 {
 	for (size_t i = 0; i < s->config.n_front_uids; i++)
 		if (cred->uid == s->config.front_uids[i])
-			return 1;
-	if (cred->uid == 0 || cred->uid == geteuid() || server_peer_in_admin_group(s, fd, cred))
-		return 0;
-	return -EPERM;
+			return true;
+	return false;
+}
+
+static bool server_peer_is_admin(struct server *s, int fd, const struct ucred *cred)
+{
+	return cred->uid == 0 || cred->uid == geteuid() || server_peer_in_admin_group(s, fd, cred);
 }
 
 static void server_reject(int fd, const char *code, const char *text)
@@ -147,6 +192,61 @@ static void server_reject(int fd, const char *code, const char *text)
 	obuf_done(&b);
 }
 
+static int server_on_accept_retry(sd_event_source *es, uint64_t usec, void *userdata)
+{
+	server_accept_resume(userdata);
+	return 0;
+}
+
+/*
+ * Out of file descriptors: the listening socket stays readable, so stop
+ * watching it (instead of spinning on accept) until a client closes or a
+ * short timer fires.  Logged once per episode.
+ */
+static void server_accept_pause(struct server *s, int error)
+{
+	int r;
+
+	if (s->accept_paused)
+		return;
+	if (!s->accept_warned)
+		log_warning_errno(error, "cannot accept broker connections (out of file "
+					 "descriptors); pausing the listener");
+	s->accept_warned = true;
+	s->accept_paused = true;
+	sd_event_source_set_enabled(s->listen_io, SD_EVENT_OFF);
+	if (!s->accept_retry) {
+		r = sd_event_add_time_relative(s->event, &s->accept_retry, CLOCK_MONOTONIC,
+					       SERVER_ACCEPT_RETRY_USEC, 0,
+					       server_on_accept_retry, s);
+		if (r < 0) {
+			log_error_errno(r, "cannot arm the accept retry timer");
+			server_accept_resume(s);
+		}
+		return;
+	}
+	r = sd_event_source_set_time_relative(s->accept_retry, SERVER_ACCEPT_RETRY_USEC);
+	if (r >= 0)
+		r = sd_event_source_set_enabled(s->accept_retry, SD_EVENT_ONESHOT);
+	if (r < 0) {
+		log_error_errno(r, "cannot arm the accept retry timer");
+		server_accept_resume(s);
+	}
+}
+
+/* Who a local peer is: "root", or "uid 1234" without a passwd entry. */
+static void server_peer_user(const struct ucred *cred, char *buf, size_t size)
+{
+	struct passwd *pw = getpwuid(cred->uid);
+	char esc[72];
+
+	if (pw)
+		snprintf(buf, size, "%s", log_escape(pw->pw_name, strlen(pw->pw_name), esc,
+						     sizeof(esc)));
+	else
+		snprintf(buf, size, "uid %u", (unsigned)cred->uid);
+}
+
 static int server_on_accept(sd_event_source *es, int lfd, uint32_t revents, void *userdata)
 {
 	struct server *s = userdata;
@@ -154,30 +254,53 @@ static int server_on_accept(sd_event_source *es, int lfd, uint32_t revents, void
 	struct ucred cred;
 	socklen_t len = sizeof(cred);
 	struct client *c;
-	struct passwd *pw;
-	int front, r;
+	bool front, admin, front_slot;
+	unsigned n_admins;
+	int r;
 
 	fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 	if (fd < 0) {
-		if (errno != EAGAIN && errno != EINTR)
-			log_warning_errno(negative_errno(), "accept");
+		r = negative_errno();
+		if (r == -EMFILE || r == -ENFILE || r == -ENOBUFS || r == -ENOMEM)
+			server_accept_pause(s, r);
+		else if (r != -EAGAIN && r != -EINTR && r != -ECONNABORTED)
+			log_warning_errno(r, "accept");
 		return 0;
+	}
+	if (s->accept_warned) {
+		s->accept_warned = false;
+		log_info("accepting broker connections again");
 	}
 	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0) {
 		log_warning_errno(negative_errno(), "SO_PEERCRED");
 		return 0;
 	}
-	front = server_authorize(s, fd, &cred);
-	if (front < 0) {
+	if (cred.pid == getpid()) {
+		/*
+		 * A console's "chardev" is our own broker socket: whoever writes to
+		 * that console would speak to the broker with our rights.  Close it
+		 * without a word (an error frame would become that console's output).
+		 */
+		log_warning("refused a broker connection from ttyhubd itself (pid %d): a console "
+			    "source points at the broker socket", (int)cred.pid);
+		return 0;
+	}
+	front = server_peer_is_front(s, &cred);
+	admin = server_peer_is_admin(s, fd, &cred);
+	if (!front && !admin) {
 		log_notice("refused broker connection from uid %u pid %d: not authorised",
 			   (unsigned)cred.uid, (int)cred.pid);
 		server_reject(fd, PROTO_E_DENIED,
 			      "permission denied: not root, not in the admin group, not a front");
 		return 0;
 	}
-	if (s->n_clients >= s->config.max_clients) {
-		log_warning("refused broker connection from pid %d: %u clients already",
-			    (int)cred.pid, s->n_clients);
+	front_slot = front && s->n_front_clients < s->config.max_clients;
+	n_admins = s->n_clients - s->n_front_clients;
+	if (!front_slot && (!admin || n_admins >= MAX(s->config.max_clients,
+						       (unsigned)SERVER_ADMIN_RESERVE))) {
+		log_warning("refused broker connection from uid %u pid %d: %u %s connections "
+			    "already", (unsigned)cred.uid, (int)cred.pid,
+			    admin ? n_admins : s->n_front_clients, admin ? "local admin" : "front");
 		server_reject(fd, PROTO_E_BUSY, "too many clients");
 		return 0;
 	}
@@ -187,16 +310,19 @@ static int server_on_accept(sd_event_source *es, int lfd, uint32_t revents, void
 	TAKE_FD(fd);
 	c->uid = cred.uid;
 	c->pid = cred.pid;
-	c->front = front == 1;
-	pw = getpwuid(cred.uid);
-	if (pw)
-		snprintf(c->label, sizeof(c->label), "%.64s (local, pid %d)", pw->pw_name,
-			 (int)cred.pid);
-	else
-		snprintf(c->label, sizeof(c->label), "uid %u (local, pid %d)", (unsigned)cred.uid,
-			 (int)cred.pid);
+	c->front = front;
+	c->admin = admin;
+	c->front_slot = front_slot;
+	server_peer_user(&cred, c->user, sizeof(c->user));
+	/* Everyone else sees only the role; logs keep the user and pid. */
+	snprintf(c->label, sizeof(c->label), "%s", admin ? "local admin" : "local front");
+	snprintf(c->audit, sizeof(c->audit), "%s (local, pid %d)", c->user, (int)cred.pid);
 	TAILQ_INSERT_TAIL(&s->clients, c, server_entry);
 	s->n_clients++;
+	if (front_slot)
+		s->n_front_clients++;
+	log_debug("client %u: %s, %s", c->id, c->audit,
+		  front_slot ? "front slot" : "local admin slot");
 	return 0;
 }
 
@@ -253,8 +379,12 @@ int server_listen(struct server *s)
 			return log_error_errno(-EINVAL, "the socket from systemd is not a "
 							"listening UNIX stream socket");
 		s->listen_fd = SD_LISTEN_FDS_START;
-		r = fcntl(s->listen_fd, F_SETFL, O_NONBLOCK);
-		if (r < 0)
+		r = fcntl(s->listen_fd, F_GETFL);
+		if (r < 0 || fcntl(s->listen_fd, F_SETFL, r | O_NONBLOCK) < 0)
+			return log_error_errno(negative_errno(), "fcntl");
+		/* Nothing we start (libvirt's helpers) may inherit the broker socket. */
+		r = fcntl(s->listen_fd, F_GETFD);
+		if (r < 0 || fcntl(s->listen_fd, F_SETFD, r | FD_CLOEXEC) < 0)
 			return log_error_errno(negative_errno(), "fcntl");
 	} else {
 		r = server_bind(s);
@@ -333,16 +463,98 @@ struct client *server_find_client(struct server *s, unsigned id)
 	return NULL;
 }
 
+/*
+ * Take one break from the console's budget (burst SERVER_BREAK_BURST, then one
+ * per SERVER_BREAK_INTERVAL_USEC).  Returns 0, or -EBUSY with the seconds to
+ * wait in *ret_wait_sec, or -ENOMEM.
+ */
+static int server_break_budget(struct server *s, const char *name, unsigned *ret_wait_sec)
+{
+	const uint64_t span = (SERVER_BREAK_BURST - 1) * SERVER_BREAK_INTERVAL_USEC;
+	struct server_break_bucket *b = NULL;
+	uint64_t now;
+
+	if (sd_event_now(s->event, CLOCK_MONOTONIC, &now) < 0) {
+		struct timespec ts;
+
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		now = (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+	}
+	/* Forget the consoles whose budget is full again; find this one. */
+	for (size_t i = 0; i < s->n_breaks;) {
+		if (s->breaks[i].tat <= now) {
+			free(s->breaks[i].name);
+			s->breaks[i] = s->breaks[--s->n_breaks];
+			continue;
+		}
+		if (strcmp(s->breaks[i].name, name) == 0)
+			b = &s->breaks[i];
+		i++;
+	}
+	if (b && b->tat > now + span) {
+		uint64_t wait = b->tat - span - now;
+
+		*ret_wait_sec = (unsigned)((wait + 999999) / 1000000);
+		return -EBUSY;
+	}
+	if (!b) {
+		struct server_break_bucket *n;
+
+		n = reallocarray(s->breaks, s->n_breaks + 1, sizeof(*n));
+
+		if (!n)
+			return -ENOMEM;
+		s->breaks = n;
+		b = &s->breaks[s->n_breaks];
+		b->name = strdup(name);
+		if (!b->name)
+			return -ENOMEM;
+		b->tat = now;
+		s->n_breaks++;
+	}
+	b->tat = MAX(b->tat, now) + SERVER_BREAK_INTERVAL_USEC;
+	return 0;
+}
+
+/* A local admin (not speaking for an SSH principal) may break any console. */
+static bool server_client_is_local_admin(const struct client *cl)
+{
+	return cl->admin && !cl->principal;
+}
+
 void server_console_break(struct server *s, struct console *c, struct client *cl)
 {
 	char err[300];
+	unsigned wait;
 	int r;
 
+	/*
+	 * A break can be a SysRq or a debugger stop: it needs write access.  The
+	 * front checks its key's break right; the broker insists that the
+	 * requester writes to this very console.
+	 */
+	if (!server_client_is_local_admin(cl) && (cl->console != c || cl->role != CLIENT_WRITER)) {
+		client_error(cl, PROTO_E_DENIED, "break to %s refused: only the console's writer "
+			     "may send a serial break", c->name);
+		return;
+	}
 	if (!c->ops || !c->ops->send_break || !c->chardev_id) {
 		client_error(cl, PROTO_E_NOT_AVAILABLE,
 			     "serial break is not available for %s: its source (%s) has no QEMU "
 			     "control channel; use --qmp or --libvirt", c->name,
 			     c->origin ? c->origin : "?");
+		return;
+	}
+	r = server_break_budget(s, c->name, &wait);
+	if (r == -EBUSY) {
+		log_notice("break to %s by %s refused: too many breaks", c->name, cl->audit);
+		client_error(cl, PROTO_E_BUSY, "break to %s refused: too many breaks, try again in "
+			     "%u s", c->name, wait);
+		return;
+	}
+	if (r < 0) {
+		client_error(cl, PROTO_E_INTERNAL, "cannot send a break to %s: %s", c->name,
+			     strerror(-r));
 		return;
 	}
 	err[0] = '\0';
@@ -360,8 +572,8 @@ void server_break_done(struct server *s, unsigned client_id, const char *console
 	json_t *msg;
 
 	if (r >= 0 && con) {
-		conslog_markf(con->log, "serial break sent by %s", cl ? cl->label : "a client");
-		log_info("serial break sent to %s by %s", console, cl ? cl->label : "a client");
+		conslog_markf(con->log, "serial break sent by %s", cl ? cl->audit : "a client");
+		log_info("serial break sent to %s by %s", console, cl ? cl->audit : "a client");
 		console_announce(con, "%s sent a serial break", cl ? cl->label : "someone");
 	}
 	if (!cl)

@@ -16,6 +16,7 @@
 #include "registry.h"
 
 struct client;
+struct server_break_bucket;
 struct qemu;
 struct virt;
 struct xmldir;
@@ -24,6 +25,18 @@ struct xmldir;
 #define SERVER_MAX_XMLDIRS 16
 #define SERVER_MAX_VIRTS 4
 #define SERVER_MAX_QEMUS 64
+/*
+ * Broker connections of local administrators (root, our uid, the admin
+ * group) are counted apart from the fronts' max_clients, with a limit of
+ * max_clients or SERVER_ADMIN_RESERVE, whichever is larger: no front, however
+ * many connections its users hold, can lock root's `ttyhub` out.
+ */
+#define SERVER_ADMIN_RESERVE 64
+/* Serial breaks per console: a burst of SERVER_BREAK_BURST, then one per second. */
+#define SERVER_BREAK_BURST 3
+#define SERVER_BREAK_INTERVAL_USEC 1000000ULL
+/* After EMFILE/ENFILE from accept(): accept again after this, or when a client closes. */
+#define SERVER_ACCEPT_RETRY_USEC 100000ULL
 
 struct server_config {
 	const char *socket_path;
@@ -32,7 +45,7 @@ struct server_config {
 	gid_t admin_gid;     /* (gid_t)-1 if none */
 	uid_t front_uids[SERVER_MAX_FRONT_USERS];
 	size_t n_front_uids;
-	unsigned max_clients;
+	unsigned max_clients; /* front connections; admins: see SERVER_ADMIN_RESERVE */
 	const char *log_dir;  /* console logs, or NULL for none */
 	size_t log_max_size;
 	unsigned log_backups;
@@ -55,7 +68,13 @@ struct server {
 	size_t n_qemus;
 	TAILQ_HEAD(, client) clients; /* live */
 	TAILQ_HEAD(, client) dead;    /* killed, freed by the sweep */
-	unsigned n_clients;
+	unsigned n_clients;         /* live, fronts and admins */
+	unsigned n_front_clients;   /* of which fronts (limit config.max_clients) */
+	sd_event_source *accept_retry; /* owned: re-enables listen_io after EMFILE */
+	bool accept_paused;         /* listen_io is off until accept_retry or a close */
+	bool accept_warned;         /* said so; said again after an accept() succeeds */
+	struct server_break_bucket *breaks; /* owned: per-console break budget */
+	size_t n_breaks;
 	unsigned next_client_id;
 	sd_event_source *sweep;     /* owned: frees dead clients */
 };

@@ -2,7 +2,7 @@
 /*
  * ttyhub: the local command-line front.
  *   ttyhub [--broker PATH] list [--json] | attach NAME [--ro|--force]
- *          [--replay N|all] [--escape PREFIX] | who NAME | break NAME
+ *          [--replay N|all] [--escape PREFIX] | who NAME [--json] | break NAME
  * It talks the broker protocol over the broker socket, like every front.
  */
 #include <errno.h>
@@ -35,7 +35,7 @@ static void help(void)
 	       "  list [--json]                     consoles and their state\n"
 	       "  attach NAME [--ro|--force] [--replay N|all] [--escape PREFIX]\n"
 	       "                                    attach to a console (Ctrl-E c ? for help)\n"
-	       "  who NAME                          who is attached, who writes\n"
+	       "  who NAME [--json]                 who is attached, who writes\n"
 	       "  break NAME                        send a serial break\n\n"
 	       "NAME is VM, VM:ALIAS, UUID or UUID:ALIAS. The broker socket is --broker,\n"
 	       "$TTYHUB_BROKER, or %s.\n",
@@ -232,7 +232,7 @@ static int cmd_list(int fd, struct frame_reader *in, bool as_json)
 	return 0;
 }
 
-static int cmd_who(int fd, struct frame_reader *in, const char *name)
+static int cmd_who(int fd, struct frame_reader *in, const char *name, bool as_json)
 {
 	json_t *msg;
 	int r;
@@ -240,7 +240,11 @@ static int cmd_who(int fd, struct frame_reader *in, const char *name)
 	r = request(fd, in, json_pack("{s:s, s:s}", "type", "who", "console", name), "who", &msg);
 	if (r < 0)
 		return r;
-	listing_print_who(stdout, msg, "\n");
+	if (as_json) {
+		json_dumpf(msg, stdout, JSON_INDENT(2) | JSON_ENSURE_ASCII);
+		printf("\n");
+	} else
+		listing_print_who(stdout, msg, "\n");
 	json_decref(msg);
 	return 0;
 }
@@ -376,7 +380,7 @@ int main(int argc, char *argv[])
 	if (strcmp(cmd, "list") == 0)
 		r = cmd_list(fd, &in, json);
 	else if (strcmp(cmd, "who") == 0)
-		r = cmd_who(fd, &in, argv[optind]);
+		r = cmd_who(fd, &in, argv[optind], json);
 	else if (strcmp(cmd, "break") == 0)
 		r = cmd_break(fd, &in, argv[optind]);
 	else {

@@ -16,6 +16,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <jansson.h>
 #include <libvirt/libvirt-qemu.h>
 #include <libvirt/libvirt.h>
 #include <libvirt/virterror.h>
@@ -56,9 +57,12 @@ struct virt_msg {
 	struct virt_msg *next;
 };
 
+/* Breaks queued or running at once per libvirt source; more are refused. */
+#define VIRT_MAX_BREAKS 16
+
 struct virt_req { /* a break, from the loop to the thread */
 	char uuid[VIR_UUID_STRING_BUFLEN];
-	char chardev[160];
+	char *cmd;            /* owned: the QMP command (JSON) */
 	char console[200];
 	unsigned client_id;
 	struct virt_req *next;
@@ -81,6 +85,7 @@ struct virt {
 	pthread_mutex_t lock;
 	struct virt_msg *msgs, **msgs_tail;
 	struct virt_req *reqs;
+	unsigned n_breaks;          /* requests queued or running (VIRT_MAX_BREAKS) */
 	bool stop;
 
 	int event_fd;               /* thread -> loop wake-up; owned */
@@ -358,7 +363,7 @@ static void virt_schedule_reconnect(struct virt *v)
 static void virt_do_break(struct virt *v, struct virt_req *r)
 {
 	struct virt_msg *m = calloc(1, sizeof(*m));
-	char cmd[300], *reply = NULL;
+	char *reply = NULL;
 	virDomainPtr dom;
 
 	if (!m)
@@ -366,13 +371,11 @@ static void virt_do_break(struct virt *v, struct virt_req *r)
 	m->type = VIRT_MSG_BREAK;
 	m->client_id = r->client_id;
 	m->text = strdup(r->console);
-	snprintf(cmd, sizeof(cmd),
-		 "{\"execute\":\"chardev-send-break\",\"arguments\":{\"id\":\"%s\"}}", r->chardev);
 	dom = v->conn ? virDomainLookupByUUIDString(v->conn, r->uuid) : NULL;
 	if (!dom) {
 		m->result = -ENOENT;
 		m->error = strdup(v->conn ? virt_last_error() : "not connected to libvirt");
-	} else if (virDomainQemuMonitorCommand(dom, cmd, &reply, 0) < 0) {
+	} else if (virDomainQemuMonitorCommand(dom, r->cmd, &reply, 0) < 0) {
 		m->result = -EIO;
 		m->error = strdup(virt_last_error());
 	} else if (reply && strstr(reply, "\"error\"")) {
@@ -401,8 +404,12 @@ static void virt_on_wake(int watch, int fd, int events, void *opaque)
 		struct virt_req *next = reqs->next;
 
 		virt_do_break(v, reqs);
+		free(reqs->cmd);
 		free(reqs);
 		reqs = next;
+		pthread_mutex_lock(&v->lock);
+		v->n_breaks--;
+		pthread_mutex_unlock(&v->lock);
 	}
 }
 
@@ -592,6 +599,8 @@ static int virt_send_break(void *data, struct console *c, unsigned client_id, ch
 {
 	struct virt *v = data;
 	struct virt_req *r;
+	json_t *cmd;
+	bool full;
 
 	if (!v->allow_monitor) {
 		snprintf(err, errsz, "a break to a libvirt-managed VM goes through the QEMU "
@@ -606,14 +615,33 @@ static int virt_send_break(void *data, struct console *c, unsigned client_id, ch
 	r = calloc(1, sizeof(*r));
 	if (!r)
 		return -ENOMEM;
+	cmd = json_pack("{s:s, s:{s:s}}", "execute", "chardev-send-break", "arguments", "id",
+			c->chardev_id);
+	r->cmd = cmd ? json_dumps(cmd, JSON_COMPACT) : NULL;
+	json_decref(cmd);
+	if (!r->cmd) {
+		free(r);
+		snprintf(err, errsz, "cannot encode the QMP command");
+		return -ENOMEM;
+	}
 	snprintf(r->uuid, sizeof(r->uuid), "%s", c->uuid);
-	snprintf(r->chardev, sizeof(r->chardev), "%s", c->chardev_id);
 	snprintf(r->console, sizeof(r->console), "%s", c->name);
 	r->client_id = client_id;
 	pthread_mutex_lock(&v->lock);
-	r->next = v->reqs;
-	v->reqs = r;
+	full = v->n_breaks >= VIRT_MAX_BREAKS;
+	if (!full) {
+		r->next = v->reqs;
+		v->reqs = r;
+		v->n_breaks++;
+	}
 	pthread_mutex_unlock(&v->lock);
+	if (full) {
+		free(r->cmd);
+		free(r);
+		snprintf(err, errsz, "%d breaks are already waiting for libvirt; try again later",
+			 VIRT_MAX_BREAKS);
+		return -EBUSY;
+	}
 	if (write(v->wake[1], "b", 1) < 0 && errno != EAGAIN)
 		return negative_errno();
 	return 0;
@@ -687,6 +715,7 @@ struct virt *virt_free(struct virt *v)
 	while (v->reqs) {
 		struct virt_req *next = v->reqs->next;
 
+		free(v->reqs->cmd);
 		free(v->reqs);
 		v->reqs = next;
 	}
