@@ -483,7 +483,8 @@ static int chardev_lock_pty(struct chardev *ch)
 			return negative_errno();
 		}
 		/* Held by a live process? Otherwise it is stale: remove it and retry. */
-		_cleanup_close_ int rfd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+		_cleanup_close_ int rfd = open(path,
+					       O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
 		uid_t owner = (uid_t)-1;
 
 		if (rfd >= 0 && !chardev_lock_trusted(ch, rfd, &owner)) {

@@ -74,8 +74,6 @@ int console_new(struct server *s, const struct console_spec *spec, struct consol
 	c->ops = spec->ops;
 	c->ops_data = spec->ops_data;
 	c->guest = spec->guest;
-	c->guest = spec->guest;
-	c->guest = spec->guest;
 	c->guest_open = -1;
 	if (r >= 0)
 		r = ring_init(&c->ring, s->config.ring_size);

@@ -263,13 +263,15 @@ static int parse_argv(int argc, char *argv[])
 		}
 		case ARG_LOCK_DIR:
 			if (optarg[0] != '/')
-				return log_error_errno(-EINVAL, "--lock-dir %s: expected an absolute path",
+				return log_error_errno(-EINVAL,
+						       "--lock-dir %s: expected an absolute path",
 						       optarg);
 			arg_lock_dir = optarg;
 			break;
 		case ARG_GUEST_USER:
 			if (parse_guest_user(optarg, &arg_guest_user) < 0)
-				return log_error_errno(-EINVAL, "--guest-user %s: no such user", optarg);
+				return log_error_errno(-EINVAL, "--guest-user %s: no such user",
+						       optarg);
 			break;
 		case ARG_MAX_CLIENTS: {
 			char *end;

@@ -79,7 +79,8 @@ static void test_expected_uid(void **state)
 	assert_int_equal(check(&qemu, 77, 64055), 0);
 	assert_string_equal(err, "");
 	assert_int_equal(check(&qemu, 77, 1001), -EPERM);
-	assert_string_equal(err, "the peer of /x/y.sock is uid 1001, expected 64055 (libvirt-qemu)");
+	assert_string_equal(err,
+			    "the peer of /x/y.sock is uid 1001, expected 64055 (libvirt-qemu)");
 	assert_int_equal(check(&anon, 77, 1001), -EPERM);
 	assert_string_equal(err, "the peer of /x/y.sock is uid 1001, expected 1234");
 	/* Nothing expected: any uid but root and ttyhubd's own. */
