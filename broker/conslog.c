@@ -31,6 +31,8 @@
 #include <time.h>
 #include <unistd.h>
 
+
+#include <openssl/sha.h>
 #include "conslog.h"
 #include "log.h"
 #include "util.h"
@@ -68,12 +70,13 @@ static bool conslog_char_ok(char c)
 	       c == '.' || c == '_' || c == '-';
 }
 
-/* Whether the n bytes at s end in "-XXXXXXXX" (8 lowercase hex digits), as hashed names do. */
+/* Whether the n bytes at s end in "-" and CONSLOG_HASH_HEX lowercase hex digits, as hashed
+ * names do. */
 static bool conslog_looks_hashed(const char *s, size_t n)
 {
-	if (n < 9 || s[n - 9] != '-')
+	if (n < CONSLOG_HASH_HEX + 1 || s[n - CONSLOG_HASH_HEX - 1] != '-')
 		return false;
-	for (size_t i = n - 8; i < n; i++)
+	for (size_t i = n - CONSLOG_HASH_HEX; i < n; i++)
 		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
 			return false;
 	return true;
@@ -83,30 +86,33 @@ int conslog_file_name(const char *console_name, char *buf, size_t bufsz)
 {
 	size_t n = strlen(console_name), o = 0;
 	bool hash = n > CONSLOG_NAME_BASE_MAX;
-	uint32_t h = 2166136261u; /* FNV-1a */
+	uint8_t md[SHA256_DIGEST_LENGTH];
 
 	if (n == 0)
 		return -EINVAL;
 	if (bufsz < CONSLOG_FILE_NAME_MAX)
 		return -ENOBUFS;
-	for (size_t i = 0; i < n; i++) {
+	for (size_t i = 0; i < n && i < CONSLOG_NAME_BASE_MAX; i++) {
 		char c = console_name[i];
 
-		h = (h ^ (uint8_t)c) * 16777619u;
-		if (i >= CONSLOG_NAME_BASE_MAX)
-			continue;
 		if (!conslog_char_ok(c) || (i == 0 && c == '.')) {
 			hash = true;
 			c = '_';
 		}
 		buf[o++] = c;
 	}
-	/* A kept name that looks hashed ("x-0123abcd") gets a hash too, so no clean name can
+	/* A kept name that looks hashed ("x-0123...") gets a hash too, so no clean name can
 	 * take the file of a name that was changed. */
 	if (!hash && conslog_looks_hashed(buf, o))
 		hash = true;
-	if (hash)
-		o += (size_t)snprintf(buf + o, bufsz - o, "-%08" PRIx32, h);
+	if (hash) {
+		/* SHA-256, not a fast hash: whoever chooses a VM name must not be able to find
+		 * one whose file is another console's. */
+		SHA256((const unsigned char *)console_name, n, md);
+		buf[o++] = '-';
+		for (size_t i = 0; i < CONSLOG_HASH_HEX / 2; i++)
+			o += (size_t)snprintf(buf + o, bufsz - o, "%02x", md[i]);
+	}
 	memcpy(buf + o, ".log", 5);
 	return (int)(o + 4);
 }

@@ -51,7 +51,9 @@
 /* Longest base name kept from a console name before a hash is appended. */
 #define CONSLOG_NAME_BASE_MAX 64
 /* Size of a buffer for a file name from conslog_file_name() (with NUL). */
-#define CONSLOG_FILE_NAME_MAX (CONSLOG_NAME_BASE_MAX + 9 + 4 + 1)
+/* Hex digits of the name's hash (the first 64 bits of its SHA-256). */
+#define CONSLOG_HASH_HEX 16
+#define CONSLOG_FILE_NAME_MAX (CONSLOG_NAME_BASE_MAX + 1 + CONSLOG_HASH_HEX + 4 + 1)
 /* Markers longer than this (after escaping) are cut and end in "...". */
 #define CONSLOG_MARK_MAX 512
 
@@ -107,9 +109,11 @@ void conslog_set_write_fn(ssize_t (*fn)(int fd, const void *buf, size_t len));
  * "web-01.log").  When any byte had to be replaced (':' included: "a_b:c"
  * and "a:b_c" must not share a file), the name is longer than
  * CONSLOG_NAME_BASE_MAX (kept up to that length), or a kept name itself
- * ends in "-XXXXXXXX", then "-XXXXXXXX" (a 32-bit FNV-1a hash of the full
- * name) is added before ".log" ("vm:serial0" -> "vm_serial0-f29ed752.log").
- * Never contains '/', never starts with '.'.  Returns the length, -EINVAL (empty name) or -ENOBUFS (bufsz <
+ * ends in "-" and 16 hex digits, then "-" and the first 64 bits of the
+ * full name's SHA-256 in hex are added before ".log" ("vm:serial0" ->
+ * "vm_serial0-XXXXXXXXXXXXXXXX.log"): finding another name with the same
+ * file takes 2^64 tries.  Never contains '/', never starts with '.'.
+ * Returns the length, -EINVAL (empty name) or -ENOBUFS (bufsz <
  * CONSLOG_FILE_NAME_MAX).
  */
 int conslog_file_name(const char *console_name, char *buf, size_t bufsz);

@@ -315,22 +315,22 @@ static void test_file_name(void **state)
 	conslog_file_name("web-01.prod_x", b, sizeof(b));
 	assert_string_equal(b, "web-01.prod_x.log");
 	/* Any replaced byte, ':' included, adds the hash of the full name. */
-	assert_int_equal(conslog_file_name("vm:serial0", b, sizeof(b)), 23);
-	assert_string_equal(b, "vm_serial0-f29ed752.log");
+	assert_int_equal(conslog_file_name("vm:serial0", b, sizeof(b)), 31);
+	assert_string_equal(b, "vm_serial0-ba82ad52b2a7ae09.log");
 	conslog_file_name("a_b:c", b, sizeof(b));
 	conslog_file_name("a:b_c", b2, sizeof(b2));
-	assert_string_equal(b, "a_b_c-03b91d76.log");
-	assert_string_equal(b2, "a_b_c-6c6a2eea.log");
+	assert_string_equal(b, "a_b_c-b42d7d0bca2c4f53.log");
+	assert_string_equal(b2, "a_b_c-7b2a61b0fdbfe985.log");
 	conslog_file_name("a_b_c", b, sizeof(b));
 	assert_string_equal(b, "a_b_c.log");
 	/* A clean name that looks hashed cannot take a changed name's file. */
-	conslog_file_name("vm_serial0-f29ed752", b, sizeof(b));
-	assert_string_not_equal(b, "vm_serial0-f29ed752.log");
-	assert_true(strncmp(b, "vm_serial0-f29ed752-", 20) == 0);
-	conslog_file_name("vm-1234567", b, sizeof(b));
-	assert_string_equal(b, "vm-1234567.log");
-	conslog_file_name("vm-1234567g", b, sizeof(b));
-	assert_string_equal(b, "vm-1234567g.log");
+	conslog_file_name("vm_serial0-ba82ad52b2a7ae09", b, sizeof(b));
+	assert_string_not_equal(b, "vm_serial0-ba82ad52b2a7ae09.log");
+	assert_true(strncmp(b, "vm_serial0-ba82ad52b2a7ae09-", 28) == 0);
+	conslog_file_name("vm-123456789abcdef", b, sizeof(b));
+	assert_string_equal(b, "vm-123456789abcdef.log");
+	conslog_file_name("vm-123456789abcdefg", b, sizeof(b));
+	assert_string_equal(b, "vm-123456789abcdefg.log");
 	assert_int_equal(conslog_file_name("", b, sizeof(b)), -EINVAL);
 	assert_int_equal(conslog_file_name("vm", b, CONSLOG_FILE_NAME_MAX - 1), -ENOBUFS);
 
@@ -555,12 +555,12 @@ static void run_rotation(uint64_t seed, size_t max_size, unsigned backups, bool 
 	rng_state = seed;
 	make_input(&all, 30 * max_size, max_size, long_lines);
 	assert_int_equal(conslog_open(&cfg, "vm:serial0", &l), 0);
-	assert_string_equal(conslog_name(l), "vm_serial0-f29ed752.log");
+	assert_string_equal(conslog_name(l), "vm_serial0-ba82ad52b2a7ae09.log");
 	write_all_checked(l, dir, &all, max_size, backups, max_size / 2);
 	l = conslog_free(l);
 
 	/* The newest output is at the end of the newest file; all files hold whole lines. */
-	n = read_log(dir, "vm_serial0-f29ed752.log", backups, files);
+	n = read_log(dir, "vm_serial0-ba82ad52b2a7ae09.log", backups, files);
 	assert_int_equal(n, backups + 1);
 	assert_true(files[n - 1].len > 0);
 	assert_memory_equal(files[n - 1].p, all.p + all.len - files[n - 1].len, files[n - 1].len);
