@@ -334,8 +334,9 @@ static void client_reply_list(struct client *c, json_t *req)
 static struct console *client_lookup(struct client *c, json_t *req)
 {
 	const char *name = json_string_value(json_object_get(req, "console"));
-	struct console *con;
+	struct console *con = NULL;
 	char esc[256];
+	int r;
 
 	if (!name) {
 		if (c->console)
@@ -343,11 +344,15 @@ static struct console *client_lookup(struct client *c, json_t *req)
 		client_error(c, PROTO_E_BAD_REQUEST, "request needs a \"console\" name");
 		return NULL;
 	}
-	con = registry_find(&c->server->registry, name);
-	if (!con)
+	/* An ambiguous name lists no candidates: the caller may not see them all. */
+	r = registry_lookup(&c->server->registry, name, &con);
+	if (r == -ENOTUNIQ)
+		client_error(c, PROTO_E_UNKNOWN_CONSOLE, "'%s' is ambiguous: use VM:ALIAS",
+			     log_escape(name, strlen(name), esc, sizeof(esc)));
+	else if (r < 0)
 		client_error(c, PROTO_E_UNKNOWN_CONSOLE, "no console named '%s'",
 			     log_escape(name, strlen(name), esc, sizeof(esc)));
-	return con;
+	return r < 0 ? NULL : con;
 }
 
 static void client_do_attach(struct client *c, json_t *req)

@@ -102,6 +102,13 @@ int keyring_load(const char *path, struct keyring **ret)
 		log_error("%s: line %u: %s; line ignored", path, k->file->errors[i].line,
 			  log_escape(m, strlen(m), esc, sizeof(esc)));
 	}
+	for (size_t i = 0; i < k->file->n_warnings; i++) {
+		char esc[300];
+		const char *m = k->file->warnings[i].message;
+
+		log_warning("%s: line %u: %s", path, k->file->warnings[i].line,
+			    log_escape(m, strlen(m), esc, sizeof(esc)));
+	}
 	k->keys = calloc(k->file->n_entries ? k->file->n_entries : 1, sizeof(ssh_key));
 	if (!k->keys) {
 		keyring_free(k);

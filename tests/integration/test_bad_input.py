@@ -129,7 +129,8 @@ def t_missing_socket():
 def t_regular_file():
     path = os.path.join(ctx.wd, "regular")
     open(path, "w").close()
-    write_xml("regular.xml", DOMAIN.format(name="regular", uuid="2", path=path))
+    write_xml("regular.xml", DOMAIN.format(name="regular", uuid="22222222-2222-2222-2222-222222222222",
+                                            path=path))
     console_state("regular:serial0", "error", r"is a regular file, expected a UNIX socket")
     # Attaching is allowed (it may recover); the user is told why it is silent.
     r = ctx.d.cli("attach", "regular")
@@ -140,7 +141,8 @@ def t_regular_file():
 def t_dangling_symlink():
     path = os.path.join(ctx.wd, "dangling")
     os.symlink(os.path.join(ctx.wd, "gone"), path)
-    write_xml("dangling.xml", DOMAIN.format(name="dangling", uuid="3", path=path))
+    write_xml("dangling.xml", DOMAIN.format(name="dangling", uuid="33333333-3333-3333-3333-333333333333",
+                                            path=path))
     console_state("dangling:serial0", "error", r"dangling symbolic link")
 
 
@@ -262,7 +264,8 @@ def t_bad_file_keeps_old_consoles():
     fg3 = subprocess.Popen([hub.FAKE_GUEST, "--socket", sock, "--rate", "5000", "--tag", "g3",
                             "--stats", sock + ".stats"])
     try:
-        write_xml("vm3.xml", DOMAIN.format(name="vm3", uuid="5", path=sock))
+        write_xml("vm3.xml", DOMAIN.format(name="vm3", uuid="55555555-5555-5555-5555-555555555555",
+                                            path=sock))
         ctx.d.wait_for(lambda: (ctx.d.console("vm3:serial0") or {}).get("state") == "connected",
                        what="vm3 appears")
         c = hub.BrokerClient(ctx.d.socket)

@@ -104,9 +104,12 @@ def t_who_and_writer_in_list():
         ctx.d.wait_for(lambda: ctx.d.console("fg")["writer"], what="writer in list")
         r = ctx.d.cli("who", "fg")
         assert r.returncode == 0, r
-        assert re.search(rb"^writer +root \(local, pid %d\)" % w.pid, r.stdout, re.M), r.stdout
-        assert re.search(rb"^fg .*root \(local, pid %d\)" % w.pid, ctx.d.cli("list").stdout,
-                         re.M)
+        # Local admins see who a local writer is; everyone sees only "local admin".
+        assert re.search(rb"^writer +local admin \(root, pid %d\)" % w.pid, r.stdout,
+                         re.M), r.stdout
+        listing = ctx.d.cli("list").stdout
+        assert re.search(rb"^fg .*local admin", listing, re.M), listing
+        assert b"pid %d" % w.pid not in listing, listing
     finally:
         w.stdin.close()
         w.wait(10)

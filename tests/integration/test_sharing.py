@@ -30,8 +30,8 @@ def share(d, console):
 
     r = G.Pty(d.cli_cmd("attach", console, "--ro"))
     r.expect(r"\[ttyhub\] attached to \S+ read-only \(2 attached\); "
-             r"root \(local, pid \d+\) writes")
-    w.expect(r"\[ttyhub\] root \(local, pid \d+\) attached read-only")
+             r"local admin writes")
+    w.expect(r"\[ttyhub\] local admin attached read-only")
 
     # The writer's command runs; both see the answer.
     w.send("echo $((6*7))\r")
@@ -50,8 +50,8 @@ def share(d, console):
 
     # Force: the watcher takes the writer role; both are told.
     r.send(FORCE)
-    r.expect(r"\[ttyhub\] root \(local, pid \d+\) took write access from root")
-    w.expect(r"\[ttyhub\] root \(local, pid \d+\) took write access from root")
+    r.expect(r"\[ttyhub\] local admin took write access from local admin")
+    w.expect(r"\[ttyhub\] local admin took write access from local admin")
     r.send("echo F$((3+3))X\r")
     r.expect(answer(b"F6X"), timeout=20)
     w.expect(answer(b"F6X"), timeout=20)
