@@ -12,6 +12,7 @@
 #include "client.h"
 #include "console.h"
 #include "log.h"
+#include "registry.h"
 #include "server.h"
 #include "util.h"
 
@@ -26,7 +27,7 @@ static int strdup_opt(char **dst, const char *src)
 
 int console_new(struct server *s, const struct console_spec *spec, struct console **ret)
 {
-	char vm[256], alias[128];
+	char vm[REGISTRY_VM_MAX], alias[REGISTRY_ALIAS_MAX];
 	struct console *c;
 	int r;
 
@@ -334,6 +335,7 @@ static void console_add_guest_state(const struct console *c, json_t *msg)
 void console_attach(struct console *c, struct client *cl, enum console_mode mode, long replay)
 {
 	char old[sizeof(cl->label)] = ""; /* the writer a force attach took over from */
+	char old_audit[sizeof(cl->audit)] = "";
 	const char *how;
 	json_t *msg;
 
@@ -352,6 +354,7 @@ void console_attach(struct console *c, struct client *cl, enum console_mode mode
 
 	if (mode == CONSOLE_MODE_FORCE && c->writer) {
 		snprintf(old, sizeof(old), "%s", c->writer->label);
+		snprintf(old_audit, sizeof(old_audit), "%s", c->writer->audit);
 		console_set_writer(c, cl);
 	} else if (mode != CONSOLE_MODE_RO && !c->writer) {
 		c->writer = cl;
@@ -365,6 +368,11 @@ void console_attach(struct console *c, struct client *cl, enum console_mode mode
 			c->supported ? c->chardev.status : c->reason);
 	if (msg && old[0])
 		json_object_set_new(msg, "previous", json_string(old));
+	/* Which VM this is, so a front can check it attached the console it checked. */
+	if (msg)
+		json_object_set_new(msg, "vm", json_string(c->vm));
+	if (msg && c->uuid)
+		json_object_set_new(msg, "uuid", json_string(c->uuid));
 	console_add_guest_state(c, msg);
 	if (msg)
 		client_send(cl, msg);
@@ -375,8 +383,15 @@ void console_attach(struct console *c, struct client *cl, enum console_mode mode
 		console_announce(c, "%s attached %s (%u attached)", cl->label, how, c->n_clients);
 	else
 		console_tell_writer(c, "%s attached %s (%u attached)", cl->label, how, c->n_clients);
-	log_info("%s attached to %s %s", cl->label, c->name, how);
-	conslog_markf(c->log, "%s attached %s", cl->label, how);
+	if (old_audit[0]) {
+		log_info("%s attached to %s and took write access from %s", cl->audit, c->name,
+			 old_audit);
+		conslog_markf(c->log, "%s attached and took write access from %s", cl->audit,
+			      old_audit);
+	} else {
+		log_info("%s attached to %s %s", cl->audit, c->name, how);
+		conslog_markf(c->log, "%s attached %s", cl->audit, how);
+	}
 	client_flush(cl);
 }
 
@@ -395,8 +410,8 @@ void console_detach(struct console *c, struct client *cl, bool announce)
 	/* A writer waiting for the guest must not stay deaf: its queued input is dropped. */
 	if (cl->input_paused)
 		client_resume_input(cl);
-	log_info("%s detached from %s", cl->label, c->name);
-	conslog_markf(c->log, "%s detached", cl->label);
+	log_info("%s detached from %s", cl->audit, c->name);
+	conslog_markf(c->log, "%s detached", cl->audit);
 	if (!announce)
 		return;
 	if (was_writer)
@@ -407,23 +422,24 @@ void console_detach(struct console *c, struct client *cl, bool announce)
 
 int console_take(struct console *c, struct client *cl, bool force)
 {
-	char old[sizeof(cl->label)];
+	char old[sizeof(cl->label)], old_audit[sizeof(cl->audit)];
 
 	if (c->writer == cl)
 		return 0;
 	if (!c->writer) {
 		console_set_writer(c, cl);
 		console_announce(c, "%s now writes", cl->label);
-		log_info("%s writes to %s", cl->label, c->name);
+		log_info("%s writes to %s", cl->audit, c->name);
 		return 0;
 	}
 	if (!force)
 		return -EBUSY;
 	snprintf(old, sizeof(old), "%s", c->writer->label);
+	snprintf(old_audit, sizeof(old_audit), "%s", c->writer->audit);
 	console_set_writer(c, cl);
 	console_announce(c, "%s took write access from %s", cl->label, old);
-	log_info("%s took write access to %s from %s", cl->label, c->name, old);
-	conslog_markf(c->log, "%s took write access from %s", cl->label, old);
+	log_info("%s took write access to %s from %s", cl->audit, c->name, old_audit);
+	conslog_markf(c->log, "%s took write access from %s", cl->audit, old_audit);
 	return 0;
 }
 

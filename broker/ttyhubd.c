@@ -90,7 +90,8 @@ static void help(void)
 	       "  --guest-user USER      the user QEMU runs as (name or uid): the only peer\n"
 	       "                         a chardev may have (default: per source; root only\n"
 	       "                         if named here, not recommended)\n"
-	       "  --max-clients N        broker connections at most (default 4096)\n"
+	       "  --max-clients N        front connections at most (default 4096); local admins\n"
+	       "                         have their own (N or 64)\n"
 	       "  -v, --verbose          debug logging\n"
 	       "  -h, --help             this help\n"
 	       "      --version          version\n",
