@@ -5,8 +5,10 @@
 #include <errno.h>
 #include <pwd.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "domain.h"
+#include "log.h"
 #include "server.h"
 
 struct domain_ctl {
@@ -83,6 +85,13 @@ static void domain_spec(struct console_spec *spec, const struct domxml *dom,
 	};
 }
 
+static void domain_forget_refusals(struct server *s, struct domain *d)
+{
+	if (d->vm[0])
+		registry_clear_refused_vm(&s->registry, d->origin, d->vm);
+	d->vm[0] = '\0';
+}
+
 void domain_apply(struct server *s, struct domain *d, const struct domxml *dom,
 		  const char *origin, const struct console_ops *ops, void *ops_data,
 		  const char *chardev_prefix)
@@ -100,6 +109,11 @@ void domain_apply_guest(struct server *s, struct domain *d, const struct domxml 
 	struct console *kept[DOMXML_MAX_DEVICES] = {};
 	char id[160];
 	size_t n = 0;
+
+	/* Refusals of the last definition go; adding this one sets them again if they hold. */
+	domain_forget_refusals(s, d);
+	log_escape(dom->name, strlen(dom->name), d->vm, sizeof(d->vm));
+	snprintf(d->origin, sizeof(d->origin), "%s", origin);
 
 	for (size_t i = 0; i < d->n; i++) {
 		struct console *c = d->consoles[i];
@@ -135,6 +149,7 @@ void domain_clear(struct server *s, struct domain *d, const char *why)
 	for (size_t i = 0; i < d->n; i++)
 		server_remove_console(s, d->consoles[i], why);
 	d->n = 0;
+	domain_forget_refusals(s, d);
 }
 
 void domain_announce(struct domain *d, const char *text)

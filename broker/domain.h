@@ -11,12 +11,17 @@
 
 #include "console.h"
 #include "domxml.h"
+#include "registry.h"
 
 struct server;
 
 struct domain {
 	struct console *consoles[DOMXML_MAX_DEVICES];
 	size_t n;
+	/* What its consoles were last applied as, so that refusals of them (registry errors
+	 * shown in list) go when the domain goes or changes: */
+	char vm[REGISTRY_VM_MAX]; /* the escaped VM name, "" before the first apply */
+	char origin[300];
 };
 
 /*

@@ -31,6 +31,7 @@ struct qemu {
 	unsigned backoff_ms;
 	char name[128];          /* from query-name, or the socket's file name */
 	char uuid[64];
+	char bad_id[200];        /* why query-name/query-uuid's answer is refused, or "" */
 	char run_state[32];
 	struct domain domain;
 	struct peer_guest guest; /* QEMU's user: the QMP peer's uid, once connected */
@@ -107,6 +108,16 @@ static void qemu_on_chardevs(struct qmp *qmp, json_t *reply, const char *eclass,
 		qemu_status(q, "query-chardev failed: %s", edesc ? edesc : "?");
 		return;
 	}
+	if (q->bad_id[0]) {
+		char text[300];
+
+		snprintf(text, sizeof(text), "consoles refused: %s", q->bad_id);
+		qemu_status(q, "%s", text);
+		registry_set_error(&q->server->registry, q->origin, text);
+		domain_clear(q->server, &q->domain, "the VM's identity is refused");
+		return;
+	}
+	registry_clear_error(&q->server->registry, q->origin);
 	json_array_foreach(reply, i, cd) {
 		const char *label = json_string_value(json_object_get(cd, "label"));
 		const char *filename = json_string_value(json_object_get(cd, "filename"));
@@ -180,7 +191,13 @@ static void qemu_on_uuid(struct qmp *qmp, json_t *reply, const char *eclass, con
 	const char *uuid = json_string_value(json_object_get(reply, "UUID"));
 
 	/* QEMU reports the all-zero UUID when none was given: treat it as none. */
-	if (uuid && strcmp(uuid, "00000000-0000-0000-0000-000000000000") != 0)
+	if (!uuid || strcmp(uuid, "00000000-0000-0000-0000-000000000000") == 0)
+		return;
+	/* Never cut: the registry refuses what is not a canonical UUID, a cut one included. */
+	if (strlen(uuid) >= sizeof(q->uuid))
+		snprintf(q->bad_id, sizeof(q->bad_id), "query-uuid answered %zu bytes",
+			 strlen(uuid));
+	else
 		snprintf(q->uuid, sizeof(q->uuid), "%s", uuid);
 }
 
@@ -190,7 +207,14 @@ static void qemu_on_name(struct qmp *qmp, json_t *reply, const char *eclass, con
 	struct qemu *q = userdata;
 	const char *name = json_string_value(json_object_get(reply, "name"));
 
-	if (name && name[0])
+	if (!name || !name[0])
+		return;
+	/* Never cut: a cut name could be another VM's. */
+	if (strlen(name) >= sizeof(q->name))
+		snprintf(q->bad_id, sizeof(q->bad_id),
+			 "query-name answered a name of %zu bytes (at most %zu)", strlen(name),
+			 sizeof(q->name) - 1);
+	else
 		snprintf(q->name, sizeof(q->name), "%s", name);
 }
 
@@ -247,6 +271,7 @@ static void qemu_on_close(struct qmp *qmp, const char *reason, void *userdata)
 	struct qemu *q = userdata;
 
 	qemu_status(q, "monitor closed (%s); reconnecting", reason);
+	q->bad_id[0] = '\0'; /* asked again after the reconnect */
 	/* Freed from its own callback: allowed by qmp_free(). */
 	q->qmp = qmp_free(q->qmp);
 	qemu_set_state(q, "gone", NULL);
@@ -290,9 +315,13 @@ static void qemu_connect(struct qemu *q)
 		goto retry;
 	}
 	if (peer_check(want, peer.pid, peer.uid, getpid(), geteuid(), q->path, why,
-		       sizeof(why)) < 0) {
-		qemu_status(q, "refused: %s; retrying", why);
-		goto retry;
+		       sizeof(why)) < 0)
+		goto refused;
+	/* The listener made the socket: a path owned by someone else was put there for it. */
+	if (st.st_uid != peer.uid) {
+		snprintf(why, sizeof(why), "%s belongs to uid %u but its listener is uid %u",
+			 q->path, (unsigned)st.st_uid, (unsigned)peer.uid);
+		goto refused;
 	}
 	r = qmp_open_fd(q->server->event, fd, &qemu_qmp_callbacks, q, &q->qmp);
 	if (r < 0) {
@@ -305,6 +334,10 @@ static void qemu_connect(struct qemu *q)
 	if (pw)
 		snprintf(q->guest.name, sizeof(q->guest.name), "%s", pw->pw_name);
 	return;
+refused:
+	/* Shown in list too: this source serves nothing until it is fixed. */
+	qemu_status(q, "refused: %s; retrying", why);
+	registry_set_error(&q->server->registry, q->origin, q->last_status);
 retry:
 	qemu_schedule_retry(q);
 }

@@ -289,6 +289,21 @@ void registry_clear_refused(struct registry *r, const char *origin, const char *
 	registry_drop(r, origin, console, false);
 }
 
+void registry_clear_refused_vm(struct registry *r, const char *origin, const char *vm)
+{
+	size_t n = strlen(vm);
+	struct source_error *e, *next;
+
+	for (e = TAILQ_FIRST(&r->errors); e; e = next) {
+		next = TAILQ_NEXT(e, entry);
+		if (!e->console || strcmp(e->origin, origin) != 0 ||
+		    strncmp(e->console, vm, n) != 0 || (e->console[n] && e->console[n] != ':'))
+			continue;
+		TAILQ_REMOVE(&r->errors, e, entry);
+		error_free(e);
+	}
+}
+
 static void registry_put(struct registry *r, const char *origin, const char *console,
 			 const char *message)
 {

@@ -94,6 +94,8 @@ void registry_clear_error(struct registry *r, const char *origin);
 void registry_set_refused(struct registry *r, const char *origin, const char *console,
 			  const char *message);
 void registry_clear_refused(struct registry *r, const char *origin, const char *console);
+/* Forget the refusals of origin's consoles of one VM (escaped name): "VM" and "VM:ALIAS". */
+void registry_clear_refused_vm(struct registry *r, const char *origin, const char *vm);
 
 /*
  * One piece of the console list, in list order (console->order: by VM, its

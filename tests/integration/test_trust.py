@@ -16,6 +16,10 @@
     pty console: the pty is served (and the sanitized run catches any use of
     the freed lock-dir string).
   - A pty lock file planted by an unprivileged user is ignored, with a warning.
+  - A QMP monitor that names its VM with 200 bytes, or gives a UUID that is
+    not canonical, gets none of its consoles served, with the reason among
+    the errors of `ttyhub list`; a --qmp socket that another user made for a
+    root listener is refused even with --guest-user root.
 
 Unprivileged processes run as nobody:nogroup through setpriv.
 """
@@ -72,8 +76,9 @@ def fake_qmp(qmp_path, chardevs_json, good_paths):
         f.write(b'{"QMP": {"version": {"qemu": {"major": 8, "minor": 0, "micro": 0}, '
                 b'"package": ""}, "capabilities": []}}\r\n')
         answers = {
-            "query-name": {"name": "evil"},
-            "query-uuid": {"UUID": "00000000-0000-0000-0000-00000000e71e"},
+            "query-name": {"name": os.environ.get("FAKE_QMP_NAME", "evil")},
+            "query-uuid": {"UUID": os.environ.get("FAKE_QMP_UUID",
+                                                  "00000000-0000-0000-0000-00000000e71e")},
             "query-chardev": chardevs,
             "query-status": {"status": "running", "running": True},
         }
@@ -402,6 +407,64 @@ def t_planted_lock(res, wd):
         os.close(slave)
 
 
+def t_qmp_identity(res, wd):
+    qdir = user_dir(wd, "id")
+    long_qmp, bad_uuid_qmp = os.path.join(qdir, "long.sock"), os.path.join(qdir, "uuid.sock")
+    good1, good2 = os.path.join(qdir, "g1.sock"), os.path.join(qdir, "g2.sock")
+    fakes = []
+    for path, good, env in ((long_qmp, good1, {"FAKE_QMP_NAME": "v" * 200}),
+                            (bad_uuid_qmp, good2, {"FAKE_QMP_NAME": "tricky",
+                                                   "FAKE_QMP_UUID": "web01"})):
+        chardevs = [{"label": "charserial0", "filename": "unix:%s,server=on" % good}]
+        fakes.append(subprocess.Popen(
+            SETPRIV + [sys.executable, os.path.abspath(__file__), "--fake-qmp", path,
+                       json.dumps(chardevs), good],
+            stdin=subprocess.DEVNULL, env=dict(os.environ, **env)))
+    # A socket root listens on, whose file another user owns: made for it, not by it.
+    made_for = os.path.join(wd, "made-for-root.sock")
+    rl = root_listener(made_for)
+    os.chown(made_for, UID, -1)
+    d = hub.Daemon(wd, "--qmp", long_qmp, "--qmp", bad_uuid_qmp, name="identity",
+                   guest_root=False)
+    d2 = hub.Daemon(wd, "--qmp", made_for, name="made-for")
+    try:
+        for p, f in zip((long_qmp, bad_uuid_qmp), fakes):
+            wait_path(p, f)
+        d.start()
+        d2.start()
+
+        def errors():
+            return " | ".join(e["message"] for e in d.list()["errors"])
+
+        def long_name():
+            d.wait_for(lambda: "query-name answered a name of 200 bytes" in errors(),
+                       timeout=30, what="the long-name refusal in list (%s)" % errors())
+            names = [c["name"] for c in d.list()["consoles"]]
+            assert not any(n.startswith("v" * 100) for n in names), names
+        res.run("QMP: a 200-byte VM name is refused, not cut (error in list)", long_name)
+
+        def bad_uuid():
+            d.wait_for(lambda: "tricky" in errors() and "UUID" in errors(), timeout=30,
+                       what="the UUID refusal in list (%s)" % errors())
+            assert d.console("tricky") is None and d.console("web01") is None, d.list()
+            r = d.cli("attach", "web01", "--ro")
+            assert r.returncode != 0 and b"no console named" in r.stderr + r.stdout, r
+        res.run("QMP: a UUID that is not canonical is refused (error in list)", bad_uuid)
+
+        def made_for_refused():
+            want = "%s belongs to uid %d but its listener is uid 0" % (made_for, UID)
+            d2.wait_for(lambda: want in " | ".join(e["message"] for e in d2.list()["errors"]),
+                        timeout=30, what="the --qmp owner refusal in list")
+        res.run("--qmp: a socket another user made for a root listener is refused",
+                made_for_refused)
+    finally:
+        d.stop()
+        d2.stop()
+        for f in fakes:
+            kill(f)
+        rl.close()
+
+
 def main():
     if len(sys.argv) > 1 and sys.argv[1] == "--fake-qmp":
         fake_qmp(sys.argv[2], sys.argv[3], sys.argv[4:])
@@ -413,6 +476,7 @@ def main():
     t_console_root_peer(res, wd)
     t_reload_drops_lock_dir(res, wd)
     t_planted_lock(res, wd)
+    t_qmp_identity(res, wd)
     t_real_qemu_as_user(res, wd)
     res.finish(wd)
 

@@ -361,6 +361,29 @@ static void test_refusal_errors(void **state)
 	reg_free(&r);
 }
 
+/* A domain that goes takes the refusals of its VM's consoles with it, and nobody else's. */
+static void test_refusals_of_a_vm(void **state)
+{
+	const char *lv = "libvirt qemu:///system";
+	struct registry r;
+
+	registry_init(&r);
+	registry_set_refused(&r, lv, "evil", "refused: a");
+	registry_set_refused(&r, lv, "evil:serial0", "refused: b");
+	registry_set_refused(&r, lv, "evil:console1", "refused: c");
+	registry_set_refused(&r, lv, "evil2:serial0", "refused: d"); /* another VM, same prefix */
+	registry_set_refused(&r, "/d/x.xml", "evil:serial0", "refused: e"); /* another source */
+	registry_set_error(&r, lv, "source error");
+	assert_int_equal(count_errors(&r), 6);
+	registry_clear_refused_vm(&r, lv, "evil");
+	assert_int_equal(count_errors(&r), 3);
+	registry_clear_refused_vm(&r, lv, "evil2");
+	assert_int_equal(count_errors(&r), 2); /* the source's own error stays */
+	registry_clear_refused_vm(&r, "/d/x.xml", "evil");
+	assert_int_equal(count_errors(&r), 1);
+	reg_free(&r);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -373,6 +396,7 @@ int main(void)
 		cmocka_unit_test(test_add_impostor_either_order),
 		cmocka_unit_test(test_check_names),
 		cmocka_unit_test(test_refusal_errors),
+		cmocka_unit_test(test_refusals_of_a_vm),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
