@@ -172,7 +172,8 @@ def run_ttyhub(ctx, duration):
     try:
         key, pub = sshhub.make_key(wd, "watcher")
         front = sshhub.SshFront(os.path.join(wd, "sshd"), d.socket,
-                                ['consoles="fg:ro" ' + pub])
+                                ['consoles="fg:ro" ' + pub],
+                                extra_args=["--max-sessions-per-key", "100000"])
     except Exception:
         d.stop()
         raise

@@ -416,8 +416,10 @@ class Ttyhub:
         self.key, pub = make_key(wd)
         self.front = None
         if front:
-            self.front = sshhub.SshFront(os.path.join(wd, "front"), self.daemon.socket,
-                                         ['consoles="*:rw" ' + pub], extra_args=front_args)
+            # Every simulated reader uses the one key: no per-key session cap.
+            self.front = sshhub.SshFront(
+                os.path.join(wd, "front"), self.daemon.socket, ['consoles="*:rw" ' + pub],
+                extra_args=["--max-sessions-per-key", "100000"] + list(front_args))
 
     @property
     def port(self):

@@ -381,8 +381,10 @@ def main():
             ctx.d.wait_for(lambda k=k: (ctx.d.console("iso%d" % k) or {}).get("state") ==
                            "connected", what="iso%d connected" % k)
         ctx.keys = {n: sshhub.make_key(wd, n) for n in KEYS}
+        # Many sessions share a key here: lift the per-key cap (10 by default).
         ctx.front = sshhub.SshFront(os.path.join(wd, "sshd"), ctx.d.socket,
-                                    ["%s %s" % (KEYS[n], ctx.keys[n][1]) for n in KEYS])
+                                    ["%s %s" % (KEYS[n], ctx.keys[n][1]) for n in KEYS],
+                                    extra_args=["--max-sessions-per-key", "1000"])
         res.run("writers and read-only users on %d consoles; read-only users type random bytes"
                 % N, t_type)
         if getattr(ctx, "expect", None) is not None:

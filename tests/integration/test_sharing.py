@@ -66,7 +66,7 @@ def share(d, console):
     # Who, from the escape menu: one writer, one watcher.
     w.send(b"\x05cw")
     w.expect(r"ROLE +USER")
-    roles = sorted(w.expect(rb"(writer|watcher) +root").group(1) for _ in range(2))
+    roles = sorted(w.expect(rb"(writer|watcher) +local admin").group(1) for _ in range(2))
     assert roles == [b"watcher", b"writer"], roles
 
     # Detach with the escape; the other side hears about it, and nobody writes now.

@@ -332,8 +332,10 @@ def run(wd, res):
     try:
         wkey, wpub = sshhub.make_key(wd, "watch")
         pkey, ppub = sshhub.make_key(wd, "paste")
+        # All watchers share one key: lift the per-key cap (10 by default).
         front = sshhub.SshFront(os.path.join(wd, "sshd"), d.socket,
-                                ['consoles="fg:ro" ' + wpub, 'consoles="stuck:rw" ' + ppub])
+                                ['consoles="fg:ro" ' + wpub, 'consoles="stuck:rw" ' + ppub],
+                                extra_args=["--max-sessions-per-key", "1000"])
         for c in ("fg", "stuck"):
             d.wait_for(lambda c=c: (d.console(c) or {}).get("state") == "connected",
                        timeout=10, what=c + " connected")
