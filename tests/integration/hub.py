@@ -25,6 +25,26 @@ FAKE_GUEST = os.path.join(BUILD, "tests", "fake-guest")
 SANITIZED = os.environ.get("TTYHUB_SANITIZED") == "1"
 
 
+# A libvirt domain with one unix serial console, for --domain-xml tests.  Fields:
+# name, uuid, path, alias (serial0 unless given: domain_xml() fills it in).
+DOMAIN_XML = """<domain type='qemu'>
+  <name>{name}</name>
+  <uuid>{uuid}</uuid>
+  <devices>
+    <serial type='unix'>
+      <source mode='bind' path='{path}'/>
+      <target type='isa-serial' port='0'/>
+      <alias name='{alias}'/>
+    </serial>
+  </devices>
+</domain>
+"""
+
+
+def domain_xml(name, uuid, path, alias="serial0"):
+    return DOMAIN_XML.format(name=name, uuid=uuid, path=path, alias=alias)
+
+
 _daemons = []  # every Daemon started, checked by Results.finish()
 
 

@@ -25,18 +25,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import hub  # noqa: E402
 import pattern  # noqa: E402
 
-DOMAIN = """<domain type='qemu'>
-  <name>{name}</name>
-  <uuid>{uuid}</uuid>
-  <devices>
-    <serial type='unix'>
-      <source mode='bind' path='{path}'/>
-      <target type='isa-serial' port='0'/>
-      <alias name='serial0'/>
-    </serial>
-  </devices>
-</domain>
-"""
+U1, U2, U3, U4, U5 = ("-".join(d * n for n in (8, 4, 4, 4, 12)) for d in "12345")
 
 
 class Ctx:
@@ -92,7 +81,7 @@ def t_malformed_xml():
 
 
 def t_truncated_xml():
-    xml_error("trunc.xml", DOMAIN.format(name="t", uuid="u", path="/x")[:60], r"line \d+")
+    xml_error("trunc.xml", hub.domain_xml(name="t", uuid="u", path="/x")[:60], r"line \d+")
 
 
 def t_huge_xml():
@@ -121,16 +110,14 @@ def console_state(name, state, want):
 
 
 def t_missing_socket():
-    write_xml("missing.xml", DOMAIN.format(name="missing", uuid="11111111-1111-1111-1111-111111111111",
-                                           path=os.path.join(ctx.wd, "nope.sock")))
+    write_xml("missing.xml", hub.domain_xml("missing", U1, os.path.join(ctx.wd, "nope.sock")))
     console_state("missing:serial0", "waiting", r"waiting for .*nope\.sock to appear")
 
 
 def t_regular_file():
     path = os.path.join(ctx.wd, "regular")
     open(path, "w").close()
-    write_xml("regular.xml", DOMAIN.format(name="regular", uuid="22222222-2222-2222-2222-222222222222",
-                                            path=path))
+    write_xml("regular.xml", hub.domain_xml("regular", U2, path))
     console_state("regular:serial0", "error", r"is a regular file, expected a UNIX socket")
     # Attaching is allowed (it may recover); the user is told why it is silent.
     r = ctx.d.cli("attach", "regular")
@@ -141,8 +128,7 @@ def t_regular_file():
 def t_dangling_symlink():
     path = os.path.join(ctx.wd, "dangling")
     os.symlink(os.path.join(ctx.wd, "gone"), path)
-    write_xml("dangling.xml", DOMAIN.format(name="dangling", uuid="33333333-3333-3333-3333-333333333333",
-                                            path=path))
+    write_xml("dangling.xml", hub.domain_xml("dangling", U3, path))
     console_state("dangling:serial0", "error", r"dangling symbolic link")
 
 
@@ -235,8 +221,7 @@ def t_inotify_lifecycle():
     fg2 = subprocess.Popen([hub.FAKE_GUEST, "--socket", sock, "--rate", "5000", "--tag", "g2",
                             "--stats", sock + ".stats"])
     try:
-        write_xml("vm2.xml", DOMAIN.format(name="vm2", uuid="44444444-4444-4444-4444-444444444444",
-                                           path=sock))
+        write_xml("vm2.xml", hub.domain_xml("vm2", U4, sock))
         ctx.d.wait_for(lambda: (ctx.d.console("vm2:serial0") or {}).get("state") == "connected",
                        what="vm2 appears")
         c = hub.BrokerClient(ctx.d.socket)
@@ -264,8 +249,7 @@ def t_bad_file_keeps_old_consoles():
     fg3 = subprocess.Popen([hub.FAKE_GUEST, "--socket", sock, "--rate", "5000", "--tag", "g3",
                             "--stats", sock + ".stats"])
     try:
-        write_xml("vm3.xml", DOMAIN.format(name="vm3", uuid="55555555-5555-5555-5555-555555555555",
-                                            path=sock))
+        write_xml("vm3.xml", hub.domain_xml("vm3", U5, sock))
         ctx.d.wait_for(lambda: (ctx.d.console("vm3:serial0") or {}).get("state") == "connected",
                        what="vm3 appears")
         c = hub.BrokerClient(ctx.d.socket)

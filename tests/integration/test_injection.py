@@ -472,20 +472,6 @@ def t_alive():
     assert ctx.front.alive(), ctx.front.log()[-3000:]
 
 
-DOMAIN = """<domain type='qemu'>
-  <name>{name}</name>
-  <uuid>{uuid}</uuid>
-  <devices>
-    <serial type='unix'>
-      <source mode='bind' path='{path}'/>
-      <target type='isa-serial' port='0'/>
-      <alias name='{alias}'/>
-    </serial>
-  </devices>
-</domain>
-"""
-
-
 def main():
     res = hub.Results()
     t_start = time.monotonic()
@@ -500,14 +486,17 @@ def main():
                      ("esc", b"hello from esc\n")):
         ctx.guests[n] = EvilGuest(os.path.join(wd, n + ".sock"), first)
     with open(os.path.join(xmldir, "vm.xml"), "w", encoding="utf-8") as f:
-        f.write(DOMAIN.format(name=VM_NAME + "&#x9d;", uuid="11111111-2222-3333-4444-000000000001",
-                              path=os.path.join(wd, "vm.sock"), alias=VM_ALIAS))
+        f.write(hub.DOMAIN_XML.format(
+            name=VM_NAME + "&#x9d;", uuid="11111111-2222-3333-4444-000000000001",
+            path=os.path.join(wd, "vm.sock"), alias=VM_ALIAS))
     with open(os.path.join(xmldir, "esc.xml"), "w", encoding="utf-8") as f:
-        f.write(DOMAIN.format(name="esc&#x1b;]0;pwn&#x7;", uuid="11111111-2222-3333-4444-0000000"
-                              "00002", path=os.path.join(wd, "esc.sock"), alias="serial0"))
+        f.write(hub.DOMAIN_XML.format(
+            name="esc&#x1b;]0;pwn&#x7;", uuid="11111111-2222-3333-4444-000000000002",
+            path=os.path.join(wd, "esc.sock"), alias="serial0"))
     with open(os.path.join(xmldir, LV_NAME + ".xml"), "w", encoding="utf-8") as f:
-        f.write(DOMAIN.format(name=LV_NAME, uuid="11111111-2222-3333-4444-000000000003",
-                              path=os.path.join(wd, "lv.sock"), alias="serial0"))
+        f.write(hub.DOMAIN_XML.format(
+            name=LV_NAME, uuid="11111111-2222-3333-4444-000000000003",
+            path=os.path.join(wd, "lv.sock"), alias="serial0"))
     conf = os.path.join(wd, "ttyhubd.conf")
     with open(conf, "wb") as f:
         f.write(b"console = " + CF_NAME + b"=" + os.fsencode(wd) + b"/cf.sock\n")

@@ -35,18 +35,6 @@ SENTINEL_UUID = "5e5e5e5e-0000-4000-8000-000000000003"
 ODD_NAME = "odd\\name"  # a backslash: escaped in the console's name
 ODDVM_UUID = "0de0de00-0000-4000-8000-000000000004"
 
-DOMAIN = """<domain type='qemu'>
-  <name>{name}</name>
-  <uuid>{uuid}</uuid>
-  <devices>
-    <serial type='unix'>
-      <source mode='bind' path='{path}'/>
-      <target type='isa-serial' port='0'/>
-      <alias name='serial0'/>
-    </serial>
-  </devices>
-</domain>
-"""
 
 KEYS = {
     "cakey": 'consoles="ca*:rw"',
@@ -76,7 +64,7 @@ def guest(tag):
 def write_xml(fname, name, uuid, path):
     tmp = os.path.join(ctx.wd, ".tmp-" + fname)
     with open(tmp, "w") as f:
-        f.write(DOMAIN.format(name=name, uuid=uuid, path=path))
+        f.write(hub.domain_xml(name=name, uuid=uuid, path=path))
     os.rename(tmp, os.path.join(ctx.xmldir, fname))
 
 
