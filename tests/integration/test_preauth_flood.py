@@ -100,9 +100,12 @@ GRACE = 30 if LONG else 10
 FLOOD_S = 60.0 if LONG else 16.0
 LOGIN_EVERY_S = 3.0 if LONG else 2.0
 LOGIN_MAX_S = 3.0        # the target is 2 s; 0.1-0.5 s measured, 2.9 s once at load 20
-EVICT_MAX_S = 1.0        # a displaced connection is closed at once; generous for loaded CI
+# Upper bounds are clocks: under ASan (TTYHUB_SANITIZED=1) on a loaded 2-core machine they get
+# headroom that no scheduling delay reaches; what they check (a displaced connection is closed
+# promptly, the rest at the grace time, not much later) stays the same.
+EVICT_MAX_S = 1.0 if not hub.SANITIZED else 5.0   # a displaced connection is closed at once
 GRACE_EARLY_S = 0.5
-GRACE_LATE_S = 2.0
+GRACE_LATE_S = 2.0 if not hub.SANITIZED else 8.0
 RSS_MAX_KIB = 10 * 1024
 HOT = 8
 IDENT = b"SSH-2.0-slowloris_0.1\r\n"

@@ -8,8 +8,8 @@ Each cycle kills QEMU while the new boot's kernel log is still streaming (the gu
 without "quiet", so ~20 KB of boot log flow for ~2 s; the kill comes after a random 256 to
 12,000 bytes of it), starts QEMU again on the same socket path and measures the time from
 QEMU's sockets being ready to the clients' "[ttyhub] console qk connected" notice, which
-must be at most 2 s (ttyhubd's reconnect back-off is capped at 2 s; 2.5 s is allowed for a
-loaded machine).  Both clients must keep receiving every new boot's output without
+must be at most 2 s (ttyhubd's reconnect back-off is capped at 2 s; 3.5 s is allowed for a
+loaded machine, and under ASan only the 10 s wait for the notice applies).  Both clients must keep receiving every new boot's output without
 re-attaching.  After the loop, ttyhubd's fd count must equal its count after warm-up
 and (plain run only) its RSS must be within 256 KiB of it: nothing leaks per cycle.
 The ring is 64 KiB, so that the pages it fills after the baseline stay well within
@@ -34,7 +34,9 @@ import hub  # noqa: E402
 LONG = os.environ.get("TTYHUB_LONG") == "1"
 CYCLES = 100 if LONG else 15
 WARMUP = 2
-RECONNECT_LIMIT = 2.5  # target 2 s; slack for a loaded 2-core machine
+# Target 2 s (the back-off cap); slack for a loaded 2-core machine.  A clock: under ASan it only
+# has to reconnect at all (a lost retry timer never would), within the generous wait below.
+RECONNECT_LIMIT = 3.5 if not hub.SANITIZED else 30.0
 RSS_SLACK_KIB = 256
 # Not quiet: the kernel's boot log streams for a while on ttyS0.
 APPEND = "console=ttyS0 panic=-1 loglevel=7"
