@@ -218,6 +218,7 @@ void chan_close(struct chan *c, int status, const char *fmt, ...)
 	c->exit_status = status;
 	c->state = CHAN_CLOSING;
 	c->menu_timer = sd_event_source_disable_unref(c->menu_timer);
+	c->unknown_timer = sd_event_source_disable_unref(c->unknown_timer);
 }
 
 /*
@@ -291,6 +292,13 @@ static int chan_connect_broker(struct chan *c)
 	return 0;
 }
 
+/* The request naming a console arrived now: a "no console named" answer waits from here. */
+static void chan_asked(struct chan *c)
+{
+	if (sd_event_now(c->session->sshd->event, CLOCK_MONOTONIC, &c->asked_usec) < 0)
+		c->asked_usec = 0; /* chan_unknown() pads from its own time */
+}
+
 /* Begin attaching: resolve the name first, so rights are checked on the real console. */
 static void chan_start_attach(struct chan *c, const char *name, int mode, long replay)
 {
@@ -299,27 +307,65 @@ static void chan_start_attach(struct chan *c, const char *name, int mode, long r
 		return;
 	}
 	snprintf(c->console, sizeof(c->console), "%s", name);
+	chan_asked(c);
 	c->want_mode = mode;
 	c->want_replay = replay;
 	c->state = CHAN_ATTACHING;
 	chan_send(c, json_pack("{s:s, s:s}", "type", "list", "console", name));
 }
 
-static void chan_unknown(struct chan *c, const char *name)
+/* The held "no console named" answer, now that its time has come. */
+static void chan_unknown_answer(struct chan *c)
 {
-	char esc[200];
-
-	/* The same words whether the console does not exist or the key may not see it. */
-	log_escape(name, strlen(name), esc, sizeof(esc));
 	if (c->from_username && c->pty) {
 		/* "ssh console@host": a user name that is no console opens the menu. */
-		chan_notice(c, "no console named '%s'; choose one:", esc);
+		chan_notice(c, "no console named '%s'; choose one:", c->unknown);
 		c->from_username = false;
 		c->state = CHAN_MENU;
 		chan_send(c, json_pack("{s:s}", "type", "list"));
 		return;
 	}
-	chan_close(c, 1, "no console named '%s'", esc);
+	chan_close(c, 1, "no console named '%s'", c->unknown);
+}
+
+static int chan_on_unknown_timer(sd_event_source *es, uint64_t usec, void *userdata)
+{
+	struct chan *c = userdata;
+	struct session *s = c->session;
+
+	if (c->state == CHAN_UNKNOWN) {
+		chan_unknown_answer(c);
+		chan_pump(c); /* may free c */
+		session_update_events(s);
+	}
+	return 0;
+}
+
+/*
+ * The same words whether the console does not exist or the key may not see
+ * it, and at the same time: held until CHAN_UNKNOWN_PAD_USEC after the
+ * request (channel.h).  Meanwhile the channel is in CHAN_UNKNOWN: keystrokes
+ * are discarded, and a close of the channel frees the timer with it.
+ */
+static void chan_unknown(struct chan *c, const char *name)
+{
+	sd_event *e = c->session->sshd->event;
+	uint64_t now = 0, at;
+
+	if (c->state == CHAN_UNKNOWN || c->state == CHAN_CLOSING)
+		return; /* already answering */
+	log_escape(name, strlen(name), c->unknown, sizeof(c->unknown));
+	(void)sd_event_now(e, CLOCK_MONOTONIC, &now);
+	at = (c->asked_usec ? c->asked_usec : now) + CHAN_UNKNOWN_PAD_USEC;
+	c->unknown_timer = sd_event_source_disable_unref(c->unknown_timer);
+	/* Accuracy 1 µs: sd-event's default (0) lets a timer slip by up to 250 ms. */
+	if (sd_event_add_time(e, &c->unknown_timer, CLOCK_MONOTONIC, at, 1, chan_on_unknown_timer,
+			      c) < 0) {
+		/* Out of resources: answer now rather than never; this says nothing of the name. */
+		chan_unknown_answer(c);
+		return;
+	}
+	c->state = CHAN_UNKNOWN;
 }
 
 static void chan_attach_resolved(struct chan *c, json_t *list)
@@ -953,6 +999,7 @@ static int chan_on_exec(ssh_session ssh, ssh_channel ch, const char *command, vo
 		chan_send(c, json_pack("{s:s}", "type", "list"));
 	} else if (argc == 2 && strcmp(argv[0], "who") == 0) {
 		snprintf(c->exec, sizeof(c->exec), "who %s", argv[1]);
+		chan_asked(c);
 		c->state = CHAN_EXEC;
 		chan_send(c, json_pack("{s:s, s:s}", "type", "list", "console", argv[1]));
 	} else if (argc >= 2 && argc <= 3 && strcmp(argv[0], "attach") == 0 &&
@@ -1029,6 +1076,7 @@ void chan_free(struct chan *c)
 	c->broker_io = watch_free(c->broker_io);
 	c->broker_fd = safe_close(c->broker_fd);
 	c->menu_timer = sd_event_source_disable_unref(c->menu_timer);
+	c->unknown_timer = sd_event_source_disable_unref(c->unknown_timer);
 	json_decref(c->menu);
 	if (c->ch) {
 		ssh_remove_channel_callbacks(c->ch, &c->cb);

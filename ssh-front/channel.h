@@ -34,6 +34,14 @@ struct session;
  * refused, never cut: a cut name could resolve to another console.
  */
 #define CHAN_NAME_MAX 512
+/*
+ * A console the key may not see must look like one that does not exist, in
+ * time as well as in words: the two cost the broker and us different work
+ * (tens of microseconds, measurable over many tries).  So every "no console
+ * named" answer leaves this long after the request that led to it, whatever
+ * the work took: far more than either costs, little for a mistyped name.
+ */
+#define CHAN_UNKNOWN_PAD_USEC (20 * 1000)
 /* Room in to_broker that keystrokes never take: requests (release, detach) always fit. */
 #define CHAN_CONTROL_RESERVE 2048
 
@@ -43,6 +51,7 @@ enum chan_state {
 	CHAN_ATTACHING, /* attach sent, waiting for the answer */
 	CHAN_ATTACHED,
 	CHAN_EXEC,      /* a one-shot command in progress */
+	CHAN_UNKNOWN,   /* "no console named" is decided, waiting for CHAN_UNKNOWN_PAD_USEC */
 	CHAN_CLOSING,
 };
 
@@ -79,6 +88,9 @@ struct chan {
 	bool over_limit;                     /* opened past --max-channels: refused */
 	int exit_status;
 	sd_event_source *menu_timer;         /* owned: closes an idle menu */
+	uint64_t asked_usec;                 /* CLOCK_MONOTONIC: the console was asked for */
+	sd_event_source *unknown_timer;      /* owned: sends the "no console named" answer */
+	char unknown[200];                   /* that console's name, escaped */
 
 	/* Menu and exec state. */
 	char line[130];

@@ -11,7 +11,9 @@ ttyhubd with a small --max-clients, ttyhub-sshd in front, the real OpenSSH clien
   closed with an error at once, and neither root's `ttyhub list` nor another key's SSH
   `list` is locked out; a key's sessions past --max-sessions-per-key are told so;
 * a serial break from a watch-only key with `break` is refused like one without `break`;
-* a forbidden console and a missing one answer alike (words and exit status);
+* a forbidden console and a missing one answer alike (words and exit status), and no
+  earlier than the pad after the request (CHAN_UNKNOWN_PAD_USEC), so that their timings,
+  which differ by the work each costs, do not tell them apart;
 * the menu closes after --menu-timeout; a group18-only client cannot connect; a host key
   readable by others is refused at startup.
 """
@@ -33,6 +35,8 @@ import sshhub  # noqa: E402
 LONG = "l" * 120 + "ongname1"  # 128 bytes: the longest console name of a user name
 assert len(LONG) == 128
 MAX_CLIENTS = 12
+# CHAN_UNKNOWN_PAD_USEC (ssh-front/channel.h): a "no console named" answer waits this long.
+UNKNOWN_PAD = 0.020
 
 KEYS = {
     "alice": 'consoles="alpha:rw,beta:rw,%s:rw",break' % LONG,
@@ -227,6 +231,71 @@ def t_forbidden_like_missing():
         said = [r.stdout + r.stderr for r in (forbidden, missing)]
         assert b"no console named" in said[0], said
         assert said[0].replace(b"beta", b"X") == said[1].replace(b"nosuch", b"X"), said
+    # "ssh beta@host" with a terminal: the same notice, then the menu (held back alike).
+    for user in ("beta", "nosuch"):
+        p = ssh_pty("bob", user)
+        p.expect(r"no console named '%s'; choose one:" % user, timeout=30)
+        p.expect(r"Select a console", timeout=30)
+        p.send("q\r")
+        p.expect_eof(timeout=30)
+
+
+def mux_opts(user):
+    """Options for a shared connection per user name: a command over it costs a channel,
+    not a handshake, so its time is close to the front's answer time."""
+    return ["ControlMaster=auto", "ControlPath=%s" % os.path.join(ctx.wd, "cm-" + user),
+            "ControlPersist=120"]
+
+
+def mux_exit(user):
+    argv = sshhub.ssh_cmd(ctx.front, key("bob"), user, tty=False, options=mux_opts(user))
+    subprocess.run(argv[:1] + ["-O", "exit"] + argv[1:], stdin=subprocess.DEVNULL,
+                   capture_output=True, timeout=30)
+
+
+def t_forbidden_like_missing_in_time():
+    # Lower bounds only: each answer no earlier than the pad.  An upper bound (forbidden
+    # as fast as missing) would flake on a loaded machine; the pad makes it hold anyway.
+    cases = [("console", ("attach", "beta")), ("console", ("who", "beta")),
+             ("console", ("attach", "beta", "--force")), ("beta", ())]
+    try:
+        took = {}
+        for user, cmd in cases:
+            forbidden = (user, cmd)
+            missing = ("nosuch" if user == "beta" else user,
+                       tuple("nosuch" if a == "beta" else a for a in cmd))
+            for u in {forbidden[0], missing[0]}:
+                # Opens the shared connection; its own time includes the handshake.
+                sshhub.run_ssh(ctx.front, key("bob"), u, *(cmd if u == "console" else ()),
+                               options=mux_opts(u), timeout=60)
+            said = {}
+            for _ in range(5):
+                for what, (u, c) in (("forbidden", forbidden), ("missing", missing)):
+                    t0 = time.monotonic()
+                    r = sshhub.run_ssh(ctx.front, key("bob"), u, *c, options=mux_opts(u),
+                                       timeout=60)
+                    dt = time.monotonic() - t0
+                    out = (r.stdout + r.stderr).replace(b"beta", b"X").replace(b"nosuch", b"X")
+                    assert b"no console named" in out, (what, u, c, r)
+                    said.setdefault(what, set()).add((r.returncode, out))
+                    took.setdefault((u, c, what), []).append(dt)
+                    assert dt >= UNKNOWN_PAD, "%s %s %s answered in %.1f ms" % (
+                        what, u, " ".join(c), dt * 1000)
+            assert said["forbidden"] == said["missing"] and len(said["forbidden"]) == 1, said
+            for u in {forbidden[0], missing[0]}:
+                mux_exit(u)
+        # For the log: an answer that is not held back, over the same kind of connection.
+        sshhub.run_ssh(ctx.front, key("bob"), "console", "list", options=mux_opts("console"))
+        t0 = time.monotonic()
+        r = sshhub.run_ssh(ctx.front, key("bob"), "console", "list", options=mux_opts("console"))
+        print("    list: %.1f ms; no console named: %s" % (
+            (time.monotonic() - t0) * 1000,
+            ", ".join("%s %s %s min %.1f ms" % (u, " ".join(c), w, min(v) * 1000)
+                      for (u, c, w), v in took.items())), flush=True)
+        assert r.returncode == 0, r
+    finally:
+        for u in ("console", "beta", "nosuch"):
+            mux_exit(u)
 
 
 def t_menu_timeout():
@@ -283,6 +352,8 @@ CHECKS = [
     ("--max-sessions-per-key", t_sessions_per_key),
     ("break needs write access", t_break_needs_write),
     ("forbidden console looks missing", t_forbidden_like_missing),
+    ("forbidden and missing consoles answer no earlier than the pad",
+     t_forbidden_like_missing_in_time),
     ("--menu-timeout closes an idle menu", t_menu_timeout),
     ("group18-only client cannot connect", t_no_group18),
     ("host key readable by others is refused", t_host_key_mode),
