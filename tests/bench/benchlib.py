@@ -560,7 +560,9 @@ def machine_info(build):
     top = os.path.join(HERE, "..", "..")
     r = subprocess.run(["git", "-C", top, "describe", "--always", "--dirty", "--tags"],
                        capture_output=True, text=True)
-    info["ttyhub"] = (r.stdout.strip() or "unknown") + " (build %s)" % os.path.abspath(build)
+    # The build directory relative to the tree: the report names no path of this machine.
+    info["ttyhub"] = (r.stdout.strip() or "unknown") + " (build %s)" % os.path.relpath(
+        os.path.abspath(build), os.path.abspath(top))
     try:
         with open(os.path.join(build, "CMakeCache.txt")) as f:
             m = re.search(r"^CMAKE_BUILD_TYPE:STRING=(.*)$", f.read(), re.M)
