@@ -7,7 +7,7 @@
 * FakeGuest: the synthetic guest (tests/fake-guest) with a sampler that asks it for its
   statistics (SIGUSR1) at a fixed interval, for per-interval throughput and blocked time.
 * Conserver: a private conserver-server (Debian) with `uds` consoles, run the way
-  /work/shared/notes/bench-peers.md describes; spy_cmd() gives a `console -s` reader.
+  docs/BENCHMARKS.md describes; spy_cmd() gives a `console -s` reader.
 * proc helpers: the children of a process, PSS (proportional set size) from smaps_rollup.
 """
 

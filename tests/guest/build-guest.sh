@@ -5,7 +5,7 @@
 #
 # The guest is Debian's cloud kernel plus an initramfs holding only busybox-static and an /init
 # that starts an interactive shell on the 16550 serial port (ttyS0) and one on the first virtio
-# console (hvc0).  Recipe: /work/shared/notes/test-guest.md.  Nothing is installed on the host:
+# console (hvc0), booted in about 3 s under TCG.  Nothing is installed on the host:
 # the kernel .deb is fetched with `apt-get download` and unpacked with `dpkg-deb -x`, so this
 # runs as root or as an ordinary user.
 #
