@@ -279,7 +279,8 @@ def main():
     else:
         shutil.rmtree(ctx.workdir, ignore_errors=True)
     print(f"{passed} passed, {failed} failed")
-    return 1 if failed else 0
+    # A run in which no check ran proves nothing: it fails.
+    return 1 if failed or not passed else 0
 
 
 if __name__ == "__main__":

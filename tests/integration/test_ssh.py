@@ -1018,6 +1018,13 @@ def main():
             return run
 
         only = os.environ.get("TTYHUB_SSH_CHECKS")  # e.g. "t_share,t_menu" while debugging
+        if only:
+            # A mistyped name must not filter every check away and pass.
+            unknown = set(only.split(",")) - {fn.__name__ for _, fn in CHECKS}
+            if unknown:
+                print("FAIL TTYHUB_SSH_CHECKS names no check: %s" % ", ".join(sorted(unknown)),
+                      flush=True)
+                sys.exit(1)
         for name, fn in CHECKS:
             if only and fn.__name__ not in only.split(","):
                 continue
