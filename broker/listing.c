@@ -49,17 +49,25 @@ int listing_collect(json_t **acc, json_t *piece)
 	return more ? 1 : 0;
 }
 
-void listing_print_consoles(FILE *f, json_t *consoles, json_t *errors, const char *eol)
+/*
+ * The console table.  A front's view (front) has no BACKEND column and no
+ * status text (which may name host paths), and shows the key's ACCESS.
+ */
+static void listing_print_rows(FILE *f, json_t *consoles, bool front, const char *eol)
 {
 	json_t *c;
 	size_t i;
 
-	fprintf(f, "%-28s %-11s %-7s %-18s %-8s %s%s", "NAME", "STATE", "BACKEND", "DEVICE",
-		"WATCHERS", "WRITER / STATUS", eol);
+	if (front)
+		fprintf(f, "%-28s %-11s %-18s %-6s %-8s %s%s", "NAME", "STATE", "DEVICE",
+			"ACCESS", "WATCHERS", "WRITER", eol);
+	else
+		fprintf(f, "%-28s %-11s %-7s %-18s %-8s %s%s", "NAME", "STATE", "BACKEND",
+			"DEVICE", "WATCHERS", "WRITER / STATUS", eol);
 	json_array_foreach(consoles, i, c) {
 		const char *writer = json_string_value(json_object_get(c, "writer"));
 		json_t *target = json_object_get(c, "target");
-		char device[64];
+		char device[512];
 
 		snprintf(device, sizeof(device), "%s%s%s", str(c, "device"),
 			 json_is_string(target) ? "/" : "", json_is_string(target) ? str(c, "target") : "");
@@ -67,15 +75,29 @@ void listing_print_consoles(FILE *f, json_t *consoles, json_t *errors, const cha
 		fputc(' ', f);
 		cell(f, str(c, "state"), 11);
 		fputc(' ', f);
-		cell(f, str(c, "backend"), 7);
-		fputc(' ', f);
+		if (!front) {
+			cell(f, str(c, "backend"), 7);
+			fputc(' ', f);
+		}
 		cell(f, device, 18);
+		if (front) {
+			fputc(' ', f);
+			cell(f, str(c, "access"), 6);
+		}
 		fprintf(f, " %-8lld ", (long long)json_integer_value(json_object_get(c, "watchers")));
-		cell(f, writer ? writer : str(c, "status"), 0);
+		cell(f, writer ? writer : front ? "-" : str(c, "status"), 0);
 		fputs(eol, f);
 	}
 	if (json_array_size(consoles) == 0)
 		fprintf(f, "(no consoles)%s", eol);
+}
+
+void listing_print_consoles(FILE *f, json_t *consoles, json_t *errors, const char *eol)
+{
+	json_t *c;
+	size_t i;
+
+	listing_print_rows(f, consoles, false, eol);
 	json_array_foreach(errors, i, c) {
 		fputs("error: ", f);
 		cell(f, str(c, "origin"), 0);
@@ -83,6 +105,11 @@ void listing_print_consoles(FILE *f, json_t *consoles, json_t *errors, const cha
 		cell(f, str(c, "message"), 0);
 		fputs(eol, f);
 	}
+}
+
+void listing_print_front_consoles(FILE *f, json_t *consoles, const char *eol)
+{
+	listing_print_rows(f, consoles, true, eol);
 }
 
 void listing_print_who(FILE *f, json_t *who, const char *eol)

@@ -23,5 +23,8 @@
  */
 int listing_collect(json_t **acc, json_t *piece);
 
+/* The admin's table: every column, then the sources' errors. */
 void listing_print_consoles(FILE *f, json_t *consoles, json_t *errors, const char *eol);
+/* A front user's table: no backend, no status text, and the key's "access" column. */
+void listing_print_front_consoles(FILE *f, json_t *consoles, const char *eol);
 void listing_print_who(FILE *f, json_t *who, const char *eol);

@@ -495,45 +495,6 @@ static void chan_print(struct chan *c, void (*print)(FILE *, json_t *, const cha
 	free(buf);
 }
 
-static void cell(FILE *f, const char *s, int width)
-{
-	char esc[CHAN_NAME_MAX];
-
-	if (!s)
-		s = "-";
-	fprintf(f, "%-*s", width, log_sanitize(s, strlen(s), esc, sizeof(esc)));
-}
-
-/* The SSH user's table: only fields of chan_view_console(). */
-static void print_list(FILE *f, json_t *consoles, const char *eol)
-{
-	json_t *c;
-	size_t i;
-
-	fprintf(f, "%-28s %-11s %-18s %-6s %-8s %s%s", "NAME", "STATE", "DEVICE", "ACCESS",
-		"WATCHERS", "WRITER", eol);
-	json_array_foreach(consoles, i, c) {
-		const char *dev = json_string_value(json_object_get(c, "device"));
-		const char *target = json_string_value(json_object_get(c, "target"));
-		char device[CHAN_NAME_MAX];
-
-		snprintf(device, sizeof(device), "%s%s%s", dev ? dev : "-", target ? "/" : "",
-			 target ? target : "");
-		cell(f, json_string_value(json_object_get(c, "name")), 28);
-		fputc(' ', f);
-		cell(f, json_string_value(json_object_get(c, "state")), 11);
-		fputc(' ', f);
-		cell(f, device, 18);
-		fputc(' ', f);
-		cell(f, json_string_value(json_object_get(c, "access")), 6);
-		fprintf(f, " %-8lld ", (long long)json_integer_value(json_object_get(c, "watchers")));
-		cell(f, json_string_value(json_object_get(c, "writer")), 0);
-		fputs(eol, f);
-	}
-	if (json_array_size(consoles) == 0)
-		fprintf(f, "(no consoles)%s", eol);
-}
-
 static void print_who(FILE *f, json_t *who, const char *eol)
 {
 	json_t *view = chan_view_who(who);
@@ -563,7 +524,7 @@ static void chan_exec_reply(struct chan *c, const char *type, json_t *msg)
 	} else if (strcmp(c->exec, "list") == 0 && strcmp(type, "list") == 0) {
 		json_t *allowed = chan_filter(c, json_object_get(msg, "consoles"));
 
-		chan_print(c, print_list, allowed);
+		chan_print(c, listing_print_front_consoles, allowed);
 		json_decref(allowed);
 		chan_close(c, 0, NULL);
 	} else if (strncmp(c->exec, "who ", 4) == 0 && strcmp(type, "list") == 0) {
