@@ -152,11 +152,6 @@ int console_start(struct console *c)
 	return chardev_start(&c->chardev, c->server->event);
 }
 
-static bool streq_opt(const char *a, const char *b)
-{
-	return (!a && !b) || (a && b && strcmp(a, b) == 0);
-}
-
 /* Whether the escaped name a console keeps (c_name) is the escape of the raw spec name. */
 static bool console_name_matches(const char *c_name, const char *spec_name, size_t size)
 {

@@ -14,29 +14,6 @@
 #include "registry.h"
 #include "util.h"
 
-static bool uuid_hex(char c)
-{
-	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
-}
-
-bool registry_uuid_is_canonical_n(const char *s, size_t n)
-{
-	if (n != REGISTRY_UUID_LEN)
-		return false;
-	for (size_t i = 0; i < n; i++) {
-		bool dash = i == 8 || i == 13 || i == 18 || i == 23;
-
-		if (dash ? s[i] != '-' : !uuid_hex(s[i]))
-			return false;
-	}
-	return true;
-}
-
-bool registry_uuid_is_canonical(const char *s)
-{
-	return registry_uuid_is_canonical_n(s, strnlen(s, REGISTRY_UUID_LEN + 1));
-}
-
 /*
  * Length of s once escaped as console names are.  log_escape() keeps room for
  * "..." and the NUL, so 4 bytes a byte plus 5 always holds the whole escape.
@@ -132,12 +109,12 @@ static bool lookup_matches(const struct console *c, const char *name, enum looku
 		if (!c->uuid)
 			return false;
 		/* "UUID": the primary console; "UUID:ALIAS": that console. */
-		if (registry_uuid_is_canonical(name))
+		if (uuid_is_canonical(name))
 			return c->primary && strcasecmp(c->uuid, name) == 0;
-		colon = name + REGISTRY_UUID_LEN;
-		return registry_uuid_is_canonical_n(name, strnlen(name, REGISTRY_UUID_LEN)) &&
-		       *colon == ':' && c->alias && strncasecmp(c->uuid, name, REGISTRY_UUID_LEN) == 0 &&
-		       strlen(c->uuid) == REGISTRY_UUID_LEN && strcmp(c->alias, colon + 1) == 0;
+		colon = name + UUID_STRING_LEN;
+		return uuid_is_canonical_n(name, strnlen(name, UUID_STRING_LEN)) &&
+		       *colon == ':' && c->alias && strncasecmp(c->uuid, name, UUID_STRING_LEN) == 0 &&
+		       strlen(c->uuid) == UUID_STRING_LEN && strcmp(c->alias, colon + 1) == 0;
 	default:
 		return false;
 	}
@@ -182,7 +159,7 @@ static int registry_conflict(const struct console *o, const struct console *c, c
 			     size_t errsz)
 {
 	const char *from = o->origin ? o->origin : "?";
-	char uuid[3 * REGISTRY_UUID_LEN];
+	char uuid[3 * UUID_STRING_LEN];
 
 	if (strcmp(o->name, c->name) == 0) {
 		snprintf(err, errsz, "console %s is already defined (by %s)", c->name, from);
@@ -223,16 +200,16 @@ static int registry_conflict(const struct console *o, const struct console *c, c
 int registry_add(struct registry *r, struct console *c, char *err, size_t errsz)
 {
 	struct console *o, *before = NULL;
-	char uuid[3 * REGISTRY_UUID_LEN];
+	char uuid[3 * UUID_STRING_LEN];
 	int k;
 
-	if (c->uuid && !registry_uuid_is_canonical(c->uuid)) {
+	if (c->uuid && !uuid_is_canonical(c->uuid)) {
 		log_escape(c->uuid, strlen(c->uuid), uuid, sizeof(uuid));
 		snprintf(err, errsz, "VM %s: UUID %s is not canonical (8-4-4-4-12 hex digits)",
 			 c->vm, uuid);
 		return -EINVAL;
 	}
-	if (registry_uuid_is_canonical(c->vm)) {
+	if (uuid_is_canonical(c->vm)) {
 		snprintf(err, errsz, "VM name %s is a UUID; a VM may not be named like one", c->vm);
 		return -EINVAL;
 	}
@@ -260,19 +237,39 @@ void registry_remove(struct registry *r, struct console *c)
 	r->n_consoles--;
 }
 
-static bool streq_opt(const char *a, const char *b)
+/* Which errors of an origin registry_drop() removes. */
+enum registry_drop_what {
+	DROP_ALL,     /* every one: the source's own and its refused consoles' */
+	DROP_CONSOLE, /* the one about console (NULL: the source's own) */
+	DROP_VM,      /* the refusals of VM's consoles: "VM" and "VM:ALIAS" */
+};
+
+static bool registry_drop_matches(const struct source_error *e, enum registry_drop_what what,
+				  const char *name)
 {
-	return (!a && !b) || (a && b && strcmp(a, b) == 0);
+	size_t n;
+
+	switch (what) {
+	case DROP_ALL:
+		return true;
+	case DROP_CONSOLE:
+		return streq_opt(e->console, name);
+	case DROP_VM:
+		n = strlen(name);
+		return e->console && strncmp(e->console, name, n) == 0 &&
+		       (!e->console[n] || e->console[n] == ':');
+	}
+	return false;
 }
 
-/* Remove the errors of origin about console (NULL: the source's own; all: every one). */
-static void registry_drop(struct registry *r, const char *origin, const char *console, bool all)
+static void registry_drop(struct registry *r, const char *origin, enum registry_drop_what what,
+			  const char *name)
 {
 	struct source_error *e, *next;
 
 	for (e = TAILQ_FIRST(&r->errors); e; e = next) {
 		next = TAILQ_NEXT(e, entry);
-		if (strcmp(e->origin, origin) != 0 || (!all && !streq_opt(e->console, console)))
+		if (strcmp(e->origin, origin) != 0 || !registry_drop_matches(e, what, name))
 			continue;
 		TAILQ_REMOVE(&r->errors, e, entry);
 		error_free(e);
@@ -281,27 +278,17 @@ static void registry_drop(struct registry *r, const char *origin, const char *co
 
 void registry_clear_error(struct registry *r, const char *origin)
 {
-	registry_drop(r, origin, NULL, true);
+	registry_drop(r, origin, DROP_ALL, NULL);
 }
 
 void registry_clear_refused(struct registry *r, const char *origin, const char *console)
 {
-	registry_drop(r, origin, console, false);
+	registry_drop(r, origin, DROP_CONSOLE, console);
 }
 
 void registry_clear_refused_vm(struct registry *r, const char *origin, const char *vm)
 {
-	size_t n = strlen(vm);
-	struct source_error *e, *next;
-
-	for (e = TAILQ_FIRST(&r->errors); e; e = next) {
-		next = TAILQ_NEXT(e, entry);
-		if (!e->console || strcmp(e->origin, origin) != 0 ||
-		    strncmp(e->console, vm, n) != 0 || (e->console[n] && e->console[n] != ':'))
-			continue;
-		TAILQ_REMOVE(&r->errors, e, entry);
-		error_free(e);
-	}
+	registry_drop(r, origin, DROP_VM, vm);
 }
 
 static void registry_put(struct registry *r, const char *origin, const char *console,
@@ -309,7 +296,7 @@ static void registry_put(struct registry *r, const char *origin, const char *con
 {
 	struct source_error *e;
 
-	registry_drop(r, origin, console, false);
+	registry_drop(r, origin, DROP_CONSOLE, console);
 	e = calloc(1, sizeof(*e));
 	if (!e)
 		return;

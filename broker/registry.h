@@ -47,13 +47,6 @@ struct registry {
 #define REGISTRY_ALIAS_LEN (REGISTRY_ALIAS_MAX - 4)
 /* Longest console name: "VM:ALIAS". */
 #define REGISTRY_NAME_MAX (REGISTRY_VM_LEN + 1 + REGISTRY_ALIAS_LEN)
-/* "8-4-4-4-12" */
-#define REGISTRY_UUID_LEN 36
-
-/* Whether s is a UUID in canonical form: 8-4-4-4-12 hex digits, any case. */
-bool registry_uuid_is_canonical(const char *s);
-/* The same for the first n bytes of s. */
-bool registry_uuid_is_canonical_n(const char *s, size_t n);
 
 /*
  * Whether a VM name and alias (raw, as a source gives them; alias may be

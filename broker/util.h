@@ -6,8 +6,10 @@
 #pragma once
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #define ELEMENTSOF(a) (sizeof(a) / sizeof((a)[0]))
@@ -60,4 +62,38 @@ static inline void freep(void *p)
 static inline int negative_errno(void)
 {
 	return errno > 0 ? -errno : -EIO;
+}
+
+/* Length of a UUID in canonical form: 8-4-4-4-12 hex digits. */
+#define UUID_STRING_LEN 36
+
+static inline bool char_is_hex(char c)
+{
+	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+}
+
+/* Whether the n bytes at s are a UUID in canonical form (any case). */
+static inline bool uuid_is_canonical_n(const char *s, size_t n)
+{
+	if (n != UUID_STRING_LEN)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		bool dash = i == 8 || i == 13 || i == 18 || i == 23;
+
+		if (dash ? s[i] != '-' : !char_is_hex(s[i]))
+			return false;
+	}
+	return true;
+}
+
+/* Whether the string s is a UUID in canonical form (any case). */
+static inline bool uuid_is_canonical(const char *s)
+{
+	return uuid_is_canonical_n(s, strnlen(s, UUID_STRING_LEN + 1));
+}
+
+/* Two optional strings are equal: both NULL, or both set and the same. */
+static inline bool streq_opt(const char *a, const char *b)
+{
+	return (!a && !b) || (a && b && strcmp(a, b) == 0);
 }

@@ -33,6 +33,7 @@
 #include <string.h>
 
 #include "access.h"
+#include "util.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -139,9 +140,9 @@ static void fuzz_console_of(const struct access_rule *rule, char *buf, size_t si
 		*con = (struct access_console){ .vm = "x", .uuid = buf };
 		break;
 	case ACCESS_KIND_UUID_ALIAS:
-		buf[ACCESS_UUID_LEN] = '\0';
+		buf[UUID_STRING_LEN] = '\0';
 		*con = (struct access_console){ .vm = "x", .uuid = buf,
-						.alias = buf + ACCESS_UUID_LEN + 1 };
+						.alias = buf + UUID_STRING_LEN + 1 };
 		break;
 	}
 }

@@ -34,6 +34,7 @@
 #include <strings.h>
 
 #include "access.h"
+#include "util.h"
 
 #define ACCESS_MAX_ERRORS 100
 #define ACCESS_MSG_MAX 256
@@ -320,31 +321,12 @@ static char *access_next_item(char **p, size_t *ret_len)
 	return s;
 }
 
-static bool access_is_hex(char c)
-{
-	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
-}
-
-/* Whether the n bytes at s are a UUID in canonical form (8-4-4-4-12 hex digits, any case). */
-static bool access_is_uuid(const char *s, size_t n)
-{
-	if (n != ACCESS_UUID_LEN)
-		return false;
-	for (size_t i = 0; i < n; i++) {
-		bool dash = i == 8 || i == 13 || i == 18 || i == 23;
-
-		if (dash ? s[i] != '-' : !access_is_hex(s[i]))
-			return false;
-	}
-	return true;
-}
-
 enum access_kind access_pattern_kind(const char *pattern)
 {
 	const char *colon = strchr(pattern, ':');
 	size_t n = colon ? (size_t)(colon - pattern) : strlen(pattern);
 
-	if (access_is_uuid(pattern, n))
+	if (uuid_is_canonical_n(pattern, n))
 		return colon ? ACCESS_KIND_UUID_ALIAS : ACCESS_KIND_UUID;
 	return colon ? ACCESS_KIND_VM_ALIAS : ACCESS_KIND_VM;
 }
@@ -387,7 +369,7 @@ int access_pattern_warning(const char *pattern, char *buf, size_t size)
 			glob = true;
 		else if (*p == '-')
 			dash = true;
-		else if (access_is_hex(*p))
+		else if (char_is_hex(*p))
 			nhex++;
 		else
 			hexish = false;
@@ -664,50 +646,48 @@ static int access_parse_line(struct access_line *l, char *s)
 	return 0;
 }
 
-static int access_add_error(struct access_file *f, unsigned line, const char *msg)
+/* Append (line, a copy of msg) to a list of errors or warnings. */
+static int access_note(struct access_error **list, size_t *n, unsigned line, const char *msg)
 {
-	struct access_error *errors;
+	struct access_error *l;
 	char *m;
 
+	m = strdup(msg);
+	if (!m)
+		return -ENOMEM;
+	l = realloc(*list, (*n + 1) * sizeof(*l));
+	if (!l) {
+		free(m);
+		return -ENOMEM;
+	}
+	*list = l;
+	l[*n].line = line;
+	l[*n].message = m;
+	(*n)++;
+	return 0;
+}
+
+static void access_notes_free(struct access_error *list, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(list[i].message);
+	free(list);
+}
+
+static int access_add_error(struct access_file *f, unsigned line, const char *msg)
+{
 	if (f->n_errors > ACCESS_MAX_ERRORS)
 		return 0;
 	if (f->n_errors == ACCESS_MAX_ERRORS)
 		msg = "too many errors, no more are reported";
-	m = strdup(msg);
-	if (!m)
-		return -ENOMEM;
-	errors = realloc(f->errors, (f->n_errors + 1) * sizeof(*errors));
-	if (!errors) {
-		free(m);
-		return -ENOMEM;
-	}
-	f->errors = errors;
-	errors[f->n_errors].line = line;
-	errors[f->n_errors].message = m;
-	f->n_errors++;
-	return 0;
+	return access_note(&f->errors, &f->n_errors, line, msg);
 }
 
 static int access_add_warning(struct access_file *f, unsigned line, const char *msg)
 {
-	struct access_error *w;
-	char *m;
-
 	if (f->n_warnings >= ACCESS_MAX_ERRORS)
 		return 0;
-	m = strdup(msg);
-	if (!m)
-		return -ENOMEM;
-	w = realloc(f->warnings, (f->n_warnings + 1) * sizeof(*w));
-	if (!w) {
-		free(m);
-		return -ENOMEM;
-	}
-	f->warnings = w;
-	w[f->n_warnings].line = line;
-	w[f->n_warnings].message = m;
-	f->n_warnings++;
-	return 0;
+	return access_note(&f->warnings, &f->n_warnings, line, msg);
 }
 
 /* Warnings for the patterns of a line that loads. */
@@ -820,12 +800,8 @@ void access_file_free(struct access_file *f)
 	for (size_t i = 0; i < f->n_entries; i++)
 		access_entry_done(&f->entries[i]);
 	free(f->entries);
-	for (size_t i = 0; i < f->n_errors; i++)
-		free(f->errors[i].message);
-	free(f->errors);
-	for (size_t i = 0; i < f->n_warnings; i++)
-		free(f->warnings[i].message);
-	free(f->warnings);
+	access_notes_free(f->errors, f->n_errors);
+	access_notes_free(f->warnings, f->n_warnings);
 	free(f);
 }
 
@@ -847,9 +823,9 @@ static bool access_rule_matches(const struct access_rule *rule, const struct acc
 	case ACCESS_KIND_UUID:
 		return con->uuid && strcasecmp(pat, con->uuid) == 0;
 	case ACCESS_KIND_UUID_ALIAS:
-		return con->uuid && con->alias && strlen(con->uuid) == ACCESS_UUID_LEN &&
-		       strncasecmp(pat, con->uuid, ACCESS_UUID_LEN) == 0 &&
-		       fnmatch(pat + ACCESS_UUID_LEN + 1, con->alias, 0) == 0;
+		return con->uuid && con->alias && strlen(con->uuid) == UUID_STRING_LEN &&
+		       strncasecmp(pat, con->uuid, UUID_STRING_LEN) == 0 &&
+		       fnmatch(pat + UUID_STRING_LEN + 1, con->alias, 0) == 0;
 	}
 	return false;
 }

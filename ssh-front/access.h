@@ -45,8 +45,6 @@ enum access_right {
 	ACCESS_RW = 2,
 };
 
-/* "8-4-4-4-12" */
-#define ACCESS_UUID_LEN 36
 /* Buffer for "VM:ALIAS": longer names match no VM:ALIAS pattern. */
 #define ACCESS_NAME_MAX 1024
 

@@ -108,18 +108,18 @@ static struct console *find(struct registry *r, const char *name)
 
 static void test_uuid_canonical(void **state)
 {
-	assert_true(registry_uuid_is_canonical(U1));
-	assert_true(registry_uuid_is_canonical("C7A5FDBD-CDAF-9455-926A-D65C16DB1809"));
-	assert_false(registry_uuid_is_canonical(""));
-	assert_false(registry_uuid_is_canonical("web01"));
-	assert_false(registry_uuid_is_canonical("c7a5fdbdcdaf9455926ad65c16db1809"));
-	assert_false(registry_uuid_is_canonical("{" U1 "}"));
-	assert_false(registry_uuid_is_canonical(U1 "0"));
-	assert_false(registry_uuid_is_canonical(U1 ":serial0"));
-	assert_false(registry_uuid_is_canonical("c7a5fdbd-cdaf-9455-926a-d65c16db180g"));
-	assert_false(registry_uuid_is_canonical("c7a5fdbd-cdaf-9455-926ad-65c16db1809"));
-	assert_true(registry_uuid_is_canonical_n(U1 ":serial0", 36));
-	assert_false(registry_uuid_is_canonical_n(U1, 35));
+	assert_true(uuid_is_canonical(U1));
+	assert_true(uuid_is_canonical("C7A5FDBD-CDAF-9455-926A-D65C16DB1809"));
+	assert_false(uuid_is_canonical(""));
+	assert_false(uuid_is_canonical("web01"));
+	assert_false(uuid_is_canonical("c7a5fdbdcdaf9455926ad65c16db1809"));
+	assert_false(uuid_is_canonical("{" U1 "}"));
+	assert_false(uuid_is_canonical(U1 "0"));
+	assert_false(uuid_is_canonical(U1 ":serial0"));
+	assert_false(uuid_is_canonical("c7a5fdbd-cdaf-9455-926a-d65c16db180g"));
+	assert_false(uuid_is_canonical("c7a5fdbd-cdaf-9455-926ad-65c16db1809"));
+	assert_true(uuid_is_canonical_n(U1 ":serial0", 36));
+	assert_false(uuid_is_canonical_n(U1, 35));
 }
 
 static void test_lookup_precedence(void **state)
