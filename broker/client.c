@@ -120,24 +120,6 @@ void client_error(struct client *c, const char *code, const char *fmt, ...)
 }
 
 /*
- * Contiguous room of at least need bytes at the end of the output queue when
- * the queue has that much room at all.  obuf_tail_span() compacts only when
- * the tail is at the very end; with consumed bytes at the front (start > 0)
- * and a short tail, move the queued bytes down first.
- */
-static size_t client_out_span(struct obuf *b, size_t need, uint8_t **ret)
-{
-	size_t n = obuf_tail_span(b, ret);
-
-	if (n < need && obuf_room(b) >= need && b->start > 0) {
-		memmove(b->buf, b->buf + b->start, b->len);
-		b->start = 0;
-		n = obuf_tail_span(b, ret);
-	}
-	return n;
-}
-
-/*
  * Move ring bytes into the output queue while it has room (leaving
  * CLIENT_CONTROL_RESERVE for notices).  Replay (below sanitize_until) goes
  * through the sanitiser; live bytes go as they are.
@@ -210,7 +192,7 @@ static void client_pull(struct client *c)
 		n = ring_peek(&con->ring, c->pos, want, iov);
 		if (n == 0)
 			break;
-		if (client_out_span(&c->out, FRAME_HEADER + n + SANITIZE_SLACK, &dst) <
+		if (obuf_tail_span(&c->out, FRAME_HEADER + n + SANITIZE_SLACK, &dst) <
 		    FRAME_HEADER + n + SANITIZE_SLACK)
 			break; /* cannot happen: room was checked and the span compacts */
 		if (replay) {

@@ -40,9 +40,10 @@ static void obuf_compact(struct obuf *b)
 	b->start = 0;
 }
 
-size_t obuf_tail_span(struct obuf *b, uint8_t **ret)
+size_t obuf_tail_span(struct obuf *b, size_t need, uint8_t **ret)
 {
-	if (b->start + b->len == b->cap)
+	/* As obuf_append(): consumed bytes at the front make room at the end. */
+	if (b->start + b->len + need > b->cap)
 		obuf_compact(b);
 	*ret = b->buf + b->start + b->len;
 	return b->cap - b->start - b->len;

@@ -32,8 +32,12 @@ static inline size_t obuf_room(const struct obuf *b)
 /* All or nothing. Returns 0 or -ENOBUFS. */
 int obuf_append(struct obuf *b, const void *data, size_t len);
 
-/* Contiguous room at the end for direct fills; call obuf_commit() after. */
-size_t obuf_tail_span(struct obuf *b, uint8_t **ret);
+/*
+ * Contiguous room at the end for direct fills; call obuf_commit() after.  The
+ * queue compacts when the span would be shorter than need, so the span is at
+ * least need bytes whenever obuf_room() is.
+ */
+size_t obuf_tail_span(struct obuf *b, size_t need, uint8_t **ret);
 void obuf_commit(struct obuf *b, size_t len);
 
 /* Queued data, contiguous (the queue compacts itself when needed). */
