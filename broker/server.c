@@ -29,7 +29,6 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <systemd/sd-daemon.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "client.h"
@@ -395,10 +394,21 @@ int server_listen(struct server *s)
 	return sd_event_add_io(s->event, &s->listen_io, s->listen_fd, EPOLLIN, server_on_accept, s);
 }
 
+/* A console of origin is not registered: logged, and shown among list's errors. */
+static void server_refuse_console(struct server *s, const char *origin, const char *name,
+				  const char *why)
+{
+	char text[1200];
+
+	log_error("%s: console %s refused: %s; ignoring this definition", origin, name, why);
+	snprintf(text, sizeof(text), "console %s refused: %s", name, why);
+	registry_set_refused(&s->registry, origin, name, text);
+}
+
 int server_add_console(struct server *s, const struct console_spec *spec, struct console **ret)
 {
 	const char *origin = spec->origin ? spec->origin : "?";
-	char err[700], text[1200];
+	char err[700];
 	struct console *c;
 	int r;
 
@@ -413,9 +423,7 @@ int server_add_console(struct server *s, const struct console_spec *spec, struct
 		snprintf(name, sizeof(name), "%s%s%s", vm, spec->alias ? ":" : "",
 			 spec->alias ? log_escape(spec->alias, strlen(spec->alias), alias,
 						  sizeof(alias)) : "");
-		log_error("%s: console %s refused: %s; ignoring this definition", origin, name, err);
-		snprintf(text, sizeof(text), "console %s refused: %s", name, err);
-		registry_set_refused(&s->registry, origin, name, text);
+		server_refuse_console(s, origin, name, err);
 		return r;
 	}
 	r = console_new(s, spec, &c);
@@ -423,10 +431,7 @@ int server_add_console(struct server *s, const struct console_spec *spec, struct
 		return log_error_errno(r, "cannot create console for %s", spec->vm);
 	r = registry_add(&s->registry, c, err, sizeof(err));
 	if (r < 0) {
-		log_error("%s: console %s refused: %s; ignoring this definition", origin, c->name,
-			  err);
-		snprintf(text, sizeof(text), "console %s refused: %s", c->name, err);
-		registry_set_refused(&s->registry, origin, c->name, text);
+		server_refuse_console(s, origin, c->name, err);
 		console_free(c, NULL);
 		return r;
 	}
@@ -466,20 +471,19 @@ struct client *server_find_client(struct server *s, unsigned id)
 /*
  * Take one break from the console's budget (burst SERVER_BREAK_BURST, then one
  * per SERVER_BREAK_INTERVAL_USEC).  Returns 0, or -EBUSY with the seconds to
- * wait in *ret_wait_sec, or -ENOMEM.
+ * wait in *ret_wait_sec, or another -errno.
  */
 static int server_break_budget(struct server *s, const char *name, unsigned *ret_wait_sec)
 {
 	const uint64_t span = (SERVER_BREAK_BURST - 1) * SERVER_BREAK_INTERVAL_USEC;
 	struct server_break_bucket *b = NULL;
 	uint64_t now;
+	int r;
 
-	if (sd_event_now(s->event, CLOCK_MONOTONIC, &now) < 0) {
-		struct timespec ts;
-
-		clock_gettime(CLOCK_MONOTONIC, &ts);
-		now = (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
-	}
+	/* Before the loop's first iteration this is the current time, not an error. */
+	r = sd_event_now(s->event, CLOCK_MONOTONIC, &now);
+	if (r < 0)
+		return r;
 	/* Forget the consoles whose budget is full again; find this one. */
 	for (size_t i = 0; i < s->n_breaks;) {
 		if (s->breaks[i].tat <= now) {
@@ -525,7 +529,7 @@ static bool server_client_is_local_admin(const struct client *cl)
 void server_console_break(struct server *s, struct console *c, struct client *cl)
 {
 	char err[300];
-	unsigned wait;
+	unsigned wait = 0;
 	int r;
 
 	/*
