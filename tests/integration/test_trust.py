@@ -143,6 +143,18 @@ def wait_state(d, name, state, contains=None, timeout=30):
         name, state, contains or "", state_of(d, name)))
 
 
+def pty_serves(d, name, master, text):
+    """What is written on the pty's master side reaches a client attached to console name."""
+    c = hub.BrokerClient(d.socket)
+    try:
+        c.send({"type": "attach", "console": name, "mode": "ro", "replay": 0})
+        c.expect_type("attached")
+        os.write(master, text + b"\r\n")
+        c.read_data_until(text, timeout=20)
+    finally:
+        c.close()
+
+
 def kill(proc):
     if proc and proc.poll() is None:
         proc.terminate()
@@ -354,12 +366,7 @@ def t_reload_drops_lock_dir(res, wd):
             os.kill(d.pid(), signal.SIGHUP)
             st = wait_state(d, "p", "connected")
             assert pty in st[1], st
-            c = hub.BrokerClient(d.socket)
-            c.send({"type": "attach", "console": "p", "mode": "ro", "replay": 0})
-            c.expect_type("attached")
-            os.write(master, b"through-the-pty\r\n")
-            c.read_data_until(b"through-the-pty", timeout=20)
-            c.close()
+            pty_serves(d, "p", master, b"through-the-pty")
             assert "cannot create lock file" not in d.log(), d.log()[-2000:]
             # A second reload (the same file) keeps everything working.
             os.kill(d.pid(), signal.SIGHUP)
@@ -393,12 +400,7 @@ def t_planted_lock(res, wd):
         def ignored():
             wait_state(d, "p", "connected")
             assert "ignoring lock file %s of uid %d" % (lock, UID) in d.log(), d.log()[-2000:]
-            c = hub.BrokerClient(d.socket)
-            c.send({"type": "attach", "console": "p", "mode": "ro", "replay": 0})
-            c.expect_type("attached")
-            os.write(master, b"despite-the-lock\r\n")
-            c.read_data_until(b"despite-the-lock", timeout=20)
-            c.close()
+            pty_serves(d, "p", master, b"despite-the-lock")
         res.run("a pty lock file planted by another user is ignored (with a warning)",
                 ignored)
     finally:
