@@ -1,6 +1,6 @@
 # SPDX-License-Identifier: MIT
 # Installation of everything but the binaries (whose install() lines live in
-# broker/ and ssh-front/): systemd units, the sysusers.d file, the default
+# broker/, cli/ and ssh-front/): systemd units, the sysusers.d file, the default
 # configuration in /etc/ttyhub, and the man pages, built here from scdoc.
 #
 # Included from the top CMakeLists.txt after the add_subdirectory() lines.

@@ -93,7 +93,7 @@ def run(ctx):
         "OpenSSH+socat": (benchlib.ssh_argv(ossh.port, ossh.key, "root"),
                           ossh.session_pids),
         "ttyhub": (benchlib.ssh_argv(hub.port, hub.key, "fg+ro"), lambda: hub_pids),
-        "ttyhub CLI": ([benchlib.exe(ctx, "broker", "ttyhub"), "--broker", hub.daemon.socket,
+        "ttyhub CLI": ([benchlib.exe(ctx, "cli", "ttyhub"), "--broker", hub.daemon.socket,
                         "attach", "fg", "--ro"], lambda: [hub.daemon.pid()]),
     }
     res = {name: [] for name in paths}

@@ -19,7 +19,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 BUILD = os.environ.get("TTYHUB_BUILD", os.path.join(HERE, "..", "..", "build"))
 TTYHUBD = os.path.join(BUILD, "broker", "ttyhubd")
-TTYHUB = os.path.join(BUILD, "broker", "ttyhub")
+TTYHUB = os.path.join(BUILD, "cli", "ttyhub")
 FAKE_GUEST = os.path.join(BUILD, "tests", "fake-guest")
 # Set by scripts/test for the ASan+UBSan run: memory figures are the sanitizer's, not ours.
 SANITIZED = os.environ.get("TTYHUB_SANITIZED") == "1"

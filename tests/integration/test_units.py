@@ -525,7 +525,7 @@ def t_man_pages_document_every_option():
 
 
 def t_man_pages_document_escapes():
-    with open(os.path.join(TOP, "broker", "escape.c")) as f:
+    with open(os.path.join(TOP, "proto", "escape.c")) as f:
         keys = re.findall(r'"  <escape> (\S)  ', f.read())
     assert len(keys) >= 8, keys
     for page in ["ttyhub", "ttyhub-sshd"]:
@@ -535,7 +535,7 @@ def t_man_pages_document_escapes():
 
 
 def t_man_page_access_format():
-    with open(os.path.join(TOP, "ssh-front", "access.c")) as f:
+    with open(os.path.join(TOP, "broker", "access.c")) as f:
         table = re.search(r"access_options\[\] = \{(.*?)\};", f.read(), re.S).group(1)
     names = re.findall(r'\{ "([^"]+)", ACCESS_OPTION_(\w+) \}', table)
     assert len(names) >= 5, names
