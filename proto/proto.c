@@ -12,6 +12,112 @@
 #include "proto.h"
 #include "util.h"
 
+static const char *const proto_msg_table[_PROTO_MSG_MAX] = {
+	[PROTO_HELLO] = "hello",
+	[PROTO_AUTHORIZE] = "authorize",
+	[PROTO_AUTHORIZED] = "authorized",
+	[PROTO_LIST] = "list",
+	[PROTO_ATTACH] = "attach",
+	[PROTO_ATTACHED] = "attached",
+	[PROTO_TAKE] = "take",
+	[PROTO_RELEASE] = "release",
+	[PROTO_STATE] = "state",
+	[PROTO_WHO] = "who",
+	[PROTO_REPLAY] = "replay",
+	[PROTO_BREAK] = "break",
+	[PROTO_BREAK_SENT] = "break-sent",
+	[PROTO_RESIZE] = "resize",
+	[PROTO_DETACH] = "detach",
+	[PROTO_DETACHED] = "detached",
+	[PROTO_NOTICE] = "notice",
+	[PROTO_ERROR] = "error",
+};
+
+static const char *const attach_mode_table[_ATTACH_MODE_MAX] = {
+	[ATTACH_RO] = "ro",
+	[ATTACH_RW] = "rw",
+	[ATTACH_FORCE] = "force",
+};
+
+static const char *const detach_reason_table[_DETACH_REASON_MAX] = {
+	[DETACH_REQUESTED] = "requested",
+	[DETACH_CONSOLE_GONE] = "console-gone",
+	[DETACH_SHUTDOWN] = "shutdown",
+	[DETACH_REVOKED] = "revoked",
+};
+
+static const char *proto_table_to_string(const char *const *table, size_t n, int i)
+{
+	return i >= 0 && (size_t)i < n ? table[i] : NULL;
+}
+
+static int proto_table_from_string(const char *const *table, size_t n, const char *s)
+{
+	if (!s)
+		return -EINVAL;
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(table[i], s) == 0)
+			return (int)i;
+	return -EINVAL;
+}
+
+const char *proto_msg_to_string(enum proto_msg m)
+{
+	return proto_table_to_string(proto_msg_table, ELEMENTSOF(proto_msg_table), m);
+}
+
+enum proto_msg proto_msg_from_string(const char *s)
+{
+	return proto_table_from_string(proto_msg_table, ELEMENTSOF(proto_msg_table), s);
+}
+
+const char *attach_mode_to_string(enum attach_mode m)
+{
+	return proto_table_to_string(attach_mode_table, ELEMENTSOF(attach_mode_table), m);
+}
+
+enum attach_mode attach_mode_from_string(const char *s)
+{
+	return proto_table_from_string(attach_mode_table, ELEMENTSOF(attach_mode_table), s);
+}
+
+const char *detach_reason_to_string(enum detach_reason r)
+{
+	return proto_table_to_string(detach_reason_table, ELEMENTSOF(detach_reason_table), r);
+}
+
+enum detach_reason detach_reason_from_string(const char *s)
+{
+	return proto_table_from_string(detach_reason_table, ELEMENTSOF(detach_reason_table), s);
+}
+
+int proto_parse_replay_str(const char *s, long *ret)
+{
+	long v = 0;
+	size_t i;
+
+	if (!s)
+		return -EINVAL;
+	if (strcmp(s, "all") == 0) {
+		*ret = PROTO_REPLAY_ALL;
+		return 0;
+	}
+	if (!s[0])
+		return -EINVAL;
+	/* Digits only: strtol() would take blanks and signs users never mean. */
+	for (i = 0; s[i]; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return -EINVAL;
+		/* Saturate instead of overflowing; any value past the maximum is -ERANGE. */
+		if (v <= PROTO_REPLAY_MAX)
+			v = v * 10 + (s[i] - '0');
+	}
+	if (v > PROTO_REPLAY_MAX)
+		return -ERANGE;
+	*ret = v;
+	return 0;
+}
+
 int proto_put_control(struct obuf *out, json_t *msg)
 {
 	uint8_t hdr[FRAME_HEADER];
@@ -85,12 +191,13 @@ int proto_decode_control(const uint8_t *payload, size_t len, json_t **ret, const
 
 int proto_parse_replay(const json_t *v, long *ret)
 {
-	if (json_is_integer(v) && json_integer_value(v) >= 0 && json_integer_value(v) <= 1000000) {
+	if (json_is_integer(v) && json_integer_value(v) >= 0 &&
+	    json_integer_value(v) <= PROTO_REPLAY_MAX) {
 		*ret = (long)json_integer_value(v);
 		return 0;
 	}
 	if (json_is_string(v) && strcmp(json_string_value(v), "all") == 0) {
-		*ret = -1;
+		*ret = PROTO_REPLAY_ALL;
 		return 0;
 	}
 	return -EINVAL;

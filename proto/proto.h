@@ -4,14 +4,15 @@
  * (the ttyhub CLI, ttyhub-sshd, later a web front).
  *
  * Control frames carry one JSON object with a string member "type".
- * Client -> broker: hello, list, attach, take, release, who, replay, break,
- * resize, detach.  Broker -> client: hello, list, attached, who, detached,
- * notice, state, error.  Data frames carry console bytes in both directions
+ * Client -> broker: hello, authorize, list, attach, take, release, who,
+ * replay, break, resize, detach.  Broker -> client: hello, authorized, list,
+ * attached, state, who, break-sent, detached, notice, error.  Data frames carry console bytes in both directions
  * (client -> broker only from the writer).  The member lists are documented
  * in docs/protocol.md.
  */
 #pragma once
 
+#include <errno.h>
 #include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -21,6 +22,79 @@
 #include "obuf.h"
 
 #define PROTO_VERSION 1
+
+/*
+ * Every message type on the wire, both directions.  The dispatch table of
+ * ttyhubd and docs/protocol.md's tables follow this list (a unit test checks
+ * the document names every one).
+ */
+enum proto_msg {
+	PROTO_HELLO,
+	PROTO_AUTHORIZE,
+	PROTO_AUTHORIZED,
+	PROTO_LIST,
+	PROTO_ATTACH,
+	PROTO_ATTACHED,
+	PROTO_TAKE,
+	PROTO_RELEASE,
+	PROTO_STATE,
+	PROTO_WHO,
+	PROTO_REPLAY,
+	PROTO_BREAK,
+	PROTO_BREAK_SENT,
+	PROTO_RESIZE,
+	PROTO_DETACH,
+	PROTO_DETACHED,
+	PROTO_NOTICE,
+	PROTO_ERROR,
+	_PROTO_MSG_MAX,
+	_PROTO_MSG_INVALID = -EINVAL,
+};
+
+/* The wire "type" name ("hello", "break-sent", ...); NULL if m is out of range. */
+const char *proto_msg_to_string(enum proto_msg m);
+/* _PROTO_MSG_INVALID for an unknown name or NULL. */
+enum proto_msg proto_msg_from_string(const char *s);
+
+/* How a client attaches: watch, write if free, or take the writer role. */
+enum attach_mode {
+	ATTACH_RO,
+	ATTACH_RW,
+	ATTACH_FORCE,
+	_ATTACH_MODE_MAX,
+	_ATTACH_MODE_INVALID = -EINVAL,
+};
+
+/* "ro", "rw", "force"; NULL if out of range. */
+const char *attach_mode_to_string(enum attach_mode m);
+enum attach_mode attach_mode_from_string(const char *s);
+
+/* Why a client stopped being attached (the "reason" member of "detached"). */
+enum detach_reason {
+	DETACH_REQUESTED,
+	DETACH_CONSOLE_GONE,
+	DETACH_SHUTDOWN,
+	DETACH_REVOKED,
+	_DETACH_REASON_MAX,
+	_DETACH_REASON_INVALID = -EINVAL,
+};
+
+/* "requested", "console-gone", "shutdown", "revoked"; NULL if out of range. */
+const char *detach_reason_to_string(enum detach_reason r);
+enum detach_reason detach_reason_from_string(const char *s);
+
+/* Replay amounts: lines of scrollback sent on attach. */
+#define PROTO_REPLAY_ALL (-1L)	   /* "all" */
+#define PROTO_REPLAY_DEFAULT (-2L) /* not given: the broker's --replay default */
+#define PROTO_REPLAY_MAX 1000000L
+
+/*
+ * Parse a replay amount as users type it (CLI, config file, SSH user name):
+ * "all" or decimal digits only (no sign, no blanks) 0..PROTO_REPLAY_MAX.
+ * Returns 0 with *ret set, -EINVAL if s is not of that form (or NULL), or
+ * -ERANGE for digits above PROTO_REPLAY_MAX.  Pure.
+ */
+int proto_parse_replay_str(const char *s, long *ret);
 
 /* Stable machine-readable error codes (the "code" member of error frames). */
 #define PROTO_E_BAD_FRAME "bad-frame"
@@ -48,7 +122,10 @@ int proto_put_data(struct obuf *out, const void *data, size_t len);
 int proto_decode_control(const uint8_t *payload, size_t len, json_t **ret, const char **ret_type,
 			 char *err, size_t errsz);
 
-/* Replay argument: a JSON integer >= 0 or the string "all" (-1). -EINVAL otherwise. */
+/*
+ * Replay argument of a request: a JSON integer 0..PROTO_REPLAY_MAX or the
+ * string "all" (PROTO_REPLAY_ALL).  -EINVAL otherwise.
+ */
 int proto_parse_replay(const json_t *v, long *ret);
 
 /*

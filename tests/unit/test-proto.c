@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Protocol helpers: control frame encode/decode, rejection of malformed
- * control payloads, data splitting at FRAME_MAX, replay arguments.
+ * control payloads, data splitting at FRAME_MAX, replay arguments, the
+ * message/mode/reason name tables.
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -118,6 +119,72 @@ static void test_replay_arg(void **state)
 	json_decref(j);
 }
 
+static void test_replay_str(void **state)
+{
+	static const struct {
+		const char *s;
+		int r;
+		long v;
+	} cases[] = {
+		{ "all", 0, PROTO_REPLAY_ALL },
+		{ "0", 0, 0 },
+		{ "25", 0, 25 },
+		{ "007", 0, 7 },
+		{ "1000000", 0, PROTO_REPLAY_MAX },
+		{ "1000001", -ERANGE, 0 },
+		{ "99999999999999999999999999", -ERANGE, 0 },
+		{ "", -EINVAL, 0 },
+		{ "-1", -EINVAL, 0 },
+		{ "+5", -EINVAL, 0 },
+		{ " 5", -EINVAL, 0 },
+		{ "5 ", -EINVAL, 0 },
+		{ "5x", -EINVAL, 0 },
+		{ "ALL", -EINVAL, 0 },
+		{ "all ", -EINVAL, 0 },
+		{ "0x10", -EINVAL, 0 },
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		long v = 12345;
+
+		assert_int_equal(proto_parse_replay_str(cases[i].s, &v), cases[i].r);
+		/* *ret is left alone on failure. */
+		assert_int_equal(v, cases[i].r == 0 ? cases[i].v : 12345);
+	}
+	assert_int_equal(proto_parse_replay_str(NULL, &(long){ 0 }), -EINVAL);
+}
+
+static void test_msg_names(void **state)
+{
+	/* Every message has a distinct name that maps back to it. */
+	for (int m = 0; m < _PROTO_MSG_MAX; m++) {
+		const char *name = proto_msg_to_string(m);
+
+		assert_non_null(name);
+		assert_int_equal(proto_msg_from_string(name), m);
+	}
+	assert_string_equal(proto_msg_to_string(PROTO_BREAK_SENT), "break-sent");
+	assert_string_equal(proto_msg_to_string(PROTO_AUTHORIZE), "authorize");
+	assert_null(proto_msg_to_string(_PROTO_MSG_MAX));
+	assert_null(proto_msg_to_string(_PROTO_MSG_INVALID));
+	assert_int_equal(proto_msg_from_string("Hello"), _PROTO_MSG_INVALID);
+	assert_int_equal(proto_msg_from_string(""), _PROTO_MSG_INVALID);
+	assert_int_equal(proto_msg_from_string(NULL), _PROTO_MSG_INVALID);
+
+	for (int m = 0; m < _ATTACH_MODE_MAX; m++)
+		assert_int_equal(attach_mode_from_string(attach_mode_to_string(m)), m);
+	assert_string_equal(attach_mode_to_string(ATTACH_FORCE), "force");
+	assert_int_equal(attach_mode_from_string("write"), _ATTACH_MODE_INVALID);
+	assert_null(attach_mode_to_string(_ATTACH_MODE_MAX));
+
+	for (int r = 0; r < _DETACH_REASON_MAX; r++)
+		assert_int_equal(detach_reason_from_string(detach_reason_to_string(r)), r);
+	assert_string_equal(detach_reason_to_string(DETACH_CONSOLE_GONE), "console-gone");
+	assert_string_equal(detach_reason_to_string(DETACH_REVOKED), "revoked");
+	assert_int_equal(detach_reason_from_string(NULL), _DETACH_REASON_INVALID);
+	assert_null(detach_reason_to_string(-1));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -126,6 +193,8 @@ int main(void)
 		cmocka_unit_test(test_decode_rejects),
 		cmocka_unit_test(test_data_split),
 		cmocka_unit_test(test_replay_arg),
+		cmocka_unit_test(test_replay_str),
+		cmocka_unit_test(test_msg_names),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
