@@ -239,10 +239,11 @@ static void handle_control(struct session *s, const struct frame *f)
 		term_notice(s, "serial break sent");
 	else if (strcmp(type, "detached") == 0) {
 		const char *reason = json_string_value(json_object_get(msg, "reason"));
+		const char *text = json_string_value(json_object_get(msg, "text"));
 
-		term_notice(s, "detached: %s", reason ? reason : "");
+		term_notice(s, "detached: %s", text ? text : reason ? reason : "");
 		s->done = true;
-		s->status = reason && strcmp(reason, "detached on request") == 0 ? 0 : 1;
+		s->status = detach_reason_from_string(reason) == DETACH_REQUESTED ? 0 : 1;
 	} else if (strcmp(type, "error") == 0) {
 		const char *code = json_string_value(json_object_get(msg, "code"));
 		const char *text = json_string_value(json_object_get(msg, "message"));
