@@ -542,6 +542,18 @@ static int client_principal(struct client *c, json_t *key, json_t *from, struct 
 	return 0;
 }
 
+/* The answer to a principal client_principal() refused; what: "principal" or "authorize". */
+static void client_principal_error(struct client *c, int r, const char *what)
+{
+	if (r == -EPERM)
+		client_error(c, PROTO_E_DENIED, "key not allowed");
+	else if (r == -EBADMSG)
+		client_error(c, PROTO_E_BAD_REQUEST, "%s needs \"key\" (\"TYPE BASE64\") and "
+			     "\"from\" (an address)", what);
+	else
+		client_error(c, PROTO_E_INTERNAL, "cannot check the key: %s", strerror(-r));
+}
+
 static void client_do_hello(struct client *c, json_t *req)
 {
 	json_t *v = json_object_get(req, "version");
@@ -566,27 +578,20 @@ static void client_do_hello(struct client *c, json_t *req)
 		return;
 	}
 	if (jp) {
-		struct principal *p = calloc(1, sizeof(*p));
+		_cleanup_free_ struct principal *p = calloc(1, sizeof(*p));
 
-		r = p && json_is_object(jp) ? client_principal(c, json_object_get(jp, "key"),
-							       json_object_get(jp, "from"), p)
-		    : p ? -EBADMSG : -ENOMEM;
+		/* json_object_get() of a non-object is NULL: a malformed principal. */
+		r = p ? client_principal(c, json_object_get(jp, "key"), json_object_get(jp, "from"), p)
+		      : -ENOMEM;
 		if (r < 0) {
-			free(p);
-			if (r == -EPERM)
-				client_error(c, PROTO_E_DENIED, "key not allowed");
-			else if (r == -EBADMSG)
-				client_error(c, PROTO_E_BAD_REQUEST, "principal needs \"key\" "
-					     "(\"TYPE BASE64\") and \"from\" (an address)");
-			else
-				client_error(c, PROTO_E_INTERNAL, "out of memory");
+			client_principal_error(c, r, "principal");
 			client_kill(c, "principal refused");
 			return;
 		}
-		c->principal = p;
-		snprintf(c->label, sizeof(c->label), "%s", p->label);
-		snprintf(c->audit, sizeof(c->audit), "%.120s from %s", p->label,
-			 p->have_from ? p->from : "?");
+		c->principal = TAKE_PTR(p);
+		snprintf(c->label, sizeof(c->label), "%s", c->principal->label);
+		snprintf(c->audit, sizeof(c->audit), "%.120s from %s", c->principal->label,
+			 c->principal->have_from ? c->principal->from : "?");
 	} else if (name) {
 		log_escape(name, strlen(name), esc, sizeof(esc));
 		/* Keep the SO_PEERCRED identity; the client name only adds detail. */
@@ -610,13 +615,8 @@ static void client_do_authorize(struct client *c, json_t *req)
 		return;
 	}
 	r = client_principal(c, json_object_get(req, "key"), json_object_get(req, "from"), &p);
-	if (r == -EPERM)
-		client_error(c, PROTO_E_DENIED, "key not allowed");
-	else if (r == -EBADMSG)
-		client_error(c, PROTO_E_BAD_REQUEST, "authorize needs \"key\" (\"TYPE BASE64\") "
-			     "and \"from\" (an address)");
-	else if (r < 0)
-		client_error(c, PROTO_E_INTERNAL, "out of memory");
+	if (r < 0)
+		client_principal_error(c, r, "authorize");
 	else {
 		client_send_new(c, proto_msg_authorized(p.fingerprint, p.comment, p.label));
 		principal_done(&p);

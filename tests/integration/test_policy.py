@@ -18,6 +18,8 @@ db01, plus a domain XML file that does not parse (a source error).
   the connection stays usable); authorize answers a listed key with its fingerprint as
   ssh-keygen computes it;
 * from= is enforced at hello and authorize;
+* a front user that is no local admin and names no key sees no console and may only
+  authorize; a malformed principal is refused and closed;
 * after the access file is edited and ttyhubd gets SIGHUP, a writer demoted to ro stops
   being the writer (state, notice, its bytes no longer reach the guest), a key that lost
   the console is detached (reason "revoked"), and a removed key's connection gets the
@@ -26,6 +28,7 @@ db01, plus a domain XML file that does not parse (a source error).
 
 import json
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -52,16 +55,41 @@ def front(name, addr="127.0.0.1", hello=True):
     c = hub.BrokerClient(ctx.d.socket, hello=False)
     c.send({"type": "hello", "version": 1, "client": "test-front",
             "principal": {"key": key_of(ctx.pub[name]), "from": addr}})
-    return c, (c.expect_type("hello") if hello else None)
+    return c, (expect(c, "hello") if hello else None)
+
+
+def next_msg(c, timeout=30):
+    """The next control message within timeout (guest output keeps arriving meanwhile, so
+    the socket's own timeout would never fire)."""
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise AssertionError("no message within %g s; last: %r" % (timeout, c.messages[-3:]))
+            c.sock.settimeout(left)
+            try:
+                m = c.pump()
+            except socket.timeout:
+                continue
+            if m is not None:
+                return m
+    finally:
+        c.sock.settimeout(10)
+
+
+def expect(c, want, timeout=30):
+    """The next message of type want, skipping notices (and state changes)."""
+    while True:
+        m = next_msg(c, timeout)
+        if m["type"] == want:
+            return m
+        assert m["type"] in ("notice", "state"), "expected %s, got %r" % (want, m)
 
 
 def error(c):
     """The next error, skipping notices and state changes."""
-    while True:
-        m = c.next()
-        if m["type"] == "error":
-            return m
-        assert m["type"] in ("notice", "state"), "expected an error, got %r" % m
+    return expect(c, "error")
 
 
 def raw_error(c):
@@ -102,7 +130,7 @@ def not_to_guest(watcher, writer, typed, marker):
     would have arrived before it."""
     watcher.send_data(typed)
     watcher.send({"type": "who"})
-    watcher.expect_type("who")
+    expect(watcher, "who")
     writer.send_data(marker)
     wait_input("web01", marker.strip())
     got = input_log("web01")
@@ -113,7 +141,7 @@ def t_ro_cannot_write():
     # Nobody writes yet: an attach asking for rw must still make the ro key a watcher.
     a, _ = front("alice")
     a.send({"type": "attach", "console": "web01", "mode": "rw", "replay": 0})
-    att = a.expect_type("attached")
+    att = expect(a, "attached")
     assert att["role"] == "watcher" and att["access"] == "ro" and att["break"] is False, att
     assert att["writer"] is None, att
     a.send_data(b"ALICE-TYPED-1\r")
@@ -122,7 +150,7 @@ def t_ro_cannot_write():
     # A writer's bytes do arrive: the log shows whether the guest got something.
     b, _ = front("bob")
     b.send({"type": "attach", "console": "web01", "mode": "rw", "replay": 0})
-    att = b.expect_type("attached")
+    att = expect(b, "attached")
     assert att["role"] == "writer" and att["access"] == "rw" and att["break"] is True, att
     not_to_guest(a, b, b"ALICE-TYPED-2\r", b"BOB-TYPED\r")
 
@@ -153,7 +181,7 @@ def t_ro_cannot_write():
 
     # Bob is still the writer; Alice's bytes still go nowhere.
     b.send({"type": "who"})
-    who = b.expect_type("who")
+    who = expect(b, "who")
     writers = [x["user"] for x in who["clients"] if x["role"] == "writer"]
     assert len(writers) == 1 and writers[0].startswith("bob@ttyhub-test (ssh SHA256:"), who
     not_to_guest(a, b, b"ALICE-TYPED-3\r", b"BOB-AGAIN\r")
@@ -168,13 +196,13 @@ def names(msg):
 def t_list():
     a, _ = front("alice")
     a.send({"type": "list"})
-    lst = a.expect_type("list")
+    lst = expect(a, "list")
     assert names(lst) == ["web01"], lst
     assert lst["consoles"][0]["access"] == "ro" and lst["consoles"][0]["break"] is False, lst
     assert lst["errors"] == [], lst
     b, _ = front("bob")
     b.send({"type": "list"})
-    lst = b.expect_type("list")
+    lst = expect(b, "list")
     assert names(lst) == ["db01", "web01"], lst
     assert all(c["access"] == "rw" and c["break"] is True for c in lst["consoles"]), lst
     assert lst["errors"] == [], lst
@@ -216,16 +244,16 @@ def t_unknown_key():
     # authorize on a front connection without a principal.
     f = hub.BrokerClient(ctx.d.socket)
     f.send({"type": "authorize", "key": key_of(ctx.pub["eve"]), "from": "127.0.0.1"})
-    e = f.expect_type("error")
+    e = expect(f, "error")
     assert e["code"] == "denied" and e["message"] == "key not allowed", e
     f.send({"type": "authorize", "key": key_of(ctx.pub["alice"]), "from": "127.0.0.1"})
-    ok = f.expect_type("authorized")
+    ok = expect(f, "authorized")
     fp = sshhub.fingerprint(ctx.keys["alice"])
     assert ok["fingerprint"] == fp and ok["comment"] == "alice@ttyhub-test", ok
     assert ok["you"] == "alice@ttyhub-test (ssh %s)" % fp, ok
     # A key the parser refuses is no different from an unknown one.
     f.send({"type": "authorize", "key": "ssh-ed25519 AAAA", "from": "127.0.0.1"})
-    e = f.expect_type("error")
+    e = expect(f, "error")
     assert e["code"] == "denied", e
     f.close()
     # hello says who the principal is, as the broker computed it.
@@ -235,6 +263,58 @@ def t_unknown_key():
     a.close()
 
 
+BARE_FRONT = r"""
+import json, socket, struct, sys
+s = socket.socket(socket.AF_UNIX)
+s.settimeout(10)
+s.connect(sys.argv[1])
+buf = b""
+def send(o):
+    p = json.dumps(o).encode()
+    s.sendall(b"C" + struct.pack(">I", len(p)) + p)
+def recv():
+    global buf
+    while len(buf) < 5 or len(buf) < 5 + struct.unpack(">I", buf[1:5])[0]:
+        chunk = s.recv(65536)
+        if not chunk:
+            raise EOFError
+        buf += chunk
+    n = struct.unpack(">I", buf[1:5])[0]
+    t, p, buf = buf[:1], buf[5:5 + n], buf[5 + n:]
+    return json.loads(p) if t == b"C" else recv()
+for req in json.loads(sys.argv[2]):
+    send(req)
+    print(json.dumps(recv()), flush=True)
+"""
+
+
+def t_bare_front():
+    # A front user that is no local admin and speaks for no key: no console rights at all,
+    # but it may ask about keys.
+    os.chmod(ctx.wd, 0o711)
+    os.chmod(ctx.d.socket, 0o666)
+    reqs = [{"type": "hello", "version": 1, "client": "bare-front"},
+            {"type": "list"},
+            {"type": "attach", "console": "web01", "mode": "ro"},
+            {"type": "authorize", "key": key_of(ctx.pub["alice"]), "from": "127.0.0.1"}]
+    r = subprocess.run(["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups",
+                        "/usr/bin/python3", "-c", BARE_FRONT, ctx.d.socket, json.dumps(reqs)],
+                       capture_output=True, timeout=30)
+    assert r.returncode == 0, r
+    hello, lst, att, auth = [json.loads(x) for x in r.stdout.splitlines()]
+    assert hello["type"] == "hello" and hello["you"] == "local front", hello
+    assert lst["type"] == "list" and lst["consoles"] == [] and lst["errors"] == [], lst
+    assert att == {"type": "error", "code": "unknown-console",
+                   "message": "no console named 'web01'"}, att
+    assert auth["type"] == "authorized" and auth["comment"] == "alice@ttyhub-test", auth
+    # A malformed principal is refused and closed.
+    c = hub.BrokerClient(ctx.d.socket, hello=False)
+    c.send({"type": "hello", "version": 1, "client": "x", "principal": "alice"})
+    m = c.next()
+    assert m["type"] == "error" and m["code"] == "bad-request", m
+    assert closed(c)
+
+
 def t_from():
     c, _ = front("dave", addr="127.0.0.1", hello=False)
     m = c.next()
@@ -242,26 +322,26 @@ def t_from():
     assert closed(c)
     c, hello = front("dave", addr="10.9.9.9")
     c.send({"type": "list"})
-    assert names(c.expect_type("list")) == ["web01"]
+    assert names(expect(c, "list")) == ["web01"]
     c.close()
     f = hub.BrokerClient(ctx.d.socket)
     f.send({"type": "authorize", "key": key_of(ctx.pub["dave"]), "from": "10.9.9.8"})
-    assert f.expect_type("error")["code"] == "denied"
+    assert expect(f, "error")["code"] == "denied"
     f.send({"type": "authorize", "key": key_of(ctx.pub["dave"]), "from": "10.9.9.9"})
-    assert f.expect_type("authorized")["comment"] == "dave@ttyhub-test"
+    assert expect(f, "authorized")["comment"] == "dave@ttyhub-test"
     f.close()
 
 
 def t_reload_revokes():
     b, _ = front("bob")
     b.send({"type": "attach", "console": "web01", "mode": "force", "replay": 0})
-    assert b.expect_type("attached")["role"] == "writer"
+    assert expect(b, "attached")["role"] == "writer"
     cl, _ = front("carol")
     cl.send({"type": "attach", "console": "db01", "mode": "ro", "replay": 0})
-    cl.expect_type("attached")
+    expect(cl, "attached")
     a, _ = front("alice")
     a.send({"type": "attach", "console": "web01", "mode": "ro", "replay": 0})
-    a.expect_type("attached")
+    expect(a, "attached")
     b.send_data(b"BOB-BEFORE\r")
     wait_input("web01", b"BOB-BEFORE")
 
@@ -269,11 +349,11 @@ def t_reload_revokes():
     write_access(bob='consoles="web01:ro,db01:ro"', carol=None, alice='consoles="db01:ro"')
     ctx.d.reload()
 
-    st = b.expect_type("state")
+    st = expect(b, "state")
     assert st["role"] == "watcher" and st["writer"] is None, st
-    n = b.expect_type("notice")
+    n = expect(b, "notice")
     while n["text"] != "your key may now only watch web01":
-        n = b.expect_type("notice")
+        n = expect(b, "notice")
     b.send_data(b"BOB-AFTER\r")
     e = error(b)
     assert e["code"] == "read-only", e
@@ -281,21 +361,19 @@ def t_reload_revokes():
     e = error(b)
     assert e["message"] == "your key may only watch web01", e
 
-    m = cl.next()
-    while m["type"] == "notice":
-        m = cl.next()
+    m = expect(cl, "error")
     assert m == {"type": "error", "code": "revoked",
                  "message": "your key was removed from the access file"}, m
     assert closed(cl), "the removed key's connection stayed open"
 
-    m = a.expect_type("detached")
+    m = expect(a, "detached")
     assert m["reason"] == "revoked" and m["console"] == "web01", m
     assert m["text"] == "your key no longer has access to web01", m
 
     # A writer that is let in now proves the guest still listens; bob's bytes never came.
     w = hub.BrokerClient(ctx.d.socket)
     w.send({"type": "attach", "console": "web01", "mode": "rw", "replay": 0})
-    assert w.expect_type("attached")["role"] == "writer"
+    assert expect(w, "attached")["role"] == "writer"
     w.send_data(b"ADMIN-AFTER\r")
     wait_input("web01", b"ADMIN-AFTER")
     assert b"BOB-AFTER" not in input_log("web01"), input_log("web01")
@@ -338,7 +416,8 @@ def main():
     os.mkdir(xmldir)
     with open(os.path.join(xmldir, "broken.xml"), "w") as f:
         f.write("<domain><name>x</name>\n")
-    ctx.d = hub.Daemon(ctx.wd, "--front-user", "root", "--domain-xml", xmldir, *consoles)
+    ctx.d = hub.Daemon(ctx.wd, "--front-user", "root", "--front-user", "nobody",
+                       "--domain-xml", xmldir, *consoles)
     write_access()
     try:
         ctx.d.start()
@@ -351,6 +430,8 @@ def main():
                 t_invisible_is_nonexistent)
         res.run("a key not in the file is denied at hello and authorize", t_unknown_key)
         res.run("from= is enforced", t_from)
+        res.run("a front speaking for no key has no rights; malformed principals",
+                t_bare_front)
         res.run("SIGHUP: demoted writer, detached watcher, revoked key", t_reload_revokes)
     finally:
         ctx.d.stop()
