@@ -35,10 +35,10 @@
 #include "console.h"
 #include "log.h"
 #include "server.h"
-#include "qemu.h"
+#include "source-qmp.h"
 #include "util.h"
-#include "virt.h"
-#include "xmldir.h"
+#include "source-libvirt.h"
+#include "source-xmldir.h"
 
 /* The break budget of one console, by name (GCRA: "theoretical arrival time"). */
 struct server_break_bucket {

@@ -24,10 +24,10 @@
 #include "notify.h"
 #include "peer.h"
 #include "server.h"
-#include "qemu.h"
+#include "source-qmp.h"
 #include "util.h"
-#include "virt.h"
-#include "xmldir.h"
+#include "source-libvirt.h"
+#include "source-xmldir.h"
 
 #define DEFAULT_SOCKET "/run/ttyhub/ttyhubd.sock"
 #define MAX_CONSOLE_ARGS CONFIG_MAX_ENTRIES /* as many as a configuration file holds */

@@ -23,7 +23,7 @@
 #include "log.h"
 #include "server.h"
 #include "util.h"
-#include "xmldir.h"
+#include "source-xmldir.h"
 
 struct xmlfile {
 	char *path; /* owned */

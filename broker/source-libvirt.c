@@ -31,7 +31,7 @@
 #include "log.h"
 #include "server.h"
 #include "util.h"
-#include "virt.h"
+#include "source-libvirt.h"
 
 #define VIRT_BACKOFF_MAX_MS 5000
 #define VIRT_MAX_DOMAINS 4096

@@ -14,7 +14,7 @@
 #include "domain.h"
 #include "log.h"
 #include "peer.h"
-#include "qemu.h"
+#include "source-qmp.h"
 #include "qmp.h"
 #include "server.h"
 #include "util.h"
