@@ -12,8 +12,7 @@
  */
 #pragma once
 
-struct server;
-struct qemu;
+#include "source.h"
 
-int qemu_open(struct server *s, const char *qmp_path, struct qemu **ret);
-struct qemu *qemu_free(struct qemu *q);
+/* Kind "qmp"; serial break through chardev-send-break; nothing to rescan. */
+int source_qmp_open(const struct source_env *env, const char *qmp_path, struct source **ret);
