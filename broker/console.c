@@ -18,7 +18,6 @@
 #include "client.h"
 #include "console.h"
 #include "log.h"
-#include "registry.h"
 #include "util.h"
 
 static const struct chardev_ops console_chardev_ops;
@@ -56,7 +55,7 @@ static void console_schedule_resume(struct console *c)
 int console_new(const struct console_env *env, const struct console_spec *spec,
 		struct console **ret)
 {
-	char vm[REGISTRY_VM_MAX], alias[REGISTRY_ALIAS_MAX];
+	char vm[CONSOLE_VM_MAX], alias[CONSOLE_ALIAS_MAX];
 	struct console *c;
 	int r;
 
@@ -190,7 +189,7 @@ int console_start(struct console *c)
 /* Whether the escaped name a console keeps (c_name) is the escape of the raw spec name. */
 static bool console_name_matches(const char *c_name, const char *spec_name, size_t size)
 {
-	char esc[REGISTRY_VM_MAX];
+	char esc[CONSOLE_VM_MAX];
 
 	if (!c_name || !spec_name)
 		return !c_name && !spec_name;
@@ -204,8 +203,8 @@ bool console_matches_spec(const struct console *c, const struct console_spec *sp
 	/* c->vm and c->alias are escaped (console_new): compare like with like. */
 	return c->supported == spec->supported && c->backend == spec->backend &&
 	       c->primary == spec->primary &&
-	       console_name_matches(c->vm, spec->vm, REGISTRY_VM_MAX) &&
-	       console_name_matches(c->alias, spec->alias, REGISTRY_ALIAS_MAX) &&
+	       console_name_matches(c->vm, spec->vm, CONSOLE_VM_MAX) &&
+	       console_name_matches(c->alias, spec->alias, CONSOLE_ALIAS_MAX) &&
 	       streq_opt(c->uuid, spec->uuid) &&
 	       streq_opt(c->path, spec->path) && streq_opt(c->target, spec->target) &&
 	       streq_opt(c->type, spec->type) && streq_opt(c->reason, spec->reason) &&

@@ -39,6 +39,9 @@ struct console_env {
 };
 
 #define CONSOLE_INPUT_MAX (64 * 1024)
+/* Buffers a VM name and an alias are escaped into (registry.h says which names fit). */
+#define CONSOLE_VM_MAX 256
+#define CONSOLE_ALIAS_MAX 128
 /* console_set_guest_state(): leave guest_open as it is. */
 #define CONSOLE_GUEST_OPEN_KEEP (-2)
 

@@ -2,7 +2,26 @@
 /*
  * The ttyhubd process: its sd-event loop, configuration, the listening
  * broker socket (from systemd or bound by us), peer authorisation with
- * SO_PEERCRED, the console registry, and all client connections.
+ * SO_PEERCRED, the console registry, the console sources (as a list of
+ * struct source: the server knows none of their kinds), and all client
+ * connections.
+ *
+ * Who includes whose header among ttyhubd's modules (util, log omitted):
+ *
+ *   ttyhubd.c ──▶ server, source-cmdline, source-xmldir, source-libvirt, source-qmp
+ *   source-* ──▶ domain ──▶ registry ──▶ console ──▶ chardev ──▶ ring, obuf, peer, domxml
+ *       │          └──────▶ source (the interface; no source's own header)
+ *       └──▶ source, qmp (qmp/: source-qmp only)
+ *   server ──▶ client, console, registry, source, poller
+ *   client ◀─▶ server, client ◀─▶ console
+ *
+ * One cycle is left, around the client connection: the console writes a
+ * client's attachment state (cursor, role) and hands it output, and the
+ * client reaches the server (and through it the registry) for lookups and
+ * for its own end.  So server, client, console and registry still reach
+ * each other; it would go with the attachment state moved out of struct
+ * client.  chardev, domain and the sources are outside it: none of them
+ * includes server.h or client.h.
  */
 #pragma once
 

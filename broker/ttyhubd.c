@@ -17,7 +17,6 @@
 #include <systemd/sd-daemon.h>
 
 #include "config.h"
-#include "console.h"
 #include "conslog.h"
 #include "fileio.h"
 #include "log.h"
