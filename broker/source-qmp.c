@@ -93,16 +93,93 @@ static int qemu_chardev_path(const char *filename, enum domxml_backend *backend,
 	return 0;
 }
 
+static char *strdup_or_null(const char *s)
+{
+	return s ? strdup(s) : NULL;
+}
+
+/* One query-chardev entry as a console device; -ENOENT if it is not a console. */
+static int qemu_chardev_dev(json_t *cd, const char *qmp_path, struct domxml_dev *dev)
+{
+	const char *label = json_string_value(json_object_get(cd, "label"));
+	const char *filename = json_string_value(json_object_get(cd, "filename"));
+	enum domxml_backend backend;
+	char path[256];
+
+	if (!label || !filename || strncmp(label, "compat_monitor", 14) == 0 ||
+	    qemu_chardev_path(filename, &backend, path, sizeof(path)) < 0 ||
+	    strcmp(path, qmp_path) == 0)
+		return -ENOENT;
+	*dev = (struct domxml_dev){
+		.element = strdup(strstr(label, "console") ? "console" : "serial"),
+		.alias = strdup(strncmp(label, "char", 4) == 0 && label[4] ? label + 4 : label),
+		.port = -1,
+		.type = strdup(backend == DOMXML_BACKEND_PTY ? "pty" : "unix"),
+		.backend = backend,
+		.path = strdup(path),
+		.supported = true,
+		.chardev = strdup(label),
+	};
+	if (!dev->element || !dev->alias || !dev->type || !dev->path || !dev->chardev)
+		return -ENOMEM;
+	return 0;
+}
+
+int source_qmp_chardevs_to_domain(json_t *reply, const char *qmp_path, const char *name,
+				  const char *uuid, struct domxml **ret)
+{
+	struct domxml *dom = calloc(1, sizeof(*dom));
+	size_t i, primary = 0;
+	bool have_primary = false;
+	json_t *cd;
+
+	if (!dom)
+		return -ENOMEM;
+	dom->name = strdup(name);
+	dom->uuid = strdup_or_null(uuid);
+	dom->devs = calloc(DOMXML_MAX_DEVICES, sizeof(*dom->devs));
+	if (!dom->name || (uuid && !dom->uuid) || !dom->devs)
+		goto nomem;
+	json_array_foreach(reply, i, cd) {
+		struct domxml_dev *dev = &dom->devs[dom->n_devs];
+		int r;
+
+		if (dom->n_devs >= DOMXML_MAX_DEVICES)
+			break;
+		r = qemu_chardev_dev(cd, qmp_path, dev);
+		if (r == -ENOENT)
+			continue;
+		dom->n_devs++; /* freed with dom, also when half-made */
+		if (r < 0)
+			goto nomem;
+		if (!have_primary && strstr(dev->chardev, "serial")) {
+			primary = dom->n_devs - 1;
+			have_primary = true;
+		}
+	}
+	/* The primary console comes first, as domain_apply expects. */
+	if (primary > 0) {
+		struct domxml_dev tmp = dom->devs[primary];
+
+		memmove(dom->devs + 1, dom->devs, primary * sizeof(dom->devs[0]));
+		dom->devs[0] = tmp;
+	}
+	*ret = dom;
+	return 0;
+nomem:
+	domxml_free(dom);
+	return -ENOMEM;
+}
+
 /* Build the domain from query-chardev's answer and apply it. */
 static void qemu_on_chardevs(struct qmp *qmp, json_t *reply, const char *eclass, const char *edesc,
 			     void *userdata)
 {
 	struct qemu *q = userdata;
-	struct domxml dom = { .name = q->name, .uuid = q->uuid[0] ? q->uuid : NULL };
-	struct domxml_dev devs[DOMXML_MAX_DEVICES] = {};
+	struct domxml *dom = NULL;
 	json_t *cd;
-	size_t i, n = 0, primary = 0;
-	bool have_primary = false;
+	size_t i, n;
+	int r;
 
 	if (!reply) {
 		qemu_status(q, "query-chardev failed: %s", edesc ? edesc : "?");
@@ -117,46 +194,16 @@ static void qemu_on_chardevs(struct qmp *qmp, json_t *reply, const char *eclass,
 		domain_clear(q->env, &q->domain, "the VM's identity is refused");
 		return;
 	}
+	r = source_qmp_chardevs_to_domain(reply, q->path, q->name, q->uuid[0] ? q->uuid : NULL,
+					  &dom);
+	if (r < 0) {
+		qemu_status(q, "cannot use query-chardev's answer: %s", strerror(-r));
+		return;
+	}
 	registry_clear_error(q->env->registry, q->origin);
-	json_array_foreach(reply, i, cd) {
-		const char *label = json_string_value(json_object_get(cd, "label"));
-		const char *filename = json_string_value(json_object_get(cd, "filename"));
-		char path[256];
-		enum domxml_backend backend;
-
-		if (!label || !filename || n >= ELEMENTSOF(devs) ||
-		    strncmp(label, "compat_monitor", 14) == 0 ||
-		    qemu_chardev_path(filename, &backend, path, sizeof(path)) < 0 ||
-		    strcmp(path, q->path) == 0)
-			continue;
-		devs[n] = (struct domxml_dev){
-			.element = strstr(label, "console") ? "console" : "serial",
-			.alias = (char *)(strncmp(label, "char", 4) == 0 && label[4] ? label + 4 : label),
-			.port = -1,
-			.type = backend == DOMXML_BACKEND_PTY ? "pty" : "unix",
-			.backend = backend,
-			.path = strdup(path),
-			.supported = true,
-			.chardev = (char *)label,
-		};
-		if (!have_primary && strstr(label, "serial")) {
-			primary = n;
-			have_primary = true;
-		}
-		n++;
-	}
-	/* The primary console comes first, as domain_apply expects. */
-	if (primary > 0) {
-		struct domxml_dev tmp = devs[primary];
-
-		memmove(devs + 1, devs, primary * sizeof(devs[0]));
-		devs[0] = tmp;
-	}
-	dom.devs = devs;
-	dom.n_devs = n;
-	domain_apply_guest(q->env, &q->domain, &dom, q->origin, &q->source, NULL, &q->guest);
-	for (i = 0; i < n; i++)
-		free(devs[i].path);
+	n = dom->n_devs;
+	domain_apply_guest(q->env, &q->domain, dom, q->origin, &q->source, NULL, &q->guest);
+	domxml_free(dom);
 	/* frontend-open: whether the guest has the port open (meaningful for virtio). */
 	for (size_t k = 0; k < q->domain.n; k++) {
 		struct console *c = q->domain.consoles[k];
