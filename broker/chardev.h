@@ -2,8 +2,8 @@
 /*
  * The connection from ttyhubd to one guest chardev: a UNIX socket that QEMU
  * listens on (server=on,wait=off), or a pty slave.  It connects without
- * blocking, drains everything the guest writes into the console's ring the
- * moment it arrives, writes the console's input queue back with
+ * blocking, drains everything the guest writes into its owner's ring the
+ * moment it arrives, writes the owner's input queue back with
  * backpressure, and reconnects with back-off (100 ms doubling to 2 s) when
  * the guest side goes away.  Paths are checked on the inode actually used
  * (opened O_PATH|O_NOFOLLOW, connected through /proc/self/fd): a missing

@@ -512,12 +512,17 @@ size_t console_input(struct console *c, struct client *cl, const uint8_t *data, 
 	if (!c->supported || c->chardev.state != CHARDEV_CONNECTED)
 		return len;
 	n = MIN(len, obuf_room(&c->input));
-	if (n > 0) {
+	if (n > 0)
 		obuf_append(&c->input, data, n);
-		chardev_kick_write(&c->chardev);
-	}
+	/*
+	 * The waiter first: if the kick below drains the queue, that schedules
+	 * its resume (the client pauses before the loop runs it).  Set after the
+	 * kick, a queue drained at once would leave nobody to wake it.
+	 */
 	if (n < len)
 		c->input_waiter = cl;
+	if (n > 0)
+		chardev_kick_write(&c->chardev);
 	return n;
 }
 

@@ -381,6 +381,29 @@ static void test_takeover_resumes_paused_writer(void **state)
 	expect_state(fx, a, "watcher");
 }
 
+/*
+ * The guest takes a whole queue at once, in the very call that found it too
+ * small: the writer told to wait must still be woken, though no EPOLLOUT
+ * will come.
+ */
+static void test_queue_drained_at_once_wakes_waiter(void **state)
+{
+	struct fx *fx = *state;
+	static uint8_t big[CONSOLE_INPUT_MAX + 1];
+	unsigned a;
+
+	fx_start(fx, 64 * 1024, true);
+	a = add_client(fx);
+	attach(fx, a, CONSOLE_MODE_RW, "writer");
+	assert_int_equal(console_input(fx->c, fx->cl[a], big, sizeof(big)), CONSOLE_INPUT_MAX);
+	assert_ptr_equal(fx->c->input_waiter, fx->cl[a]);
+	/* A socket's default buffer holds the queue: nothing left for EPOLLOUT to do. */
+	assert_int_equal(obuf_len(&fx->c->input), 0);
+	assert_false(fx->c->chardev.want_write);
+	loop_pump(fx->e);
+	assert_null(fx->c->input_waiter);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -392,6 +415,8 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_guest_gone_resumes_writer, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_takeover_resumes_paused_writer, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_queue_drained_at_once_wakes_waiter, setup,
 						teardown),
 	};
 
