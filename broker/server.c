@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * ttyhubd process context (see server.h): the broker socket and who may use
- * it, client lifetime, and adding/removing consoles.
+ * it, client lifetime, the sources' list, and serial breaks on behalf of
+ * clients (checked and rate-limited here, sent by the console's source,
+ * answered through a struct break_req).
  *
  * Authorisation (SO_PEERCRED): root, our own uid, members of the admin
  * group (primary or supplementary, via SO_PEERGROUPS), and the configured
@@ -98,7 +100,7 @@ int server_init(struct server *s, sd_event *e, const struct server_config *cfg)
 		.registry = &s->registry,
 		.console = &s->console_env,
 	};
-	LIST_INIT(&s->sources);
+	TAILQ_INIT(&s->sources);
 	registry_init(&s->registry);
 	TAILQ_INIT(&s->clients);
 	TAILQ_INIT(&s->dead);

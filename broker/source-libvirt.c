@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * libvirt console source (see virt.h).
+ * libvirt console source (see source-libvirt.h).
  *
  * Thread side: connect (read-only unless the monitor is allowed), register
  * lifecycle, reboot and device events, list the active domains and post
@@ -29,8 +29,8 @@
 
 #include "domain.h"
 #include "log.h"
-#include "util.h"
 #include "source-libvirt.h"
+#include "util.h"
 
 #define VIRT_BACKOFF_MAX_MS 5000
 #define VIRT_MAX_DOMAINS 4096

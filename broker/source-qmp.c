@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Standalone QEMU console source (see qemu.h).
+ * Standalone QEMU console source (see source-qmp.h).
  */
 #include <errno.h>
 #include <pwd.h>

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Domain-XML directory source (see xmldir.h).
+ * Domain-XML directory source (see source-xmldir.h).
  *
  * Each *.xml file maps to the consoles it defined (a struct domain, which
  * does the diffing on reload).

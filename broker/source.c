@@ -22,7 +22,7 @@ void break_req_fail(struct break_req *req, int error, const char *fmt, ...)
 
 void source_list_add(struct source_list *l, struct source *s)
 {
-	LIST_INSERT_HEAD(l, s, entry);
+	TAILQ_INSERT_TAIL(l, s, entry);
 }
 
 size_t source_list_count(const struct source_list *l, const char *kind)
@@ -30,7 +30,7 @@ size_t source_list_count(const struct source_list *l, const char *kind)
 	const struct source *s;
 	size_t n = 0;
 
-	LIST_FOREACH(s, l, entry)
+	TAILQ_FOREACH(s, l, entry)
 		if (strcmp(s->ops->kind, kind) == 0)
 			n++;
 	return n;
@@ -41,7 +41,7 @@ int source_list_rescan(struct source_list *l)
 	struct source *s;
 	int r = 0;
 
-	LIST_FOREACH(s, l, entry)
+	TAILQ_FOREACH(s, l, entry)
 		if (s->ops->rescan) {
 			int k = s->ops->rescan(s);
 
@@ -55,8 +55,8 @@ void source_list_free(struct source_list *l)
 {
 	struct source *s;
 
-	while ((s = LIST_FIRST(l))) {
-		LIST_REMOVE(s, entry);
+	while ((s = TAILQ_FIRST(l))) {
+		TAILQ_REMOVE(l, s, entry);
 		s->ops->free(s);
 	}
 }

@@ -64,10 +64,11 @@ struct source_ops {
 /* Embedded first in every source's own struct. */
 struct source {
 	const struct source_ops *ops;
-	LIST_ENTRY(source) entry;
+	TAILQ_ENTRY(source) entry;
 };
 
-LIST_HEAD(source_list, source);
+/* In the order they were opened: rescans go in that order too. */
+TAILQ_HEAD(source_list, source);
 
 void source_list_add(struct source_list *l, struct source *s);
 /* How many sources of a kind. */
