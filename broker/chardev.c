@@ -23,10 +23,11 @@
 #include <unistd.h>
 
 #include "chardev.h"
-#include "console.h"
 #include "fileio.h"
 #include "log.h"
+#include "obuf.h"
 #include "peer.h"
+#include "ring.h"
 #include "util.h"
 
 #define CHARDEV_READ_BUDGET (1024 * 1024)
@@ -85,7 +86,7 @@ const struct peer_guest *chardev_get_guest_user(void)
 /* What to expect at the far end of ch, whose socket inode is st (or NULL). */
 static struct peer_guest chardev_expect(const struct chardev *ch, const struct stat *st)
 {
-	struct peer_guest g = ch->console->guest;
+	struct peer_guest g = *ch->owner.guest;
 
 	if (guest_user.set) {
 		bool owns_path = g.owns_path;
@@ -160,11 +161,11 @@ const char *chardev_state_to_string(enum chardev_state s)
 static int chardev_connect(struct chardev *ch);
 static void chardev_disconnect(struct chardev *ch, const char *why);
 
-int chardev_init(struct chardev *ch, struct console *owner, enum domxml_backend backend,
-		 const char *path)
+int chardev_init(struct chardev *ch, const struct chardev_owner *owner,
+		 enum domxml_backend backend, const char *path)
 {
 	*ch = (struct chardev){
-		.console = owner,
+		.owner = *owner,
 		.backend = backend,
 		.fd = -EBADF,
 		.backoff_ms = CHARDEV_BACKOFF_MIN_MS,
@@ -211,7 +212,7 @@ static void chardev_set_state(struct chardev *ch, enum chardev_state st, const c
 	ch->state = st;
 	snprintf(ch->status, sizeof(ch->status), "%s", buf);
 	log_full_errno(st == CHARDEV_ERROR ? LOG_ERR : LOG_INFO, 0, "console %s: %s",
-		       ch->console->name, buf);
+		       ch->owner.name, buf);
 }
 
 static int chardev_on_retry(sd_event_source *s, uint64_t usec, void *userdata)
@@ -233,7 +234,7 @@ static void chardev_schedule_retry(struct chardev *ch)
 	} else
 		r = -EINVAL;
 	if (r < 0)
-		log_error_errno(r, "console %s: cannot schedule reconnect", ch->console->name);
+		log_error_errno(r, "console %s: cannot schedule reconnect", ch->owner.name);
 	ch->backoff_ms = MIN(ch->backoff_ms * 2, (unsigned)CHARDEV_BACKOFF_MAX_MS);
 }
 
@@ -294,7 +295,7 @@ static void chardev_note_read(struct chardev *ch, size_t total)
 
 static void chardev_read(struct chardev *ch)
 {
-	struct ring *ring = &ch->console->ring;
+	struct ring *ring = ch->owner.ring;
 	size_t total = 0;
 
 	while (total < CHARDEV_READ_BUDGET) {
@@ -303,7 +304,7 @@ static void chardev_read(struct chardev *ch)
 		ssize_t n = read(ch->fd, p, span);
 
 		if (n > 0) {
-			console_log_output(ch->console, p, (size_t)n);
+			ch->owner.ops->on_data(ch->owner.userdata, p, (size_t)n);
 			ring_commit(ring, (size_t)n);
 			total += (size_t)n;
 			/* Short: nothing more was there; epoll tells us when there is. */
@@ -316,14 +317,14 @@ static void chardev_read(struct chardev *ch)
 		if (n < 0 && errno == EAGAIN)
 			break;
 		if (total > 0)
-			console_on_output(ch->console);
+			ch->owner.ops->on_output(ch->owner.userdata);
 		/* EOF, or EIO on a pty whose other side closed. */
 		chardev_disconnect(ch, n == 0 ? "the guest side closed the connection"
 					      : strerror(errno));
 		return;
 	}
 	if (total > 0) {
-		console_on_output(ch->console);
+		ch->owner.ops->on_output(ch->owner.userdata);
 		if (ch->state == CHARDEV_CONNECTED)
 			chardev_note_read(ch, total);
 	}
@@ -331,7 +332,7 @@ static void chardev_read(struct chardev *ch)
 
 static void chardev_write(struct chardev *ch)
 {
-	struct obuf *in = &ch->console->input;
+	struct obuf *in = ch->owner.input;
 	ssize_t n;
 
 	if (obuf_len(in) == 0)
@@ -341,10 +342,10 @@ static void chardev_write(struct chardev *ch)
 		chardev_disconnect(ch, strerror((int)-n));
 		return;
 	}
-	if (n > 0)
-		console_on_input_drained(ch->console);
 	ch->want_write = obuf_len(in) > 0;
 	chardev_update_events(ch);
+	if (n > 0)
+		ch->owner.ops->on_input_drained(ch->owner.userdata);
 }
 
 void chardev_kick_write(struct chardev *ch)
@@ -386,7 +387,7 @@ static void chardev_disconnect(struct chardev *ch, const char *why)
 	ch->backoff_ms = CHARDEV_BACKOFF_MIN_MS;
 	chardev_schedule_retry(ch);
 	if (was_connected)
-		console_on_disconnected(ch->console, why);
+		ch->owner.ops->on_disconnected(ch->owner.userdata, why);
 }
 
 /* Connect to the socket at ch->path and check who listens there. */
@@ -490,7 +491,7 @@ static int chardev_lock_pty(struct chardev *ch)
 		if (rfd >= 0 && !chardev_lock_trusted(ch, rfd, &owner)) {
 			/* Anyone may write to /run/lock: a stranger's file locks nothing. */
 			log_warning("console %s: ignoring lock file %s of uid %d (not root, "
-				    "ttyhubd or the guest)", ch->console->name, path, (int)owner);
+				    "ttyhubd or the guest)", ch->owner.name, path, (int)owner);
 			return 0;
 		}
 		ssize_t len = rfd >= 0 ? read(rfd, pidbuf, sizeof(pidbuf) - 1) : -1;
@@ -582,11 +583,11 @@ static int chardev_connect(struct chardev *ch)
 		ch->fd = safe_close(ch->fd);
 		chardev_unlock(ch);
 		chardev_schedule_retry(ch);
-		return log_error_errno(r, "console %s: cannot watch chardev", ch->console->name);
+		return log_error_errno(r, "console %s: cannot watch chardev", ch->owner.name);
 	}
 	ch->backoff_ms = CHARDEV_BACKOFF_MIN_MS;
 	chardev_set_state(ch, CHARDEV_CONNECTED, "connected to %s", ch->path);
-	console_on_connected(ch->console);
+	ch->owner.ops->on_connected(ch->owner.userdata);
 	/* Input queued while disconnected is dropped by the console; nothing to write. */
 	chardev_read(ch);
 	return 0;

@@ -2,8 +2,8 @@
 /*
  * The connection from ttyhubd to one guest chardev: a UNIX socket that QEMU
  * listens on (server=on,wait=off), or a pty slave.  It connects without
- * blocking, drains everything the guest writes into the console's ring the
- * moment it arrives, writes the console's input queue back with
+ * blocking, drains everything the guest writes into its owner's ring the
+ * moment it arrives, writes the owner's input queue back with
  * backpressure, and reconnects with back-off (100 ms doubling to 2 s) when
  * the guest side goes away.  Paths are checked on the inode actually used
  * (opened O_PATH|O_NOFOLLOW, connected through /proc/self/fd): a missing
@@ -11,6 +11,10 @@
  * an error that is reported and retried, never followed.  The listener's
  * SO_PEERCRED must be the guest the console's source expects (peer.h); a
  * pty must be a UNIX98 pty slave under /dev/pts/.
+ *
+ * The chardev knows its owner only through struct chardev_owner: the ring
+ * it fills, the queue it drains, who may be at the far end, and callbacks
+ * for what happened.  Callbacks may not free the chardev.
  */
 #pragma once
 
@@ -20,7 +24,30 @@
 #include "domxml.h"
 #include "peer.h"
 
-struct console;
+struct obuf;
+struct ring;
+
+/* What the chardev tells its owner (userdata: chardev_owner.userdata). */
+struct chardev_ops {
+	/* Guest output as it is read, before it is committed to the ring (the log). */
+	void (*on_data)(void *userdata, const void *data, size_t len);
+	/* New output is in the ring (once per wake-up). */
+	void (*on_output)(void *userdata);
+	void (*on_connected)(void *userdata);
+	/* After the fd is closed; the input queue is the owner's to drop. */
+	void (*on_disconnected)(void *userdata, const char *why);
+	/* Some queued input went to the guest: there is room again. */
+	void (*on_input_drained)(void *userdata);
+};
+
+struct chardev_owner {
+	const struct chardev_ops *ops;
+	void *userdata;
+	const char *name;               /* for messages; borrowed */
+	struct ring *ring;              /* guest output goes here; borrowed */
+	struct obuf *input;             /* bytes for the guest; borrowed */
+	const struct peer_guest *guest; /* who may be at the far end; borrowed */
+};
 
 enum chardev_state {
 	CHARDEV_WAITING,   /* nothing to connect to yet (retrying) */
@@ -30,7 +57,7 @@ enum chardev_state {
 };
 
 struct chardev {
-	struct console *console;     /* owner */
+	struct chardev_owner owner;
 	enum domxml_backend backend; /* UNIX or PTY */
 	char *path;                  /* owned */
 	int fd;                      /* owned, -EBADF when not connected */
@@ -52,12 +79,13 @@ struct chardev {
 #define CHARDEV_BACKOFF_MIN_MS 100
 #define CHARDEV_BACKOFF_MAX_MS 2000
 
-int chardev_init(struct chardev *ch, struct console *owner, enum domxml_backend backend,
-		 const char *path);
+/* owner is copied; what it points to must outlive the chardev. */
+int chardev_init(struct chardev *ch, const struct chardev_owner *owner,
+		 enum domxml_backend backend, const char *path);
 /* Start connecting (now). */
 int chardev_start(struct chardev *ch, sd_event *e);
 void chardev_done(struct chardev *ch);
-/* The console queued input: write it as the chardev allows. */
+/* The owner queued input: write it as the chardev allows. */
 void chardev_kick_write(struct chardev *ch);
 
 const char *chardev_state_to_string(enum chardev_state s);

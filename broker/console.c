@@ -2,6 +2,12 @@
 /*
  * Console: fan-out of guest output and the single-writer model
  * (see console.h).
+ *
+ * The console owns its chardev and hears from it through chardev_ops; it
+ * is configured by the console_env it is given, never by the server.  A
+ * writer paused because the input queue was full is resumed from the
+ * console's defer source once the guest took some, so no client frame is
+ * ever processed from inside a chardev callback.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -12,9 +18,10 @@
 #include "client.h"
 #include "console.h"
 #include "log.h"
-#include "registry.h"
-#include "server.h"
 #include "util.h"
+
+static const struct chardev_ops console_chardev_ops;
+static void console_on_output(struct console *c);
 
 static int strdup_opt(char **dst, const char *src)
 {
@@ -25,9 +32,30 @@ static int strdup_opt(char **dst, const char *src)
 	return *dst ? 0 : -ENOMEM;
 }
 
-int console_new(struct server *s, const struct console_spec *spec, struct console **ret)
+static int console_on_resume(sd_event_source *es, void *userdata)
 {
-	char vm[REGISTRY_VM_MAX], alias[REGISTRY_ALIAS_MAX];
+	struct console *c = userdata;
+	struct client *w = c->input_waiter;
+
+	/* Still waiting (a detach or a change of writer resumes it at once)? Room now? */
+	if (!w || obuf_room(&c->input) == 0)
+		return 0;
+	c->input_waiter = NULL;
+	client_resume_input(w);
+	return 0;
+}
+
+/* Resume the paused writer from the loop (see console.h: resume). */
+static void console_schedule_resume(struct console *c)
+{
+	if (c->input_waiter && c->resume)
+		(void)sd_event_source_set_enabled(c->resume, SD_EVENT_ONESHOT);
+}
+
+int console_new(const struct console_env *env, const struct console_spec *spec,
+		struct console **ret)
+{
+	char vm[CONSOLE_VM_MAX], alias[CONSOLE_ALIAS_MAX];
 	struct console *c;
 	int r;
 
@@ -38,7 +66,7 @@ int console_new(struct server *s, const struct console_spec *spec, struct consol
 	c = calloc(1, sizeof(*c));
 	if (!c)
 		return -ENOMEM;
-	c->server = s;
+	c->env = env;
 	TAILQ_INIT(&c->clients);
 	c->chardev.fd = -EBADF;
 	c->primary = spec->primary;
@@ -72,27 +100,32 @@ int console_new(struct server *s, const struct console_spec *spec, struct consol
 		r = strdup_opt(&c->path, spec->path);
 	if (r >= 0)
 		r = strdup_opt(&c->chardev_id, spec->chardev_id);
-	c->ops = spec->ops;
-	c->ops_data = spec->ops_data;
+	c->source = spec->source;
 	c->guest = spec->guest;
 	c->guest_open = -1;
 	if (r >= 0)
-		r = ring_init(&c->ring, s->config.ring_size);
+		r = ring_init(&c->ring, env->ring_size);
 	if (r >= 0)
 		r = obuf_init(&c->input, CONSOLE_INPUT_MAX);
-	if (r >= 0 && c->supported)
-		r = chardev_init(&c->chardev, c, c->backend, c->path);
-	if (r >= 0 && c->supported && s->config.log_dir) {
-		const struct conslog_config lc = {
-			.dir = s->config.log_dir,
-			.max_size = s->config.log_max_size,
-			.backups = s->config.log_backups,
-			.timestamps = s->config.log_timestamps,
+	if (r >= 0)
+		r = sd_event_add_defer(env->event, &c->resume, console_on_resume, c);
+	if (r >= 0)
+		r = sd_event_source_set_enabled(c->resume, SD_EVENT_OFF);
+	if (r >= 0 && c->supported) {
+		const struct chardev_owner owner = {
+			.ops = &console_chardev_ops,
+			.userdata = c,
+			.name = c->name,
+			.ring = &c->ring,
+			.input = &c->input,
+			.guest = &c->guest,
 		};
 
-		/* A log that cannot be written is reported once and never stops the console. */
-		r = conslog_open(&lc, c->name, &c->log);
+		r = chardev_init(&c->chardev, &owner, c->backend, c->path);
 	}
+	/* A log that cannot be written is reported once and never stops the console. */
+	if (r >= 0 && c->supported && env->log)
+		r = conslog_open(env->log, c->name, &c->log);
 	if (r < 0) {
 		console_free(c, NULL);
 		return r;
@@ -108,6 +141,7 @@ struct console *console_free(struct console *c, const char *why)
 	console_detach_all(c, DETACH_CONSOLE_GONE, why ? why : "console removed");
 	if (c->supported)
 		chardev_done(&c->chardev);
+	c->resume = sd_event_source_disable_unref(c->resume);
 	ring_done(&c->ring);
 	c->log = conslog_free(c->log);
 	obuf_done(&c->input);
@@ -148,13 +182,13 @@ int console_start(struct console *c)
 {
 	if (!c->supported)
 		return 0;
-	return chardev_start(&c->chardev, c->server->event);
+	return chardev_start(&c->chardev, c->env->event);
 }
 
 /* Whether the escaped name a console keeps (c_name) is the escape of the raw spec name. */
 static bool console_name_matches(const char *c_name, const char *spec_name, size_t size)
 {
-	char esc[REGISTRY_VM_MAX];
+	char esc[CONSOLE_VM_MAX];
 
 	if (!c_name || !spec_name)
 		return !c_name && !spec_name;
@@ -168,13 +202,12 @@ bool console_matches_spec(const struct console *c, const struct console_spec *sp
 	/* c->vm and c->alias are escaped (console_new): compare like with like. */
 	return c->supported == spec->supported && c->backend == spec->backend &&
 	       c->primary == spec->primary &&
-	       console_name_matches(c->vm, spec->vm, REGISTRY_VM_MAX) &&
-	       console_name_matches(c->alias, spec->alias, REGISTRY_ALIAS_MAX) &&
+	       console_name_matches(c->vm, spec->vm, CONSOLE_VM_MAX) &&
+	       console_name_matches(c->alias, spec->alias, CONSOLE_ALIAS_MAX) &&
 	       streq_opt(c->uuid, spec->uuid) &&
 	       streq_opt(c->path, spec->path) && streq_opt(c->target, spec->target) &&
 	       streq_opt(c->type, spec->type) && streq_opt(c->reason, spec->reason) &&
-	       streq_opt(c->chardev_id, spec->chardev_id) && c->ops == spec->ops &&
-	       c->ops_data == spec->ops_data;
+	       streq_opt(c->chardev_id, spec->chardev_id) && c->source == spec->source;
 }
 
 const char *console_state(const struct console *c)
@@ -225,9 +258,12 @@ static void console_tell_writer(struct console *c, const char *fmt, ...)
 	va_end(ap);
 }
 
-void console_log_output(struct console *c, const void *data, size_t len)
+void console_set_guest_state(struct console *c, const char *vm_state, int guest_open)
 {
-	conslog_write(c->log, data, len);
+	if (vm_state)
+		snprintf(c->vm_state, sizeof(c->vm_state), "%s", vm_state);
+	if (guest_open != CONSOLE_GUEST_OPEN_KEEP)
+		c->guest_open = guest_open < 0 ? -1 : !!guest_open;
 }
 
 void console_mark(struct console *c, const char *text)
@@ -242,7 +278,7 @@ void console_mark(struct console *c, const char *text)
 	console_on_output(c);
 }
 
-void console_on_output(struct console *c)
+static void console_on_output(struct console *c)
 {
 	struct client *cl;
 
@@ -252,33 +288,51 @@ void console_on_output(struct console *c)
 			client_flush(cl);
 }
 
-void console_on_connected(struct console *c)
+/* ---- chardev events --------------------------------------------------- */
+
+static void console_chardev_data(void *userdata, const void *data, size_t len)
 {
+	struct console *c = userdata;
+
+	conslog_write(c->log, data, len);
+}
+
+static void console_chardev_output(void *userdata)
+{
+	console_on_output(userdata);
+}
+
+static void console_chardev_connected(void *userdata)
+{
+	struct console *c = userdata;
+
 	if (c->n_clients > 0)
 		console_announce(c, "console %s connected", c->name);
 }
 
-void console_on_disconnected(struct console *c, const char *why)
+static void console_chardev_disconnected(void *userdata, const char *why)
 {
-	struct client *w = c->input_waiter;
+	struct console *c = userdata;
 
 	/* Keystrokes for a guest that went away must not reach the next boot. */
 	obuf_consume(&c->input, obuf_len(&c->input));
-	c->input_waiter = NULL;
-	if (w)
-		client_resume_input(w);
+	/* The paused writer hears console_input() drop its bytes: from the loop. */
+	console_schedule_resume(c);
 	console_announce(c, "console %s disconnected (%s); reconnecting", c->name, why);
 }
 
-void console_on_input_drained(struct console *c)
+static void console_chardev_input_drained(void *userdata)
 {
-	struct client *w = c->input_waiter;
-
-	if (!w || obuf_room(&c->input) == 0)
-		return;
-	c->input_waiter = NULL;
-	client_resume_input(w);
+	console_schedule_resume(userdata);
 }
+
+static const struct chardev_ops console_chardev_ops = {
+	.on_data = console_chardev_data,
+	.on_output = console_chardev_output,
+	.on_connected = console_chardev_connected,
+	.on_disconnected = console_chardev_disconnected,
+	.on_input_drained = console_chardev_input_drained,
+};
 
 static void console_send_state(struct console *c, struct client *cl)
 {
@@ -439,12 +493,17 @@ size_t console_input(struct console *c, struct client *cl, const uint8_t *data, 
 	if (!c->supported || c->chardev.state != CHARDEV_CONNECTED)
 		return len;
 	n = MIN(len, obuf_room(&c->input));
-	if (n > 0) {
+	if (n > 0)
 		obuf_append(&c->input, data, n);
-		chardev_kick_write(&c->chardev);
-	}
+	/*
+	 * The waiter first: if the kick below drains the queue, that schedules
+	 * its resume (the client pauses before the loop runs it).  Set after the
+	 * kick, a queue drained at once would leave nobody to wake it.
+	 */
 	if (n < len)
 		c->input_waiter = cl;
+	if (n > 0)
+		chardev_kick_write(&c->chardev);
 	return n;
 }
 

@@ -28,21 +28,27 @@
 
 struct client;
 struct console;
-struct server;
+struct source;
 
 /*
- * What a console's source can do beyond the byte stream (QMP, libvirt).
- * send_break answers later through server_break_done() with the client id.
+ * What every console of the daemon shares, given to console_new(): the loop,
+ * the history size, and the console log settings (NULL: no logs).
  */
-struct console_ops {
-	int (*send_break)(void *data, struct console *c, unsigned client_id, char *err,
-			  size_t errsz);
+struct console_env {
+	sd_event *event;
+	size_t ring_size;
+	const struct conslog_config *log;
 };
 
 #define CONSOLE_INPUT_MAX (64 * 1024)
+/* Buffers a VM name and an alias are escaped into (registry.h says which names fit). */
+#define CONSOLE_VM_MAX 256
+#define CONSOLE_ALIAS_MAX 128
+/* console_set_guest_state(): leave guest_open as it is. */
+#define CONSOLE_GUEST_OPEN_KEEP (-2)
 
 struct console {
-	struct server *server;
+	const struct console_env *env; /* borrowed: outlives every console */
 	char *name;    /* "VM:ALIAS", or NAME for --console NAME=PATH */
 	char *vm;      /* VM name (or NAME) */
 	char *uuid;    /* or NULL */
@@ -58,8 +64,7 @@ struct console {
 	enum domxml_backend backend;
 	char *path;
 	char *chardev_id; /* QEMU's chardev id ("char" + alias under libvirt), or NULL */
-	const struct console_ops *ops; /* or NULL: no control channel */
-	void *ops_data;
+	struct source *source; /* its source (for serial break), or NULL */
 	char vm_state[32];  /* run state from the source ("running", "paused"...), "" unknown */
 	int guest_open;     /* 1/0: the guest has the port open (virtio), -1 unknown */
 	struct peer_guest guest; /* who may be at the chardev's far end (see peer.h) */
@@ -73,6 +78,12 @@ struct console {
 	unsigned n_clients;
 	struct client *writer; /* or NULL */
 	struct client *input_waiter; /* writer paused until input drains */
+	/*
+	 * Resumes input_waiter from the loop, never from inside the chardev's
+	 * callback: resuming processes the client's frames, which write to the
+	 * chardev again.
+	 */
+	sd_event_source *resume; /* owned: defer, ONESHOT when input drained */
 
 	TAILQ_ENTRY(console) entry; /* in the registry */
 };
@@ -84,12 +95,13 @@ struct console_spec {
 	enum domxml_backend backend;
 	const char *path;
 	const char *chardev_id;
-	const struct console_ops *ops;
-	void *ops_data;
+	struct source *source;
 	struct peer_guest guest; /* who may be at the chardev's far end */
 };
 
-int console_new(struct server *s, const struct console_spec *spec, struct console **ret);
+/* env is borrowed and must outlive the console. */
+int console_new(const struct console_env *env, const struct console_spec *spec,
+		struct console **ret);
 /* Detach every client (console-gone, with a notice saying why), stop the chardev, free. */
 struct console *console_free(struct console *c, const char *why);
 /* Detach every client with a notice and a `detached` {reason, text: why}. */
@@ -99,11 +111,12 @@ int console_start(struct console *c);
 /* Same device? (used when a definition is reloaded) */
 bool console_matches_spec(const struct console *c, const struct console_spec *spec);
 
-/* Chardev events. */
-void console_on_output(struct console *c);
-void console_on_connected(struct console *c);
-void console_on_disconnected(struct console *c, const char *why);
-void console_on_input_drained(struct console *c);
+/*
+ * What the source knows of the guest, shown in list and attach: vm_state
+ * ("running", "paused"...; NULL leaves it, "" is unknown) and whether the
+ * guest has the port open (1/0, -1 unknown, CONSOLE_GUEST_OPEN_KEEP).
+ */
+void console_set_guest_state(struct console *c, const char *vm_state, int guest_open);
 
 /*
  * Client operations (the client is not attached / is attached to c).  The
@@ -120,8 +133,6 @@ size_t console_input(struct console *c, struct client *cl, const uint8_t *data, 
 
 /* A marker line in the console's history (and live stream), e.g. a guest reset. */
 void console_mark(struct console *c, const char *text);
-/* Guest output as it is read, for the console log. */
-void console_log_output(struct console *c, const void *data, size_t len);
 
 /* Send a notice to every attached client (printf-style, already safe text). */
 void console_announce(struct console *c, const char *fmt, ...) _printf_(2, 3);

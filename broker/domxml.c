@@ -653,10 +653,10 @@ int domxml_parse(const char *buf, size_t len, struct domxml **ret, char **ret_er
 	return r;
 }
 
-void domxml_free(struct domxml *d)
+struct domxml *domxml_free(struct domxml *d)
 {
 	if (!d)
-		return;
+		return NULL;
 	for (size_t i = 0; i < d->n_devs; i++)
 		domxml_dev_done(&d->devs[i]);
 	free(d->devs);
@@ -664,4 +664,5 @@ void domxml_free(struct domxml *d)
 	free(d->uuid);
 	free(d->dac_label);
 	free(d);
+	return NULL;
 }

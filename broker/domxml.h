@@ -61,4 +61,4 @@ struct domxml {
  * NULL.
  */
 int domxml_parse(const char *buf, size_t len, struct domxml **ret, char **ret_error);
-void domxml_free(struct domxml *d);
+struct domxml *domxml_free(struct domxml *d);

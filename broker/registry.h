@@ -37,12 +37,12 @@ struct registry {
 };
 
 /*
- * Buffers console_new() escapes a VM name and an alias into.  log_escape()
- * keeps room for "..." there, so the longest escaped names kept whole are
- * 4 bytes shorter (_LEN); longer ones are refused, never cut.
+ * Buffers console_new() escapes a VM name and an alias into (console.h).
+ * log_escape() keeps room for "..." there, so the longest escaped names
+ * kept whole are 4 bytes shorter (_LEN); longer ones are refused, never cut.
  */
-#define REGISTRY_VM_MAX 256
-#define REGISTRY_ALIAS_MAX 128
+#define REGISTRY_VM_MAX CONSOLE_VM_MAX
+#define REGISTRY_ALIAS_MAX CONSOLE_ALIAS_MAX
 #define REGISTRY_VM_LEN (REGISTRY_VM_MAX - 4)
 #define REGISTRY_ALIAS_LEN (REGISTRY_ALIAS_MAX - 4)
 /* Longest console name: "VM:ALIAS". */

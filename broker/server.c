@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * ttyhubd process context (see server.h): the broker socket and who may use
- * it, client lifetime, and adding/removing consoles.
+ * it, client lifetime, the sources' list, and serial breaks on behalf of
+ * clients (checked and rate-limited here, sent by the console's source,
+ * answered through a struct break_req).
  *
  * Authorisation (SO_PEERCRED): root, our own uid, members of the admin
  * group (primary or supplementary, via SO_PEERGROUPS), and the configured
@@ -41,10 +43,8 @@
 #include "message.h"
 #include "policy.h"
 #include "server.h"
-#include "qemu.h"
+#include "source.h"
 #include "util.h"
-#include "virt.h"
-#include "xmldir.h"
 
 /* The break budget of one console, by name (GCRA: "theoretical arrival time"). */
 struct server_break_bucket {
@@ -94,6 +94,23 @@ int server_init(struct server *s, sd_event *e, const struct server_config *cfg)
 	if (!s->config.socket_path || (cfg->log_dir && !s->config.log_dir) ||
 	    (cfg->access_path && !s->config.access_path))
 		return -ENOMEM;
+	s->log_config = (struct conslog_config){
+		.dir = s->config.log_dir,
+		.max_size = s->config.log_max_size,
+		.backups = s->config.log_backups,
+		.timestamps = s->config.log_timestamps,
+	};
+	s->console_env = (struct console_env){
+		.event = e,
+		.ring_size = s->config.ring_size,
+		.log = s->config.log_dir ? &s->log_config : NULL,
+	};
+	s->source_env = (struct source_env){
+		.event = e,
+		.registry = &s->registry,
+		.console = &s->console_env,
+	};
+	TAILQ_INIT(&s->sources);
 	r = server_policy_load(s);
 	if (r < 0)
 		return r;
@@ -114,12 +131,7 @@ void server_done(struct server *s)
 	struct console *c;
 	struct client *cl;
 
-	for (size_t i = 0; i < s->n_virts; i++)
-		s->virts[i] = virt_free(s->virts[i]);
-	for (size_t i = 0; i < s->n_qemus; i++)
-		s->qemus[i] = qemu_free(s->qemus[i]);
-	for (size_t i = 0; i < s->n_xmldirs; i++)
-		s->xmldirs[i] = xmldir_free(s->xmldirs[i]);
+	source_list_free(&s->sources);
 	while ((c = TAILQ_FIRST(&s->registry.consoles))) {
 		registry_remove(&s->registry, c);
 		console_detach_all(c, DETACH_SHUTDOWN, "ttyhubd is shutting down");
@@ -222,6 +234,11 @@ int server_policy_reload(struct server *s, const char *path)
 	policy_free(old);
 	server_policy_log_loaded(path, p);
 	return 0;
+}
+
+void server_add_source(struct server *s, struct source *src)
+{
+	source_list_add(&s->sources, src);
 }
 
 void server_client_dead(struct server *s, struct client *c)
@@ -481,70 +498,6 @@ int server_listen(struct server *s)
 	return sd_event_add_io(s->event, &s->listen_io, s->listen_fd, EPOLLIN, server_on_accept, s);
 }
 
-/* A console of origin is not registered: logged, and shown among list's errors. */
-static void server_refuse_console(struct server *s, const char *origin, const char *name,
-				  const char *why)
-{
-	char text[1200];
-
-	log_error("%s: console %s refused: %s; ignoring this definition", origin, name, why);
-	snprintf(text, sizeof(text), "console %s refused: %s", name, why);
-	registry_set_refused(&s->registry, origin, name, text);
-}
-
-int server_add_console(struct server *s, const struct console_spec *spec, struct console **ret)
-{
-	const char *origin = spec->origin ? spec->origin : "?";
-	char err[700];
-	struct console *c;
-	int r;
-
-	/* Names are refused, never cut: a cut name could be another console's. */
-	r = registry_check_names(spec->vm, spec->alias, err, sizeof(err));
-	if (r < 0) {
-		char vm[REGISTRY_VM_MAX], alias[REGISTRY_ALIAS_MAX];
-		char name[REGISTRY_VM_MAX + REGISTRY_ALIAS_MAX];
-
-		/* Keyed by the cut name the console would have had, so a rescan replaces it. */
-		log_escape(spec->vm, strlen(spec->vm), vm, sizeof(vm));
-		snprintf(name, sizeof(name), "%s%s%s", vm, spec->alias ? ":" : "",
-			 spec->alias ? log_escape(spec->alias, strlen(spec->alias), alias,
-						  sizeof(alias)) : "");
-		server_refuse_console(s, origin, name, err);
-		return r;
-	}
-	r = console_new(s, spec, &c);
-	if (r < 0)
-		return log_error_errno(r, "cannot create console for %s", spec->vm);
-	r = registry_add(&s->registry, c, err, sizeof(err));
-	if (r < 0) {
-		server_refuse_console(s, origin, c->name, err);
-		console_free(c, NULL);
-		return r;
-	}
-	if (c->supported)
-		log_info("console %s: %s %s (from %s)", c->name, c->type ? c->type : "unix",
-			 c->path, c->origin);
-	else
-		log_notice("console %s: not supported: %s", c->name, c->reason);
-	r = console_start(c);
-	if (r < 0) {
-		registry_remove(&s->registry, c);
-		console_free(c, NULL);
-		return log_error_errno(r, "cannot start console");
-	}
-	if (ret)
-		*ret = c;
-	return 0;
-}
-
-void server_remove_console(struct server *s, struct console *c, const char *why)
-{
-	log_info("console %s removed: %s", c->name, why);
-	registry_remove(&s->registry, c);
-	console_free(c, why);
-}
-
 struct client *server_find_client(struct server *s, unsigned id)
 {
 	struct client *c;
@@ -613,9 +566,45 @@ static bool server_client_is_local_admin(const struct client *cl)
 	return cl->admin && !cl->principal;
 }
 
+_Static_assert(BREAK_REQ_NAME_MAX > REGISTRY_NAME_MAX, "a console name fits a break request");
+
+/* A break on its way: the request, and who asked, by id and for the logs. */
+struct server_break {
+	struct break_req req;
+	struct server *server;
+	char audit[200]; /* the requester, for the logs */
+	char label[160]; /* the requester as other clients see it */
+};
+
+/* The source's answer (see struct break_req): the client and the console may be gone. */
+static void server_on_break_done(struct break_req *req, int error, const char *message)
+{
+	struct server_break *b = req->userdata;
+	struct server *s = b->server;
+	struct client *cl = server_find_client(s, req->client_id);
+	struct console *con = registry_find_exact(&s->registry, req->console);
+
+	if (error >= 0 && con) {
+		conslog_markf(con->log, "serial break sent by %s", b->audit);
+		log_info("serial break sent to %s by %s", req->console, b->audit);
+		console_announce(con, "%s sent a serial break", b->label);
+	}
+	if (cl && error < 0) {
+		/* Refused by the source at once, or failed on the way to QEMU. */
+		client_error(cl, PROTO_E_NOT_AVAILABLE, s->break_sending == b
+			     ? "cannot send a break to %s: %s" : "break to %s failed: %s",
+			     req->console, message && message[0] ? message : strerror(-error));
+		client_flush(cl);
+	} else if (cl) {
+		client_send_new(cl, proto_msg_break_sent(req->console));
+		client_flush(cl);
+	}
+	free(b);
+}
+
 void server_console_break(struct server *s, struct console *c, struct client *cl)
 {
-	char err[300];
+	struct server_break *b;
 	unsigned wait = 0;
 	int r;
 
@@ -629,7 +618,7 @@ void server_console_break(struct server *s, struct console *c, struct client *cl
 			     "may send a serial break", c->name);
 		return;
 	}
-	if (!c->ops || !c->ops->send_break || !c->chardev_id) {
+	if (!c->source || !c->source->ops->send_break || !c->chardev_id) {
 		client_error(cl, PROTO_E_NOT_AVAILABLE,
 			     "serial break is not available for %s: its source (%s) has no QEMU "
 			     "control channel; use --qmp or --libvirt", c->name,
@@ -643,40 +632,21 @@ void server_console_break(struct server *s, struct console *c, struct client *cl
 			     "%u s", c->name, wait);
 		return;
 	}
+	b = r >= 0 ? calloc(1, sizeof(*b)) : NULL;
+	if (r >= 0 && !b)
+		r = -ENOMEM;
 	if (r < 0) {
 		client_error(cl, PROTO_E_INTERNAL, "cannot send a break to %s: %s", c->name,
 			     strerror(-r));
 		return;
 	}
-	err[0] = '\0';
-	r = c->ops->send_break(c->ops_data, c, cl->id, err, sizeof(err));
-	if (r < 0)
-		client_error(cl, PROTO_E_NOT_AVAILABLE, "cannot send a break to %s: %s", c->name,
-			     err[0] ? err : strerror(-r));
-}
-
-void server_break_done(struct server *s, unsigned client_id, const char *console, int r,
-		       const char *message)
-{
-	struct client *cl = server_find_client(s, client_id);
-	struct console *con = registry_find_exact(&s->registry, console);
-	json_t *msg;
-
-	if (r >= 0 && con) {
-		conslog_markf(con->log, "serial break sent by %s", cl ? cl->audit : "a client");
-		log_info("serial break sent to %s by %s", console, cl ? cl->audit : "a client");
-		console_announce(con, "%s sent a serial break", cl ? cl->label : "someone");
-	}
-	if (!cl)
-		return;
-	if (r < 0) {
-		client_error(cl, PROTO_E_NOT_AVAILABLE, "break to %s failed: %s", console,
-			     message ? message : strerror(-r));
-	} else {
-		msg = proto_msg_break_sent(console);
-		if (msg)
-			client_send(cl, msg);
-		json_decref(msg);
-	}
-	client_flush(cl);
+	b->server = s;
+	snprintf(b->audit, sizeof(b->audit), "%s", cl->audit);
+	snprintf(b->label, sizeof(b->label), "%s", cl->label);
+	b->req = (struct break_req){ .client_id = cl->id, .userdata = b,
+				     .done = server_on_break_done };
+	snprintf(b->req.console, sizeof(b->req.console), "%s", c->name);
+	s->break_sending = b;
+	c->source->ops->send_break(c->source, c, &b->req);
+	s->break_sending = NULL; /* b may be freed already */
 }

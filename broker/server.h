@@ -2,7 +2,26 @@
 /*
  * The ttyhubd process: its sd-event loop, configuration, the listening
  * broker socket (from systemd or bound by us), peer authorisation with
- * SO_PEERCRED, the console registry, and all client connections.
+ * SO_PEERCRED, the console registry, the console sources (as a list of
+ * struct source: the server knows none of their kinds), and all client
+ * connections.
+ *
+ * Who includes whose header among ttyhubd's modules (util, log omitted):
+ *
+ *   ttyhubd.c ──▶ server, source-cmdline, source-xmldir, source-libvirt, source-qmp
+ *   source-* ──▶ domain ──▶ registry ──▶ console ──▶ chardev ──▶ ring, obuf, peer, domxml
+ *       │          └──────▶ source (the interface; no source's own header)
+ *       └──▶ source, qmp (qmp/: source-qmp only)
+ *   server ──▶ client, console, registry, source, poller
+ *   client ◀─▶ server, client ◀─▶ console
+ *
+ * One cycle is left, around the client connection: the console writes a
+ * client's attachment state (cursor, role) and hands it output, and the
+ * client reaches the server (and through it the registry) for lookups and
+ * for its own end.  So server, client, console and registry still reach
+ * each other; it would go with the attachment state moved out of struct
+ * client.  chardev, domain and the sources are outside it: none of them
+ * includes server.h or client.h.
  */
 #pragma once
 
@@ -12,20 +31,18 @@
 #include <sys/types.h>
 #include <systemd/sd-event.h>
 
+#include "conslog.h"
+#include "console.h"
 #include "poller.h"
 #include "registry.h"
+#include "source.h"
 
 struct client;
 struct policy;
+struct server_break;
 struct server_break_bucket;
-struct qemu;
-struct virt;
-struct xmldir;
 
 #define SERVER_MAX_FRONT_USERS 8
-#define SERVER_MAX_XMLDIRS 16
-#define SERVER_MAX_VIRTS 4
-#define SERVER_MAX_QEMUS 64
 /*
  * Broker connections of local administrators (root, our uid, the admin
  * group) are counted apart from the fronts' max_clients, with a limit of
@@ -63,12 +80,10 @@ struct server {
 	struct poller *poller;      /* owned; every client socket */
 	struct registry registry;
 	struct policy *policy;      /* owned: the access file as last loaded (never NULL) */
-	struct xmldir *xmldirs[SERVER_MAX_XMLDIRS];
-	size_t n_xmldirs;
-	struct virt *virts[SERVER_MAX_VIRTS];
-	size_t n_virts;
-	struct qemu *qemus[SERVER_MAX_QEMUS];
-	size_t n_qemus;
+	struct conslog_config log_config; /* from config; console_env.log points here */
+	struct console_env console_env;   /* what every console is made with */
+	struct source_env source_env;     /* what every source is opened with */
+	struct source_list sources;       /* owned: freed before the consoles */
 	TAILQ_HEAD(, client) clients; /* live */
 	TAILQ_HEAD(, client) dead;    /* killed, freed by the sweep */
 	unsigned n_clients;         /* live, fronts and admins */
@@ -77,6 +92,7 @@ struct server {
 	bool accept_paused;         /* listen_io is off until accept_retry or a close */
 	bool accept_warned;         /* said so; said again after an accept() succeeds */
 	struct server_break_bucket *breaks; /* owned: per-console break budget */
+	struct server_break *break_sending; /* the break a source is being asked for, or NULL */
 	size_t n_breaks;
 	unsigned next_client_id;
 	sd_event_source *sweep;     /* owned: frees dead clients */
@@ -92,14 +108,13 @@ int server_listen(struct server *s);
  * or -errno (logged).
  */
 int server_policy_reload(struct server *s, const char *path);
-/* Add a console; logs and returns -errno on failure (e.g. a duplicate name). */
-int server_add_console(struct server *s, const struct console_spec *spec, struct console **ret);
-void server_remove_console(struct server *s, struct console *c, const char *why);
-/* Ask the console's source for a serial break on behalf of a client. */
+/* The server owns src from here on (opened with &s->source_env). */
+void server_add_source(struct server *s, struct source *src);
+/*
+ * Ask the console's source for a serial break on behalf of a client.  The
+ * answer (break-sent or an error) goes to the client if it is still there.
+ */
 void server_console_break(struct server *s, struct console *c, struct client *cl);
-/* The source's answer: r < 0 with a message, or 0. The client may be gone. */
-void server_break_done(struct server *s, unsigned client_id, const char *console, int r,
-		       const char *message);
 struct client *server_find_client(struct server *s, unsigned id);
 
 /* Move a killed client to the dead list; the sweep frees it after this dispatch. */

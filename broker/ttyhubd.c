@@ -17,29 +17,32 @@
 #include <systemd/sd-daemon.h>
 
 #include "config.h"
-#include "console.h"
 #include "conslog.h"
 #include "fileio.h"
 #include "log.h"
 #include "notify.h"
 #include "peer.h"
 #include "server.h"
-#include "qemu.h"
+#include "source-cmdline.h"
+#include "source-libvirt.h"
+#include "source-qmp.h"
+#include "source-xmldir.h"
 #include "util.h"
-#include "virt.h"
-#include "xmldir.h"
 
 #define DEFAULT_SOCKET "/run/ttyhub/ttyhubd.sock"
 #define DEFAULT_ACCESS "/etc/ttyhub/access"
 #define MAX_CONSOLE_ARGS CONFIG_MAX_ENTRIES /* as many as a configuration file holds */
+#define MAX_DOMAIN_XML_ARGS 16
+#define MAX_LIBVIRT_ARGS 4
+#define MAX_QMP_ARGS 64
 
-static const char *arg_domain_xml[SERVER_MAX_XMLDIRS];
+static const char *arg_domain_xml[MAX_DOMAIN_XML_ARGS];
 static size_t arg_n_domain_xml;
 static const char *arg_consoles[MAX_CONSOLE_ARGS];
 static size_t arg_n_consoles;
-static const char *arg_qmp[SERVER_MAX_QEMUS];
+static const char *arg_qmp[MAX_QMP_ARGS];
 static size_t arg_n_qmp;
-static const char *arg_libvirt[SERVER_MAX_VIRTS];
+static const char *arg_libvirt[MAX_LIBVIRT_ARGS];
 static size_t arg_n_libvirt;
 static bool arg_libvirt_monitor;
 static const char *arg_lock_dir;       /* NULL: the default; chardev keeps its own copy */
@@ -364,50 +367,10 @@ static int load_args(int argc, char *argv[])
 	return 0;
 }
 
-static int add_console_arg(struct server *s, const char *arg)
-{
-	char name[256];
-	const char *path = strchr(arg, '=') + 1;
-	struct stat st;
-	struct console_spec spec = {
-		.vm = name,
-		.origin = "--console option",
-		.primary = true,
-		.supported = true,
-		.backend = DOMXML_BACKEND_UNIX,
-		.type = "unix",
-		.path = path,
-		.guest = { .path_owner = true }, /* the socket's owner is the guest */
-	};
-
-	if ((size_t)(path - arg - 1) >= sizeof(name))
-		return log_error_errno(-EINVAL, "--console %s: name too long", arg);
-	memcpy(name, arg, (size_t)(path - arg - 1));
-	name[path - arg - 1] = '\0';
-	if (strchr(name, ':'))
-		return log_error_errno(-EINVAL, "--console %s: names may not contain ':'", arg);
-	/* A character device (a pty slave) is opened as a pty; anything else as a socket. */
-	if (stat(path, &st) == 0 && S_ISCHR(st.st_mode)) {
-		spec.backend = DOMXML_BACKEND_PTY;
-		spec.type = "pty";
-	}
-	return server_add_console(s, &spec, NULL);
-}
-
 static int main_argc;
 static char **main_argv;
 
-static bool have_console_arg(const char *name, const char *path)
-{
-	for (size_t i = 0; i < arg_n_consoles; i++) {
-		const char *eq = strchr(arg_consoles[i], '=');
-
-		if ((size_t)(eq - arg_consoles[i]) == strlen(name) &&
-		    strncmp(arg_consoles[i], name, strlen(name)) == 0 && (!path || strcmp(eq + 1, path) == 0))
-			return true;
-	}
-	return false;
-}
+static struct source *cmdline_source; /* the --console options; owned by the server */
 
 /*
  * SIGHUP: read the configuration again and apply what can change without
@@ -416,7 +379,6 @@ static bool have_console_arg(const char *name, const char *path)
 static int on_reload(sd_event_source *es, const struct signalfd_siginfo *si, void *userdata)
 {
 	struct server *s = userdata;
-	struct console *c, *next;
 	int r;
 
 	sd_notify(0, "RELOADING=1\nSTATUS=reloading the configuration");
@@ -436,27 +398,17 @@ static int on_reload(sd_event_source *es, const struct signalfd_siginfo *si, voi
 	s->config.n_front_uids = arg_config.n_front_uids;
 	s->config.max_clients = arg_config.max_clients;
 	if (strcmp(arg_config.socket_path, s->config.socket_path) != 0 ||
-	    arg_config.ring_size != s->config.ring_size || arg_n_domain_xml != s->n_xmldirs ||
-	    arg_n_libvirt != s->n_virts || arg_n_qmp != s->n_qemus)
+	    arg_config.ring_size != s->config.ring_size ||
+	    arg_n_domain_xml != source_list_count(&s->sources, "xmldir") ||
+	    arg_n_libvirt != source_list_count(&s->sources, "libvirt") ||
+	    arg_n_qmp != source_list_count(&s->sources, "qmp"))
 		log_notice("changes to socket, ring-size, domain-xml, libvirt or qmp take effect at "
 			   "the next restart");
-	/* --console: drop the consoles no longer listed, add the new ones. */
-	for (c = TAILQ_FIRST(&s->registry.consoles); c; c = next) {
-		next = TAILQ_NEXT(c, entry);
-		if (c->origin && strcmp(c->origin, "--console option") == 0 &&
-		    !have_console_arg(c->vm, c->path))
-			server_remove_console(s, c, "removed from the configuration");
-	}
-	for (size_t i = 0; i < arg_n_consoles; i++) {
-		char name[256];
-		const char *eq = strchr(arg_consoles[i], '=');
-
-		snprintf(name, sizeof(name), "%.*s", (int)(eq - arg_consoles[i]), arg_consoles[i]);
-		if (!registry_find_exact(&s->registry, name))
-			add_console_arg(s, arg_consoles[i]);
-	}
-	for (size_t i = 0; i < s->n_xmldirs; i++)
-		xmldir_rescan(s->xmldirs[i]);
+	/* The sources see what changed: --console options come and go, XML files are reread. */
+	r = source_cmdline_set(cmdline_source, arg_consoles, arg_n_consoles);
+	if (r < 0)
+		log_error_errno(r, "cannot apply the --console options");
+	source_list_rescan(&s->sources);
 	sd_notify(0, "READY=1");
 	return 0;
 }
@@ -483,6 +435,40 @@ static int ensure_socket_dir(const char *path)
 	*slash = '\0';
 	if (mkdir(dir, 0755) < 0 && errno != EEXIST)
 		return log_error_errno(negative_errno(), "cannot create %s", dir);
+	return 0;
+}
+
+/* Every source the options name; the server owns each as soon as it is open. */
+static int open_sources(struct server *s)
+{
+	struct source *src;
+	int r;
+
+	for (size_t i = 0; i < arg_n_domain_xml; i++) {
+		r = source_xmldir_open(&s->source_env, arg_domain_xml[i], &src);
+		if (r < 0)
+			return r;
+		server_add_source(s, src);
+	}
+	/* Always there, even with no option: a reload may add some. */
+	r = source_cmdline_open(&s->source_env, arg_consoles, arg_n_consoles, &cmdline_source);
+	if (r < 0)
+		return r;
+	server_add_source(s, cmdline_source);
+	for (size_t i = 0; i < arg_n_qmp; i++) {
+		r = source_qmp_open(&s->source_env, arg_qmp[i], &src);
+		if (r < 0)
+			return r;
+		server_add_source(s, src);
+	}
+	if (arg_n_domain_xml == 0 && arg_n_consoles == 0 && arg_n_libvirt == 0 && arg_n_qmp == 0)
+		arg_libvirt[arg_n_libvirt++] = "qemu:///system";
+	for (size_t i = 0; i < arg_n_libvirt; i++) {
+		r = source_libvirt_open(&s->source_env, arg_libvirt[i], arg_libvirt_monitor, &src);
+		if (r < 0)
+			return r;
+		server_add_source(s, src);
+	}
 	return 0;
 }
 
@@ -521,31 +507,9 @@ int main(int argc, char *argv[])
 	if (r < 0)
 		goto out;
 
-	for (size_t i = 0; i < arg_n_domain_xml; i++) {
-		r = xmldir_open(&s, arg_domain_xml[i], &s.xmldirs[s.n_xmldirs]);
-		if (r < 0)
-			goto out;
-		s.n_xmldirs++;
-	}
-	for (size_t i = 0; i < arg_n_consoles; i++) {
-		r = add_console_arg(&s, arg_consoles[i]);
-		if (r < 0)
-			goto out;
-	}
-	for (size_t i = 0; i < arg_n_qmp; i++) {
-		r = qemu_open(&s, arg_qmp[i], &s.qemus[s.n_qemus]);
-		if (r < 0)
-			goto out;
-		s.n_qemus++;
-	}
-	if (arg_n_domain_xml == 0 && arg_n_consoles == 0 && arg_n_libvirt == 0 && arg_n_qmp == 0)
-		arg_libvirt[arg_n_libvirt++] = "qemu:///system";
-	for (size_t i = 0; i < arg_n_libvirt; i++) {
-		r = virt_open(&s, arg_libvirt[i], arg_libvirt_monitor, &s.virts[s.n_virts]);
-		if (r < 0)
-			goto out;
-		s.n_virts++;
-	}
+	r = open_sources(&s);
+	if (r < 0)
+		goto out;
 
 	log_info("ttyhubd %s listening on %s with %u consoles", TTYHUB_VERSION,
 		 arg_config.socket_path, s.registry.n_consoles);

@@ -92,9 +92,12 @@ string(CONFIGURE "${_ttyhub_code}" _ttyhub_code @ONLY)
 install(CODE "${_ttyhub_code}")
 
 # Man pages: docs/man/NAME.N.scd -> build/man/NAME.N -> share/man/manN/NAME.N
+# (TTYHUB_MAN=OFF builds without them, e.g. where scdoc is missing.)
+if(TTYHUB_MAN)
 find_program(SCDOC scdoc)
 if(NOT SCDOC)
-  message(FATAL_ERROR "scdoc not found: it builds the man pages (apt-get install scdoc)")
+  message(FATAL_ERROR "scdoc not found: it builds the man pages (apt-get install scdoc, "
+                      "or configure with -DTTYHUB_MAN=OFF)")
 endif()
 file(GLOB _ttyhub_man_sources CONFIGURE_DEPENDS "${PROJECT_SOURCE_DIR}/docs/man/*.scd")
 set(_ttyhub_man_pages)
@@ -114,3 +117,4 @@ foreach(_scd ${_ttyhub_man_sources})
 endforeach()
 file(MAKE_DIRECTORY "${PROJECT_BINARY_DIR}/man")
 add_custom_target(man ALL DEPENDS ${_ttyhub_man_pages})
+endif()

@@ -16,7 +16,7 @@
 #include "util.h"
 
 static int config_add_error(struct config *c, unsigned line, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+	_printf_(3, 4);
 static int config_add_error(struct config *c, unsigned line, const char *fmt, ...)
 {
 	struct config_error *e;
@@ -133,10 +133,10 @@ int config_parse(const char *buf, size_t len, struct config **ret)
 	return 0;
 }
 
-void config_free(struct config *c)
+struct config *config_free(struct config *c)
 {
 	if (!c)
-		return;
+		return NULL;
 	for (size_t i = 0; i < c->n_entries; i++) {
 		free(c->entries[i].key);
 		free(c->entries[i].value);
@@ -146,6 +146,7 @@ void config_free(struct config *c)
 	free(c->entries);
 	free(c->errors);
 	free(c);
+	return NULL;
 }
 
 int config_parse_bool(const char *s)

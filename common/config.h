@@ -42,7 +42,7 @@ struct config {
 
 /* Returns 0 with *ret (which may hold errors), -EFBIG or -ENOMEM. */
 int config_parse(const char *buf, size_t len, struct config **ret);
-void config_free(struct config *c);
+struct config *config_free(struct config *c);
 
 /*
  * "yes"/"true"/"on"/"1" -> 1, "no"/"false"/"off"/"0" -> 0, else -EINVAL.

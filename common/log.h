@@ -15,7 +15,6 @@
 #include "util.h"
 
 void log_set_max_level(int level);
-int log_get_max_level(void);
 void log_set_ident(const char *ident);
 /* Text put before every message until reset with NULL (e.g. "file.conf:3: "). */
 void log_set_prefix(const char *prefix);

@@ -34,15 +34,7 @@
 #include <string.h>
 
 #include "escape.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-/* The harness's own byte loops need no coverage feedback, which would slow them down. */
-#if defined(__clang__)
-#define FUZZ_NO_COVERAGE __attribute__((no_sanitize("coverage"), noinline))
-#else
-#define FUZZ_NO_COVERAGE
-#endif
+#include "fuzz-util.h"
 
 #define FUZZ_ESCAPE_MAX_INPUT (64u * 1024)
 #define FUZZ_ESCAPE_PREFIX_MAX 15
@@ -152,18 +144,6 @@ static void fuzz_reference(const uint8_t p[2], const uint8_t *in, size_t len,
 		i++;
 	}
 #undef FUZZ_AT
-}
-
-static uint32_t fuzz_next(uint32_t *state)
-{
-	/* xorshift32: the chunk sizes only need to vary, deterministically */
-	uint32_t x = *state;
-
-	x ^= x << 13;
-	x ^= x >> 17;
-	x ^= x << 5;
-	*state = x;
-	return x;
 }
 
 /*

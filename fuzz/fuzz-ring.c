@@ -31,15 +31,7 @@
 #include <string.h>
 
 #include "ring.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-/* The model's byte loops need no coverage feedback, which would slow them down. */
-#if defined(__clang__)
-#define FUZZ_NO_COVERAGE __attribute__((no_sanitize("coverage"), noinline))
-#else
-#define FUZZ_NO_COVERAGE
-#endif
+#include "fuzz-util.h"
 
 #define FUZZ_RING_MAX_OPS 2048
 #define FUZZ_RING_MAX_TOTAL (256u * 1024) /* bytes written per input, about */

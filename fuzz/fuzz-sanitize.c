@@ -23,15 +23,7 @@
 #include <string.h>
 
 #include "sanitize.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-/* The harness's own byte loops need no coverage feedback, which would slow them down. */
-#if defined(__clang__)
-#define FUZZ_NO_COVERAGE __attribute__((no_sanitize("coverage"), noinline))
-#else
-#define FUZZ_NO_COVERAGE
-#endif
+#include "fuzz-util.h"
 
 #define FUZZ_SANITIZE_MAX_INPUT (64u * 1024)
 
@@ -92,18 +84,6 @@ static bool fuzz_is_clean(const uint8_t *s, size_t n)
 		i += k;
 	}
 	return true;
-}
-
-static uint32_t fuzz_next(uint32_t *state)
-{
-	/* xorshift32: the chunk sizes only need to vary, deterministically */
-	uint32_t x = *state;
-
-	x ^= x << 13;
-	x ^= x >> 17;
-	x ^= x << 5;
-	*state = x;
-	return x;
 }
 
 /*

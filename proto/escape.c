@@ -23,6 +23,7 @@
 #include <strings.h>
 
 #include "escape.h"
+#include "util.h"
 
 static const struct {
 	enum escape_cmd cmd;
@@ -190,7 +191,7 @@ static void escape_name_byte(uint8_t b, char buf[static 8])
 
 /* Append to buf at *pos; false once it no longer fits. */
 static bool escape_append(char *buf, size_t size, size_t *pos, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
+	_printf_(4, 5);
 
 static bool escape_append(char *buf, size_t size, size_t *pos, const char *fmt, ...)
 {

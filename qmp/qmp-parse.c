@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "qmp-parse.h"
+#include "util.h"
 
 #define QMP_SPLITTER_INITIAL 4096
 
@@ -160,7 +161,7 @@ static bool qmp_json_int(const json_t *v, int64_t lo, int64_t hi, int64_t *ret)
 }
 
 static int qmp_fail(char *err, size_t errsz, int r, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
+	_printf_(4, 5);
 static int qmp_fail(char *err, size_t errsz, int r, const char *fmt, ...)
 {
 	va_list ap;

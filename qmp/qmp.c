@@ -636,23 +636,6 @@ enum qmp_state qmp_get_state(const struct qmp *q)
 	return q->state;
 }
 
-const char *qmp_state_to_string(enum qmp_state s)
-{
-	switch (s) {
-	case QMP_STATE_CONNECTING:
-		return "connecting";
-	case QMP_STATE_GREETING:
-		return "greeting";
-	case QMP_STATE_NEGOTIATING:
-		return "negotiating";
-	case QMP_STATE_READY:
-		return "ready";
-	case QMP_STATE_CLOSED:
-		return "closed";
-	}
-	return "unknown";
-}
-
 int qmp_get_version(const struct qmp *q, int *major, int *minor, int *micro)
 {
 	if (!q->have_version)

@@ -128,7 +128,6 @@ int qmp_execute(struct qmp *q, const char *cmd, const json_t *args, qmp_reply_fn
 		void *userdata, uint64_t timeout_usec);
 
 enum qmp_state qmp_get_state(const struct qmp *q);
-const char *qmp_state_to_string(enum qmp_state s);
 /* QEMU's version from the greeting: 0, or -ENODATA before the greeting. */
 int qmp_get_version(const struct qmp *q, int *major, int *minor, int *micro);
 /* Commands queued or awaiting a reply. */

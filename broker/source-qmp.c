@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Standalone QEMU console source (see qemu.h).
+ * Standalone QEMU console source (see source-qmp.h).
  */
 #include <errno.h>
 #include <pwd.h>
@@ -14,16 +14,16 @@
 #include "domain.h"
 #include "log.h"
 #include "peer.h"
-#include "qemu.h"
 #include "qmp.h"
-#include "server.h"
+#include "source-qmp.h"
 #include "util.h"
 
 #define QEMU_BACKOFF_MAX_MS 2000
 #define QEMU_QUERY_TIMEOUT_USEC (10 * 1000000ULL)
 
 struct qemu {
-	struct server *server;
+	struct source source; /* first */
+	const struct source_env *env;
 	char *path;              /* owned: the QMP socket */
 	char origin[300];
 	struct qmp *qmp;         /* owned */
@@ -38,7 +38,7 @@ struct qemu {
 	char last_status[300];
 };
 
-static const struct console_ops qemu_console_ops;
+static const struct source_ops qemu_ops;
 static void qemu_connect(struct qemu *q);
 
 static void qemu_status(struct qemu *q, const char *fmt, ...) _printf_(2, 3);
@@ -93,16 +93,93 @@ static int qemu_chardev_path(const char *filename, enum domxml_backend *backend,
 	return 0;
 }
 
+static char *strdup_or_null(const char *s)
+{
+	return s ? strdup(s) : NULL;
+}
+
+/* One query-chardev entry as a console device; -ENOENT if it is not a console. */
+static int qemu_chardev_dev(json_t *cd, const char *qmp_path, struct domxml_dev *dev)
+{
+	const char *label = json_string_value(json_object_get(cd, "label"));
+	const char *filename = json_string_value(json_object_get(cd, "filename"));
+	enum domxml_backend backend;
+	char path[256];
+
+	if (!label || !filename || strncmp(label, "compat_monitor", 14) == 0 ||
+	    qemu_chardev_path(filename, &backend, path, sizeof(path)) < 0 ||
+	    strcmp(path, qmp_path) == 0)
+		return -ENOENT;
+	*dev = (struct domxml_dev){
+		.element = strdup(strstr(label, "console") ? "console" : "serial"),
+		.alias = strdup(strncmp(label, "char", 4) == 0 && label[4] ? label + 4 : label),
+		.port = -1,
+		.type = strdup(backend == DOMXML_BACKEND_PTY ? "pty" : "unix"),
+		.backend = backend,
+		.path = strdup(path),
+		.supported = true,
+		.chardev = strdup(label),
+	};
+	if (!dev->element || !dev->alias || !dev->type || !dev->path || !dev->chardev)
+		return -ENOMEM;
+	return 0;
+}
+
+int source_qmp_chardevs_to_domain(json_t *reply, const char *qmp_path, const char *name,
+				  const char *uuid, struct domxml **ret)
+{
+	struct domxml *dom = calloc(1, sizeof(*dom));
+	size_t i, primary = 0;
+	bool have_primary = false;
+	json_t *cd;
+
+	if (!dom)
+		return -ENOMEM;
+	dom->name = strdup(name);
+	dom->uuid = strdup_or_null(uuid);
+	dom->devs = calloc(DOMXML_MAX_DEVICES, sizeof(*dom->devs));
+	if (!dom->name || (uuid && !dom->uuid) || !dom->devs)
+		goto nomem;
+	json_array_foreach(reply, i, cd) {
+		struct domxml_dev *dev = &dom->devs[dom->n_devs];
+		int r;
+
+		if (dom->n_devs >= DOMXML_MAX_DEVICES)
+			break;
+		r = qemu_chardev_dev(cd, qmp_path, dev);
+		if (r == -ENOENT)
+			continue;
+		dom->n_devs++; /* freed with dom, also when half-made */
+		if (r < 0)
+			goto nomem;
+		if (!have_primary && strstr(dev->chardev, "serial")) {
+			primary = dom->n_devs - 1;
+			have_primary = true;
+		}
+	}
+	/* The primary console comes first, as domain_apply expects. */
+	if (primary > 0) {
+		struct domxml_dev tmp = dom->devs[primary];
+
+		memmove(dom->devs + 1, dom->devs, primary * sizeof(dom->devs[0]));
+		dom->devs[0] = tmp;
+	}
+	*ret = dom;
+	return 0;
+nomem:
+	domxml_free(dom);
+	return -ENOMEM;
+}
+
 /* Build the domain from query-chardev's answer and apply it. */
 static void qemu_on_chardevs(struct qmp *qmp, json_t *reply, const char *eclass, const char *edesc,
 			     void *userdata)
 {
 	struct qemu *q = userdata;
-	struct domxml dom = { .name = q->name, .uuid = q->uuid[0] ? q->uuid : NULL };
-	struct domxml_dev devs[DOMXML_MAX_DEVICES] = {};
+	struct domxml *dom = NULL;
 	json_t *cd;
-	size_t i, n = 0, primary = 0;
-	bool have_primary = false;
+	size_t i, n;
+	int r;
 
 	if (!reply) {
 		qemu_status(q, "query-chardev failed: %s", edesc ? edesc : "?");
@@ -113,60 +190,30 @@ static void qemu_on_chardevs(struct qmp *qmp, json_t *reply, const char *eclass,
 
 		snprintf(text, sizeof(text), "consoles refused: %s", q->bad_id);
 		qemu_status(q, "%s", text);
-		registry_set_error(&q->server->registry, q->origin, text);
-		domain_clear(q->server, &q->domain, "the VM's identity is refused");
+		registry_set_error(q->env->registry, q->origin, text);
+		domain_clear(q->env, &q->domain, "the VM's identity is refused");
 		return;
 	}
-	registry_clear_error(&q->server->registry, q->origin);
-	json_array_foreach(reply, i, cd) {
-		const char *label = json_string_value(json_object_get(cd, "label"));
-		const char *filename = json_string_value(json_object_get(cd, "filename"));
-		char path[256];
-		enum domxml_backend backend;
-
-		if (!label || !filename || n >= ELEMENTSOF(devs) ||
-		    strncmp(label, "compat_monitor", 14) == 0 ||
-		    qemu_chardev_path(filename, &backend, path, sizeof(path)) < 0 ||
-		    strcmp(path, q->path) == 0)
-			continue;
-		devs[n] = (struct domxml_dev){
-			.element = strstr(label, "console") ? "console" : "serial",
-			.alias = (char *)(strncmp(label, "char", 4) == 0 && label[4] ? label + 4 : label),
-			.port = -1,
-			.type = backend == DOMXML_BACKEND_PTY ? "pty" : "unix",
-			.backend = backend,
-			.path = strdup(path),
-			.supported = true,
-			.chardev = (char *)label,
-		};
-		if (!have_primary && strstr(label, "serial")) {
-			primary = n;
-			have_primary = true;
-		}
-		n++;
+	r = source_qmp_chardevs_to_domain(reply, q->path, q->name, q->uuid[0] ? q->uuid : NULL,
+					  &dom);
+	if (r < 0) {
+		qemu_status(q, "cannot use query-chardev's answer: %s", strerror(-r));
+		return;
 	}
-	/* The primary console comes first, as domain_apply expects. */
-	if (primary > 0) {
-		struct domxml_dev tmp = devs[primary];
-
-		memmove(devs + 1, devs, primary * sizeof(devs[0]));
-		devs[0] = tmp;
-	}
-	dom.devs = devs;
-	dom.n_devs = n;
-	domain_apply_guest(q->server, &q->domain, &dom, q->origin, &qemu_console_ops, q, NULL,
-			   &q->guest);
-	for (i = 0; i < n; i++)
-		free(devs[i].path);
+	registry_clear_error(q->env->registry, q->origin);
+	n = dom->n_devs;
+	domain_apply_guest(q->env, &q->domain, dom, q->origin, &q->source, NULL, &q->guest);
+	domxml_free(dom);
 	/* frontend-open: whether the guest has the port open (meaningful for virtio). */
 	for (size_t k = 0; k < q->domain.n; k++) {
 		struct console *c = q->domain.consoles[k];
+		int open = CONSOLE_GUEST_OPEN_KEEP;
 
-		snprintf(c->vm_state, sizeof(c->vm_state), "%s", q->run_state);
 		json_array_foreach(reply, i, cd)
 			if (c->chardev_id && json_is_boolean(json_object_get(cd, "frontend-open")) &&
 			    strcmp(c->chardev_id, json_string_value(json_object_get(cd, "label")) ?: "") == 0)
-				c->guest_open = json_is_true(json_object_get(cd, "frontend-open"));
+				open = json_is_true(json_object_get(cd, "frontend-open"));
+		console_set_guest_state(c, q->run_state, open);
 	}
 	qemu_status(q, "VM %s: %zu console%s", q->name, n, n == 1 ? "" : "s");
 }
@@ -179,9 +226,7 @@ static void qemu_on_status(struct qmp *qmp, json_t *reply, const char *eclass, c
 
 	if (st)
 		snprintf(q->run_state, sizeof(q->run_state), "%s", st);
-	for (size_t i = 0; i < q->domain.n; i++)
-		snprintf(q->domain.consoles[i]->vm_state, sizeof(q->domain.consoles[i]->vm_state),
-			 "%s", q->run_state);
+	domain_set_guest_state(&q->domain, q->run_state);
 }
 
 static void qemu_on_uuid(struct qmp *qmp, json_t *reply, const char *eclass, const char *edesc,
@@ -233,9 +278,7 @@ static void qemu_on_ready(struct qmp *qmp, void *userdata)
 static void qemu_set_state(struct qemu *q, const char *state, const char *marker)
 {
 	snprintf(q->run_state, sizeof(q->run_state), "%s", state);
-	for (size_t i = 0; i < q->domain.n; i++)
-		snprintf(q->domain.consoles[i]->vm_state, sizeof(q->domain.consoles[i]->vm_state),
-			 "%s", state);
+	domain_set_guest_state(&q->domain, state);
 	if (marker)
 		domain_mark(&q->domain, marker);
 }
@@ -323,7 +366,7 @@ static void qemu_connect(struct qemu *q)
 			 q->path, (unsigned)st.st_uid, (unsigned)peer.uid);
 		goto refused;
 	}
-	r = qmp_open_fd(q->server->event, fd, &qemu_qmp_callbacks, q, &q->qmp);
+	r = qmp_open_fd(q->env->event, fd, &qemu_qmp_callbacks, q, &q->qmp);
 	if (r < 0) {
 		qemu_status(q, "cannot connect: %s; retrying", strerror(-r));
 		goto retry;
@@ -337,61 +380,51 @@ static void qemu_connect(struct qemu *q)
 refused:
 	/* Shown in list too: this source serves nothing until it is fixed. */
 	qemu_status(q, "refused: %s; retrying", why);
-	registry_set_error(&q->server->registry, q->origin, q->last_status);
+	registry_set_error(q->env->registry, q->origin, q->last_status);
 retry:
 	qemu_schedule_retry(q);
 }
 
-struct qemu_break {
-	struct qemu *q;
-	unsigned client_id;
-	char console[200];
-};
-
+/* QMP answers every command, "Disconnected" included when the monitor goes or is freed. */
 static void qemu_on_break(struct qmp *qmp, json_t *reply, const char *eclass, const char *edesc,
 			  void *userdata)
 {
-	struct qemu_break *b = userdata;
+	struct break_req *req = userdata;
 
-	server_break_done(b->q->server, b->client_id, b->console, reply ? 0 : -EIO, edesc);
-	free(b);
+	req->done(req, reply ? 0 : -EIO, edesc);
 }
 
-static int qemu_send_break(void *data, struct console *c, unsigned client_id, char *err,
-			   size_t errsz)
+static void qemu_send_break(struct source *s, struct console *c, struct break_req *req)
 {
-	struct qemu *q = data;
-	struct qemu_break *b;
+	struct qemu *q = (struct qemu *)s;
 	json_t *args;
 	int r;
 
 	if (!q->qmp || qmp_get_state(q->qmp) == QMP_STATE_CLOSED) {
-		snprintf(err, errsz, "QEMU's monitor is not connected");
-		return -ENOTCONN;
+		req->done(req, -ENOTCONN, "QEMU's monitor is not connected");
+		return;
 	}
-	b = calloc(1, sizeof(*b));
 	args = json_pack("{s:s}", "id", c->chardev_id);
-	if (!b || !args) {
-		free(b);
-		json_decref(args);
-		return -ENOMEM;
+	if (!args) {
+		req->done(req, -ENOMEM, NULL);
+		return;
 	}
-	b->q = q;
-	b->client_id = client_id;
-	snprintf(b->console, sizeof(b->console), "%s", c->name);
-	r = qmp_execute(q->qmp, "chardev-send-break", args, qemu_on_break, b,
+	r = qmp_execute(q->qmp, "chardev-send-break", args, qemu_on_break, req,
 			QEMU_QUERY_TIMEOUT_USEC);
 	json_decref(args);
 	if (r < 0)
-		free(b);
-	return r;
+		req->done(req, r, NULL);
 }
 
-static const struct console_ops qemu_console_ops = {
+static struct source *qemu_free(struct source *s);
+
+static const struct source_ops qemu_ops = {
+	.kind = "qmp",
+	.free = qemu_free,
 	.send_break = qemu_send_break,
 };
 
-int qemu_open(struct server *s, const char *qmp_path, struct qemu **ret)
+int source_qmp_open(const struct source_env *env, const char *qmp_path, struct source **ret)
 {
 	const char *base = strrchr(qmp_path, '/');
 	struct qemu *q;
@@ -400,7 +433,8 @@ int qemu_open(struct server *s, const char *qmp_path, struct qemu **ret)
 	q = calloc(1, sizeof(*q));
 	if (!q)
 		return -ENOMEM;
-	q->server = s;
+	q->source.ops = &qemu_ops;
+	q->env = env;
 	q->backoff_ms = 100;
 	q->path = strdup(qmp_path);
 	if (!q->path) {
@@ -411,24 +445,26 @@ int qemu_open(struct server *s, const char *qmp_path, struct qemu **ret)
 	if (strrchr(q->name, '.'))
 		*strrchr(q->name, '.') = '\0';
 	snprintf(q->origin, sizeof(q->origin), "qmp %s", qmp_path);
-	r = sd_event_add_time_relative(s->event, &q->retry, CLOCK_MONOTONIC, 0, 10 * 1000,
+	r = sd_event_add_time_relative(env->event, &q->retry, CLOCK_MONOTONIC, 0, 10 * 1000,
 				       qemu_on_retry, q);
 	if (r < 0) {
-		qemu_free(q);
+		qemu_free(&q->source);
 		return r;
 	}
 	sd_event_source_set_enabled(q->retry, SD_EVENT_OFF);
 	qemu_connect(q);
-	*ret = q;
+	*ret = &q->source;
 	return 0;
 }
 
-struct qemu *qemu_free(struct qemu *q)
+static struct source *qemu_free(struct source *s)
 {
+	struct qemu *q = (struct qemu *)s;
+
 	if (!q)
 		return NULL;
 	q->qmp = qmp_free(q->qmp);
-	domain_clear(q->server, &q->domain, "ttyhubd is shutting down");
+	domain_clear(q->env, &q->domain, "ttyhubd is shutting down");
 	q->retry = sd_event_source_disable_unref(q->retry);
 	free(q->path);
 	free(q);

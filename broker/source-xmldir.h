@@ -8,13 +8,7 @@
  */
 #pragma once
 
-#include <systemd/sd-event.h>
+#include "source.h"
 
-struct server;
-struct xmldir;
-
-int xmldir_open(struct server *s, const char *dir, struct xmldir **ret);
-struct xmldir *xmldir_free(struct xmldir *d);
-/* Read the directory again (on reload): files changed while unwatched take effect. */
-int xmldir_rescan(struct xmldir *d);
-const char *xmldir_path(const struct xmldir *d);
+/* Kind "xmldir"; its rescan reads the directory again (files changed while unwatched). */
+int source_xmldir_open(const struct source_env *env, const char *dir, struct source **ret);

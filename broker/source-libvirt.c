@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * libvirt console source (see virt.h).
+ * libvirt console source (see source-libvirt.h).
  *
  * Thread side: connect (read-only unless the monitor is allowed), register
  * lifecycle, reboot and device events, list the active domains and post
@@ -29,9 +29,8 @@
 
 #include "domain.h"
 #include "log.h"
-#include "server.h"
+#include "source-libvirt.h"
 #include "util.h"
-#include "virt.h"
 
 #define VIRT_BACKOFF_MAX_MS 5000
 #define VIRT_MAX_DOMAINS 4096
@@ -41,7 +40,7 @@ enum virt_msg_type {
 	VIRT_MSG_DOWN,    /* uuid, text = why */
 	VIRT_MSG_SYNC,    /* text = "\n"-separated uuids of every active domain */
 	VIRT_MSG_EVENT,   /* uuid, text = a marker for the console history */
-	VIRT_MSG_BREAK,   /* reply: client_id, text = console, result, error */
+	VIRT_MSG_BREAK,   /* reply: req, result, error */
 	VIRT_MSG_STATUS,  /* text = connection status for the log */
 };
 
@@ -51,7 +50,7 @@ struct virt_msg {
 	char *xml;
 	char *text;
 	char *error;
-	unsigned client_id;
+	struct break_req *req; /* BREAK: borrowed, completed here */
 	int result;
 	char state[32];   /* EVENT: the run state it leads to, or "" */
 	struct virt_msg *next;
@@ -63,8 +62,8 @@ struct virt_msg {
 struct virt_req { /* a break, from the loop to the thread */
 	char uuid[VIR_UUID_STRING_BUFLEN];
 	char *cmd;            /* owned: the QMP command (JSON) */
-	char console[200];
-	unsigned client_id;
+	struct break_req *req; /* borrowed: completed on the loop side */
+	struct virt_msg *reply; /* owned until posted: made up front, so every break is answered */
 	struct virt_req *next;
 };
 
@@ -76,7 +75,8 @@ struct vdom {
 };
 
 struct virt {
-	struct server *server;
+	struct source source; /* first */
+	const struct source_env *env;
 	char *uri;
 	bool allow_monitor;
 	char origin[300];
@@ -106,7 +106,7 @@ struct virt {
 	char last_status[512];
 };
 
-static const struct console_ops virt_console_ops;
+static const struct source_ops virt_ops;
 
 /* ---- thread side ---------------------------------------------------------- */
 
@@ -360,17 +360,21 @@ static void virt_schedule_reconnect(struct virt *v)
 	v->backoff_ms = MIN(v->backoff_ms * 2, (unsigned)VIRT_BACKOFF_MAX_MS);
 }
 
+static void virt_req_free(struct virt_req *r)
+{
+	if (!r)
+		return;
+	free(r->cmd);
+	free(r->reply);
+	free(r);
+}
+
 static void virt_do_break(struct virt *v, struct virt_req *r)
 {
-	struct virt_msg *m = calloc(1, sizeof(*m));
+	struct virt_msg *m = TAKE_PTR(r->reply);
 	char *reply = NULL;
 	virDomainPtr dom;
 
-	if (!m)
-		return;
-	m->type = VIRT_MSG_BREAK;
-	m->client_id = r->client_id;
-	m->text = strdup(r->console);
 	dom = v->conn ? virDomainLookupByUUIDString(v->conn, r->uuid) : NULL;
 	if (!dom) {
 		m->result = -ENOENT;
@@ -404,8 +408,7 @@ static void virt_on_wake(int watch, int fd, int events, void *opaque)
 		struct virt_req *next = reqs->next;
 
 		virt_do_break(v, reqs);
-		free(reqs->cmd);
-		free(reqs);
+		virt_req_free(reqs);
 		reqs = next;
 		pthread_mutex_lock(&v->lock);
 		v->n_breaks--;
@@ -470,15 +473,8 @@ static void virt_remove(struct virt *v, struct vdom **pp, const char *why)
 	struct vdom *d = *pp;
 
 	*pp = d->next;
-	domain_clear(v->server, &d->domain, why);
+	domain_clear(v->env, &d->domain, why);
 	free(d);
-}
-
-static void virt_set_state(struct vdom *d, const char *state)
-{
-	for (size_t i = 0; i < d->domain.n; i++)
-		snprintf(d->domain.consoles[i]->vm_state, sizeof(d->domain.consoles[i]->vm_state),
-			 "%s", state);
 }
 
 static void virt_apply_up(struct virt *v, struct virt_msg *m)
@@ -508,12 +504,13 @@ static void virt_apply_up(struct virt *v, struct virt_msg *m)
 		v->doms = d;
 	}
 	d->seen = true;
-	domain_apply(v->server, &d->domain, dom, v->origin, &virt_console_ops, v, "char");
+	domain_apply(v->env, &d->domain, dom, v->origin, &v->source, "char");
 	domxml_free(dom);
+	/* A domain libvirt reports is running until an event says otherwise. */
 	for (size_t i = 0; i < d->domain.n; i++)
 		if (!d->domain.consoles[i]->vm_state[0])
-			snprintf(d->domain.consoles[i]->vm_state,
-				 sizeof(d->domain.consoles[i]->vm_state), "running");
+			console_set_guest_state(d->domain.consoles[i], "running",
+						CONSOLE_GUEST_OPEN_KEEP);
 }
 
 static void virt_apply_sync(struct virt *v, const char *list)
@@ -548,13 +545,12 @@ static void virt_handle(struct virt *v, struct virt_msg *m)
 	case VIRT_MSG_EVENT:
 		pp = virt_find(v, m->uuid);
 		if (*pp && m->state[0])
-			virt_set_state(*pp, m->state);
+			domain_set_guest_state(&(*pp)->domain, m->state);
 		if (*pp && m->text)
 			domain_mark(&(*pp)->domain, m->text);
 		break;
 	case VIRT_MSG_BREAK:
-		server_break_done(v->server, m->client_id, m->text ? m->text : "", m->result,
-				  m->error);
+		m->req->done(m->req, m->result, m->error);
 		break;
 	case VIRT_MSG_STATUS:
 		/* Said once: a libvirtd that stays away must not flood the journal. */
@@ -594,39 +590,44 @@ static int virt_on_event(sd_event_source *es, int fd, uint32_t revents, void *us
 	return 0;
 }
 
-static int virt_send_break(void *data, struct console *c, unsigned client_id, char *err,
-			   size_t errsz)
+static void virt_send_break(struct source *s, struct console *c, struct break_req *req)
 {
-	struct virt *v = data;
+	struct virt *v = (struct virt *)s;
 	struct virt_req *r;
 	json_t *cmd;
 	bool full;
 
 	if (!v->allow_monitor) {
-		snprintf(err, errsz, "a break to a libvirt-managed VM goes through the QEMU "
-			 "monitor, which marks the domain tainted; ttyhubd allows it only with "
-			 "--libvirt-qemu-monitor");
-		return -EPERM;
+		req->done(req, -EPERM, "a break to a libvirt-managed VM goes through the QEMU "
+			  "monitor, which marks the domain tainted; ttyhubd allows it only with "
+			  "--libvirt-qemu-monitor");
+		return;
 	}
 	if (!c->uuid || !c->chardev_id) {
-		snprintf(err, errsz, "the domain has no UUID or the device no alias");
-		return -EINVAL;
+		req->done(req, -EINVAL, "the domain has no UUID or the device no alias");
+		return;
 	}
 	r = calloc(1, sizeof(*r));
-	if (!r)
-		return -ENOMEM;
+	if (r)
+		r->reply = calloc(1, sizeof(*r->reply));
+	if (!r || !r->reply) {
+		virt_req_free(r);
+		req->done(req, -ENOMEM, NULL);
+		return;
+	}
+	r->reply->type = VIRT_MSG_BREAK;
+	r->reply->req = req;
+	r->req = req;
 	cmd = json_pack("{s:s, s:{s:s}}", "execute", "chardev-send-break", "arguments", "id",
 			c->chardev_id);
 	r->cmd = cmd ? json_dumps(cmd, JSON_COMPACT) : NULL;
 	json_decref(cmd);
 	if (!r->cmd) {
-		free(r);
-		snprintf(err, errsz, "cannot encode the QMP command");
-		return -ENOMEM;
+		virt_req_free(r);
+		req->done(req, -ENOMEM, "cannot encode the QMP command");
+		return;
 	}
 	snprintf(r->uuid, sizeof(r->uuid), "%s", c->uuid);
-	snprintf(r->console, sizeof(r->console), "%s", c->name);
-	r->client_id = client_id;
 	pthread_mutex_lock(&v->lock);
 	full = v->n_breaks >= VIRT_MAX_BREAKS;
 	if (!full) {
@@ -636,22 +637,26 @@ static int virt_send_break(void *data, struct console *c, unsigned client_id, ch
 	}
 	pthread_mutex_unlock(&v->lock);
 	if (full) {
-		free(r->cmd);
-		free(r);
-		snprintf(err, errsz, "%d breaks are already waiting for libvirt; try again later",
-			 VIRT_MAX_BREAKS);
-		return -EBUSY;
+		virt_req_free(r);
+		break_req_fail(req, -EBUSY, "%d breaks are already waiting for libvirt; try again "
+			       "later", VIRT_MAX_BREAKS);
+		return;
 	}
+	/* Queued: answered from the thread, or cancelled by virt_free(). A full pipe wakes it too. */
 	if (write(v->wake[1], "b", 1) < 0 && errno != EAGAIN)
-		return negative_errno();
-	return 0;
+		log_warning_errno(negative_errno(), "libvirt: cannot wake the thread");
 }
 
-static const struct console_ops virt_console_ops = {
+static struct source *virt_free(struct source *s);
+
+static const struct source_ops virt_ops = {
+	.kind = "libvirt",
+	.free = virt_free,
 	.send_break = virt_send_break,
 };
 
-int virt_open(struct server *s, const char *uri, bool allow_monitor, struct virt **ret)
+int source_libvirt_open(const struct source_env *env, const char *uri, bool allow_monitor,
+			struct source **ret)
 {
 	static bool initialised;
 	struct virt *v;
@@ -666,7 +671,8 @@ int virt_open(struct server *s, const char *uri, bool allow_monitor, struct virt
 	v = calloc(1, sizeof(*v));
 	if (!v)
 		return -ENOMEM;
-	v->server = s;
+	v->source.ops = &virt_ops;
+	v->env = env;
 	v->allow_monitor = allow_monitor;
 	v->event_fd = -EBADF;
 	v->wake[0] = v->wake[1] = -EBADF;
@@ -676,29 +682,31 @@ int virt_open(struct server *s, const char *uri, bool allow_monitor, struct virt
 	v->uri = strdup(uri);
 	snprintf(v->origin, sizeof(v->origin), "libvirt %s", uri);
 	if (!v->uri) {
-		virt_free(v);
+		virt_free(&v->source);
 		return -ENOMEM;
 	}
 	v->event_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	if (v->event_fd < 0 || pipe2(v->wake, O_NONBLOCK | O_CLOEXEC) < 0) {
 		r = log_error_errno(negative_errno(), "libvirt source");
-		virt_free(v);
+		virt_free(&v->source);
 		return r;
 	}
-	r = sd_event_add_io(s->event, &v->event_io, v->event_fd, EPOLLIN, virt_on_event, v);
+	r = sd_event_add_io(env->event, &v->event_io, v->event_fd, EPOLLIN, virt_on_event, v);
 	if (r >= 0)
 		r = -pthread_create(&v->thread, NULL, virt_thread, v);
 	if (r < 0) {
-		virt_free(v);
+		virt_free(&v->source);
 		return log_error_errno(r, "cannot start the libvirt thread");
 	}
 	v->thread_running = true;
-	*ret = v;
+	*ret = &v->source;
 	return 0;
 }
 
-struct virt *virt_free(struct virt *v)
+static struct source *virt_free(struct source *s)
 {
+	struct virt *v = (struct virt *)s;
+
 	if (!v)
 		return NULL;
 	if (v->thread_running) {
@@ -712,12 +720,14 @@ struct virt *virt_free(struct virt *v)
 	virt_on_event(NULL, v->event_fd, 0, v); /* what the thread posted last */
 	while (v->doms)
 		virt_remove(v, &v->doms, "ttyhubd is shutting down");
+	/* Breaks the thread never took: every request is answered. */
 	while (v->reqs) {
 		struct virt_req *next = v->reqs->next;
+		struct break_req *req = v->reqs->req;
 
-		free(v->reqs->cmd);
-		free(v->reqs);
+		virt_req_free(v->reqs);
 		v->reqs = next;
+		req->done(req, -ECANCELED, "ttyhubd is shutting down");
 	}
 	v->event_io = sd_event_source_disable_unref(v->event_io);
 	v->event_fd = safe_close(v->event_fd);

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Domain-XML directory source (see xmldir.h).
+ * Domain-XML directory source (see source-xmldir.h).
  *
  * Each *.xml file maps to the consoles it defined (a struct domain, which
  * does the diffing on reload).
@@ -21,9 +21,8 @@
 #include "domxml.h"
 #include "fileio.h"
 #include "log.h"
-#include "server.h"
 #include "util.h"
-#include "xmldir.h"
+#include "source-xmldir.h"
 
 struct xmlfile {
 	char *path; /* owned */
@@ -32,7 +31,8 @@ struct xmlfile {
 };
 
 struct xmldir {
-	struct server *server;
+	struct source source; /* first */
+	const struct source_env *env;
 	char *dir;            /* owned */
 	int inotify_fd;       /* owned */
 	sd_event_source *io;  /* owned */
@@ -72,11 +72,11 @@ static void xmldir_forget(struct xmldir *d, const char *path, const char *why)
 {
 	struct xmlfile **pp, *f;
 
-	registry_clear_error(&d->server->registry, path);
+	registry_clear_error(d->env->registry, path);
 	for (pp = &d->files; (f = *pp); pp = &f->next) {
 		if (strcmp(f->path, path) != 0)
 			continue;
-		domain_clear(d->server, &f->domain, why);
+		domain_clear(d->env, &f->domain, why);
 		*pp = f->next;
 		free(f->path);
 		free(f);
@@ -120,13 +120,13 @@ static void xmldir_load(struct xmldir *d, const char *path)
 
 		log_escape(err, strlen(err), esc, sizeof(esc));
 		log_error("%s: %s; keeping its previous consoles, if any", path, esc);
-		registry_set_error(&d->server->registry, path, esc);
+		registry_set_error(d->env->registry, path, esc);
 		return;
 	}
-	registry_clear_error(&d->server->registry, path);
+	registry_clear_error(d->env->registry, path);
 	f = xmldir_find(d, path, true);
 	if (f)
-		domain_apply(d->server, &f->domain, dom, path, NULL, NULL, NULL);
+		domain_apply(d->env, &f->domain, dom, path, NULL, NULL);
 	domxml_free(dom);
 }
 
@@ -194,7 +194,10 @@ static int xmldir_on_inotify(sd_event_source *s, int fd, uint32_t revents, void 
 	return 0;
 }
 
-int xmldir_open(struct server *s, const char *dir, struct xmldir **ret)
+static const struct source_ops xmldir_ops;
+static struct source *xmldir_free(struct source *s);
+
+int source_xmldir_open(const struct source_env *env, const char *dir, struct source **ret)
 {
 	struct xmldir *d;
 	struct stat st;
@@ -207,38 +210,41 @@ int xmldir_open(struct server *s, const char *dir, struct xmldir **ret)
 	d = calloc(1, sizeof(*d));
 	if (!d)
 		return -ENOMEM;
-	d->server = s;
+	d->source.ops = &xmldir_ops;
+	d->env = env;
 	d->inotify_fd = -EBADF;
 	d->dir = strdup(dir);
 	if (!d->dir) {
-		xmldir_free(d);
+		xmldir_free(&d->source);
 		return -ENOMEM;
 	}
 	d->inotify_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
 	if (d->inotify_fd < 0) {
 		r = log_error_errno(negative_errno(), "inotify");
-		xmldir_free(d);
+		xmldir_free(&d->source);
 		return r;
 	}
 	if (inotify_add_watch(d->inotify_fd, dir,
 			      IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_DELETE |
 				      IN_DELETE_SELF | IN_MOVE_SELF | IN_ONLYDIR) < 0) {
 		r = log_error_errno(negative_errno(), "cannot watch %s", dir);
-		xmldir_free(d);
+		xmldir_free(&d->source);
 		return r;
 	}
-	r = sd_event_add_io(s->event, &d->io, d->inotify_fd, EPOLLIN, xmldir_on_inotify, d);
+	r = sd_event_add_io(env->event, &d->io, d->inotify_fd, EPOLLIN, xmldir_on_inotify, d);
 	if (r < 0) {
-		xmldir_free(d);
+		xmldir_free(&d->source);
 		return r;
 	}
 	xmldir_scan(d);
-	*ret = d;
+	*ret = &d->source;
 	return 0;
 }
 
-struct xmldir *xmldir_free(struct xmldir *d)
+static struct source *xmldir_free(struct source *s)
 {
+	struct xmldir *d = (struct xmldir *)s;
+
 	if (!d)
 		return NULL;
 	while (d->files)
@@ -250,12 +256,13 @@ struct xmldir *xmldir_free(struct xmldir *d)
 	return NULL;
 }
 
-int xmldir_rescan(struct xmldir *d)
+static int xmldir_rescan(struct source *s)
 {
-	return xmldir_scan(d);
+	return xmldir_scan((struct xmldir *)s);
 }
 
-const char *xmldir_path(const struct xmldir *d)
-{
-	return d->dir;
-}
+static const struct source_ops xmldir_ops = {
+	.kind = "xmldir",
+	.free = xmldir_free,
+	.rescan = xmldir_rescan,
+};

@@ -15,8 +15,8 @@
 
 #include <stdbool.h>
 
-struct server;
-struct virt;
+#include "source.h"
 
-int virt_open(struct server *s, const char *uri, bool allow_monitor, struct virt **ret);
-struct virt *virt_free(struct virt *v);
+/* Kind "libvirt"; serial break only with allow_monitor; nothing to rescan. */
+int source_libvirt_open(const struct source_env *env, const char *uri, bool allow_monitor,
+			struct source **ret);
