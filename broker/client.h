@@ -12,6 +12,11 @@
  *
  * Clients are never freed inside a loop over clients: client_kill() marks
  * them dead and the server frees them from a defer source.
+ *
+ * Rights: requests are dispatched through one table (client.c) and each
+ * handler checks what this connection may do on the console it names
+ * (client_right()): a local admin everything, a front speaking for an SSH
+ * key what the access file gives that key (policy.h), a bare front nothing.
  */
 #pragma once
 

@@ -8,7 +8,7 @@
  * replay, break, resize, detach.  Broker -> client: hello, authorized, list,
  * attached, state, who, break-sent, detached, notice, error.  Data frames carry console bytes in both directions
  * (client -> broker only from the writer).  The member lists are documented
- * in docs/protocol.md.
+ * in docs/protocol.md; message.h builds every message.
  */
 #pragma once
 
