@@ -30,7 +30,7 @@ int front_init(struct front *f, int fd, size_t out_max, const uint8_t prefix[2])
 	r = frame_reader_init(&f->in);
 	if (r < 0)
 		return r;
-	r = obuf_init(&f->out, MAX(out_max, (size_t)(FRAME_HEADER + FRAME_MAX)));
+	r = obuf_init(&f->out, out_max);
 	if (r < 0) {
 		frame_reader_done(&f->in);
 		return r;

@@ -88,7 +88,7 @@ struct front_event {
 /* Connect to the broker's UNIX socket.  Returns the fd (the caller's) or -errno. */
 int front_connect(const char *path, bool nonblock);
 
-/* out_max bounds the queue to the broker (at least FRAME_HEADER + FRAME_MAX). */
+/* out_max bounds the queue to the broker (requests are small; keystrokes wait for room). */
 int front_init(struct front *f, int fd, size_t out_max, const uint8_t prefix[2]);
 void front_done(struct front *f);
 
