@@ -262,6 +262,31 @@ out:
 	return r;
 }
 
+int access_key_decode(const char *keytype, const char *base64, uint8_t **ret_blob,
+		      size_t *ret_len)
+{
+	size_t n = strlen(base64), len = 0, tl = strlen(keytype);
+	uint8_t *blob;
+	uint32_t sl;
+
+	if (!access_is_key_type(keytype) || n == 0 || n > ACCESS_MAX_LINE)
+		return -EINVAL;
+	blob = malloc(n / 4 * 3 + 1);
+	if (!blob)
+		return -ENOMEM;
+	if (access_base64_decode(base64, n, blob, &len) < 0 || len < 4)
+		goto bad;
+	sl = (uint32_t)blob[0] << 24 | (uint32_t)blob[1] << 16 | (uint32_t)blob[2] << 8 | blob[3];
+	if (sl != tl || len - 4 <= tl || memcmp(blob + 4, keytype, tl) != 0)
+		goto bad;
+	*ret_blob = blob;
+	*ret_len = len;
+	return 0;
+bad:
+	free(blob);
+	return -EINVAL;
+}
+
 /* Whether an unknown first token is more likely a mistyped key type than an option. */
 static bool access_looks_like_key_type(const char *s)
 {

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The access file of ttyhub-sshd (pure parser, no I/O): OpenSSH
+ * The access file (pure parser, no I/O), read by ttyhubd (policy.h): OpenSSH
  * authorized_keys format, one key per line, with ttyhub's options in the
  * options field:
  *
@@ -35,6 +35,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #define ACCESS_MAX_SIZE (4u * 1024 * 1024)
 #define ACCESS_MAX_LINE 16384
@@ -116,3 +117,13 @@ int access_pattern_warning(const char *pattern, char *buf, size_t size);
 
 /* Whether the client address (text form, e.g. "127.0.0.1" or "::1") is allowed by from=. */
 bool access_from_allows(const struct access_entry *e, const char *addr);
+
+/*
+ * Decode a public key given as its key type and base64 blob (as in the file)
+ * with the checks access_parse() applies to a line's key: a known key type,
+ * no certificate, strict base64 (so equal blobs are equal text), a blob that
+ * starts with the type.  Returns 0 with a malloc'd *ret_blob, -EINVAL, or
+ * -ENOMEM.
+ */
+int access_key_decode(const char *keytype, const char *base64, uint8_t **ret_blob,
+		      size_t *ret_len);

@@ -13,6 +13,8 @@
 #include "client.h"
 #include "console.h"
 #include "log.h"
+#include "message.h"
+#include "policy.h"
 #include "server.h"
 #include "util.h"
 
@@ -62,6 +64,9 @@ void client_free(struct client *c)
 	frame_reader_done(&c->in);
 	obuf_done(&c->out);
 	free(c->list_after);
+	if (c->principal)
+		principal_done(c->principal);
+	free(c->principal);
 	free(c);
 }
 
@@ -95,28 +100,28 @@ int client_send(struct client *c, json_t *msg)
 	return r;
 }
 
+int client_send_new(struct client *c, json_t *msg)
+{
+	int r = msg ? client_send(c, msg) : -ENOMEM;
+
+	json_decref(msg);
+	return r;
+}
+
 void client_notice(struct client *c, const char *text)
 {
-	json_t *msg = json_pack("{s:s, s:s}", "type", "notice", "text", text);
-
-	if (msg)
-		client_send(c, msg);
-	json_decref(msg);
+	client_send_new(c, proto_msg_notice(text));
 }
 
 void client_error(struct client *c, const char *code, const char *fmt, ...)
 {
 	char text[512];
-	json_t *msg;
 	va_list ap;
 
 	va_start(ap, fmt);
 	vsnprintf(text, sizeof(text), fmt, ap);
 	va_end(ap);
-	msg = json_pack("{s:s, s:s, s:s}", "type", "error", "code", code, "message", text);
-	if (msg)
-		client_send(c, msg);
-	json_decref(msg);
+	client_send_new(c, proto_msg_error(code, text));
 }
 
 /*
@@ -148,7 +153,6 @@ static void client_pull(struct client *c)
 		 */
 		uint64_t to = MIN(tail + con->ring.cap / 8, head), skip;
 		char text[96];
-		json_t *msg;
 		struct iovec iov[2];
 		size_t n = ring_peek(&con->ring, to, 4096, iov);
 		const uint8_t *nl = memchr(iov[0].iov_base, '\n', iov[0].iov_len);
@@ -159,11 +163,8 @@ static void client_pull(struct client *c)
 			to += iov[0].iov_len + (uint64_t)(nl - (const uint8_t *)iov[1].iov_base) + 1;
 		skip = to - c->pos;
 		snprintf(text, sizeof(text), "%llu bytes dropped", (unsigned long long)skip);
-		msg = json_pack("{s:s, s:s, s:I}", "type", "notice", "text", text, "dropped",
-				(json_int_t)skip);
-		if (msg && client_send(c, msg) >= 0)
+		if (client_send_new(c, proto_msg_notice_dropped(text, skip)) >= 0)
 			c->pos = to;
-		json_decref(msg);
 		if (c->pos < tail)
 			return; /* no room even for the notice: try again later */
 		sanitize_init(&c->san);
@@ -218,6 +219,40 @@ static void client_pull(struct client *c)
 	}
 }
 
+/* -------------------------------------------------------------------------- */
+/* Rights (policy.h): what this connection may do on a console */
+
+bool client_is_local_admin(const struct client *c)
+{
+	return c->admin && !c->principal;
+}
+
+enum access_right client_right(const struct client *c, const struct console *con)
+{
+	if (c->principal)
+		return policy_right(c->server->policy, c->principal, con);
+	/* A front that speaks for nobody may only ask whether a key may log in. */
+	return c->admin ? ACCESS_RW : ACCESS_NONE;
+}
+
+bool client_may_break(const struct client *c, const struct console *con)
+{
+	if (c->principal)
+		return policy_may_break(c->server->policy, c->principal, con);
+	return c->admin;
+}
+
+/* A console in this client's `list`: only those it may see, with its rights. */
+static json_t *client_describe(void *userdata, const struct console *con)
+{
+	const struct client *c = userdata;
+	enum access_right right = client_right(c, con);
+
+	if (right == ACCESS_NONE)
+		return NULL;
+	return console_list_json(con, right == ACCESS_RW, client_may_break(c, con));
+}
+
 /*
  * Queue pieces of a `list` answer while a whole frame fits besides the
  * notice reserve.  Each piece resumes after the last console sent, so consoles
@@ -229,7 +264,8 @@ static void client_list_more(struct client *c)
 		const char *last;
 		char *after;
 		json_t *msg = registry_list_piece(&c->server->registry, c->list_after,
-						  FRAME_MAX - CLIENT_LIST_ENVELOPE, &last);
+						  FRAME_MAX - CLIENT_LIST_ENVELOPE,
+						  client_is_local_admin(c), client_describe, c, &last);
 
 		after = msg && last ? strdup(last) : NULL;
 		if (!msg || (last && !after) || client_send(c, msg) < 0) {
@@ -285,10 +321,39 @@ void client_flush(struct client *c)
 /* -------------------------------------------------------------------------- */
 /* Requests */
 
-static struct console *client_lookup(struct client *c, json_t *req);
+/*
+ * The console a request names (or, without "console", the attached one).
+ * A console this client has no right to is answered exactly like one that
+ * does not exist: a key learns nothing of consoles it may not see.
+ */
+static struct console *client_lookup(struct client *c, json_t *req)
+{
+	const char *name = json_string_value(json_object_get(req, "console"));
+	struct console *con = NULL;
+	char esc[256];
+	int r;
 
-/* All consoles (in pieces: see client_list_more), or with "console": the one it names. */
-static void client_reply_list(struct client *c, json_t *req)
+	if (!name) {
+		if (c->console)
+			return c->console;
+		client_error(c, PROTO_E_BAD_REQUEST, "request needs a \"console\" name");
+		return NULL;
+	}
+	/* An ambiguous name lists no candidates: the caller may not see them all. */
+	r = registry_lookup(&c->server->registry, name, &con);
+	if (r >= 0 && client_right(c, con) == ACCESS_NONE)
+		r = -ENOENT;
+	if (r == -ENOTUNIQ)
+		client_error(c, PROTO_E_UNKNOWN_CONSOLE, "'%s' is ambiguous: use VM:ALIAS",
+			     log_escape(name, strlen(name), esc, sizeof(esc)));
+	else if (r < 0)
+		client_error(c, PROTO_E_UNKNOWN_CONSOLE, "no console named '%s'",
+			     log_escape(name, strlen(name), esc, sizeof(esc)));
+	return r < 0 ? NULL : con;
+}
+
+/* All consoles this client may see (in pieces: see client_list_more), or the one named. */
+static void client_do_list(struct client *c, json_t *req)
 {
 	struct console *con;
 	json_t *msg;
@@ -306,42 +371,19 @@ static void client_reply_list(struct client *c, json_t *req)
 	con = client_lookup(c, req);
 	if (!con)
 		return;
-	msg = json_pack("{s:s, s:[o], s:[]}", "type", "list", "consoles", console_list_json(con),
-			"errors");
-	if (!msg || client_send(c, msg) < 0)
+	msg = proto_msg_list();
+	if (!msg || proto_list_add_console(msg, client_describe(c, con)) < 0 ||
+	    client_send(c, msg) < 0)
 		client_error(c, PROTO_E_INTERNAL, "cannot queue the console list");
 	json_decref(msg);
 }
 
-static struct console *client_lookup(struct client *c, json_t *req)
-{
-	const char *name = json_string_value(json_object_get(req, "console"));
-	struct console *con = NULL;
-	char esc[256];
-	int r;
-
-	if (!name) {
-		if (c->console)
-			return c->console;
-		client_error(c, PROTO_E_BAD_REQUEST, "request needs a \"console\" name");
-		return NULL;
-	}
-	/* An ambiguous name lists no candidates: the caller may not see them all. */
-	r = registry_lookup(&c->server->registry, name, &con);
-	if (r == -ENOTUNIQ)
-		client_error(c, PROTO_E_UNKNOWN_CONSOLE, "'%s' is ambiguous: use VM:ALIAS",
-			     log_escape(name, strlen(name), esc, sizeof(esc)));
-	else if (r < 0)
-		client_error(c, PROTO_E_UNKNOWN_CONSOLE, "no console named '%s'",
-			     log_escape(name, strlen(name), esc, sizeof(esc)));
-	return r < 0 ? NULL : con;
-}
-
 static void client_do_attach(struct client *c, json_t *req)
 {
-	const char *mode = json_string_value(json_object_get(req, "mode"));
+	json_t *jmode = json_object_get(req, "mode");
 	json_t *jreplay = json_object_get(req, "replay");
-	enum console_mode m;
+	enum attach_mode mode = ATTACH_RW;
+	enum access_right right;
 	struct console *con;
 	long replay = c->server->config.default_replay;
 
@@ -349,38 +391,44 @@ static void client_do_attach(struct client *c, json_t *req)
 		client_error(c, PROTO_E_ALREADY_ATTACHED, "already attached to %s", c->console->name);
 		return;
 	}
-	if (!mode || strcmp(mode, "rw") == 0)
-		m = CONSOLE_MODE_RW;
-	else if (strcmp(mode, "ro") == 0)
-		m = CONSOLE_MODE_RO;
-	else if (strcmp(mode, "force") == 0)
-		m = CONSOLE_MODE_FORCE;
-	else {
+	if (jmode)
+		mode = attach_mode_from_string(json_string_value(jmode));
+	if (mode < 0) {
 		client_error(c, PROTO_E_BAD_REQUEST, "mode must be \"ro\", \"rw\" or \"force\"");
 		return;
 	}
 	if (jreplay && proto_parse_replay(jreplay, &replay) < 0) {
 		client_error(c, PROTO_E_BAD_REQUEST,
-			     "replay must be a number of lines (0-1000000) or \"all\"");
+			     "replay must be a number of lines (0-%ld) or \"all\"", PROTO_REPLAY_MAX);
 		return;
 	}
 	con = client_lookup(c, req);
 	if (!con)
 		return;
+	/* Rights before anything else about the console, so nothing leaks past them. */
+	right = client_right(c, con);
+	if (mode == ATTACH_FORCE && right < ACCESS_RW) {
+		client_error(c, PROTO_E_DENIED, "your key may only watch %s", con->name);
+		return;
+	}
+	if (right < ACCESS_RW)
+		mode = ATTACH_RO; /* asked to write, may only watch: attached as a watcher */
 	if (!con->supported) {
 		client_error(c, PROTO_E_UNSUPPORTED, "console %s cannot be attached: %s", con->name,
 			     con->reason ? con->reason : "unsupported");
 		return;
 	}
-	console_attach(con, c, m, replay);
+	c->right = right;
+	c->may_break = client_may_break(c, con);
+	console_attach(con, c, mode, replay);
 }
 
 static void client_do_take(struct client *c, json_t *req)
 {
 	bool force = json_is_true(json_object_get(req, "force"));
 
-	if (!c->console) {
-		client_error(c, PROTO_E_NOT_ATTACHED, "not attached to a console");
+	if (c->right < ACCESS_RW) {
+		client_error(c, PROTO_E_DENIED, "your key may only watch %s", c->console->name);
 		return;
 	}
 	if (console_take(c->console, c, force) == -EBUSY)
@@ -388,75 +436,157 @@ static void client_do_take(struct client *c, json_t *req)
 			     c->console->writer->label, c->console->name);
 }
 
+static void client_do_release(struct client *c, json_t *req)
+{
+	console_release(c->console, c);
+}
+
+static void client_do_who(struct client *c, json_t *req)
+{
+	struct console *con = client_lookup(c, req);
+	json_t *msg;
+
+	if (!con)
+		return;
+	msg = console_who_json(con, client_is_local_admin(c));
+	if (!msg || client_send(c, msg) < 0)
+		client_error(c, PROTO_E_INTERNAL, "the answer does not fit in a frame");
+	json_decref(msg);
+}
+
 static void client_do_replay(struct client *c, json_t *req)
 {
 	struct console *con = c->console;
 	long lines = 20;
 
-	if (!con) {
-		client_error(c, PROTO_E_NOT_ATTACHED, "not attached to a console");
-		return;
-	}
 	if (json_object_get(req, "lines") &&
 	    proto_parse_replay(json_object_get(req, "lines"), &lines) < 0) {
 		client_error(c, PROTO_E_BAD_REQUEST, "lines must be a number or \"all\"");
 		return;
 	}
 	/* Send the last lines again (sanitised); the live stream then resumes at head. */
-	c->pos = lines < 0 ? ring_tail(&con->ring) : ring_lines_back(&con->ring, (unsigned)lines);
+	c->pos = lines == PROTO_REPLAY_ALL ? ring_tail(&con->ring)
+					   : ring_lines_back(&con->ring, (unsigned)lines);
 	c->sanitize_until = ring_head(&con->ring);
 	sanitize_init(&c->san);
 }
 
-static void client_do_detach(struct client *c)
+static void client_do_break(struct client *c, json_t *req)
 {
-	json_t *msg;
-	char *name;
+	struct console *con = client_lookup(c, req);
 
-	if (!c->console) {
-		client_error(c, PROTO_E_NOT_ATTACHED, "not attached to a console");
+	if (!con)
+		return;
+	if (!client_may_break(c, con)) {
+		client_error(c, PROTO_E_DENIED, "your key may not send a serial break");
 		return;
 	}
-	name = strdup(c->console->name);
+	server_console_break(c->server, con, c);
+}
+
+static void client_do_resize(struct client *c, json_t *req)
+{
+	json_t *cols = json_object_get(req, "cols"), *rows = json_object_get(req, "rows");
+
+	if (!json_is_integer(cols) || !json_is_integer(rows) || json_integer_value(cols) <= 0 ||
+	    json_integer_value(cols) > 10000 || json_integer_value(rows) <= 0 ||
+	    json_integer_value(rows) > 10000) {
+		client_error(c, PROTO_E_BAD_REQUEST, "resize needs cols and rows (1-10000)");
+		return;
+	}
+	c->cols = (unsigned)json_integer_value(cols);
+	c->rows = (unsigned)json_integer_value(rows);
+}
+
+void client_detach(struct client *c, enum detach_reason reason, const char *text)
+{
+	char name[REGISTRY_NAME_MAX + 1];
+
+	if (!c->console)
+		return;
+	snprintf(name, sizeof(name), "%s", c->console->name);
 	console_detach(c->console, c, true);
-	msg = json_pack("{s:s, s:s, s:s}", "type", "detached", "console", name ? name : "",
-			"reason", "detached on request");
-	if (msg)
-		client_send(c, msg);
-	json_decref(msg);
-	free(name);
+	client_send_new(c, proto_msg_detached(name, reason, text));
+}
+
+static void client_do_detach(struct client *c, json_t *req)
+{
+	client_detach(c, DETACH_REQUESTED, "detached on request");
+}
+
+/*
+ * The SSH key a front speaks for, as {"key": "TYPE BASE64", "from": "ADDR"}.
+ * Returns 0 with *ret bound to the current policy, -EBADMSG (malformed) or
+ * -EPERM (no access line allows this key from this address), -ENOMEM.
+ */
+static int client_principal(struct client *c, json_t *key, json_t *from, struct principal *ret)
+{
+	int r;
+
+	if (!json_is_string(key) || (from && !json_is_string(from)))
+		return -EBADMSG;
+	r = principal_init(ret, json_string_value(key), json_string_value(from));
+	if (r == -ENOMEM)
+		return r;
+	if (r >= 0)
+		r = policy_bind(c->server->policy, ret);
+	if (r < 0) {
+		char esc[80];
+
+		log_escape(json_string_value(key), strlen(json_string_value(key)), esc, sizeof(esc));
+		log_notice("%s: key not allowed: %s from %s", c->audit, esc,
+			   from ? json_string_value(from) : "?");
+		principal_done(ret);
+		return -EPERM;
+	}
+	return 0;
 }
 
 static void client_do_hello(struct client *c, json_t *req)
 {
 	json_t *v = json_object_get(req, "version");
 	const char *name = json_string_value(json_object_get(req, "client"));
-	json_t *principal = json_object_get(req, "principal");
+	json_t *jp = json_object_get(req, "principal");
 	char esc[96];
-	json_t *msg;
+	int r;
 
+	if (c->hello) {
+		client_error(c, PROTO_E_BAD_REQUEST, "hello was already sent");
+		return;
+	}
 	if (!json_is_integer(v) || json_integer_value(v) != PROTO_VERSION) {
 		client_error(c, PROTO_E_BAD_REQUEST, "unsupported protocol version (want %d)",
 			     PROTO_VERSION);
 		client_kill(c, "protocol version");
 		return;
 	}
-	if (principal && !c->front) {
+	if (jp && !c->front) {
 		client_error(c, PROTO_E_DENIED, "only a configured front may assert a principal");
 		client_kill(c, "principal from a non-front peer");
 		return;
 	}
-	if (principal) {
-		const char *comment = json_string_value(json_object_get(principal, "comment"));
-		const char *fp = json_string_value(json_object_get(principal, "fingerprint"));
-		char fpesc[80];
+	if (jp) {
+		struct principal *p = calloc(1, sizeof(*p));
 
-		/* The front escaped it already. */
-		log_sanitize(comment ? comment : "?", comment ? strlen(comment) : 1, esc, sizeof(esc));
-		log_escape(fp ? fp : "?", fp ? strlen(fp) : 1, fpesc, sizeof(fpesc));
-		snprintf(c->label, sizeof(c->label), "%.70s (ssh %.79s)", esc, fpesc);
-		snprintf(c->audit, sizeof(c->audit), "%s", c->label);
-		c->principal = true;
+		r = p && json_is_object(jp) ? client_principal(c, json_object_get(jp, "key"),
+							       json_object_get(jp, "from"), p)
+		    : p ? -EBADMSG : -ENOMEM;
+		if (r < 0) {
+			free(p);
+			if (r == -EPERM)
+				client_error(c, PROTO_E_DENIED, "key not allowed");
+			else if (r == -EBADMSG)
+				client_error(c, PROTO_E_BAD_REQUEST, "principal needs \"key\" "
+					     "(\"TYPE BASE64\") and \"from\" (an address)");
+			else
+				client_error(c, PROTO_E_INTERNAL, "out of memory");
+			client_kill(c, "principal refused");
+			return;
+		}
+		c->principal = p;
+		snprintf(c->label, sizeof(c->label), "%s", p->label);
+		snprintf(c->audit, sizeof(c->audit), "%.120s from %s", p->label,
+			 p->have_from ? p->from : "?");
 	} else if (name) {
 		log_escape(name, strlen(name), esc, sizeof(esc));
 		/* Keep the SO_PEERCRED identity; the client name only adds detail. */
@@ -465,98 +595,133 @@ static void client_do_hello(struct client *c, json_t *req)
 				 " [%s]", esc);
 	}
 	c->hello = true;
-	msg = json_pack("{s:s, s:i, s:s, s:s}", "type", "hello", "version", PROTO_VERSION, "server",
-			"ttyhubd", "you", c->label);
-	if (msg)
-		client_send(c, msg);
-	json_decref(msg);
+	client_send_new(c, proto_msg_hello(c->label, c->principal ? c->principal->fingerprint : NULL,
+					   c->principal ? c->principal->comment : NULL));
+}
+
+/* A front asks whether a key may log in from an address; its own principal is unchanged. */
+static void client_do_authorize(struct client *c, json_t *req)
+{
+	struct principal p;
+	int r;
+
+	if (!c->front) {
+		client_error(c, PROTO_E_DENIED, "only a configured front may authorize a key");
+		return;
+	}
+	r = client_principal(c, json_object_get(req, "key"), json_object_get(req, "from"), &p);
+	if (r == -EPERM)
+		client_error(c, PROTO_E_DENIED, "key not allowed");
+	else if (r == -EBADMSG)
+		client_error(c, PROTO_E_BAD_REQUEST, "authorize needs \"key\" (\"TYPE BASE64\") "
+			     "and \"from\" (an address)");
+	else if (r < 0)
+		client_error(c, PROTO_E_INTERNAL, "out of memory");
+	else {
+		client_send_new(c, proto_msg_authorized(p.fingerprint, p.comment, p.label));
+		principal_done(&p);
+	}
 }
 
 /*
- * For a local admin only: the user name and pid of each local peer in a `who`
- * answer ("user" stays the public label).  Fronts never get them.
+ * Requests by type.  needs_hello: only after `hello`; needs_attach: only
+ * while attached (else `not-attached`).  Rights are checked by each handler,
+ * which knows the console they concern.
  */
-static void client_who_add_local(struct client *c, json_t *who)
-{
-	json_t *arr = json_object_get(who, "clients"), *e;
-	size_t i;
-
-	json_array_foreach(arr, i, e) {
-		json_int_t id = json_integer_value(json_object_get(e, "id"));
-		struct client *o = server_find_client(c->server, (unsigned)id);
-
-		if (!o || o->principal)
-			continue;
-		json_object_set_new(e, "login", json_string(o->user));
-		json_object_set_new(e, "pid", json_integer(o->pid));
-	}
-}
+static const struct {
+	enum proto_msg type;
+	bool needs_hello, needs_attach;
+	void (*fn)(struct client *c, json_t *req);
+} handlers[] = {
+	{ PROTO_HELLO, false, false, client_do_hello },
+	{ PROTO_AUTHORIZE, true, false, client_do_authorize },
+	{ PROTO_LIST, true, false, client_do_list },
+	{ PROTO_ATTACH, true, false, client_do_attach },
+	{ PROTO_TAKE, true, true, client_do_take },
+	{ PROTO_RELEASE, true, true, client_do_release },
+	{ PROTO_WHO, true, false, client_do_who },
+	{ PROTO_REPLAY, true, true, client_do_replay },
+	{ PROTO_BREAK, true, false, client_do_break },
+	{ PROTO_RESIZE, true, false, client_do_resize },
+	{ PROTO_DETACH, true, true, client_do_detach },
+};
 
 static void client_handle_control(struct client *c, const struct frame *f)
 {
 	json_t *req = NULL;
 	const char *type;
+	enum proto_msg m;
 	char err[256];
 
 	if (proto_decode_control(f->payload, f->len, &req, &type, err, sizeof(err)) < 0) {
 		client_error(c, PROTO_E_BAD_REQUEST, "%s", err);
 		return;
 	}
-	if (!c->hello && strcmp(type, "hello") != 0) {
+	m = proto_msg_from_string(type);
+	if (!c->hello && m != PROTO_HELLO) {
 		client_error(c, PROTO_E_BAD_REQUEST, "the first request must be \"hello\"");
 		client_kill(c, "no hello");
-	} else if (strcmp(type, "hello") == 0) {
-		if (c->hello)
-			client_error(c, PROTO_E_BAD_REQUEST, "hello was already sent");
-		else
-			client_do_hello(c, req);
-	} else if (strcmp(type, "list") == 0)
-		client_reply_list(c, req);
-	else if (strcmp(type, "attach") == 0)
-		client_do_attach(c, req);
-	else if (strcmp(type, "take") == 0)
-		client_do_take(c, req);
-	else if (strcmp(type, "release") == 0) {
-		if (c->console)
-			console_release(c->console, c);
-		else
-			client_error(c, PROTO_E_NOT_ATTACHED, "not attached to a console");
-	} else if (strcmp(type, "who") == 0) {
-		struct console *con = client_lookup(c, req);
-		json_t *msg = con ? console_who_json(con) : NULL;
-
-		if (msg && c->admin && !c->principal)
-			client_who_add_local(c, msg);
-		if (msg && client_send(c, msg) < 0)
-			client_error(c, PROTO_E_INTERNAL, "the answer does not fit in a frame");
-		json_decref(msg);
-	} else if (strcmp(type, "replay") == 0)
-		client_do_replay(c, req);
-	else if (strcmp(type, "break") == 0) {
-		struct console *con = client_lookup(c, req);
-
-		if (con)
-			server_console_break(c->server, con, c);
-	} else if (strcmp(type, "resize") == 0) {
-		json_t *cols = json_object_get(req, "cols"), *rows = json_object_get(req, "rows");
-
-		if (!json_is_integer(cols) || !json_is_integer(rows) ||
-		    json_integer_value(cols) <= 0 || json_integer_value(cols) > 10000 ||
-		    json_integer_value(rows) <= 0 || json_integer_value(rows) > 10000)
-			client_error(c, PROTO_E_BAD_REQUEST, "resize needs cols and rows (1-10000)");
-		else {
-			c->cols = (unsigned)json_integer_value(cols);
-			c->rows = (unsigned)json_integer_value(rows);
-		}
-	} else if (strcmp(type, "detach") == 0)
-		client_do_detach(c);
-	else {
-		char esc[64];
-
-		client_error(c, PROTO_E_BAD_REQUEST, "unknown request \"%s\"",
-			     log_escape(type, strlen(type), esc, sizeof(esc)));
+		json_decref(req);
+		return;
 	}
+	for (size_t i = 0; i < ELEMENTSOF(handlers); i++) {
+		if (handlers[i].type != m)
+			continue;
+		if (handlers[i].needs_attach && !c->console)
+			client_error(c, PROTO_E_NOT_ATTACHED, "not attached to a console");
+		else
+			handlers[i].fn(c, req);
+		json_decref(req);
+		return;
+	}
+	/* Unknown, or a message only the broker sends. */
+	client_error(c, PROTO_E_BAD_REQUEST, "unknown request \"%s\"",
+		     log_escape(type, strlen(type), err, sizeof(err)));
 	json_decref(req);
+}
+
+/*
+ * The access file changed (server_policy_reload()): bind the principal to
+ * the new policy and apply what it says now.  Gone: `revoked` and closed.
+ * No right left on the attached console: detached.  Only ro while writing:
+ * demoted to a watcher.
+ */
+void client_policy_changed(struct client *c)
+{
+	struct console *con = c->console;
+	enum access_right right;
+
+	if (!c->principal || c->dead)
+		return;
+	if (policy_bind(c->server->policy, c->principal) < 0) {
+		log_notice("%s: key removed from the access file (or from= no longer admits it); "
+			   "closing", c->audit);
+		client_error(c, PROTO_E_REVOKED, "your key was removed from the access file");
+		client_flush(c);
+		client_kill(c, "key revoked");
+		return;
+	}
+	if (!con)
+		return;
+	right = client_right(c, con);
+	c->may_break = client_may_break(c, con);
+	if (right == ACCESS_NONE) {
+		char text[REGISTRY_NAME_MAX + 64];
+
+		snprintf(text, sizeof(text), "your key no longer has access to %s", con->name);
+		log_notice("%s: %s", c->audit, text);
+		client_detach(c, DETACH_REVOKED, text);
+	} else if (right == ACCESS_RO && c->right == ACCESS_RW) {
+		char text[REGISTRY_NAME_MAX + 64];
+
+		c->right = right;
+		snprintf(text, sizeof(text), "your key may now only watch %s", con->name);
+		console_release(con, c);
+		client_notice(c, text);
+		log_notice("%s: %s", c->audit, text);
+	}
+	c->right = c->console ? right : ACCESS_NONE;
+	client_flush(c);
 }
 
 /* Writer bytes: hand to the console; pause reading when it cannot take them all. */
@@ -572,7 +737,8 @@ static bool client_handle_data(struct client *c, const uint8_t *data, size_t len
 		}
 		return true;
 	}
-	if (c->role != CLIENT_WRITER) {
+	/* c->right: a writer demoted by the access file has been released already. */
+	if (c->role != CLIENT_WRITER || c->right < ACCESS_RW) {
 		if (!c->ro_hint_sent) {
 			c->ro_hint_sent = true;
 			client_error(c, PROTO_E_READ_ONLY,

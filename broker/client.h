@@ -21,7 +21,9 @@
 #include <sys/types.h>
 #include <systemd/sd-event.h>
 
+#include "access.h"
 #include "obuf.h"
+#include "policy.h"
 #include "proto.h"
 #include "sanitize.h"
 
@@ -43,7 +45,12 @@ struct client {
 	bool front;           /* a trusted front (may assert a principal) */
 	bool admin;           /* root, our uid or the admin group */
 	bool front_slot;      /* counted against max_clients (else an admin slot) */
-	bool principal;       /* a front asserted an SSH principal in hello */
+	/*
+	 * The SSH key a front speaks for (hello's principal), owned, or NULL.
+	 * With one, every right comes from the access file (policy.h); without,
+	 * a local admin may do everything and a bare front nothing.
+	 */
+	struct principal *principal;
 	bool hello;           /* hello received */
 	bool dead;
 	/*
@@ -70,6 +77,8 @@ struct client {
 	/* Attachment. */
 	struct console *console;
 	enum client_role role;
+	enum access_right right; /* on the attached console, as of attach or the last reload */
+	bool may_break;
 	uint64_t pos;           /* next ring byte to send */
 	uint64_t sanitize_until; /* bytes before this are replay: sanitised */
 	struct sanitizer san;
@@ -87,6 +96,8 @@ void client_kill(struct client *c, const char *why);
 
 /* Queue a control message (steals nothing; caller keeps msg). */
 int client_send(struct client *c, json_t *msg);
+/* The same, taking msg (a builder's result; NULL counts as out of memory). */
+int client_send_new(struct client *c, json_t *msg);
 void client_notice(struct client *c, const char *text);
 void client_error(struct client *c, const char *code, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
@@ -94,3 +105,13 @@ void client_error(struct client *c, const char *code, const char *fmt, ...)
 void client_flush(struct client *c);
 /* The console accepted the input we were waiting on. */
 void client_resume_input(struct client *c);
+
+/* Detach from the console with a `detached` {reason, text} (nothing if not attached). */
+void client_detach(struct client *c, enum detach_reason reason, const char *text);
+
+/* Rights: a local admin (no principal) may do everything, a bare front nothing. */
+bool client_is_local_admin(const struct client *c);
+enum access_right client_right(const struct client *c, const struct console *con);
+bool client_may_break(const struct client *c, const struct console *con);
+/* The server loaded a new access file: rebind, revoke, detach or demote (see client.c). */
+void client_policy_changed(struct client *c);

@@ -103,27 +103,9 @@ int console_new(struct server *s, const struct console_spec *spec, struct consol
 
 struct console *console_free(struct console *c, const char *why)
 {
-	struct client *cl;
-
 	if (!c)
 		return NULL;
-	while ((cl = TAILQ_FIRST(&c->clients))) {
-		json_t *msg;
-		char text[512];
-
-		snprintf(text, sizeof(text), "console %s is gone: %s", c->name,
-			 why ? why : "removed");
-		client_notice(cl, text);
-		/* Told first: detaching may resume a paused writer, whose leftover input then
-		 * gets its "not attached" answer after this. */
-		msg = json_pack("{s:s, s:s, s:s}", "type", "detached", "console", c->name,
-				"reason", why ? why : "removed");
-		if (msg)
-			client_send(cl, msg);
-		json_decref(msg);
-		console_detach(c, cl, false);
-		client_flush(cl);
-	}
+	console_detach_all(c, DETACH_CONSOLE_GONE, why ? why : "console removed");
 	if (c->supported)
 		chardev_done(&c->chardev);
 	ring_done(&c->ring);
@@ -143,6 +125,23 @@ struct console *console_free(struct console *c, const char *why)
 	free(c->chardev_id);
 	free(c);
 	return NULL;
+}
+
+void console_detach_all(struct console *c, enum detach_reason reason, const char *why)
+{
+	struct client *cl;
+
+	while ((cl = TAILQ_FIRST(&c->clients))) {
+		char text[512];
+
+		snprintf(text, sizeof(text), "console %s is gone: %s", c->name, why);
+		client_notice(cl, text);
+		/* Told first: detaching may resume a paused writer, whose leftover input then
+		 * gets its "not attached" answer after this. */
+		client_send_new(cl, proto_msg_detached(c->name, reason, why));
+		console_detach(c, cl, false);
+		client_flush(cl);
+	}
 }
 
 int console_start(struct console *c)
@@ -283,14 +282,8 @@ void console_on_input_drained(struct console *c)
 
 static void console_send_state(struct console *c, struct client *cl)
 {
-	json_t *msg = json_pack("{s:s, s:s, s:s, s:o, s:i}", "type", "state", "console", c->name,
-				"role", cl->role == CLIENT_WRITER ? "writer" : "watcher",
-				"writer", c->writer ? json_string(c->writer->label) : json_null(),
-				"clients", (int)c->n_clients);
-
-	if (msg)
-		client_send(cl, msg);
-	json_decref(msg);
+	client_send_new(cl, proto_msg_state(c->name, cl->role == CLIENT_WRITER,
+					    c->writer ? c->writer->label : NULL, c->n_clients));
 }
 
 /* Make cl the writer; the previous writer (if any) becomes a watcher. */
@@ -316,23 +309,11 @@ static void console_set_writer(struct console *c, struct client *cl)
 		console_send_state(c, cl);
 }
 
-/* What the source knows of the guest: run state and whether the port is open. */
-static void console_add_guest_state(const struct console *c, json_t *msg)
-{
-	if (!msg)
-		return;
-	if (c->vm_state[0])
-		json_object_set_new(msg, "vm_state", json_string(c->vm_state));
-	if (c->guest_open >= 0)
-		json_object_set_new(msg, "guest_open", json_boolean(c->guest_open));
-}
-
-void console_attach(struct console *c, struct client *cl, enum console_mode mode, long replay)
+void console_attach(struct console *c, struct client *cl, enum attach_mode mode, long replay)
 {
 	char old[sizeof(cl->label)] = ""; /* the writer a force attach took over from */
 	char old_audit[sizeof(cl->audit)] = "";
 	const char *how;
-	json_t *msg;
 
 	cl->console = c;
 	cl->role = CLIENT_WATCHER;
@@ -343,35 +324,35 @@ void console_attach(struct console *c, struct client *cl, enum console_mode mode
 	if (replay < 0)
 		cl->pos = ring_tail(&c->ring);
 	else
-		cl->pos = ring_lines_back(&c->ring, (unsigned)MIN(replay, 1000000L));
+		cl->pos = ring_lines_back(&c->ring, (unsigned)MIN(replay, PROTO_REPLAY_MAX));
 	cl->sanitize_until = ring_head(&c->ring);
 	sanitize_init(&cl->san);
 
-	if (mode == CONSOLE_MODE_FORCE && c->writer) {
+	if (mode == ATTACH_FORCE && c->writer) {
 		snprintf(old, sizeof(old), "%s", c->writer->label);
 		snprintf(old_audit, sizeof(old_audit), "%s", c->writer->audit);
 		console_set_writer(c, cl);
-	} else if (mode != CONSOLE_MODE_RO && !c->writer) {
+	} else if (mode != ATTACH_RO && !c->writer) {
 		c->writer = cl;
 		cl->role = CLIENT_WRITER;
 	}
 	how = cl->role == CLIENT_WRITER ? "read-write" : "read-only";
-	msg = json_pack("{s:s, s:s, s:s, s:o, s:i, s:s, s:s}", "type", "attached", "console",
-			c->name, "role", cl->role == CLIENT_WRITER ? "writer" : "watcher", "writer",
-			c->writer ? json_string(c->writer->label) : json_null(), "clients",
-			(int)c->n_clients, "state", console_state(c), "status",
-			c->supported ? c->chardev.status : c->reason);
-	if (msg && old[0])
-		json_object_set_new(msg, "previous", json_string(old));
-	/* Which VM this is, so a front can check it attached the console it checked. */
-	if (msg)
-		json_object_set_new(msg, "vm", json_string(c->vm));
-	if (msg && c->uuid)
-		json_object_set_new(msg, "uuid", json_string(c->uuid));
-	console_add_guest_state(c, msg);
-	if (msg)
-		client_send(cl, msg);
-	json_decref(msg);
+	/* vm and uuid: which VM this is, so a front can check it attached the console it asked for. */
+	client_send_new(cl, proto_msg_attached(&(const struct proto_attached){
+		.console = c->name,
+		.vm = c->vm,
+		.uuid = c->uuid,
+		.writer = cl->role == CLIENT_WRITER,
+		.writer_label = c->writer ? c->writer->label : NULL,
+		.clients = c->n_clients,
+		.state = console_state(c),
+		.status = c->supported ? c->chardev.status : c->reason,
+		.previous = old[0] ? old : NULL,
+		.vm_state = c->vm_state,
+		.guest_open = c->guest_open,
+		.may_write = cl->right == ACCESS_RW,
+		.may_break = cl->may_break,
+	}));
 	if (old[0])
 		console_announce(c, "%s attached and took write access from %s", cl->label, old);
 	else if (cl->role == CLIENT_WRITER)
@@ -467,43 +448,58 @@ size_t console_input(struct console *c, struct client *cl, const uint8_t *data, 
 	return n;
 }
 
-json_t *console_to_json(const struct console *c)
+void console_describe(const struct console *c, struct proto_console *ret)
 {
-	unsigned watchers = c->n_clients - (c->writer ? 1 : 0);
-
-	return json_pack("{s:s, s:s, s:o, s:o, s:o, s:o, s:o, s:o, s:b, s:s, s:s, s:o, s:i, s:s}",
-			 "name", c->name, "vm", c->vm, "uuid",
-			 c->uuid ? json_string(c->uuid) : json_null(), "alias",
-			 c->alias ? json_string(c->alias) : json_null(), "device",
-			 c->element ? json_string(c->element) : json_null(), "target",
-			 c->target ? json_string(c->target) : json_null(), "backend",
-			 c->type ? json_string(c->type) : json_null(), "path",
-			 c->path ? json_string(c->path) : json_null(), "primary", c->primary,
-			 "state", console_state(c), "status",
-			 c->supported ? c->chardev.status : (c->reason ? c->reason : ""), "writer",
-			 c->writer ? json_string(c->writer->label) : json_null(), "watchers",
-			 (int)watchers, "origin", c->origin ? c->origin : "");
+	*ret = (struct proto_console){
+		.name = c->name,
+		.vm = c->vm,
+		.uuid = c->uuid,
+		.alias = c->alias,
+		.device = c->element,
+		.target = c->target,
+		.backend = c->type,
+		.path = c->path,
+		.primary = c->primary,
+		.state = console_state(c),
+		.status = c->supported ? c->chardev.status : c->reason,
+		.writer = c->writer ? c->writer->label : NULL,
+		.watchers = c->n_clients - (c->writer ? 1 : 0),
+		.origin = c->origin,
+		.vm_state = c->vm_state,
+		.guest_open = c->guest_open,
+	};
 }
 
-json_t *console_list_json(const struct console *c)
+json_t *console_list_json(const struct console *c, bool may_write, bool may_break)
 {
-	json_t *o = console_to_json(c);
+	struct proto_console pc;
 
-	console_add_guest_state(c, o);
-	return o;
+	console_describe(c, &pc);
+	pc.may_write = may_write;
+	pc.may_break = may_break;
+	return proto_console_object(&pc);
 }
 
-json_t *console_who_json(const struct console *c)
+json_t *console_who_json(const struct console *c, bool with_local)
 {
-	json_t *arr = json_array();
+	json_t *who = proto_msg_who(c->name);
 	const struct client *cl;
 
-	if (!arr)
-		return NULL;
-	TAILQ_FOREACH(cl, &c->clients, console_entry)
-		json_array_append_new(arr,
-			json_pack("{s:i, s:s, s:s, s:I}", "id", (int)cl->id, "user", cl->label,
-				  "role", cl->role == CLIENT_WRITER ? "writer" : "watcher",
-				  "since", (json_int_t)(cl->since_usec / 1000000)));
-	return json_pack("{s:s, s:s, s:o}", "type", "who", "console", c->name, "clients", arr);
+	TAILQ_FOREACH(cl, &c->clients, console_entry) {
+		/* A local peer's login and pid: for a local admin's eyes only. */
+		bool local = with_local && !cl->principal;
+
+		if (who && proto_who_add(who, &(const struct proto_who_client){
+				   .id = cl->id,
+				   .user = cl->label,
+				   .writer = cl->role == CLIENT_WRITER,
+				   .since = (int64_t)(cl->since_usec / 1000000),
+				   .login = local ? cl->user : NULL,
+				   .pid = local ? (int)cl->pid : -1,
+			   }) < 0) {
+			json_decref(who);
+			who = NULL;
+		}
+	}
+	return who;
 }

@@ -19,8 +19,10 @@
 
 #include "chardev.h"
 #include "conslog.h"
+#include "message.h"
 #include "obuf.h"
 #include "peer.h"
+#include "proto.h"
 #include "ring.h"
 #include "util.h"
 
@@ -88,8 +90,10 @@ struct console_spec {
 };
 
 int console_new(struct server *s, const struct console_spec *spec, struct console **ret);
-/* Detach every client (with a notice saying why), stop the chardev, free. */
+/* Detach every client (console-gone, with a notice saying why), stop the chardev, free. */
 struct console *console_free(struct console *c, const char *why);
+/* Detach every client with a notice and a `detached` {reason, text: why}. */
+void console_detach_all(struct console *c, enum detach_reason reason, const char *why);
 int console_start(struct console *c);
 
 /* Same device? (used when a definition is reloaded) */
@@ -101,9 +105,12 @@ void console_on_connected(struct console *c);
 void console_on_disconnected(struct console *c, const char *why);
 void console_on_input_drained(struct console *c);
 
-/* Client operations (the client is not attached / is attached to c). */
-enum console_mode { CONSOLE_MODE_RO, CONSOLE_MODE_RW, CONSOLE_MODE_FORCE };
-void console_attach(struct console *c, struct client *cl, enum console_mode mode, long replay);
+/*
+ * Client operations (the client is not attached / is attached to c).  The
+ * caller has checked the client's rights: mode is what it may have, and
+ * cl->right / cl->may_break are what `attached` reports.
+ */
+void console_attach(struct console *c, struct client *cl, enum attach_mode mode, long replay);
 void console_detach(struct console *c, struct client *cl, bool announce);
 /* Returns 0, or -EBUSY when someone else writes and force is false. */
 int console_take(struct console *c, struct client *cl, bool force);
@@ -119,10 +126,10 @@ void console_log_output(struct console *c, const void *data, size_t len);
 /* Send a notice to every attached client (printf-style, already safe text). */
 void console_announce(struct console *c, const char *fmt, ...) _printf_(2, 3);
 
-/* JSON descriptions. */
-#include <jansson.h>
-json_t *console_to_json(const struct console *c);
-/* console_to_json plus what the source knows of the guest (vm_state, guest_open). */
-json_t *console_list_json(const struct console *c);
-json_t *console_who_json(const struct console *c);
+/* Descriptions for the protocol (message.h): the console's fields, rights left false. */
+void console_describe(const struct console *c, struct proto_console *ret);
+/* A console object of `list` with the asking client's rights. */
+json_t *console_list_json(const struct console *c, bool may_write, bool may_break);
+/* A `who` answer; with_local adds each local peer's login and pid (for local admins). */
+json_t *console_who_json(const struct console *c, bool with_local);
 const char *console_state(const struct console *c);

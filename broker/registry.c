@@ -11,6 +11,7 @@
 #include <strings.h>
 
 #include "log.h"
+#include "message.h"
 #include "registry.h"
 #include "util.h"
 
@@ -328,23 +329,21 @@ static size_t json_size(json_t *o)
 }
 
 json_t *registry_list_piece(struct registry *r, const char *after, size_t budget,
+			    bool with_errors, registry_describe_fn describe, void *userdata,
 			    const char **last)
 {
-	json_t *msg, *consoles, *errors;
+	json_t *msg;
 	struct source_error *e;
 	struct console *c;
 	size_t used = 0;
 
-	msg = json_pack("{s:s, s:[], s:[], s:b}", "type", "list", "consoles", "errors", "more", 0);
+	msg = proto_msg_list();
 	if (!msg)
 		return NULL;
-	consoles = json_object_get(msg, "consoles");
-	errors = json_object_get(msg, "errors");
 	*last = after;
-	if (!after)
+	if (!after && with_errors)
 		TAILQ_FOREACH(e, &r->errors, entry) {
-			json_t *o = json_pack("{s:s, s:s}", "origin", e->origin, "message",
-					      e->message);
+			json_t *o = proto_list_error(e->origin, e->message);
 			size_t n = o ? json_size(o) + 1 : 0;
 
 			if (!o || used + n > budget / 2) {
@@ -352,7 +351,7 @@ json_t *registry_list_piece(struct registry *r, const char *after, size_t budget
 				break;
 			}
 			used += n;
-			json_array_append_new(errors, o);
+			proto_list_add_error(msg, o);
 		}
 	TAILQ_FOREACH(c, &r->consoles, entry) {
 		json_t *o;
@@ -360,19 +359,19 @@ json_t *registry_list_piece(struct registry *r, const char *after, size_t budget
 
 		if (after && strcmp(c->order, after) <= 0)
 			continue;
-		o = console_list_json(c);
+		o = describe(userdata, c);
 		if (!o)
 			continue;
 		n = json_size(o) + 1;
-		if (used + n > budget && json_array_size(consoles) > 0) {
+		if (used + n > budget && json_array_size(json_object_get(msg, "consoles")) > 0) {
 			json_decref(o);
-			json_object_set_new(msg, "more", json_true());
+			proto_list_set_more(msg, true);
 			break;
 		}
 		*last = c->order;
 		if (used + n <= budget) {
 			used += n;
-			json_array_append_new(consoles, o);
+			proto_list_add_console(msg, o);
 		} else {
 			log_warning("console %s: its description does not fit in a frame", c->name);
 			json_decref(o);

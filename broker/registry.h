@@ -91,11 +91,20 @@ void registry_clear_refused(struct registry *r, const char *origin, const char *
 void registry_clear_refused_vm(struct registry *r, const char *origin, const char *vm);
 
 /*
+ * How one client sees a console in a list: its object (a new reference, e.g.
+ * console_list_json() with that client's rights), or NULL to leave it out
+ * (the client may not see it).
+ */
+typedef json_t *(*registry_describe_fn)(void *userdata, const struct console *c);
+
+/*
  * One piece of the console list, in list order (console->order: by VM, its
  * primary console first, then by name): the consoles after position `after`
- * (NULL: from the first) whose JSON fits in budget bytes, with the source
- * errors in the first piece.  "more" is true when consoles remain; *last is
- * the position to resume after (borrowed from the registry or `after`).
+ * (NULL: from the first) that describe() shows and whose JSON fits in budget
+ * bytes, with the source errors in the first piece when with_errors.  "more"
+ * is true when consoles remain; *last is the position to resume after
+ * (borrowed from the registry or `after`).
  */
 json_t *registry_list_piece(struct registry *r, const char *after, size_t budget,
+			    bool with_errors, registry_describe_fn describe, void *userdata,
 			    const char **last);

@@ -8,6 +8,10 @@
  * front users.  Only fronts may assert an SSH principal in hello.  A peer
  * that is ttyhubd itself (a console pointed at the broker socket) is refused.
  *
+ * Rights: the access file is loaded here (policy.h) at start and on SIGHUP;
+ * a connection with a principal has the rights its key's line gives, and a
+ * reload applies to the connections already open.
+ *
  * Slots: fronts are counted against max_clients, local admins apart from
  * them (max_clients or SERVER_ADMIN_RESERVE at most), so fronts cannot lock
  * admins out.  A
@@ -34,6 +38,8 @@
 #include "client.h"
 #include "console.h"
 #include "log.h"
+#include "message.h"
+#include "policy.h"
 #include "server.h"
 #include "qemu.h"
 #include "util.h"
@@ -45,6 +51,8 @@ struct server_break_bucket {
 	char *name;   /* owned */
 	uint64_t tat; /* CLOCK_MONOTONIC usec; the budget is full again from here on */
 };
+
+static int server_policy_load(struct server *s);
 
 static void server_accept_resume(struct server *s)
 {
@@ -82,8 +90,13 @@ int server_init(struct server *s, sd_event *e, const struct server_config *cfg)
 	/* Our own copy: a reload frees the strings the options pointed into. */
 	s->config.socket_path = strdup(cfg->socket_path);
 	s->config.log_dir = cfg->log_dir ? strdup(cfg->log_dir) : NULL;
-	if (!s->config.socket_path || (cfg->log_dir && !s->config.log_dir))
+	s->config.access_path = cfg->access_path ? strdup(cfg->access_path) : NULL;
+	if (!s->config.socket_path || (cfg->log_dir && !s->config.log_dir) ||
+	    (cfg->access_path && !s->config.access_path))
 		return -ENOMEM;
+	r = server_policy_load(s);
+	if (r < 0)
+		return r;
 	registry_init(&s->registry);
 	TAILQ_INIT(&s->clients);
 	TAILQ_INIT(&s->dead);
@@ -109,6 +122,7 @@ void server_done(struct server *s)
 		s->xmldirs[i] = xmldir_free(s->xmldirs[i]);
 	while ((c = TAILQ_FIRST(&s->registry.consoles))) {
 		registry_remove(&s->registry, c);
+		console_detach_all(c, DETACH_SHUTDOWN, "ttyhubd is shutting down");
 		console_free(c, "ttyhubd is shutting down");
 	}
 	while ((cl = TAILQ_FIRST(&s->clients))) {
@@ -129,12 +143,85 @@ void server_done(struct server *s)
 	if (s->listen_fd_ours && s->config.socket_path)
 		unlink(s->config.socket_path);
 	s->listen_fd = safe_close(s->listen_fd);
+	s->policy = policy_free(s->policy);
 	free((char *)s->config.socket_path);
 	free((char *)s->config.log_dir);
+	free((char *)s->config.access_path);
 	s->config.socket_path = NULL;
 	s->config.log_dir = NULL;
+	s->config.access_path = NULL;
 	s->sweep = sd_event_source_disable_unref(s->sweep);
 	s->event = sd_event_unref(s->event);
+}
+
+/* The log line that says an access file took effect (the test harness waits for it). */
+static void server_policy_log_loaded(const char *path, const struct policy *p)
+{
+	log_info("access file %s loaded: %zu keys, %zu bad lines", path, p->n_keys,
+		 p->file ? p->file->n_errors : 0);
+}
+
+/*
+ * At start.  No file means no key may log in (said once, here): local admins
+ * still work, and a file added later takes effect on SIGHUP.  A file that
+ * cannot be read is the same, said louder: ttyhubd still serves its admins.
+ */
+static int server_policy_load(struct server *s)
+{
+	const char *path = s->config.access_path;
+	int r = path ? policy_load(path, &s->policy) : -ENOENT;
+
+	if (r == -ENOMEM)
+		return r;
+	if (r >= 0) {
+		server_policy_log_loaded(path, s->policy);
+		return 0;
+	}
+	if (r == -ENOENT)
+		log_notice("access file %s does not exist: no SSH key may log in", path ? path : "-");
+	else
+		log_error_errno(r, "cannot read access file %s: no SSH key may log in", path);
+	return policy_new_empty(&s->policy);
+}
+
+int server_policy_reload(struct server *s, const char *path)
+{
+	struct policy *old = s->policy, *p;
+	struct client *c, *next;
+	char *copy = NULL;
+	int r;
+
+	if (path && (!s->config.access_path || strcmp(path, s->config.access_path) != 0)) {
+		copy = strdup(path);
+		if (!copy)
+			return log_error_errno(-ENOMEM, "cannot reload the access file");
+		free((char *)s->config.access_path);
+		s->config.access_path = copy;
+	}
+	path = s->config.access_path;
+	if (!path)
+		return 0;
+	r = policy_load(path, &p);
+	if (r < 0)
+		return log_error_errno(r, "access file %s not reloaded: cannot read it%s; keeping "
+				       "the previous one", path, r == -EFBIG ? " (too large)" :
+				       r == -ELOOP ? " (a symbolic link)" : "");
+	s->policy = p;
+	/* Every principal moves to the new policy before the old one (its lines) goes. */
+	for (c = TAILQ_FIRST(&s->clients); c; c = next) {
+		next = TAILQ_NEXT(c, server_entry); /* a revoked client moves to the dead list */
+		client_policy_changed(c);
+	}
+	/* Closed ones are past asking, but must not keep pointers into the old lines. */
+	TAILQ_FOREACH(c, &s->dead, server_entry) {
+		if (c->principal) {
+			c->principal->policy = NULL;
+			c->principal->key = NULL;
+		}
+	}
+	policy_free(old);
+	server_policy_log_loaded(path, p);
+	return 0;
 }
 
 void server_client_dead(struct server *s, struct client *c)
@@ -184,7 +271,7 @@ static void server_reject(int fd, const char *code, const char *text)
 
 	if (obuf_init(&b, 1024) < 0)
 		return;
-	msg = json_pack("{s:s, s:s, s:s}", "type", "error", "code", code, "message", text);
+	msg = proto_msg_error(code, text);
 	if (msg && proto_put_control(&b, msg) >= 0)
 		obuf_flush(&b, fd);
 	json_decref(msg);
@@ -586,7 +673,7 @@ void server_break_done(struct server *s, unsigned client_id, const char *console
 		client_error(cl, PROTO_E_NOT_AVAILABLE, "break to %s failed: %s", console,
 			     message ? message : strerror(-r));
 	} else {
-		msg = json_pack("{s:s, s:s}", "type", "break-sent", "console", console);
+		msg = proto_msg_break_sent(console);
 		if (msg)
 			client_send(cl, msg);
 		json_decref(msg);

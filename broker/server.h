@@ -16,6 +16,7 @@
 #include "registry.h"
 
 struct client;
+struct policy;
 struct server_break_bucket;
 struct qemu;
 struct virt;
@@ -40,6 +41,7 @@ struct xmldir;
 
 struct server_config {
 	const char *socket_path;
+	const char *access_path; /* the access file (ttyhub-access(5)) */
 	size_t ring_size;
 	long default_replay; /* lines; -1 = all */
 	gid_t admin_gid;     /* (gid_t)-1 if none */
@@ -60,6 +62,7 @@ struct server {
 	sd_event_source *listen_io; /* owned */
 	struct poller *poller;      /* owned; every client socket */
 	struct registry registry;
+	struct policy *policy;      /* owned: the access file as last loaded (never NULL) */
 	struct xmldir *xmldirs[SERVER_MAX_XMLDIRS];
 	size_t n_xmldirs;
 	struct virt *virts[SERVER_MAX_VIRTS];
@@ -82,6 +85,13 @@ struct server {
 int server_init(struct server *s, sd_event *e, const struct server_config *cfg);
 void server_done(struct server *s);
 int server_listen(struct server *s);
+/*
+ * Load the access file again (path NULL: the current one) and apply it to
+ * every connection that speaks for a key (client_policy_changed()).  A file
+ * that cannot be read or parsed leaves the old policy in place.  Returns 0
+ * or -errno (logged).
+ */
+int server_policy_reload(struct server *s, const char *path);
 /* Add a console; logs and returns -errno on failure (e.g. a duplicate name). */
 int server_add_console(struct server *s, const struct console_spec *spec, struct console **ret);
 void server_remove_console(struct server *s, struct console *c, const char *why);

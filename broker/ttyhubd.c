@@ -30,6 +30,7 @@
 #include "xmldir.h"
 
 #define DEFAULT_SOCKET "/run/ttyhub/ttyhubd.sock"
+#define DEFAULT_ACCESS "/etc/ttyhub/access"
 #define MAX_CONSOLE_ARGS CONFIG_MAX_ENTRIES /* as many as a configuration file holds */
 
 static const char *arg_domain_xml[SERVER_MAX_XMLDIRS];
@@ -47,6 +48,7 @@ static struct peer_guest arg_guest_user; /* --guest-user, .set = false if not gi
 
 static const struct server_config default_config = {
 	.socket_path = DEFAULT_SOCKET,
+	.access_path = DEFAULT_ACCESS,
 	.ring_size = 1024 * 1024,
 	.default_replay = 10,
 	.admin_gid = (gid_t)-1,
@@ -78,6 +80,8 @@ static void help(void)
 	       "  --config FILE          options, one \"option = value\" per line\n"
 	       "                         (default %s, if it exists)\n"
 	       "  --socket PATH          broker socket (default %s)\n"
+	       "  --access FILE          which SSH keys may use which consoles (default %s;\n"
+	       "                         re-read on SIGHUP)\n"
 	       "  --ring-size BYTES      history kept per console (default 1M; K/M/G suffixes)\n"
 	       "  --replay N|all         lines replayed on attach by default (default 10)\n"
 	       "  --log-dir DIR          keep a log file per console in DIR (default: none)\n"
@@ -95,7 +99,7 @@ static void help(void)
 	       "  -v, --verbose          debug logging\n"
 	       "  -h, --help             this help\n"
 	       "      --version          version\n",
-	       DEFAULT_CONFIG, DEFAULT_SOCKET);
+	       DEFAULT_CONFIG, DEFAULT_SOCKET, DEFAULT_ACCESS);
 }
 
 static int parse_size(const char *s, size_t *ret)
@@ -154,7 +158,7 @@ static int parse_argv(int argc, char *argv[])
 		ARG_DOMAIN_XML = 0x100, ARG_CONSOLE, ARG_SOCKET, ARG_RING_SIZE, ARG_REPLAY,
 		ARG_ADMIN_GROUP, ARG_FRONT_USER, ARG_LOCK_DIR, ARG_MAX_CLIENTS, ARG_VERSION,
 		ARG_LIBVIRT, ARG_LIBVIRT_MONITOR, ARG_QMP, ARG_CONFIG, ARG_LOG_DIR, ARG_LOG_MAX,
-		ARG_LOG_BACKUPS, ARG_LOG_TIMESTAMPS, ARG_GUEST_USER,
+		ARG_LOG_BACKUPS, ARG_LOG_TIMESTAMPS, ARG_GUEST_USER, ARG_ACCESS,
 	};
 	static const struct option options[] = {
 		{ "domain-xml", required_argument, NULL, ARG_DOMAIN_XML },
@@ -178,6 +182,7 @@ static int parse_argv(int argc, char *argv[])
 		{ "log-timestamps", no_argument, NULL, ARG_LOG_TIMESTAMPS },
 		{ "config", required_argument, NULL, ARG_CONFIG },
 		{ "guest-user", required_argument, NULL, ARG_GUEST_USER },
+		{ "access", required_argument, NULL, ARG_ACCESS },
 		{}
 	};
 	int c, idx;
@@ -223,27 +228,23 @@ static int parse_argv(int argc, char *argv[])
 		case ARG_SOCKET:
 			arg_config.socket_path = optarg;
 			break;
+		case ARG_ACCESS:
+			if (optarg[0] != '/')
+				return log_error_errno(-EINVAL, "--access %s: expected an absolute path",
+						       optarg);
+			arg_config.access_path = optarg;
+			break;
 		case ARG_RING_SIZE:
 			if (parse_size(optarg, &arg_config.ring_size) < 0)
 				return log_error_errno(-EINVAL, "--ring-size %s: expected a size "
 						       "from 4K to 4G, e.g. 1M", optarg);
 			break;
-		case ARG_REPLAY: {
-			char *end;
-			long v;
-
-			if (strcmp(optarg, "all") == 0) {
-				arg_config.default_replay = -1;
-				break;
-			}
-			errno = 0;
-			v = strtol(optarg, &end, 10);
-			if (errno || *end || end == optarg || v < 0 || v > 1000000)
+		case ARG_REPLAY:
+			if (proto_parse_replay_str(optarg, &arg_config.default_replay) < 0)
 				return log_error_errno(-EINVAL, "--replay %s: expected a number of "
-						       "lines or 'all'", optarg);
-			arg_config.default_replay = v;
+						       "lines (0-%ld) or 'all'", optarg,
+						       PROTO_REPLAY_MAX);
 			break;
-		}
 		case ARG_ADMIN_GROUP: {
 			struct group *g = getgrnam(optarg);
 
@@ -423,9 +424,12 @@ static int on_reload(sd_event_source *es, const struct signalfd_siginfo *si, voi
 	r = load_args(main_argc, main_argv);
 	if (r != 0) {
 		log_error("the new configuration has errors; nothing changed");
+		/* The access file is read again all the same: revoking a key must not wait. */
+		server_policy_reload(s, NULL);
 		sd_notify(0, "READY=1");
 		return 0;
 	}
+	server_policy_reload(s, arg_config.access_path);
 	s->config.default_replay = arg_config.default_replay;
 	s->config.admin_gid = arg_config.admin_gid;
 	memcpy(s->config.front_uids, arg_config.front_uids, sizeof(arg_config.front_uids));

@@ -12,6 +12,13 @@
 #include "proto.h"
 #include "util.h"
 
+const char *const proto_error_codes[] = {
+	PROTO_E_BAD_FRAME,     PROTO_E_BAD_REQUEST,      PROTO_E_DENIED, PROTO_E_UNKNOWN_CONSOLE,
+	PROTO_E_UNSUPPORTED,   PROTO_E_NOT_ATTACHED,     PROTO_E_ALREADY_ATTACHED,
+	PROTO_E_BUSY,          PROTO_E_READ_ONLY,        PROTO_E_NOT_AVAILABLE,
+	PROTO_E_INTERNAL,      PROTO_E_REVOKED,          NULL,
+};
+
 static const char *const proto_msg_table[_PROTO_MSG_MAX] = {
 	[PROTO_HELLO] = "hello",
 	[PROTO_AUTHORIZE] = "authorize",

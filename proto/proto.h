@@ -108,6 +108,10 @@ int proto_parse_replay_str(const char *s, long *ret);
 #define PROTO_E_READ_ONLY "read-only"
 #define PROTO_E_NOT_AVAILABLE "not-available"
 #define PROTO_E_INTERNAL "internal"
+#define PROTO_E_REVOKED "revoked"
+
+/* Every code above, NULL-terminated (docs/protocol.md must list each; a unit test checks). */
+extern const char *const proto_error_codes[];
 
 /* Append msg as a control frame. Returns 0, -ENOBUFS (no room) or -EMSGSIZE. */
 int proto_put_control(struct obuf *out, json_t *msg);

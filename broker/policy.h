@@ -1,0 +1,102 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Who may do what: ttyhubd's view of the access file (ttyhub-access(5),
+ * parsed by access.h).  Fronts only authenticate; they tell the broker which
+ * SSH key a connection speaks for (a principal: the key and the client's
+ * address), and every request is checked here.
+ *
+ * - A policy is one loaded access file.  Each usable line becomes a key with
+ *   its decoded blob and its OpenSSH fingerprint ("SHA256:" + unpadded
+ *   base64 of SHA-256 of the blob), computed once at load.
+ * - A principal is matched to the first line whose key (type and blob) is
+ *   equal and whose from= admits its address, as OpenSSH picks the first
+ *   matching authorized_keys line.  No line: the key is not allowed.
+ * - A principal remembers the line it matched (principal->key) in the policy
+ *   it was bound to.  On reload the server binds every principal to the new
+ *   policy (policy_bind()) before freeing the old one; policy_right() and
+ *   policy_may_break() look the key up again if given another policy.
+ * - Rights are access_check()'s: none, ro or rw per console; a serial break
+ *   needs the key's `break` option and rw.
+ *
+ * Nothing here knows about clients: the caller decides what a connection
+ * without a principal (a local admin, a bare front) may do.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "access.h"
+
+struct console;
+
+/* "SHA256:" + 43 base64 characters + NUL. */
+#define POLICY_FINGERPRINT_MAX 51
+#define POLICY_FROM_MAX 64     /* an IPv6 address in text form fits */
+#define POLICY_COMMENT_MAX 96  /* escaped, cut */
+#define POLICY_LABEL_MAX 160   /* "COMMENT (ssh SHA256:...)" */
+
+struct policy_key {
+	const struct access_entry *entry; /* in policy->file */
+	uint8_t *blob;                    /* owned */
+	size_t blob_len;
+	char fingerprint[POLICY_FINGERPRINT_MAX];
+};
+
+struct policy {
+	struct access_file *file; /* owned */
+	struct policy_key *keys;  /* owned, one per entry of file */
+	size_t n_keys;
+};
+
+struct principal {
+	char keytype[64];
+	uint8_t *blob;     /* owned */
+	size_t blob_len;
+	char from[POLICY_FROM_MAX]; /* "" if the front gave none */
+	bool have_from;
+	char fingerprint[POLICY_FINGERPRINT_MAX];
+	/* From the access line it matched (escaped; "line N" without a comment). */
+	char comment[POLICY_COMMENT_MAX];
+	char label[POLICY_LABEL_MAX];
+	const struct policy *policy;  /* the policy key belongs to */
+	const struct policy_key *key; /* or NULL: not allowed there */
+};
+
+/*
+ * A policy from access file text (origin names it in log lines).  Bad lines
+ * are logged with their line number and skipped.  Returns 0, or -EFBIG,
+ * -ENOMEM.
+ */
+int policy_parse(const char *text, size_t len, const char *origin, struct policy **ret);
+/* Read and parse the file at path: policy_parse()'s returns, or read_file_bounded()'s. */
+int policy_load(const char *path, struct policy **ret);
+/* A policy that allows no key (no access file). */
+int policy_new_empty(struct policy **ret);
+struct policy *policy_free(struct policy *p);
+
+/* "SHA256:..." of a key blob (buf of POLICY_FINGERPRINT_MAX bytes). */
+void policy_fingerprint(const uint8_t *blob, size_t len, char buf[static POLICY_FINGERPRINT_MAX]);
+
+/*
+ * Fill *ret from a key as "TYPE BASE64" (a trailing comment is ignored) and
+ * the client address (NULL: none given).  Not yet bound to a policy.
+ * Returns 0, -EINVAL (not a usable key, address too long) or -ENOMEM.
+ */
+int principal_init(struct principal *ret, const char *key, const char *from);
+void principal_done(struct principal *p);
+
+/*
+ * Match pr against p and remember the line (pr->key, pr->comment,
+ * pr->label).  Returns 0, or -EPERM when no line allows the key from its
+ * address (pr->key is then NULL).
+ */
+int policy_bind(const struct policy *p, struct principal *pr);
+
+/* The principal's right on a console. */
+enum access_right policy_right(const struct policy *p, const struct principal *pr,
+			       const struct console *c);
+/* Whether the principal may send a serial break to c: the break option and rw. */
+bool policy_may_break(const struct policy *p, const struct principal *pr,
+		      const struct console *c);

@@ -1,0 +1,101 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Every protocol message, built in one place (docs/protocol.md lists their
+ * members).  Broker answers are proto_msg_*(), front requests proto_req_*();
+ * nobody else writes json_pack() for a message on the wire, so a member
+ * added or renamed here is added or renamed everywhere.
+ *
+ * The builders take plain fields, never a broker or front object: proto/
+ * depends on common/ only, and every front (CLI, SSH, later web) shares
+ * them.  Each returns a new reference, or NULL when out of memory; callers
+ * treat NULL like a message that could not be queued.
+ */
+#pragma once
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "proto.h"
+
+/* One console as `list` describes it (NULL strings become JSON null, "" for the required ones). */
+struct proto_console {
+	const char *name, *vm, *uuid, *alias, *device, *target, *backend, *path;
+	bool primary;
+	const char *state, *status;
+	const char *writer;   /* label of the writer, or NULL */
+	unsigned watchers;
+	const char *origin;   /* the source that defined it (file path, URI, "--console option") */
+	const char *vm_state; /* or NULL/"" when unknown */
+	int guest_open;       /* 1/0, -1 unknown */
+	bool may_write;       /* "access": "rw" or "ro" for the asking client */
+	bool may_break;       /* "break": may send a serial break */
+};
+
+/* The answer to `attach`. */
+struct proto_attached {
+	const char *console, *vm, *uuid;
+	bool writer;              /* this client's role */
+	const char *writer_label; /* or NULL: nobody writes */
+	unsigned clients;
+	const char *state, *status;
+	const char *previous;     /* the writer a force attach took over from, or NULL */
+	const char *vm_state;     /* or NULL/"" */
+	int guest_open;           /* 1/0, -1 unknown */
+	bool may_write, may_break;
+};
+
+/* One client of a `who` answer; login and pid only for local admins' eyes. */
+struct proto_who_client {
+	unsigned id;
+	const char *user; /* its public label */
+	bool writer;
+	int64_t since;    /* seconds since the epoch */
+	const char *login; /* or NULL */
+	int pid;           /* < 0: not shown */
+};
+
+/* ---- Broker -> client ---- */
+
+/* principal_fingerprint NULL: no "principal" member. */
+json_t *proto_msg_hello(const char *you, const char *principal_fingerprint,
+			const char *principal_comment);
+json_t *proto_msg_authorized(const char *fingerprint, const char *comment, const char *you);
+/* An empty list piece: fill it with proto_list_add_*(). */
+json_t *proto_msg_list(void);
+json_t *proto_console_object(const struct proto_console *c);
+/* Append (stealing obj) to a list piece; -ENOMEM. */
+int proto_list_add_console(json_t *list, json_t *obj);
+json_t *proto_list_error(const char *origin, const char *message);
+int proto_list_add_error(json_t *list, json_t *err);
+void proto_list_set_more(json_t *list, bool more);
+json_t *proto_msg_attached(const struct proto_attached *a);
+json_t *proto_msg_state(const char *console, bool writer, const char *writer_label,
+			unsigned clients);
+/* An empty `who` answer: fill it with proto_who_add(). */
+json_t *proto_msg_who(const char *console);
+int proto_who_add(json_t *who, const struct proto_who_client *c);
+json_t *proto_msg_break_sent(const char *console);
+json_t *proto_msg_detached(const char *console, enum detach_reason reason, const char *text);
+json_t *proto_msg_notice(const char *text);
+/* "N bytes dropped" with the count as a member. */
+json_t *proto_msg_notice_dropped(const char *text, uint64_t dropped);
+json_t *proto_msg_error(const char *code, const char *message);
+
+/* ---- Client -> broker ---- */
+
+/* key ("TYPE BASE64") NULL: no principal; from is the client's address. */
+json_t *proto_req_hello(const char *client, const char *key, const char *from);
+json_t *proto_req_authorize(const char *key, const char *from);
+/* console NULL: every console. */
+json_t *proto_req_list(const char *console);
+/* replay PROTO_REPLAY_DEFAULT: no member (the broker's default). */
+json_t *proto_req_attach(const char *console, enum attach_mode mode, long replay);
+json_t *proto_req_take(bool force);
+json_t *proto_req_release(void);
+/* console NULL: the attached one. */
+json_t *proto_req_who(const char *console);
+json_t *proto_req_replay(long lines);
+json_t *proto_req_break(const char *console);
+json_t *proto_req_resize(unsigned cols, unsigned rows);
+json_t *proto_req_detach(void);
