@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * A connection to ttyhubd as a front (see front.h).  Requests are built
- * here and only here on the fronts' side; broker messages are decoded once
- * into struct front_event, so every front switches over the same events.
+ * A connection to ttyhubd as a front (see front.h).  Requests are built by
+ * message.h's proto_req_*() and queued here; broker messages are decoded
+ * once into struct front_event, so every front switches over the same
+ * events.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -13,6 +14,7 @@
 #include "front.h"
 #include "listing.h"
 #include "log.h"
+#include "message.h"
 #include "util.h"
 
 int front_connect(const char *path, bool nonblock)
@@ -47,91 +49,61 @@ void front_done(struct front *f)
 	*f = (struct front){ .fd = -EBADF };
 }
 
+/* Lines the replay escape command asks for. */
+#define FRONT_REPLAY_LINES 20
+
 /* Queue msg (a new reference, or NULL when it could not be built) and drop it. */
 static int front_put(struct front *f, json_t *msg)
 {
 	int r;
 
 	if (!msg)
-		return -EINVAL; /* json_pack refuses strings that are not UTF-8 */
+		return -EINVAL; /* jansson refuses strings that are not UTF-8 */
 	r = proto_put_control(&f->out, msg);
 	json_decref(msg);
 	return r;
 }
 
-static const char *front_type(enum proto_msg m)
-{
-	return proto_msg_to_string(m);
-}
-
 int front_hello(struct front *f, const char *client, const struct front_principal *p)
 {
-	json_t *msg = json_pack("{s:s, s:i, s:s}", "type", front_type(PROTO_HELLO), "version",
-				PROTO_VERSION, "client", client);
-
-	if (msg && p && json_object_set_new(msg, "principal", json_pack("{s:s, s:s}", "key",
-									 p->key, "from", p->from)) < 0) {
-		json_decref(msg);
-		return -EINVAL;
-	}
-	return front_put(f, msg);
+	return front_put(f, proto_req_hello(client, p ? p->key : NULL, p ? p->from : NULL));
 }
 
 int front_authorize(struct front *f, const struct front_principal *p)
 {
-	return front_put(f, json_pack("{s:s, s:s, s:s}", "type", front_type(PROTO_AUTHORIZE), "key",
-				      p->key, "from", p->from));
+	return front_put(f, proto_req_authorize(p->key, p->from));
 }
 
 int front_attach(struct front *f, const char *console, enum attach_mode mode, long replay)
 {
-	const char *m = attach_mode_to_string(mode);
-	json_t *msg;
-
-	if (!m)
+	if (!attach_mode_to_string(mode))
 		return -EINVAL;
-	msg = json_pack("{s:s, s:s, s:s}", "type", front_type(PROTO_ATTACH), "console", console,
-			"mode", m);
-	if (msg && replay >= 0)
-		json_object_set_new(msg, "replay", json_integer(replay));
-	else if (msg && replay == PROTO_REPLAY_ALL)
-		json_object_set_new(msg, "replay", json_string("all"));
-	return front_put(f, msg);
-}
-
-/* A request with an optional console member. */
-static int front_put_console(struct front *f, enum proto_msg m, const char *console)
-{
-	if (console)
-		return front_put(f, json_pack("{s:s, s:s}", "type", front_type(m), "console",
-					      console));
-	return front_put(f, json_pack("{s:s}", "type", front_type(m)));
+	return front_put(f, proto_req_attach(console, mode, replay));
 }
 
 int front_list(struct front *f, const char *console)
 {
-	return front_put_console(f, PROTO_LIST, console);
+	return front_put(f, proto_req_list(console));
 }
 
 int front_who(struct front *f, const char *console)
 {
-	return front_put_console(f, PROTO_WHO, console);
+	return front_put(f, proto_req_who(console));
 }
 
 int front_break(struct front *f, const char *console)
 {
-	return front_put_console(f, PROTO_BREAK, console);
+	return front_put(f, proto_req_break(console));
 }
 
 int front_detach(struct front *f)
 {
-	return front_put_console(f, PROTO_DETACH, NULL);
+	return front_put(f, proto_req_detach());
 }
 
 int front_resize(struct front *f, unsigned cols, unsigned rows)
 {
-	return front_put(f, json_pack("{s:s, s:I, s:I}", "type", front_type(PROTO_RESIZE), "cols",
-				      (json_int_t)cols, "rows", (json_int_t)rows));
+	return front_put(f, proto_req_resize(cols, rows));
 }
 
 int front_escape_request(struct front *f, enum escape_cmd cmd)
@@ -141,15 +113,13 @@ int front_escape_request(struct front *f, enum escape_cmd cmd)
 		return front_detach(f);
 	case ESCAPE_FORCE:
 	case ESCAPE_ATTACH_RW:
-		return front_put(f, json_pack("{s:s, s:b}", "type", front_type(PROTO_TAKE), "force",
-					      cmd == ESCAPE_FORCE));
+		return front_put(f, proto_req_take(cmd == ESCAPE_FORCE));
 	case ESCAPE_SPY:
-		return front_put_console(f, PROTO_RELEASE, NULL);
+		return front_put(f, proto_req_release());
 	case ESCAPE_WHO:
 		return front_who(f, NULL);
 	case ESCAPE_REPLAY:
-		return front_put(f, json_pack("{s:s, s:i}", "type", front_type(PROTO_REPLAY),
-					      "lines", 20));
+		return front_put(f, proto_req_replay(FRONT_REPLAY_LINES));
 	case ESCAPE_BREAK:
 		return front_break(f, NULL);
 	case ESCAPE_HELP:

@@ -25,9 +25,6 @@
 #include "obuf.h"
 #include "proto.h"
 
-/* Error code of the broker's `error` when a principal's key left the access file. */
-#define FRONT_E_REVOKED "revoked"
-
 struct front {
 	int fd;                  /* borrowed: the caller owns the socket */
 	struct frame_reader in;  /* from the broker */

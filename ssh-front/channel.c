@@ -258,7 +258,7 @@ static void chan_on_error(struct chan *c, const struct front_event *e)
 {
 	if (!e->code || !e->text)
 		return;
-	if (strcmp(e->code, FRONT_E_REVOKED) == 0) {
+	if (strcmp(e->code, PROTO_E_REVOKED) == 0) {
 		/* The key left the access file: the whole SSH session ends, saying why. */
 		char why[256];
 
