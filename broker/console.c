@@ -321,7 +321,7 @@ void console_attach(struct console *c, struct client *cl, enum attach_mode mode,
 	TAILQ_INSERT_TAIL(&c->clients, cl, console_entry);
 	c->n_clients++;
 
-	if (replay < 0)
+	if (replay == PROTO_REPLAY_ALL)
 		cl->pos = ring_tail(&c->ring);
 	else
 		cl->pos = ring_lines_back(&c->ring, (unsigned)MIN(replay, PROTO_REPLAY_MAX));

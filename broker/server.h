@@ -43,7 +43,7 @@ struct server_config {
 	const char *socket_path;
 	const char *access_path; /* the access file (ttyhub-access(5)) */
 	size_t ring_size;
-	long default_replay; /* lines; -1 = all */
+	long default_replay; /* lines, or PROTO_REPLAY_ALL */
 	gid_t admin_gid;     /* (gid_t)-1 if none */
 	uid_t front_uids[SERVER_MAX_FRONT_USERS];
 	size_t n_front_uids;

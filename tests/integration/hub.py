@@ -8,6 +8,8 @@ $TTYHUB_BUILD (set by ctest), defaulting to ../../build.
 
 import json
 import os
+import re
+import signal
 import shutil
 import socket
 import struct
@@ -46,10 +48,18 @@ def domain_xml(name, uuid, path, alias="serial0"):
 
 
 _daemons = []  # every Daemon started, checked by Results.finish()
+daemons_by_socket = {}  # socket path -> the Daemon serving it (sshhub finds its access file here)
+
+# ttyhubd's log line once an access file took effect, or a reload that kept the old one.
+ACCESS_LOADED = re.compile(r"access file \S+ (loaded:|not reloaded)")
 
 
 class Daemon:
-    """A ttyhubd process on a private socket, logging to WORKDIR/ttyhubd.log."""
+    """A ttyhubd process on a private socket, logging to WORKDIR/ttyhubd.log.
+
+    It always reads the access file WORKDIR/access (which may not exist: then no SSH key
+    may log in).  write_access() and reload() change it while the daemon runs.
+    """
 
     def __init__(self, workdir, *args, name="ttyhubd", wrap=(), guest_root=True, lock_dir=True):
         self.workdir = workdir
@@ -58,7 +68,12 @@ class Daemon:
         self.log_path = os.path.join(workdir, name + ".log")
         # The test guests (QEMU, fake-guest, libvirtd with user=root) run as root, which
         # ttyhubd refuses as a chardev peer unless told: guest_root=False to leave that out.
-        self.args = (["--guest-user", "root"] if guest_root else []) + list(args)
+        self.access = os.path.join(workdir, "access")
+        self._access_parts = {}  # owner (e.g. an sshhub.SshFront) -> its lines
+        # First, so that a test's own --access wins.
+        self.args = (["--access", self.access] + (["--guest-user", "root"] if guest_root else [])
+                     + list(args))
+        daemons_by_socket[self.socket] = self
         # lock_dir=False: no --lock-dir on the command line (the configuration file decides).
         self.lock_args = ["--lock-dir", workdir] if lock_dir else []
         self.proc = None
@@ -87,6 +102,26 @@ class Daemon:
 
     def alive(self):
         return self.proc is not None and self.proc.poll() is None
+
+    def write_access(self, lines, owner=None):
+        """Replace OWNER's lines of the access file (atomically, mode 0600).  The file holds
+        every owner's lines, in the order the owners first wrote, so that two SSH fronts of
+        one daemon keep their keys as they did with a file each."""
+        self._access_parts[owner] = list(lines)
+        tmp = self.access + ".tmp"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write("".join(line + "\n" for part in self._access_parts.values() for line in part))
+        os.rename(tmp, self.access)
+
+    def reload(self, timeout=20):
+        """SIGHUP, then wait until the log says the access file was (re)loaded."""
+        if not self.alive():
+            raise AssertionError("ttyhubd is not running:\n" + self.log()[-3000:])
+        before = len(ACCESS_LOADED.findall(self.log()))
+        self.proc.send_signal(signal.SIGHUP)
+        self.wait_for(lambda: len(ACCESS_LOADED.findall(self.log())) > before, timeout=timeout,
+                      what="the access file to be reloaded")
 
     def pid(self):
         return self.proc.pid

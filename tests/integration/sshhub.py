@@ -12,7 +12,9 @@ report (the same rule hub.Results.finish() applies to ttyhubd).  Call it before
 res.finish().
 
 The ttyhubd a front talks to must accept it as a front: start it with ``--front-user root``
-when the tests run as root, so that ttyhub-sshd may assert SSH principals.
+when the tests run as root, so that ttyhub-sshd may assert SSH principals.  ttyhubd decides
+what each key may do: a front's access lines go to the access file of the hub.Daemon behind
+its broker socket, which is then reloaded.
 """
 
 import os
@@ -130,8 +132,9 @@ def _probe(port, timeout):
 class SshFront:
     """A ttyhub-sshd process in WORKDIR (created if missing; one front per directory).
 
-    Files: WORKDIR/hostkey (made with ssh-keygen unless it exists), WORKDIR/access (from
-    access_lines), WORKDIR/ttyhub-sshd.log (stdout and stderr).  With activate=True the
+    Files: WORKDIR/hostkey (made with ssh-keygen unless it exists), WORKDIR/ttyhub-sshd.log
+    (stdout and stderr).  access_lines go to the access file of the hub.Daemon serving
+    broker_socket (its part of it), or to WORKDIR/access if no hub.Daemon serves it.  With activate=True the
     front is started the systemd way: systemd-socket-activate listens on the port and execs
     ttyhub-sshd (same pid, no --listen) on the first connection.
     """
@@ -142,7 +145,8 @@ class SshFront:
         self.workdir = workdir
         self.broker = broker_socket
         self.host_key = os.path.join(workdir, "hostkey")
-        self.access = os.path.join(workdir, "access")
+        self.daemon = hub.daemons_by_socket.get(broker_socket)
+        self.access = self.daemon.access if self.daemon else os.path.join(workdir, "access")
         self.log_path = os.path.join(workdir, "ttyhub-sshd.log")
         self.extra_args = list(extra_args)
         self.activate = activate
@@ -155,11 +159,16 @@ class SshFront:
                             "-f", self.host_key], check=True, stdin=subprocess.DEVNULL,
                            capture_output=True)
         self.write_access(access_lines)
+        if self.daemon and self.daemon.alive():
+            self.daemon.reload()
         if start:
             self.start()
 
     def write_access(self, lines):
-        """Replace the access file (atomically, mode 0600) with these lines."""
+        """Replace this front's access lines (atomically, mode 0600); reload() applies them."""
+        if self.daemon:
+            self.daemon.write_access(lines, owner=self)
+            return
         tmp = self.access + ".tmp"
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as f:
@@ -167,7 +176,7 @@ class SshFront:
         os.rename(tmp, self.access)
 
     def command(self):
-        args = ["--host-key", self.host_key, "--access", self.access, "--broker", self.broker]
+        args = ["--host-key", self.host_key, "--broker", self.broker]
         args += self.extra_args
         if self.activate:
             return ["systemd-socket-activate", "-l", "127.0.0.1:%d" % self.port, SSHD] + args
@@ -229,9 +238,12 @@ class SshFront:
         return len(os.listdir("/proc/%d/fd" % self.proc.pid))
 
     def reload(self):
-        """SIGHUP: re-read the access file."""
+        """Apply write_access(): SIGHUP to ttyhubd (waiting until it read the file) and to
+        ttyhub-sshd (its own configuration)."""
         if not self.alive():
             raise AssertionError("ttyhub-sshd is not running:\n" + self.log()[-3000:])
+        if self.daemon:
+            self.daemon.reload()
         self.proc.send_signal(signal.SIGHUP)
 
     def stop(self):

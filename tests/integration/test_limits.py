@@ -27,10 +27,11 @@ import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import hub  # noqa: E402
+import sshhub  # noqa: E402
 
 QEMU = "/usr/bin/qemu-system-x86_64"
 FRONT_USER = "nobody"
-PRINCIPAL = {"fingerprint": "SHA256:test", "comment": "alice@test"}
+PRINCIPAL = None  # {"key": "TYPE BASE64", "from": ADDR}: a key of ttyhubd's access file (t_qmp)
 TOO_MANY = re.compile(r"break to (\S+) refused: too many breaks, try again in (\d+) s")
 
 
@@ -276,7 +277,13 @@ def t_local_admin_labels(d):
 def t_qmp():
     wd = hub.workdir("limits-qmp")
     q = Qemu(wd)
-    d = hub.Daemon(wd, "--qmp", q.qmp, "--front-user", "root").start()
+    d = hub.Daemon(wd, "--qmp", q.qmp, "--front-user", "root")
+    # The principal's key may write and break: what is checked here is the writer rule.
+    global PRINCIPAL
+    _, pub = sshhub.make_key(wd, "alice")
+    d.write_access(['consoles="vm*:rw",break ' + pub])
+    PRINCIPAL = {"key": " ".join(pub.split()[:2]), "from": "127.0.0.1"}
+    d.start()
     res = hub.Results()
     try:
         res.run("breaks are rate-limited per console, with a clear error", t_breaks, d)

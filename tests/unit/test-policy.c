@@ -1,0 +1,228 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Unit tests for the broker's access policy over in-memory access files:
+ * OpenSSH fingerprints (checked against ssh-keygen -l -E sha256), principal
+ * parsing, matching by key and from= (first matching line wins, as in
+ * OpenSSH), rights per console, the break right, and rebinding to a new
+ * policy as a reload does.
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "console.h"
+#include "policy.h"
+
+/* Generated with ssh-keygen -t ed25519 / -t ecdsa; fingerprints from ssh-keygen -l -E sha256. */
+#define K_ALICE "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAII026lAKIUUQNFesagY+PcAnWL785rysusQq/BFpES9B"
+#define FP_ALICE "SHA256:B45ZyzIWk6bRLi+jKvtmUet2XAxh+j6D3g13qEsZqS0"
+#define K_BOB                                                                          \
+	"ecdsa-sha2-nistp256 AAAAE2VjZHNhLXNoYTItbmlzdHAyNTYAAAAIbmlzdHAyNTYAAABBBORKvIu1" \
+	"HGLfDimefF/OKzI7AtpkxMr46slpVLmvwgmRNDZnDP4sihn+NihiO25afpdR9O/ALV6i0ZR/5aJQjJo="
+#define FP_BOB "SHA256:4SQr2JIMYmPjp2jZpm+fyGs+eI8JVWhi3NAbmaFK+84"
+
+static struct policy *parse(const char *text)
+{
+	struct policy *p = NULL;
+
+	assert_int_equal(policy_parse(text, strlen(text), "test", &p), 0);
+	assert_non_null(p);
+	return p;
+}
+
+static struct console con(const char *vm, const char *uuid, const char *alias)
+{
+	return (struct console){ .vm = (char *)vm, .uuid = (char *)uuid, .alias = (char *)alias };
+}
+
+static void test_fingerprint(void **state)
+{
+	struct principal pr;
+
+	assert_int_equal(principal_init(&pr, K_ALICE, "127.0.0.1"), 0);
+	assert_string_equal(pr.fingerprint, FP_ALICE);
+	assert_string_equal(pr.keytype, "ssh-ed25519");
+	assert_null(pr.key);
+	principal_done(&pr);
+	/* A comment after the key (a whole .pub line) is ignored. */
+	assert_int_equal(principal_init(&pr, K_BOB " bob@laptop", NULL), 0);
+	assert_string_equal(pr.fingerprint, FP_BOB);
+	assert_false(pr.have_from);
+	principal_done(&pr);
+}
+
+static void test_principal_rejects(void **state)
+{
+	static const char *bad[] = {
+		"", "ssh-ed25519", "ssh-ed25519 ", "AAAAC3NzaC1lZDI1NTE5AAAAII0",
+		/* type and blob disagree */
+		"ssh-rsa AAAAC3NzaC1lZDI1NTE5AAAAII026lAKIUUQNFesagY+PcAnWL785rysusQq/BFpES9B",
+		/* bad base64: missing padding, stray bytes */
+		"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAII026lAKIUUQNFesagY+PcAnWL785rysusQq/BFpES9",
+		"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAII026lAKIUUQNFesagY+PcAnWL785rysusQq/BFpES9!",
+		/* a certificate type */
+		"ssh-ed25519-cert-v01@openssh.com AAAAC3NzaC1lZDI1NTE5AAAAII026lAKIUUQNFesagY+PcA",
+		"unknown-type AAAA",
+	};
+	struct principal pr;
+	char from[POLICY_FROM_MAX + 8];
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		assert_int_equal(principal_init(&pr, bad[i], "127.0.0.1"), -EINVAL);
+	assert_int_equal(principal_init(&pr, NULL, NULL), -EINVAL);
+	memset(from, '1', sizeof(from) - 1);
+	from[sizeof(from) - 1] = '\0';
+	assert_int_equal(principal_init(&pr, K_ALICE, from), -EINVAL);
+}
+
+static void test_rights(void **state)
+{
+	struct policy *p = parse("# a comment\n"
+				 "consoles=\"web-*:rw,db01:ro\" " K_ALICE " alice@test\n"
+				 "consoles=\"*:ro\",break " K_BOB "\n");
+	struct principal a, b;
+	struct console web = con("web-1", NULL, "serial0"), db = con("db01", NULL, "serial0");
+	struct console other = con("mail", NULL, NULL);
+
+	assert_int_equal(p->n_keys, 2);
+	assert_string_equal(p->keys[0].fingerprint, FP_ALICE);
+	assert_int_equal(principal_init(&a, K_ALICE, "192.0.2.1"), 0);
+	assert_int_equal(policy_bind(p, &a), 0);
+	assert_string_equal(a.comment, "alice@test");
+	assert_string_equal(a.label, "alice@test (ssh " FP_ALICE ")");
+	assert_int_equal(policy_right(p, &a, &web), ACCESS_RW);
+	assert_int_equal(policy_right(p, &a, &db), ACCESS_RO);
+	assert_int_equal(policy_right(p, &a, &other), ACCESS_NONE);
+	/* No break option: no break, even with rw. */
+	assert_false(policy_may_break(p, &a, &web));
+
+	assert_int_equal(principal_init(&b, K_BOB, "192.0.2.1"), 0);
+	assert_int_equal(policy_bind(p, &b), 0);
+	/* No comment: the line number stands in. */
+	assert_string_equal(b.comment, "line 3");
+	assert_int_equal(policy_right(p, &b, &other), ACCESS_RO);
+	/* The break option needs rw as well. */
+	assert_false(policy_may_break(p, &b, &other));
+	principal_done(&a);
+	principal_done(&b);
+	policy_free(p);
+}
+
+static void test_break_right(void **state)
+{
+	struct policy *p;
+	struct principal a;
+	struct console web = con("web-1", NULL, "serial0");
+
+	p = parse("consoles=\"web-1:rw\",break " K_ALICE "\n");
+	assert_int_equal(principal_init(&a, K_ALICE, NULL), 0);
+	assert_int_equal(policy_bind(p, &a), 0);
+	assert_true(policy_may_break(p, &a, &web));
+	principal_done(&a);
+	policy_free(p);
+}
+
+static void test_from(void **state)
+{
+	/* First line whose key and from= match wins; a later line may admit other addresses. */
+	struct policy *p = parse("from=\"10.0.0.*,!10.0.0.9\",consoles=\"a:rw\" " K_ALICE " one\n"
+				 "from=\"192.0.2.7\",consoles=\"b:ro\" " K_ALICE " two\n");
+	struct console ca = con("a", NULL, NULL), cb = con("b", NULL, NULL);
+	struct principal pr;
+
+	assert_int_equal(principal_init(&pr, K_ALICE, "10.0.0.5"), 0);
+	assert_int_equal(policy_bind(p, &pr), 0);
+	assert_string_equal(pr.comment, "one");
+	assert_int_equal(policy_right(p, &pr, &ca), ACCESS_RW);
+	assert_int_equal(policy_right(p, &pr, &cb), ACCESS_NONE);
+	principal_done(&pr);
+
+	assert_int_equal(principal_init(&pr, K_ALICE, "192.0.2.7"), 0);
+	assert_int_equal(policy_bind(p, &pr), 0);
+	assert_string_equal(pr.comment, "two");
+	assert_int_equal(policy_right(p, &pr, &ca), ACCESS_NONE);
+	principal_done(&pr);
+
+	/* Excluded, unmatched, or no address at all where from= is set: not allowed. */
+	static const char *const denied[] = { "10.0.0.9", "198.51.100.1", NULL };
+	for (size_t i = 0; i < sizeof(denied) / sizeof(denied[0]); i++) {
+		assert_int_equal(principal_init(&pr, K_ALICE, denied[i]), 0);
+		assert_int_equal(policy_bind(p, &pr), -EPERM);
+		assert_int_equal(policy_right(p, &pr, &ca), ACCESS_NONE);
+		principal_done(&pr);
+	}
+	policy_free(p);
+}
+
+static void test_unknown_and_reload(void **state)
+{
+	struct policy *p = parse("consoles=\"web-1:rw\" " K_ALICE " alice\n"), *q;
+	struct console web = con("web-1", NULL, NULL);
+	struct principal a, b;
+
+	assert_int_equal(principal_init(&b, K_BOB, "10.0.0.1"), 0);
+	assert_int_equal(policy_bind(p, &b), -EPERM);
+	assert_null(b.key);
+	assert_int_equal(policy_right(p, &b, &web), ACCESS_NONE);
+	assert_false(policy_may_break(p, &b, &web));
+
+	assert_int_equal(principal_init(&a, K_ALICE, "10.0.0.1"), 0);
+	assert_int_equal(policy_bind(p, &a), 0);
+	/* A new file: demoted to ro; asked of the new policy before rebinding, it answers too. */
+	q = parse("consoles=\"web-*:ro\" " K_ALICE " alice\n" "consoles=\"*:rw\" " K_BOB "\n");
+	assert_int_equal(policy_right(q, &a, &web), ACCESS_RO);
+	assert_int_equal(policy_bind(q, &a), 0);
+	assert_int_equal(policy_bind(q, &b), 0);
+	policy_free(p);
+	assert_int_equal(policy_right(q, &a, &web), ACCESS_RO);
+	assert_int_equal(policy_right(q, &b, &web), ACCESS_RW);
+	/* Removed from the file: no longer bound. */
+	p = parse("consoles=\"*:rw\" " K_BOB "\n");
+	assert_int_equal(policy_bind(p, &a), -EPERM);
+	assert_int_equal(policy_bind(p, &b), 0);
+	policy_free(q);
+	assert_int_equal(policy_right(p, &a, &web), ACCESS_NONE);
+	principal_done(&a);
+	principal_done(&b);
+	policy_free(p);
+}
+
+static void test_bad_lines_and_empty(void **state)
+{
+	/* Bad lines are skipped (and logged); the good ones load. */
+	struct policy *p = parse("command=\"x\" " K_ALICE "\n" "garbage\n" "consoles=\"*:ro\" " K_BOB "\n");
+	struct principal a;
+
+	assert_int_equal(p->n_keys, 1);
+	assert_int_equal(p->file->n_errors, 2);
+	assert_int_equal(principal_init(&a, K_ALICE, NULL), 0);
+	assert_int_equal(policy_bind(p, &a), -EPERM);
+	policy_free(p);
+	assert_int_equal(policy_new_empty(&p), 0);
+	assert_int_equal(policy_bind(p, &a), -EPERM);
+	principal_done(&a);
+	policy_free(p);
+	assert_null(policy_free(NULL));
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_fingerprint),
+		cmocka_unit_test(test_principal_rejects),
+		cmocka_unit_test(test_rights),
+		cmocka_unit_test(test_break_right),
+		cmocka_unit_test(test_from),
+		cmocka_unit_test(test_unknown_and_reload),
+		cmocka_unit_test(test_bad_lines_and_empty),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
