@@ -71,6 +71,8 @@ install(FILES "${_ttyhub_units_src}/ttyhub.sysusers" DESTINATION "${TTYHUB_SYSUS
 
 # Configuration: commented defaults and an example access file.  An existing
 # file is kept: reinstalling must not wipe an operator's keys or settings.
+# Mode 0644: ttyhubd (user ttyhub) reads the access file; public keys are not
+# secret (0640 with group ttyhub hides who may use which console).
 set(_ttyhub_code [==[
 set(_confdir "@TTYHUB_CONFDIR@")
 if(NOT IS_ABSOLUTE "${_confdir}")

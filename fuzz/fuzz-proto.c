@@ -60,19 +60,29 @@ static void check_members(json_t *msg, const char *type)
 	/* line holds any notice: 9 + 1023 escaped bytes + LF + NUL. */
 	char small[24], line[1200];
 	json_t *v;
-	long n = -2;
+	long n = PROTO_REPLAY_DEFAULT;
 	int r;
 
 	v = json_object_get(msg, strcmp(type, "replay") == 0 ? "lines" : "replay");
 	if (v) {
 		r = proto_parse_replay(v, &n);
 		if (r == 0) {
-			if (n < -1 || n > 1000000)
+			if (n < PROTO_REPLAY_ALL || n > PROTO_REPLAY_MAX)
 				abort();
-			if ((n == -1) != json_is_string(v))
+			if ((n == PROTO_REPLAY_ALL) != json_is_string(v))
 				abort();
-		} else if (r != -EINVAL || n != -2) {
+		} else if (r != -EINVAL || n != PROTO_REPLAY_DEFAULT) {
 			abort();
+		}
+		/* The string parser (CLI, config, user names): "all" as the JSON one, digits in range. */
+		if (json_is_string(v)) {
+			long m = PROTO_REPLAY_DEFAULT;
+			int rs = proto_parse_replay_str(json_string_value(v), &m);
+
+			if ((r == 0 && (rs != 0 || m != n)) ||
+			    (rs == 0 && (m < PROTO_REPLAY_ALL || m > PROTO_REPLAY_MAX)) ||
+			    (rs < 0 && ((rs != -EINVAL && rs != -ERANGE) || m != PROTO_REPLAY_DEFAULT)))
+				abort();
 		}
 	}
 

@@ -48,14 +48,16 @@ class SshFront:
                         "-f", self.key], check=True)
         with open(self.key + ".pub") as f:
             pub = f.read().strip()
-        with open(os.path.join(wd, "access"), "w") as f:
-            f.write('# demo: this key may write to every demo console and send breaks\n')
-            f.write('consoles="demo*:rw",break %s\n' % pub)
+        # ttyhubd enforces the access file: the key's line goes there, then a reload.
+        daemon = hub.daemons_by_socket[broker]
+        daemon.write_access(['# demo: this key may write to every demo console and send breaks',
+                             'consoles="demo*:rw",break %s' % pub])
+        daemon.reload()
         self.log = open(os.path.join(wd, "ttyhub-sshd.log"), "ab")
         self.proc = subprocess.Popen(
             [os.path.join(hub.BUILD, "ssh-front", "ttyhub-sshd"),
              "--listen", "127.0.0.1:%d" % self.port, "--host-key", os.path.join(wd, "hostkey"),
-             "--access", os.path.join(wd, "access"), "--broker", broker],
+             "--broker", broker],
             stdout=self.log, stderr=self.log)
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:

@@ -14,6 +14,7 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include "message.h"
 #include "proto.h"
 
 static void test_control_roundtrip(void **state)
@@ -185,6 +186,70 @@ static void test_msg_names(void **state)
 	assert_null(detach_reason_to_string(-1));
 }
 
+static const char *member(json_t *o, const char *key)
+{
+	return json_string_value(json_object_get(o, key));
+}
+
+static void test_builders(void **state)
+{
+	json_t *m;
+
+	m = proto_msg_detached("vm:serial0", DETACH_REVOKED, "your key no longer has access");
+	assert_string_equal(member(m, "type"), "detached");
+	assert_string_equal(member(m, "reason"), "revoked");
+	assert_string_equal(member(m, "text"), "your key no longer has access");
+	assert_int_equal(json_object_size(m), 4);
+	json_decref(m);
+
+	m = proto_msg_attached(&(const struct proto_attached){
+		.console = "c", .vm = "v", .writer = true, .clients = 2, .state = "connected",
+		.status = "ok", .guest_open = -1, .may_write = true, .may_break = false });
+	assert_string_equal(member(m, "role"), "writer");
+	assert_true(json_is_null(json_object_get(m, "writer")));
+	assert_string_equal(member(m, "access"), "rw");
+	assert_true(json_is_false(json_object_get(m, "break")));
+	/* Unknown guest state and no previous writer: no such members. */
+	assert_null(json_object_get(m, "guest_open"));
+	assert_null(json_object_get(m, "vm_state"));
+	assert_null(json_object_get(m, "previous"));
+	assert_null(json_object_get(m, "uuid"));
+	json_decref(m);
+
+	m = proto_msg_hello("x (ssh SHA256:y)", "SHA256:y", "x");
+	assert_string_equal(member(json_object_get(m, "principal"), "fingerprint"), "SHA256:y");
+	json_decref(m);
+	m = proto_msg_hello("local admin", NULL, NULL);
+	assert_null(json_object_get(m, "principal"));
+	assert_int_equal(json_integer_value(json_object_get(m, "version")), PROTO_VERSION);
+	json_decref(m);
+
+	/* Requests: the replay sentinels become the wire's forms. */
+	m = proto_req_attach("web01", ATTACH_FORCE, PROTO_REPLAY_ALL);
+	assert_string_equal(member(m, "mode"), "force");
+	assert_string_equal(member(m, "replay"), "all");
+	json_decref(m);
+	m = proto_req_attach("web01", ATTACH_RO, PROTO_REPLAY_DEFAULT);
+	assert_null(json_object_get(m, "replay"));
+	json_decref(m);
+	m = proto_req_attach("web01", ATTACH_RW, 7);
+	assert_int_equal(json_integer_value(json_object_get(m, "replay")), 7);
+	json_decref(m);
+	m = proto_req_hello("ttyhub-sshd", "ssh-ed25519 AAAA", "192.0.2.1");
+	assert_string_equal(member(json_object_get(m, "principal"), "key"), "ssh-ed25519 AAAA");
+	assert_string_equal(member(json_object_get(m, "principal"), "from"), "192.0.2.1");
+	json_decref(m);
+	m = proto_req_list(NULL);
+	assert_int_equal(json_object_size(m), 1);
+	json_decref(m);
+	m = proto_req_take(true);
+	assert_true(json_is_true(json_object_get(m, "force")));
+	json_decref(m);
+	m = proto_msg_error(PROTO_E_REVOKED, "gone");
+	assert_string_equal(member(m, "code"), "revoked");
+	json_decref(m);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -195,6 +260,7 @@ int main(void)
 		cmocka_unit_test(test_replay_arg),
 		cmocka_unit_test(test_replay_str),
 		cmocka_unit_test(test_msg_names),
+		cmocka_unit_test(test_builders),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

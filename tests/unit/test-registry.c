@@ -388,9 +388,44 @@ static void test_refusals_of_a_vm(void **state)
 	reg_free(&r);
 }
 
+/* A client's list: only what describe() shows, errors only when asked, "more" only if shown. */
+static void test_list_filtered(void **state)
+{
+	struct registry r;
+	const char *last;
+	json_t *piece, *consoles;
+
+	registry_init(&r);
+	add_ok(&r, con_new("a", U1, "serial0", true, "t"));
+	add_ok(&r, con_new("b", U2, "serial0", true, "t"));
+	registry_set_error(&r, "/d/a.xml", "does not parse");
+
+	piece = registry_list_piece(&r, NULL, 60000, false, describe, "b:serial0", &last);
+	consoles = json_object_get(piece, "consoles");
+	assert_int_equal(json_array_size(consoles), 1);
+	assert_string_equal(json_string_value(json_object_get(json_array_get(consoles, 0), "name")),
+			    "a:serial0");
+	assert_int_equal(json_array_size(json_object_get(piece, "errors")), 0);
+	assert_true(json_is_false(json_object_get(piece, "more")));
+	assert_string_equal(json_string_value(json_object_get(piece, "type")), "list");
+	json_decref(piece);
+
+	/* A budget for one console: the hidden one does not make "more" true. */
+	piece = registry_list_piece(&r, NULL, 30, false, describe, "b:serial0", &last);
+	assert_int_equal(json_array_size(json_object_get(piece, "consoles")), 1);
+	assert_true(json_is_false(json_object_get(piece, "more")));
+	json_decref(piece);
+	piece = registry_list_piece(&r, NULL, 30, false, describe, NULL, &last);
+	assert_int_equal(json_array_size(json_object_get(piece, "consoles")), 1);
+	assert_true(json_is_true(json_object_get(piece, "more")));
+	json_decref(piece);
+	reg_free(&r);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_list_filtered),
 		cmocka_unit_test(test_uuid_canonical),
 		cmocka_unit_test(test_lookup_precedence),
 		cmocka_unit_test(test_lookup_ambiguous),
