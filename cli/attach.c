@@ -22,26 +22,24 @@
 
 #include "attach.h"
 #include "escape.h"
+#include "front.h"
 #include "listing.h"
 #include "log.h"
 #include "util.h"
 
-#define OUT_MAX (256 * 1024)
+/* Room in the queue that keystrokes never take: requests (detach, take) always fit. */
+#define CONTROL_RESERVE 2048
 
 struct session {
-	int fd;
-	struct frame_reader *in;
-	struct obuf out;
-	struct escape esc;
+	struct front *f;
 	const struct attach_opts *opts;
 	bool raw;
 	struct termios saved;
 	bool at_bol;     /* last byte written to the terminal ended a line */
 	bool attached;
-	bool writer;
 	bool stdin_eof;
 	bool done;
-	int status;
+	int status;      /* enum attach_status */
 };
 
 static struct session *restore_on_exit;
@@ -116,16 +114,15 @@ static void term_notice(struct session *s, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(text, sizeof(text), fmt, ap);
 	va_end(ap);
-	out_write(line, proto_notice_line(text, s->at_bol, s->raw, line, sizeof(line)));
+	out_write(line, front_line(text, s->at_bol, s->raw, line, sizeof(line)));
 	s->at_bol = true;
 }
 
-static int send_json(struct session *s, json_t *msg)
+/* End the session with an enum attach_status. */
+static void session_end(struct session *s, int status)
 {
-	int r = msg ? proto_put_control(&s->out, msg) : -ENOMEM;
-
-	json_decref(msg);
-	return r;
+	s->done = true;
+	s->status = status;
 }
 
 static void send_resize(struct session *s)
@@ -133,15 +130,14 @@ static void send_resize(struct session *s)
 	struct winsize ws;
 
 	if (ioctl(STDIN_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0 && ws.ws_row > 0)
-		send_json(s, json_pack("{s:s, s:i, s:i}", "type", "resize", "cols", ws.ws_col,
-				       "rows", ws.ws_row));
+		(void)front_resize(s->f, ws.ws_col, ws.ws_row); /* a lost resize is harmless */
 }
 
 static void print_help(struct session *s)
 {
 	char buf[1024];
 
-	escape_format_help(&s->esc, buf, sizeof(buf));
+	escape_format_help(&s->f->esc, buf, sizeof(buf));
 	if (!s->at_bol)
 		out_write("\r\n", 2);
 	out_write(buf, strlen(buf));
@@ -152,13 +148,13 @@ static void do_escape(struct session *s, enum escape_cmd cmd)
 {
 	if (cmd == ESCAPE_HELP)
 		print_help(s);
-	else if (cmd != ESCAPE_NONE)
-		send_json(s, proto_escape_request(cmd));
+	else if (cmd != ESCAPE_NONE && front_escape_request(s->f, cmd) < 0)
+		term_notice(s, "too many requests queued for the broker");
 }
 
 static void handle_stdin(struct session *s)
 {
-	uint8_t buf[4096], data[sizeof(buf) + 2];
+	uint8_t buf[4096];
 	ssize_t n;
 	size_t off = 0;
 
@@ -168,16 +164,19 @@ static void handle_stdin(struct session *s)
 	if (n <= 0) {
 		/* End of input (not a terminal): leave cleanly. */
 		s->stdin_eof = true;
-		send_json(s, json_pack("{s:s}", "type", "detach"));
+		(void)front_detach(s->f); /* CONTROL_RESERVE keeps room for it */
 		return;
 	}
 	while (off < (size_t)n) {
 		enum escape_cmd cmd;
-		size_t outlen;
+		size_t dropped, used;
 
-		off += escape_feed(&s->esc, buf + off, (size_t)n - off, data, &outlen, &cmd);
-		if (outlen > 0)
-			proto_put_data(&s->out, data, outlen);
+		/* The broker discards a watcher's input and says so: send it all. */
+		used = front_keys(s->f, buf + off, (size_t)n - off, true, CONTROL_RESERVE, &dropped,
+				  &cmd);
+		if (used == 0 && cmd == ESCAPE_NONE)
+			break; /* no room: stdin is polled only with room, so not reached */
+		off += used;
 		do_escape(s, cmd);
 	}
 }
@@ -198,113 +197,107 @@ static void show_who(struct session *s, json_t *msg)
 	free(buf);
 }
 
-static void show_attached(struct session *s, json_t *msg)
+/* A [ttyhub] line for the event, if it shows any. */
+static void show_event(struct session *s, const struct front_event *e)
 {
-	const char *role = json_string_value(json_object_get(msg, "role"));
-	const char *state = json_string_value(json_object_get(msg, "state"));
-	const char *status = json_string_value(json_object_get(msg, "status"));
-	char text[512];
+	char line[1300];
+	size_t n = front_format(s->f, e, s->at_bol, s->raw, line, sizeof(line));
+
+	if (n > 0) {
+		out_write(line, n);
+		s->at_bol = true;
+	}
+}
+
+static void show_attached(struct session *s, const struct front_event *e)
+{
+	const char *state = json_string_value(json_object_get(e->msg, "state"));
+	const char *status = json_string_value(json_object_get(e->msg, "status"));
 
 	s->attached = true;
-	s->writer = role && strcmp(role, "writer") == 0;
 	term_raw(s);
-	proto_attached_text(msg, s->esc.prefix, text, sizeof(text));
-	term_notice(s, "%s", text);
+	show_event(s, e);
 	if (state && strcmp(state, "connected") != 0)
 		term_notice(s, "console is %s: %s", state, status ? status : "");
 	send_resize(s);
 }
 
-static void handle_control(struct session *s, const struct frame *f)
+/* An error before the attach was accepted ends the command, on stderr. */
+static void show_refusal(struct session *s, const struct front_event *e)
 {
-	json_t *msg;
-	const char *type;
-	char err[256];
+	const char *text = e->text ? e->text : "error";
+	char esc[600];
 
-	if (proto_decode_control(f->payload, f->len, &msg, &type, err, sizeof(err)) < 0) {
-		term_notice(s, "bad message from the broker: %s", err);
-		return;
-	}
-	if (strcmp(type, "attached") == 0)
-		show_attached(s, msg);
-	else if (strcmp(type, "notice") == 0)
-		term_notice(s, "%s", json_string_value(json_object_get(msg, "text")));
-	else if (strcmp(type, "state") == 0) {
-		const char *role = json_string_value(json_object_get(msg, "role"));
+	/* Broker text can carry domain-XML bytes (C1 controls): escape it. */
+	fprintf(stderr, "ttyhub: %s\n", log_sanitize(text, strlen(text), esc, sizeof(esc)));
+	session_end(s, ATTACH_ENDED);
+}
 
-		s->writer = role && strcmp(role, "writer") == 0;
-	} else if (strcmp(type, "who") == 0)
-		show_who(s, msg);
-	else if (strcmp(type, "break-sent") == 0)
-		term_notice(s, "serial break sent");
-	else if (strcmp(type, "detached") == 0) {
-		const char *reason = json_string_value(json_object_get(msg, "reason"));
-		const char *text = json_string_value(json_object_get(msg, "text"));
-
-		term_notice(s, "detached: %s", text ? text : reason ? reason : "");
-		s->done = true;
-		s->status = detach_reason_from_string(reason) == DETACH_REQUESTED ? 0 : 1;
-	} else if (strcmp(type, "error") == 0) {
-		const char *code = json_string_value(json_object_get(msg, "code"));
-		const char *text = json_string_value(json_object_get(msg, "message"));
-
-		if (!s->attached) {
-			char esc[600];
-
-			/* Broker text can carry domain-XML bytes (C1 controls): escape it. */
-			if (!text)
-				text = "error";
-			fprintf(stderr, "ttyhub: %s\n",
-				log_sanitize(text, strlen(text), esc, sizeof(esc)));
-			s->done = true;
-			s->status = 1;
-		} else if (code && strcmp(code, PROTO_E_READ_ONLY) == 0) {
-			char hint[256];
-
-			proto_readonly_hint(s->esc.prefix, hint, sizeof(hint));
-			term_notice(s, "%s", hint);
-		}
+static void handle_event(struct session *s, const struct front_event *e)
+{
+	switch (e->type) {
+	case FRONT_EV_DATA:
+		term_data(s, e->data, e->len);
+		break;
+	case FRONT_EV_ATTACHED:
+		show_attached(s, e);
+		break;
+	case FRONT_EV_WHO:
+		show_who(s, e->msg);
+		break;
+	case FRONT_EV_DETACHED:
+		show_event(s, e);
+		session_end(s, front_detach_status(e->reason) == 0 ? ATTACH_DETACHED
+								  : ATTACH_ENDED);
+		break;
+	case FRONT_EV_ERROR:
+		if (!s->attached)
+			show_refusal(s, e);
 		else
-			term_notice(s, "%s", text ? text : "error");
+			show_event(s, e);
+		break;
+	case FRONT_EV_NOTICE:
+	case FRONT_EV_BREAK_SENT:
+		show_event(s, e);
+		break;
+	case FRONT_EV_STATE:     /* the notices that come with it say what changed */
+	case FRONT_EV_LIST:
+	case FRONT_EV_HELLO:
+	case FRONT_EV_AUTHORIZED:
+		break;
 	}
-	json_decref(msg);
 }
 
 static int handle_socket(struct session *s)
 {
-	struct frame f;
+	struct front_event e;
 	ssize_t n;
 	int r;
 
-	n = frame_reader_fill(s->in, s->fd);
+	n = front_fill(s->f);
 	if (n < 0)
 		return (int)n;
-	while ((r = frame_reader_next(s->in, &f)) > 0 && !s->done) {
-		if (f.type == FRAME_DATA)
-			term_data(s, f.payload, f.len);
+	while (!s->done && (r = front_next_event(s->f, &e)) != 0) {
+		if (r == -EBADMSG)
+			term_notice(s, "bad message from the broker: %s", s->f->err);
+		else if (r < 0)
+			return r;
 		else
-			handle_control(s, &f);
+			handle_event(s, &e);
 	}
-	if (r < 0)
-		return r;
-	if (s->in->eof && !s->done) {
+	if (front_eof(s->f) && !s->done) {
 		term_notice(s, "the broker closed the connection");
-		s->done = true;
-		s->status = 1;
+		session_end(s, ATTACH_ENDED);
 	}
 	return 0;
 }
 
-int attach_run(int fd, struct frame_reader *in, const struct attach_opts *o)
+int attach_run(struct front *f, const struct attach_opts *o)
 {
-	struct session s = { .fd = fd, .in = in, .opts = o, .at_bol = true };
+	struct session s = { .f = f, .opts = o, .at_bol = true };
 	sigset_t mask;
 	int sfd, r;
-	json_t *req;
 
-	if (obuf_init(&s.out, OUT_MAX) < 0)
-		return 1;
-	escape_init(&s.esc, o->prefix[0], o->prefix[1]);
 	sigemptyset(&mask);
 	sigaddset(&mask, SIGINT);
 	sigaddset(&mask, SIGTERM);
@@ -313,19 +306,21 @@ int attach_run(int fd, struct frame_reader *in, const struct attach_opts *o)
 	sigprocmask(SIG_BLOCK, &mask, NULL);
 	sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
 
-	req = json_pack("{s:s, s:s, s:s}", "type", "attach", "console", o->console, "mode",
-			o->mode);
-	if (req && o->replay >= 0)
-		json_object_set_new(req, "replay", json_integer(o->replay));
-	else if (req && o->replay == -1)
-		json_object_set_new(req, "replay", json_string("all"));
-	send_json(&s, req);
+	r = front_attach(f, o->console, o->mode, o->replay);
+	if (r == -EINVAL) {
+		fprintf(stderr, "ttyhub: %s: console names must be UTF-8\n", o->console);
+		session_end(&s, ATTACH_ENDED);
+	} else if (r < 0) {
+		if (sfd >= 0)
+			close(sfd);
+		return r;
+	}
 
 	while (!s.done) {
 		struct pollfd p[3] = {
-			{ .fd = s.attached && !s.stdin_eof && obuf_room(&s.out) > 8192
+			{ .fd = s.attached && !s.stdin_eof && obuf_room(&f->out) > 8192
 					? STDIN_FILENO : -1, .events = POLLIN },
-			{ .fd = fd, .events = POLLIN | (obuf_len(&s.out) ? POLLOUT : 0) },
+			{ .fd = f->fd, .events = POLLIN | (front_pending(f) ? POLLOUT : 0) },
 			{ .fd = sfd, .events = POLLIN },
 		};
 
@@ -342,26 +337,21 @@ int attach_run(int fd, struct frame_reader *in, const struct attach_opts *o)
 					send_resize(&s);
 				else {
 					term_notice(&s, "%s: detaching", strsignal((int)si.ssi_signo));
-					s.done = true;
-					s.status = 1;
+					session_end(&s, ATTACH_ENDED);
 				}
 			}
 		}
 		if (p[0].revents & (POLLIN | POLLHUP | POLLERR))
 			handle_stdin(&s);
-		if (p[1].revents & POLLOUT || obuf_len(&s.out)) {
-			if (obuf_flush(&s.out, fd) < 0) {
-				term_notice(&s, "lost the connection to the broker");
-				s.done = true;
-				s.status = 1;
-			}
+		if ((p[1].revents & POLLOUT || front_pending(f)) && front_flush(f) < 0) {
+			term_notice(&s, "lost the connection to the broker");
+			session_end(&s, ATTACH_ENDED);
 		}
 		if (!s.done && p[1].revents & (POLLIN | POLLHUP | POLLERR)) {
 			r = handle_socket(&s);
 			if (r < 0) {
 				term_notice(&s, "broken connection to the broker: %s", strerror(-r));
-				s.done = true;
-				s.status = 1;
+				session_end(&s, ATTACH_ENDED);
 			}
 		}
 	}
@@ -369,6 +359,5 @@ int attach_run(int fd, struct frame_reader *in, const struct attach_opts *o)
 	restore_on_exit = NULL;
 	if (sfd >= 0)
 		close(sfd);
-	obuf_done(&s.out);
 	return s.status;
 }

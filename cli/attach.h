@@ -7,14 +7,24 @@
 
 #include <stdint.h>
 
+#include "front.h"
 #include "proto.h"
 
 struct attach_opts {
 	const char *console;
-	const char *mode; /* "rw", "ro" or "force" */
-	long replay;      /* lines, -1 = all, -2 = the broker's default */
-	uint8_t prefix[2];
+	enum attach_mode mode;
+	long replay;      /* lines, PROTO_REPLAY_ALL or PROTO_REPLAY_DEFAULT */
 };
 
-/* fd: a connected broker socket after the hello exchange. Returns an exit status. */
-int attach_run(int fd, struct frame_reader *in, const struct attach_opts *o);
+/* How an attachment ended (the process's exit status). */
+enum attach_status {
+	ATTACH_DETACHED = 0, /* the user detached (escape command, end of input) */
+	ATTACH_ENDED = 1,    /* anything else: refused, console gone, revoked, signal, lost */
+};
+
+/*
+ * f: a connection to the broker after the hello exchange (its escape prefix
+ * is the user's).  Returns an enum attach_status, or -errno when the attach
+ * could not even start (out of memory).
+ */
+int attach_run(struct front *f, const struct attach_opts *o);

@@ -17,7 +17,7 @@
 
 #include "attach.h"
 #include "escape.h"
-#include "fileio.h"
+#include "front.h"
 #include "listing.h"
 #include "log.h"
 #include "proto.h"
@@ -25,8 +25,12 @@
 
 #define DEFAULT_BROKER "/run/ttyhub/ttyhubd.sock"
 #define REPLY_TIMEOUT_MS 10000
+#define OUT_MAX (256 * 1024)
 
 static const char *arg_broker;
+static bool arg_json;
+static struct attach_opts arg_attach = { .mode = ATTACH_RW, .replay = PROTO_REPLAY_DEFAULT };
+static uint8_t arg_prefix[2] = { ESCAPE_DEFAULT_PREFIX0, ESCAPE_DEFAULT_PREFIX1 };
 
 static void help(void)
 {
@@ -47,7 +51,7 @@ static int broker_connect(int *ret)
 	const char *path = arg_broker ? arg_broker
 				      : getenv("TTYHUB_BROKER") ? getenv("TTYHUB_BROKER")
 								: DEFAULT_BROKER;
-	int fd = unix_connect(path, false);
+	int fd = front_connect(path, false);
 
 	if (fd < 0) {
 		fprintf(stderr, "ttyhub: cannot reach ttyhubd at %s: %s%s\n", path, strerror(-fd),
@@ -58,51 +62,46 @@ static int broker_connect(int *ret)
 	return 0;
 }
 
-static int send_msg(int fd, json_t *msg)
+/* Write the whole queue (the socket is blocking). */
+static int flush_all(struct front *f)
 {
-	struct obuf b;
-	int r;
-
-	if (!msg)
-		return -ENOMEM;
-	r = obuf_init(&b, FRAME_HEADER + FRAME_MAX);
-	if (r >= 0)
-		r = proto_put_control(&b, msg);
-	while (r >= 0 && obuf_len(&b) > 0) {
-		ssize_t n = obuf_flush(&b, fd);
+	while (front_pending(f) > 0) {
+		ssize_t n = front_flush(f);
 
 		if (n < 0)
-			r = (int)n;
+			return (int)n;
 	}
-	obuf_done(&b);
-	json_decref(msg);
-	return r;
+	return 0;
 }
 
-/* Wait for a control message (data frames are skipped). */
-static int recv_msg(int fd, struct frame_reader *in, json_t **ret, const char **ret_type)
+/*
+ * Wait for the next event that is not console data.  An `error` from the
+ * broker is printed as it is (escaped) and ends the command.
+ */
+static int recv_event(struct front *f, struct front_event *ret)
 {
-	char err[256];
-
 	for (;;) {
-		struct pollfd p = { .fd = fd, .events = POLLIN };
-		struct frame f;
+		struct pollfd p = { .fd = f->fd, .events = POLLIN };
 		int r;
 
-		while ((r = frame_reader_next(in, &f)) > 0)
-			if (f.type == FRAME_CONTROL) {
-				if (proto_decode_control(f.payload, f.len, ret, ret_type, err,
-							 sizeof(err)) < 0) {
-					fprintf(stderr, "ttyhub: bad reply from ttyhubd: %s\n", err);
-					return -EBADMSG;
-				}
-				return 0;
+		while ((r = front_next_event(f, ret)) > 0) {
+			if (ret->type == FRONT_EV_DATA)
+				continue;
+			if (ret->type == FRONT_EV_ERROR) {
+				const char *text = ret->text ? ret->text : "unknown error";
+				char esc[600];
+
+				fprintf(stderr, "ttyhub: %s\n",
+					log_sanitize(text, strlen(text), esc, sizeof(esc)));
+				return -EIO;
 			}
+			return 0;
+		}
 		if (r < 0) {
-			fprintf(stderr, "ttyhub: malformed frame from ttyhubd\n");
+			fprintf(stderr, "ttyhub: bad reply from ttyhubd: %s\n", f->err);
 			return r;
 		}
-		if (in->eof) {
+		if (front_eof(f)) {
 			fprintf(stderr, "ttyhub: ttyhubd closed the connection\n");
 			return -ECONNRESET;
 		}
@@ -111,116 +110,70 @@ static int recv_msg(int fd, struct frame_reader *in, json_t **ret, const char **
 			fprintf(stderr, "ttyhub: no answer from ttyhubd\n");
 			return -ETIMEDOUT;
 		}
-		if (frame_reader_fill(in, fd) < 0) {
+		if (front_fill(f) < 0) {
 			fprintf(stderr, "ttyhub: lost the connection to ttyhubd\n");
 			return -EIO;
 		}
 	}
 }
 
-/* Errors from the broker are printed as they are (escaped) and end the command. */
-static int check_error(json_t *msg, const char *type)
-{
-	const char *text;
-	char esc[600];
-
-	if (strcmp(type, "error") != 0)
-		return 0;
-	text = json_string_value(json_object_get(msg, "message"));
-	if (!text)
-		text = "unknown error";
-	fprintf(stderr, "ttyhub: %s\n", log_sanitize(text, strlen(text), esc, sizeof(esc)));
-	return -EIO;
-}
-
-/* Connect and say hello; returns the fd. */
-static int session_open(struct frame_reader *in, int *ret_fd)
-{
-	_cleanup_close_ int fd = -EBADF;
-	const char *type;
-	json_t *msg;
-	int r;
-
-	r = broker_connect(&fd);
-	if (r < 0)
-		return r;
-	/*
-	 * A refused peer gets an error and the connection closed at once, so the
-	 * hello may fail with EPIPE: read what the broker said either way.
-	 */
-	r = send_msg(fd, json_pack("{s:s, s:i, s:s}", "type", "hello", "version", PROTO_VERSION,
-				   "client", "ttyhub"));
-	if (recv_msg(fd, in, &msg, &type) < 0) {
-		if (r < 0)
-			fprintf(stderr, "ttyhub: cannot talk to ttyhubd: %s\n", strerror(-r));
-		return r < 0 ? r : -EIO;
-	}
-	r = check_error(msg, type);
-	json_decref(msg);
-	if (r < 0)
-		return r;
-	*ret_fd = TAKE_FD(fd);
-	return 0;
-}
-
-/* Wait for a message of type want (notices before it are skipped). */
-static int recv_reply(int fd, struct frame_reader *in, const char *want, json_t **ret)
-{
-	const char *type;
-	json_t *msg;
-	int r;
-
-	for (;;) {
-		r = recv_msg(fd, in, &msg, &type);
-		if (r < 0)
-			return r;
-		if (check_error(msg, type) < 0) {
-			json_decref(msg);
-			return -EIO;
-		}
-		if (strcmp(type, want) == 0) {
-			*ret = msg;
-			return 0;
-		}
-		json_decref(msg);
-	}
-}
-
-/* Send one request and wait for its answer (notices before it are skipped). */
-static int request(int fd, struct frame_reader *in, json_t *req, const char *want, json_t **ret)
+/* Wait for an event of type want (notices and others before it are skipped). */
+static int recv_reply(struct front *f, enum front_event_type want, struct front_event *ret)
 {
 	int r;
 
-	r = send_msg(fd, req);
+	do
+		r = recv_event(f, ret);
+	while (r >= 0 && ret->type != want);
+	return r;
+}
+
+/* Send what was queued and wait for its answer. */
+static int request(struct front *f, int queued, enum front_event_type want,
+		   struct front_event *ret)
+{
+	int r = queued < 0 ? queued : flush_all(f);
+
 	if (r < 0) {
 		fprintf(stderr, "ttyhub: cannot send request: %s\n", strerror(-r));
 		return r;
 	}
-	return recv_reply(fd, in, want, ret);
+	return recv_reply(f, want, ret);
 }
 
-static int cmd_list(int fd, struct frame_reader *in, bool as_json)
+/* Say hello; a refused peer hears why. */
+static int session_open(struct front *f)
 {
-	json_t *msg = NULL, *piece, *consoles, *errors;
+	struct front_event e;
 	int r;
 
-	r = request(fd, in, json_pack("{s:s}", "type", "list"), "list", &piece);
-	while (r >= 0) {
-		r = listing_collect(&msg, piece);
-		json_decref(piece);
+	/*
+	 * A refused peer gets an error and the connection closed at once, so the
+	 * hello may fail with EPIPE: read what the broker said either way.
+	 */
+	r = front_hello(f, "ttyhub", NULL);
+	if (r >= 0)
+		r = flush_all(f);
+	if (recv_event(f, &e) < 0) {
 		if (r < 0)
-			fprintf(stderr, "ttyhub: bad console list from ttyhubd: %s\n", strerror(-r));
-		if (r <= 0)
-			break;
-		r = recv_reply(fd, in, "list", &piece);
+			fprintf(stderr, "ttyhub: cannot talk to ttyhubd: %s\n", strerror(-r));
+		return r < 0 ? r : -EIO;
 	}
-	if (r < 0) {
-		json_decref(msg);
+	return 0;
+}
+
+static int verb_list(struct front *f, char **args)
+{
+	struct front_event e;
+	json_t *consoles, *errors;
+	int r;
+
+	r = request(f, front_list(f, NULL), FRONT_EV_LIST, &e);
+	if (r < 0)
 		return r;
-	}
-	consoles = json_object_get(msg, "consoles");
-	errors = json_object_get(msg, "errors");
-	if (as_json) {
+	consoles = json_object_get(e.msg, "consoles");
+	errors = json_object_get(e.msg, "errors");
+	if (arg_json) {
 		json_t *out = json_pack("{s:O, s:O}", "consoles", consoles, "errors", errors);
 
 		json_dumpf(out, stdout, JSON_INDENT(2) | JSON_ENSURE_ASCII);
@@ -228,56 +181,62 @@ static int cmd_list(int fd, struct frame_reader *in, bool as_json)
 		json_decref(out);
 	} else
 		listing_print_consoles(stdout, consoles, errors, "\n");
-	json_decref(msg);
 	return 0;
 }
 
-static int cmd_who(int fd, struct frame_reader *in, const char *name, bool as_json)
+static int verb_who(struct front *f, char **args)
 {
-	json_t *msg;
+	struct front_event e;
 	int r;
 
-	r = request(fd, in, json_pack("{s:s, s:s}", "type", "who", "console", name), "who", &msg);
+	r = request(f, front_who(f, args[0]), FRONT_EV_WHO, &e);
 	if (r < 0)
 		return r;
-	if (as_json) {
-		json_dumpf(msg, stdout, JSON_INDENT(2) | JSON_ENSURE_ASCII);
+	if (arg_json) {
+		json_dumpf(e.msg, stdout, JSON_INDENT(2) | JSON_ENSURE_ASCII);
 		printf("\n");
 	} else
-		listing_print_who(stdout, msg, "\n");
-	json_decref(msg);
+		listing_print_who(stdout, e.msg, "\n");
 	return 0;
 }
 
-static int cmd_break(int fd, struct frame_reader *in, const char *name)
+static int verb_break(struct front *f, char **args)
 {
-	json_t *msg;
+	struct front_event e;
 	int r;
 
-	r = request(fd, in, json_pack("{s:s, s:s}", "type", "break", "console", name), "break-sent",
-		    &msg);
+	r = request(f, front_break(f, args[0]), FRONT_EV_BREAK_SENT, &e);
 	if (r < 0)
 		return r;
-	printf("break sent to %s\n", name);
-	json_decref(msg);
+	printf("break sent to %s\n", args[0]);
 	return 0;
 }
 
-static int parse_replay(const char *s, long *ret)
+/* The attach's own status: 0 when the user detached, else 1 (attach.h). */
+static int verb_attach(struct front *f, char **args)
 {
-	char *end;
-	long v;
+	arg_attach.console = args[0];
+	return attach_run(f, &arg_attach);
+}
 
-	if (strcmp(s, "all") == 0) {
-		*ret = -1;
-		return 0;
-	}
-	errno = 0;
-	v = strtol(s, &end, 10);
-	if (errno || *end || end == s || v < 0 || v > 1000000)
-		return -EINVAL;
-	*ret = v;
-	return 0;
+/* Verbs return 0, -errno (exit status 1), or an exit status > 0. */
+static const struct verb {
+	const char *name;
+	int args; /* console names: 0 or 1 */
+	int (*fn)(struct front *f, char **args);
+} verbs[] = {
+	{ "list", 0, verb_list },
+	{ "attach", 1, verb_attach },
+	{ "who", 1, verb_who },
+	{ "break", 1, verb_break },
+};
+
+static const struct verb *verb_find(const char *name)
+{
+	for (size_t i = 0; i < ELEMENTSOF(verbs); i++)
+		if (strcmp(verbs[i].name, name) == 0)
+			return &verbs[i];
+	return NULL;
 }
 
 int main(int argc, char *argv[])
@@ -296,11 +255,9 @@ int main(int argc, char *argv[])
 		{ "escape", required_argument, NULL, 'e' },
 		{}
 	};
-	struct attach_opts ao = { .mode = "rw", .replay = -2,
-				  .prefix = { ESCAPE_DEFAULT_PREFIX0, ESCAPE_DEFAULT_PREFIX1 } };
-	struct frame_reader in;
+	const struct verb *verb;
+	struct front f;
 	const char *cmd;
-	bool json = false;
 	int c, fd = -EBADF, r;
 
 	while ((c = getopt_long(argc, argv, "+h", global_opts, NULL)) >= 0) {
@@ -332,23 +289,23 @@ int main(int argc, char *argv[])
 	while ((c = getopt_long(argc, argv, "", sub_opts, NULL)) >= 0) {
 		switch (c) {
 		case 'j':
-			json = true;
+			arg_json = true;
 			break;
 		case 'r':
-			ao.mode = "ro";
+			arg_attach.mode = ATTACH_RO;
 			break;
 		case 'f':
-			ao.mode = "force";
+			arg_attach.mode = ATTACH_FORCE;
 			break;
 		case 'R':
-			if (parse_replay(optarg, &ao.replay) < 0) {
+			if (proto_parse_replay_str(optarg, &arg_attach.replay) < 0) {
 				fprintf(stderr, "ttyhub: --replay %s: expected a number of lines or "
 						"'all'\n", optarg);
 				return 2;
 			}
 			break;
 		case 'e':
-			if (escape_parse_prefix(optarg, ao.prefix) < 0) {
+			if (escape_parse_prefix(optarg, arg_prefix) < 0) {
 				fprintf(stderr, "ttyhub: --escape %s: expected e.g. '^Ec' or '^]x'\n",
 					optarg);
 				return 2;
@@ -360,35 +317,26 @@ int main(int argc, char *argv[])
 			return 2;
 		}
 	}
-	if (strcmp(cmd, "list") != 0 && strcmp(cmd, "attach") != 0 && strcmp(cmd, "who") != 0 &&
-	    strcmp(cmd, "break") != 0) {
+	verb = verb_find(cmd);
+	if (!verb) {
 		fprintf(stderr, "ttyhub: unknown command '%s'; see ttyhub --help\n", cmd);
 		return 2;
 	}
-	if (strcmp(cmd, "list") == 0 ? optind != argc : optind != argc - 1) {
+	if (argc - optind != verb->args) {
 		fprintf(stderr, "ttyhub: %s: %s\n", cmd,
-			strcmp(cmd, "list") == 0 ? "takes no console name" : "needs one console name");
+			verb->args == 0 ? "takes no console name" : "needs one console name");
 		return 2;
 	}
-	if (frame_reader_init(&in) < 0)
+	if (broker_connect(&fd) < 0)
 		return 1;
-	r = session_open(&in, &fd);
-	if (r < 0) {
-		frame_reader_done(&in);
+	if (front_init(&f, fd, OUT_MAX, arg_prefix) < 0) {
+		close(fd);
 		return 1;
 	}
-	if (strcmp(cmd, "list") == 0)
-		r = cmd_list(fd, &in, json);
-	else if (strcmp(cmd, "who") == 0)
-		r = cmd_who(fd, &in, argv[optind], json);
-	else if (strcmp(cmd, "break") == 0)
-		r = cmd_break(fd, &in, argv[optind]);
-	else {
-		ao.console = argv[optind];
-		r = attach_run(fd, &in, &ao);
-		r = -r; /* attach_run returns an exit status */
-	}
+	r = session_open(&f);
+	if (r >= 0)
+		r = verb->fn(&f, argv + optind);
+	front_done(&f);
 	close(fd);
-	frame_reader_done(&in);
-	return r < 0 ? 1 : 0;
+	return r < 0 ? 1 : r;
 }

@@ -30,6 +30,7 @@
 #include <jansson.h>
 
 #include "frame.h"
+#include "front.h"
 #include "obuf.h"
 #include "proto.h"
 
@@ -88,9 +89,9 @@ static void check_members(json_t *msg, const char *type)
 	if (strcmp(type, "attached") == 0 || strcmp(type, "state") == 0) {
 		for (size_t i = 0; i < 2; i++) {
 			memset(small, 'x', sizeof(small));
-			proto_attached_text(msg, prefixes[i], small, sizeof(small));
+			front_attached_text(msg, prefixes[i], small, sizeof(small));
 			check_text(small, sizeof(small));
-			proto_attached_text(msg, prefixes[i], line, sizeof(line));
+			front_attached_text(msg, prefixes[i], line, sizeof(line));
 			check_text(line, sizeof(line));
 			if (strncmp(line, "attached to ", 12) != 0)
 				abort();
@@ -103,10 +104,10 @@ static void check_members(json_t *msg, const char *type)
 		size_t len;
 
 		memset(small, 'x', sizeof(small));
-		len = proto_notice_line(text, false, true, small, sizeof(small));
+		len = front_line(text, false, true, small, sizeof(small));
 		if (len >= sizeof(small) || strlen(small) != len)
 			abort();
-		len = proto_notice_line(text, true, false, line, sizeof(line));
+		len = front_line(text, true, false, line, sizeof(line));
 		if (len >= sizeof(line) || strlen(line) != len)
 			abort();
 		/* Escaped: one line, no control bytes but the final LF. */

@@ -62,9 +62,9 @@ static void fuzz_check_spec(const char *user, const struct userspec *u)
 	if (strncmp(user, u->console, n) != 0 || (user[n] != '+' && user[n] != '\0'))
 		abort();
 
-	if (u->mode != USERSPEC_RW && u->mode != USERSPEC_RO && u->mode != USERSPEC_FORCE)
+	if (u->mode != ATTACH_RW && u->mode != ATTACH_RO && u->mode != ATTACH_FORCE)
 		abort();
-	if (u->replay < -2 || u->replay > FUZZ_USERSPEC_REPLAY_MAX)
+	if (u->replay < PROTO_REPLAY_DEFAULT || u->replay > FUZZ_USERSPEC_REPLAY_MAX)
 		abort();
 }
 
@@ -74,10 +74,10 @@ static size_t fuzz_format(const struct userspec *u, char *buf, size_t size)
 	int n;
 
 	n = snprintf(buf, size, "%s%s", u->console,
-		     u->mode == USERSPEC_RO ? "+ro" : u->mode == USERSPEC_FORCE ? "+force" : "");
+		     u->mode == ATTACH_RO ? "+ro" : u->mode == ATTACH_FORCE ? "+force" : "");
 	if (n < 0 || (size_t)n >= size)
 		abort();
-	if (u->replay == -1)
+	if (u->replay == PROTO_REPLAY_ALL)
 		n += snprintf(buf + n, size - (size_t)n, "+replay=all");
 	else if (u->replay >= 0)
 		n += snprintf(buf + n, size - (size_t)n, "+replay=%ld", u->replay);

@@ -151,26 +151,3 @@ void frame_reader_done(struct frame_reader *r);
 ssize_t frame_reader_fill(struct frame_reader *r, int fd);
 /* 1 with *ret, 0 if no complete frame is buffered, or -EBADMSG/-EMSGSIZE. */
 int frame_reader_next(struct frame_reader *r, struct frame *ret);
-
-/* Shared by the fronts (CLI, ssh-front). */
-#include "escape.h"
-
-/*
- * The request an escape command stands for (detach, take, release, who,
- * replay, break), or NULL for commands a front handles itself (help).
- */
-json_t *proto_escape_request(enum escape_cmd cmd);
-
-/*
- * A "[ttyhub] TEXT" line for the user's terminal: TEXT is escaped again
- * (defence in depth), a line break goes first unless the cursor is at the
- * start of a line, and lines end in CRLF (raw terminal) or LF.  Returns
- * the length written to buf (always NUL-terminated).
- */
-size_t proto_notice_line(const char *text, bool at_bol, bool crlf, char *buf, size_t size);
-
-/* The status line for an "attached" answer, e.g. "attached to vm:serial0 read-only; ...". */
-void proto_attached_text(json_t *attached, const uint8_t prefix[2], char *buf, size_t size);
-
-/* The hint shown to a watcher whose keystrokes were discarded. */
-void proto_readonly_hint(const uint8_t prefix[2], char *buf, size_t size);

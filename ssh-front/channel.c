@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * SSH session channels (see channel.h).
+ * SSH session channels (see channel.h): the libssh channel callbacks, the
+ * broker connection and its events, flow control both ways, keystrokes of
+ * an attached user, and the "no console named" answer.
  *
  * Nothing here runs libssh calls that wait, and a channel is never freed
  * inside a libssh callback: callbacks only record what happened; the pump,
@@ -11,147 +13,32 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include "channel.h"
-#include "fileio.h"
+#include "exec.h"
 #include "listing.h"
 #include "log.h"
+#include "menu.h"
 #include "session.h"
 #include "sshd.h"
 #include "userspec.h"
 #include "util.h"
+#include "view.h"
 
 #define TO_CLIENT_MAX (128 * 1024)
 #define TO_BROKER_MAX (32 * 1024)
-#define MENU_MAX 64
 #define CLIENT_WRITE_CHUNK (128 * 1024)
 #define UNSENT_MAX (256 * 1024)
 
 static void chan_on_broker(struct watch *w, int fd, uint32_t revents, void *userdata);
-static void chan_send(struct chan *c, json_t *msg);
 
-/*
- * What SSH users may learn of the host: consoles, not sockets.  Clients are
- * shown as their SSH principal's comment, anyone else as "local admin";
- * notices lose absolute paths.  Everything not on these lists is dropped.
- */
-static void chan_label(const char *label, char *buf, size_t size)
-{
-	const char *ssh = NULL, *p;
-	size_t len = label ? strlen(label) : 0;
-
-	for (p = label ? strstr(label, " (ssh ") : NULL; p; p = strstr(p + 1, " (ssh "))
-		ssh = p;
-	if (ssh && len > 0 && label[len - 1] == ')')
-		snprintf(buf, size, "%.*s", (int)(ssh - label), label);
-	else
-		snprintf(buf, size, "local admin");
-}
-
-static bool chan_path_start(const char *text, const char *p)
-{
-	return *p == '/' && (p == text || strchr(" (:='\"", p[-1]));
-}
-
-/* Append n bytes of t to out (bounded by size, NUL kept room for). */
-static size_t chan_put(char *out, size_t o, size_t size, const char *t, size_t n)
-{
-	n = MIN(n, size - 1 - o);
-	memcpy(out + o, t, n);
-	return o + n;
-}
-
-/* Free text from the broker (notices, errors): local clients and paths made anonymous. */
-static void chan_scrub(const char *in, char *out, size_t size)
-{
-	static const char local[] = " (local, pid ";
-	const char *p = in ? in : "";
-	size_t o = 0;
-
-	if (size == 0)
-		return;
-	while (*p && o + 1 < size) {
-		const char *l = strstr(p, local), *q, *start;
-
-		for (q = p; *q && (!l || q < l) && !chan_path_start(in, q); q++)
-			;
-		if (*q == '/' && (!l || q < l)) {
-			o = chan_put(out, o, size, p, (size_t)(q - p));
-			o = chan_put(out, o, size, "[path]", 6);
-			p = q + strcspn(q, " )'\",;");
-		} else if (l) {
-			/* "NAME (local, pid N)" or "uid N (local, pid N)", then maybe " [client]" */
-			for (start = l; start > p && start[-1] != ' '; start--)
-				;
-			if (start - p >= 4 && strncmp(start - 4, "uid ", 4) == 0)
-				start -= 4;
-			o = chan_put(out, o, size, p, (size_t)(start - p));
-			o = chan_put(out, o, size, "local admin", 11);
-			q = strchr(l + 1, ')');
-			p = q ? q + 1 : l + strlen(l);
-			if (p[0] == ' ' && p[1] == '[' && strchr(p, ']'))
-				p = strchr(p, ']') + 1;
-		} else {
-			o = chan_put(out, o, size, p, strlen(p));
-			break;
-		}
-	}
-	out[o] = '\0';
-}
-
-/* One console as SSH users see it. */
-static json_t *chan_view_console(json_t *con, const char *access)
-{
-	static const char *const keep[] = { "name", "vm", "uuid", "alias", "device", "target",
-					    "state", "watchers" };
-	const char *writer = json_string_value(json_object_get(con, "writer"));
-	json_t *o = json_object();
-	char label[256];
-
-	if (!o)
-		return NULL;
-	for (size_t i = 0; i < ELEMENTSOF(keep); i++) {
-		json_t *v = json_object_get(con, keep[i]);
-
-		if (v && (json_is_string(v) || json_is_integer(v) || json_is_null(v)))
-			json_object_set(o, keep[i], v);
-	}
-	json_object_set_new(o, "access", json_string(access));
-	if (writer)
-		chan_label(writer, label, sizeof(label));
-	json_object_set_new(o, "writer", writer ? json_string(label) : json_null());
-	return o;
-}
-
-/* A `who` answer as SSH users see it: role, principal comment, since. */
-static json_t *chan_view_who(json_t *who)
-{
-	json_t *clients = json_array(), *cl;
-	size_t i;
-
-	json_array_foreach(json_object_get(who, "clients"), i, cl) {
-		const char *user = json_string_value(json_object_get(cl, "user"));
-		const char *role = json_string_value(json_object_get(cl, "role"));
-		char label[256];
-
-		chan_label(user, label, sizeof(label));
-		json_array_append_new(clients, json_pack("{s:s, s:s, s:O?}", "role",
-							 role ? role : "?", "user", label, "since",
-							 json_object_get(cl, "since")));
-	}
-	return json_pack("{s:s, s:o}", "type", "who", "clients", clients);
-}
-
-static const char *chan_eol(const struct chan *c)
+const char *chan_eol(const struct chan *c)
 {
 	return c->pty ? "\r\n" : "\n";
 }
 
-/* Text for the user (already safe); bounded by to_client. */
-static void chan_say(struct chan *c, const char *text, size_t len)
+void chan_say(struct chan *c, const char *text, size_t len)
 {
 	if (len == 0)
 		return;
@@ -160,8 +47,7 @@ static void chan_say(struct chan *c, const char *text, size_t len)
 	c->at_bol = text[len - 1] == '\n';
 }
 
-static void chan_notice(struct chan *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void chan_notice(struct chan *c, const char *fmt, ...)
+void chan_notice(struct chan *c, const char *fmt, ...)
 {
 	char text[1024], line[1300];
 	va_list ap;
@@ -169,35 +55,41 @@ static void chan_notice(struct chan *c, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(text, sizeof(text), fmt, ap);
 	va_end(ap);
-	chan_say(c, line, proto_notice_line(text, c->at_bol, c->pty, line, sizeof(line)));
+	chan_say(c, line, front_line(text, c->at_bol, c->pty, line, sizeof(line)));
+}
+
+/* Broker text (notices, errors) as SSH users may see it, as a notice. */
+static void chan_notice_scrubbed(struct chan *c, const char *raw)
+{
+	char text[1024];
+
+	view_scrub(raw, text, sizeof(text));
+	chan_notice(c, "%s", text);
+}
+
+static bool chan_may_send(const struct chan *c)
+{
+	return c->state != CHAN_CLOSING && c->broker_fd >= 0;
+}
+
+bool chan_sent(struct chan *c, int r)
+{
+	if (r == -EINVAL)
+		chan_close(c, 1, "cannot make the request (names must be UTF-8)");
+	else if (r < 0)
+		chan_close(c, 1, "too many requests queued for the console broker");
+	return r >= 0;
 }
 
 /*
- * A request to the broker.  One that cannot be built (a name that is not
- * UTF-8) or queued closes the channel: waiting for an answer that never
- * comes would hold the broker connection for nothing.  Keystrokes leave
- * CHAN_CONTROL_RESERVE free, so release and detach always fit.
+ * A request that may be dropped when the queue is full (a window size).
+ * Keystrokes leave CHAN_CONTROL_RESERVE free, so release and detach always fit.
  */
-static void chan_send(struct chan *c, json_t *msg)
+static void chan_send_resize(struct chan *c)
 {
-	if (c->state == CHAN_CLOSING || c->broker_fd < 0) {
-		json_decref(msg);
-		return;
-	}
-	if (!msg)
-		chan_close(c, 1, "cannot make the request (names must be UTF-8)");
-	else if (proto_put_control(&c->to_broker, msg) < 0)
-		chan_close(c, 1, "too many requests queued for the console broker");
-	json_decref(msg);
-}
-
-/* A request that may be dropped when the queue is full (a window size). */
-static void chan_send_optional(struct chan *c, json_t *msg)
-{
-	if (msg && c->broker_fd >= 0 && c->state != CHAN_CLOSING &&
-	    obuf_room(&c->to_broker) > CHAN_CONTROL_RESERVE)
-		proto_put_control(&c->to_broker, msg);
-	json_decref(msg);
+	if (chan_may_send(c) && c->state == CHAN_ATTACHED && c->pty && c->cols && c->rows &&
+	    obuf_room(&c->front.out) > CHAN_CONTROL_RESERVE)
+		(void)front_resize(&c->front, c->cols, c->rows);
 }
 
 void chan_close(struct chan *c, int status, const char *fmt, ...)
@@ -230,77 +122,44 @@ static void chan_release_broker(struct chan *c)
 {
 	if (c->broker_fd < 0)
 		return;
-	if (obuf_len(&c->to_broker) > 0)
-		(void)obuf_flush(&c->to_broker, c->broker_fd);
+	(void)front_flush(&c->front);
 	c->broker_io = watch_free(c->broker_io);
 	c->broker_fd = safe_close(c->broker_fd);
-	obuf_consume(&c->to_broker, obuf_len(&c->to_broker));
+	c->front.fd = -EBADF;
+	obuf_consume(&c->front.out, obuf_len(&c->front.out));
 }
 
-/*
- * The right of this key on a console: rules see its VM name, UUID and alias,
- * each by the pattern's form (access.h), so a name means one thing.
- */
-static enum access_right chan_right(const struct chan *c, json_t *console)
-{
-	const struct access_console con = {
-		.vm = json_string_value(json_object_get(console, "vm")),
-		.uuid = json_string_value(json_object_get(console, "uuid")),
-		.alias = json_string_value(json_object_get(console, "alias")),
-	};
-
-	if (!c->session->key || !con.vm)
-		return ACCESS_NONE;
-	return access_check(c->session->key, &con);
-}
-
-/* The list, keeping only consoles this key may use, and of those what SSH users may see. */
-static json_t *chan_filter(const struct chan *c, json_t *consoles)
-{
-	json_t *out = json_array(), *con;
-	size_t i;
-
-	json_array_foreach(consoles, i, con) {
-		enum access_right r = chan_right(c, con);
-
-		if (r == ACCESS_NONE)
-			continue;
-		json_array_append_new(out, chan_view_console(con, r == ACCESS_RW ? "rw" : "ro"));
-	}
-	return out;
-}
-
-static int chan_connect_broker(struct chan *c)
+int chan_connect_broker(struct chan *c)
 {
 	const char *path = c->session->sshd->config.broker;
 	struct session *s = c->session;
-	char user[sizeof(s->user) * 4];
+	const struct front_principal p = { .key = s->key, .from = s->addr };
 	int fd, r;
 
-	fd = unix_connect(path, true);
-	if (fd < 0)
-		return log_error_errno(fd, "cannot reach ttyhubd at %s", path);
+	fd = front_connect(path, true);
+	if (fd < 0) {
+		log_error_errno(fd, "cannot reach ttyhubd at %s", path);
+		chan_close(c, 1, "the console broker is not reachable");
+		return fd;
+	}
 	c->broker_fd = fd;
+	c->front.fd = fd;
 	r = watch_add(s->sshd->poller, fd, EPOLLIN | EPOLLOUT, chan_on_broker, c, &c->broker_io);
-	if (r < 0)
+	if (r < 0) {
+		chan_close(c, 1, "the console broker is not reachable");
 		return r;
-	/* The SSH user name is any bytes; JSON strings must be UTF-8. */
-	log_escape(s->user, strlen(s->user), user, sizeof(user));
-	chan_send(c, json_pack("{s:s, s:i, s:s, s:{s:s, s:s, s:s}}", "type", "hello", "version",
-			       PROTO_VERSION, "client", "ttyhub-sshd", "principal", "fingerprint",
-			       s->fingerprint, "comment", s->comment, "user", user));
-	return 0;
+	}
+	/* ttyhubd decides every right of this key, from this address. */
+	return chan_sent(c, front_hello(&c->front, "ttyhub-sshd", &p)) ? 0 : -ENOBUFS;
 }
 
-/* The request naming a console arrived now: a "no console named" answer waits from here. */
-static void chan_asked(struct chan *c)
+void chan_asked(struct chan *c)
 {
 	if (sd_event_now(c->session->sshd->event, CLOCK_MONOTONIC, &c->asked_usec) < 0)
 		c->asked_usec = 0; /* chan_unknown() pads from its own time */
 }
 
-/* Begin attaching: resolve the name first, so rights are checked on the real console. */
-static void chan_start_attach(struct chan *c, const char *name, int mode, long replay)
+void chan_start_attach(struct chan *c, const char *name, enum attach_mode mode, long replay)
 {
 	if (strlen(name) >= sizeof(c->console)) {
 		chan_close(c, 1, "console name too long (at most %zu bytes)", sizeof(c->console) - 1);
@@ -308,10 +167,8 @@ static void chan_start_attach(struct chan *c, const char *name, int mode, long r
 	}
 	snprintf(c->console, sizeof(c->console), "%s", name);
 	chan_asked(c);
-	c->want_mode = mode;
-	c->want_replay = replay;
 	c->state = CHAN_ATTACHING;
-	chan_send(c, json_pack("{s:s, s:s}", "type", "list", "console", name));
+	chan_sent(c, front_attach(&c->front, name, mode, replay));
 }
 
 /* The held "no console named" answer, now that its time has come. */
@@ -321,8 +178,7 @@ static void chan_unknown_answer(struct chan *c)
 		/* "ssh console@host": a user name that is no console opens the menu. */
 		chan_notice(c, "no console named '%s'; choose one:", c->unknown);
 		c->from_username = false;
-		c->state = CHAN_MENU;
-		chan_send(c, json_pack("{s:s}", "type", "list"));
+		menu_start(c);
 		return;
 	}
 	chan_close(c, 1, "no console named '%s'", c->unknown);
@@ -343,11 +199,12 @@ static int chan_on_unknown_timer(sd_event_source *es, uint64_t usec, void *userd
 
 /*
  * The same words whether the console does not exist or the key may not see
- * it, and at the same time: held until CHAN_UNKNOWN_PAD_USEC after the
- * request (channel.h).  Meanwhile the channel is in CHAN_UNKNOWN: keystrokes
- * are discarded, and a close of the channel frees the timer with it.
+ * it (ttyhubd answers both alike), and at the same time: held until
+ * CHAN_UNKNOWN_PAD_USEC after the request (channel.h).  Meanwhile the
+ * channel is in CHAN_UNKNOWN: keystrokes are discarded, and a close of the
+ * channel frees the timer with it.
  */
-static void chan_unknown(struct chan *c, const char *name)
+void chan_unknown(struct chan *c, const char *name)
 {
 	sd_event *e = c->session->sshd->event;
 	uint64_t now = 0, at;
@@ -368,113 +225,7 @@ static void chan_unknown(struct chan *c, const char *name)
 	c->state = CHAN_UNKNOWN;
 }
 
-static void chan_attach_resolved(struct chan *c, json_t *list)
-{
-	json_t *con = json_array_get(json_object_get(list, "consoles"), 0);
-	const char *mode = "rw", *name;
-	char wanted[sizeof(c->console)];
-	json_t *req;
-
-	snprintf(wanted, sizeof(wanted), "%s", c->console);
-	c->right = con ? chan_right(c, con) : ACCESS_NONE;
-	if (c->right == ACCESS_NONE) {
-		chan_unknown(c, wanted);
-		return;
-	}
-	name = json_string_value(json_object_get(con, "name"));
-	if (!name || strlen(name) >= sizeof(c->console)) {
-		chan_close(c, 1, "console name too long (at most %zu bytes)", sizeof(c->console) - 1);
-		return;
-	}
-	json_decref(c->info);
-	c->info = json_incref(con);
-	snprintf(c->console, sizeof(c->console), "%s", name);
-	if (c->want_mode == USERSPEC_FORCE && c->right < ACCESS_RW) {
-		chan_close(c, 1, "your key may only watch %s", c->console);
-		return;
-	}
-	if (c->want_mode == USERSPEC_RO || c->right < ACCESS_RW)
-		mode = "ro";
-	else if (c->want_mode == USERSPEC_FORCE)
-		mode = "force";
-	req = json_pack("{s:s, s:s, s:s}", "type", "attach", "console", c->console, "mode", mode);
-	if (req && c->want_replay >= 0)
-		json_object_set_new(req, "replay", json_integer(c->want_replay));
-	else if (req && c->want_replay == -1)
-		json_object_set_new(req, "replay", json_string("all"));
-	chan_send(c, req);
-}
-
-static int chan_on_menu_timeout(sd_event_source *es, uint64_t usec, void *userdata)
-{
-	struct chan *c = userdata;
-	struct session *s = c->session;
-
-	if (c->state == CHAN_MENU) {
-		chan_close(c, 1, "no console chosen in %u seconds; closing",
-			   s->sshd->config.menu_timeout_s);
-		chan_pump(c); /* may free c */
-		session_update_events(s);
-	}
-	return 0;
-}
-
-/* (Re)start the menu's idle timer. */
-static void chan_menu_touch(struct chan *c)
-{
-	uint64_t usec = (uint64_t)c->session->sshd->config.menu_timeout_s * 1000000;
-
-	if (!c->menu_timer) {
-		if (sd_event_add_time_relative(c->session->sshd->event, &c->menu_timer,
-					       CLOCK_MONOTONIC, usec, 0, chan_on_menu_timeout, c) < 0)
-			chan_close(c, 1, "cannot show the menu (out of resources)");
-		return;
-	}
-	sd_event_source_set_time_relative(c->menu_timer, usec);
-	sd_event_source_set_enabled(c->menu_timer, SD_EVENT_ONESHOT);
-}
-
-static void chan_show_menu(struct chan *c, json_t *list)
-{
-	json_t *allowed = chan_filter(c, json_object_get(list, "consoles")), *con;
-	char line[CHAN_NAME_MAX + 128];
-	size_t i;
-
-	json_decref(c->menu);
-	c->menu = NULL;
-	if (json_array_size(allowed) == 0) {
-		json_decref(allowed);
-		chan_close(c, 1, "no consoles are available to your key");
-		return;
-	}
-	snprintf(line, sizeof(line), "ttyhub: consoles you may use:%s", chan_eol(c));
-	chan_say(c, line, strlen(line));
-	while (json_array_size(allowed) > MENU_MAX)
-		json_array_remove(allowed, MENU_MAX);
-	json_array_foreach(allowed, i, con) {
-		const char *name = json_string_value(json_object_get(con, "name"));
-		char esc[CHAN_NAME_MAX];
-
-		snprintf(line, sizeof(line), "  %2zu) %-28s %-10s %s%s", i + 1,
-			 log_sanitize(name ? name : "?", name ? strlen(name) : 1, esc, sizeof(esc)),
-			 json_string_value(json_object_get(con, "state")),
-			 json_string_value(json_object_get(con, "access")), chan_eol(c));
-		chan_say(c, line, strlen(line));
-	}
-	c->menu = allowed;
-	snprintf(line, sizeof(line), "Select a console (number or name, q to quit): ");
-	chan_say(c, line, strlen(line));
-	c->state = CHAN_MENU;
-	c->line_len = 0;
-	chan_menu_touch(c);
-}
-
-/*
- * A table for the user.  One longer than the client queue (a list of many
- * consoles) is kept aside and fed in as the client reads; the channel closes
- * only once it has all gone out.
- */
-static void chan_print(struct chan *c, void (*print)(FILE *, json_t *, const char *), json_t *msg)
+void chan_print(struct chan *c, void (*print)(FILE *, json_t *, const char *), json_t *msg)
 {
 	char *buf = NULL;
 	size_t len = 0;
@@ -495,215 +246,156 @@ static void chan_print(struct chan *c, void (*print)(FILE *, json_t *, const cha
 	free(buf);
 }
 
-static void print_who(FILE *f, json_t *who, const char *eol)
+static void chan_print_who(FILE *f, json_t *who, const char *eol)
 {
-	json_t *view = chan_view_who(who);
+	json_t *view = view_who(who);
 
 	listing_print_who(f, view, eol);
 	json_decref(view);
 }
 
-/* JSON for programs: "\n" whatever the terminal. */
-static void print_json(FILE *f, json_t *o, const char *eol)
+static void chan_on_error(struct chan *c, const struct front_event *e)
 {
-	json_dumpf(o, f, JSON_INDENT(2) | JSON_ENSURE_ASCII);
-	fputc('\n', f);
-}
-
-/* exec "list [--json]" and "who NAME" answers. */
-static void chan_exec_reply(struct chan *c, const char *type, json_t *msg)
-{
-	if (strcmp(c->exec, "list --json") == 0 && strcmp(type, "list") == 0) {
-		json_t *allowed = chan_filter(c, json_object_get(msg, "consoles"));
-		json_t *out = json_pack("{s:o}", "consoles", allowed);
-
-		if (out)
-			chan_print(c, print_json, out);
-		json_decref(out);
-		chan_close(c, 0, NULL);
-	} else if (strcmp(c->exec, "list") == 0 && strcmp(type, "list") == 0) {
-		json_t *allowed = chan_filter(c, json_object_get(msg, "consoles"));
-
-		chan_print(c, listing_print_front_consoles, allowed);
-		json_decref(allowed);
-		chan_close(c, 0, NULL);
-	} else if (strncmp(c->exec, "who ", 4) == 0 && strcmp(type, "list") == 0) {
-		json_t *con = json_array_get(json_object_get(msg, "consoles"), 0);
-
-		if (!con || chan_right(c, con) == ACCESS_NONE) {
-			chan_unknown(c, c->exec + 4);
-			return;
-		}
-		chan_send(c, json_pack("{s:s, s:s}", "type", "who", "console",
-				       json_string_value(json_object_get(con, "name"))));
-	} else if (strcmp(type, "who") == 0) {
-		chan_print(c, print_who, msg);
-		chan_close(c, 0, NULL);
-	}
-}
-
-static void chan_handle_error(struct chan *c, json_t *msg)
-{
-	const char *code = json_string_value(json_object_get(msg, "code"));
-	const char *raw = json_string_value(json_object_get(msg, "message"));
-	char text[1024];
-
-	if (!code || !raw)
+	if (!e->code || !e->text)
 		return;
-	chan_scrub(raw, text, sizeof(text));
-	if (strcmp(code, PROTO_E_UNKNOWN_CONSOLE) == 0 && c->state != CHAN_ATTACHED) {
-		chan_unknown(c, c->state == CHAN_EXEC && strncmp(c->exec, "who ", 4) == 0
-					? c->exec + 4 : c->console);
-	} else if (strcmp(code, PROTO_E_READ_ONLY) == 0) {
+	if (strcmp(e->code, PROTO_E_REVOKED) == 0) {
+		/* The key left the access file: the whole SSH session ends, saying why. */
+		char why[256];
+
+		view_scrub(e->text, why, sizeof(why));
+		chan_close(c, 1, "%s; closing", why);
+		session_revoke(c->session, why);
+	} else if (strcmp(e->code, PROTO_E_UNKNOWN_CONSOLE) == 0 && c->state != CHAN_ATTACHED) {
+		const char *name = exec_console(c);
+
+		chan_unknown(c, name ? name : c->console);
+	} else if (strcmp(e->code, PROTO_E_READ_ONLY) == 0) {
 		char hint[256];
 
-		if (c->right < ACCESS_RW)
+		if (c->access == ATTACH_RO)
 			chan_notice(c, "read-only: your key may only watch %s; input is discarded",
 				    c->console);
 		else {
-			proto_readonly_hint(c->esc.prefix, hint, sizeof(hint));
+			front_readonly_hint(c->front.esc.prefix, hint, sizeof(hint));
 			chan_notice(c, "%s", hint);
 		}
 	} else if (c->state == CHAN_ATTACHED)
-		chan_notice(c, "%s", text);
-	else
+		chan_notice_scrubbed(c, e->text);
+	else {
+		char text[1024];
+
+		view_scrub(e->text, text, sizeof(text));
 		chan_close(c, 1, "%s", text);
+	}
 }
 
-/* Same string member in both, or absent from the answer. */
-static bool chan_same(json_t *answer, json_t *checked, const char *key)
+/* The broker attached us, to the console it resolved the name to and with the key's rights. */
+static void chan_on_attached(struct chan *c, const struct front_event *e)
 {
-	json_t *a = json_object_get(answer, key);
-
-	return !a || json_equal(a, json_object_get(checked, key));
-}
-
-/*
- * The attach was answered.  It must be the console whose rights were
- * checked (c->info): otherwise the user would type into a console chosen by
- * the broker's name resolution, not by the access file.
- */
-static void chan_attached(struct chan *c, json_t *msg)
-{
-	const char *role = json_string_value(json_object_get(msg, "role"));
-	const char *state = json_string_value(json_object_get(msg, "state"));
-	const char *writer = json_string_value(json_object_get(msg, "writer"));
+	const char *state = json_string_value(json_object_get(e->msg, "state"));
+	const char *writer = json_string_value(json_object_get(e->msg, "writer"));
 	json_t *view;
 	char text[1024], label[256];
 
-	if (!c->info || !json_is_string(json_object_get(msg, "console")) ||
-	    !chan_same(msg, c->info, "vm") || !chan_same(msg, c->info, "uuid") ||
-	    strcmp(json_string_value(json_object_get(msg, "console")), c->console) != 0) {
-		chan_send(c, json_pack("{s:s}", "type", "detach"));
-		log_warning("ttyhubd attached another console than %s; detached", c->console);
-		chan_close(c, 1, "attach failed: the console broker attached another console "
-			   "than the one checked; detached");
+	if (!e->console || strlen(e->console) >= sizeof(c->console)) {
+		(void)front_detach(&c->front);
+		chan_close(c, 1, "console name too long (at most %zu bytes)", sizeof(c->console) - 1);
 		return;
 	}
+	snprintf(c->console, sizeof(c->console), "%s", e->console);
 	c->state = CHAN_ATTACHED;
-	c->writer = role && strcmp(role, "writer") == 0;
+	c->writer = e->writer;
+	c->access = e->access;
 	/* The text shows the writer: as SSH users may see it. */
-	view = json_deep_copy(msg);
+	view = json_deep_copy(e->msg);
 	if (view && writer) {
-		chan_label(writer, label, sizeof(label));
+		view_label(writer, label, sizeof(label));
 		json_object_set_new(view, "writer", json_string(label));
 	}
-	proto_attached_text(view ? view : msg, c->esc.prefix, text, sizeof(text));
+	front_attached_text(view ? view : e->msg, c->front.esc.prefix, text, sizeof(text));
 	json_decref(view);
 	chan_notice(c, "%s", text);
 	if (strcmp(state ?: "", "connected"))
 		chan_notice(c, "console is %s", state ?: "?");
 	sshd_audit(c->session, "attach", "console=%s role=%s", c->console,
 		   c->writer ? "writer" : "watcher");
-	if (c->pty && c->cols && c->rows)
-		chan_send_optional(c, json_pack("{s:s, s:i, s:i}", "type", "resize", "cols",
-						(int)c->cols, "rows", (int)c->rows));
-	/* Rights may have changed while attaching (a reload). */
-	chan_recheck(c);
+	chan_send_resize(c);
 }
 
-static void chan_handle_control(struct chan *c, const struct frame *f)
+static void chan_on_state(struct chan *c, const struct front_event *e)
 {
-	json_t *msg;
-	const char *type;
-	char err[256];
+	if (e->writer && !c->writer)
+		sshd_audit(c->session, "takeover", "console=%s", c->console);
+	c->writer = e->writer;
+	/* A demotion (the key became watch-only) says so when the broker tells. */
+	if (json_object_get(e->msg, "access"))
+		c->access = e->access;
+}
 
-	if (proto_decode_control(f->payload, f->len, &msg, &type, err, sizeof(err)) < 0) {
-		chan_close(c, 1, "bad message from the console broker: %s", err);
-		return;
+static void chan_event(struct chan *c, const struct front_event *e)
+{
+	char text[512];
+
+	switch (e->type) {
+	case FRONT_EV_DATA:
+		obuf_append(&c->to_client, e->data, e->len);
+		if (e->len > 0)
+			c->at_bol = e->data[e->len - 1] == '\n';
+		break;
+	case FRONT_EV_ERROR:
+		chan_on_error(c, e);
+		break;
+	case FRONT_EV_NOTICE:
+		chan_notice_scrubbed(c, e->text);
+		break;
+	case FRONT_EV_ATTACHED:
+		if (c->state == CHAN_ATTACHING)
+			chan_on_attached(c, e);
+		break;
+	case FRONT_EV_STATE:
+		chan_on_state(c, e);
+		break;
+	case FRONT_EV_LIST:
+		if (c->state == CHAN_MENU)
+			menu_show(c, e->msg);
+		else if (c->state == CHAN_EXEC)
+			exec_reply(c, e);
+		break;
+	case FRONT_EV_WHO:
+		if (c->state == CHAN_EXEC)
+			exec_reply(c, e);
+		else
+			chan_print(c, chan_print_who, e->msg);
+		break;
+	case FRONT_EV_DETACHED:
+		view_scrub(e->text, text, sizeof(text));
+		chan_close(c, front_detach_status(e->reason), "detached: %s", text);
+		break;
+	case FRONT_EV_BREAK_SENT: /* the broker's notice to everyone attached says it */
+	case FRONT_EV_HELLO:
+	case FRONT_EV_AUTHORIZED:
+		break;
 	}
-	if (strcmp(type, "list") == 0) {
-		/* Long lists come in pieces: act on the whole. */
-		int r = listing_collect(&c->list, msg);
-
-		json_decref(msg);
-		if (r < 0)
-			chan_close(c, 1, "bad console list from the console broker: %s", strerror(-r));
-		if (r != 0)
-			return;
-		msg = c->list;
-		c->list = NULL;
-		type = "list"; /* the piece it pointed into is gone */
-	}
-	if (strcmp(type, "hello") == 0)
-		c->broker_hello = true;
-	else if (strcmp(type, "error") == 0)
-		chan_handle_error(c, msg);
-	else if (strcmp(type, "notice") == 0) {
-		char text[1024];
-
-		chan_scrub(json_string_value(json_object_get(msg, "text")), text, sizeof(text));
-		chan_notice(c, "%s", text);
-	} else if (c->state == CHAN_ATTACHING && strcmp(type, "attached") == 0)
-		chan_attached(c, msg);
-	else if (c->state == CHAN_EXEC)
-		chan_exec_reply(c, type, msg);
-	else if (c->state == CHAN_MENU && strcmp(type, "list") == 0)
-		chan_show_menu(c, msg);
-	else if (c->state == CHAN_ATTACHING && strcmp(type, "list") == 0)
-		chan_attach_resolved(c, msg);
-	else if (strcmp(type, "state") == 0) {
-		const char *role = json_string_value(json_object_get(msg, "role"));
-		bool writer = role && strcmp(role, "writer") == 0;
-
-		if (writer && !c->writer)
-			sshd_audit(c->session, "takeover", "console=%s", c->console);
-		c->writer = writer;
-		/* A take sent before a reload made the key watch-only. */
-		if (writer && c->right < ACCESS_RW)
-			chan_send(c, json_pack("{s:s}", "type", "release"));
-	} else if (strcmp(type, "who") == 0)
-		chan_print(c, print_who, msg);
-	else if (strcmp(type, "detached") == 0) {
-		const char *reason = json_string_value(json_object_get(msg, "reason"));
-		char text[512];
-
-		chan_scrub(reason, text, sizeof(text));
-		chan_close(c, reason && strcmp(reason, "detached on request") == 0 ? 0 : 1,
-			   "detached: %s", text);
-	}
-	json_decref(msg);
 }
 
 /* Handle buffered broker frames while there is room for what they produce. */
 static void chan_process_broker(struct chan *c)
 {
 	while (c->state != CHAN_CLOSING && obuf_room(&c->to_client) >= FRAME_MAX + 2048) {
-		struct frame f;
-		int r = frame_reader_next(&c->in, &f);
+		struct front_event e;
+		int r = front_next_event(&c->front, &e);
 
 		if (r == 0)
 			break;
+		if (r == -EBADMSG) {
+			chan_close(c, 1, "bad message from the console broker: %s", c->front.err);
+			return;
+		}
 		if (r < 0) {
 			chan_close(c, 1, "malformed data from the console broker");
 			return;
 		}
-		if (f.type == FRAME_DATA) {
-			obuf_append(&c->to_client, f.payload, f.len);
-			if (f.len > 0)
-				c->at_bol = f.payload[f.len - 1] == '\n';
-		} else
-			chan_handle_control(c, &f);
+		chan_event(c, &e);
 	}
 }
 
@@ -713,9 +405,9 @@ static void chan_on_broker(struct watch *w, int fd, uint32_t revents, void *user
 	struct session *s = c->session; /* the pump may free c */
 
 	if (revents & EPOLLIN) {
-		ssize_t n = frame_reader_fill(&c->in, fd);
+		ssize_t n = front_fill(&c->front);
 
-		if (n < 0 || c->in.eof) {
+		if (n < 0 || front_eof(&c->front)) {
 			chan_process_broker(c);
 			chan_close(c, 1, "lost the connection to the console broker");
 		}
@@ -726,94 +418,41 @@ static void chan_on_broker(struct watch *w, int fd, uint32_t revents, void *user
 	session_update_events(s);
 }
 
-/* Keystrokes of an attached user: escape commands, rights, then to the broker. */
+/*
+ * Keystrokes of an attached user: escape commands, then to the broker.  A
+ * watch-only key's keystrokes never leave this process (the broker would
+ * discard them too); its escape commands go to the broker, which refuses
+ * what the key may not do (take, break) in words the user sees.
+ */
 static size_t chan_keys(struct chan *c, const uint8_t *data, size_t len)
 {
 	size_t used = 0;
 
-	while (used < len && obuf_room(&c->to_broker) > 2 * FRAME_HEADER + CHAN_CONTROL_RESERVE) {
-		size_t room = obuf_room(&c->to_broker) - 2 * FRAME_HEADER - CHAN_CONTROL_RESERVE;
-		size_t n = MIN(len - used, room), outlen;
-		uint8_t out[4096 + 2];
+	while (used < len && c->state == CHAN_ATTACHED) {
 		enum escape_cmd cmd;
+		size_t dropped, n;
 
-		n = MIN(n, (size_t)4096);
-		used += escape_feed(&c->esc, data + used, n, out, &outlen, &cmd);
-		/* A watch-only key's keystrokes never leave this process. */
-		if (outlen > 0 && c->right >= ACCESS_RW)
-			proto_put_data(&c->to_broker, out, outlen);
-		else if (outlen > 0 && !c->ro_hinted) {
+		n = front_keys(&c->front, data + used, len - used, c->access == ATTACH_RW,
+			       CHAN_CONTROL_RESERVE, &dropped, &cmd);
+		used += n;
+		if (dropped > 0 && !c->ro_hinted) {
 			c->ro_hinted = true;
 			chan_notice(c, "read-only: your key may only watch %s; input is discarded",
 				    c->console);
 		}
-		if ((cmd == ESCAPE_FORCE || cmd == ESCAPE_ATTACH_RW) && c->right < ACCESS_RW)
-			chan_notice(c, "your key may only watch %s", c->console);
-		else if (cmd == ESCAPE_BREAK && (!c->session->key->brk || c->right < ACCESS_RW))
-			/* A break is input to the guest (SysRq, kgdb): it needs write access too. */
-			chan_notice(c, "your key may not send a serial break");
-		else if (cmd == ESCAPE_HELP) {
+		if (cmd == ESCAPE_HELP) {
 			char help[1024];
 
-			escape_format_help(&c->esc, help, sizeof(help));
+			escape_format_help(&c->front.esc, help, sizeof(help));
 			if (!c->at_bol)
 				chan_say(c, "\r\n", 2);
 			chan_say(c, help, strlen(help));
 		} else if (cmd != ESCAPE_NONE)
-			chan_send(c, proto_escape_request(cmd));
+			chan_sent(c, front_escape_request(&c->front, cmd));
+		else if (n == 0)
+			break; /* no room: libssh keeps the rest */
 	}
 	return used;
-}
-
-static const char *chan_menu_name(const struct chan *c, size_t i)
-{
-	return json_string_value(json_object_get(json_array_get(c->menu, i), "name")) ?: "";
-}
-
-/* Menu line editing; the client's terminal is raw, so we echo. */
-static size_t chan_menu_keys(struct chan *c, const uint8_t *data, size_t len)
-{
-	if (len > 0 && c->state == CHAN_MENU)
-		chan_menu_touch(c);
-	for (size_t i = 0; i < len && c->state == CHAN_MENU; i++) {
-		uint8_t ch = data[i];
-		size_t n_menu = json_array_size(c->menu);
-
-		if (ch == '\r' || ch == '\n') {
-			unsigned long n;
-			char *end;
-
-			chan_say(c, "\r\n", 2);
-			c->line[c->line_len] = '\0';
-			n = strtoul(c->line, &end, 10);
-			if (strcmp(c->line, "q") == 0)
-				chan_close(c, 0, NULL);
-			else if (*end == '\0' && end != c->line && n >= 1 && n <= n_menu)
-				chan_start_attach(c, chan_menu_name(c, n - 1), USERSPEC_RW, -2);
-			else {
-				for (size_t k = 0; k < n_menu; k++)
-					if (strcmp(c->line, chan_menu_name(c, k)) == 0) {
-						chan_start_attach(c, chan_menu_name(c, k), USERSPEC_RW, -2);
-						break;
-					}
-				if (c->state == CHAN_MENU) {
-					const char *again = "No such choice. Number or name (q to quit): ";
-
-					chan_say(c, again, strlen(again));
-					c->line_len = 0;
-				}
-			}
-		} else if (ch == 0x03 || ch == 0x04)
-			chan_close(c, 0, NULL);
-		else if ((ch == 0x7f || ch == 0x08) && c->line_len > 0) {
-			c->line_len--;
-			chan_say(c, "\b \b", 3);
-		} else if (ch >= 0x20 && ch < 0x7f && c->line_len < sizeof(c->line) - 1) {
-			c->line[c->line_len++] = (char)ch;
-			chan_say(c, (const char *)&ch, 1);
-		}
-	}
-	return len;
 }
 
 /* Send what waits in c->held (see chan_resume_keys); true once none is left. */
@@ -832,7 +471,7 @@ static int chan_on_data(ssh_session ssh, ssh_channel ch, void *data, uint32_t le
 	struct chan *c = userdata;
 
 	if (c->state == CHAN_MENU)
-		return (int)chan_menu_keys(c, data, len);
+		return (int)menu_keys(c, data, len);
 	if (c->state == CHAN_ATTACHED) {
 		size_t used = 0;
 
@@ -877,9 +516,7 @@ static int chan_on_resize(ssh_session ssh, ssh_channel ch, int cols, int rows, i
 		return 0;
 	c->cols = (unsigned)cols;
 	c->rows = (unsigned)rows;
-	if (c->state == CHAN_ATTACHED)
-		chan_send_optional(c, json_pack("{s:s, s:i, s:i}", "type", "resize", "cols", cols,
-						"rows", rows));
+	chan_send_resize(c);
 	return 0;
 }
 
@@ -912,66 +549,25 @@ static int chan_on_shell(ssh_session ssh, ssh_channel ch, void *userdata)
 		chan_close(c, 1, "user name too long (at most %d bytes)", USERSPEC_USER_MAX);
 		return 0;
 	}
-	if (chan_connect_broker(c) < 0) {
-		chan_close(c, 1, "the console broker is not reachable");
+	if (chan_connect_broker(c) < 0)
 		return 0;
-	}
 	if (userspec_parse(c->session->user, &us) == 0) {
 		c->from_username = true;
 		chan_start_attach(c, us.console, us.mode, us.replay);
-	}
-	else {
-		c->state = CHAN_MENU;
-		chan_send(c, json_pack("{s:s}", "type", "list"));
-	}
+	} else
+		menu_start(c);
 	return 0;
 }
 
-/* exec: "list [--json]", "attach NAME [--ro|--force]", "who NAME". */
+/* exec: "list [--json]", "attach NAME [--ro|--force]", "who NAME" (exec.h). */
 static int chan_on_exec(ssh_session ssh, ssh_channel ch, const char *command, void *userdata)
 {
 	struct chan *c = userdata;
-	char cmd[CHAN_NAME_MAX + 64], *argv[5], *save = NULL;
-	int argc = 0;
 
 	if (c->state != CHAN_NEW)
 		return 1;
-	if (chan_refused(c))
-		return 0;
-	if (command && strlen(command) >= sizeof(cmd)) {
-		/* Never cut: a cut name could name another console. */
-		chan_close(c, 2, "command too long (at most %zu bytes)", sizeof(cmd) - 1);
-		return 0;
-	}
-	snprintf(cmd, sizeof(cmd), "%s", command ? command : "");
-	for (char *t = strtok_r(cmd, " \t", &save); t && argc < 5; t = strtok_r(NULL, " \t", &save))
-		argv[argc++] = t;
-	if (chan_connect_broker(c) < 0) {
-		chan_close(c, 1, "the console broker is not reachable");
-		return 0;
-	}
-	if (argc == 1 && strcmp(argv[0], "list") == 0) {
-		snprintf(c->exec, sizeof(c->exec), "list");
-		c->state = CHAN_EXEC;
-		chan_send(c, json_pack("{s:s}", "type", "list"));
-	} else if (argc == 2 && strcmp(argv[0], "list") == 0 && strcmp(argv[1], "--json") == 0) {
-		snprintf(c->exec, sizeof(c->exec), "list --json");
-		c->state = CHAN_EXEC;
-		chan_send(c, json_pack("{s:s}", "type", "list"));
-	} else if (argc == 2 && strcmp(argv[0], "who") == 0) {
-		snprintf(c->exec, sizeof(c->exec), "who %s", argv[1]);
-		chan_asked(c);
-		c->state = CHAN_EXEC;
-		chan_send(c, json_pack("{s:s, s:s}", "type", "list", "console", argv[1]));
-	} else if (argc >= 2 && argc <= 3 && strcmp(argv[0], "attach") == 0 &&
-		   (argc == 2 || strcmp(argv[2], "--ro") == 0 || strcmp(argv[2], "--force") == 0)) {
-		int mode = argc == 2 ? USERSPEC_RW
-				     : strcmp(argv[2], "--ro") == 0 ? USERSPEC_RO : USERSPEC_FORCE;
-
-		chan_start_attach(c, argv[1], mode, -2);
-	} else
-		chan_close(c, 2, "unknown command; try: list [--json] | attach NAME [--ro|--force] | "
-			   "who NAME");
+	if (!chan_refused(c))
+		exec_start(c, command);
 	return 0;
 }
 
@@ -997,9 +593,10 @@ ssh_channel chan_open(struct session *s, bool over_limit)
 	c->broker_fd = -EBADF;
 	c->at_bol = true;
 	c->exit_status = 0;
-	escape_init(&c->esc, ESCAPE_DEFAULT_PREFIX0, ESCAPE_DEFAULT_PREFIX1);
-	if (frame_reader_init(&c->in) < 0 || obuf_init(&c->to_client, TO_CLIENT_MAX) < 0 ||
-	    obuf_init(&c->to_broker, TO_BROKER_MAX) < 0)
+	c->access = ATTACH_RO; /* until the broker says more */
+	if (front_init(&c->front, -EBADF, TO_BROKER_MAX, NULL) < 0)
+		goto fail_front;
+	if (obuf_init(&c->to_client, TO_CLIENT_MAX) < 0)
 		goto fail;
 	c->ch = ssh_channel_new(s->ssh);
 	if (!c->ch)
@@ -1021,9 +618,9 @@ ssh_channel chan_open(struct session *s, bool over_limit)
 	s->n_chans++;
 	return c->ch;
 fail:
-	frame_reader_done(&c->in);
+	front_done(&c->front);
 	obuf_done(&c->to_client);
-	obuf_done(&c->to_broker);
+fail_front:
 	free(c);
 	return NULL;
 }
@@ -1043,11 +640,8 @@ void chan_free(struct chan *c)
 		ssh_remove_channel_callbacks(c->ch, &c->cb);
 		ssh_channel_free(c->ch);
 	}
-	frame_reader_done(&c->in);
+	front_done(&c->front);
 	obuf_done(&c->to_client);
-	obuf_done(&c->to_broker);
-	json_decref(c->list);
-	json_decref(c->info);
 	free(c->spool);
 	free(c);
 }
@@ -1104,7 +698,7 @@ static void chan_resume_keys(struct chan *c)
 		if (c->held_len == 0) {
 			int n;
 
-			if (!c->keys_held || obuf_room(&c->to_broker) <= sizeof(c->held) + 2048)
+			if (!c->keys_held || obuf_room(&c->front.out) <= sizeof(c->held) + 2048)
 				return;
 			n = ssh_channel_read_nonblocking(c->ch, c->held, sizeof(c->held), 0);
 			if (n <= 0) {
@@ -1137,10 +731,8 @@ void chan_pump(struct chan *c)
 	uint32_t ev;
 
 	chan_process_broker(c);
-	if (obuf_len(&c->to_broker) > 0 && c->broker_fd >= 0) {
-		if (obuf_flush(&c->to_broker, c->broker_fd) < 0)
-			chan_close(c, 1, "lost the connection to the console broker");
-	}
+	if (c->broker_fd >= 0 && front_flush(&c->front) < 0)
+		chan_close(c, 1, "lost the connection to the console broker");
 	if (c->state == CHAN_CLOSING)
 		chan_release_broker(c);
 	chan_resume_keys(c);
@@ -1154,29 +746,8 @@ void chan_pump(struct chan *c)
 	}
 	if (c->broker_io) {
 		ev = (obuf_room(&c->to_client) >= FRAME_MAX + 2048 ? EPOLLIN : 0) |
-		     (obuf_len(&c->to_broker) > 0 ? EPOLLOUT : 0);
+		     (front_pending(&c->front) > 0 ? EPOLLOUT : 0);
 		watch_set_events(c->broker_io, ev);
 	}
 }
 
-void chan_recheck(struct chan *c)
-{
-	enum access_right r;
-
-	/* Attaching: the rights were checked on c->info, the answer may still come. */
-	if ((c->state != CHAN_ATTACHED && c->state != CHAN_ATTACHING) || !c->info)
-		return;
-	r = chan_right(c, c->info);
-	if (r == ACCESS_NONE) {
-		chan_send(c, json_pack("{s:s}", "type", "detach"));
-		chan_close(c, 1, "your key no longer has access to %s; closing", c->console);
-		return;
-	}
-	if (r < ACCESS_RW && (c->right == ACCESS_RW || c->writer)) {
-		if (c->state == CHAN_ATTACHED && c->writer)
-			chan_send(c, json_pack("{s:s}", "type", "release"));
-		if (c->right == ACCESS_RW)
-			chan_notice(c, "your key may now only watch %s", c->console);
-	}
-	c->right = r;
-}

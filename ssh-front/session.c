@@ -10,11 +10,14 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "authz.h"
 #include "channel.h"
 #include "log.h"
 #include "session.h"
 #include "sshd.h"
 #include "util.h"
+
+static void session_revoke_now(struct session *s, const char *why);
 
 static uint64_t now_usec(void)
 {
@@ -30,6 +33,14 @@ void session_update_events(struct session *s)
 
 	if (s->dead || !s->io)
 		return;
+	if (s->revoked[0]) {
+		char why[sizeof(s->revoked)];
+
+		snprintf(why, sizeof(why), "%s", s->revoked);
+		s->revoked[0] = '\0';
+		session_revoke_now(s, why);
+		return;
+	}
 	/*
 	 * libssh closes the socket itself when a write fails (a peer that
 	 * reset), even from a channel write outside session_on_io(): that fd is
@@ -97,10 +108,13 @@ void session_free(struct session *s)
 	}
 	if (s->pump)
 		ssh_event_free(s->pump);
+	free(s->asked_key);
+	free(s->key);
 	free(s);
 }
 
-void session_revoke(struct session *s, const char *why)
+/* Tell every channel why, let them say it, then close. */
+static void session_revoke_now(struct session *s, const char *why)
 {
 	struct chan *c, *next;
 
@@ -114,14 +128,15 @@ void session_revoke(struct session *s, const char *why)
 	session_close(s, why);
 }
 
-void session_recheck(struct session *s)
+void session_revoke(struct session *s, const char *why)
 {
-	struct chan *c, *next;
-
-	for (c = TAILQ_FIRST(&s->chans); c; c = next) {
-		next = TAILQ_NEXT(c, entry);
-		chan_recheck(c);
-	}
+	/*
+	 * Called while a channel handles its broker's frames: pumping every
+	 * channel here could free that one under its caller.  Every path that
+	 * pumps a channel ends in session_update_events(), which finishes this.
+	 */
+	if (!s->revoked[0] && !s->dead)
+		snprintf(s->revoked, sizeof(s->revoked), "%s", why[0] ? why : "revoked");
 }
 
 static int session_on_grace(sd_event_source *es, uint64_t usec, void *userdata)
@@ -208,23 +223,75 @@ static unsigned session_count_key(const struct session *s)
 
 /* libssh callbacks */
 
+/* The key as in authorized_keys, "TYPE BASE64"; NULL if libssh cannot say. */
+static char *session_key_line(const ssh_key pubkey)
+{
+	const char *type = ssh_key_type_to_char(ssh_key_type(pubkey));
+	char *b64 = NULL, *line = NULL;
+
+	if (!type || ssh_pki_export_pubkey_base64(pubkey, &b64) != SSH_OK)
+		return NULL;
+	if (asprintf(&line, "%s %s", type, b64) < 0)
+		line = NULL;
+	ssh_string_free_char(b64);
+	return line;
+}
+
+/*
+ * May this key log in from this address?  ttyhubd decides (authz.h), once
+ * per key offered: the probe and the signature round of one key share the
+ * answer.  Returns 1 or 0.
+ *
+ * This blocks the whole process for one local round trip, at most
+ * AUTHZ_TIMEOUT_USEC: libssh 0.10's auth_pubkey callback must return its
+ * verdict, and its message API frees an unanswered request when the callback
+ * returns, so the answer cannot wait for the event loop.  The round trip is
+ * on a UNIX socket to a broker that answers from memory (microseconds);
+ * only a stuck broker makes it long, and then nobody can use a console
+ * anyway.  Only offered keys cost one (OpenSSH offers a handful at most, and
+ * max_auth_tries bounds them per connection).
+ */
+static int session_authorize(struct session *s, const ssh_key pubkey, char *fp, size_t fpsize,
+			     char *comment, size_t csize)
+{
+	_cleanup_free_ char *line = session_key_line(pubkey);
+	struct authz_answer a;
+	int r;
+
+	if (!line)
+		return 0;
+	if (!s->asked_key || strcmp(s->asked_key, line) != 0) {
+		const struct front_principal p = { .key = line, .from = s->addr };
+
+		r = authz_ask(&s->sshd->authz, &p, &a);
+		if (r < 0)
+			log_warning_errno(r, "connection from %s: no answer from ttyhubd whether the key "
+					  "may log in; refused", s->addr);
+		free(s->asked_key);
+		s->asked_key = TAKE_PTR(line);
+		s->asked_answer = r > 0;
+		if (r > 0) {
+			snprintf(fp, fpsize, "%s", a.fingerprint);
+			log_escape(a.comment, strlen(a.comment), comment, csize);
+		}
+	}
+	return s->asked_answer;
+}
+
 static int session_on_auth_pubkey(ssh_session ssh, const char *user, struct ssh_key_struct *pubkey,
 				  char state, void *userdata)
 {
 	struct session *s = userdata;
-	const struct access_entry *e;
-	unsigned char *hash = NULL;
-	size_t hlen = 0;
-	char *fp;
+	bool ok;
 
 	if (s->dead || s->state == SESSION_AUTHED)
 		return SSH_AUTH_DENIED;
 	s->user_too_long = user && strlen(user) >= sizeof(s->user);
 	snprintf(s->user, sizeof(s->user), "%s", user ? user : "");
-	e = (state == SSH_PUBLICKEY_STATE_NONE || state == SSH_PUBLICKEY_STATE_VALID)
-		    ? keyring_find(s->sshd->keyring, pubkey, s->addr)
-		    : NULL;
-	if (!e) {
+	ok = (state == SSH_PUBLICKEY_STATE_NONE || state == SSH_PUBLICKEY_STATE_VALID) &&
+	     session_authorize(s, pubkey, s->fingerprint, sizeof(s->fingerprint), s->comment,
+			       sizeof(s->comment));
+	if (!ok) {
 		if (++s->auth_failures >= s->sshd->config.max_auth_tries) {
 			log_notice("connection from %s: too many authentication failures", s->addr);
 			session_close(s, "too many authentication failures");
@@ -235,17 +302,7 @@ static int session_on_auth_pubkey(ssh_session ssh, const char *user, struct ssh_
 		return SSH_AUTH_SUCCESS; /* only a probe: "this key would do" */
 
 	/* The signature was verified by libssh: authenticated. */
-	s->key = e;
-	if (ssh_get_publickey_hash(pubkey, SSH_PUBLICKEY_HASH_SHA256, &hash, &hlen) == 0) {
-		fp = ssh_get_fingerprint_hash(SSH_PUBLICKEY_HASH_SHA256, hash, hlen);
-		snprintf(s->fingerprint, sizeof(s->fingerprint), "%s", fp ? fp : "?");
-		ssh_string_free_char(fp);
-		ssh_clean_pubkey_hash(&hash);
-	}
-	if (e->comment)
-		log_escape(e->comment, strlen(e->comment), s->comment, sizeof(s->comment));
-	else
-		snprintf(s->comment, sizeof(s->comment), "line %u", e->line);
+	s->key = TAKE_PTR(s->asked_key);
 	s->state = SESSION_AUTHED;
 	s->sshd->n_unauth--;
 	if (session_count_key(s) >= s->sshd->config.max_sessions_per_key) {

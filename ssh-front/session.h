@@ -12,9 +12,12 @@
  * the kernel has not taken, so channels can keep it busy without letting
  * its queue grow without bound.
  *
- * Authentication is public key only, decided with the keyring when libssh
- * has verified the signature; a probe for a key we would refuse is refused
- * at once.  After max_auth_tries refusals the connection is closed.
+ * Authentication is public key only.  Whether a key may log in is ttyhubd's
+ * answer (authz.h), asked once per key offered: a probe for a key the broker
+ * refuses is refused at once, and the signature round reuses the answer.
+ * After max_auth_tries refusals the connection is closed.  The session then
+ * speaks for that key: every channel's broker connection says hello with
+ * it, and ttyhubd decides each right.
  */
 #pragma once
 
@@ -25,7 +28,6 @@
 #include <sys/queue.h>
 #include <systemd/sd-event.h>
 
-#include "access.h"
 #include "userspec.h"
 
 struct sshd;
@@ -51,10 +53,14 @@ struct session {
 	char user[USERSPEC_USER_MAX + 1]; /* SSH user name as given (validated later) */
 	bool user_too_long;           /* longer than user[]: refused, never cut */
 	bool over_limit;              /* past --max-sessions-per-key: told so, then closed */
-	/* Authenticated key: a copy of its access entry's identity and rights. */
-	const struct access_entry *key; /* points into sshd->keyring; updated on reload */
+	/* The key last offered and the broker's answer for it (authz.h). */
+	char *asked_key;              /* owned: "TYPE BASE64" */
+	int asked_answer;             /* 1 allowed, 0 refused (or no answer) */
+	/* Once authenticated: the key the session speaks for, as the broker named it. */
+	char *key;                    /* owned: "TYPE BASE64", as in authorized_keys */
 	char fingerprint[80];         /* SHA256:... */
 	char comment[128];            /* escaped */
+	char revoked[256];            /* the broker revoked the key: why (closed when set) */
 	bool dead;
 	TAILQ_HEAD(, chan) chans;
 	unsigned n_chans;
@@ -66,11 +72,13 @@ int session_new(struct sshd *d, int fd, const char *addr, struct session **ret);
 void session_free(struct session *s);
 /* Close the connection (after this dispatch); why is logged. */
 void session_close(struct session *s, const char *why);
-/* Tell every channel, then close. */
+/*
+ * The broker revoked the key (from inside a channel's broker handling):
+ * every channel is told why and the session closes, once the channel that
+ * heard it is out of its callback (session_update_events()).
+ */
 void session_revoke(struct session *s, const char *why);
-/* Re-check rights after the keyring changed; closes channels that lost access. */
-void session_recheck(struct session *s);
-/* Ask for EPOLLOUT if libssh has output pending. */
+/* Ask for EPOLLOUT if libssh has output pending; carry out a pending revocation. */
 void session_update_events(struct session *s);
 /*
  * Bytes libssh holds for the kernel: never less than the truth, and more

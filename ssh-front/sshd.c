@@ -16,7 +16,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "channel.h"
 #include "log.h"
 #include "session.h"
 #include "sshd.h"
@@ -61,14 +60,14 @@ int sshd_init(struct sshd *d, sd_event *e, const struct sshd_config *cfg)
 	ssh_key hostkey = NULL;
 	int r;
 
-	*d = (struct sshd){ .event = sd_event_ref(e), .config = *cfg, .listen_fd = -EBADF };
+	*d = (struct sshd){ .event = sd_event_ref(e), .config = *cfg, .listen_fd = -EBADF,
+			    .authz.fd = -EBADF };
 	/* Own copies: a reload frees the strings the options pointed into. */
 	d->config.listen = strdup(cfg->listen);
 	d->config.host_key = strdup(cfg->host_key);
-	d->config.access = strdup(cfg->access);
 	d->config.broker = strdup(cfg->broker);
 	TAILQ_INIT(&d->sessions);
-	if (!d->config.listen || !d->config.host_key || !d->config.access || !d->config.broker)
+	if (!d->config.listen || !d->config.host_key || !d->config.broker)
 		return -ENOMEM;
 	TAILQ_INIT(&d->dead);
 	r = sd_event_add_defer(e, &d->sweep, sshd_on_sweep, d);
@@ -101,7 +100,7 @@ int sshd_init(struct sshd *d, sd_event *e, const struct sshd_config *cfg)
 	    ssh_bind_options_set(d->bind, SSH_BIND_OPTIONS_HMAC_S_C, SSHD_MACS) < 0 ||
 	    ssh_bind_options_set(d->bind, SSH_BIND_OPTIONS_HOSTKEY_ALGORITHMS, "ssh-ed25519") < 0)
 		return log_error_errno(-EINVAL, "cannot set algorithms: %s", ssh_get_error(d->bind));
-	return keyring_load(cfg->access, &d->keyring);
+	return authz_init(&d->authz, cfg->broker);
 }
 
 void sshd_done(struct sshd *d)
@@ -122,11 +121,10 @@ void sshd_done(struct sshd *d)
 	if (d->bind)
 		ssh_bind_free(d->bind);
 	d->bind = NULL;
-	d->keyring = keyring_free(d->keyring);
+	authz_done(&d->authz);
 	d->event = sd_event_unref(d->event);
 	free((char *)d->config.listen);
 	free((char *)d->config.host_key);
-	free((char *)d->config.access);
 	free((char *)d->config.broker);
 }
 
@@ -384,27 +382,6 @@ int sshd_listen(struct sshd *d)
 
 int sshd_reload(struct sshd *d)
 {
-	struct keyring *k = NULL, *old;
-	struct session *s, *next;
-	int r;
-
-	r = keyring_load(d->config.access, &k);
-	if (r < 0) {
-		log_error("keeping the previous access rules");
-		return r;
-	}
-	old = d->keyring;
-	d->keyring = k;
-	for (s = TAILQ_FIRST(&d->sessions); s; s = next) {
-		next = TAILQ_NEXT(s, entry);
-		if (s->state != SESSION_AUTHED || s->dead)
-			continue;
-		s->key = keyring_find_entry(k, s->key);
-		if (!s->key || !access_from_allows(s->key, s->addr))
-			session_revoke(s, "your key was removed from the access file");
-		else
-			session_recheck(s);
-	}
-	keyring_free(old);
-	return 0;
+	/* Sessions stay: ttyhubd revokes keys it no longer admits, on its own reload. */
+	return authz_set_path(&d->authz, d->config.broker);
 }

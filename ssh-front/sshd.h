@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The ttyhub-sshd process: its sd-event loop, the TCP listener (from
- * systemd socket activation or bound by us), the host key and keyring, the
+ * systemd socket activation or bound by us), the host key, the connection
+ * that asks ttyhubd which keys may log in (authz.h), the
  * pre-authentication limits libssh does not have, and every SSH session.
+ * Rights are ttyhubd's: it reads the access file and revokes keys itself.
  *
  * Pre-authentication limits: at most max_unauth sessions not yet
  * authenticated, at most max_unauth_per_source of them from one address.
@@ -23,6 +25,7 @@
 #include <sys/queue.h>
 #include <systemd/sd-event.h>
 
+#include "authz.h"
 #include "keys.h"
 #include "poller.h"
 
@@ -31,7 +34,6 @@ struct session;
 struct sshd_config {
 	const char *listen;      /* ADDR:PORT when not socket-activated */
 	const char *host_key;
-	const char *access;
 	const char *broker;
 	unsigned max_unauth;
 	unsigned max_unauth_per_source;
@@ -52,7 +54,7 @@ struct sshd {
 	int listen_fd;               /* owned */
 	sd_event_source *listen_io;  /* owned */
 	struct poller *poller;       /* owned; every connection and broker socket */
-	struct keyring *keyring;     /* owned; replaced on reload */
+	struct authz authz;          /* asks ttyhubd whether a key may log in */
 	TAILQ_HEAD(, session) sessions;
 	unsigned n_sessions;
 	unsigned n_unauth;
@@ -66,7 +68,7 @@ struct sshd {
 int sshd_init(struct sshd *d, sd_event *e, const struct sshd_config *cfg);
 void sshd_done(struct sshd *d);
 int sshd_listen(struct sshd *d);
-/* Re-read the access file; close sessions whose key is gone. */
+/* The configuration was reloaded: take its broker path (limits apply as they are read). */
 int sshd_reload(struct sshd *d);
 /* Move a closed session to the dead list; the sweep frees it. */
 void sshd_session_dead(struct sshd *d, struct session *s);

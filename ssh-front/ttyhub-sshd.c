@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * ttyhub-sshd: shared consoles over one SSH port.  An unprivileged front
- * for ttyhubd: it authenticates SSH keys against the access file, applies
- * their rights, and reaches consoles only through the broker socket.
+ * for ttyhubd: it authenticates SSH keys (asking ttyhubd, which reads the
+ * access file, whether each may log in) and reaches consoles only through
+ * the broker socket, speaking for the key; ttyhubd decides every right.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -28,7 +29,6 @@ static const char *const config_flags[] = { "verbose", NULL };
 static const struct sshd_config default_config = {
 	.listen = "127.0.0.1:2222",
 	.host_key = "/var/lib/ttyhub-ssh/ssh_host_ed25519_key",
-	.access = "/etc/ttyhub/access",
 	.broker = "/run/ttyhub/ttyhubd.sock",
 	.max_unauth = 64,
 	.max_unauth_per_source = 8,
@@ -52,8 +52,7 @@ static void help(void)
 	       "  --listen ADDR:PORT       without socket activation (default %s)\n"
 	       "  --host-key PATH          ed25519 host key, created if missing\n"
 	       "                           (default %s)\n"
-	       "  --access FILE            authorized_keys with consoles=/break options\n"
-	       "                           (default %s; re-read on SIGHUP)\n"
+	       "  --access FILE            ignored: ttyhubd reads the access file\n"
 	       "  --broker PATH            ttyhubd socket (default %s)\n"
 	       "  --login-grace SECONDS    time to authenticate (default 30)\n"
 	       "  --max-startups N         unauthenticated connections (default 64)\n"
@@ -66,8 +65,7 @@ static void help(void)
 	       "  --menu-timeout SECONDS   an idle console menu closes (default 300)\n"
 	       "  -v, --verbose            debug logging\n"
 	       "  -h, --help               this help\n",
-	       DEFAULT_CONFIG, default_config.listen, default_config.host_key, default_config.access,
-	       default_config.broker);
+	       DEFAULT_CONFIG, default_config.listen, default_config.host_key, default_config.broker);
 }
 
 static int parse_uint(const char *opt, const char *s, unsigned min, unsigned max, unsigned *ret)
@@ -121,7 +119,9 @@ static int parse_argv(int argc, char *argv[])
 			arg_config.host_key = optarg;
 			break;
 		case ARG_ACCESS:
-			arg_config.access = optarg;
+			/* Old configuration files keep working; the rules moved, say where. */
+			log_warning("--access %s is ignored: ttyhubd reads the access file now "
+				    "(its --access option)", optarg);
 			break;
 		case ARG_BROKER:
 			arg_config.broker = optarg;
@@ -203,37 +203,31 @@ static void describe_status(void *userdata, char *buf, size_t size)
 }
 
 /*
- * SIGHUP: the configuration (limits, access file and broker paths) and the
- * access file itself; sessions of removed keys are closed.  The listener and
- * the host key stay until the next restart.
+ * SIGHUP: the configuration (limits, broker path).  The access file is
+ * ttyhubd's, which reloads it on its own SIGHUP and closes what it revokes.
+ * The listener and the host key stay until the next restart.
  */
 static int on_reload(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata)
 {
 	struct sshd *d = userdata;
-	char *access, *broker;
+	char *broker;
 
-	log_info("SIGHUP: reloading the configuration and the access file");
+	log_info("SIGHUP: reloading the configuration");
 	sd_notify(0, "RELOADING=1");
 	if (load_args(main_argc, main_argv) != 0) {
 		log_error("the new configuration has errors; keeping the running one");
 	} else {
 		/* Paths are copied: the option strings are freed by the next reload. */
-		access = strdup(arg_config.access);
 		broker = strdup(arg_config.broker);
-		if (access && broker) {
-			free((char *)d->config.access);
+		if (broker) {
 			free((char *)d->config.broker);
-			arg_config.access = access;
 			arg_config.broker = broker;
 			arg_config.listen = d->config.listen;
 			arg_config.host_key = d->config.host_key;
 			d->config = arg_config;
-		} else {
-			free(access);
-			free(broker);
 		}
 	}
-	sshd_reload(d);
+	(void)sshd_reload(d);
 	sd_notify(0, "READY=1");
 	return 0;
 }

@@ -5,8 +5,9 @@
  *
  * - Console: 1..128 bytes of [A-Za-z0-9_.:-], at most one ':' (VM:ALIAS),
  *   both sides of the ':' non-empty and neither starting with '-' or '.'.
- * - Options: "ro", "force", "replay=N" (N decimal, 0..USERSPEC_REPLAY_MAX,
- *   at most 7 digits, no sign) and "replay=all".  Each may appear once;
+ * - Options: "ro", "force", "replay=N" (N decimal, 0..PROTO_REPLAY_MAX,
+ *   at most 7 digits, no sign) and "replay=all", as proto_parse_replay_str()
+ *   reads them.  Each may appear once;
  *   "ro" and "force" exclude each other; option names are case-sensitive.
  *
  * Anything else (an empty part, an unknown option, a bad byte) is -EINVAL:
@@ -18,7 +19,7 @@
 
 #include "userspec.h"
 
-#define USERSPEC_REPLAY_MAX 1000000L
+/* Digits of PROTO_REPLAY_MAX: a longer amount is refused before it is read. */
 #define USERSPEC_REPLAY_DIGITS 7
 
 static bool userspec_is_name_char(char c)
@@ -60,26 +61,16 @@ static int userspec_parse_console(const char *s, size_t n, struct userspec *u)
 
 static int userspec_parse_replay(const char *s, size_t n, long *ret)
 {
-	long v = 0;
+	char buf[USERSPEC_REPLAY_DIGITS + 1];
 
-	if (n == 3 && memcmp(s, "all", 3) == 0) {
-		*ret = -1;
-		return 0;
-	}
-	if (n == 0 || n > USERSPEC_REPLAY_DIGITS)
+	if (n > USERSPEC_REPLAY_DIGITS)
 		return -EINVAL;
-	for (size_t i = 0; i < n; i++) {
-		if (s[i] < '0' || s[i] > '9')
-			return -EINVAL;
-		v = v * 10 + (s[i] - '0');
-	}
-	if (v > USERSPEC_REPLAY_MAX)
-		return -EINVAL;
-	*ret = v;
-	return 0;
+	memcpy(buf, s, n);
+	buf[n] = '\0';
+	return proto_parse_replay_str(buf, ret) < 0 ? -EINVAL : 0;
 }
 
-/* Apply the option s[0..n) to u; seen_mode tracks ro/force, u->replay != -2 a replay. */
+/* Apply the option s[0..n) to u; seen_mode tracks ro/force, u->replay a replay given. */
 static int userspec_parse_option(const char *s, size_t n, struct userspec *u, bool *seen_mode)
 {
 	static const char replay[] = "replay=";
@@ -89,11 +80,11 @@ static int userspec_parse_option(const char *s, size_t n, struct userspec *u, bo
 		if (*seen_mode)
 			return -EINVAL;
 		*seen_mode = true;
-		u->mode = n == 2 ? USERSPEC_RO : USERSPEC_FORCE;
+		u->mode = n == 2 ? ATTACH_RO : ATTACH_FORCE;
 		return 0;
 	}
 	if (n >= rl && memcmp(s, replay, rl) == 0) {
-		if (u->replay != -2)
+		if (u->replay != PROTO_REPLAY_DEFAULT)
 			return -EINVAL;
 		return userspec_parse_replay(s + rl, n - rl, &u->replay);
 	}
@@ -102,7 +93,7 @@ static int userspec_parse_option(const char *s, size_t n, struct userspec *u, bo
 
 int userspec_parse(const char *user, struct userspec *ret)
 {
-	struct userspec u = { .mode = USERSPEC_RW, .replay = -2 };
+	struct userspec u = { .mode = ATTACH_RW, .replay = PROTO_REPLAY_DEFAULT };
 	bool seen_mode = false;
 	const char *p, *plus;
 	size_t len;

@@ -14,20 +14,16 @@
 
 #include <stdbool.h>
 
+#include "proto.h"
+
 #define USERSPEC_CONSOLE_MAX 128
 /* A console and every option once, with room to spare; longer user names are refused. */
 #define USERSPEC_USER_MAX 256
 
-enum userspec_mode {
-	USERSPEC_RW = 0, /* the default: write if free */
-	USERSPEC_RO,
-	USERSPEC_FORCE,
-};
-
 struct userspec {
 	char console[129];
-	enum userspec_mode mode;
-	long replay;      /* lines; -1 = all; -2 = not given (broker default) */
+	enum attach_mode mode; /* ATTACH_RW (write if free) unless +ro or +force */
+	long replay;           /* lines, PROTO_REPLAY_ALL, or PROTO_REPLAY_DEFAULT (not given) */
 };
 
 /* Returns 0 with *ret filled, or -EINVAL (then: show the menu). */

@@ -22,36 +22,36 @@
 struct ok_case {
 	const char *user;
 	const char *console;
-	enum userspec_mode mode;
+	enum attach_mode mode;
 	long replay;
 };
 
 static const struct ok_case ok_cases[] = {
-	{ "web01", "web01", USERSPEC_RW, -2 },
-	{ "web01:serial1", "web01:serial1", USERSPEC_RW, -2 },
-	{ "web01+ro", "web01", USERSPEC_RO, -2 },
-	{ "web01+force", "web01", USERSPEC_FORCE, -2 },
-	{ "web01+replay=100", "web01", USERSPEC_RW, 100 },
-	{ "web01+replay=all", "web01", USERSPEC_RW, -1 },
-	{ "web01+replay=0", "web01", USERSPEC_RW, 0 },
-	{ "web01+replay=1000000", "web01", USERSPEC_RW, 1000000 },
-	{ "web01+replay=999999", "web01", USERSPEC_RW, 999999 },
-	{ "web01+replay=0000007", "web01", USERSPEC_RW, 7 },
-	{ "web01:console1+force+replay=100", "web01:console1", USERSPEC_FORCE, 100 },
-	{ "web01+replay=5+ro", "web01", USERSPEC_RO, 5 },
-	{ "web01+replay=all+force", "web01", USERSPEC_FORCE, -1 },
-	{ "web01:serial0+ro+replay=all", "web01:serial0", USERSPEC_RO, -1 },
-	{ UUID, UUID, USERSPEC_RW, -2 },
-	{ UUID ":serial0+ro", UUID ":serial0", USERSPEC_RO, -2 },
-	{ "a", "a", USERSPEC_RW, -2 },
-	{ "a:b", "a:b", USERSPEC_RW, -2 },
-	{ "9", "9", USERSPEC_RW, -2 },
-	{ "my_vm.v2-x", "my_vm.v2-x", USERSPEC_RW, -2 },
-	{ "_vm", "_vm", USERSPEC_RW, -2 },
-	{ "vm-", "vm-", USERSPEC_RW, -2 },
-	{ "vm.", "vm.", USERSPEC_RW, -2 },
-	{ "Web01:UA-Serial_1.x", "Web01:UA-Serial_1.x", USERSPEC_RW, -2 },
-	{ "console", "console", USERSPEC_RW, -2 },
+	{ "web01", "web01", ATTACH_RW, -2 },
+	{ "web01:serial1", "web01:serial1", ATTACH_RW, -2 },
+	{ "web01+ro", "web01", ATTACH_RO, -2 },
+	{ "web01+force", "web01", ATTACH_FORCE, -2 },
+	{ "web01+replay=100", "web01", ATTACH_RW, 100 },
+	{ "web01+replay=all", "web01", ATTACH_RW, -1 },
+	{ "web01+replay=0", "web01", ATTACH_RW, 0 },
+	{ "web01+replay=1000000", "web01", ATTACH_RW, 1000000 },
+	{ "web01+replay=999999", "web01", ATTACH_RW, 999999 },
+	{ "web01+replay=0000007", "web01", ATTACH_RW, 7 },
+	{ "web01:console1+force+replay=100", "web01:console1", ATTACH_FORCE, 100 },
+	{ "web01+replay=5+ro", "web01", ATTACH_RO, 5 },
+	{ "web01+replay=all+force", "web01", ATTACH_FORCE, -1 },
+	{ "web01:serial0+ro+replay=all", "web01:serial0", ATTACH_RO, -1 },
+	{ UUID, UUID, ATTACH_RW, -2 },
+	{ UUID ":serial0+ro", UUID ":serial0", ATTACH_RO, -2 },
+	{ "a", "a", ATTACH_RW, -2 },
+	{ "a:b", "a:b", ATTACH_RW, -2 },
+	{ "9", "9", ATTACH_RW, -2 },
+	{ "my_vm.v2-x", "my_vm.v2-x", ATTACH_RW, -2 },
+	{ "_vm", "_vm", ATTACH_RW, -2 },
+	{ "vm-", "vm-", ATTACH_RW, -2 },
+	{ "vm.", "vm.", ATTACH_RW, -2 },
+	{ "Web01:UA-Serial_1.x", "Web01:UA-Serial_1.x", ATTACH_RW, -2 },
+	{ "console", "console", ATTACH_RW, -2 },
 };
 
 static void test_accepted(void **state)
@@ -165,7 +165,7 @@ static void test_lengths(void **state)
 	strcpy(user + 128, "+ro+replay=all");
 	assert_int_equal(userspec_parse(user, &u), 0);
 	assert_int_equal(strlen(u.console), 128);
-	assert_int_equal(u.mode, USERSPEC_RO);
+	assert_int_equal(u.mode, ATTACH_RO);
 	assert_int_equal(u.replay, -1);
 
 	/* 64 + ':' + 63 */
@@ -189,7 +189,7 @@ static void test_lengths(void **state)
 	strcpy(user + USERSPEC_CONSOLE_MAX, "+ro+replay=1000000");
 	assert_true(strlen(user) <= USERSPEC_USER_MAX);
 	assert_int_equal(userspec_parse(user, &u), 0);
-	assert_int_equal(u.mode, USERSPEC_RO);
+	assert_int_equal(u.mode, ATTACH_RO);
 	memset(user, 'v', USERSPEC_USER_MAX + 1);
 	user[USERSPEC_USER_MAX + 1] = '\0';
 	assert_int_equal(userspec_parse(user, &u), -EINVAL);

@@ -1,0 +1,158 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The authorisation connection to ttyhubd (see authz.h).
+ */
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "authz.h"
+#include "log.h"
+#include "util.h"
+
+/* Requests are small; the answers are read, so the queue needs one request of room. */
+#define AUTHZ_OUT_MAX 4096
+
+static uint64_t authz_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
+int authz_init(struct authz *a, const char *path)
+{
+	*a = (struct authz){ .fd = -EBADF, .path = strdup(path) };
+	return a->path ? 0 : -ENOMEM;
+}
+
+static void authz_close(struct authz *a)
+{
+	if (a->fd < 0)
+		return;
+	front_done(&a->f);
+	a->fd = safe_close(a->fd);
+}
+
+int authz_set_path(struct authz *a, const char *path)
+{
+	char *p;
+
+	if (streq_opt(a->path, path))
+		return 0;
+	p = strdup(path);
+	if (!p)
+		return -ENOMEM;
+	authz_close(a);
+	free(a->path);
+	a->path = p;
+	return 0;
+}
+
+void authz_done(struct authz *a)
+{
+	authz_close(a);
+	free(a->path);
+	a->path = NULL;
+}
+
+/*
+ * Flush and wait for the next event that is not console data or a notice,
+ * until deadline (CLOCK_MONOTONIC, µs).
+ */
+static int authz_wait(struct authz *a, uint64_t deadline, struct front_event *ret)
+{
+	for (;;) {
+		struct pollfd p = { .fd = a->fd, .events = POLLIN };
+		uint64_t now;
+		ssize_t n;
+		int r;
+
+		if (front_flush(&a->f) < 0)
+			return -EPIPE;
+		while ((r = front_next_event(&a->f, ret)) > 0)
+			if (ret->type != FRONT_EV_DATA && ret->type != FRONT_EV_NOTICE)
+				return 0;
+		if (r < 0)
+			return r;
+		if (front_eof(&a->f))
+			return -ECONNRESET;
+		now = authz_now();
+		if (now >= deadline)
+			return -ETIMEDOUT;
+		if (front_pending(&a->f) > 0)
+			p.events |= POLLOUT;
+		r = poll(&p, 1, (int)((deadline - now + 999) / 1000));
+		if (r < 0 && errno != EINTR)
+			return negative_errno();
+		n = front_fill(&a->f);
+		if (n < 0)
+			return (int)n;
+	}
+}
+
+static int authz_open(struct authz *a, uint64_t deadline)
+{
+	struct front_event e;
+	int fd, r;
+
+	fd = front_connect(a->path, true);
+	if (fd < 0)
+		return fd;
+	r = front_init(&a->f, fd, AUTHZ_OUT_MAX, NULL);
+	if (r < 0) {
+		close(fd);
+		return r;
+	}
+	a->fd = fd;
+	r = front_hello(&a->f, "ttyhub-sshd", NULL);
+	if (r >= 0)
+		r = authz_wait(a, deadline, &e);
+	if (r >= 0 && e.type != FRONT_EV_HELLO)
+		r = -EPROTO; /* refused: the broker said why in its log */
+	if (r < 0)
+		authz_close(a);
+	return r;
+}
+
+int authz_ask(struct authz *a, const struct front_principal *p, struct authz_answer *ret)
+{
+	uint64_t deadline = authz_now() + AUTHZ_TIMEOUT_USEC;
+	struct front_event e;
+	int r = -ENOTCONN;
+
+	/* A kept connection may have been closed by a broker restart: then once more, anew. */
+	for (int attempt = 0; attempt < 2; attempt++) {
+		bool reused = a->fd >= 0;
+
+		if (!reused) {
+			r = authz_open(a, deadline);
+			if (r < 0)
+				return r;
+		}
+		r = front_authorize(&a->f, p);
+		if (r >= 0)
+			r = authz_wait(a, deadline, &e);
+		if (r >= 0)
+			break;
+		authz_close(a); /* never read a late answer as the next key's */
+		if (!reused || (r != -ECONNRESET && r != -EPIPE))
+			return r;
+	}
+	if (e.type == FRONT_EV_AUTHORIZED) {
+		snprintf(ret->fingerprint, sizeof(ret->fingerprint), "%s",
+			 e.fingerprint ? e.fingerprint : "?");
+		snprintf(ret->comment, sizeof(ret->comment), "%s", e.comment ? e.comment : "");
+		return 1;
+	}
+	if (e.type == FRONT_EV_ERROR && streq_opt(e.code, PROTO_E_DENIED))
+		return 0;
+	/* Any other answer: the connection is out of step with our questions. */
+	authz_close(a);
+	return -EPROTO;
+}
