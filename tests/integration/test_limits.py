@@ -27,6 +27,7 @@ import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import hub  # noqa: E402
+import runner  # noqa: E402
 
 QEMU = "/usr/bin/qemu-system-x86_64"
 FRONT_USER = "nobody"
@@ -277,7 +278,7 @@ def t_qmp():
     wd = hub.workdir("limits-qmp")
     q = Qemu(wd)
     d = hub.Daemon(wd, "--qmp", q.qmp, "--front-user", "root").start()
-    res = hub.Results()
+    res = runner.Runner()
     try:
         res.run("breaks are rate-limited per console, with a clear error", t_breaks, d)
         res.run("a front's break needs the writer; a local admin's does not",
@@ -324,7 +325,7 @@ def t_emfile_no_spin():
 
 
 def main():
-    res = hub.Results()
+    res = runner.Runner()
     if os.geteuid() != 0:
         print("SKIP: needs root (a second user for the front, setpriv)")
         sys.exit(0)

@@ -19,6 +19,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import hub  # noqa: E402
+import runner  # noqa: E402
 
 WATCHDOG_USEC = 400_000
 
@@ -116,7 +117,7 @@ def exercise(res, what, argv, listen, connect):
 
 
 def main():
-    res = hub.Results()
+    res = runner.Runner()
     wds = []
     sock = "/tmp/th-notify-%d.sock" % os.getpid()
 

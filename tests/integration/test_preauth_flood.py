@@ -90,6 +90,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import hub  # noqa: E402
+import runner  # noqa: E402
 import sshhub  # noqa: E402
 
 LONG = os.environ.get("TTYHUB_LONG") == "1"
@@ -711,7 +712,7 @@ def phase_stalled_ident(front, key, res, base_fds, rss0):
 
 
 def main():
-    res = hub.Results()
+    res = runner.Runner()
     if not os.access(sshhub.SSHD, os.X_OK):
         print("FAIL %s is missing (build it first)" % sshhub.SSHD, flush=True)
         sys.exit(1)
@@ -740,17 +741,12 @@ def main():
         rss0 = front.rss_kib()
         figure("ttyhub-sshd fds, RSS KiB before the flood", "%d, %d" % (base_fds, rss0))
 
-        def guarded(fn):
-            def run():
-                try:
-                    fn(front, key, res, base_fds, rss0)
-                except Exception:
-                    print("--- ttyhub-sshd log tail ---\n" + front.log()[-2000:], flush=True)
-                    raise
-            return run
-        res.run("burst phase ran", guarded(phase_burst))
-        res.run("sustained phase ran", guarded(phase_sustained))
-        res.run("stalled-identification phase ran", guarded(phase_stalled_ident))
+        res.on_failure = lambda: print("--- ttyhub-sshd log tail ---\n" + front.log()[-2000:],
+                                       flush=True)
+        args = (front, key, res, base_fds, rss0)
+        res.run("burst phase ran", phase_burst, *args)
+        res.run("sustained phase ran", phase_sustained, *args)
+        res.run("stalled-identification phase ran", phase_stalled_ident, *args)
 
         def log_rate_limited():
             elapsed = time.monotonic() - t_start
@@ -758,10 +754,8 @@ def main():
             figure("'pre-authentication limit' log lines in %.0f s" % elapsed, n)
             assert n <= elapsed / 10 + 2, "%d lines in %.0f s" % (n, elapsed)
         res.run("refusals logged at most once per 10 s", log_rate_limited)
-        res.run("ttyhub-sshd alive", lambda: None if front.alive() else
-                (_ for _ in ()).throw(AssertionError(front.log()[-3000:])))
+        res.run("ttyhub-sshd alive", lambda: runner.require(front.alive(), front.log()[-3000:]))
     finally:
-        sshhub.check_exits(res)
         d.stop()
     figure("run time, s", "%.0f" % (time.monotonic() - t_start))
     res.finish(wd)

@@ -30,6 +30,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import guest as G  # noqa: E402
 import hub  # noqa: E402
+import runner  # noqa: E402
 
 LONG = os.environ.get("TTYHUB_LONG") == "1"
 CYCLES = 100 if LONG else 15
@@ -196,7 +197,7 @@ def t_fds_and_rss():
 
 
 def main():
-    res = hub.Results()
+    res = runner.Runner()
     t_start = time.monotonic()
     wd = hub.workdir("qkill")
     seed = int(os.environ.get("TTYHUB_SEED", str(int(time.time()))))
@@ -225,8 +226,7 @@ def main():
                 t_kill_loop)
         res.run("both clients kept receiving without re-attaching", t_clients_kept_receiving)
         res.run("fd count and RSS back to baseline", t_fds_and_rss)
-        res.run("daemon alive", lambda: None if ctx.d.alive() else
-                (_ for _ in ()).throw(AssertionError(ctx.d.log()[-3000:])))
+        res.run("daemon alive", lambda: runner.require(ctx.d.alive(), ctx.d.log()[-3000:]))
     finally:
         if ctx.cli:
             ctx.cli.close()

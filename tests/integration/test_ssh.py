@@ -38,6 +38,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import guest as G  # noqa: E402
 import hub  # noqa: E402
+import runner  # noqa: E402
 import sshhub  # noqa: E402
 
 DETACH = b"\x05c."
@@ -985,7 +986,7 @@ CHECKS = [
 
 
 def main():
-    res = hub.Results()
+    res = runner.Runner()
     if not os.access(sshhub.SSHD, os.X_OK):
         print("FAIL %s is missing (build it first)" % sshhub.SSHD, flush=True)
         sys.exit(1)
@@ -1007,37 +1008,15 @@ def main():
             d.wait_for(lambda c=c: (d.console(c) or {}).get("state") == "connected",
                        timeout=30, what=c + " connected")
 
-        def guarded(fn):
-            def run():
-                try:
-                    fn()
-                except Exception:
-                    print("--- ttyhub-sshd log tail ---\n%s\n--- ttyhubd log tail ---\n%s"
-                          % (ctx.front.log()[-2500:], d.log()[-1500:]), flush=True)
-                    raise
-            return run
-
-        only = os.environ.get("TTYHUB_SSH_CHECKS")  # e.g. "t_share,t_menu" while debugging
-        if only:
-            # A mistyped name must not filter every check away and pass.
-            unknown = set(only.split(",")) - {fn.__name__ for _, fn in CHECKS}
-            if unknown:
-                print("FAIL TTYHUB_SSH_CHECKS names no check: %s" % ", ".join(sorted(unknown)),
-                      flush=True)
-                sys.exit(1)
-        for name, fn in CHECKS:
-            if only and fn.__name__ not in only.split(","):
-                continue
-            res.run(name, guarded(fn))
+        res.on_failure = lambda: print(
+            "--- ttyhub-sshd log tail ---\n%s\n--- ttyhubd log tail ---\n%s"
+            % (ctx.front.log()[-2500:], d.log()[-1500:]), flush=True)
+        # $TTYHUB_CHECKS (or $TTYHUB_SSH_CHECKS), e.g. "t_share,t_menu", runs only those.
+        res.run_checks(CHECKS)
     finally:
-        sshhub.check_exits(res)
         d.stop()
         g.stop()
-    if res.failed == 0:
-        shutil.rmtree(wd, ignore_errors=True)
-    else:
-        print("work directory kept:", wd)
-    res.finish()
+    res.finish(wd)
 
 
 if __name__ == "__main__":

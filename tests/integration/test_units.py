@@ -36,6 +36,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import hub  # noqa: E402
+import runner  # noqa: E402
 
 TOP = os.path.abspath(os.path.join(hub.HERE, "..", ".."))
 SERVICES = ["ttyhubd.service", "ttyhub-sshd.service"]
@@ -591,7 +592,7 @@ def t_configs_list_every_option_with_its_default():
 
 
 def main():
-    res = hub.Results()
+    res = runner.Runner()
     ctx.wd = hub.workdir("units")
     ctx.dest = os.path.join(ctx.wd, "dest")
     res.run("DESTDIR install: binaries, units, sysusers, config, man pages", t_destdir_install)
