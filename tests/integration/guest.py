@@ -40,6 +40,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import re
 import shlex
 import signal
 import socket
@@ -109,7 +110,6 @@ def assets() -> tuple[str, str]:
 
 
 _domid_counter = itertools.count(1)
-
 
 
 class Guest:

@@ -130,6 +130,7 @@ class SshFront(proc.Service):
     """
 
     label = "ttyhub-sshd"
+    preferred_port = None  # a port to use when free (the demo's 2222); None: any free port
 
     def __init__(self, workdir, broker_socket, access_lines, extra_args=(), activate=False,
                  start=True):
@@ -165,7 +166,7 @@ class SshFront(proc.Service):
         return [SSHD, "--listen", "127.0.0.1:%d" % self.port] + args
 
     def prepare(self):
-        self.port = net.free_port()
+        self.port = net.free_port(preferred=self.preferred_port)
 
     def ready(self):
         """It answers with an SSH banner."""
@@ -182,4 +183,3 @@ class SshFront(proc.Service):
 
     def __exit__(self, *exc):
         self.stop()
-

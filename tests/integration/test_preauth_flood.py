@@ -90,6 +90,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import hub  # noqa: E402
+import net  # noqa: E402
 import runner  # noqa: E402
 import sshhub  # noqa: E402
 
@@ -315,17 +316,7 @@ class Flood(threading.Thread):
 def server_conns(port):
     """(address, port) of the peer of every established connection ttyhub-sshd has
     accepted on PORT (sockets still in the listen queue have no inode and are skipped)."""
-    out = []
-    with open("/proc/net/tcp") as f:
-        next(f)
-        for row in f:
-            fields = row.split()
-            local, remote, st, inode = fields[1], fields[2], fields[3], fields[9]
-            if int(local.split(":")[1], 16) != port or st != "01" or inode == "0":
-                continue
-            addr, rport = remote.split(":")
-            out.append((socket.inet_ntoa(bytes.fromhex(addr)[::-1]), int(rport, 16)))
-    return out
+    return net.accepted_peers(port)
 
 
 def server_held(port, prefixes=("127.2.", "127.3.", "127.4.")):

@@ -21,7 +21,6 @@ ttyhubd with a small --max-clients, ttyhub-sshd in front, the real OpenSSH clien
 import json
 import os
 import re
-import shutil
 import stat
 import subprocess
 import sys

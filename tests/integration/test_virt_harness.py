@@ -17,12 +17,10 @@ directory is removed on success and kept (and libvirtd's logs printed) on failur
 import hashlib
 import os
 import select
-import shutil
 import subprocess
 import sys
 import tempfile
 import time
-import traceback
 import xml.etree.ElementTree as ET
 
 HERE = os.path.dirname(os.path.abspath(__file__))
