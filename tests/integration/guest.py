@@ -52,7 +52,8 @@ from pathlib import Path
 from typing import Iterable
 
 import domains
-from expect import PROMPT, Pty, SocketConsole, _tail, sync_shell  # noqa: F401 - re-exported
+from expect import (  # noqa: F401 - re-exported (b_realguest.py subclasses _Expecter)
+    PROMPT, Pty, SocketConsole, _Expecter, _tail, sync_shell)
 
 __all__ = [
     "BUILD_GUEST",

@@ -26,7 +26,7 @@ FAKE_GUEST = os.path.join(BUILD, "tests", "fake-guest")
 SANITIZED = os.environ.get("TTYHUB_SANITIZED") == "1"
 
 
-def domain_xml(name, uuid, path, alias="serial0"):
+def domain_xml(name: str, uuid: str, path: str, alias: str = "serial0") -> str:
     """A libvirt domain with one unix serial console, for --domain-xml tests.  The name goes
     in as given (tests hand ttyhubd character references on purpose)."""
     return domains.unix_serial_domain(name, uuid, path, alias=alias, raw_name=True)

@@ -102,7 +102,7 @@ def run_ssh(front, key, user, *remote_cmd, options=(), timeout=20, host="127.0.0
                           stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout)
 
 
-def _probe(port, timeout):
+def _probe(port: int, timeout: float) -> bool:
     """True once 127.0.0.1:PORT accepts and sends an SSH identification line."""
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
@@ -158,17 +158,17 @@ class SshFront(proc.Service):
             f.write("".join(line + "\n" for line in lines))
         os.rename(tmp, self.access)
 
-    def command(self):
+    def command(self) -> list[str]:
         args = ["--host-key", self.host_key, "--access", self.access, "--broker", self.broker]
         args += self.extra_args
         if self.activate:
             return ["systemd-socket-activate", "-l", "127.0.0.1:%d" % self.port, SSHD] + args
         return [SSHD, "--listen", "127.0.0.1:%d" % self.port] + args
 
-    def prepare(self):
+    def prepare(self) -> None:
         self.port = net.free_port(preferred=self.preferred_port)
 
-    def ready(self):
+    def ready(self) -> bool:
         """It answers with an SSH banner."""
         return _probe(self.port, 2.0)
 

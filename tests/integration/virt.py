@@ -112,20 +112,20 @@ _HOLDER_SH = r"""
 set -eu
 P=$1
 for d in etc var run; do
-	mount -t overlay ttyhub-virt \
-		-o "lowerdir=/$d,upperdir=$P/ov/$d.upper,workdir=$P/ov/$d.work" "/$d"
+    mount -t overlay ttyhub-virt \
+        -o "lowerdir=/$d,upperdir=$P/ov/$d.upper,workdir=$P/ov/$d.work" "/$d"
 done
 echo ready
 exec >>"$P/log/holder.log" 2>&1
 while read -r _; do :; done
 me=$(readlink /proc/$$/ns/mnt)
 for p in /proc/[0-9]*; do
-	pid=${p#/proc/}
-	[ "$pid" = "$$" ] && continue
-	if [ "$(readlink "$p/ns/mnt" 2>/dev/null || true)" = "$me" ]; then
-		echo "holder: killing leftover pid $pid"
-		kill -9 "$pid" 2>/dev/null || true
-	fi
+    pid=${p#/proc/}
+    [ "$pid" = "$$" ] && continue
+    if [ "$(readlink "$p/ns/mnt" 2>/dev/null || true)" = "$me" ]; then
+        echo "holder: killing leftover pid $pid"
+        kill -9 "$pid" 2>/dev/null || true
+    fi
 done
 """
 
