@@ -14,75 +14,44 @@ import getpass
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
-import time
 
 TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(TOP, "tests", "integration"))
 os.environ.setdefault("TTYHUB_BUILD", os.path.join(TOP, "build"))
 import guest as G  # noqa: E402
 import hub  # noqa: E402
+import runner  # noqa: E402
+import sshhub  # noqa: E402
 
 
-def free_port(preferred=2222):
-    for port in (preferred, 0):
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port))
-                return s.getsockname()[1]
-            except OSError:
-                continue
-    raise RuntimeError("no free port")
+def start_front(wd, broker):
+    """ttyhub-sshd (sshhub.SshFront, on port 2222 when free) with a demo key that may use
+    every demo console; returns (front, ssh argv builder)."""
+    key = os.path.join(wd, "demo_key")
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "demo@ttyhub",
+                    "-f", key], check=True)
+    with open(key + ".pub") as f:
+        pub = f.read().strip()
+    front = sshhub.SshFront(wd, broker, [
+        "# demo: this key may write to every demo console and send breaks",
+        f'consoles="demo*:rw",break {pub}'], start=False)
+    front.preferred_port = 2222
+    front.start()
+    hostpub = subprocess.run(["ssh-keygen", "-y", "-f", front.host_key],
+                             capture_output=True, check=True).stdout.decode().strip()
+    known_hosts = os.path.join(wd, "known_hosts")
+    with open(known_hosts, "w") as f:
+        f.write(f"[127.0.0.1]:{front.port} {hostpub}\n")
+
+    def command(user: str) -> list[str]:
+        return ["ssh", "-p", str(front.port), "-i", key, "-o", "IdentitiesOnly=yes",
+                "-o", "UserKnownHostsFile=" + known_hosts, user + "@127.0.0.1"]
+    return front, command
 
 
-class SshFront:
-    """ttyhub-sshd with a demo key that may use every demo console."""
-
-    def __init__(self, wd, broker):
-        self.wd = wd
-        self.key = os.path.join(wd, "demo_key")
-        self.port = free_port()
-        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "demo@ttyhub",
-                        "-f", self.key], check=True)
-        with open(self.key + ".pub") as f:
-            pub = f.read().strip()
-        # ttyhubd enforces the access file: the key's line goes there, then a reload.
-        daemon = hub.daemons_by_socket[broker]
-        daemon.write_access(['# demo: this key may write to every demo console and send breaks',
-                             'consoles="demo*:rw",break %s' % pub])
-        daemon.reload()
-        self.log = open(os.path.join(wd, "ttyhub-sshd.log"), "ab")
-        self.proc = subprocess.Popen(
-            [os.path.join(hub.BUILD, "ssh-front", "ttyhub-sshd"),
-             "--listen", "127.0.0.1:%d" % self.port, "--host-key", os.path.join(wd, "hostkey"),
-             "--broker", broker],
-            stdout=self.log, stderr=self.log)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
-                break
-            except OSError:
-                time.sleep(0.05)
-        hostpub = subprocess.run(["ssh-keygen", "-y", "-f", os.path.join(wd, "hostkey")],
-                                 capture_output=True, check=True).stdout.decode().strip()
-        self.known_hosts = os.path.join(wd, "known_hosts")
-        with open(self.known_hosts, "w") as f:
-            f.write("[127.0.0.1]:%d %s\n" % (self.port, hostpub))
-
-    def command(self, user):
-        return ["ssh", "-p", str(self.port), "-i", self.key, "-o", "IdentitiesOnly=yes",
-                "-o", "UserKnownHostsFile=" + self.known_hosts, user + "@127.0.0.1"]
-
-    def stop(self):
-        self.proc.terminate()
-        self.proc.wait(10)
-        self.log.close()
-
-
-def check(d, front):
+def check(d, ssh_command):
     """Every console answers a command through `ttyhub attach`, and over SSH."""
     for console in ("demo1", "demo2", "demo2:console1"):
         p = G.Pty(d.cli_cmd("attach", console))
@@ -96,7 +65,7 @@ def check(d, front):
         finally:
             p.close()
         print("demo check: %s answers" % console, flush=True)
-    p = G.Pty(["ssh", "-tt"] + front.command("demo2:console1")[1:])
+    p = G.Pty(["ssh", "-tt"] + ssh_command("demo2:console1")[1:])
     try:
         p.expect(r"attached to demo2:console1 read-write")
         G.sync_shell(p, timeout=60)
@@ -131,9 +100,11 @@ def main():
                    guest_root=False)
     front = None
     status = 0
+    # --check: the checks, and every daemon's clean exit, go through the test runner.
+    res = runner.Runner() if args.check else None
     try:
         d.start()
-        front = SshFront(wd, d.socket)
+        front, ssh_command = start_front(wd, d.socket)
         for g in guests:
             g.start()
         d.wait_for(lambda: all(c["state"] == "connected" for c in d.list()["consoles"]),
@@ -143,10 +114,10 @@ def main():
         ttyhub = os.path.relpath(hub.TTYHUB) if not os.path.relpath(
             hub.TTYHUB).startswith("..") else hub.TTYHUB
         print(d.cli("list").stdout.decode())
-        if args.check:
-            check(d, front)
+        if res is not None:
+            res.run("every demo console answers, locally and over SSH", check, d, ssh_command)
             return 0
-        ssh = " ".join(front.command("demo1"))
+        ssh = " ".join(ssh_command("demo1"))
         print("""ttyhub demo is running: two QEMU guests, ttyhubd on {sock}
 
 Attach over SSH (one port for every console; the first user writes):
@@ -182,6 +153,8 @@ Logs: {wd}. Press Ctrl-C here to stop the demo.
         d.stop()
         for g in guests:
             g.stop()
+        if res is not None:
+            res.finish()  # exits: 0 only when the check ran and passed and both exited cleanly
     return status
 
 

@@ -98,8 +98,8 @@ def _measure(ctx, run, fg, drain, keys, daemon_pids, duration):
         raise AssertionError("%s never connected to the guest" % run.name)
     perf = watchkit.Perf("stall-" + run.name.replace(" ", "-"), daemon_pids)
     t0 = time.monotonic()
-    c0 = watchkit.cpu_of(daemon_pids)
-    e0 = [watchkit.cpu_of([p]) for p in daemon_pids]
+    c0 = benchlib.cpu_of(daemon_pids)
+    e0 = [benchlib.cpu_of([p]) for p in daemon_pids]
     q0 = [watchkit.runq_wait_ms(p) for p in daemon_pids]
     b0 = drain.snapshot()
     try:
@@ -107,8 +107,8 @@ def _measure(ctx, run, fg, drain, keys, daemon_pids, duration):
     finally:
         perf.stop()
     t1 = time.monotonic()
-    c1 = watchkit.cpu_of(daemon_pids)
-    run.cpu_each = [(watchkit.cpu_of([p]) - e) / (t1 - t0) for p, e in zip(daemon_pids, e0)]
+    c1 = benchlib.cpu_of(daemon_pids)
+    run.cpu_each = [(benchlib.cpu_of([p]) - e) / (t1 - t0) for p, e in zip(daemon_pids, e0)]
     run.runq_ms = [watchkit.runq_wait_ms(p) - q for p, q in zip(daemon_pids, q0)]
     b1 = drain.snapshot()
     run.cpu = (c1 - c0) / (t1 - t0)
@@ -180,8 +180,9 @@ def run_ttyhub(ctx, duration):
     watchkit.renice([d.pid(), front.pid], SUT_NICE)
     drain = watchkit.PipeDrain()
     procs, keys = [], []
-    fg = watchkit.FakeGuest(ctx.build, sock, os.path.join(wd, "fg.json"), duration,
-                            nice=SUT_NICE)
+    fg = benchlib.FakeGuest(ctx, sock, line_length=None, tag=None,
+                            stats_path=os.path.join(wd, "fg.json"), duration=duration,
+                            wait_client=True, sample_every=0.5, nice=SUT_NICE)
     try:
         t0 = time.monotonic()
         for i in range(WATCHERS):
@@ -227,8 +228,9 @@ def run_conserver(ctx, duration):
     watchkit.renice(cs.pids(), SUT_NICE)
     drain = watchkit.PipeDrain()
     procs, keys = [], []
-    fg = watchkit.FakeGuest(ctx.build, sock, os.path.join(wd, "fg.json"), duration,
-                            nice=SUT_NICE)
+    fg = benchlib.FakeGuest(ctx, sock, line_length=None, tag=None,
+                            stats_path=os.path.join(wd, "fg.json"), duration=duration,
+                            wait_client=True, sample_every=0.5, nice=SUT_NICE)
     try:
         t0 = time.monotonic()
         for i in range(WATCHERS):
@@ -263,8 +265,9 @@ def run_socat(ctx, duration):
     sock = os.path.join(wd, "fg.sock")
     run = Run("direct socat")
     drain = watchkit.PipeDrain()
-    fg = watchkit.FakeGuest(ctx.build, sock, os.path.join(wd, "fg.json"), duration,
-                            nice=SUT_NICE).start()
+    fg = benchlib.FakeGuest(ctx, sock, line_length=None, tag=None,
+                            stats_path=os.path.join(wd, "fg.json"), duration=duration,
+                            wait_client=True, sample_every=0.5, nice=SUT_NICE).start()
     # Straight to /dev/null: nothing here may slow the ceiling down.
     p = subprocess.Popen(["socat", "-u", "-b", "65536", "UNIX-CONNECT:" + sock,
                           "OPEN:/dev/null"], stdin=subprocess.DEVNULL,

@@ -16,6 +16,9 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "integration"))
+import net  # noqa: E402
+import proc  # noqa: E402
+from net import free_port  # noqa: E402,F401 - benchlib.free_port, for the scenarios
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
@@ -79,11 +82,7 @@ class Section:
 
 def proc_kib(pid, file, key):
     """A "Key:  N kB" figure from /proc/PID/FILE, in KiB (0 if absent)."""
-    with open("/proc/%d/%s" % (pid, file)) as f:
-        for line in f:
-            if line.startswith(key + ":"):
-                return int(line.split()[1])
-    return 0
+    return proc.proc_kib(pid, key, file)
 
 
 def rss_kib(pid):
@@ -134,8 +133,8 @@ import json  # noqa: E402
 import re  # noqa: E402
 import resource  # noqa: E402
 import signal  # noqa: E402
-import socket  # noqa: E402
 import subprocess  # noqa: E402
+import threading  # noqa: E402
 
 CIPHER = "aes128-gcm@openssh.com"   # the one cipher every SSH path in the benchmarks uses
 SSH_CLIENT_OPTIONS = ("IdentitiesOnly=yes", "StrictHostKeyChecking=no",
@@ -168,17 +167,11 @@ def kill(p, sig=signal.SIGTERM, timeout=5):
 
 
 def cleanup():
-    """Kill every process spawn() started that still runs, and stop every ttyhubd and
-    ttyhub-sshd the integration harness started (hub._daemons, sshhub.fronts)."""
+    """Kill every process spawn() started that still runs, and stop every service (ttyhubd,
+    ttyhub-sshd, sshd, conserver: proc.Service) started since."""
     while _spawned:
         kill(_spawned.pop(), timeout=3)
-    for modname, listname in (("sshhub", "fronts"), ("hub", "_daemons")):
-        mod = sys.modules.get(modname)
-        for obj in list(getattr(mod, listname, [])):
-            try:
-                obj.stop()
-            except Exception:  # noqa: BLE001 - best effort
-                pass
+    proc.stop_all()
 
 
 def raise_nofile():
@@ -228,20 +221,9 @@ def wait_path(path, timeout=10, proc=None):
 
 
 def wait_port(port, timeout=10):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise AssertionError("nothing listens on 127.0.0.1:%d" % port)
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """Wait until something listens on 127.0.0.1:PORT; AssertionError if nothing does."""
+    if not net.wait_port(port, timeout):
+        raise AssertionError("nothing listens on 127.0.0.1:%d" % port)
 
 
 def child_map():
@@ -316,25 +298,66 @@ def ssh_argv(port, key, user, cipher=CIPHER):
 
 
 class FakeGuest:
-    """tests/fake-guest on SOCK (unpaced unless rate); start() waits for the socket."""
+    """tests/fake-guest serving SOCK; start() waits for the socket.
 
-    def __init__(self, ctx, sock, rate=0, line_length=1024, tag="fg", extra=()):
+    Streaming use (b_throughput, b_fanout, b_sshscale): unpaced unless rate, lines of
+    line_length bytes tagged tag; stats() asks for the statistics now, pause()/resume()
+    stop and continue it, stop() ends it and returns its last statistics.
+
+    Timed use (b_stall): duration (s) ends the guest by itself, wait_client holds the output
+    until a reader connects, and sample_every (s) starts a sampler thread that asks for the
+    statistics (SIGUSR1) at that interval.  samples: [(t since start, stats dict)], the dict
+    as fake-guest prints it (bytes_written, max_block_ms, total_block_ms, blocks_over_10ms,
+    elapsed_s, ...); series() turns them into per-interval throughput and blocked time;
+    wait() waits for the end and returns the final statistics; kill() ends it at once.
+    line_length and tag None leave fake-guest's own defaults; nice: its nice increment.
+    """
+
+    def __init__(self, ctx, sock, rate=0, line_length=1024, tag="fg", extra=(),
+                 stats_path=None, duration=None, wait_client=False, sample_every=None,
+                 nice=0):
         self.ctx = ctx
         self.sock = sock
-        self.stats_path = sock + ".stats"
-        self.argv = [exe(ctx, "tests", "fake-guest"), "--socket", sock, "--line-length",
-                     str(line_length), "--tag", tag, "--stats", self.stats_path]
-        if rate:
+        self.stats_path = stats_path or sock + ".stats"
+        self.argv = [exe(ctx, "tests", "fake-guest"), "--socket", sock,
+                     "--stats", self.stats_path]
+        if line_length is not None:
+            self.argv += ["--line-length", str(line_length)]
+        if tag is not None:
+            self.argv += ["--tag", tag]
+        if rate or duration is not None:
             self.argv += ["--rate", str(int(rate))]
+        if duration is not None:
+            self.argv += ["--duration", str(duration)]
+        if wait_client:
+            self.argv.append("--wait-client")
         self.argv += list(extra)
+        self.nice = nice
+        self.sample_every = sample_every
+        self.samples = []
         self.proc = None
+        self.thread = None
+        self._stop = threading.Event()
 
     def start(self):
         if os.path.exists(self.sock):
             os.unlink(self.sock)
-        self.proc = spawn(self.argv, stdout=subprocess.DEVNULL)
+        self.proc = spawn(self.argv, stdout=subprocess.DEVNULL,
+                          preexec_fn=(lambda: os.nice(self.nice)) if self.nice else None)
         wait_path(self.sock, proc=self.proc)
+        self.t0 = time.monotonic()
+        if self.sample_every:
+            self.thread = threading.Thread(target=self._sample, daemon=True)
+            self.thread.start()
         return self
+
+    def read_stats(self):
+        """The statistics fake-guest last wrote, or None."""
+        try:
+            with open(self.stats_path) as f:
+                return json.load(f)
+        except (OSError, ValueError):
+            return None
 
     def stats(self):
         """The guest's statistics now (SIGUSR1, then its --stats file)."""
@@ -345,12 +368,31 @@ class FakeGuest:
         self.proc.send_signal(signal.SIGUSR1)
         deadline = time.monotonic() + 5
         while time.monotonic() < deadline:
-            try:
-                with open(self.stats_path) as f:
-                    return json.load(f)
-            except (OSError, ValueError):
-                time.sleep(0.005)
+            st = self.read_stats()
+            if st is not None:
+                return st
+            time.sleep(0.005)
         raise AssertionError("fake-guest wrote no statistics")
+
+    def _sample(self):
+        last = None
+        while not self._stop.wait(self.sample_every):
+            if self.proc.poll() is not None:
+                return
+            try:
+                self.proc.send_signal(signal.SIGUSR1)
+            except ProcessLookupError:
+                return
+            time.sleep(0.02)
+            st = self.read_stats()
+            if st and st != last and st["clients_accepted"] > 0:
+                self.samples.append((time.monotonic() - self.t0, st))
+                last = st
+
+    def _stop_sampler(self):
+        self._stop.set()
+        if self.thread is not None:
+            self.thread.join(5)
 
     def pause(self):
         self.proc.send_signal(signal.SIGSTOP)
@@ -358,8 +400,29 @@ class FakeGuest:
     def resume(self):
         self.proc.send_signal(signal.SIGCONT)
 
+    def wait(self, timeout):
+        """Wait for a timed guest to end; its final statistics (AssertionError if it failed)."""
+        try:
+            rc = self.proc.wait(timeout)
+        finally:
+            self._stop_sampler()
+        if rc != 0:
+            raise AssertionError("fake-guest exited with %s" % rc)
+        st = self.read_stats()
+        if st is None:
+            raise AssertionError("fake-guest wrote no statistics")
+        return st
+
+    def kill(self):
+        """SIGKILL, no statistics."""
+        self._stop_sampler()
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
     def stop(self):
         """SIGTERM; returns the statistics fake-guest writes as it exits (None if none)."""
+        self._stop_sampler()
         if self.proc is None or self.proc.poll() is not None:
             return None
         try:
@@ -367,11 +430,22 @@ class FakeGuest:
         except FileNotFoundError:
             pass
         kill(self.proc)
-        try:
-            with open(self.stats_path) as f:
-                return json.load(f)
-        except (OSError, ValueError):
-            return None
+        return self.read_stats()
+
+    def series(self):
+        """Per-interval guest throughput (MB/s) and share of time blocked (%), by time."""
+        mbps, blocked = [], []
+        prev = None
+        for _, st in self.samples:
+            if prev is not None:
+                dt = st["elapsed_s"] - prev["elapsed_s"]
+                if dt > 0:
+                    t = st["elapsed_s"]
+                    mbps.append((t, (st["bytes_written"] - prev["bytes_written"]) / dt / 1e6))
+                    blocked.append((t, min(100.0, (st["total_block_ms"] - prev["total_block_ms"])
+                                          / 10.0 / dt)))
+            prev = st
+        return mbps, blocked
 
 
 class EchoGuest:
@@ -402,7 +476,8 @@ class EchoGuest:
 
 class Ttyhub:
     """ttyhubd serving CONSOLES {name: socket path} (--front-user root) and, with front=True,
-    ttyhub-sshd in front of it; one client key with rw access to every console."""
+    ttyhub-sshd in front of it; one client key with rw access to every console.  Not a
+    process itself: the pair of services hub.Daemon and sshhub.SshFront (proc.Service)."""
 
     def __init__(self, ctx, wd, consoles, front=True, daemon_args=(), front_args=()):
         import hub      # noqa: PLC0415 - bench.py sets TTYHUB_BUILD before the first import
@@ -438,13 +513,16 @@ class Ttyhub:
         self.daemon.stop()
 
 
-class OpenSsh:
+class OpenSsh(proc.Service):
     """A private OpenSSH sshd the ovirt-vmconsole way: every session runs FORCE_COMMAND
-    (default: `socat -b 65536 -u UNIX-CONNECT:SOCK -`, read only)."""
+    (default: `socat -b 65536 -u UNIX-CONNECT:SOCK -`, read only).  Started at once."""
+
+    label = "sshd"
 
     def __init__(self, wd, sock=None, force_command=None):
-        self.wd = wd
         os.makedirs(wd, exist_ok=True)
+        super().__init__(wd, os.path.join(wd, "sshd.log"), check_exit=False)
+        self.wd = wd
         os.makedirs("/run/sshd", exist_ok=True)
         hostkey = os.path.join(wd, "sshd_hostkey")
         subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", hostkey],
@@ -462,21 +540,18 @@ class OpenSsh:
                     "KbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\n"
                     "PidFile %s/sshd.pid\nMaxStartups 100:30:200\nLogLevel ERROR\n"
                     "ForceCommand %s\n" % (self.port, hostkey, wd, wd, force_command))
-        self.log_path = os.path.join(wd, "sshd.log")
-        self.proc = spawn(["/usr/sbin/sshd", "-D", "-f", self.config, "-E", self.log_path])
-        wait_port(self.port)
+        self.start()
 
-    @property
-    def pid(self):
-        return self.proc.pid
+    def command(self):
+        return ["/usr/sbin/sshd", "-D", "-f", self.config, "-E", self.log_path]
+
+    def ready(self):
+        return net.port_open(self.port)
 
     def session_pids(self):
         """Every process below the listening sshd (per-connection sshd processes and what
         they run)."""
         return children(self.proc.pid)
-
-    def stop(self):
-        kill(self.proc)
 
 
 class Load:

@@ -4,23 +4,22 @@
 * PipeDrain: one thread that drains the stdout pipes of many watcher processes (ssh,
   conserver's `console -s`, socat), counting the bytes each one delivered and keeping the
   first bytes of each for checks ("[spying]", "attached").
-* FakeGuest: the synthetic guest (tests/fake-guest) with a sampler that asks it for its
-  statistics (SIGUSR1) at a fixed interval, for per-interval throughput and blocked time.
 * Conserver: a private conserver-server (Debian) with `uds` consoles, run the way
   docs/BENCHMARKS.md describes; spy_cmd() gives a `console -s` reader.
-* proc helpers: the children of a process, PSS (proportional set size) from smaps_rollup.
+* proc helpers: the direct children of a process, run-queue wait, precise CPU time, I/O
+  counts, renice.  (The sampled synthetic guest is benchlib.FakeGuest(sample_every=...).)
 """
 
-import json
 import os
 import selectors
 import signal
-import socket
 import subprocess
 import threading
 import time
 
 import benchlib
+import net
+import proc
 
 
 class PipeDrain:
@@ -113,140 +112,27 @@ class PipeDrain:
         self.thread.join(5)
 
 
-class FakeGuest:
-    """tests/fake-guest serving SOCK, sampled every INTERVAL seconds via SIGUSR1.
-
-    samples: [(t since start, stats dict)], the dict as fake-guest prints it
-    (bytes_written, max_block_ms, total_block_ms, blocks_over_10ms, elapsed_s, ...).
-    """
-
-    def __init__(self, build, sock, stats, duration, rate=0, interval=0.5, wait_client=True,
-                 nice=0):
-        self.exe = os.path.join(build, "tests", "fake-guest")
-        self.sock = sock
-        self.stats_path = stats
-        self.duration = duration
-        self.rate = rate
-        self.interval = interval
-        self.wait_client = wait_client
-        self.nice = nice
-        self.samples = []
-        self.proc = None
-        self._stop = threading.Event()
-
-    def start(self, timeout=10):
-        argv = [self.exe, "--socket", self.sock, "--stats", self.stats_path,
-                "--duration", str(self.duration), "--rate", str(self.rate)]
-        if self.wait_client:
-            argv.append("--wait-client")
-        self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL,
-                                     preexec_fn=(lambda: os.nice(self.nice)) if self.nice else None)
-        deadline = time.monotonic() + timeout
-        while not os.path.exists(self.sock):
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError("fake-guest did not create %s" % self.sock)
-            time.sleep(0.01)
-        self.t0 = time.monotonic()
-        self.thread = threading.Thread(target=self._sample, daemon=True)
-        self.thread.start()
-        return self
-
-    def read_stats(self):
-        try:
-            with open(self.stats_path) as f:
-                return json.load(f)
-        except (OSError, ValueError):
-            return None
-
-    def _sample(self):
-        last = None
-        while not self._stop.wait(self.interval):
-            if self.proc.poll() is not None:
-                return
-            try:
-                self.proc.send_signal(signal.SIGUSR1)
-            except ProcessLookupError:
-                return
-            time.sleep(0.02)
-            st = self.read_stats()
-            if st and st != last and st["clients_accepted"] > 0:
-                self.samples.append((time.monotonic() - self.t0, st))
-                last = st
-
-    def wait(self, timeout):
-        try:
-            rc = self.proc.wait(timeout)
-        finally:
-            self._stop.set()
-            self.thread.join(5)
-        if rc != 0:
-            raise AssertionError("fake-guest exited with %s" % rc)
-        st = self.read_stats()
-        if st is None:
-            raise AssertionError("fake-guest wrote no statistics")
-        return st
-
-    def kill(self):
-        self._stop.set()
-        if self.proc and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
-
-    def series(self):
-        """Per-interval guest throughput (MB/s) and share of time blocked (%), by time."""
-        mbps, blocked = [], []
-        prev = None
-        for _, st in self.samples:
-            if prev is not None:
-                dt = st["elapsed_s"] - prev["elapsed_s"]
-                if dt > 0:
-                    t = st["elapsed_s"]
-                    mbps.append((t, (st["bytes_written"] - prev["bytes_written"]) / dt / 1e6))
-                    blocked.append((t, min(100.0, (st["total_block_ms"] - prev["total_block_ms"])
-                                          / 10.0 / dt)))
-            prev = st
-        return mbps, blocked
-
-
-def children(pid):
-    """Direct children of PID (from /proc)."""
+def direct_children(pid):
+    """Direct children of PID (from /proc); benchlib.children() gives every descendant."""
     return benchlib.child_map().get(pid, [])
 
 
-def cpu_of(pids):
-    total = 0.0
-    for p in pids:
-        try:
-            total += benchlib.cpu_seconds(p)
-        except OSError:
-            pass
-    return total
-
-
-def wait_port(port, timeout=10):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
-                return True
-        except OSError:
-            time.sleep(0.05)
-    return False
-
-
-class Conserver:
+class Conserver(proc.Service):
     """A private conserver (master + its children) serving CONSOLES [(name, uds path)].
 
     Logging off, no timestamps, everyone trusted from 127.0.0.1 (as in bench-peers.md).
     max_per_process: conserver's -m (consoles per child process; None: its default).
     """
 
+    label = "conserver"
+    start_timeout = 20.0
+
     def __init__(self, workdir, consoles, port, max_per_process=None):
-        self.workdir = workdir
+        super().__init__(workdir, os.path.join(workdir, "conserver.log"), check_exit=False,
+                         cwd=workdir)
         self.port = port
         self.cf = os.path.join(workdir, "conserver.cf")
         self.passwd = os.path.join(workdir, "conserver.passwd")
-        self.log_path = os.path.join(workdir, "conserver.log")
         with open(self.cf, "w") as f:
             f.write("config * { }\n"
                     'default * { logfile /dev/null; timestamp ""; rw *; }\n')
@@ -259,24 +145,22 @@ class Conserver:
                      "-M", "127.0.0.1"]
         if max_per_process:
             self.argv += ["-m", str(max_per_process)]
-        self.proc = None
 
-    def start(self, timeout=20):
-        self._log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=self._log,
-                                     stderr=self._log, cwd=self.workdir)
-        if not wait_port(self.port, timeout):
-            log = self.log()[-2000:]
+    def command(self):
+        return self.argv
+
+    def ready(self):
+        return net.port_open(self.port)
+
+    def start(self, timeout=None):
+        try:
+            return super().start(timeout)
+        except AssertionError:
             self.stop()
-            raise AssertionError("conserver does not listen on %d:\n%s" % (self.port, log))
-        return self
-
-    def log(self):
-        with open(self.log_path, "rb") as f:
-            return f.read().decode(errors="replace")
+            raise
 
     def pids(self):
-        return [self.proc.pid] + children(self.proc.pid)
+        return [self.proc.pid] + direct_children(self.proc.pid)
 
     def spy_cmd(self, name):
         return ["console", "-M", "127.0.0.1", "-p", str(self.port), "-s", "-l", "root", name]
@@ -286,21 +170,14 @@ class Conserver:
         self.proc.send_signal(signal.SIGUSR1)
 
     def stop(self):
-        if self.proc and self.proc.poll() is None:
-            kids = children(self.proc.pid)
-            self.proc.terminate()
+        kids = direct_children(self.proc.pid) if self.alive() else []
+        rc = super().stop()
+        for k in kids:  # children normally exit with the master
             try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-            for k in kids:  # children normally exit with the master
-                try:
-                    os.kill(k, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-        if self.proc and not self._log.closed:
-            self._log.close()
+                os.kill(k, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        return rc
 
 
 class Perf:

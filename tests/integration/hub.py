@@ -10,13 +10,14 @@ import json
 import os
 import re
 import signal
-import shutil
 import socket
 import struct
 import subprocess
-import sys
 import tempfile
 import time
+
+import domains
+import proc
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 BUILD = os.environ.get("TTYHUB_BUILD", os.path.join(HERE, "..", "..", "build"))
@@ -27,45 +28,31 @@ FAKE_GUEST = os.path.join(BUILD, "tests", "fake-guest")
 SANITIZED = os.environ.get("TTYHUB_SANITIZED") == "1"
 
 
-# A libvirt domain with one unix serial console, for --domain-xml tests.  Fields:
-# name, uuid, path, alias (serial0 unless given: domain_xml() fills it in).
-DOMAIN_XML = """<domain type='qemu'>
-  <name>{name}</name>
-  <uuid>{uuid}</uuid>
-  <devices>
-    <serial type='unix'>
-      <source mode='bind' path='{path}'/>
-      <target type='isa-serial' port='0'/>
-      <alias name='{alias}'/>
-    </serial>
-  </devices>
-</domain>
-"""
+def domain_xml(name: str, uuid: str, path: str, alias: str = "serial0") -> str:
+    """A libvirt domain with one unix serial console, for --domain-xml tests.  The name goes
+    in as given (tests hand ttyhubd character references on purpose)."""
+    return domains.unix_serial_domain(name, uuid, path, alias=alias, raw_name=True)
 
 
-def domain_xml(name, uuid, path, alias="serial0"):
-    return DOMAIN_XML.format(name=name, uuid=uuid, path=path, alias=alias)
-
-
-_daemons = []  # every Daemon started, checked by Results.finish()
 daemons_by_socket = {}  # socket path -> the Daemon serving it (sshhub finds its access file here)
 
 # ttyhubd's log line once an access file took effect, or a reload that kept the old one.
 ACCESS_LOADED = re.compile(r"access file \S+ (loaded:|not reloaded)")
 
 
-class Daemon:
+class Daemon(proc.Service):
     """A ttyhubd process on a private socket, logging to WORKDIR/ttyhubd.log.
 
     It always reads the access file WORKDIR/access (which may not exist: then no SSH key
     may log in).  write_access() and reload() change it while the daemon runs.
     """
 
+    label = "ttyhubd"
+
     def __init__(self, workdir, *args, name="ttyhubd", wrap=(), guest_root=True, lock_dir=True):
-        self.workdir = workdir
+        super().__init__(workdir, os.path.join(workdir, name + ".log"))
         self.wrap = list(wrap)  # e.g. ["unshare", "-m", "sh", "-c", "... exec \"$0\" \"$@\""]
         self.socket = os.path.join(workdir, name + ".sock")
-        self.log_path = os.path.join(workdir, name + ".log")
         # The test guests (QEMU, fake-guest, libvirtd with user=root) run as root, which
         # ttyhubd refuses as a chardev peer unless told: guest_root=False to leave that out.
         self.access = os.path.join(workdir, "access")
@@ -76,32 +63,18 @@ class Daemon:
         daemons_by_socket[self.socket] = self
         # lock_dir=False: no --lock-dir on the command line (the configuration file decides).
         self.lock_args = ["--lock-dir", workdir] if lock_dir else []
-        self.proc = None
 
-    def start(self, timeout=10):
-        self._log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(
-            self.wrap + [TTYHUBD, "--socket", self.socket] + self.lock_args + self.args,
-            stdin=subprocess.DEVNULL, stdout=self._log, stderr=self._log)
-        _daemons.append(self)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise AssertionError("ttyhubd exited with %s:\n%s" % (self.proc.returncode, self.log()))
-            try:
-                with socket.socket(socket.AF_UNIX) as s:
-                    s.connect(self.socket)
-                return self
-            except OSError:
-                time.sleep(0.02)
-        raise AssertionError("ttyhubd did not open its socket:\n" + self.log())
+    def command(self) -> list[str]:
+        return self.wrap + [TTYHUBD, "--socket", self.socket] + self.lock_args + self.args
 
-    def log(self):
-        with open(self.log_path, "rb") as f:
-            return f.read().decode(errors="replace")
-
-    def alive(self):
-        return self.proc is not None and self.proc.poll() is None
+    def ready(self) -> bool:
+        """The socket accepts a connection."""
+        try:
+            with socket.socket(socket.AF_UNIX) as s:
+                s.connect(self.socket)
+            return True
+        except OSError:
+            return False
 
     def write_access(self, lines, owner=None):
         """Replace OWNER's lines of the access file (atomically, mode 0600).  The file holds
@@ -123,37 +96,8 @@ class Daemon:
         self.wait_for(lambda: len(ACCESS_LOADED.findall(self.log())) > before, timeout=timeout,
                       what="the access file to be reloaded")
 
-    def pid(self):
+    def pid(self) -> int:  # a method here (a property in proc.Service): the tests call d.pid()
         return self.proc.pid
-
-    def fd_count(self):
-        return len(os.listdir("/proc/%d/fd" % self.proc.pid))
-
-    def rss_kib(self):
-        with open("/proc/%d/status" % self.proc.pid) as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1])
-        return 0
-
-    def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        if self.proc and not self._log.closed:
-            self._log.close()
-            self.final_log = self.log()
-        return self.proc.returncode if self.proc else None
-
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc):
-        self.stop()
 
     def cli(self, *args, timeout=20):
         """Run the ttyhub CLI against this daemon; returns CompletedProcess."""
@@ -279,42 +223,3 @@ class BrokerClient:
 def workdir(prefix):
     """A fresh temporary directory (short path: UNIX socket paths are limited)."""
     return tempfile.mkdtemp(prefix="th-" + prefix + "-", dir="/tmp")
-
-
-class Results:
-    """Minimal runner: named checks, a summary line, and an exit status."""
-
-    def __init__(self):
-        self.passed = 0
-        self.failed = 0
-
-    def run(self, name, fn, *args):
-        t0 = time.monotonic()
-        try:
-            fn(*args)
-        except Exception as e:  # noqa: BLE001 - report every failure and go on
-            import traceback
-            self.failed += 1
-            print("FAIL %s (%.1fs): %s" % (name, time.monotonic() - t0, e), flush=True)
-            traceback.print_exc()
-        else:
-            self.passed += 1
-            print("ok   %s (%.1fs)" % (name, time.monotonic() - t0), flush=True)
-
-    def finish(self, workdir=None):
-        """Check the daemons, print the summary line, exit.  workdir is removed
-        when everything passed and kept (and printed) otherwise."""
-        # Every ttyhubd must have exited cleanly (0 on SIGTERM) with no sanitizer report.
-        for d in _daemons:
-            d.stop()  # also collects the log of one that already exited
-            log = d.final_log
-            bad = d.proc.returncode != 0 or "Sanitizer" in log or "runtime error:" in log
-            self.run("ttyhubd (%s) exited cleanly" % os.path.basename(d.workdir),
-                     lambda: None if not bad else (_ for _ in ()).throw(AssertionError(
-                         "exit status %s; log tail:\n%s" % (d.proc.returncode, log[-4000:]))))
-        if workdir and self.failed == 0:
-            shutil.rmtree(workdir, ignore_errors=True)
-        elif workdir:
-            print("work directory kept:", workdir)
-        print("%d passed, %d failed" % (self.passed, self.failed), flush=True)
-        sys.exit(1 if self.failed or not self.passed else 0)

@@ -6,10 +6,9 @@ ssh-keygen, and build command lines for the real OpenSSH client.
 Stdlib only; run with /usr/bin/python3.  The binary is $TTYHUB_BUILD/ssh-front/ttyhub-sshd
 (see hub.BUILD).
 
-Every SshFront started is remembered in ``fronts``; ``check_exits(res)`` stops them all and
-records, for each, a check that it exited with status 0 on SIGTERM and logged no sanitizer
-report (the same rule hub.Results.finish() applies to ttyhubd).  Call it before
-res.finish().
+An SshFront is a proc.Service: once started it registers with the runner a check that it
+exited with status 0 on SIGTERM and logged no sanitizer report (runner.Runner.finish() stops
+it and runs that check, as for ttyhubd).
 
 The ttyhubd a front talks to must accept it as a front: start it with ``--front-user root``
 when the tests run as root, so that ttyhub-sshd may assert SSH principals.  ttyhubd decides
@@ -22,13 +21,13 @@ import re
 import signal
 import socket
 import subprocess
-import time
 
 import hub
+import net
+import proc
+from net import free_port  # noqa: F401 - sshhub.free_port, for the tests and benchmarks
 
 SSHD = os.path.join(hub.BUILD, "ssh-front", "ttyhub-sshd")
-
-fronts = []  # every SshFront started, checked by check_exits()
 
 # Options for every OpenSSH client run; ssh takes the FIRST value given for an option, so
 # ssh_cmd() puts a caller's options before these to override them.
@@ -40,13 +39,6 @@ SSH_DEFAULT_OPTIONS = (
     "BatchMode=yes",
     "LogLevel=ERROR",
 )
-
-
-def free_port(host="127.0.0.1"):
-    """A TCP port that was free a moment ago (the kernel's choice)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
 
 
 def make_key(wd, name, type="ed25519", comment=None):
@@ -112,7 +104,7 @@ def run_ssh(front, key, user, *remote_cmd, options=(), timeout=20, host="127.0.0
                           stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout)
 
 
-def _probe(port, timeout):
+def _probe(port: int, timeout: float) -> bool:
     """True once 127.0.0.1:PORT accepts and sends an SSH identification line."""
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
@@ -129,31 +121,31 @@ def _probe(port, timeout):
         return False
 
 
-class SshFront:
+class SshFront(proc.Service):
     """A ttyhub-sshd process in WORKDIR (created if missing; one front per directory).
 
     Files: WORKDIR/hostkey (made with ssh-keygen unless it exists), WORKDIR/ttyhub-sshd.log
     (stdout and stderr).  access_lines go to the access file of the hub.Daemon serving
     broker_socket (its part of it), or to WORKDIR/access if no hub.Daemon serves it.  With activate=True the
     front is started the systemd way: systemd-socket-activate listens on the port and execs
-    ttyhub-sshd (same pid, no --listen) on the first connection.
+    ttyhub-sshd (same pid, no --listen) on the first connection.  Every start() picks a fresh
+    free port.
     """
+
+    label = "ttyhub-sshd"
+    preferred_port = None  # a port to use when free (the demo's 2222); None: any free port
 
     def __init__(self, workdir, broker_socket, access_lines, extra_args=(), activate=False,
                  start=True):
         os.makedirs(workdir, exist_ok=True)
-        self.workdir = workdir
+        super().__init__(workdir, os.path.join(workdir, "ttyhub-sshd.log"))
         self.broker = broker_socket
         self.host_key = os.path.join(workdir, "hostkey")
         self.daemon = hub.daemons_by_socket.get(broker_socket)
         self.access = self.daemon.access if self.daemon else os.path.join(workdir, "access")
-        self.log_path = os.path.join(workdir, "ttyhub-sshd.log")
         self.extra_args = list(extra_args)
         self.activate = activate
         self.port = None
-        self.proc = None
-        self._log = None
-        self.final_log = ""
         if not os.path.exists(self.host_key):
             subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "ttyhub-test host",
                             "-f", self.host_key], check=True, stdin=subprocess.DEVNULL,
@@ -175,67 +167,19 @@ class SshFront:
             f.write("".join(line + "\n" for line in lines))
         os.rename(tmp, self.access)
 
-    def command(self):
+    def command(self) -> list[str]:
         args = ["--host-key", self.host_key, "--broker", self.broker]
         args += self.extra_args
         if self.activate:
             return ["systemd-socket-activate", "-l", "127.0.0.1:%d" % self.port, SSHD] + args
         return [SSHD, "--listen", "127.0.0.1:%d" % self.port] + args
 
-    def start(self, timeout=10):
-        """Start on a fresh free port; return once it answers with an SSH banner."""
-        self.port = free_port()
-        self._log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(self.command(), stdin=subprocess.DEVNULL, stdout=self._log,
-                                     stderr=self._log)
-        if self not in fronts:
-            fronts.append(self)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise AssertionError("ttyhub-sshd exited with %s:\n%s"
-                                     % (self.proc.returncode, self.log()[-3000:]))
-            if _probe(self.port, max(0.1, min(2.0, deadline - time.monotonic()))):
-                return self
-            time.sleep(0.05)
-        raise AssertionError("ttyhub-sshd does not answer on port %d:\n%s"
-                             % (self.port, self.log()[-3000:]))
+    def prepare(self) -> None:
+        self.port = net.free_port(preferred=self.preferred_port)
 
-    def log(self):
-        try:
-            with open(self.log_path, "rb") as f:
-                return f.read().decode(errors="replace")
-        except OSError as e:
-            return "(no log: %s)" % e
-
-    def wait_log(self, pattern, timeout=10):
-        """Wait until the log matches the regular expression; return the match."""
-        deadline = time.monotonic() + timeout
-        while True:
-            m = re.search(pattern, self.log(), re.M)
-            if m:
-                return m
-            if time.monotonic() >= deadline:
-                raise AssertionError("%r not in the ttyhub-sshd log within %g s; log tail:\n%s"
-                                     % (pattern, timeout, self.log()[-3000:]))
-            time.sleep(0.05)
-
-    def alive(self):
-        return self.proc is not None and self.proc.poll() is None
-
-    @property
-    def pid(self):
-        return self.proc.pid
-
-    def rss_kib(self):
-        with open("/proc/%d/status" % self.proc.pid) as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1])
-        return 0
-
-    def fd_count(self):
-        return len(os.listdir("/proc/%d/fd" % self.proc.pid))
+    def ready(self) -> bool:
+        """It answers with an SSH banner."""
+        return _probe(self.port, 2.0)
 
     def reload(self):
         """Apply write_access(): SIGHUP to ttyhubd (waiting until it read the file) and to
@@ -246,35 +190,8 @@ class SshFront:
             self.daemon.reload()
         self.proc.send_signal(signal.SIGHUP)
 
-    def stop(self):
-        """SIGTERM (SIGKILL after 10 s); returns the exit status (-N: killed by signal N)."""
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        if self._log and not self._log.closed:
-            self._log.close()
-            self.final_log = self.log()
-        return self.proc.returncode if self.proc else None
-
     def __enter__(self):
         return self
 
     def __exit__(self, *exc):
         self.stop()
-
-
-def check_exits(res):
-    """Stop every front and check each exited with 0 and without a sanitizer report."""
-    for f in fronts:
-        f.stop()
-
-        def clean(f=f):
-            log = f.final_log
-            if f.proc.returncode != 0 or "Sanitizer" in log or "runtime error:" in log:
-                raise AssertionError("exit status %s; log tail:\n%s"
-                                     % (f.proc.returncode, log[-4000:]))
-        res.run("ttyhub-sshd (%s) exited cleanly" % os.path.basename(f.workdir), clean)

@@ -24,6 +24,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import hub  # noqa: E402
 import pattern  # noqa: E402
+import runner  # noqa: E402
 
 U1, U2, U3, U4, U5 = ("-".join(d * n for n in (8, 4, 4, 4, 12)) for d in "12345")
 
@@ -269,7 +270,7 @@ def t_bad_file_keeps_old_consoles():
 
 
 def main():
-    res = hub.Results()
+    res = runner.Runner()
     ctx.wd = hub.workdir("bad")
     ctx.xmldir = os.path.join(ctx.wd, "xml")
     os.mkdir(ctx.xmldir)

@@ -19,6 +19,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import guest as G  # noqa: E402
 import hub  # noqa: E402
 import pattern  # noqa: E402
+import runner  # noqa: E402
 import sshhub  # noqa: E402
 
 
@@ -267,7 +268,7 @@ def t_daemon_option_errors():
 
 
 def main():
-    res = hub.Results()
+    res = runner.Runner()
     ctx.wd = hub.workdir("cli")
     ctx.sock = os.path.join(ctx.wd, "fg.sock")
     fg = subprocess.Popen([hub.FAKE_GUEST, "--socket", ctx.sock, "--rate", "3000",
@@ -303,7 +304,6 @@ def main():
         for p in (fg, efg):
             p.terminate()
             p.wait()
-    sshhub.check_exits(res)
     res.finish(ctx.wd)
 
 

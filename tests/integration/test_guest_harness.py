@@ -13,17 +13,17 @@ The work directory is removed on success and kept (and printed) on failure.
 
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
 import tempfile
 import time
-import traceback
 import xml.etree.ElementTree as ET
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import guest as G  # noqa: E402
+import runner  # noqa: E402
+from runner import check  # noqa: E402
 
 ANSWER = r"^42\r?$"   # the output line "42", never the echo of "echo $((6*7))"
 
@@ -37,12 +37,6 @@ class Ctx:
 
 
 ctx = Ctx()
-checks = []
-
-
-def check(fn):
-    checks.append(fn)
-    return fn
 
 
 def ask_42(con):
@@ -252,36 +246,19 @@ def pty_helper():
         assert p.wait(5) == -signal.SIGTERM
 
 
-def main():
+def main() -> None:
     ctx.workdir = tempfile.mkdtemp(prefix="ttyhub-guest-")
-    passed = failed = 0
+    res = runner.Runner()
     try:
-        for fn in checks:
-            t = time.monotonic()
-            try:
-                fn()
-            except Exception:
-                failed += 1
-                print(f"FAIL {fn.__name__} ({time.monotonic() - t:.2f} s)")
-                traceback.print_exc(file=sys.stdout)
-            else:
-                passed += 1
-                print(f"ok   {fn.__name__} ({time.monotonic() - t:.2f} s)")
-            sys.stdout.flush()
+        res.run_checks()
     finally:
         for c in (ctx.serial, ctx.hvc):
             if c is not None:
                 c.close()
         if ctx.g is not None:
             ctx.g.stop()
-    if failed:
-        print(f"work directory kept: {ctx.workdir}")
-    else:
-        shutil.rmtree(ctx.workdir, ignore_errors=True)
-    print(f"{passed} passed, {failed} failed")
-    # A run in which no check ran proves nothing: it fails.
-    return 1 if failed or not passed else 0
+    res.finish(ctx.workdir)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

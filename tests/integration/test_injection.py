@@ -49,6 +49,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import guest as G  # noqa: E402
 import hub  # noqa: E402
+import runner  # noqa: E402
 import sshhub  # noqa: E402
 
 import paramiko  # noqa: E402  (python3-paramiko)
@@ -473,7 +474,7 @@ def t_alive():
 
 
 def main():
-    res = hub.Results()
+    res = runner.Runner()
     t_start = time.monotonic()
     wd = ctx.wd = hub.workdir("inj")
     xmldir = os.path.join(wd, "xml")
@@ -486,15 +487,15 @@ def main():
                      ("esc", b"hello from esc\n")):
         ctx.guests[n] = EvilGuest(os.path.join(wd, n + ".sock"), first)
     with open(os.path.join(xmldir, "vm.xml"), "w", encoding="utf-8") as f:
-        f.write(hub.DOMAIN_XML.format(
+        f.write(hub.domain_xml(
             name=VM_NAME + "&#x9d;", uuid="11111111-2222-3333-4444-000000000001",
             path=os.path.join(wd, "vm.sock"), alias=VM_ALIAS))
     with open(os.path.join(xmldir, "esc.xml"), "w", encoding="utf-8") as f:
-        f.write(hub.DOMAIN_XML.format(
+        f.write(hub.domain_xml(
             name="esc&#x1b;]0;pwn&#x7;", uuid="11111111-2222-3333-4444-000000000002",
             path=os.path.join(wd, "esc.sock"), alias="serial0"))
     with open(os.path.join(xmldir, LV_NAME + ".xml"), "w", encoding="utf-8") as f:
-        f.write(hub.DOMAIN_XML.format(
+        f.write(hub.domain_xml(
             name=LV_NAME, uuid="11111111-2222-3333-4444-000000000003",
             path=os.path.join(wd, "lv.sock"), alias="serial0"))
     conf = os.path.join(wd, "ttyhubd.conf")
@@ -518,7 +519,6 @@ def main():
         for name, fn in [(n, f) for n, f in globals().items() if n.startswith("t_")]:
             res.run(name[2:].replace("_", " "), fn)
     finally:
-        sshhub.check_exits(res)
         ctx.d.stop()
         for g in ctx.guests.values():
             g.close()

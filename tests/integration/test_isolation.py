@@ -41,6 +41,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import hub  # noqa: E402
 import pattern  # noqa: E402
+import runner  # noqa: E402
 import sshhub  # noqa: E402
 
 import paramiko  # noqa: E402  (python3-paramiko)
@@ -360,7 +361,7 @@ def t_alive():
 
 
 def main():
-    res = hub.Results()
+    res = runner.Runner()
     t_start = time.monotonic()
     wd = ctx.wd = hub.workdir("iso")
     seed = int(os.environ.get("TTYHUB_SEED", str(int(time.time()))))
@@ -395,7 +396,6 @@ def main():
     finally:
         for s in ctx.sessions:
             s.close()
-        sshhub.check_exits(res)
         ctx.d.stop()
         for g in guests:
             g.terminate()

@@ -16,6 +16,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import guest as G  # noqa: E402
 import hub  # noqa: E402
+import runner  # noqa: E402
 import virt  # noqa: E402
 
 
@@ -33,7 +34,7 @@ def shell_42(d, console):
 
 
 def main():
-    res = hub.Results()
+    res = runner.Runner()
     wd = hub.workdir("lv")
     serial = os.path.join(wd, "lvm-serial0.sock")
     console = os.path.join(wd, "lvm-console1.sock")

@@ -27,6 +27,7 @@ import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import hub  # noqa: E402
+import runner  # noqa: E402
 import sshhub  # noqa: E402
 
 QEMU = "/usr/bin/qemu-system-x86_64"
@@ -284,7 +285,7 @@ def t_qmp():
     d.write_access(['consoles="vm*:rw",break ' + pub])
     PRINCIPAL = {"key": " ".join(pub.split()[:2]), "from": "127.0.0.1"}
     d.start()
-    res = hub.Results()
+    res = runner.Runner()
     try:
         res.run("breaks are rate-limited per console, with a clear error", t_breaks, d)
         res.run("a front's break needs the writer; a local admin's does not",
@@ -331,7 +332,7 @@ def t_emfile_no_spin():
 
 
 def main():
-    res = hub.Results()
+    res = runner.Runner()
     if os.geteuid() != 0:
         print("SKIP: needs root (a second user for the front, setpriv)")
         sys.exit(0)

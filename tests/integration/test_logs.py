@@ -20,6 +20,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import hub  # noqa: E402
 import pattern  # noqa: E402
+import runner  # noqa: E402
 
 MIB = 1024 * 1024
 
@@ -136,7 +137,7 @@ def t_unwritable(res, wd, what, setup, max_size):
 
 
 def main():
-    res = hub.Results()
+    res = runner.Runner()
     wd = hub.workdir("logs")
     t_rotation(res, wd)
     t_unwritable(res, wd, "read-only",

@@ -25,6 +25,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import hub  # noqa: E402
+import runner  # noqa: E402
 import sshhub  # noqa: E402
 
 VICTIM_UUID = "cafe1234-5678-4abc-8def-0123456789ab"
@@ -220,7 +221,7 @@ def t_escaped_name_survives_reload():
 
 
 def main():
-    res = hub.Results()
+    res = runner.Runner()
     ctx.wd = hub.workdir("names")
     ctx.xmldir = os.path.join(ctx.wd, "xml")
     os.mkdir(ctx.xmldir)
@@ -247,7 +248,6 @@ def main():
         for name, fn in [(n, f) for n, f in globals().items() if n.startswith("t_")]:
             res.run(name[2:].replace("_", " "), fn)
     finally:
-        sshhub.check_exits(res)
         ctx.d.stop()
         for g in ctx.guests:
             g.send_signal(signal.SIGTERM)

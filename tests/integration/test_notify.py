@@ -19,6 +19,8 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import hub  # noqa: E402
+import net  # noqa: E402
+import runner  # noqa: E402
 
 WATCHDOG_USEC = 400_000
 
@@ -116,7 +118,7 @@ def exercise(res, what, argv, listen, connect):
 
 
 def main():
-    res = hub.Results()
+    res = runner.Runner()
     wds = []
     sock = "/tmp/th-notify-%d.sock" % os.getpid()
 
@@ -128,9 +130,7 @@ def main():
                         sock, connect_unix))
     os.unlink(sock)
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = net.free_port()
     wd = hub.workdir("notify-ssh")
     with open(os.path.join(wd, "access"), "w") as f:
         f.write("# nobody\n")

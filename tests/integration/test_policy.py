@@ -35,6 +35,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import hub  # noqa: E402
+import runner  # noqa: E402
 import sshhub  # noqa: E402
 
 
@@ -399,7 +400,7 @@ def write_access(**changes):
 
 
 def main():
-    res = hub.Results()
+    res = runner.Runner()
     ctx.wd = hub.workdir("policy")
     ctx.keys, ctx.pub = {}, {}
     for k in ("alice", "bob", "carol", "dave", "eve"):

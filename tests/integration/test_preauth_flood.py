@@ -90,6 +90,8 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import hub  # noqa: E402
+import net  # noqa: E402
+import runner  # noqa: E402
 import sshhub  # noqa: E402
 
 LONG = os.environ.get("TTYHUB_LONG") == "1"
@@ -314,17 +316,7 @@ class Flood(threading.Thread):
 def server_conns(port):
     """(address, port) of the peer of every established connection ttyhub-sshd has
     accepted on PORT (sockets still in the listen queue have no inode and are skipped)."""
-    out = []
-    with open("/proc/net/tcp") as f:
-        next(f)
-        for row in f:
-            fields = row.split()
-            local, remote, st, inode = fields[1], fields[2], fields[3], fields[9]
-            if int(local.split(":")[1], 16) != port or st != "01" or inode == "0":
-                continue
-            addr, rport = remote.split(":")
-            out.append((socket.inet_ntoa(bytes.fromhex(addr)[::-1]), int(rport, 16)))
-    return out
+    return net.accepted_peers(port)
 
 
 def server_held(port, prefixes=("127.2.", "127.3.", "127.4.")):
@@ -711,7 +703,7 @@ def phase_stalled_ident(front, key, res, base_fds, rss0):
 
 
 def main():
-    res = hub.Results()
+    res = runner.Runner()
     if not os.access(sshhub.SSHD, os.X_OK):
         print("FAIL %s is missing (build it first)" % sshhub.SSHD, flush=True)
         sys.exit(1)
@@ -740,17 +732,12 @@ def main():
         rss0 = front.rss_kib()
         figure("ttyhub-sshd fds, RSS KiB before the flood", "%d, %d" % (base_fds, rss0))
 
-        def guarded(fn):
-            def run():
-                try:
-                    fn(front, key, res, base_fds, rss0)
-                except Exception:
-                    print("--- ttyhub-sshd log tail ---\n" + front.log()[-2000:], flush=True)
-                    raise
-            return run
-        res.run("burst phase ran", guarded(phase_burst))
-        res.run("sustained phase ran", guarded(phase_sustained))
-        res.run("stalled-identification phase ran", guarded(phase_stalled_ident))
+        res.on_failure = lambda: print("--- ttyhub-sshd log tail ---\n" + front.log()[-2000:],
+                                       flush=True)
+        args = (front, key, res, base_fds, rss0)
+        res.run("burst phase ran", phase_burst, *args)
+        res.run("sustained phase ran", phase_sustained, *args)
+        res.run("stalled-identification phase ran", phase_stalled_ident, *args)
 
         def log_rate_limited():
             elapsed = time.monotonic() - t_start
@@ -758,10 +745,8 @@ def main():
             figure("'pre-authentication limit' log lines in %.0f s" % elapsed, n)
             assert n <= elapsed / 10 + 2, "%d lines in %.0f s" % (n, elapsed)
         res.run("refusals logged at most once per 10 s", log_rate_limited)
-        res.run("ttyhub-sshd alive", lambda: None if front.alive() else
-                (_ for _ in ()).throw(AssertionError(front.log()[-3000:])))
+        res.run("ttyhub-sshd alive", lambda: runner.require(front.alive(), front.log()[-3000:]))
     finally:
-        sshhub.check_exits(res)
         d.stop()
     figure("run time, s", "%.0f" % (time.monotonic() - t_start))
     res.finish(wd)

@@ -13,29 +13,14 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import domains  # noqa: E402
 import guest as G  # noqa: E402
 import hub  # noqa: E402
-
-XML = """<domain type='qemu'>
-  <name>ptyvm</name>
-  <devices>
-    <serial type='pty'>
-      <source path='{pty}'/>
-      <target type='isa-serial' port='0'/>
-      <alias name='serial0'/>
-    </serial>
-    <console type='pty' tty='{pty}'>
-      <source path='{pty}'/>
-      <target type='serial' port='0'/>
-      <alias name='serial0'/>
-    </console>
-  </devices>
-</domain>
-"""
+import runner  # noqa: E402
 
 
 def main():
-    res = hub.Results()
+    res = runner.Runner()
     wd = hub.workdir("pty")
     g = G.Guest(wd, "ptyvm", serial=False,
                 extra_args=("-chardev", "pty,id=charserial0", "-serial", "chardev:charserial0"))
@@ -53,7 +38,10 @@ def main():
         xmldir = os.path.join(wd, "xml")
         os.mkdir(xmldir)
         with open(os.path.join(xmldir, "ptyvm.xml"), "w") as f:
-            f.write(XML.format(pty=pty))
+            f.write(domains.domain_xml("ptyvm", [
+                domains.serial(pty, type="pty"),
+                domains.console(pty, "serial", 0, alias="serial0", type="pty", tty=pty)],
+                dom_type="qemu"))
 
         # Someone else (this test, alive) holds the lock: refused with the reason.
         with open(lock, "w") as f:

@@ -9,11 +9,11 @@ without "quiet", so ~20 KB of boot log flow for ~2 s; the kill comes after a ran
 12,000 bytes of it), starts QEMU again on the same socket path and measures the time from
 QEMU's sockets being ready to the clients' "[ttyhub] console qk connected" notice, which
 must be at most 2 s (ttyhubd's reconnect back-off is capped at 2 s; 3.5 s is allowed for a
-loaded machine, and under ASan only the 10 s wait for the notice applies).  Both clients must keep receiving every new boot's output without
-re-attaching.  After the loop, ttyhubd's fd count must equal its count after warm-up
-and (plain run only) its RSS must be within 256 KiB of it: nothing leaks per cycle.
-The ring is 64 KiB, so that the pages it fills after the baseline stay well within
-that bound.
+loaded machine, and under ASan only the 10 s wait for the notice applies).  Both clients must
+keep receiving every new boot's output without re-attaching.  After the loop, ttyhubd's fd
+count must equal its count after warm-up and (plain run only) its RSS must be within
+256 KiB of it: nothing leaks per cycle.  The ring is 64 KiB, so that the pages it fills
+after the baseline stay well within that bound.
 
 Cycles: 15 by default, 100 with TTYHUB_LONG=1 (the issue's figure).
 Figures: reconnect p50/max, fds and RSS before/after, run time.
@@ -30,6 +30,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import guest as G  # noqa: E402
 import hub  # noqa: E402
+import runner  # noqa: E402
 
 LONG = os.environ.get("TTYHUB_LONG") == "1"
 CYCLES = 100 if LONG else 15
@@ -196,7 +197,7 @@ def t_fds_and_rss():
 
 
 def main():
-    res = hub.Results()
+    res = runner.Runner()
     t_start = time.monotonic()
     wd = hub.workdir("qkill")
     seed = int(os.environ.get("TTYHUB_SEED", str(int(time.time()))))
@@ -225,8 +226,7 @@ def main():
                 t_kill_loop)
         res.run("both clients kept receiving without re-attaching", t_clients_kept_receiving)
         res.run("fd count and RSS back to baseline", t_fds_and_rss)
-        res.run("daemon alive", lambda: None if ctx.d.alive() else
-                (_ for _ in ()).throw(AssertionError(ctx.d.log()[-3000:])))
+        res.run("daemon alive", lambda: runner.require(ctx.d.alive(), ctx.d.log()[-3000:]))
     finally:
         if ctx.cli:
             ctx.cli.close()

@@ -15,13 +15,14 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import guest as G  # noqa: E402
 import hub  # noqa: E402
+import runner  # noqa: E402
 import sshhub  # noqa: E402
 
 BREAK = b"\x05cb"
 
 
 def main():
-    res = hub.Results()
+    res = runner.Runner()
     wd = hub.workdir("qmp")
     g = G.Guest(wd, "vm", virtio_console=True)
     d = hub.Daemon(wd, "--qmp", g.qmp_sock, "--front-user", "root").start()
@@ -130,7 +131,6 @@ def main():
             w.close()
         d.stop()
         g.stop()
-    sshhub.check_exits(res)
     res.finish(wd)
 
 

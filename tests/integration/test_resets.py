@@ -24,8 +24,8 @@ The broker resets run first, then the SSH resets (paramiko and OpenSSH at the sa
 Checks: both daemons alive throughout and SIGPIPE ignored; the healthy watcher's stream is
 intact (every byte where the pattern says, every skip announced exactly) and never pauses
 for 5 s; after each phase, both daemons hold exactly their baseline descriptors and only
-the healthy watcher is attached; at the end both exit 0 on SIGTERM (checked by
-hub.Results.finish and sshhub.check_exits, with no sanitizer report).
+the healthy watcher is attached; at the end both exit 0 on SIGTERM (the runner's automatic
+exit checks, with no sanitizer report).
 
 Counts: 150 broker readers + 50 writers + 40 paramiko + 10 OpenSSH resets by default
 (test_bad_input.py's 100 read-only resets are not repeated); with TTYHUB_LONG=1, 700 +
@@ -50,6 +50,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import hub  # noqa: E402
 import pattern  # noqa: E402
+import runner  # noqa: E402
 import sshhub  # noqa: E402
 
 LONG = os.environ.get("TTYHUB_LONG") == "1"
@@ -479,7 +480,7 @@ def fds_back(phase, timeout=20):
 
 
 def main():
-    res = hub.Results()
+    res = runner.Runner()
     t_start = time.monotonic()
     wd = hub.workdir("resets")
     seed = int(os.environ.get("TTYHUB_SEED", str(int(time.time()))))
@@ -520,7 +521,6 @@ def main():
             ctx.healthy.stop.set()
             ctx.healthy.join(5)
             ctx.healthy.sock.close()
-        sshhub.check_exits(res)
         ctx.d.stop()
         fg.terminate()
         fg.wait()

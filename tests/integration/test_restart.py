@@ -14,6 +14,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import guest as G  # noqa: E402
 import hub  # noqa: E402
+import runner  # noqa: E402
 
 
 def restart_cycle(d, g, w, r, n):
@@ -41,7 +42,7 @@ def restart_cycle(d, g, w, r, n):
 
 
 def main():
-    res = hub.Results()
+    res = runner.Runner()
     wd = hub.workdir("restart")
     g = G.Guest(wd, "rs")
     d = hub.Daemon(wd, "--console", "rs=" + g.serial_sock).start()
@@ -57,8 +58,8 @@ def main():
         fds = d.fd_count()
         for n in range(1, 4):
             res.run("restart cycle %d" % n, restart_cycle, d, g, w, r, n)
-        res.run("fd count stable", lambda: None if d.fd_count() == fds else
-                (_ for _ in ()).throw(AssertionError("%d fds, was %d" % (d.fd_count(), fds))))
+        res.run("fd count stable", lambda: runner.require(
+            d.fd_count() == fds, "%d fds, was %d" % (d.fd_count(), fds)))
 
         def state_while_down():
             g.kill()

@@ -13,6 +13,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import guest as G  # noqa: E402
 import hub  # noqa: E402
+import runner  # noqa: E402
 
 FORCE = b"\x05cf"
 DETACH = b"\x05c."
@@ -79,7 +80,7 @@ def share(d, console):
 
 
 def main():
-    res = hub.Results()
+    res = runner.Runner()
     wd = hub.workdir("share")
     g = G.Guest(wd, "vm", virtio_console=True)
     xmldir = os.path.join(wd, "xml")
@@ -91,13 +92,11 @@ def main():
         d.wait_for(lambda: (d.console("vm:serial0") or {}).get("state") == "connected",
                    what="serial0 connected")
         names = [c["name"] for c in d.list()["consoles"]]
-        res.run("consoles from domain XML", lambda: (
-            None if names == ["vm:serial0", "vm:console1"] else
-            (_ for _ in ()).throw(AssertionError(names))))
+        res.run("consoles from domain XML", lambda: runner.require(
+            names == ["vm:serial0", "vm:console1"], names))
         res.run("share ttyS0 (by VM name)", share, d, "vm")
         res.run("share hvc0 (VM:ALIAS)", share, d, "vm:console1")
-        res.run("daemon still running", lambda: None if d.alive() else
-                (_ for _ in ()).throw(AssertionError(d.log())))
+        res.run("daemon still running", lambda: runner.require(d.alive(), d.log()))
     finally:
         d.stop()
         g.stop()

@@ -30,6 +30,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import hub  # noqa: E402
 import pattern  # noqa: E402
+import runner  # noqa: E402
 
 PHASES = [  # (rate in bytes/s, 0 = unpaced; seconds; check the running client's bytes)
     (0, 3.0, False),
@@ -135,8 +136,7 @@ def run(wd, res, rate, duration, check_fast):
             print("  stopped client: %d notices, %d bytes dropped in all; %d lines seen"
                   % (len(dropped), sum(dropped), chk["lines"]), flush=True)
         res.run("stopped client gets the dropped-bytes notice (%s)" % what, slow_told)
-        res.run("daemon alive", lambda: None if d.alive() else
-                (_ for _ in ()).throw(AssertionError(d.log())))
+        res.run("daemon alive", lambda: runner.require(d.alive(), d.log()))
     finally:
         for p in (fast, slow):
             if p.poll() is None:
@@ -147,7 +147,7 @@ def run(wd, res, rate, duration, check_fast):
 
 
 def main():
-    res = hub.Results()
+    res = runner.Runner()
     wd = hub.workdir("slow")
     for rate, duration, check_fast in PHASES:
         run(wd, res, rate, duration, check_fast)

@@ -53,6 +53,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import hub  # noqa: E402
 import pattern  # noqa: E402
+import runner  # noqa: E402
 import sshhub  # noqa: E402
 
 LONG = os.environ.get("TTYHUB_LONG") == "1"
@@ -617,9 +618,9 @@ def run(wd, res):
             figure("fd count after everybody left (ttyhubd, ttyhub-sshd)", fds)
             assert fds == fds0, "fds %r, before the watchers %r" % (fds, fds0)
         res.run("everybody detaches (exit 0), fd counts back to baseline", clean_exit)
-        res.run("daemons alive", lambda: None if d.alive() and front.alive() else
-                (_ for _ in ()).throw(AssertionError("ttyhubd %s, ttyhub-sshd %s"
-                                                     % (d.alive(), front.alive()))))
+        res.run("daemons alive", lambda: runner.require(
+            d.alive() and front.alive(),
+            "ttyhubd %s, ttyhub-sshd %s" % (d.alive(), front.alive())))
     finally:
         if sampler:
             sampler.stop_ev.set()
@@ -632,12 +633,11 @@ def run(wd, res):
         if fg.poll() is None:
             fg.terminate()
             fg.wait(10)
-        sshhub.check_exits(res)
         d.stop()
 
 
 def main():
-    res = hub.Results()
+    res = runner.Runner()
     for exe in (sshhub.SSHD, hub.FAKE_GUEST):
         if not os.access(exe, os.X_OK):
             print("FAIL %s is missing (build it first)" % exe, flush=True)

@@ -28,7 +28,6 @@ import json
 import os
 import re
 import select
-import shutil
 import signal
 import socket
 import subprocess
@@ -38,6 +37,8 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import guest as G  # noqa: E402
 import hub  # noqa: E402
+import net  # noqa: E402
+import runner  # noqa: E402
 import sshhub  # noqa: E402
 
 DETACH = b"\x05c."
@@ -127,7 +128,7 @@ def idle(consoles=("vm:serial0", "vm:console1"), timeout=10):
             break
         time.sleep(0.05)
     who = {name: text(ctx.d.cli("who", name).stdout) for name in busy}
-    tcp = tcp_states(ctx.front.port)
+    tcp = net.tcp_states(ctx.front.port)
     ctx.restarts += 1
     ctx.front.stop()
     ctx.front = sshhub.SshFront(os.path.join(ctx.wd, "sshd-%d" % ctx.restarts), ctx.d.socket,
@@ -780,40 +781,11 @@ def t_stopped_watcher_few_notices():
         % (len(dropped), dropped[:8], dropped[-3:])
 
 
-TCP_STATES = {"01": "ESTABLISHED", "02": "SYN_SENT", "03": "SYN_RECV", "04": "FIN_WAIT1",
-              "05": "FIN_WAIT2", "06": "TIME_WAIT", "07": "CLOSE", "08": "CLOSE_WAIT",
-              "09": "LAST_ACK", "0A": "LISTEN", "0B": "CLOSING"}
-
-
-def tcp_states(port):
-    """{state: count} of the server side of TCP sockets on local port PORT."""
-    out = {}
-    with open("/proc/net/tcp") as f:
-        next(f)
-        for row in f:
-            fields = row.split()
-            if int(fields[1].split(":")[1], 16) == port:
-                st = TCP_STATES.get(fields[3], fields[3])
-                out[st] = out.get(st, 0) + 1
-    return out
-
-
 def tcp_held(port):
-    """Established connections ttyhub-sshd has accepted on PORT: {peer address: count}.
-
-    Connections still in the listen queue have no socket inode yet and are not counted.
-    """
+    """Established connections ttyhub-sshd has accepted on PORT: {peer address: count}."""
     held = {}
-    with open("/proc/net/tcp") as f:
-        next(f)
-        for row in f:
-            fields = row.split()
-            local, remote, st, inode = fields[1], fields[2], fields[3], fields[9]
-            if int(local.split(":")[1], 16) != port or st != "01" or inode == "0":
-                continue
-            a = bytes.fromhex(remote.split(":")[0])[::-1]
-            addr = socket.inet_ntoa(a)
-            held[addr] = held.get(addr, 0) + 1
+    for addr, _ in net.accepted_peers(port):
+        held[addr] = held.get(addr, 0) + 1
     return held
 
 
@@ -990,7 +962,7 @@ CHECKS = [
 
 
 def main():
-    res = hub.Results()
+    res = runner.Runner()
     if not os.access(sshhub.SSHD, os.X_OK):
         print("FAIL %s is missing (build it first)" % sshhub.SSHD, flush=True)
         sys.exit(1)
@@ -1012,37 +984,15 @@ def main():
             d.wait_for(lambda c=c: (d.console(c) or {}).get("state") == "connected",
                        timeout=30, what=c + " connected")
 
-        def guarded(fn):
-            def run():
-                try:
-                    fn()
-                except Exception:
-                    print("--- ttyhub-sshd log tail ---\n%s\n--- ttyhubd log tail ---\n%s"
-                          % (ctx.front.log()[-2500:], d.log()[-1500:]), flush=True)
-                    raise
-            return run
-
-        only = os.environ.get("TTYHUB_SSH_CHECKS")  # e.g. "t_share,t_menu" while debugging
-        if only:
-            # A mistyped name must not filter every check away and pass.
-            unknown = set(only.split(",")) - {fn.__name__ for _, fn in CHECKS}
-            if unknown:
-                print("FAIL TTYHUB_SSH_CHECKS names no check: %s" % ", ".join(sorted(unknown)),
-                      flush=True)
-                sys.exit(1)
-        for name, fn in CHECKS:
-            if only and fn.__name__ not in only.split(","):
-                continue
-            res.run(name, guarded(fn))
+        res.on_failure = lambda: print(
+            "--- ttyhub-sshd log tail ---\n%s\n--- ttyhubd log tail ---\n%s"
+            % (ctx.front.log()[-2500:], d.log()[-1500:]), flush=True)
+        # $TTYHUB_CHECKS (or $TTYHUB_SSH_CHECKS), e.g. "t_share,t_menu", runs only those.
+        res.run_checks(CHECKS)
     finally:
-        sshhub.check_exits(res)
         d.stop()
         g.stop()
-    if res.failed == 0:
-        shutil.rmtree(wd, ignore_errors=True)
-    else:
-        print("work directory kept:", wd)
-    res.finish()
+    res.finish(wd)
 
 
 if __name__ == "__main__":

@@ -21,7 +21,6 @@ ttyhubd with a small --max-clients, ttyhub-sshd in front, the real OpenSSH clien
 import json
 import os
 import re
-import shutil
 import stat
 import subprocess
 import sys
@@ -30,6 +29,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import guest as G  # noqa: E402
 import hub  # noqa: E402
+import runner  # noqa: E402
 import sshhub  # noqa: E402
 
 LONG = "l" * 120 + "ongname1"  # 128 bytes: the longest console name of a user name
@@ -361,8 +361,18 @@ CHECKS = [
 ]
 
 
+def close_opened():
+    """After each check: close what it opened (ctx.opened), passed or failed."""
+    for p in ctx.opened:
+        try:
+            p.close()
+        except Exception:  # noqa: BLE001
+            pass
+    ctx.opened = []
+
+
 def main():
-    res = hub.Results()
+    res = runner.Runner()
     if not os.access(sshhub.SSHD, os.X_OK):
         print("FAIL %s is missing (build it first)" % sshhub.SSHD, flush=True)
         sys.exit(1)
@@ -387,37 +397,17 @@ def main():
                                     [line(n) for n in KEYS],
                                     extra_args=["--max-sessions-per-key", "3",
                                                 "--max-per-source", "64"])
-        only = os.environ.get("TTYHUB_SSH_CHECKS")
-        for name, fn in CHECKS:
-            if only and fn.__name__ not in only.split(","):
-                continue
-
-            def run(fn=fn):
-                try:
-                    fn()
-                except Exception:
-                    print("--- ttyhub-sshd log tail ---\n%s\n--- ttyhubd log tail ---\n%s"
-                          % (ctx.front.log()[-2500:], d.log()[-1500:]), flush=True)
-                    raise
-                finally:
-                    for p in ctx.opened:
-                        try:
-                            p.close()
-                        except Exception:  # noqa: BLE001
-                            pass
-                    ctx.opened = []
-            res.run(name, run)
+        res.on_failure = lambda: print(
+            "--- ttyhub-sshd log tail ---\n%s\n--- ttyhubd log tail ---\n%s"
+            % (ctx.front.log()[-2500:], d.log()[-1500:]), flush=True)
+        res.after_each = close_opened
+        res.run_checks(CHECKS)
     finally:
-        sshhub.check_exits(res)
         d.stop()
         for g in guests:
             g.terminate()
             g.wait()
-    if res.failed == 0:
-        shutil.rmtree(wd, ignore_errors=True)
-    else:
-        print("work directory kept:", wd)
-    res.finish()
+    res.finish(wd)
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import guest as G  # noqa: E402
 import hub  # noqa: E402
+import runner  # noqa: E402
 
 SEQ_MAX = 20000
 TINY_LINES = 3000
@@ -93,7 +94,7 @@ def t_hangup_while_paused(wd):
 
 
 def main():
-    res = hub.Results()
+    res = runner.Runner()
     wd = hub.workdir("tiny")
     g = G.Guest(wd, "tw")
     d = hub.Daemon(wd, "--console", "tw=" + g.serial_sock).start()

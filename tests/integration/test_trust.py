@@ -38,6 +38,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import guest as G  # noqa: E402
 import hub  # noqa: E402
+import runner  # noqa: E402
 
 USER, GROUP = "nobody", "nogroup"
 UID = pwd.getpwnam(USER).pw_uid
@@ -471,7 +472,7 @@ def main():
     if len(sys.argv) > 1 and sys.argv[1] == "--fake-qmp":
         fake_qmp(sys.argv[2], sys.argv[3], sys.argv[4:])
         return
-    res = hub.Results()
+    res = runner.Runner()
     wd = hub.workdir("trust")
     os.chmod(wd, 0o755)  # the unprivileged helpers reach their own subdirectories
     t_lying_qmp(res, wd)

@@ -36,6 +36,8 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import hub  # noqa: E402
+import net  # noqa: E402
+import runner  # noqa: E402
 
 TOP = os.path.abspath(os.path.join(hub.HERE, "..", ".."))
 SERVICES = ["ttyhubd.service", "ttyhub-sshd.service"]
@@ -433,17 +435,11 @@ def t_ttyhubd_activated_from_unit():
         n.close()
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def t_ttyhub_sshd_activated_from_unit():
     wd = os.path.join(ctx.wd, "front")
     os.makedirs(wd)
     argv = remap(exec_argv("ttyhub-sshd.service"), wd)
-    port = free_port()
+    port = net.free_port()
 
     def trigger():
         return socket.create_connection(("127.0.0.1", port), timeout=10)
@@ -596,7 +592,7 @@ def t_configs_list_every_option_with_its_default():
 
 
 def main():
-    res = hub.Results()
+    res = runner.Runner()
     ctx.wd = hub.workdir("units")
     ctx.dest = os.path.join(ctx.wd, "dest")
     res.run("DESTDIR install: binaries, units, sysusers, config, man pages", t_destdir_install)

@@ -17,17 +17,17 @@ directory is removed on success and kept (and libvirtd's logs printed) on failur
 import hashlib
 import os
 import select
-import shutil
 import subprocess
 import sys
 import tempfile
 import time
-import traceback
 import xml.etree.ElementTree as ET
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import guest as G  # noqa: E402
+import runner  # noqa: E402
+from runner import check  # noqa: E402
 import virt  # noqa: E402
 
 ANSWER = r"^42\r?$"   # the output line "42", never the echo of "echo $((6*7))"
@@ -50,12 +50,6 @@ class Ctx:
 
 
 ctx = Ctx()
-checks = []
-
-
-def check(fn):
-    checks.append(fn)
-    return fn
 
 
 def ask_42(con):
@@ -429,39 +423,21 @@ def killed_harness_leaves_nothing():
     assert "ttyhub-virt" not in host_mounts()
 
 
-def main():
+def main() -> None:
     ctx.workdir = tempfile.mkdtemp(prefix="ttyhub-virt-")
     ctx.host_before = snapshot()
-    passed = failed = 0
+    res = runner.Runner()
+    res.on_failure = lambda: print(ctx.lv.logs()) if ctx.lv is not None else None
     try:
-        for fn in checks:
-            t = time.monotonic()
-            try:
-                fn()
-            except Exception:
-                failed += 1
-                print(f"FAIL {fn.__name__} ({time.monotonic() - t:.2f} s)")
-                traceback.print_exc(file=sys.stdout)
-                if ctx.lv is not None:
-                    print(ctx.lv.logs())
-            else:
-                passed += 1
-                print(f"ok   {fn.__name__} ({time.monotonic() - t:.2f} s)")
-            sys.stdout.flush()
+        res.run_checks()
     finally:
         for c in (ctx.serial, ctx.hvc):
             if c is not None:
                 c.close()
         if ctx.lv is not None:
             ctx.lv.stop()
-    if failed:
-        print(f"work directory kept: {ctx.workdir}")
-    else:
-        shutil.rmtree(ctx.workdir, ignore_errors=True)
-    print(f"{passed} passed, {failed} failed")
-    # A run in which no check ran proves nothing: it fails.
-    return 1 if failed or not passed else 0
+    res.finish(ctx.workdir)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

@@ -76,9 +76,9 @@ import uuid as uuidlib
 import weakref
 from pathlib import Path
 from typing import Callable, TypeVar
-from xml.sax.saxutils import escape as _xml_escape
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import domains  # noqa: E402
 import guest as _guest  # noqa: E402
 
 try:
@@ -112,20 +112,20 @@ _HOLDER_SH = r"""
 set -eu
 P=$1
 for d in etc var run; do
-	mount -t overlay ttyhub-virt \
-		-o "lowerdir=/$d,upperdir=$P/ov/$d.upper,workdir=$P/ov/$d.work" "/$d"
+    mount -t overlay ttyhub-virt \
+        -o "lowerdir=/$d,upperdir=$P/ov/$d.upper,workdir=$P/ov/$d.work" "/$d"
 done
 echo ready
 exec >>"$P/log/holder.log" 2>&1
 while read -r _; do :; done
 me=$(readlink /proc/$$/ns/mnt)
 for p in /proc/[0-9]*; do
-	pid=${p#/proc/}
-	[ "$pid" = "$$" ] && continue
-	if [ "$(readlink "$p/ns/mnt" 2>/dev/null || true)" = "$me" ]; then
-		echo "holder: killing leftover pid $pid"
-		kill -9 "$pid" 2>/dev/null || true
-	fi
+    pid=${p#/proc/}
+    [ "$pid" = "$$" ] && continue
+    if [ "$(readlink "$p/ns/mnt" 2>/dev/null || true)" = "$me" ]; then
+        echo "holder: killing leftover pid $pid"
+        kill -9 "$pid" 2>/dev/null || true
+    fi
 done
 """
 
@@ -230,10 +230,6 @@ def _cache_root() -> Path:
         return Path(os.environ["TTYHUB_CACHE"])
     xdg = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return Path(xdg) / "ttyhub"
-
-
-def _q(v: str) -> str:
-    return _xml_escape(v, {"'": "&apos;", '"': "&quot;"})
 
 
 class Libvirtd:
@@ -677,46 +673,15 @@ class Libvirtd:
                     raise ValueError(f"socket path too long for AF_UNIX ({len(s)} bytes): {s}")
         kernel, initrd = _guest.assets()
         append = os.environ.get("TTYHUB_GUEST_APPEND", _guest.DEFAULT_APPEND)
-        kvm = os.environ.get("TTYHUB_TEST_KVM") == "1"
         uuid = uuid or str(uuidlib.uuid5(uuidlib.NAMESPACE_URL, "ttyhub-test-libvirt:" + name))
-        dev = ""
+        dev = []
         if serial_sock is not None:
-            dev += (
-                "    <serial type='unix'>\n"
-                f"      <source mode='bind' path='{_q(serial_sock)}'/>\n"
-                "      <target type='isa-serial' port='0'/>\n"
-                "    </serial>\n"
-            )
+            dev.append(domains.serial(serial_sock, alias=None))
         if console_sock is not None:
-            dev += (
-                "    <console type='unix'>\n"
-                f"      <source mode='bind' path='{_q(console_sock)}'/>\n"
-                "      <target type='virtio' port='1'/>\n"
-                "    </console>\n"
-            )
-        return (
-            f"<domain type='{'kvm' if kvm else 'qemu'}'>\n"
-            f"  <name>{_q(name)}</name>\n"
-            f"  <uuid>{uuid}</uuid>\n"
-            f"  <memory unit='KiB'>{_guest.MEMORY_MB * 1024}</memory>\n"
-            "  <vcpu placement='static'>1</vcpu>\n"
-            "  <os>\n"
-            "    <type arch='x86_64' machine='pc'>hvm</type>\n"
-            f"    <kernel>{_q(kernel)}</kernel>\n"
-            f"    <initrd>{_q(initrd)}</initrd>\n"
-            f"    <cmdline>{_q(append)}</cmdline>\n"
-            "  </os>\n"
-            "  <on_poweroff>destroy</on_poweroff>\n"
-            "  <on_reboot>destroy</on_reboot>\n"
-            "  <on_crash>destroy</on_crash>\n"
-            "  <devices>\n"
-            f"    <emulator>/usr/bin/{_guest.QEMU}</emulator>\n"
-            "    <controller type='usb' model='none'/>\n"
-            "    <memballoon model='none'/>\n"
-            + dev +
-            "  </devices>\n"
-            "</domain>\n"
-        )
+            dev.append(domains.console(console_sock, "virtio", 1))
+        boot = domains.Boot(kernel, initrd, append, _guest.MEMORY_MB, f"/usr/bin/{_guest.QEMU}")
+        return domains.domain_xml(name, dev, uuid=uuid, boot=boot, extra_devices=(
+            "    <controller type='usb' model='none'/>\n", "    <memballoon model='none'/>\n"))
 
     def define(self, name: str, serial_sock: str | None, console_sock: str | None,
                uuid: str | None = None):
