@@ -126,9 +126,9 @@ class SshFront(proc.Service):
 
     Files: WORKDIR/hostkey (made with ssh-keygen unless it exists), WORKDIR/ttyhub-sshd.log
     (stdout and stderr).  access_lines go to the access file of the hub.Daemon serving
-    broker_socket (its part of it), or to WORKDIR/access if no hub.Daemon serves it.  With activate=True the
-    front is started the systemd way: systemd-socket-activate listens on the port and execs
-    ttyhub-sshd (same pid, no --listen) on the first connection.  Every start() picks a fresh
+    broker_socket (its part of it), or to WORKDIR/access if no hub.Daemon serves it.  With
+    activate=True the front is started the systemd way: systemd-socket-activate listens on the
+    port and execs ttyhub-sshd (same pid, no --listen) on the first connection.  Every start() picks a fresh
     free port.
     """
 

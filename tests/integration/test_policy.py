@@ -67,7 +67,8 @@ def next_msg(c, timeout=30):
         while True:
             left = deadline - time.monotonic()
             if left <= 0:
-                raise AssertionError("no message within %g s; last: %r" % (timeout, c.messages[-3:]))
+                raise AssertionError("no message within %g s; last: %r"
+                                     % (timeout, c.messages[-3:]))
             c.sock.settimeout(left)
             try:
                 m = c.pump()
