@@ -128,8 +128,8 @@ class SshFront(proc.Service):
     (stdout and stderr).  access_lines go to the access file of the hub.Daemon serving
     broker_socket (its part of it), or to WORKDIR/access if no hub.Daemon serves it.  With
     activate=True the front is started the systemd way: systemd-socket-activate listens on the
-    port and execs ttyhub-sshd (same pid, no --listen) on the first connection.  Every start() picks a fresh
-    free port.
+    port and execs ttyhub-sshd (same pid, no --listen) on the first connection.  Every start()
+    picks a fresh free port.
     """
 
     label = "ttyhub-sshd"
