@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Broker client connection: framing, request dispatch and output
- * (see client.h).
+ * (see client.h).  It implements console_attachment_ops for the console it
+ * is attached to, and reaches the server only through its client_env.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -10,20 +11,24 @@
 #include <string.h>
 #include <time.h>
 
+#include <stddef.h>
+
 #include "client.h"
 #include "console.h"
 #include "log.h"
 #include "message.h"
 #include "policy.h"
-#include "server.h"
+#include "poller.h"
+#include "registry.h"
 #include "util.h"
 
 #define CLIENT_DATA_CHUNK (60 * 1024)
 #define CLIENT_LIST_ENVELOPE 256 /* bytes of a list piece besides its entries */
 
 static void client_on_io(struct watch *w, int fd, uint32_t revents, void *userdata);
+static const struct console_attachment_ops client_attachment_ops;
 
-int client_new(struct server *s, int fd, struct client **ret)
+int client_new(struct client_env *env, int fd, struct client **ret)
 {
 	struct client *c;
 	struct timespec ts;
@@ -32,18 +37,19 @@ int client_new(struct server *s, int fd, struct client **ret)
 	c = calloc(1, sizeof(*c));
 	if (!c)
 		return -ENOMEM;
-	c->server = s;
+	c->env = env;
 	c->fd = fd;
-	c->id = ++s->next_client_id;
+	c->id = ++env->next_id;
+	c->att.ops = &client_attachment_ops;
 	clock_gettime(CLOCK_REALTIME, &ts);
 	c->since_usec = (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
-	snprintf(c->label, sizeof(c->label), "client %u", c->id);
-	snprintf(c->audit, sizeof(c->audit), "client %u", c->id);
+	snprintf(c->att.label, sizeof(c->att.label), "client %u", c->id);
+	snprintf(c->att.audit, sizeof(c->att.audit), "client %u", c->id);
 	r = frame_reader_init(&c->in);
 	if (r >= 0)
 		r = obuf_init(&c->out, CLIENT_OUT_MAX);
 	if (r >= 0)
-		r = watch_add(s->poller, fd, EPOLLIN, client_on_io, c, &c->io);
+		r = watch_add(env->poller, fd, EPOLLIN, client_on_io, c, &c->io);
 	if (r < 0) {
 		c->fd = -EBADF; /* the caller still owns fd on failure */
 		client_free(c);
@@ -57,8 +63,8 @@ void client_free(struct client *c)
 {
 	if (!c)
 		return;
-	if (c->console)
-		console_detach(c->console, c, true);
+	if (c->att.console)
+		console_detach(c->att.console, &c->att, true);
 	c->io = watch_free(c->io);
 	c->fd = safe_close(c->fd);
 	frame_reader_done(&c->in);
@@ -74,7 +80,7 @@ void client_kill(struct client *c, const char *why)
 {
 	if (c->dead)
 		return;
-	log_debug("%s: closing: %s", c->label, why);
+	log_debug("%s: closing: %s", c->att.label, why);
 	/* Best effort, never blocking: the error that explains the close goes out first. */
 	if (obuf_len(&c->out) > 0)
 		obuf_flush(&c->out, c->fd);
@@ -85,7 +91,7 @@ void client_kill(struct client *c, const char *why)
 	c->dead = true;
 	if (c->io)
 		watch_disable(c->io);
-	server_client_dead(c->server, c);
+	c->env->dead(c->env->userdata, c);
 }
 
 int client_send(struct client *c, json_t *msg)
@@ -131,7 +137,7 @@ void client_error(struct client *c, const char *code, const char *fmt, ...)
  */
 static void client_pull(struct client *c)
 {
-	struct console *con = c->console;
+	struct console *con = c->att.console;
 	uint64_t tail, head;
 
 	if (!con)
@@ -145,7 +151,7 @@ static void client_pull(struct client *c)
 	 */
 	if (obuf_room(&c->out) <= CLIENT_CONTROL_RESERVE + FRAME_HEADER + SANITIZE_SLACK)
 		return;
-	if (c->pos < tail) {
+	if (c->att.pos < tail) {
 		/*
 		 * Land with headroom: at the first line start past tail + ring/8.
 		 * Landing exactly on the tail would lose a few bytes (and send a
@@ -161,13 +167,13 @@ static void client_pull(struct client *c)
 			to += (uint64_t)(nl - (const uint8_t *)iov[0].iov_base) + 1;
 		else if (n > iov[0].iov_len && (nl = memchr(iov[1].iov_base, '\n', iov[1].iov_len)))
 			to += iov[0].iov_len + (uint64_t)(nl - (const uint8_t *)iov[1].iov_base) + 1;
-		skip = to - c->pos;
+		skip = to - c->att.pos;
 		snprintf(text, sizeof(text), "%llu bytes dropped", (unsigned long long)skip);
 		if (client_send_new(c, proto_msg_notice_dropped(text, skip)) >= 0)
-			c->pos = to;
-		if (c->pos < tail)
+			c->att.pos = to;
+		if (c->att.pos < tail)
 			return; /* no room even for the notice: try again later */
-		sanitize_init(&c->san);
+		sanitize_init(&c->att.san);
 	}
 	if (c->notices_dropped > 0 && obuf_room(&c->out) > CLIENT_CONTROL_RESERVE) {
 		char text[96];
@@ -177,32 +183,32 @@ static void client_pull(struct client *c)
 		snprintf(text, sizeof(text), "%u notices dropped (client too slow)", n);
 		client_notice(c, text);
 	}
-	while (c->pos < head) {
+	while (c->att.pos < head) {
 		size_t room = obuf_room(&c->out);
 		size_t want, n;
 		struct iovec iov[2];
 		uint8_t *dst, hdr[FRAME_HEADER];
-		bool replay = c->pos < c->sanitize_until;
+		bool replay = c->att.pos < c->att.sanitize_until;
 
 		if (room <= CLIENT_CONTROL_RESERVE + FRAME_HEADER + SANITIZE_SLACK)
 			break;
 		want = MIN(room - CLIENT_CONTROL_RESERVE - FRAME_HEADER - SANITIZE_SLACK,
 			   (size_t)CLIENT_DATA_CHUNK);
 		if (replay)
-			want = (size_t)MIN((uint64_t)want, c->sanitize_until - c->pos);
-		n = ring_peek(&con->ring, c->pos, want, iov);
+			want = (size_t)MIN((uint64_t)want, c->att.sanitize_until - c->att.pos);
+		n = ring_peek(&con->ring, c->att.pos, want, iov);
 		if (n == 0)
 			break;
 		if (obuf_tail_span(&c->out, FRAME_HEADER + n + SANITIZE_SLACK, &dst) <
 		    FRAME_HEADER + n + SANITIZE_SLACK)
 			break; /* cannot happen: room was checked and the span compacts */
 		if (replay) {
-			size_t o = sanitize_feed(&c->san, iov[0].iov_base, iov[0].iov_len,
+			size_t o = sanitize_feed(&c->att.san, iov[0].iov_base, iov[0].iov_len,
 						 dst + FRAME_HEADER);
-			o += sanitize_feed(&c->san, iov[1].iov_base, iov[1].iov_len,
+			o += sanitize_feed(&c->att.san, iov[1].iov_base, iov[1].iov_len,
 					   dst + FRAME_HEADER + o);
-			if (c->pos + n == c->sanitize_until)
-				o += sanitize_finish(&c->san, dst + FRAME_HEADER + o);
+			if (c->att.pos + n == c->att.sanitize_until)
+				o += sanitize_finish(&c->att.san, dst + FRAME_HEADER + o);
 			if (o > 0) {
 				frame_header(hdr, FRAME_DATA, o);
 				memcpy(dst, hdr, FRAME_HEADER);
@@ -215,7 +221,7 @@ static void client_pull(struct client *c)
 			memcpy(dst + FRAME_HEADER + iov[0].iov_len, iov[1].iov_base, iov[1].iov_len);
 			obuf_commit(&c->out, FRAME_HEADER + n);
 		}
-		c->pos += n;
+		c->att.pos += n;
 	}
 }
 
@@ -229,16 +235,20 @@ bool client_is_local_admin(const struct client *c)
 
 enum access_right client_right(const struct client *c, const struct console *con)
 {
+	const struct access_console ac = console_access(con);
+
 	if (c->principal)
-		return policy_right(c->server->policy, c->principal, con);
+		return policy_right(*c->env->policy, c->principal, &ac);
 	/* A front that speaks for nobody may only ask whether a key may log in. */
 	return c->admin ? ACCESS_RW : ACCESS_NONE;
 }
 
 bool client_may_break(const struct client *c, const struct console *con)
 {
+	const struct access_console ac = console_access(con);
+
 	if (c->principal)
-		return policy_may_break(c->server->policy, c->principal, con);
+		return policy_may_break(*c->env->policy, c->principal, &ac);
 	return c->admin;
 }
 
@@ -263,7 +273,7 @@ static void client_list_more(struct client *c)
 	while (c->listing && obuf_room(&c->out) >= CLIENT_CONTROL_RESERVE + FRAME_HEADER + FRAME_MAX) {
 		const char *last;
 		char *after;
-		json_t *msg = registry_list_piece(&c->server->registry, c->list_after,
+		json_t *msg = registry_list_piece(c->env->registry, c->list_after,
 						  FRAME_MAX - CLIENT_LIST_ENVELOPE,
 						  client_is_local_admin(c), client_describe, c, &last);
 
@@ -284,7 +294,7 @@ static void client_list_more(struct client *c)
 
 static void client_update_events(struct client *c)
 {
-	uint32_t ev = (c->input_paused ? 0 : EPOLLIN) | (c->want_write ? EPOLLOUT : 0);
+	uint32_t ev = (c->att.input_paused ? 0 : EPOLLIN) | (c->att.want_write ? EPOLLOUT : 0);
 
 	if (!c->dead && c->io)
 		watch_set_events(c->io, ev);
@@ -312,8 +322,8 @@ void client_flush(struct client *c)
 			break;
 	}
 	want = obuf_len(&c->out) > 0;
-	if (want != c->want_write) {
-		c->want_write = want;
+	if (want != c->att.want_write) {
+		c->att.want_write = want;
 		client_update_events(c);
 	}
 }
@@ -334,13 +344,13 @@ static struct console *client_lookup(struct client *c, json_t *req)
 	int r;
 
 	if (!name) {
-		if (c->console)
-			return c->console;
+		if (c->att.console)
+			return c->att.console;
 		client_error(c, PROTO_E_BAD_REQUEST, "request needs a \"console\" name");
 		return NULL;
 	}
 	/* An ambiguous name lists no candidates: the caller may not see them all. */
-	r = registry_lookup(&c->server->registry, name, &con);
+	r = registry_lookup(c->env->registry, name, &con);
 	if (r >= 0 && client_right(c, con) == ACCESS_NONE)
 		r = -ENOENT;
 	if (r == -ENOTUNIQ)
@@ -385,10 +395,10 @@ static void client_do_attach(struct client *c, json_t *req)
 	enum attach_mode mode = ATTACH_RW;
 	enum access_right right;
 	struct console *con;
-	long replay = c->server->config.default_replay;
+	long replay = *c->env->default_replay;
 
-	if (c->console) {
-		client_error(c, PROTO_E_ALREADY_ATTACHED, "already attached to %s", c->console->name);
+	if (c->att.console) {
+		client_error(c, PROTO_E_ALREADY_ATTACHED, "already attached to %s", c->att.console->name);
 		return;
 	}
 	if (jmode)
@@ -418,27 +428,27 @@ static void client_do_attach(struct client *c, json_t *req)
 			     con->reason ? con->reason : "unsupported");
 		return;
 	}
-	c->right = right;
-	c->may_break = client_may_break(c, con);
-	console_attach(con, c, mode, replay);
+	c->att.right = right;
+	c->att.may_break = client_may_break(c, con);
+	console_attach(con, &c->att, mode, replay);
 }
 
 static void client_do_take(struct client *c, json_t *req)
 {
 	bool force = json_is_true(json_object_get(req, "force"));
 
-	if (c->right < ACCESS_RW) {
-		client_error(c, PROTO_E_DENIED, "your key may only watch %s", c->console->name);
+	if (c->att.right < ACCESS_RW) {
+		client_error(c, PROTO_E_DENIED, "your key may only watch %s", c->att.console->name);
 		return;
 	}
-	if (console_take(c->console, c, force) == -EBUSY)
+	if (console_take(c->att.console, &c->att, force) == -EBUSY)
 		client_error(c, PROTO_E_BUSY, "%s writes to %s; force to take over",
-			     c->console->writer->label, c->console->name);
+			     c->att.console->writer->label, c->att.console->name);
 }
 
 static void client_do_release(struct client *c, json_t *req)
 {
-	console_release(c->console, c);
+	console_release(c->att.console, &c->att);
 }
 
 static void client_do_who(struct client *c, json_t *req)
@@ -456,7 +466,7 @@ static void client_do_who(struct client *c, json_t *req)
 
 static void client_do_replay(struct client *c, json_t *req)
 {
-	struct console *con = c->console;
+	struct console *con = c->att.console;
 	long lines = 20;
 
 	if (json_object_get(req, "lines") &&
@@ -465,10 +475,7 @@ static void client_do_replay(struct client *c, json_t *req)
 		return;
 	}
 	/* Send the last lines again (sanitised); the live stream then resumes at head. */
-	c->pos = lines == PROTO_REPLAY_ALL ? ring_tail(&con->ring)
-					   : ring_lines_back(&con->ring, (unsigned)lines);
-	c->sanitize_until = ring_head(&con->ring);
-	sanitize_init(&c->san);
+	console_replay(con, &c->att, lines);
 }
 
 static void client_do_break(struct client *c, json_t *req)
@@ -481,7 +488,7 @@ static void client_do_break(struct client *c, json_t *req)
 		client_error(c, PROTO_E_DENIED, "your key may not send a serial break");
 		return;
 	}
-	server_console_break(c->server, con, c);
+	c->env->send_break(c->env->userdata, con, c);
 }
 
 static void client_do_resize(struct client *c, json_t *req)
@@ -502,10 +509,10 @@ void client_detach(struct client *c, enum detach_reason reason, const char *text
 {
 	char name[REGISTRY_NAME_MAX + 1];
 
-	if (!c->console)
+	if (!c->att.console)
 		return;
-	snprintf(name, sizeof(name), "%s", c->console->name);
-	console_detach(c->console, c, true);
+	snprintf(name, sizeof(name), "%s", c->att.console->name);
+	console_detach(c->att.console, &c->att, true);
 	client_send_new(c, proto_msg_detached(name, reason, text));
 }
 
@@ -529,12 +536,12 @@ static int client_principal(struct client *c, json_t *key, json_t *from, struct 
 	if (r == -ENOMEM)
 		return r;
 	if (r >= 0)
-		r = policy_bind(c->server->policy, ret);
+		r = policy_bind(*c->env->policy, ret);
 	if (r < 0) {
 		char esc[80];
 
 		log_escape(json_string_value(key), strlen(json_string_value(key)), esc, sizeof(esc));
-		log_notice("%s: key not allowed: %s from %s", c->audit, esc,
+		log_notice("%s: key not allowed: %s from %s", c->att.audit, esc,
 			   from ? json_string_value(from) : "?");
 		principal_done(ret);
 		return -EPERM;
@@ -589,18 +596,18 @@ static void client_do_hello(struct client *c, json_t *req)
 			return;
 		}
 		c->principal = TAKE_PTR(p);
-		snprintf(c->label, sizeof(c->label), "%s", c->principal->label);
-		snprintf(c->audit, sizeof(c->audit), "%.120s from %s", c->principal->label,
+		snprintf(c->att.label, sizeof(c->att.label), "%s", c->principal->label);
+		snprintf(c->att.audit, sizeof(c->att.audit), "%.120s from %s", c->principal->label,
 			 c->principal->have_from ? c->principal->from : "?");
 	} else if (name) {
 		log_escape(name, strlen(name), esc, sizeof(esc));
 		/* Keep the SO_PEERCRED identity; the client name only adds detail. */
 		if (strcmp(esc, "ttyhub") != 0)
-			snprintf(c->audit + strlen(c->audit), sizeof(c->audit) - strlen(c->audit),
-				 " [%s]", esc);
+			snprintf(c->att.audit + strlen(c->att.audit),
+				 sizeof(c->att.audit) - strlen(c->att.audit), " [%s]", esc);
 	}
 	c->hello = true;
-	client_send_new(c, proto_msg_hello(c->label, c->principal ? c->principal->fingerprint : NULL,
+	client_send_new(c, proto_msg_hello(c->att.label, c->principal ? c->principal->fingerprint : NULL,
 					   c->principal ? c->principal->comment : NULL));
 }
 
@@ -667,7 +674,7 @@ static void client_handle_control(struct client *c, const struct frame *f)
 	for (size_t i = 0; i < ELEMENTSOF(handlers); i++) {
 		if (handlers[i].type != m)
 			continue;
-		if (handlers[i].needs_attach && !c->console)
+		if (handlers[i].needs_attach && !c->att.console)
 			client_error(c, PROTO_E_NOT_ATTACHED, "not attached to a console");
 		else
 			handlers[i].fn(c, req);
@@ -688,14 +695,14 @@ static void client_handle_control(struct client *c, const struct frame *f)
  */
 void client_policy_changed(struct client *c)
 {
-	struct console *con = c->console;
+	struct console *con = c->att.console;
 	enum access_right right;
 
 	if (!c->principal || c->dead)
 		return;
-	if (policy_bind(c->server->policy, c->principal) < 0) {
+	if (policy_bind(*c->env->policy, c->principal) < 0) {
 		log_notice("%s: key removed from the access file (or from= no longer admits it); "
-			   "closing", c->audit);
+			   "closing", c->att.audit);
 		client_error(c, PROTO_E_REVOKED, "your key was removed from the access file");
 		client_flush(c);
 		client_kill(c, "key revoked");
@@ -704,23 +711,23 @@ void client_policy_changed(struct client *c)
 	if (!con)
 		return;
 	right = client_right(c, con);
-	c->may_break = client_may_break(c, con);
+	c->att.may_break = client_may_break(c, con);
 	if (right == ACCESS_NONE) {
 		char text[REGISTRY_NAME_MAX + 64];
 
 		snprintf(text, sizeof(text), "your key no longer has access to %s", con->name);
-		log_notice("%s: %s", c->audit, text);
+		log_notice("%s: %s", c->att.audit, text);
 		client_detach(c, DETACH_REVOKED, text);
-	} else if (right == ACCESS_RO && c->right == ACCESS_RW) {
+	} else if (right == ACCESS_RO && c->att.right == ACCESS_RW) {
 		char text[REGISTRY_NAME_MAX + 64];
 
-		c->right = right;
+		c->att.right = right;
 		snprintf(text, sizeof(text), "your key may now only watch %s", con->name);
-		console_release(con, c);
+		console_release(con, &c->att);
 		client_notice(c, text);
-		log_notice("%s: %s", c->audit, text);
+		log_notice("%s: %s", c->att.audit, text);
 	}
-	c->right = c->console ? right : ACCESS_NONE;
+	c->att.right = c->att.console ? right : ACCESS_NONE;
 	client_flush(c);
 }
 
@@ -729,30 +736,30 @@ static bool client_handle_data(struct client *c, const uint8_t *data, size_t len
 {
 	size_t n;
 
-	if (!c->console) {
+	if (!c->att.console) {
 		/* Once: a front may still be sending what was typed before the detach. */
-		if (!c->ro_hint_sent) {
-			c->ro_hint_sent = true;
+		if (!c->att.ro_hint_sent) {
+			c->att.ro_hint_sent = true;
 			client_error(c, PROTO_E_NOT_ATTACHED, "input while not attached is discarded");
 		}
 		return true;
 	}
-	/* c->right: a writer demoted by the access file has been released already. */
-	if (c->role != CLIENT_WRITER || c->right < ACCESS_RW) {
-		if (!c->ro_hint_sent) {
-			c->ro_hint_sent = true;
+	/* c->att.right: a writer demoted by the access file has been released already. */
+	if (c->att.role != CONSOLE_WRITER || c->att.right < ACCESS_RW) {
+		if (!c->att.ro_hint_sent) {
+			c->att.ro_hint_sent = true;
 			client_error(c, PROTO_E_READ_ONLY,
 				     "you are watching %s read-only; your input is discarded",
-				     c->console->name);
+				     c->att.console->name);
 		}
 		return true;
 	}
-	n = console_input(c->console, c, data, len);
+	n = console_input(c->att.console, &c->att, data, len);
 	if (n == len)
 		return true;
 	c->pending = data + n;
 	c->pending_len = len - n;
-	c->input_paused = true;
+	c->att.input_paused = true;
 	client_update_events(c);
 	return false;
 }
@@ -794,11 +801,11 @@ void client_resume_input(struct client *c)
 {
 	if (c->dead)
 		return;
-	if (c->role != CLIENT_WRITER || !c->console)
+	if (c->att.role != CONSOLE_WRITER || !c->att.console)
 		c->pending_len = 0; /* no longer the writer: drop what was queued */
-	c->input_paused = false;
+	c->att.input_paused = false;
 	client_process(c);
-	if (!c->input_paused)
+	if (!c->att.input_paused)
 		client_update_events(c);
 }
 
@@ -808,7 +815,7 @@ static void client_on_io(struct watch *w, int fd, uint32_t revents, void *userda
 
 	if (revents & EPOLLOUT)
 		client_flush(c);
-	if (!c->dead && (revents & EPOLLIN) && !c->input_paused) {
+	if (!c->dead && (revents & EPOLLIN) && !c->att.input_paused) {
 		ssize_t n = frame_reader_fill(&c->in, c->fd);
 
 		if (n < 0) {
@@ -824,3 +831,52 @@ static void client_on_io(struct watch *w, int fd, uint32_t revents, void *userda
 	if (!c->dead && (revents & (EPOLLHUP | EPOLLERR)) && !(revents & EPOLLIN))
 		client_kill(c, "hang-up");
 }
+
+/* -------------------------------------------------------------------------- */
+/* The console's view of this client (console_attachment_ops) */
+
+static struct client *client_of(struct console_attachment *a)
+{
+	return (struct client *)((char *)a - offsetof(struct client, att));
+}
+
+static void client_att_notice(struct console_attachment *a, const char *text)
+{
+	client_notice(client_of(a), text);
+}
+
+static void client_att_send(struct console_attachment *a, json_t *msg)
+{
+	client_send_new(client_of(a), msg);
+}
+
+static void client_att_flush(struct console_attachment *a)
+{
+	client_flush(client_of(a));
+}
+
+static void client_att_resume_input(struct console_attachment *a)
+{
+	client_resume_input(client_of(a));
+}
+
+static void client_att_who(const struct console_attachment *a, bool with_local,
+			   struct proto_who_client *ret)
+{
+	const struct client *c = client_of((struct console_attachment *)a);
+	/* A local peer's login and pid: for a local admin's eyes only. */
+	bool local = with_local && !c->principal;
+
+	ret->id = c->id;
+	ret->since = (int64_t)(c->since_usec / 1000000);
+	ret->login = local ? c->user : NULL;
+	ret->pid = local ? (int)c->pid : -1;
+}
+
+static const struct console_attachment_ops client_attachment_ops = {
+	.notice = client_att_notice,
+	.send = client_att_send,
+	.flush = client_att_flush,
+	.resume_input = client_att_resume_input,
+	.who = client_att_who,
+};

@@ -17,6 +17,12 @@
  * handler checks what this connection may do on the console it names
  * (client_right()): a local admin everything, a front speaking for an SSH
  * key what the access file gives that key (policy.h), a bare front nothing.
+ *
+ * Attachment: a client is attached through the struct console_attachment it
+ * embeds (cl->att, console.h), whose operations it implements; the console
+ * never sees a struct client.  The server is reached only through the
+ * struct client_env it fills (the registry, the policy, the dead list, the
+ * break path), so neither console.h nor client.h needs server.h.
  */
 #pragma once
 
@@ -27,21 +33,44 @@
 #include <systemd/sd-event.h>
 
 #include "access.h"
+#include "console.h"
 #include "obuf.h"
 #include "policy.h"
 #include "proto.h"
-#include "sanitize.h"
+#include "registry.h"
 
-struct console;
-struct server;
+struct client;
 
 #define CLIENT_OUT_MAX (192 * 1024)
 #define CLIENT_CONTROL_RESERVE (32 * 1024) /* obuf room kept free of data for notices */
 
-enum client_role { CLIENT_WATCHER, CLIENT_WRITER };
+/*
+ * What every client of the daemon shares (the server fills it and keeps it
+ * for as long as any client lives).  The policy and the default replay are
+ * read through pointers: a reload (SIGHUP) is seen by every client at once.
+ */
+struct client_env {
+	struct poller *poller;            /* every client socket is watched here */
+	struct registry *registry;        /* console lookups and `list` */
+	struct policy *const *policy;     /* the access file as last loaded (never NULL) */
+	const long *default_replay;       /* lines, or PROTO_REPLAY_ALL */
+	unsigned next_id;                 /* the last id given to a client */
+	/*
+	 * Called once when a client is killed: it is still attached and must be
+	 * freed (client_free()) after the current dispatch, never from here.
+	 */
+	void (*dead)(void *userdata, struct client *c);
+	/*
+	 * A serial break to con on behalf of c, which may send one there
+	 * (client_may_break()); the callee checks the rest, rate-limits, asks the
+	 * console's source and answers c (break-sent or an error).
+	 */
+	void (*send_break)(void *userdata, struct console *con, struct client *c);
+	void *userdata;
+};
 
 struct client {
-	struct server *server;
+	struct client_env *env; /* borrowed: outlives every client */
 	unsigned id;
 	int fd;               /* owned */
 	struct watch *io;     /* owned */
@@ -59,42 +88,34 @@ struct client {
 	bool hello;           /* hello received */
 	bool dead;
 	/*
-	 * Who this is, already escaped for display.  label is what other clients
+	 * Who this is is att.label and att.audit: label is what other clients
 	 * see (notices, who, writer): "local admin" for a local peer, never its
 	 * user name or pid.  audit adds those, for logs and local admins.
 	 */
-	char label[160];
-	char audit[200];
 	char user[72];        /* the local peer's user name or "uid N" */
 	uint64_t since_usec;
 
 	struct frame_reader in;
-	bool input_paused;     /* writer waiting for the guest to take input */
 	const uint8_t *pending; /* unsent writer bytes inside in.buf */
 	size_t pending_len;
 
 	struct obuf out;
-	bool want_write;
 	unsigned notices_dropped;
 	bool listing;           /* a `list` answer is being sent in pieces */
 	char *list_after;       /* owned: the next piece starts after this console->order */
 
-	/* Attachment. */
-	struct console *console;
-	enum client_role role;
-	enum access_right right; /* on the attached console, as of attach or the last reload */
-	bool may_break;
-	uint64_t pos;           /* next ring byte to send */
-	uint64_t sanitize_until; /* bytes before this are replay: sanitised */
-	struct sanitizer san;
-	bool ro_hint_sent;      /* "your input is discarded" said (read-only, or detached) */
+	/*
+	 * Attachment: att.console (or NULL), role, rights, cursor; names in
+	 * att.label and att.audit; want_write and input_paused kept here.
+	 */
+	struct console_attachment att;
 	unsigned cols, rows;
 
-	TAILQ_ENTRY(client) server_entry;
-	TAILQ_ENTRY(client) console_entry;
+	TAILQ_ENTRY(client) server_entry; /* the server's live or dead list */
 };
 
-int client_new(struct server *s, int fd, struct client **ret);
+/* env is borrowed and must outlive the client; the client takes the next id from it. */
+int client_new(struct client_env *env, int fd, struct client **ret);
 void client_free(struct client *c);
 /* Close this client after the current dispatch. */
 void client_kill(struct client *c, const char *why);

@@ -8,6 +8,9 @@
  * writer paused because the input queue was full is resumed from the
  * console's defer source once the guest took some, so no client frame is
  * ever processed from inside a chardev callback.
+ *
+ * Attached clients are struct console_attachment: the console reaches them
+ * only through their ops (console.h), never through client.h.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -15,7 +18,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "client.h"
 #include "console.h"
 #include "log.h"
 #include "util.h"
@@ -35,13 +37,13 @@ static int strdup_opt(char **dst, const char *src)
 static int console_on_resume(sd_event_source *es, void *userdata)
 {
 	struct console *c = userdata;
-	struct client *w = c->input_waiter;
+	struct console_attachment *w = c->input_waiter;
 
 	/* Still waiting (a detach or a change of writer resumes it at once)? Room now? */
 	if (!w || obuf_room(&c->input) == 0)
 		return 0;
 	c->input_waiter = NULL;
-	client_resume_input(w);
+	w->ops->resume_input(w);
 	return 0;
 }
 
@@ -67,7 +69,7 @@ int console_new(const struct console_env *env, const struct console_spec *spec,
 	if (!c)
 		return -ENOMEM;
 	c->env = env;
-	TAILQ_INIT(&c->clients);
+	TAILQ_INIT(&c->attached);
 	c->chardev.fd = -EBADF;
 	c->primary = spec->primary;
 	c->supported = spec->supported;
@@ -163,18 +165,18 @@ struct console *console_free(struct console *c, const char *why)
 
 void console_detach_all(struct console *c, enum detach_reason reason, const char *why)
 {
-	struct client *cl;
+	struct console_attachment *a;
 
-	while ((cl = TAILQ_FIRST(&c->clients))) {
+	while ((a = TAILQ_FIRST(&c->attached))) {
 		char text[512];
 
 		snprintf(text, sizeof(text), "console %s is gone: %s", c->name, why);
-		client_notice(cl, text);
+		a->ops->notice(a, text);
 		/* Told first: detaching may resume a paused writer, whose leftover input then
 		 * gets its "not attached" answer after this. */
-		client_send_new(cl, proto_msg_detached(c->name, reason, why));
-		console_detach(c, cl, false);
-		client_flush(cl);
+		a->ops->send(a, proto_msg_detached(c->name, reason, why));
+		console_detach(c, a, false);
+		a->ops->flush(a);
 	}
 }
 
@@ -218,17 +220,18 @@ const char *console_state(const struct console *c)
 }
 
 /* Format a notice once; give it to ONE client, or to every attached one if ONE is NULL. */
-static void console_vtell(struct console *c, struct client *one, const char *fmt, va_list ap)
+static void console_vtell(struct console *c, struct console_attachment *one, const char *fmt,
+			  va_list ap)
 {
 	char text[512];
-	struct client *cl;
+	struct console_attachment *a;
 
 	vsnprintf(text, sizeof(text), fmt, ap);
-	TAILQ_FOREACH(cl, &c->clients, console_entry) {
-		if (one && cl != one)
+	TAILQ_FOREACH(a, &c->attached, entry) {
+		if (one && a != one)
 			continue;
-		client_notice(cl, text);
-		client_flush(cl);
+		a->ops->notice(a, text);
+		a->ops->flush(a);
 	}
 }
 
@@ -280,12 +283,12 @@ void console_mark(struct console *c, const char *text)
 
 static void console_on_output(struct console *c)
 {
-	struct client *cl;
+	struct console_attachment *a;
 
 	/* A client waiting for its socket to drain is flushed by EPOLLOUT, not by every read. */
-	TAILQ_FOREACH(cl, &c->clients, console_entry)
-		if (!cl->want_write)
-			client_flush(cl);
+	TAILQ_FOREACH(a, &c->attached, entry)
+		if (!a->want_write)
+			a->ops->flush(a);
 }
 
 /* ---- chardev events --------------------------------------------------- */
@@ -334,69 +337,82 @@ static const struct chardev_ops console_chardev_ops = {
 	.on_input_drained = console_chardev_input_drained,
 };
 
-static void console_send_state(struct console *c, struct client *cl)
+static void console_send_state(struct console *c, struct console_attachment *a)
 {
-	client_send_new(cl, proto_msg_state(c->name, cl->role == CLIENT_WRITER,
-					    c->writer ? c->writer->label : NULL, c->n_clients));
+	a->ops->send(a, proto_msg_state(c->name, a->role == CONSOLE_WRITER,
+					c->writer ? c->writer->label : NULL, c->n_clients,
+					a->right == ACCESS_RW));
 }
 
-/* Make cl the writer; the previous writer (if any) becomes a watcher. */
-static void console_set_writer(struct console *c, struct client *cl)
+/* Make a the writer; the previous writer (if any) becomes a watcher. */
+static void console_set_writer(struct console *c, struct console_attachment *a)
 {
-	struct client *old = c->writer;
+	struct console_attachment *old = c->writer;
 
-	if (old == cl)
+	if (old == a)
 		return;
-	c->writer = cl;
-	if (cl)
-		cl->role = CLIENT_WRITER;
+	c->writer = a;
+	if (a)
+		a->role = CONSOLE_WRITER;
 	if (old) {
-		old->role = CLIENT_WATCHER;
+		old->role = CONSOLE_WATCHER;
 		old->ro_hint_sent = false;
 		if (c->input_waiter == old) {
 			c->input_waiter = NULL;
-			client_resume_input(old); /* drops what it still had queued */
+			old->ops->resume_input(old); /* drops what it still had queued */
 		}
 		console_send_state(c, old);
 	}
-	if (cl)
-		console_send_state(c, cl);
+	if (a)
+		console_send_state(c, a);
 }
 
-void console_attach(struct console *c, struct client *cl, enum attach_mode mode, long replay)
+/* Set the cursor `replay` lines back (or the oldest byte held); replay is sanitised. */
+static void console_rewind(struct console *c, struct console_attachment *a, long replay)
 {
-	char old[sizeof(cl->label)] = ""; /* the writer a force attach took over from */
-	char old_audit[sizeof(cl->audit)] = "";
+	if (replay == PROTO_REPLAY_ALL)
+		a->pos = ring_tail(&c->ring);
+	else
+		a->pos = ring_lines_back(&c->ring, (unsigned)MIN(replay, PROTO_REPLAY_MAX));
+	a->sanitize_until = ring_head(&c->ring);
+	sanitize_init(&a->san);
+}
+
+void console_replay(struct console *c, struct console_attachment *a, long lines)
+{
+	if (a->console == c)
+		console_rewind(c, a, lines);
+}
+
+void console_attach(struct console *c, struct console_attachment *a, enum attach_mode mode,
+		    long replay)
+{
+	char old[sizeof(a->label)] = ""; /* the writer a force attach took over from */
+	char old_audit[sizeof(a->audit)] = "";
 	const char *how;
 
-	cl->console = c;
-	cl->role = CLIENT_WATCHER;
-	cl->ro_hint_sent = false;
-	TAILQ_INSERT_TAIL(&c->clients, cl, console_entry);
+	a->console = c;
+	a->role = CONSOLE_WATCHER;
+	a->ro_hint_sent = false;
+	TAILQ_INSERT_TAIL(&c->attached, a, entry);
 	c->n_clients++;
-
-	if (replay == PROTO_REPLAY_ALL)
-		cl->pos = ring_tail(&c->ring);
-	else
-		cl->pos = ring_lines_back(&c->ring, (unsigned)MIN(replay, PROTO_REPLAY_MAX));
-	cl->sanitize_until = ring_head(&c->ring);
-	sanitize_init(&cl->san);
+	console_rewind(c, a, replay);
 
 	if (mode == ATTACH_FORCE && c->writer) {
 		snprintf(old, sizeof(old), "%s", c->writer->label);
 		snprintf(old_audit, sizeof(old_audit), "%s", c->writer->audit);
-		console_set_writer(c, cl);
+		console_set_writer(c, a);
 	} else if (mode != ATTACH_RO && !c->writer) {
-		c->writer = cl;
-		cl->role = CLIENT_WRITER;
+		c->writer = a;
+		a->role = CONSOLE_WRITER;
 	}
-	how = cl->role == CLIENT_WRITER ? "read-write" : "read-only";
+	how = a->role == CONSOLE_WRITER ? "read-write" : "read-only";
 	/* vm and uuid: which VM this is, so a front can check it attached the console it asked for. */
-	client_send_new(cl, proto_msg_attached(&(const struct proto_attached){
+	a->ops->send(a, proto_msg_attached(&(const struct proto_attached){
 		.console = c->name,
 		.vm = c->vm,
 		.uuid = c->uuid,
-		.writer = cl->role == CLIENT_WRITER,
+		.writer = a->role == CONSOLE_WRITER,
 		.writer_label = c->writer ? c->writer->label : NULL,
 		.clients = c->n_clients,
 		.state = console_state(c),
@@ -404,90 +420,90 @@ void console_attach(struct console *c, struct client *cl, enum attach_mode mode,
 		.previous = old[0] ? old : NULL,
 		.vm_state = c->vm_state,
 		.guest_open = c->guest_open,
-		.may_write = cl->right == ACCESS_RW,
-		.may_break = cl->may_break,
+		.may_write = a->right == ACCESS_RW,
+		.may_break = a->may_break,
 	}));
 	if (old[0])
-		console_announce(c, "%s attached and took write access from %s", cl->label, old);
-	else if (cl->role == CLIENT_WRITER)
-		console_announce(c, "%s attached %s (%u attached)", cl->label, how, c->n_clients);
+		console_announce(c, "%s attached and took write access from %s", a->label, old);
+	else if (a->role == CONSOLE_WRITER)
+		console_announce(c, "%s attached %s (%u attached)", a->label, how, c->n_clients);
 	else
-		console_tell_writer(c, "%s attached %s (%u attached)", cl->label, how, c->n_clients);
+		console_tell_writer(c, "%s attached %s (%u attached)", a->label, how, c->n_clients);
 	if (old_audit[0]) {
-		log_info("%s attached to %s and took write access from %s", cl->audit, c->name,
+		log_info("%s attached to %s and took write access from %s", a->audit, c->name,
 			 old_audit);
-		conslog_markf(c->log, "%s attached and took write access from %s", cl->audit,
+		conslog_markf(c->log, "%s attached and took write access from %s", a->audit,
 			      old_audit);
 	} else {
-		log_info("%s attached to %s %s", cl->audit, c->name, how);
-		conslog_markf(c->log, "%s attached %s", cl->audit, how);
+		log_info("%s attached to %s %s", a->audit, c->name, how);
+		conslog_markf(c->log, "%s attached %s", a->audit, how);
 	}
-	client_flush(cl);
+	a->ops->flush(a);
 }
 
-void console_detach(struct console *c, struct client *cl, bool announce)
+void console_detach(struct console *c, struct console_attachment *a, bool announce)
 {
-	bool was_writer = c->writer == cl;
+	bool was_writer = c->writer == a;
 
-	TAILQ_REMOVE(&c->clients, cl, console_entry);
+	TAILQ_REMOVE(&c->attached, a, entry);
 	c->n_clients--;
-	cl->console = NULL;
-	cl->role = CLIENT_WATCHER;
-	if (c->input_waiter == cl)
+	a->console = NULL;
+	a->role = CONSOLE_WATCHER;
+	if (c->input_waiter == a)
 		c->input_waiter = NULL;
 	if (was_writer)
 		c->writer = NULL;
 	/* A writer waiting for the guest must not stay deaf: its queued input is dropped. */
-	if (cl->input_paused)
-		client_resume_input(cl);
-	log_info("%s detached from %s", cl->audit, c->name);
-	conslog_markf(c->log, "%s detached", cl->audit);
+	if (a->input_paused)
+		a->ops->resume_input(a);
+	log_info("%s detached from %s", a->audit, c->name);
+	conslog_markf(c->log, "%s detached", a->audit);
 	if (!announce)
 		return;
 	if (was_writer)
-		console_announce(c, "%s (the writer) detached; nobody writes now", cl->label);
+		console_announce(c, "%s (the writer) detached; nobody writes now", a->label);
 	else
-		console_tell_writer(c, "%s detached", cl->label);
+		console_tell_writer(c, "%s detached", a->label);
 }
 
-int console_take(struct console *c, struct client *cl, bool force)
+int console_take(struct console *c, struct console_attachment *a, bool force)
 {
-	char old[sizeof(cl->label)], old_audit[sizeof(cl->audit)];
+	char old[sizeof(a->label)], old_audit[sizeof(a->audit)];
 
-	if (c->writer == cl)
+	if (c->writer == a)
 		return 0;
 	if (!c->writer) {
-		console_set_writer(c, cl);
-		console_announce(c, "%s now writes", cl->label);
-		log_info("%s writes to %s", cl->audit, c->name);
+		console_set_writer(c, a);
+		console_announce(c, "%s now writes", a->label);
+		log_info("%s writes to %s", a->audit, c->name);
 		return 0;
 	}
 	if (!force)
 		return -EBUSY;
 	snprintf(old, sizeof(old), "%s", c->writer->label);
 	snprintf(old_audit, sizeof(old_audit), "%s", c->writer->audit);
-	console_set_writer(c, cl);
-	console_announce(c, "%s took write access from %s", cl->label, old);
-	log_info("%s took write access to %s from %s", cl->audit, c->name, old_audit);
-	conslog_markf(c->log, "%s took write access from %s", cl->audit, old_audit);
+	console_set_writer(c, a);
+	console_announce(c, "%s took write access from %s", a->label, old);
+	log_info("%s took write access to %s from %s", a->audit, c->name, old_audit);
+	conslog_markf(c->log, "%s took write access from %s", a->audit, old_audit);
 	return 0;
 }
 
-void console_release(struct console *c, struct client *cl)
+void console_release(struct console *c, struct console_attachment *a)
 {
-	if (c->writer != cl)
+	if (c->writer != a)
 		return;
 	console_set_writer(c, NULL);
-	cl->role = CLIENT_WATCHER;
-	console_send_state(c, cl);
-	console_announce(c, "%s dropped to read-only; nobody writes now", cl->label);
+	a->role = CONSOLE_WATCHER;
+	console_send_state(c, a);
+	console_announce(c, "%s dropped to read-only; nobody writes now", a->label);
 }
 
-size_t console_input(struct console *c, struct client *cl, const uint8_t *data, size_t len)
+size_t console_input(struct console *c, struct console_attachment *a, const uint8_t *data, size_t len)
 {
 	size_t n;
 
-	if (c->writer != cl)
+	if (c->writer != a)
 		return len;
 	/* Nothing to deliver to: drop, as a disconnected serial line would. */
 	if (!c->supported || c->chardev.state != CHARDEV_CONNECTED)
@@ -501,10 +517,15 @@ size_t console_input(struct console *c, struct client *cl, const uint8_t *data, 
 	 * kick, a queue drained at once would leave nobody to wake it.
 	 */
 	if (n < len)
-		c->input_waiter = cl;
+		c->input_waiter = a;
 	if (n > 0)
 		chardev_kick_write(&c->chardev);
 	return n;
+}
+
+struct access_console console_access(const struct console *c)
+{
+	return (struct access_console){ .vm = c->vm, .uuid = c->uuid, .alias = c->alias };
 }
 
 void console_describe(const struct console *c, struct proto_console *ret)
@@ -542,20 +563,18 @@ json_t *console_list_json(const struct console *c, bool may_write, bool may_brea
 json_t *console_who_json(const struct console *c, bool with_local)
 {
 	json_t *who = proto_msg_who(c->name);
-	const struct client *cl;
+	const struct console_attachment *a;
 
-	TAILQ_FOREACH(cl, &c->clients, console_entry) {
-		/* A local peer's login and pid: for a local admin's eyes only. */
-		bool local = with_local && !cl->principal;
+	TAILQ_FOREACH(a, &c->attached, entry) {
+		struct proto_who_client w = {
+			.user = a->label,
+			.writer = a->role == CONSOLE_WRITER,
+			.pid = -1,
+		};
 
-		if (who && proto_who_add(who, &(const struct proto_who_client){
-				   .id = cl->id,
-				   .user = cl->label,
-				   .writer = cl->role == CLIENT_WRITER,
-				   .since = (int64_t)(cl->since_usec / 1000000),
-				   .login = local ? cl->user : NULL,
-				   .pid = local ? (int)cl->pid : -1,
-			   }) < 0) {
+		/* The owner adds its id, since and (with_local) a local peer's login and pid. */
+		a->ops->who(a, with_local, &w);
+		if (who && proto_who_add(who, &w) < 0) {
 			json_decref(who);
 			who = NULL;
 		}

@@ -9,6 +9,13 @@
  * change of writer is announced to every attached client as a notice.
  * Guest output is appended to the ring and pushed to every client; a client
  * that cannot keep up lags on its own cursor and never slows the guest.
+ *
+ * The console does not know what a client is: what is attached to it is a
+ * struct console_attachment (its cursor, role, rights and names) with a
+ * table of operations (notice, send, flush, resume_input, who).  A broker
+ * client embeds one and implements the operations (client.c), so this
+ * module includes nothing of the client's and the include graph stays a DAG
+ * (server.h draws it).
  */
 #pragma once
 
@@ -17,6 +24,7 @@
 #include <sys/queue.h>
 #include <systemd/sd-event.h>
 
+#include "access.h"
 #include "chardev.h"
 #include "conslog.h"
 #include "message.h"
@@ -24,11 +32,64 @@
 #include "peer.h"
 #include "proto.h"
 #include "ring.h"
+#include "sanitize.h"
 #include "util.h"
 
-struct client;
 struct console;
+struct console_attachment;
 struct source;
+
+/* Room for an attachment's names (escaped; see struct console_attachment). */
+#define CONSOLE_LABEL_MAX 160
+#define CONSOLE_AUDIT_MAX 200
+
+enum console_role { CONSOLE_WATCHER, CONSOLE_WRITER };
+
+/*
+ * What the console asks of whatever is attached to it (a broker client).
+ * The console calls them while iterating its attachments: none of them may
+ * detach or free an attachment (a client that fails is only marked dead).
+ */
+struct console_attachment_ops {
+	/* Queue a notice (text is already safe to show). */
+	void (*notice)(struct console_attachment *a, const char *text);
+	/* Queue a protocol message, taking msg (a builder's result; NULL: out of memory). */
+	void (*send)(struct console_attachment *a, json_t *msg);
+	/* Pull ring data from the cursor on and write what the peer takes. */
+	void (*flush)(struct console_attachment *a);
+	/* The input it waited on was taken, or it no longer writes (drop what is queued). */
+	void (*resume_input)(struct console_attachment *a);
+	/* Its entry in a `who` answer; with_local: may add a local peer's login and pid. */
+	void (*who)(const struct console_attachment *a, bool with_local,
+		    struct proto_who_client *ret);
+};
+
+/*
+ * One attachment to a console.  The owner fills ops, label, audit and, before
+ * console_attach(), right and may_break; it keeps want_write and input_paused
+ * up to date.  The console sets console, role and the cursor.
+ */
+struct console_attachment {
+	const struct console_attachment_ops *ops;
+	/*
+	 * Who this is, already escaped for display.  label is what other clients
+	 * see (notices, who, writer); audit adds detail for logs and local admins.
+	 */
+	char label[CONSOLE_LABEL_MAX];
+	char audit[CONSOLE_AUDIT_MAX];
+	enum access_right right; /* on the attached console, as of attach or the last reload */
+	bool may_break;
+	bool want_write;         /* waiting for its socket: flushed by the owner, not on output */
+	bool input_paused;       /* a writer waiting for the guest to take input */
+
+	struct console *console; /* or NULL: not attached */
+	enum console_role role;
+	uint64_t pos;            /* next ring byte to send */
+	uint64_t sanitize_until; /* bytes before this are replay: sanitised */
+	struct sanitizer san;
+	bool ro_hint_sent;       /* "your input is discarded" said (read-only, or detached) */
+	TAILQ_ENTRY(console_attachment) entry; /* in console->attached */
+};
 
 /*
  * What every console of the daemon shares, given to console_new(): the loop,
@@ -74,10 +135,10 @@ struct console {
 	struct chardev chardev;
 	struct obuf input; /* writer bytes on their way to the guest */
 
-	TAILQ_HEAD(, client) clients;
-	unsigned n_clients;
-	struct client *writer; /* or NULL */
-	struct client *input_waiter; /* writer paused until input drains */
+	TAILQ_HEAD(, console_attachment) attached;
+	unsigned n_clients; /* attachments */
+	struct console_attachment *writer; /* or NULL */
+	struct console_attachment *input_waiter; /* writer paused until input drains */
 	/*
 	 * Resumes input_waiter from the loop, never from inside the chardev's
 	 * callback: resuming processes the client's frames, which write to the
@@ -119,20 +180,27 @@ bool console_matches_spec(const struct console *c, const struct console_spec *sp
 void console_set_guest_state(struct console *c, const char *vm_state, int guest_open);
 
 /*
- * Client operations (the client is not attached / is attached to c).  The
- * caller has checked the client's rights: mode is what it may have, and
- * cl->right / cl->may_break are what `attached` reports.
+ * Attachment operations (a is not attached / is attached to c).  The
+ * caller has checked the rights: mode is what it may have, and a->right /
+ * a->may_break are what `attached` reports.
  */
-void console_attach(struct console *c, struct client *cl, enum attach_mode mode, long replay);
-void console_detach(struct console *c, struct client *cl, bool announce);
+void console_attach(struct console *c, struct console_attachment *a, enum attach_mode mode,
+		    long replay);
+void console_detach(struct console *c, struct console_attachment *a, bool announce);
 /* Returns 0, or -EBUSY when someone else writes and force is false. */
-int console_take(struct console *c, struct client *cl, bool force);
-void console_release(struct console *c, struct client *cl);
+int console_take(struct console *c, struct console_attachment *a, bool force);
+void console_release(struct console *c, struct console_attachment *a);
 /* Queue writer input; returns how many bytes were accepted (may be 0). */
-size_t console_input(struct console *c, struct client *cl, const uint8_t *data, size_t len);
+size_t console_input(struct console *c, struct console_attachment *a, const uint8_t *data,
+		     size_t len);
+/* Send a's history again from `lines` back (sanitised); live output resumes after it. */
+void console_replay(struct console *c, struct console_attachment *a, long lines);
 
 /* A marker line in the console's history (and live stream), e.g. a guest reset. */
 void console_mark(struct console *c, const char *text);
+
+/* The console's names as the access file matches them (borrowed from c). */
+struct access_console console_access(const struct console *c);
 
 /* Send a notice to every attached client (printf-style, already safe text). */
 void console_announce(struct console *c, const char *fmt, ...) _printf_(2, 3);

@@ -8,7 +8,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "console.h"
 #include "fileio.h"
 #include "log.h"
 #include "policy.h"
@@ -205,16 +204,15 @@ static const struct access_entry *policy_entry(const struct policy *p, const str
 }
 
 enum access_right policy_right(const struct policy *p, const struct principal *pr,
-			       const struct console *c)
+			       const struct access_console *c)
 {
 	const struct access_entry *e = policy_entry(p, pr);
-	const struct access_console ac = { .vm = c->vm, .uuid = c->uuid, .alias = c->alias };
 
-	return e ? access_check(e, &ac) : ACCESS_NONE;
+	return e ? access_check(e, c) : ACCESS_NONE;
 }
 
 bool policy_may_break(const struct policy *p, const struct principal *pr,
-		      const struct console *c)
+		      const struct access_console *c)
 {
 	const struct access_entry *e = policy_entry(p, pr);
 

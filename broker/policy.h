@@ -29,8 +29,6 @@
 
 #include "access.h"
 
-struct console;
-
 /* "SHA256:" + 43 base64 characters + NUL. */
 #define POLICY_FINGERPRINT_MAX 51
 #define POLICY_FROM_MAX 64     /* an IPv6 address in text form fits */
@@ -94,9 +92,12 @@ void principal_done(struct principal *p);
  */
 int policy_bind(const struct policy *p, struct principal *pr);
 
-/* The principal's right on a console. */
+/*
+ * The principal's right on a console, named as the access file names it
+ * (struct access_console: VM, UUID, alias), so the policy needs no console.
+ */
 enum access_right policy_right(const struct policy *p, const struct principal *pr,
-			       const struct console *c);
+			       const struct access_console *c);
 /* Whether the principal may send a serial break to c: the break option and rw. */
 bool policy_may_break(const struct policy *p, const struct principal *pr,
-		      const struct console *c);
+		      const struct access_console *c);

@@ -22,7 +22,7 @@
  *
  * Labels: what other clients see of a local peer is "local admin" (or
  * "local front"); its user name and pid go to the logs and to local admins
- * only (client->audit, client->user).
+ * only (client->att.audit, client->user).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -82,6 +82,9 @@ static int server_on_sweep(sd_event_source *es, void *userdata)
 	return 0;
 }
 
+static void server_client_dead(void *userdata, struct client *c);
+static void server_console_break(void *userdata, struct console *c, struct client *cl);
+
 int server_init(struct server *s, sd_event *e, const struct server_config *cfg)
 {
 	int r;
@@ -110,6 +113,15 @@ int server_init(struct server *s, sd_event *e, const struct server_config *cfg)
 		.registry = &s->registry,
 		.console = &s->console_env,
 	};
+	s->client_env = (struct client_env){
+		.poller = NULL, /* below, once made */
+		.registry = &s->registry,
+		.policy = &s->policy,
+		.default_replay = &s->config.default_replay,
+		.dead = server_client_dead,
+		.send_break = server_console_break,
+		.userdata = s,
+	};
 	TAILQ_INIT(&s->sources);
 	r = server_policy_load(s);
 	if (r < 0)
@@ -123,6 +135,7 @@ int server_init(struct server *s, sd_event *e, const struct server_config *cfg)
 	r = poller_new(e, &s->poller);
 	if (r < 0)
 		return r;
+	s->client_env.poller = s->poller;
 	return sd_event_source_set_enabled(s->sweep, SD_EVENT_OFF);
 }
 
@@ -241,8 +254,11 @@ void server_add_source(struct server *s, struct source *src)
 	source_list_add(&s->sources, src);
 }
 
-void server_client_dead(struct server *s, struct client *c)
+/* client_env.dead: to the dead list; the sweep frees it after this dispatch. */
+static void server_client_dead(void *userdata, struct client *c)
 {
+	struct server *s = userdata;
+
 	TAILQ_REMOVE(&s->clients, c, server_entry);
 	TAILQ_INSERT_TAIL(&s->dead, c, server_entry);
 	s->n_clients--;
@@ -407,7 +423,7 @@ static int server_on_accept(sd_event_source *es, int lfd, uint32_t revents, void
 		server_reject(fd, PROTO_E_BUSY, "too many clients");
 		return 0;
 	}
-	r = client_new(s, fd, &c);
+	r = client_new(&s->client_env, fd, &c);
 	if (r < 0)
 		return log_error_errno(r, "cannot set up client"), 0;
 	TAKE_FD(fd);
@@ -418,13 +434,13 @@ static int server_on_accept(sd_event_source *es, int lfd, uint32_t revents, void
 	c->front_slot = front_slot;
 	server_peer_user(&cred, c->user, sizeof(c->user));
 	/* Everyone else sees only the role; logs keep the user and pid. */
-	snprintf(c->label, sizeof(c->label), "%s", admin ? "local admin" : "local front");
-	snprintf(c->audit, sizeof(c->audit), "%s (local, pid %d)", c->user, (int)cred.pid);
+	snprintf(c->att.label, sizeof(c->att.label), "%s", admin ? "local admin" : "local front");
+	snprintf(c->att.audit, sizeof(c->att.audit), "%s (local, pid %d)", c->user, (int)cred.pid);
 	TAILQ_INSERT_TAIL(&s->clients, c, server_entry);
 	s->n_clients++;
 	if (front_slot)
 		s->n_front_clients++;
-	log_debug("client %u: %s, %s", c->id, c->audit,
+	log_debug("client %u: %s, %s", c->id, c->att.audit,
 		  front_slot ? "front slot" : "local admin slot");
 	return 0;
 }
@@ -572,8 +588,8 @@ _Static_assert(BREAK_REQ_NAME_MAX > REGISTRY_NAME_MAX, "a console name fits a br
 struct server_break {
 	struct break_req req;
 	struct server *server;
-	char audit[200]; /* the requester, for the logs */
-	char label[160]; /* the requester as other clients see it */
+	char audit[CONSOLE_AUDIT_MAX]; /* the requester, for the logs */
+	char label[CONSOLE_LABEL_MAX]; /* the requester as other clients see it */
 };
 
 /* The source's answer (see struct break_req): the client and the console may be gone. */
@@ -602,8 +618,13 @@ static void server_on_break_done(struct break_req *req, int error, const char *m
 	free(b);
 }
 
-void server_console_break(struct server *s, struct console *c, struct client *cl)
+/*
+ * client_env.send_break: a serial break to c on behalf of cl (which may send
+ * one there).  The answer (break-sent or an error) goes to cl if it is still there.
+ */
+static void server_console_break(void *userdata, struct console *c, struct client *cl)
 {
+	struct server *s = userdata;
 	struct server_break *b;
 	unsigned wait = 0;
 	int r;
@@ -613,7 +634,7 @@ void server_console_break(struct server *s, struct console *c, struct client *cl
 	 * front checks its key's break right; the broker insists that the
 	 * requester writes to this very console.
 	 */
-	if (!server_client_is_local_admin(cl) && (cl->console != c || cl->role != CLIENT_WRITER)) {
+	if (!server_client_is_local_admin(cl) && (cl->att.console != c || cl->att.role != CONSOLE_WRITER)) {
 		client_error(cl, PROTO_E_DENIED, "break to %s refused: only the console's writer "
 			     "may send a serial break", c->name);
 		return;
@@ -627,7 +648,7 @@ void server_console_break(struct server *s, struct console *c, struct client *cl
 	}
 	r = server_break_budget(s, c->name, &wait);
 	if (r == -EBUSY) {
-		log_notice("break to %s by %s refused: too many breaks", c->name, cl->audit);
+		log_notice("break to %s by %s refused: too many breaks", c->name, cl->att.audit);
 		client_error(cl, PROTO_E_BUSY, "break to %s refused: too many breaks, try again in "
 			     "%u s", c->name, wait);
 		return;
@@ -641,8 +662,8 @@ void server_console_break(struct server *s, struct console *c, struct client *cl
 		return;
 	}
 	b->server = s;
-	snprintf(b->audit, sizeof(b->audit), "%s", cl->audit);
-	snprintf(b->label, sizeof(b->label), "%s", cl->label);
+	snprintf(b->audit, sizeof(b->audit), "%s", cl->att.audit);
+	snprintf(b->label, sizeof(b->label), "%s", cl->att.label);
 	b->req = (struct break_req){ .client_id = cl->id, .userdata = b,
 				     .done = server_on_break_done };
 	snprintf(b->req.console, sizeof(b->req.console), "%s", c->name);

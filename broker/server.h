@@ -31,13 +31,13 @@
 #include <sys/types.h>
 #include <systemd/sd-event.h>
 
+#include "client.h"
 #include "conslog.h"
 #include "console.h"
 #include "poller.h"
 #include "registry.h"
 #include "source.h"
 
-struct client;
 struct policy;
 struct server_break;
 struct server_break_bucket;
@@ -83,6 +83,7 @@ struct server {
 	struct conslog_config log_config; /* from config; console_env.log points here */
 	struct console_env console_env;   /* what every console is made with */
 	struct source_env source_env;     /* what every source is opened with */
+	struct client_env client_env;     /* what every client is made with */
 	struct source_list sources;       /* owned: freed before the consoles */
 	TAILQ_HEAD(, client) clients; /* live */
 	TAILQ_HEAD(, client) dead;    /* killed, freed by the sweep */
@@ -94,7 +95,6 @@ struct server {
 	struct server_break_bucket *breaks; /* owned: per-console break budget */
 	struct server_break *break_sending; /* the break a source is being asked for, or NULL */
 	size_t n_breaks;
-	unsigned next_client_id;
 	sd_event_source *sweep;     /* owned: frees dead clients */
 };
 
@@ -110,12 +110,4 @@ int server_listen(struct server *s);
 int server_policy_reload(struct server *s, const char *path);
 /* The server owns src from here on (opened with &s->source_env). */
 void server_add_source(struct server *s, struct source *src);
-/*
- * Ask the console's source for a serial break on behalf of a client.  The
- * answer (break-sent or an error) goes to the client if it is still there.
- */
-void server_console_break(struct server *s, struct console *c, struct client *cl);
 struct client *server_find_client(struct server *s, unsigned id);
-
-/* Move a killed client to the dead list; the sweep frees it after this dispatch. */
-void server_client_dead(struct server *s, struct client *c);

@@ -139,14 +139,15 @@ json_t *proto_msg_attached(const struct proto_attached *a)
 }
 
 json_t *proto_msg_state(const char *console, bool writer, const char *writer_label,
-			unsigned clients)
+			unsigned clients, bool may_write)
 {
 	json_t *m = proto_msg_new(PROTO_STATE);
 
 	m = proto_set(m, "console", json_string(console));
 	m = proto_set(m, "role", json_string(writer ? "writer" : "watcher"));
 	m = proto_set(m, "writer", str_or_null(writer_label));
-	return proto_set(m, "clients", json_integer(clients));
+	m = proto_set(m, "clients", json_integer(clients));
+	return proto_set(m, "access", json_string(may_write ? "rw" : "ro"));
 }
 
 json_t *proto_msg_who(const char *console)

@@ -70,8 +70,9 @@ json_t *proto_list_error(const char *origin, const char *message);
 int proto_list_add_error(json_t *list, json_t *err);
 void proto_list_set_more(json_t *list, bool more);
 json_t *proto_msg_attached(const struct proto_attached *a);
+/* may_write: "access" ("rw"/"ro"), what the client may have now (it changes on a demotion). */
 json_t *proto_msg_state(const char *console, bool writer, const char *writer_label,
-			unsigned clients);
+			unsigned clients, bool may_write);
 /* An empty `who` answer: fill it with proto_who_add(). */
 json_t *proto_msg_who(const char *console);
 int proto_who_add(json_t *who, const struct proto_who_client *c);

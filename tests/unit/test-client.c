@@ -93,7 +93,7 @@ static int setup(void **state)
 	assert_int_equal(domain_add_console(&fx->s.source_env, &spec, &fx->c), 0);
 	/* What the server's accept does for a peer. */
 	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv), 0);
-	assert_int_equal(client_new(&fx->s, sv[0], &fx->cl), 0);
+	assert_int_equal(client_new(&fx->s.client_env, sv[0], &fx->cl), 0);
 	fx->cl->admin = true; /* a local admin: every right (policy.h) */
 	TAILQ_INSERT_TAIL(&fx->s.clients, fx->cl, server_entry);
 	fx->s.n_clients++;
@@ -134,7 +134,7 @@ static void hello_attach(struct fx *fx)
 	json_t *msg;
 
 	msg = request(fx, "{\"type\": \"hello\", \"version\": 1, \"client\": \"test\"}", "hello");
-	assert_string_equal(str(msg, "you"), fx->cl->label);
+	assert_string_equal(str(msg, "you"), fx->cl->att.label);
 	json_decref(msg);
 	/* By VM name: its primary console. */
 	msg = request(fx, "{\"type\": \"attach\", \"console\": \"vm\", \"mode\": \"rw\", "
@@ -143,7 +143,7 @@ static void hello_attach(struct fx *fx)
 	assert_string_equal(str(msg, "role"), "writer");
 	assert_string_equal(str(msg, "state"), "waiting");
 	json_decref(msg);
-	assert_ptr_equal(fx->cl->console, fx->c);
+	assert_ptr_equal(fx->cl->att.console, fx->c);
 }
 
 static void test_attach_data_detach(void **state)
@@ -163,7 +163,7 @@ static void test_attach_data_detach(void **state)
 	assert_string_equal(str(msg, "reason"), "requested");
 	assert_string_equal(str(msg, "text"), "detached on request");
 	json_decref(msg);
-	assert_null(fx->cl->console);
+	assert_null(fx->cl->att.console);
 	assert_int_equal(fx->c->n_clients, 0);
 	assert_null(fx->c->writer);
 
@@ -184,7 +184,7 @@ static void test_unknown_console(void **state)
 	msg = request(fx, "{\"type\": \"attach\", \"console\": \"nope\"}", "error");
 	assert_string_equal(str(msg, "code"), PROTO_E_UNKNOWN_CONSOLE);
 	json_decref(msg);
-	assert_null(fx->cl->console);
+	assert_null(fx->cl->att.console);
 }
 
 static void test_break_answered_later(void **state)

@@ -102,10 +102,10 @@ static unsigned add_client(struct fx *fx)
 
 	assert_true(i < MAX_CLIENTS);
 	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv), 0);
-	assert_int_equal(client_new(&fx->s, sv[0], &fx->cl[i]), 0);
+	assert_int_equal(client_new(&fx->s.client_env, sv[0], &fx->cl[i]), 0);
 	/* A local admin, attached below without client.c's rights check: it may write. */
 	fx->cl[i]->admin = true;
-	fx->cl[i]->right = ACCESS_RW;
+	fx->cl[i]->att.right = ACCESS_RW;
 	TAILQ_INSERT_TAIL(&fx->s.clients, fx->cl[i], server_entry);
 	fx->s.n_clients++;
 	peer_init(&fx->p[i], sv[1]);
@@ -128,7 +128,7 @@ static void attach(struct fx *fx, unsigned i, enum attach_mode mode, const char 
 {
 	json_t *msg;
 
-	console_attach(fx->c, fx->cl[i], mode, 0);
+	console_attach(fx->c, &fx->cl[i]->att, mode, 0);
 	msg = peer_expect(&fx->p[i], fx->e, "attached");
 	assert_string_equal(str(msg, "console"), "vm:serial0");
 	assert_string_equal(str(msg, "role"), role);
@@ -167,37 +167,37 @@ static void test_single_writer(void **state)
 	b = add_client(fx);
 	attach(fx, a, ATTACH_RW, "writer");
 	/* rw while someone writes: a watcher, told who writes. */
-	console_attach(fx->c, fx->cl[b], ATTACH_RW, 0);
+	console_attach(fx->c, &fx->cl[b]->att, ATTACH_RW, 0);
 	msg = peer_expect(&fx->p[b], fx->e, "attached");
 	assert_string_equal(str(msg, "role"), "watcher");
-	assert_string_equal(str(msg, "writer"), fx->cl[a]->label);
+	assert_string_equal(str(msg, "writer"), fx->cl[a]->att.label);
 	assert_int_equal(json_integer_value(json_object_get(msg, "clients")), 2);
 	json_decref(msg);
-	assert_ptr_equal(fx->c->writer, fx->cl[a]);
+	assert_ptr_equal(fx->c->writer, &fx->cl[a]->att);
 
 	/* Nothing is promoted silently: take without force is refused. */
-	assert_int_equal(console_take(fx->c, fx->cl[b], false), -EBUSY);
-	assert_ptr_equal(fx->c->writer, fx->cl[a]);
-	assert_int_equal(fx->cl[b]->role, CLIENT_WATCHER);
+	assert_int_equal(console_take(fx->c, &fx->cl[b]->att, false), -EBUSY);
+	assert_ptr_equal(fx->c->writer, &fx->cl[a]->att);
+	assert_int_equal(fx->cl[b]->att.role, CONSOLE_WATCHER);
 
 	/* A watcher's input is not queued for the guest. */
-	assert_int_equal(console_input(fx->c, fx->cl[b], (const uint8_t *)"x", 1), 1);
+	assert_int_equal(console_input(fx->c, &fx->cl[b]->att, (const uint8_t *)"x", 1), 1);
 	assert_int_equal(obuf_len(&fx->c->input), 0);
 
 	/* Forced: the roles swap and both are told. */
-	assert_int_equal(console_take(fx->c, fx->cl[b], true), 0);
-	assert_ptr_equal(fx->c->writer, fx->cl[b]);
-	assert_int_equal(fx->cl[a]->role, CLIENT_WATCHER);
+	assert_int_equal(console_take(fx->c, &fx->cl[b]->att, true), 0);
+	assert_ptr_equal(fx->c->writer, &fx->cl[b]->att);
+	assert_int_equal(fx->cl[a]->att.role, CONSOLE_WATCHER);
 	expect_state(fx, a, "watcher");
 	expect_notice(fx, a, "took write access from");
 	expect_state(fx, b, "writer");
 
 	/* Released: nobody writes, and the next take needs no force. */
-	console_release(fx->c, fx->cl[b]);
+	console_release(fx->c, &fx->cl[b]->att);
 	assert_null(fx->c->writer);
 	expect_notice(fx, a, "nobody writes now");
-	assert_int_equal(console_take(fx->c, fx->cl[a], false), 0);
-	assert_ptr_equal(fx->c->writer, fx->cl[a]);
+	assert_int_equal(console_take(fx->c, &fx->cl[a]->att, false), 0);
+	assert_ptr_equal(fx->c->writer, &fx->cl[a]->att);
 	expect_state(fx, a, "writer");
 }
 
@@ -213,21 +213,21 @@ static void test_force_attach_takes_over(void **state)
 	b = add_client(fx);
 	attach(fx, a, ATTACH_RW, "writer");
 	attach(fx, w, ATTACH_RO, "watcher");
-	console_attach(fx->c, fx->cl[b], ATTACH_FORCE, 0);
+	console_attach(fx->c, &fx->cl[b]->att, ATTACH_FORCE, 0);
 	msg = peer_expect(&fx->p[b], fx->e, "attached");
 	assert_string_equal(str(msg, "role"), "writer");
-	assert_string_equal(str(msg, "previous"), fx->cl[a]->label);
+	assert_string_equal(str(msg, "previous"), fx->cl[a]->att.label);
 	json_decref(msg);
-	assert_ptr_equal(fx->c->writer, fx->cl[b]);
+	assert_ptr_equal(fx->c->writer, &fx->cl[b]->att);
 	expect_state(fx, a, "watcher");
 	/* Everyone hears of a take-over. */
 	expect_notice(fx, a, "took write access from");
 	expect_notice(fx, w, "took write access from");
 
 	/* The writer detaching leaves nobody writing, and says so. */
-	console_detach(fx->c, fx->cl[b], true);
+	console_detach(fx->c, &fx->cl[b]->att, true);
 	assert_null(fx->c->writer);
-	assert_null(fx->cl[b]->console);
+	assert_null(fx->cl[b]->att.console);
 	expect_notice(fx, w, "(the writer) detached; nobody writes now");
 	assert_int_equal(fx->c->n_clients, 2);
 }
@@ -264,8 +264,8 @@ static void test_lagging_watcher_gets_drop_notice(void **state)
 	assert_int_equal(fx->p[fast].dropped_notices, 0);
 
 	/* The slow one comes back: one notice with the total, then the live end. */
-	LOOP_UNTIL(fx->e, (peer_drain(&fx->p[slow]), fx->cl[slow]->pos == ring_head(&fx->c->ring) &&
-			   !fx->cl[slow]->want_write));
+	LOOP_UNTIL(fx->e, (peer_drain(&fx->p[slow]), fx->cl[slow]->att.pos == ring_head(&fx->c->ring) &&
+			   !fx->cl[slow]->att.want_write));
 	peer_drain(&fx->p[slow]);
 	assert_int_equal(fx->p[slow].dropped_notices, 1);
 	assert_true(fx->p[slow].data_len < fx->p[fast].data_len);
@@ -309,11 +309,11 @@ static unsigned pause_writer(struct fx *fx, size_t *sent, size_t total)
 	assert_int_equal(setsockopt(fx->g.fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small)), 0);
 	a = add_client(fx);
 	attach(fx, a, ATTACH_RW, "writer");
-	while (!fx->cl[a]->input_paused) {
+	while (!fx->cl[a]->att.input_paused) {
 		writer_send(&fx->p[a], sent, total);
 		loop_step(fx->e);
 	}
-	assert_ptr_equal(fx->c->input_waiter, fx->cl[a]);
+	assert_ptr_equal(fx->c->input_waiter, &fx->cl[a]->att);
 	assert_int_equal(obuf_room(&fx->c->input), 0);
 	return a;
 }
@@ -344,7 +344,7 @@ static void test_input_backpressure_pauses_and_resumes(void **state)
 			loop_step(fx->e);
 	}
 	loop_pump(fx->e);
-	assert_false(fx->cl[a]->input_paused);
+	assert_false(fx->cl[a]->att.input_paused);
 	assert_null(fx->c->input_waiter);
 	assert_int_equal(obuf_len(&fx->c->input), 0);
 	assert_int_equal(fd_read_now(fx->g.fd, buf, sizeof(buf)), 0);
@@ -362,7 +362,7 @@ static void test_guest_gone_resumes_writer(void **state)
 	guest_close(&fx->g);
 	LOOP_UNTIL(fx->e, fx->c->chardev.state != CHARDEV_CONNECTED);
 	assert_int_equal(obuf_len(&fx->c->input), 0);
-	LOOP_UNTIL(fx->e, !fx->cl[a]->input_paused);
+	LOOP_UNTIL(fx->e, !fx->cl[a]->att.input_paused);
 	assert_null(fx->c->input_waiter);
 	expect_notice(fx, a, "disconnected");
 }
@@ -376,9 +376,9 @@ static void test_takeover_resumes_paused_writer(void **state)
 	fx_start(fx, 64 * 1024, true);
 	a = pause_writer(fx, &sent, 1024 * 1024);
 	b = add_client(fx);
-	console_attach(fx->c, fx->cl[b], ATTACH_FORCE, 0);
+	console_attach(fx->c, &fx->cl[b]->att, ATTACH_FORCE, 0);
 	/* No longer the writer: what it still had is dropped and it reads again. */
-	assert_false(fx->cl[a]->input_paused);
+	assert_false(fx->cl[a]->att.input_paused);
 	assert_int_equal(fx->cl[a]->pending_len, 0);
 	assert_null(fx->c->input_waiter);
 	expect_state(fx, a, "watcher");
@@ -398,8 +398,8 @@ static void test_queue_drained_at_once_wakes_waiter(void **state)
 	fx_start(fx, 64 * 1024, true);
 	a = add_client(fx);
 	attach(fx, a, ATTACH_RW, "writer");
-	assert_int_equal(console_input(fx->c, fx->cl[a], big, sizeof(big)), CONSOLE_INPUT_MAX);
-	assert_ptr_equal(fx->c->input_waiter, fx->cl[a]);
+	assert_int_equal(console_input(fx->c, &fx->cl[a]->att, big, sizeof(big)), CONSOLE_INPUT_MAX);
+	assert_ptr_equal(fx->c->input_waiter, &fx->cl[a]->att);
 	/* A socket's default buffer holds the queue: nothing left for EPOLLOUT to do. */
 	assert_int_equal(obuf_len(&fx->c->input), 0);
 	assert_false(fx->c->chardev.want_write);

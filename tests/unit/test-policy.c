@@ -17,7 +17,6 @@
 
 #include <cmocka.h>
 
-#include "console.h"
 #include "policy.h"
 
 /* Generated with ssh-keygen -t ed25519 / -t ecdsa; fingerprints from ssh-keygen -l -E sha256. */
@@ -37,9 +36,9 @@ static struct policy *parse(const char *text)
 	return p;
 }
 
-static struct console con(const char *vm, const char *uuid, const char *alias)
+static struct access_console con(const char *vm, const char *uuid, const char *alias)
 {
-	return (struct console){ .vm = (char *)vm, .uuid = (char *)uuid, .alias = (char *)alias };
+	return (struct access_console){ .vm = vm, .uuid = uuid, .alias = alias };
 }
 
 static void test_fingerprint(void **state)
@@ -88,8 +87,8 @@ static void test_rights(void **state)
 				 "consoles=\"web-*:rw,db01:ro\" " K_ALICE " alice@test\n"
 				 "consoles=\"*:ro\",break " K_BOB "\n");
 	struct principal a, b;
-	struct console web = con("web-1", NULL, "serial0"), db = con("db01", NULL, "serial0");
-	struct console other = con("mail", NULL, NULL);
+	struct access_console web = con("web-1", NULL, "serial0"), db = con("db01", NULL, "serial0");
+	struct access_console other = con("mail", NULL, NULL);
 
 	assert_int_equal(p->n_keys, 2);
 	assert_string_equal(p->keys[0].fingerprint, FP_ALICE);
@@ -119,7 +118,7 @@ static void test_break_right(void **state)
 {
 	struct policy *p;
 	struct principal a;
-	struct console web = con("web-1", NULL, "serial0");
+	struct access_console web = con("web-1", NULL, "serial0");
 
 	p = parse("consoles=\"web-1:rw\",break " K_ALICE "\n");
 	assert_int_equal(principal_init(&a, K_ALICE, NULL), 0);
@@ -134,7 +133,7 @@ static void test_from(void **state)
 	/* First line whose key and from= match wins; a later line may admit other addresses. */
 	struct policy *p = parse("from=\"10.0.0.*,!10.0.0.9\",consoles=\"a:rw\" " K_ALICE " one\n"
 				 "from=\"192.0.2.7\",consoles=\"b:ro\" " K_ALICE " two\n");
-	struct console ca = con("a", NULL, NULL), cb = con("b", NULL, NULL);
+	struct access_console ca = con("a", NULL, NULL), cb = con("b", NULL, NULL);
 	struct principal pr;
 
 	assert_int_equal(principal_init(&pr, K_ALICE, "10.0.0.5"), 0);
@@ -164,7 +163,7 @@ static void test_from(void **state)
 static void test_unknown_and_reload(void **state)
 {
 	struct policy *p = parse("consoles=\"web-1:rw\" " K_ALICE " alice\n"), *q;
-	struct console web = con("web-1", NULL, NULL);
+	struct access_console web = con("web-1", NULL, NULL);
 	struct principal a, b;
 
 	assert_int_equal(principal_init(&b, K_BOB, "10.0.0.1"), 0);

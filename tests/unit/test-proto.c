@@ -216,6 +216,21 @@ static void test_builders(void **state)
 	assert_null(json_object_get(m, "uuid"));
 	json_decref(m);
 
+	/* state carries the client's right now, as attached does (a demoted writer: ro). */
+	m = proto_msg_state("c", false, NULL, 1, false);
+	assert_string_equal(member(m, "type"), "state");
+	assert_string_equal(member(m, "role"), "watcher");
+	assert_true(json_is_null(json_object_get(m, "writer")));
+	assert_int_equal(json_integer_value(json_object_get(m, "clients")), 1);
+	assert_string_equal(member(m, "access"), "ro");
+	assert_int_equal(json_object_size(m), 6);
+	json_decref(m);
+	m = proto_msg_state("c", true, "me", 2, true);
+	assert_string_equal(member(m, "role"), "writer");
+	assert_string_equal(member(m, "writer"), "me");
+	assert_string_equal(member(m, "access"), "rw");
+	json_decref(m);
+
 	m = proto_msg_hello("x (ssh SHA256:y)", "SHA256:y", "x");
 	assert_string_equal(member(json_object_get(m, "principal"), "fingerprint"), "SHA256:y");
 	json_decref(m);
