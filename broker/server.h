@@ -6,22 +6,27 @@
  * struct source: the server knows none of their kinds), and all client
  * connections.
  *
- * Who includes whose header among ttyhubd's modules (util, log omitted):
+ * Who includes whose header among ttyhubd's modules (util, log, obuf and the
+ * other common/ and proto/ headers omitted).  It is a DAG, kept one by
+ * tests/check-includes.py (ctest lint/includes; `--graph broker` prints it):
  *
- *   ttyhubd.c ──▶ server, source-cmdline, source-xmldir, source-libvirt, source-qmp
- *   source-* ──▶ domain ──▶ registry ──▶ console ──▶ chardev ──▶ ring, obuf, peer, domxml
- *       │          └──────▶ source (the interface; no source's own header)
- *       └──▶ source, qmp (qmp/: source-qmp only)
- *   server ──▶ client, console, registry, source, poller
- *   client ◀─▶ server, client ◀─▶ console
+ *   ttyhubd.c ──▶ server, source-cmdline, source-xmldir, source-libvirt, source-qmp,
+ *                 conslog, peer
+ *   server ──▶ client, registry, console, policy, conslog, source, poller (common/)
+ *   client ──▶ registry, console, policy, access
+ *   policy ──▶ access
+ *   source-* ──▶ domain ──▶ registry ──▶ console ──▶ chardev ──▶ ring, peer, domxml
+ *       │          │                       └──▶ ring, conslog, sanitize, access, peer
+ *       │          └──▶ console, domxml, source (the interface; no source's own header)
+ *       ├──▶ source
+ *       ├──▶ console, domxml (source-xmldir)
+ *       └──▶ domxml, peer, qmp (source-qmp; qmp/ is its own folder)
  *
- * One cycle is left, around the client connection: the console writes a
- * client's attachment state (cursor, role) and hands it output, and the
- * client reaches the server (and through it the registry) for lookups and
- * for its own end.  So server, client, console and registry still reach
- * each other; it would go with the attachment state moved out of struct
- * client.  chardev, domain and the sources are outside it: none of them
- * includes server.h or client.h.
+ * What used to tie server, client, console, policy and registry into one
+ * cycle is cut at three places: the console knows attached clients only as
+ * struct console_attachment and its ops (console.h), the client reaches the
+ * server only through struct client_env (client.h), and the policy is asked
+ * about a console's names (struct access_console), not a struct console.
  */
 #pragma once
 
