@@ -140,6 +140,7 @@ static void expect_state(struct fx *fx, unsigned i, const char *role)
 	json_t *msg = peer_expect(&fx->p[i], fx->e, "state");
 
 	assert_string_equal(str(msg, "role"), role);
+	assert_string_equal(str(msg, "access"), "rw"); /* every client here may write */
 	json_decref(msg);
 }
 
@@ -407,6 +408,150 @@ static void test_queue_drained_at_once_wakes_waiter(void **state)
 	assert_null(fx->c->input_waiter);
 }
 
+/*
+ * An attachment that is not a client: the console needs nothing but
+ * console_attachment_ops, and this records what it was asked to do.
+ */
+#define FAKE_MSGS 16
+struct fake_att {
+	struct console_attachment att;
+	json_t *msgs[FAKE_MSGS]; /* owned: what send() got, in order */
+	unsigned n_msgs, notices, flushes, resumes;
+	char last_notice[512];
+};
+
+static struct fake_att *fake_of(struct console_attachment *a)
+{
+	return (struct fake_att *)((char *)a - offsetof(struct fake_att, att));
+}
+
+static void fake_notice(struct console_attachment *a, const char *text)
+{
+	struct fake_att *f = fake_of(a);
+
+	f->notices++;
+	snprintf(f->last_notice, sizeof(f->last_notice), "%s", text);
+}
+
+static void fake_send(struct console_attachment *a, json_t *msg)
+{
+	struct fake_att *f = fake_of(a);
+
+	assert_non_null(msg);
+	assert_true(f->n_msgs < FAKE_MSGS);
+	f->msgs[f->n_msgs++] = msg;
+}
+
+static void fake_flush(struct console_attachment *a)
+{
+	struct fake_att *f = fake_of(a);
+
+	f->flushes++;
+	a->pos = ring_head(&a->console->ring); /* took everything */
+}
+
+static void fake_resume_input(struct console_attachment *a)
+{
+	fake_of(a)->resumes++;
+}
+
+static void fake_who(const struct console_attachment *a, bool with_local,
+		     struct proto_who_client *ret)
+{
+	ret->id = 42;
+	ret->since = 7;
+}
+
+static const struct console_attachment_ops fake_ops = {
+	.notice = fake_notice,
+	.send = fake_send,
+	.flush = fake_flush,
+	.resume_input = fake_resume_input,
+	.who = fake_who,
+};
+
+static void fake_init(struct fake_att *f, const char *label, enum access_right right)
+{
+	*f = (struct fake_att){ .att = { .ops = &fake_ops, .right = right } };
+	snprintf(f->att.label, sizeof(f->att.label), "%s", label);
+	snprintf(f->att.audit, sizeof(f->att.audit), "%s (audit)", label);
+}
+
+static void fake_done(struct fake_att *f)
+{
+	for (unsigned i = 0; i < f->n_msgs; i++)
+		json_decref(f->msgs[i]);
+}
+
+/* The last message sent to f, of type `type`. */
+static json_t *fake_last(struct fake_att *f, const char *type)
+{
+	assert_true(f->n_msgs > 0);
+	assert_string_equal(str(f->msgs[f->n_msgs - 1], "type"), type);
+	return f->msgs[f->n_msgs - 1];
+}
+
+static void test_attachment_without_client(void **state)
+{
+	struct fx *fx = *state;
+	struct fake_att w, r;
+	json_t *msg, *who;
+
+	fx_start(fx, 64 * 1024, false);
+	fake_init(&w, "writer one", ACCESS_RW);
+	fake_init(&r, "watcher two", ACCESS_RO);
+
+	console_attach(fx->c, &w.att, ATTACH_RW, 0);
+	msg = fake_last(&w, "attached");
+	assert_string_equal(str(msg, "role"), "writer");
+	assert_string_equal(str(msg, "access"), "rw");
+	assert_ptr_equal(w.att.console, fx->c);
+	assert_ptr_equal(fx->c->writer, &w.att);
+	assert_true(w.flushes > 0);
+
+	console_attach(fx->c, &r.att, ATTACH_RW, 0); /* someone writes: a watcher */
+	msg = fake_last(&r, "attached");
+	assert_string_equal(str(msg, "role"), "watcher");
+	assert_string_equal(str(msg, "writer"), "writer one");
+	assert_string_equal(str(msg, "access"), "ro");
+	/* A watcher arriving concerns the writer only. */
+	assert_non_null(strstr(w.last_notice, "watcher two attached read-only"));
+	assert_int_equal(r.notices, 0);
+
+	/* Output reaches every attachment through flush(). */
+	w.flushes = r.flushes = 0;
+	console_mark(fx->c, "marker");
+	assert_int_equal(w.flushes, 1);
+	assert_int_equal(r.flushes, 1);
+	assert_int_equal(r.att.pos, ring_head(&fx->c->ring));
+
+	/* who asks each attachment for its own part. */
+	who = console_who_json(fx->c, false);
+	assert_non_null(who);
+	assert_int_equal(json_array_size(json_object_get(who, "clients")), 2);
+	msg = json_array_get(json_object_get(who, "clients"), 1);
+	assert_string_equal(str(msg, "user"), "watcher two");
+	assert_int_equal(json_integer_value(json_object_get(msg, "id")), 42);
+	json_decref(who);
+
+	/* A writer whose right fell to ro (an access file reload) is told so in state. */
+	w.att.right = ACCESS_RO;
+	console_release(fx->c, &w.att);
+	msg = fake_last(&w, "state");
+	assert_string_equal(str(msg, "role"), "watcher");
+	assert_string_equal(str(msg, "access"), "ro");
+	assert_null(fx->c->writer);
+	assert_non_null(strstr(r.last_notice, "writer one dropped to read-only"));
+
+	console_detach(fx->c, &r.att, true);
+	assert_null(r.att.console);
+	console_detach(fx->c, &w.att, true);
+	assert_int_equal(fx->c->n_clients, 0);
+	assert_true(TAILQ_EMPTY(&fx->c->attached));
+	fake_done(&w);
+	fake_done(&r);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -421,6 +566,7 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_queue_drained_at_once_wakes_waiter, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(test_attachment_without_client, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
