@@ -6,12 +6,11 @@
  */
 #include <errno.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-
-#include <stddef.h>
 
 #include "client.h"
 #include "console.h"
