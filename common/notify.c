@@ -40,7 +40,7 @@ static void notify_free(void *userdata)
 	free(userdata);
 }
 
-int notify_status_start(sd_event *e, notify_status_fn fn, void *userdata)
+static int notify_status_start(sd_event *e, notify_status_fn fn, void *userdata)
 {
 	struct notify_status *ns = calloc(1, sizeof(*ns));
 	sd_event_source *es = NULL;

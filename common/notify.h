@@ -12,8 +12,6 @@
 /* Fill buf with the one-line status, e.g. "12 consoles, 3 clients". */
 typedef void (*notify_status_fn)(void *userdata, char *buf, size_t size);
 
-int notify_status_start(sd_event *e, notify_status_fn fn, void *userdata);
-
 /* Ignore SIGPIPE; block SIGTERM, SIGINT and SIGHUP for sd_event_add_signal(). */
 void notify_block_signals(void);
 

@@ -16,9 +16,8 @@
  * where the filler byte at column i (0-based, within the line) is
  * 'a' + (seq + i) % 26 (seq as printed, i.e. modulo 10^12).  Lines are
  * generated only while a client is connected, a chunk (about 64 KiB of whole
- * lines) at a time.  When a client
- * disconnects, the unsent rest of the chunk is discarded and the counter is
- * rewound to the first line not completely written, so the next client
+ * lines) at a time.  When a client disconnects, the unsent rest of the chunk
+ * is discarded and the counter is rewound to the first line not completely written, so the next client
  * starts at a line boundary and no line number is skipped.  With --echo,
  * received bytes are queued (bounded; input is not read while the queue is
  * full, like a guest not reading its UART) and sent at the next line
