@@ -160,7 +160,8 @@ def paused_writer_console_removed(wd):
         os.unlink(os.path.join(xmldir, "stuck2.xml"))
         # Told, detached, and the connection still answers requests.
         msg = w.expect_type("detached")
-        assert "definition was removed" in msg["reason"], msg
+        assert msg["reason"] == "console-gone", msg
+        assert "definition was removed" in msg["text"], msg
         w.send({"type": "list"})
         errors = 0
         while True:
