@@ -37,9 +37,10 @@
 #include "obuf.h"
 #include "policy.h"
 #include "proto.h"
-#include "registry.h"
 
 struct client;
+struct poller;
+struct registry;
 
 #define CLIENT_OUT_MAX (192 * 1024)
 #define CLIENT_CONTROL_RESERVE (32 * 1024) /* obuf room kept free of data for notices */

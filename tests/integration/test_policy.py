@@ -352,7 +352,7 @@ def t_reload_revokes():
     ctx.d.reload()
 
     st = expect(b, "state")
-    assert st["role"] == "watcher" and st["writer"] is None, st
+    assert st["role"] == "watcher" and st["writer"] is None and st["access"] == "ro", st
     n = expect(b, "notice")
     while n["text"] != "your key may now only watch web01":
         n = expect(b, "notice")
