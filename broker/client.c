@@ -397,7 +397,8 @@ static void client_do_attach(struct client *c, json_t *req)
 	long replay = *c->env->default_replay;
 
 	if (c->att.console) {
-		client_error(c, PROTO_E_ALREADY_ATTACHED, "already attached to %s", c->att.console->name);
+		client_error(c, PROTO_E_ALREADY_ATTACHED, "already attached to %s",
+			     c->att.console->name);
 		return;
 	}
 	if (jmode)
@@ -606,7 +607,8 @@ static void client_do_hello(struct client *c, json_t *req)
 				 sizeof(c->att.audit) - strlen(c->att.audit), " [%s]", esc);
 	}
 	c->hello = true;
-	client_send_new(c, proto_msg_hello(c->att.label, c->principal ? c->principal->fingerprint : NULL,
+	client_send_new(c, proto_msg_hello(c->att.label,
+					   c->principal ? c->principal->fingerprint : NULL,
 					   c->principal ? c->principal->comment : NULL));
 }
 

@@ -499,7 +499,8 @@ void console_release(struct console *c, struct console_attachment *a)
 	console_announce(c, "%s dropped to read-only; nobody writes now", a->label);
 }
 
-size_t console_input(struct console *c, struct console_attachment *a, const uint8_t *data, size_t len)
+size_t console_input(struct console *c, struct console_attachment *a, const uint8_t *data,
+		     size_t len)
 {
 	size_t n;
 

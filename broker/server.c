@@ -634,7 +634,8 @@ static void server_console_break(void *userdata, struct console *c, struct clien
 	 * front checks its key's break right; the broker insists that the
 	 * requester writes to this very console.
 	 */
-	if (!server_client_is_local_admin(cl) && (cl->att.console != c || cl->att.role != CONSOLE_WRITER)) {
+	if (!server_client_is_local_admin(cl) &&
+	    (cl->att.console != c || cl->att.role != CONSOLE_WRITER)) {
 		client_error(cl, PROTO_E_DENIED, "break to %s refused: only the console's writer "
 			     "may send a serial break", c->name);
 		return;

@@ -265,7 +265,8 @@ static void test_lagging_watcher_gets_drop_notice(void **state)
 	assert_int_equal(fx->p[fast].dropped_notices, 0);
 
 	/* The slow one comes back: one notice with the total, then the live end. */
-	LOOP_UNTIL(fx->e, (peer_drain(&fx->p[slow]), fx->cl[slow]->att.pos == ring_head(&fx->c->ring) &&
+	LOOP_UNTIL(fx->e, (peer_drain(&fx->p[slow]),
+			   fx->cl[slow]->att.pos == ring_head(&fx->c->ring) &&
 			   !fx->cl[slow]->att.want_write));
 	peer_drain(&fx->p[slow]);
 	assert_int_equal(fx->p[slow].dropped_notices, 1);
@@ -399,7 +400,8 @@ static void test_queue_drained_at_once_wakes_waiter(void **state)
 	fx_start(fx, 64 * 1024, true);
 	a = add_client(fx);
 	attach(fx, a, ATTACH_RW, "writer");
-	assert_int_equal(console_input(fx->c, &fx->cl[a]->att, big, sizeof(big)), CONSOLE_INPUT_MAX);
+	assert_int_equal(console_input(fx->c, &fx->cl[a]->att, big, sizeof(big)),
+			 CONSOLE_INPUT_MAX);
 	assert_ptr_equal(fx->c->input_waiter, &fx->cl[a]->att);
 	/* A socket's default buffer holds the queue: nothing left for EPOLLOUT to do. */
 	assert_int_equal(obuf_len(&fx->c->input), 0);

@@ -87,7 +87,8 @@ static void test_rights(void **state)
 				 "consoles=\"web-*:rw,db01:ro\" " K_ALICE " alice@test\n"
 				 "consoles=\"*:ro\",break " K_BOB "\n");
 	struct principal a, b;
-	struct access_console web = con("web-1", NULL, "serial0"), db = con("db01", NULL, "serial0");
+	struct access_console web = con("web-1", NULL, "serial0");
+	struct access_console db = con("db01", NULL, "serial0");
 	struct access_console other = con("mail", NULL, NULL);
 
 	assert_int_equal(p->n_keys, 2);
