@@ -21,7 +21,7 @@ DETACH = b"\x05c."
 
 def answer(n):
     """Output line of `echo TAG$((...))X`, never its echo."""
-    return rb"(?m)^" + n + rb"\r?$"
+    return rb"(?m)^" + n + rb"\r*$"  # CRs: a notice between CR and LF starts a new line
 
 
 def share(d, console):

@@ -66,8 +66,10 @@ ctx = Ctx()
 
 
 def answer(text):
-    """The output line of `echo ...` (never its echo, which holds the $((...)))."""
-    return rb"(?m)^" + re.escape(text.encode()) + rb"\r?$"
+    """The output line of `echo ...` (never its echo, which holds the $((...))).  A notice
+    that arrives between the guest's CR and LF starts on a new line: "TEXT\r\r\n[ttyhub] ...",
+    so any number of CRs may end the line."""
+    return rb"(?m)^" + re.escape(text.encode()) + rb"\r*$"
 
 
 def line(name):
@@ -576,7 +578,7 @@ while time.monotonic() < deadline:
     if not ready and re.search(rb"\[ttyhub\] attached to \S+ read-only", buf):
         ready = True
         print("READY", flush=True)
-    if ready and re.search(rb"(?m)^" + needle.encode() + rb"\r?$", buf):
+    if ready and re.search(rb"(?m)^" + needle.encode() + rb"\r*$", buf):
         print("SEEN", flush=True)
         c.close()
         sys.exit(0)
