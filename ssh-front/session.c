@@ -7,25 +7,17 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "authz.h"
 #include "channel.h"
+#include "clock.h"
 #include "log.h"
 #include "session.h"
 #include "sshd.h"
 #include "util.h"
 
 static void session_revoke_now(struct session *s, const char *why);
-
-static uint64_t now_usec(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
-}
 
 void session_update_events(struct session *s)
 {
@@ -343,7 +335,7 @@ int session_new(struct sshd *d, int fd, const char *addr, struct session **ret)
 	}
 	s->sshd = d;
 	s->state = SESSION_KEX;
-	s->accepted_usec = now_usec();
+	s->accepted_usec = clock_now_usec();
 	snprintf(s->addr, sizeof(s->addr), "%s", addr);
 	TAILQ_INIT(&s->chans);
 	s->ssh = ssh_new();

@@ -13,9 +13,9 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <systemd/sd-daemon.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "log.h"
 #include "session.h"
 #include "sshd.h"
@@ -33,14 +33,6 @@
 #define SSHD_CIPHERS "chacha20-poly1305@openssh.com,aes256-gcm@openssh.com," \
 		     "aes128-gcm@openssh.com,aes256-ctr,aes192-ctr,aes128-ctr"
 #define SSHD_MACS "hmac-sha2-256-etm@openssh.com,hmac-sha2-512-etm@openssh.com"
-
-static uint64_t now_usec(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
-}
 
 static int sshd_on_sweep(sd_event_source *es, void *userdata)
 {
@@ -226,7 +218,7 @@ static bool sshd_evict(struct sshd *d, const char *addr)
 /* Rate-limited: one line per 10 s for the pre-authentication limits. */
 static void sshd_note_refusal(struct sshd *d, const char *what)
 {
-	uint64_t now = now_usec();
+	uint64_t now = clock_now_usec();
 
 	d->refused_since_log++;
 	if (now - d->refused_logged_usec < 10 * 1000000ULL)
