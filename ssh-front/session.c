@@ -100,12 +100,12 @@ void session_close(struct session *s, const char *why)
 	s->env->ops->closed(s->env->userdata, s);
 }
 
-void session_free(struct session *s)
+struct session *session_free(struct session *s)
 {
 	struct chan *c;
 
 	if (!s)
-		return;
+		return NULL;
 	while ((c = TAILQ_FIRST(&s->chans))) {
 		TAILQ_REMOVE(&s->chans, c, entry);
 		chan_free(c);
@@ -125,6 +125,7 @@ void session_free(struct session *s)
 	free(s->asked_key);
 	free(s->key);
 	free(s);
+	return NULL;
 }
 
 /* Tell every channel why, let them say it, then close. */
@@ -397,14 +398,13 @@ static const struct chan_ops session_chan_ops = {
 
 int session_new(const struct session_env *env, int fd, const char *addr, struct session **ret)
 {
+	_cleanup_close_ int own_fd = fd; /* ours to close until libssh holds it */
 	struct session *s;
 	int r;
 
 	s = calloc(1, sizeof(*s));
-	if (!s) {
-		close(fd);
+	if (!s)
 		return -ENOMEM;
-	}
 	s->env = env;
 	s->state = SESSION_KEX;
 	s->accepted_usec = clock_now_usec();
@@ -414,20 +414,32 @@ int session_new(const struct session_env *env, int fd, const char *addr, struct 
 					 .config = &env->config->chan, .ops = &session_chan_ops,
 					 .userdata = s };
 	s->ssh = ssh_new();
-	if (!s->ssh) {
-		close(fd);
-		free(s);
-		return -ENOMEM;
+	s->pump = ssh_event_new();
+	if (!s->ssh || !s->pump) {
+		r = -ENOMEM;
+		goto fail;
 	}
-	if (ssh_bind_accept_fd(env->bind, s->ssh, fd) != SSH_OK) {
+	r = sd_event_add_time_relative(env->event, &s->grace, CLOCK_MONOTONIC,
+				       (uint64_t)env->config->login_grace_s * 1000000, 0,
+				       session_on_grace, s);
+	if (r >= 0)
+		r = sd_event_add_time_relative(env->event, &s->keepalive, CLOCK_MONOTONIC,
+					       (uint64_t)env->config->keepalive_s * 1000000, 0,
+					       session_on_keepalive, s);
+	if (r < 0) {
+		log_error_errno(r, "cannot watch connection");
+		goto fail;
+	}
+	sd_event_source_set_enabled(s->keepalive, SD_EVENT_OFF);
+
+	r = ssh_bind_accept_fd(env->bind, s->ssh, fd) == SSH_OK ? 0 : -EIO;
+	/* Once libssh holds fd (even if accepting failed after), freeing its session closes it. */
+	if (ssh_get_fd(s->ssh) == fd)
+		TAKE_FD(own_fd);
+	if (r < 0) {
 		log_warning("connection from %s: %s", addr, ssh_get_error(env->bind));
-		if (ssh_get_fd(s->ssh) != fd)
-			close(fd);
-		ssh_free(s->ssh);
-		free(s);
-		return -EIO;
+		goto fail;
 	}
-	/* From here on the libssh session owns fd. */
 	s->cb = (struct ssh_server_callbacks_struct){
 		.userdata = s,
 		.auth_pubkey_function = session_on_auth_pubkey,
@@ -439,32 +451,32 @@ int session_new(const struct session_env *env, int fd, const char *addr, struct 
 	ssh_set_blocking(s->ssh, 0);
 	ssh_set_counters(s->ssh, &s->sent, &s->packed);
 
-	r = ssh_handle_key_exchange(s->ssh);
-	s->pump = ssh_event_new();
-	if (r == SSH_ERROR || !s->pump || ssh_event_add_session(s->pump, s->ssh) != SSH_OK) {
+	/* This polls fd once: a peer that reset already makes libssh close it. */
+	if (ssh_handle_key_exchange(s->ssh) == SSH_ERROR ||
+	    ssh_event_add_session(s->pump, s->ssh) != SSH_OK) {
 		log_warning("connection from %s: cannot start the key exchange", addr);
-		if (s->pump)
-			ssh_event_free(s->pump);
-		s->pump = NULL;
-		ssh_free(s->ssh);
-		free(s);
-		return -EIO;
+		r = -EIO;
+		goto fail;
+	}
+	/*
+	 * libssh may also have closed fd without an error: fail here rather
+	 * than close a session its owner has not taken yet.
+	 */
+	if (ssh_get_fd(s->ssh) == SSH_INVALID_SOCKET ||
+	    (ssh_get_status(s->ssh) & (SSH_CLOSED | SSH_CLOSED_ERROR))) {
+		log_info("connection from %s closed: connection closed", addr);
+		r = -ECONNRESET;
+		goto fail;
 	}
 	r = watch_add(env->poller, fd, EPOLLIN, session_on_io, s, &s->io);
-	if (r >= 0)
-		r = sd_event_add_time_relative(env->event, &s->grace, CLOCK_MONOTONIC,
-					       (uint64_t)env->config->login_grace_s * 1000000, 0,
-					       session_on_grace, s);
-	if (r >= 0)
-		r = sd_event_add_time_relative(env->event, &s->keepalive, CLOCK_MONOTONIC,
-					       (uint64_t)env->config->keepalive_s * 1000000, 0,
-					       session_on_keepalive, s);
 	if (r < 0) {
-		session_free(s);
-		return log_error_errno(r, "cannot watch connection");
+		log_error_errno(r, "cannot watch connection");
+		goto fail;
 	}
-	sd_event_source_set_enabled(s->keepalive, SD_EVENT_OFF);
 	session_update_events(s);
 	*ret = s;
 	return 0;
+fail:
+	session_free(s);
+	return r;
 }

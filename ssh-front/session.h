@@ -106,8 +106,16 @@ struct session {
 	TAILQ_ENTRY(session) entry;   /* in the owner's lists */
 };
 
-/* Takes fd (accepted, non-blocking) in all cases; env is borrowed. */
+/*
+ * Start the key exchange on fd (accepted, non-blocking); env is borrowed.
+ * Takes fd in all cases (closed on failure), unlike most constructors of
+ * the tree: from ssh_bind_accept_fd() on, libssh holds fd and closes it when
+ * its session is freed, or itself on a read or write error, with no call to
+ * give it back; keeping a duplicate for the caller meanwhile would hold two
+ * descriptors per connection being admitted (preauth_flood counts them).
+ */
 int session_new(const struct session_env *env, int fd, const char *addr, struct session **ret);
-void session_free(struct session *s);
+/* Returns NULL, for `s = session_free(s)`. */
+struct session *session_free(struct session *s);
 /* Close the connection (after this dispatch); why is logged. */
 void session_close(struct session *s, const char *why);
