@@ -7,23 +7,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "authz.h"
+#include "clock.h"
 #include "log.h"
 #include "util.h"
 
 /* Requests are small; the answers are read, so the queue needs one request of room. */
 #define AUTHZ_OUT_MAX 4096
-
-static uint64_t authz_now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
-}
 
 int authz_init(struct authz *a, const char *path)
 {
@@ -82,7 +74,7 @@ static int authz_wait(struct authz *a, uint64_t deadline, struct front_event *re
 			return r;
 		if (front_eof(&a->f))
 			return -ECONNRESET;
-		now = authz_now();
+		now = clock_now_usec();
 		if (now >= deadline)
 			return -ETIMEDOUT;
 		if (front_pending(&a->f) > 0)
@@ -122,7 +114,7 @@ static int authz_open(struct authz *a, uint64_t deadline)
 
 int authz_ask(struct authz *a, const struct front_principal *p, struct authz_answer *ret)
 {
-	uint64_t deadline = authz_now() + AUTHZ_TIMEOUT_USEC;
+	uint64_t deadline = clock_now_usec() + AUTHZ_TIMEOUT_USEC;
 	struct front_event e;
 	int r = -ENOTCONN;
 

@@ -7,8 +7,11 @@
  * Nothing here runs libssh calls that wait, and a channel is never freed
  * inside a libssh callback: callbacks only record what happened; the pump,
  * called after each ssh_event_dopoll() and on broker events, does the rest.
+ * A pump from one of the channel's own event sources (broker socket,
+ * timers) ends with chan_ops.update_events, since libssh may have output.
  */
 #include <errno.h>
+#include <libssh/server.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,12 +19,8 @@
 #include <unistd.h>
 
 #include "channel.h"
-#include "exec.h"
 #include "listing.h"
 #include "log.h"
-#include "menu.h"
-#include "session.h"
-#include "sshd.h"
 #include "userspec.h"
 #include "util.h"
 #include "view.h"
@@ -31,14 +30,32 @@
 #define CLIENT_WRITE_CHUNK (128 * 1024)
 #define UNSENT_MAX (256 * 1024)
 
-static void chan_on_broker(struct watch *w, int fd, uint32_t revents, void *userdata);
+_Static_assert(EXEC_COMMAND_MAX > CHAN_NAME_MAX, "an exec command holds any console name");
 
-const char *chan_eol(const struct chan *c)
+static void chan_on_broker(struct watch *w, int fd, uint32_t revents, void *userdata);
+static void chan_start_menu(struct chan *c);
+
+/* One audit line, through the session (it adds who and from where). */
+static void chan_audit(struct chan *c, const char *event, const char *fmt, ...) _printf_(3, 4);
+static void chan_audit(struct chan *c, const char *event, const char *fmt, ...)
+{
+	char detail[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(detail, sizeof(detail), fmt, ap);
+	va_end(ap);
+	c->env->ops->audit(c->env->userdata, event, detail);
+}
+
+/* "\r\n" for a pty, else "\n". */
+static const char *chan_eol(const struct chan *c)
 {
 	return c->pty ? "\r\n" : "\n";
 }
 
-void chan_say(struct chan *c, const char *text, size_t len)
+/* Text for the user (already safe); dropped when the client does not read. */
+static void chan_say(struct chan *c, const char *text, size_t len)
 {
 	if (len == 0)
 		return;
@@ -47,7 +64,9 @@ void chan_say(struct chan *c, const char *text, size_t len)
 	c->at_bol = text[len - 1] == '\n';
 }
 
-void chan_notice(struct chan *c, const char *fmt, ...)
+/* A "[ttyhub] ..." line. */
+static void chan_notice(struct chan *c, const char *fmt, ...) _printf_(2, 3);
+static void chan_notice(struct chan *c, const char *fmt, ...)
 {
 	char text[1024], line[1300];
 	va_list ap;
@@ -72,7 +91,13 @@ static bool chan_may_send(const struct chan *c)
 	return c->state != CHAN_CLOSING && c->broker_fd >= 0;
 }
 
-bool chan_sent(struct chan *c, int r)
+/*
+ * Check a request's queueing (0 or a front_*() error): one that could not
+ * be built (a name that is not UTF-8) or queued closes the channel, since
+ * waiting for an answer that never comes would hold the broker connection
+ * for nothing.  Returns true if it was queued.
+ */
+static bool chan_sent(struct chan *c, int r)
 {
 	if (r == -EINVAL)
 		chan_close(c, 1, "cannot make the request (names must be UTF-8)");
@@ -106,7 +131,7 @@ void chan_close(struct chan *c, int status, const char *fmt, ...)
 		chan_notice(c, "%s", text);
 	}
 	if (c->state == CHAN_ATTACHED)
-		sshd_audit(c->session, "detach", "console=%s", c->console);
+		chan_audit(c, "detach", "console=%s", c->console);
 	c->exit_status = status;
 	c->state = CHAN_CLOSING;
 	c->menu_timer = sd_event_source_disable_unref(c->menu_timer);
@@ -129,11 +154,10 @@ static void chan_release_broker(struct chan *c)
 	obuf_consume(&c->front.out, obuf_len(&c->front.out));
 }
 
-int chan_connect_broker(struct chan *c)
+/* Connect to the broker and say hello for the session's key; closes the channel on failure. */
+static int chan_connect_broker(struct chan *c)
 {
-	const char *path = c->session->sshd->config.broker;
-	struct session *s = c->session;
-	const struct front_principal p = { .key = s->key, .from = s->addr };
+	const char *path = c->env->config->broker;
 	int fd, r;
 
 	fd = front_connect(path, true);
@@ -144,22 +168,25 @@ int chan_connect_broker(struct chan *c)
 	}
 	c->broker_fd = fd;
 	c->front.fd = fd;
-	r = watch_add(s->sshd->poller, fd, EPOLLIN | EPOLLOUT, chan_on_broker, c, &c->broker_io);
+	r = watch_add(c->env->poller, fd, EPOLLIN | EPOLLOUT, chan_on_broker, c, &c->broker_io);
 	if (r < 0) {
 		chan_close(c, 1, "the console broker is not reachable");
 		return r;
 	}
 	/* ttyhubd decides every right of this key, from this address. */
-	return chan_sent(c, front_hello(&c->front, "ttyhub-sshd", &p)) ? 0 : -ENOBUFS;
+	r = front_hello(&c->front, "ttyhub-sshd", &c->env->principal);
+	return chan_sent(c, r) ? 0 : -ENOBUFS;
 }
 
-void chan_asked(struct chan *c)
+/* The request naming a console arrived now: a "no console named" answer waits from here. */
+static void chan_asked(struct chan *c)
 {
-	if (sd_event_now(c->session->sshd->event, CLOCK_MONOTONIC, &c->asked_usec) < 0)
+	if (sd_event_now(c->env->event, CLOCK_MONOTONIC, &c->asked_usec) < 0)
 		c->asked_usec = 0; /* chan_unknown() pads from its own time */
 }
 
-void chan_start_attach(struct chan *c, const char *name, enum attach_mode mode, long replay)
+/* Attach to name (the broker decides; mode ATTACH_RW is the default "write if free"). */
+static void chan_start_attach(struct chan *c, const char *name, enum attach_mode mode, long replay)
 {
 	if (strlen(name) >= sizeof(c->console)) {
 		chan_close(c, 1, "console name too long (at most %zu bytes)", sizeof(c->console) - 1);
@@ -178,7 +205,7 @@ static void chan_unknown_answer(struct chan *c)
 		/* "ssh console@host": a user name that is no console opens the menu. */
 		chan_notice(c, "no console named '%s'; choose one:", c->unknown);
 		c->from_username = false;
-		menu_start(c);
+		chan_start_menu(c);
 		return;
 	}
 	chan_close(c, 1, "no console named '%s'", c->unknown);
@@ -187,12 +214,12 @@ static void chan_unknown_answer(struct chan *c)
 static int chan_on_unknown_timer(sd_event_source *es, uint64_t usec, void *userdata)
 {
 	struct chan *c = userdata;
-	struct session *s = c->session;
+	const struct chan_env *env = c->env; /* the pump may free c */
 
 	if (c->state == CHAN_UNKNOWN) {
 		chan_unknown_answer(c);
-		chan_pump(c); /* may free c */
-		session_update_events(s);
+		chan_pump(c);
+		env->ops->update_events(env->userdata);
 	}
 	return 0;
 }
@@ -204,9 +231,9 @@ static int chan_on_unknown_timer(sd_event_source *es, uint64_t usec, void *userd
  * channel is in CHAN_UNKNOWN: keystrokes are discarded, and a close of the
  * channel frees the timer with it.
  */
-void chan_unknown(struct chan *c, const char *name)
+static void chan_unknown(struct chan *c, const char *name)
 {
-	sd_event *e = c->session->sshd->event;
+	sd_event *e = c->env->event;
 	uint64_t now = 0, at;
 
 	if (c->state == CHAN_UNKNOWN || c->state == CHAN_CLOSING)
@@ -225,7 +252,12 @@ void chan_unknown(struct chan *c, const char *name)
 	c->state = CHAN_UNKNOWN;
 }
 
-void chan_print(struct chan *c, void (*print)(FILE *, json_t *, const char *), json_t *msg)
+/*
+ * A table for the user, printed by print (eol as the channel wants).  One
+ * longer than the client queue is fed in as the client reads; the channel
+ * closes only once it has all gone out.
+ */
+static void chan_print(struct chan *c, void (*print)(FILE *, json_t *, const char *), json_t *msg)
 {
 	char *buf = NULL;
 	size_t len = 0;
@@ -254,6 +286,120 @@ static void chan_print_who(FILE *f, json_t *who, const char *eol)
 	json_decref(view);
 }
 
+/* The console menu (menu.h): the channel asks for the list, times it out, and acts on it. */
+
+static void chan_menu_say(void *userdata, const char *text, size_t len)
+{
+	chan_say(userdata, text, len);
+}
+
+static void chan_menu_close(void *userdata, int status, const char *text)
+{
+	if (text)
+		chan_close(userdata, status, "%s", text);
+	else
+		chan_close(userdata, status, NULL);
+}
+
+static void chan_menu_choose(void *userdata, const char *name)
+{
+	chan_start_attach(userdata, name, ATTACH_RW, PROTO_REPLAY_DEFAULT);
+}
+
+static const struct menu_ops chan_menu_ops = {
+	.say = chan_menu_say,
+	.close = chan_menu_close,
+	.choose = chan_menu_choose,
+};
+
+static int chan_on_menu_timeout(sd_event_source *es, uint64_t usec, void *userdata)
+{
+	struct chan *c = userdata;
+	const struct chan_env *env = c->env; /* the pump may free c */
+
+	if (c->state == CHAN_MENU) {
+		chan_close(c, 1, "no console chosen in %u seconds; closing",
+			   env->config->menu_timeout_s);
+		chan_pump(c);
+		env->ops->update_events(env->userdata);
+	}
+	return 0;
+}
+
+/* (Re)start the menu's idle timer. */
+static void chan_menu_touch(struct chan *c)
+{
+	uint64_t usec = (uint64_t)c->env->config->menu_timeout_s * 1000000;
+
+	if (!c->menu_timer) {
+		if (sd_event_add_time_relative(c->env->event, &c->menu_timer, CLOCK_MONOTONIC, usec,
+					       0, chan_on_menu_timeout, c) < 0)
+			chan_close(c, 1, "cannot show the menu (out of resources)");
+		return;
+	}
+	sd_event_source_set_time_relative(c->menu_timer, usec);
+	sd_event_source_set_enabled(c->menu_timer, SD_EVENT_ONESHOT);
+}
+
+/* Ask the broker for the list; the menu shows it when it comes. */
+static void chan_start_menu(struct chan *c)
+{
+	c->state = CHAN_MENU;
+	chan_sent(c, front_list(&c->front, NULL));
+}
+
+static void chan_show_menu(struct chan *c, json_t *list)
+{
+	menu_show(&c->menu, list, chan_eol(c));
+	if (c->state == CHAN_MENU)
+		chan_menu_touch(c);
+}
+
+/* An exec command (exec.h): the broker is asked, its answer printed. */
+static void chan_start_exec(struct chan *c, const char *command)
+{
+	int r = exec_parse(command, &c->exec);
+
+	if (r == -E2BIG) {
+		/* Never cut: a cut name could name another console. */
+		chan_close(c, 2, "command too long (at most %d bytes)", EXEC_COMMAND_MAX - 1);
+		return;
+	}
+	if (chan_connect_broker(c) < 0)
+		return;
+	if (r < 0) {
+		chan_close(c, 2, "unknown command; try: list [--json] | attach NAME [--ro|--force] | "
+			   "who NAME");
+		return;
+	}
+	switch (c->exec.verb) {
+	case EXEC_LIST:
+	case EXEC_LIST_JSON:
+		c->state = CHAN_EXEC;
+		chan_sent(c, front_list(&c->front, NULL));
+		break;
+	case EXEC_WHO:
+		chan_asked(c);
+		c->state = CHAN_EXEC;
+		chan_sent(c, front_who(&c->front, c->exec.name));
+		break;
+	case EXEC_ATTACH:
+		chan_start_attach(c, c->exec.name, c->exec.mode, PROTO_REPLAY_DEFAULT);
+		break;
+	}
+}
+
+/* A LIST or WHO for a channel in CHAN_EXEC: the answer, then the end. */
+static void chan_exec_reply(struct chan *c, const struct front_event *e)
+{
+	exec_print_fn *print = exec_printer(&c->exec, e->type);
+
+	if (!print)
+		return;
+	chan_print(c, print, e->msg);
+	chan_close(c, 0, NULL);
+}
+
 static void chan_on_error(struct chan *c, const struct front_event *e)
 {
 	if (!e->code || !e->text)
@@ -264,11 +410,12 @@ static void chan_on_error(struct chan *c, const struct front_event *e)
 
 		view_scrub(e->text, why, sizeof(why));
 		chan_close(c, 1, "%s; closing", why);
-		session_revoke(c->session, why);
+		c->env->ops->revoke(c->env->userdata, why);
 	} else if (strcmp(e->code, PROTO_E_UNKNOWN_CONSOLE) == 0 && c->state != CHAN_ATTACHED) {
-		const char *name = exec_console(c);
+		/* who NAME names a console without attaching; everything else attaches. */
+		bool who = c->state == CHAN_EXEC && c->exec.verb == EXEC_WHO;
 
-		chan_unknown(c, name ? name : c->console);
+		chan_unknown(c, who ? c->exec.name : c->console);
 	} else if (strcmp(e->code, PROTO_E_READ_ONLY) == 0) {
 		char hint[256];
 
@@ -317,7 +464,7 @@ static void chan_on_attached(struct chan *c, const struct front_event *e)
 	chan_notice(c, "%s", text);
 	if (strcmp(state ?: "", "connected"))
 		chan_notice(c, "console is %s", state ?: "?");
-	sshd_audit(c->session, "attach", "console=%s role=%s", c->console,
+	chan_audit(c, "attach", "console=%s role=%s", c->console,
 		   c->writer ? "writer" : "watcher");
 	chan_send_resize(c);
 }
@@ -325,7 +472,7 @@ static void chan_on_attached(struct chan *c, const struct front_event *e)
 static void chan_on_state(struct chan *c, const struct front_event *e)
 {
 	if (e->writer && !c->writer)
-		sshd_audit(c->session, "takeover", "console=%s", c->console);
+		chan_audit(c, "takeover", "console=%s", c->console);
 	c->writer = e->writer;
 	/* A demotion (the key became watch-only) says so when the broker tells. */
 	if (json_object_get(e->msg, "access"))
@@ -357,13 +504,13 @@ static void chan_event(struct chan *c, const struct front_event *e)
 		break;
 	case FRONT_EV_LIST:
 		if (c->state == CHAN_MENU)
-			menu_show(c, e->msg);
+			chan_show_menu(c, e->msg);
 		else if (c->state == CHAN_EXEC)
-			exec_reply(c, e);
+			chan_exec_reply(c, e);
 		break;
 	case FRONT_EV_WHO:
 		if (c->state == CHAN_EXEC)
-			exec_reply(c, e);
+			chan_exec_reply(c, e);
 		else
 			chan_print(c, chan_print_who, e->msg);
 		break;
@@ -402,7 +549,7 @@ static void chan_process_broker(struct chan *c)
 static void chan_on_broker(struct watch *w, int fd, uint32_t revents, void *userdata)
 {
 	struct chan *c = userdata;
-	struct session *s = c->session; /* the pump may free c */
+	const struct chan_env *env = c->env; /* the pump may free c */
 
 	if (revents & EPOLLIN) {
 		ssize_t n = front_fill(&c->front);
@@ -415,7 +562,7 @@ static void chan_on_broker(struct watch *w, int fd, uint32_t revents, void *user
 	if ((revents & (EPOLLHUP | EPOLLERR)) && !(revents & EPOLLIN))
 		chan_close(c, 1, "lost the connection to the console broker");
 	chan_pump(c);
-	session_update_events(s);
+	env->ops->update_events(env->userdata);
 }
 
 /*
@@ -470,8 +617,13 @@ static int chan_on_data(ssh_session ssh, ssh_channel ch, void *data, uint32_t le
 {
 	struct chan *c = userdata;
 
-	if (c->state == CHAN_MENU)
-		return (int)menu_keys(c, data, len);
+	if (c->state == CHAN_MENU) {
+		if (len > 0)
+			chan_menu_touch(c);
+		if (c->state == CHAN_MENU)
+			menu_keys(&c->menu, data, len);
+		return (int)len;
+	}
 	if (c->state == CHAN_ATTACHED) {
 		size_t used = 0;
 
@@ -490,7 +642,7 @@ static void chan_on_close(ssh_session ssh, ssh_channel ch, void *userdata)
 	struct chan *c = userdata;
 
 	if (c->state == CHAN_ATTACHED)
-		sshd_audit(c->session, "detach", "console=%s reason=client-closed", c->console);
+		chan_audit(c, "detach", "console=%s reason=client-closed", c->console);
 	c->state = CHAN_CLOSING;
 	c->exit_status = -1; /* nothing more to tell the client */
 }
@@ -523,16 +675,9 @@ static int chan_on_resize(ssh_session ssh, ssh_channel ch, int cols, int rows, i
 /* Over a limit: say which, and close. */
 static bool chan_refused(struct chan *c)
 {
-	const struct sshd_config *cfg = &c->session->sshd->config;
-
-	if (c->session->over_limit)
-		chan_close(c, 1, "too many sessions with your key (at most %u); closing",
-			   cfg->max_sessions_per_key);
-	else if (c->over_limit)
-		chan_close(c, 1, "too many channels in this session (at most %u); closing",
-			   cfg->max_channels);
-	else
+	if (!c->refused[0])
 		return false;
+	chan_close(c, 1, "%s", c->refused);
 	return true;
 }
 
@@ -545,17 +690,17 @@ static int chan_on_shell(ssh_session ssh, ssh_channel ch, void *userdata)
 		return 1;
 	if (chan_refused(c))
 		return 0;
-	if (c->session->user_too_long) {
+	if (!c->env->user) {
 		chan_close(c, 1, "user name too long (at most %d bytes)", USERSPEC_USER_MAX);
 		return 0;
 	}
 	if (chan_connect_broker(c) < 0)
 		return 0;
-	if (userspec_parse(c->session->user, &us) == 0) {
+	if (userspec_parse(c->env->user, &us) == 0) {
 		c->from_username = true;
 		chan_start_attach(c, us.console, us.mode, us.replay);
 	} else
-		menu_start(c);
+		chan_start_menu(c);
 	return 0;
 }
 
@@ -567,7 +712,7 @@ static int chan_on_exec(ssh_session ssh, ssh_channel ch, const char *command, vo
 	if (c->state != CHAN_NEW)
 		return 1;
 	if (!chan_refused(c))
-		exec_start(c, command);
+		chan_start_exec(c, command);
 	return 0;
 }
 
@@ -582,23 +727,26 @@ static int chan_on_env(ssh_session ssh, ssh_channel ch, const char *name, const 
 	return 1;
 }
 
-ssh_channel chan_open(struct session *s, bool over_limit)
+int chan_new(const struct chan_env *env, ssh_session ssh, const char *refused, struct chan **ret)
 {
 	struct chan *c = calloc(1, sizeof(*c));
 
 	if (!c)
-		return NULL;
-	c->session = s;
-	c->over_limit = over_limit;
+		return -ENOMEM;
+	c->env = env;
 	c->broker_fd = -EBADF;
 	c->at_bol = true;
 	c->exit_status = 0;
 	c->access = ATTACH_RO; /* until the broker says more */
-	if (front_init(&c->front, -EBADF, TO_BROKER_MAX, NULL) < 0)
-		goto fail_front;
+	snprintf(c->refused, sizeof(c->refused), "%s", refused ?: "");
+	menu_init(&c->menu, &chan_menu_ops, c);
+	if (front_init(&c->front, -EBADF, TO_BROKER_MAX, NULL) < 0) {
+		free(c);
+		return -ENOMEM;
+	}
 	if (obuf_init(&c->to_client, TO_CLIENT_MAX) < 0)
 		goto fail;
-	c->ch = ssh_channel_new(s->ssh);
+	c->ch = ssh_channel_new(ssh);
 	if (!c->ch)
 		goto fail;
 	c->cb = (struct ssh_channel_callbacks_struct){
@@ -614,28 +762,24 @@ ssh_channel chan_open(struct session *s, bool over_limit)
 	};
 	ssh_callbacks_init(&c->cb);
 	ssh_set_channel_callbacks(c->ch, &c->cb);
-	TAILQ_INSERT_TAIL(&s->chans, c, entry);
-	s->n_chans++;
-	return c->ch;
+	*ret = c;
+	return 0;
 fail:
-	front_done(&c->front);
-	obuf_done(&c->to_client);
-fail_front:
-	free(c);
-	return NULL;
+	chan_free(c);
+	return -ENOMEM;
 }
 
-void chan_free(struct chan *c)
+struct chan *chan_free(struct chan *c)
 {
 	if (!c)
-		return;
+		return NULL;
 	if (c->state == CHAN_ATTACHED)
-		sshd_audit(c->session, "detach", "console=%s reason=session-closed", c->console);
+		chan_audit(c, "detach", "console=%s reason=session-closed", c->console);
 	c->broker_io = watch_free(c->broker_io);
 	c->broker_fd = safe_close(c->broker_fd);
 	c->menu_timer = sd_event_source_disable_unref(c->menu_timer);
 	c->unknown_timer = sd_event_source_disable_unref(c->unknown_timer);
-	json_decref(c->menu);
+	menu_done(&c->menu);
 	if (c->ch) {
 		ssh_remove_channel_callbacks(c->ch, &c->cb);
 		ssh_channel_free(c->ch);
@@ -644,6 +788,7 @@ void chan_free(struct chan *c)
 	obuf_done(&c->to_client);
 	free(c->spool);
 	free(c);
+	return NULL;
 }
 
 /*
@@ -672,7 +817,7 @@ static void chan_flush_client(struct chan *c)
 		size_t n = MIN(obuf_len(&c->to_client), (size_t)MIN(window, CLIENT_WRITE_CHUNK));
 		int w;
 
-		if (n == 0 || session_unsent(c->session) >= UNSENT_MAX)
+		if (n == 0 || c->env->ops->unsent(c->env->userdata) >= UNSENT_MAX)
 			return;
 		w = ssh_channel_write(c->ch, obuf_data(&c->to_client), (uint32_t)n);
 		if (w <= 0) {
@@ -714,16 +859,12 @@ static void chan_resume_keys(struct chan *c)
 
 static void chan_finish(struct chan *c)
 {
-	struct session *s = c->session;
-
 	if (c->exit_status >= 0 && ssh_channel_is_open(c->ch)) {
 		ssh_channel_request_send_exit_status(c->ch, c->exit_status);
 		ssh_channel_send_eof(c->ch);
 		ssh_channel_close(c->ch);
 	}
-	TAILQ_REMOVE(&s->chans, c, entry);
-	s->n_chans--;
-	chan_free(c);
+	c->env->ops->finished(c->env->userdata, c); /* frees c */
 }
 
 void chan_pump(struct chan *c)

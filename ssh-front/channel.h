@@ -12,6 +12,12 @@
  * and the broker socket is not read meanwhile; keystrokes are consumed from
  * libssh only while the queue to the broker has room, so a fast paste waits
  * in the client's window rather than in our memory.
+ *
+ * A channel knows its session only through what the session gave it (a
+ * chan_env with its chan_ops: audit lines, libssh's unsent bytes, events to
+ * update, a revocation, "this channel is done"); the menu (menu.h) and the
+ * exec commands (exec.h) know nothing of channels: the channel feeds them
+ * and acts on what they decide.
  */
 #pragma once
 
@@ -23,12 +29,15 @@
 #include <systemd/sd-event.h>
 
 #include "escape.h"
+#include "exec.h"
 #include "front.h"
+#include "menu.h"
 #include "obuf.h"
+#include "poller.h"
 #include "proto.h"
 #include "util.h"
 
-struct session;
+struct chan;
 
 /*
  * Longest console name the front handles: the broker's names are at most
@@ -47,6 +56,37 @@ struct session;
 /* Room in the queue to the broker that keystrokes never take: requests always fit. */
 #define CHAN_CONTROL_RESERVE 2048
 
+/* The daemon's settings a channel reads, each time it needs one (a reload changes them). */
+struct chan_config {
+	const char *broker;       /* the ttyhubd socket */
+	unsigned menu_timeout_s;  /* an idle console menu closes */
+};
+
+/* What a channel asks of its owner, the SSH session (userdata: chan_env.userdata). */
+struct chan_ops {
+	/* One audit line: event and details (already escaped where they need it). */
+	void (*audit)(void *userdata, const char *event, const char *detail);
+	/* Bytes the SSH connection holds for the kernel (see session.h). */
+	size_t (*unsent)(void *userdata);
+	/* The channel ran outside the session's own callbacks: it updates its events. */
+	void (*update_events)(void *userdata);
+	/* The broker revoked the key: the whole session ends, saying why. */
+	void (*revoke)(void *userdata, const char *why);
+	/* The channel is done: the owner unlinks and frees it (chan_free()). */
+	void (*finished)(void *userdata, struct chan *c);
+};
+
+/* What every channel of a session is made with; borrowed, outlives them. */
+struct chan_env {
+	sd_event *event;
+	struct poller *poller;
+	const struct chan_config *config;
+	struct front_principal principal; /* the session's key and address: hello says them */
+	const char *user;                 /* the SSH user name; NULL if too long (refused) */
+	const struct chan_ops *ops;
+	void *userdata;
+};
+
 enum chan_state {
 	CHAN_NEW,       /* open, waiting for pty/shell/exec */
 	CHAN_MENU,      /* choosing a console */
@@ -58,7 +98,7 @@ enum chan_state {
 };
 
 struct chan {
-	struct session *session;
+	const struct chan_env *env;
 	ssh_channel ch;                      /* owned */
 	struct ssh_channel_callbacks_struct cb;
 	enum chan_state state;
@@ -82,57 +122,27 @@ struct chan {
 	uint8_t held[4096];                  /* keystrokes read back from libssh, not yet sent */
 	size_t held_len;
 	bool writer;
-	bool over_limit;                     /* opened past --max-channels: refused */
+	char refused[160];                   /* over a limit: said, then closed ("" if not) */
 	int exit_status;
 	uint64_t asked_usec;                 /* CLOCK_MONOTONIC: the console was asked for */
 	sd_event_source *unknown_timer;      /* owned: sends the "no console named" answer */
 	char unknown[200];                   /* that console's name, escaped */
 
-	/* Menu state (menu.c). */
+	struct menu menu;                    /* CHAN_MENU */
 	sd_event_source *menu_timer;         /* owned: closes an idle menu */
-	char line[130];
-	size_t line_len;
-	json_t *menu;                        /* owned: the consoles offered, by number */
-	/* Exec state (exec.c). */
-	char exec[CHAN_NAME_MAX + 16];       /* the exec command */
+	struct exec exec;                    /* CHAN_EXEC: the command */
 
-	TAILQ_ENTRY(chan) entry;
+	TAILQ_ENTRY(chan) entry;             /* in the owner's list */
 };
 
-/* over_limit: the session has all its channels; this one only says so and closes. */
-ssh_channel chan_open(struct session *s, bool over_limit);
-void chan_free(struct chan *c);
-/* Move what can move: client window and libssh's buffer permitting. */
+/*
+ * A new session channel on ssh (env is borrowed).  refused: NULL, or why
+ * the session takes no more channels; this one only says so and closes.
+ */
+int chan_new(const struct chan_env *env, ssh_session ssh, const char *refused, struct chan **ret);
+/* Returns NULL, for `c = chan_free(c)`. */
+struct chan *chan_free(struct chan *c);
+/* Move what can move: client window and libssh's buffer permitting.  May free c (finished). */
 void chan_pump(struct chan *c);
 /* Say something to the user and close the channel. */
 void chan_close(struct chan *c, int status, const char *fmt, ...) _printf_(3, 4);
-
-/* For menu.c and exec.c. */
-
-/* "\r\n" for a pty, else "\n". */
-const char *chan_eol(const struct chan *c);
-/* Text for the user (already safe); dropped when the client does not read. */
-void chan_say(struct chan *c, const char *text, size_t len);
-/* A "[ttyhub] ..." line. */
-void chan_notice(struct chan *c, const char *fmt, ...) _printf_(2, 3);
-/*
- * A table for the user, printed by print (eol as the channel wants).  One
- * longer than the client queue is fed in as the client reads; the channel
- * closes only once it has all gone out.
- */
-void chan_print(struct chan *c, void (*print)(FILE *, json_t *, const char *), json_t *msg);
-/*
- * Check a request's queueing (0 or a front_*() error): one that could not
- * be built (a name that is not UTF-8) or queued closes the channel, since
- * waiting for an answer that never comes would hold the broker connection
- * for nothing.  Returns true if it was queued.
- */
-bool chan_sent(struct chan *c, int r);
-/* Connect to the broker and say hello for the session's key; closes the channel on failure. */
-int chan_connect_broker(struct chan *c);
-/* The request naming a console arrived now: a "no console named" answer waits from here. */
-void chan_asked(struct chan *c);
-/* Attach to name (the broker decides; mode ATTACH_RW is the default "write if free"). */
-void chan_start_attach(struct chan *c, const char *name, enum attach_mode mode, long replay);
-/* Answer "no console named NAME", padded to CHAN_UNKNOWN_PAD_USEC after chan_asked(). */
-void chan_unknown(struct chan *c, const char *name);

@@ -1,19 +1,42 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Exec commands of an SSH channel ("ssh host list"): list [--json],
- * attach NAME [--ro|--force], who NAME.  The broker answers for the key;
- * the answer is printed as SSH users may see it (view.h) and the channel
- * closes with status 0, or 2 for a command that is not one of these.
+ * Exec commands of an SSH channel ("ssh host list"), parsed (pure, no I/O):
+ * list [--json], attach NAME [--ro|--force], who NAME.  The channel runs
+ * them: it asks the broker, which answers for the key, prints the answer
+ * with exec_printer() (as SSH users may see it: view.h) and closes with
+ * status 0, or 2 for a command that is not one of these.
  */
 #pragma once
 
+#include <jansson.h>
+#include <stdio.h>
+
 #include "front.h"
 
-struct chan;
+/* Longest command: a console name of the longest the channel takes (CHAN_NAME_MAX), and words. */
+#define EXEC_COMMAND_MAX (512 + 64)
 
-/* Parse and start command (the channel is new and within its limits). */
-void exec_start(struct chan *c, const char *command);
-/* A LIST or WHO event for a channel in CHAN_EXEC. */
-void exec_reply(struct chan *c, const struct front_event *e);
-/* The console name an exec command asked for, or NULL (for "no console named"). */
-const char *exec_console(const struct chan *c);
+enum exec_verb {
+	EXEC_LIST,
+	EXEC_LIST_JSON,
+	EXEC_WHO,
+	EXEC_ATTACH,
+};
+
+struct exec {
+	enum exec_verb verb;
+	char name[EXEC_COMMAND_MAX];  /* WHO, ATTACH: the console named */
+	enum attach_mode mode;        /* ATTACH: ATTACH_RW, or ATTACH_RO/ATTACH_FORCE */
+};
+
+/*
+ * 0 with *ret filled; -E2BIG for a command of EXEC_COMMAND_MAX bytes or
+ * more (never cut: a cut name could name another console); -EINVAL for
+ * anything that is not one of the commands.
+ */
+int exec_parse(const char *command, struct exec *ret);
+
+/* Prints a broker answer (the event's message) for the user, lines ending in eol. */
+typedef void exec_print_fn(FILE *f, json_t *msg, const char *eol);
+/* The printer for x's answer if an event of this type is one (LIST, WHO), else NULL. */
+exec_print_fn *exec_printer(const struct exec *x, enum front_event_type type);

@@ -4,30 +4,40 @@
  */
 #include <errno.h>
 #include <poll.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "authz.h"
 #include "channel.h"
+#include "clock.h"
 #include "log.h"
 #include "session.h"
-#include "sshd.h"
 #include "util.h"
 
 static void session_revoke_now(struct session *s, const char *why);
 
-static uint64_t now_usec(void)
+/* One audit line: event, the session's key fingerprint, and details (escaped). */
+static void session_audit(struct session *s, const char *event, const char *fmt, ...)
+	_printf_(3, 4);
+static void session_audit(struct session *s, const char *event, const char *fmt, ...)
 {
-	struct timespec ts;
+	char detail[512], user[160];
+	va_list ap;
 
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+	va_start(ap, fmt);
+	vsnprintf(detail, sizeof(detail), fmt, ap);
+	va_end(ap);
+	log_escape(s->user, strlen(s->user), user, sizeof(user));
+	log_notice("audit: %s from=%s user=%s key=%s comment=%s %s", event, s->addr, user,
+		   s->fingerprint[0] ? s->fingerprint : "-", s->comment[0] ? s->comment : "-",
+		   detail);
 }
 
-void session_update_events(struct session *s)
+/* Ask for EPOLLOUT if libssh has output pending; carry out a pending revocation. */
+static void session_update_events(struct session *s)
 {
 	int flags;
 
@@ -59,7 +69,11 @@ void session_update_events(struct session *s)
 /* Wire bytes of a packet besides its payload: length, padding length, padding, MAC. */
 #define PACKET_OVERHEAD_MAX (4 + 1 + (16 + 3) + 64)
 
-size_t session_unsent(struct session *s)
+/*
+ * Bytes libssh holds for the kernel: never less than the truth, and more
+ * by at most a few bytes per packet sent since its queue was last empty.
+ */
+static size_t session_unsent(struct session *s)
 {
 	uint64_t upper = s->packed.out_bytes + s->packed.out_packets * PACKET_OVERHEAD_MAX;
 	uint64_t gap = upper > s->sent.out_bytes ? upper - s->sent.out_bytes : 0;
@@ -76,22 +90,22 @@ void session_close(struct session *s, const char *why)
 		return;
 	s->dead = true;
 	if (s->state == SESSION_AUTHED)
-		sshd_audit(s, "logout", "reason=\"%s\"", why);
+		session_audit(s, "logout", "reason=\"%s\"", why);
 	else
 		log_info("connection from %s closed: %s", s->addr, why);
 	if (s->io)
 		watch_disable(s->io);
 	sd_event_source_set_enabled(s->grace, SD_EVENT_OFF);
 	sd_event_source_set_enabled(s->keepalive, SD_EVENT_OFF);
-	sshd_session_dead(s->sshd, s);
+	s->env->ops->closed(s->env->userdata, s);
 }
 
-void session_free(struct session *s)
+struct session *session_free(struct session *s)
 {
 	struct chan *c;
 
 	if (!s)
-		return;
+		return NULL;
 	while ((c = TAILQ_FIRST(&s->chans))) {
 		TAILQ_REMOVE(&s->chans, c, entry);
 		chan_free(c);
@@ -111,6 +125,7 @@ void session_free(struct session *s)
 	free(s->asked_key);
 	free(s->key);
 	free(s);
+	return NULL;
 }
 
 /* Tell every channel why, let them say it, then close. */
@@ -118,7 +133,7 @@ static void session_revoke_now(struct session *s, const char *why)
 {
 	struct chan *c, *next;
 
-	sshd_audit(s, "revoked", "reason=\"%s\"", why);
+	session_audit(s, "revoked", "reason=\"%s\"", why);
 	for (c = TAILQ_FIRST(&s->chans); c; c = next) {
 		next = TAILQ_NEXT(c, entry);
 		chan_close(c, 1, "%s; closing", why);
@@ -128,7 +143,12 @@ static void session_revoke_now(struct session *s, const char *why)
 	session_close(s, why);
 }
 
-void session_revoke(struct session *s, const char *why)
+/*
+ * The broker revoked the key (from inside a channel's broker handling):
+ * every channel is told why and the session closes, once the channel that
+ * heard it is out of its callback (session_update_events()).
+ */
+static void session_revoke(struct session *s, const char *why)
 {
 	/*
 	 * Called while a channel handles its broker's frames: pumping every
@@ -158,7 +178,8 @@ static int session_on_keepalive(sd_event_source *es, uint64_t usec, void *userda
 	if (ssh_send_keepalive(s->ssh) != SSH_OK)
 		session_close(s, "keepalive failed");
 	else {
-		sd_event_source_set_time_relative(es, (uint64_t)s->sshd->config.keepalive_s * 1000000);
+		sd_event_source_set_time_relative(es,
+						  (uint64_t)s->env->config->keepalive_s * 1000000);
 		session_update_events(s);
 	}
 	return 0;
@@ -208,19 +229,6 @@ static void session_on_io(struct watch *w, int fd, uint32_t revents, void *userd
 	session_update_events(s);
 }
 
-/* Other live sessions of the same key, within the per-key limit. */
-static unsigned session_count_key(const struct session *s)
-{
-	const struct session *o;
-	unsigned n = 0;
-
-	TAILQ_FOREACH(o, &s->sshd->sessions, entry)
-		if (o != s && !o->dead && o->state == SESSION_AUTHED && !o->over_limit &&
-		    strcmp(o->fingerprint, s->fingerprint) == 0)
-			n++;
-	return n;
-}
-
 /* libssh callbacks */
 
 /* The key as in authorized_keys, "TYPE BASE64"; NULL if libssh cannot say. */
@@ -263,7 +271,7 @@ static int session_authorize(struct session *s, const ssh_key pubkey, char *fp, 
 	if (!s->asked_key || strcmp(s->asked_key, line) != 0) {
 		const struct front_principal p = { .key = line, .from = s->addr };
 
-		r = authz_ask(&s->sshd->authz, &p, &a);
+		r = authz_ask(s->env->authz, &p, &a);
 		if (r < 0)
 			log_warning_errno(r, "connection from %s: no answer from ttyhubd whether the key "
 					  "may log in; refused", s->addr);
@@ -282,6 +290,7 @@ static int session_on_auth_pubkey(ssh_session ssh, const char *user, struct ssh_
 				  char state, void *userdata)
 {
 	struct session *s = userdata;
+	const struct session_config *cfg = s->env->config;
 	bool ok;
 
 	if (s->dead || s->state == SESSION_AUTHED)
@@ -292,7 +301,7 @@ static int session_on_auth_pubkey(ssh_session ssh, const char *user, struct ssh_
 	     session_authorize(s, pubkey, s->fingerprint, sizeof(s->fingerprint), s->comment,
 			       sizeof(s->comment));
 	if (!ok) {
-		if (++s->auth_failures >= s->sshd->config.max_auth_tries) {
+		if (++s->auth_failures >= cfg->max_auth_tries) {
 			log_notice("connection from %s: too many authentication failures", s->addr);
 			session_close(s, "too many authentication failures");
 		}
@@ -304,63 +313,133 @@ static int session_on_auth_pubkey(ssh_session ssh, const char *user, struct ssh_
 	/* The signature was verified by libssh: authenticated. */
 	s->key = TAKE_PTR(s->asked_key);
 	s->state = SESSION_AUTHED;
-	s->sshd->n_unauth--;
-	if (session_count_key(s) >= s->sshd->config.max_sessions_per_key) {
+	s->env->ops->authenticated(s->env->userdata, s);
+	/* Its channels speak for the key, from this address. */
+	s->chan_env.principal = (struct front_principal){ .key = s->key, .from = s->addr };
+	s->chan_env.user = s->user_too_long ? NULL : s->user;
+	if (s->env->ops->count_key(s->env->userdata, s) >= cfg->max_sessions_per_key) {
 		/* Let it in to be told why, then close it: at the latest after the grace time. */
 		s->over_limit = true;
-		sshd_audit(s, "refused", "reason=\"too many sessions with this key (at most %u)\"",
-			   s->sshd->config.max_sessions_per_key);
-		sd_event_source_set_time_relative(s->grace,
-						  (uint64_t)s->sshd->config.login_grace_s * 1000000);
+		session_audit(s, "refused", "reason=\"too many sessions with this key (at most %u)\"",
+			      cfg->max_sessions_per_key);
+		sd_event_source_set_time_relative(s->grace, (uint64_t)cfg->login_grace_s * 1000000);
 		return SSH_AUTH_SUCCESS;
 	}
 	sd_event_source_set_enabled(s->grace, SD_EVENT_OFF);
-	sd_event_source_set_time_relative(s->keepalive, (uint64_t)s->sshd->config.keepalive_s * 1000000);
+	sd_event_source_set_time_relative(s->keepalive, (uint64_t)cfg->keepalive_s * 1000000);
 	sd_event_source_set_enabled(s->keepalive, SD_EVENT_ON);
-	sshd_audit(s, "login", "%s", "method=publickey");
+	session_audit(s, "login", "%s", "method=publickey");
 	return SSH_AUTH_SUCCESS;
 }
 
 static ssh_channel session_on_channel_open(ssh_session ssh, void *userdata)
 {
 	struct session *s = userdata;
+	const struct session_config *cfg = s->env->config;
+	char refused[160] = "";
+	struct chan *c;
 
 	/* Past the limit, one more channel is opened only to say so. */
-	if (s->dead || s->state != SESSION_AUTHED || s->n_chans > s->sshd->config.max_channels)
+	if (s->dead || s->state != SESSION_AUTHED || s->n_chans > cfg->max_channels)
 		return NULL;
-	return chan_open(s, s->n_chans >= s->sshd->config.max_channels);
+	if (s->over_limit)
+		snprintf(refused, sizeof(refused),
+			 "too many sessions with your key (at most %u); closing",
+			 cfg->max_sessions_per_key);
+	else if (s->n_chans >= cfg->max_channels)
+		snprintf(refused, sizeof(refused),
+			 "too many channels in this session (at most %u); closing",
+			 cfg->max_channels);
+	if (chan_new(&s->chan_env, s->ssh, refused[0] ? refused : NULL, &c) < 0)
+		return NULL;
+	TAILQ_INSERT_TAIL(&s->chans, c, entry);
+	s->n_chans++;
+	return c->ch;
 }
 
-int session_new(struct sshd *d, int fd, const char *addr, struct session **ret)
+/* What its channels ask of the session (channel.h). */
+
+static void session_chan_audit(void *userdata, const char *event, const char *detail)
 {
+	session_audit(userdata, event, "%s", detail);
+}
+
+static size_t session_chan_unsent(void *userdata)
+{
+	return session_unsent(userdata);
+}
+
+static void session_chan_update_events(void *userdata)
+{
+	session_update_events(userdata);
+}
+
+static void session_chan_revoke(void *userdata, const char *why)
+{
+	session_revoke(userdata, why);
+}
+
+static void session_chan_finished(void *userdata, struct chan *c)
+{
+	struct session *s = userdata;
+
+	TAILQ_REMOVE(&s->chans, c, entry);
+	s->n_chans--;
+	chan_free(c);
+}
+
+static const struct chan_ops session_chan_ops = {
+	.audit = session_chan_audit,
+	.unsent = session_chan_unsent,
+	.update_events = session_chan_update_events,
+	.revoke = session_chan_revoke,
+	.finished = session_chan_finished,
+};
+
+int session_new(const struct session_env *env, int fd, const char *addr, struct session **ret)
+{
+	_cleanup_close_ int own_fd = fd; /* ours to close until libssh holds it */
 	struct session *s;
 	int r;
 
 	s = calloc(1, sizeof(*s));
-	if (!s) {
-		close(fd);
+	if (!s)
 		return -ENOMEM;
-	}
-	s->sshd = d;
+	s->env = env;
 	s->state = SESSION_KEX;
-	s->accepted_usec = now_usec();
+	s->accepted_usec = clock_now_usec();
 	snprintf(s->addr, sizeof(s->addr), "%s", addr);
 	TAILQ_INIT(&s->chans);
+	s->chan_env = (struct chan_env){ .event = env->event, .poller = env->poller,
+					 .config = &env->config->chan, .ops = &session_chan_ops,
+					 .userdata = s };
 	s->ssh = ssh_new();
-	if (!s->ssh) {
-		close(fd);
-		free(s);
-		return -ENOMEM;
+	s->pump = ssh_event_new();
+	if (!s->ssh || !s->pump) {
+		r = -ENOMEM;
+		goto fail;
 	}
-	if (ssh_bind_accept_fd(d->bind, s->ssh, fd) != SSH_OK) {
-		log_warning("connection from %s: %s", addr, ssh_get_error(d->bind));
-		if (ssh_get_fd(s->ssh) != fd)
-			close(fd);
-		ssh_free(s->ssh);
-		free(s);
-		return -EIO;
+	r = sd_event_add_time_relative(env->event, &s->grace, CLOCK_MONOTONIC,
+				       (uint64_t)env->config->login_grace_s * 1000000, 0,
+				       session_on_grace, s);
+	if (r >= 0)
+		r = sd_event_add_time_relative(env->event, &s->keepalive, CLOCK_MONOTONIC,
+					       (uint64_t)env->config->keepalive_s * 1000000, 0,
+					       session_on_keepalive, s);
+	if (r < 0) {
+		log_error_errno(r, "cannot watch connection");
+		goto fail;
 	}
-	/* From here on the libssh session owns fd. */
+	sd_event_source_set_enabled(s->keepalive, SD_EVENT_OFF);
+
+	r = ssh_bind_accept_fd(env->bind, s->ssh, fd) == SSH_OK ? 0 : -EIO;
+	/* Once libssh holds fd (even if accepting failed after), freeing its session closes it. */
+	if (ssh_get_fd(s->ssh) == fd)
+		TAKE_FD(own_fd);
+	if (r < 0) {
+		log_warning("connection from %s: %s", addr, ssh_get_error(env->bind));
+		goto fail;
+	}
 	s->cb = (struct ssh_server_callbacks_struct){
 		.userdata = s,
 		.auth_pubkey_function = session_on_auth_pubkey,
@@ -372,32 +451,32 @@ int session_new(struct sshd *d, int fd, const char *addr, struct session **ret)
 	ssh_set_blocking(s->ssh, 0);
 	ssh_set_counters(s->ssh, &s->sent, &s->packed);
 
-	r = ssh_handle_key_exchange(s->ssh);
-	s->pump = ssh_event_new();
-	if (r == SSH_ERROR || !s->pump || ssh_event_add_session(s->pump, s->ssh) != SSH_OK) {
+	/* This polls fd once: a peer that reset already makes libssh close it. */
+	if (ssh_handle_key_exchange(s->ssh) == SSH_ERROR ||
+	    ssh_event_add_session(s->pump, s->ssh) != SSH_OK) {
 		log_warning("connection from %s: cannot start the key exchange", addr);
-		if (s->pump)
-			ssh_event_free(s->pump);
-		s->pump = NULL;
-		ssh_free(s->ssh);
-		free(s);
-		return -EIO;
+		r = -EIO;
+		goto fail;
 	}
-	r = watch_add(d->poller, fd, EPOLLIN, session_on_io, s, &s->io);
-	if (r >= 0)
-		r = sd_event_add_time_relative(d->event, &s->grace, CLOCK_MONOTONIC,
-					       (uint64_t)d->config.login_grace_s * 1000000, 0,
-					       session_on_grace, s);
-	if (r >= 0)
-		r = sd_event_add_time_relative(d->event, &s->keepalive, CLOCK_MONOTONIC,
-					       (uint64_t)d->config.keepalive_s * 1000000, 0,
-					       session_on_keepalive, s);
+	/*
+	 * libssh may also have closed fd without an error: fail here rather
+	 * than close a session its owner has not taken yet.
+	 */
+	if (ssh_get_fd(s->ssh) == SSH_INVALID_SOCKET ||
+	    (ssh_get_status(s->ssh) & (SSH_CLOSED | SSH_CLOSED_ERROR))) {
+		log_info("connection from %s closed: connection closed", addr);
+		r = -ECONNRESET;
+		goto fail;
+	}
+	r = watch_add(env->poller, fd, EPOLLIN, session_on_io, s, &s->io);
 	if (r < 0) {
-		session_free(s);
-		return log_error_errno(r, "cannot watch connection");
+		log_error_errno(r, "cannot watch connection");
+		goto fail;
 	}
-	sd_event_source_set_enabled(s->keepalive, SD_EVENT_OFF);
 	session_update_events(s);
 	*ret = s;
 	return 0;
+fail:
+	session_free(s);
+	return r;
 }

@@ -18,6 +18,11 @@
  * After max_auth_tries refusals the connection is closed.  The session then
  * speaks for that key: every channel's broker connection says hello with
  * it, and ttyhubd decides each right.
+ *
+ * A session knows its daemon only through what the daemon gave it (a
+ * session_env with its session_ops), and gives each channel a chan_env
+ * (channel.h) that answers for it: audit lines name the session's key,
+ * address and user.
  */
 #pragma once
 
@@ -28,15 +33,48 @@
 #include <sys/queue.h>
 #include <systemd/sd-event.h>
 
+#include "channel.h"
+#include "poller.h"
 #include "userspec.h"
 
-struct sshd;
-struct chan;
+struct authz;
+struct session;
+
+/* The daemon's settings a session reads, each time it needs one (a reload changes them). */
+struct session_config {
+	unsigned login_grace_s;
+	unsigned max_auth_tries;
+	unsigned keepalive_s;
+	unsigned max_sessions_per_key; /* authenticated sessions of one key */
+	unsigned max_channels;
+	struct chan_config chan;       /* what its channels read */
+};
+
+/* What a session asks of its owner, the daemon (userdata: session_env.userdata). */
+struct session_ops {
+	/* s authenticated: it no longer counts as unauthenticated. */
+	void (*authenticated)(void *userdata, struct session *s);
+	/* Other live sessions of s's key that count against max_sessions_per_key. */
+	unsigned (*count_key)(void *userdata, const struct session *s);
+	/* s closed: the owner frees it (session_free()) later, never from this call. */
+	void (*closed)(void *userdata, struct session *s);
+};
+
+/* What every session is made with; borrowed, outlives them. */
+struct session_env {
+	sd_event *event;
+	struct poller *poller;
+	ssh_bind bind;                       /* accepts connections: holds the host key */
+	struct authz *authz;                 /* asks ttyhubd whether a key may log in */
+	const struct session_config *config;
+	const struct session_ops *ops;
+	void *userdata;
+};
 
 enum session_state { SESSION_KEX, SESSION_AUTH, SESSION_AUTHED };
 
 struct session {
-	struct sshd *sshd;
+	const struct session_env *env;
 	ssh_session ssh;              /* owned; owns the socket */
 	ssh_event pump;               /* owned */
 	struct ssh_server_callbacks_struct cb;
@@ -62,26 +100,22 @@ struct session {
 	char comment[128];            /* escaped */
 	char revoked[256];            /* the broker revoked the key: why (closed when set) */
 	bool dead;
+	struct chan_env chan_env;     /* its channels' (complete once authenticated) */
 	TAILQ_HEAD(, chan) chans;
 	unsigned n_chans;
-	TAILQ_ENTRY(session) entry;
+	TAILQ_ENTRY(session) entry;   /* in the owner's lists */
 };
 
-/* Takes fd (accepted, non-blocking) in all cases. */
-int session_new(struct sshd *d, int fd, const char *addr, struct session **ret);
-void session_free(struct session *s);
+/*
+ * Start the key exchange on fd (accepted, non-blocking); env is borrowed.
+ * Takes fd in all cases (closed on failure), unlike most constructors of
+ * the tree: from ssh_bind_accept_fd() on, libssh holds fd and closes it when
+ * its session is freed, or itself on a read or write error, with no call to
+ * give it back; keeping a duplicate for the caller meanwhile would hold two
+ * descriptors per connection being admitted (preauth_flood counts them).
+ */
+int session_new(const struct session_env *env, int fd, const char *addr, struct session **ret);
+/* Returns NULL, for `s = session_free(s)`. */
+struct session *session_free(struct session *s);
 /* Close the connection (after this dispatch); why is logged. */
 void session_close(struct session *s, const char *why);
-/*
- * The broker revoked the key (from inside a channel's broker handling):
- * every channel is told why and the session closes, once the channel that
- * heard it is out of its callback (session_update_events()).
- */
-void session_revoke(struct session *s, const char *why);
-/* Ask for EPOLLOUT if libssh has output pending; carry out a pending revocation. */
-void session_update_events(struct session *s);
-/*
- * Bytes libssh holds for the kernel: never less than the truth, and more
- * by at most a few bytes per packet sent since its queue was last empty.
- */
-size_t session_unsent(struct session *s);

@@ -7,15 +7,15 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <systemd/sd-daemon.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
+#include "keys.h"
 #include "log.h"
 #include "session.h"
 #include "sshd.h"
@@ -34,14 +34,6 @@
 		     "aes128-gcm@openssh.com,aes256-ctr,aes192-ctr,aes128-ctr"
 #define SSHD_MACS "hmac-sha2-256-etm@openssh.com,hmac-sha2-512-etm@openssh.com"
 
-static uint64_t now_usec(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
-}
-
 static int sshd_on_sweep(sd_event_source *es, void *userdata)
 {
 	struct sshd *d = userdata;
@@ -53,6 +45,61 @@ static int sshd_on_sweep(sd_event_source *es, void *userdata)
 	}
 	return 0;
 }
+
+/* What sessions read of the configuration: at start, and again after each reload. */
+static void sshd_session_config(struct sshd *d)
+{
+	d->session_config = (struct session_config){
+		.login_grace_s = d->config.login_grace_s,
+		.max_auth_tries = d->config.max_auth_tries,
+		.keepalive_s = d->config.keepalive_s,
+		.max_sessions_per_key = d->config.max_sessions_per_key,
+		.max_channels = d->config.max_channels,
+		.chan = { .broker = d->config.broker, .menu_timeout_s = d->config.menu_timeout_s },
+	};
+}
+
+static void sshd_session_authenticated(void *userdata, struct session *s)
+{
+	struct sshd *d = userdata;
+
+	d->n_unauth--;
+}
+
+static unsigned sshd_count_key(void *userdata, const struct session *s)
+{
+	struct sshd *d = userdata;
+	const struct session *o;
+	unsigned n = 0;
+
+	TAILQ_FOREACH(o, &d->sessions, entry)
+		if (o != s && !o->dead && o->state == SESSION_AUTHED && !o->over_limit &&
+		    strcmp(o->fingerprint, s->fingerprint) == 0)
+			n++;
+	return n;
+}
+
+/* A closed session moves to the dead list; the sweep frees it. */
+static void sshd_session_closed(void *userdata, struct session *s)
+{
+	struct sshd *d = userdata;
+
+	TAILQ_REMOVE(&d->sessions, s, entry);
+	TAILQ_INSERT_TAIL(&d->dead, s, entry);
+	d->n_sessions--;
+	if (s->state != SESSION_AUTHED)
+		d->n_unauth--;
+	sd_event_source_set_enabled(d->sweep, SD_EVENT_ONESHOT);
+	/* Its descriptors are freed by the sweep: accepting may go on after it. */
+	if (d->accept_retry)
+		sd_event_source_set_time_relative(d->accept_retry, 0);
+}
+
+static const struct session_ops sshd_session_ops = {
+	.authenticated = sshd_session_authenticated,
+	.count_key = sshd_count_key,
+	.closed = sshd_session_closed,
+};
 
 int sshd_init(struct sshd *d, sd_event *e, const struct sshd_config *cfg)
 {
@@ -100,6 +147,11 @@ int sshd_init(struct sshd *d, sd_event *e, const struct sshd_config *cfg)
 	    ssh_bind_options_set(d->bind, SSH_BIND_OPTIONS_HMAC_S_C, SSHD_MACS) < 0 ||
 	    ssh_bind_options_set(d->bind, SSH_BIND_OPTIONS_HOSTKEY_ALGORITHMS, "ssh-ed25519") < 0)
 		return log_error_errno(-EINVAL, "cannot set algorithms: %s", ssh_get_error(d->bind));
+	sshd_session_config(d);
+	d->session_env = (struct session_env){ .event = d->event, .poller = d->poller,
+					       .bind = d->bind, .authz = &d->authz,
+					       .config = &d->session_config,
+					       .ops = &sshd_session_ops, .userdata = d };
 	return authz_init(&d->authz, cfg->broker);
 }
 
@@ -128,19 +180,6 @@ void sshd_done(struct sshd *d)
 	free((char *)d->config.broker);
 }
 
-void sshd_session_dead(struct sshd *d, struct session *s)
-{
-	TAILQ_REMOVE(&d->sessions, s, entry);
-	TAILQ_INSERT_TAIL(&d->dead, s, entry);
-	d->n_sessions--;
-	if (s->state != SESSION_AUTHED)
-		d->n_unauth--;
-	sd_event_source_set_enabled(d->sweep, SD_EVENT_ONESHOT);
-	/* Its descriptors are freed by the sweep: accepting may go on after it. */
-	if (d->accept_retry)
-		sd_event_source_set_time_relative(d->accept_retry, 0);
-}
-
 static int sshd_on_accept_retry(sd_event_source *es, uint64_t usec, void *userdata)
 {
 	struct sshd *d = userdata;
@@ -165,20 +204,6 @@ static void sshd_pause_accept(struct sshd *d, int err)
 		return; /* cannot pause: keep accepting */
 	sd_event_source_set_enabled(d->listen_io, SD_EVENT_OFF);
 	log_warning_errno(err, "cannot accept connections; pausing");
-}
-
-void sshd_audit(struct session *s, const char *event, const char *fmt, ...)
-{
-	char detail[512], user[160];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(detail, sizeof(detail), fmt, ap);
-	va_end(ap);
-	log_escape(s->user, strlen(s->user), user, sizeof(user));
-	log_notice("audit: %s from=%s user=%s key=%s comment=%s %s", event, s->addr, user,
-		   s->fingerprint[0] ? s->fingerprint : "-", s->comment[0] ? s->comment : "-",
-		   detail);
 }
 
 /*
@@ -226,7 +251,7 @@ static bool sshd_evict(struct sshd *d, const char *addr)
 /* Rate-limited: one line per 10 s for the pre-authentication limits. */
 static void sshd_note_refusal(struct sshd *d, const char *what)
 {
-	uint64_t now = now_usec();
+	uint64_t now = clock_now_usec();
 
 	d->refused_since_log++;
 	if (now - d->refused_logged_usec < 10 * 1000000ULL)
@@ -299,7 +324,7 @@ static int sshd_on_accept(sd_event_source *es, int lfd, uint32_t revents, void *
 	setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
 	/* Keystrokes and their echo are small packets: Nagle would hold them for an ACK. */
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	if (session_new(d, fd, addr, &s) < 0)
+	if (session_new(&d->session_env, fd, addr, &s) < 0)
 		return 0;
 	TAILQ_INSERT_TAIL(&d->sessions, s, entry);
 	d->n_sessions++;
@@ -382,6 +407,7 @@ int sshd_listen(struct sshd *d)
 
 int sshd_reload(struct sshd *d)
 {
+	sshd_session_config(d);
 	/* Sessions stay: ttyhubd revokes keys it no longer admits, on its own reload. */
 	return authz_set_path(&d->authz, d->config.broker);
 }

@@ -26,10 +26,8 @@
 #include <systemd/sd-event.h>
 
 #include "authz.h"
-#include "keys.h"
 #include "poller.h"
-
-struct session;
+#include "session.h"
 
 struct sshd_config {
 	const char *listen;      /* ADDR:PORT when not socket-activated */
@@ -55,6 +53,8 @@ struct sshd {
 	sd_event_source *listen_io;  /* owned */
 	struct poller *poller;       /* owned; every connection and broker socket */
 	struct authz authz;          /* asks ttyhubd whether a key may log in */
+	struct session_config session_config; /* from config: what sessions read */
+	struct session_env session_env;       /* what every session is made with */
 	TAILQ_HEAD(, session) sessions;
 	unsigned n_sessions;
 	unsigned n_unauth;
@@ -68,11 +68,8 @@ struct sshd {
 int sshd_init(struct sshd *d, sd_event *e, const struct sshd_config *cfg);
 void sshd_done(struct sshd *d);
 int sshd_listen(struct sshd *d);
-/* The configuration was reloaded: take its broker path (limits apply as they are read). */
+/*
+ * The configuration was reloaded: take its broker path and limits (sessions
+ * and channels read them as they need them).
+ */
 int sshd_reload(struct sshd *d);
-/* Move a closed session to the dead list; the sweep frees it. */
-void sshd_session_dead(struct sshd *d, struct session *s);
-
-/* One audit line: event, the session's key fingerprint, and details (escaped). */
-void sshd_audit(struct session *s, const char *event, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
