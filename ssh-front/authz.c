@@ -112,6 +112,13 @@ static int authz_open(struct authz *a, uint64_t deadline)
 	return r;
 }
 
+int authz_connect(struct authz *a)
+{
+	if (a->fd >= 0)
+		return 0;
+	return authz_open(a, clock_now_usec() + AUTHZ_TIMEOUT_USEC);
+}
+
 int authz_ask(struct authz *a, const struct front_principal *p, struct authz_answer *ret)
 {
 	uint64_t deadline = clock_now_usec() + AUTHZ_TIMEOUT_USEC;

@@ -3,9 +3,11 @@
  * Asking ttyhubd whether an SSH key may log in.  ttyhub-sshd reads no
  * access file: ttyhubd does, and answers `authorize` {key, from} with the
  * key's fingerprint and comment, or `denied`.  One connection serves every
- * question; it is opened on the first, kept, and opened again after the
- * broker closed it (a restart) or after a question went unanswered, so a
- * late answer can never be taken for the next key's.
+ * question; it is opened at start (authz_connect(), so the first login does
+ * not wait for it and ttyhubd holds it from then on), else on the first
+ * question, kept, and opened again after the broker closed it (a restart) or
+ * after a question went unanswered, so a late answer can never be taken for
+ * the next key's.
  *
  * authz_ask() blocks, for at most AUTHZ_TIMEOUT_USEC: see session.c for
  * why that is acceptable.
@@ -33,6 +35,8 @@ int authz_init(struct authz *a, const char *path);
 /* A new broker path (reload): the connection is opened again on the next question. */
 int authz_set_path(struct authz *a, const char *path);
 void authz_done(struct authz *a);
+/* Open the connection now unless it is open (blocks for at most AUTHZ_TIMEOUT_USEC). */
+int authz_connect(struct authz *a);
 
 /*
  * 1 with *ret filled: the key may log in from there; 0: the broker said no;

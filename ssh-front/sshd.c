@@ -152,7 +152,14 @@ int sshd_init(struct sshd *d, sd_event *e, const struct sshd_config *cfg)
 					       .bind = d->bind, .authz = &d->authz,
 					       .config = &d->session_config,
 					       .ops = &sshd_session_ops, .userdata = d };
-	return authz_init(&d->authz, cfg->broker);
+	r = authz_init(&d->authz, cfg->broker);
+	if (r < 0)
+		return r;
+	r = authz_connect(&d->authz);
+	if (r < 0)
+		log_warning_errno(r, "ttyhubd does not answer on %s yet (asked again at the first "
+				  "login)", cfg->broker);
+	return 0;
 }
 
 void sshd_done(struct sshd *d)
