@@ -818,16 +818,17 @@ fail:
 	return r;
 }
 
-void access_file_free(struct access_file *f)
+struct access_file *access_file_free(struct access_file *f)
 {
 	if (!f)
-		return;
+		return NULL;
 	for (size_t i = 0; i < f->n_entries; i++)
 		access_entry_done(&f->entries[i]);
 	free(f->entries);
 	access_notes_free(f->errors, f->n_errors);
 	access_notes_free(f->warnings, f->n_warnings);
 	free(f);
+	return NULL;
 }
 
 /* Whether one rule applies to the console (see access.h for the kinds). */

@@ -101,7 +101,7 @@ struct access_console {
  * entries and per-line errors), -EFBIG if len > ACCESS_MAX_SIZE, -ENOMEM.
  */
 int access_parse(const char *buf, size_t len, struct access_file **ret);
-void access_file_free(struct access_file *f);
+struct access_file *access_file_free(struct access_file *f);
 
 /* Highest right any rule grants for the console. */
 enum access_right access_check(const struct access_entry *e, const struct access_console *con);

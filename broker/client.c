@@ -58,10 +58,10 @@ int client_new(struct client_env *env, int fd, struct client **ret)
 	return 0;
 }
 
-void client_free(struct client *c)
+struct client *client_free(struct client *c)
 {
 	if (!c)
-		return;
+		return NULL;
 	if (c->att.console)
 		console_detach(c->att.console, &c->att, true);
 	c->io = watch_free(c->io);
@@ -73,6 +73,7 @@ void client_free(struct client *c)
 		principal_done(c->principal);
 	free(c->principal);
 	free(c);
+	return NULL;
 }
 
 void client_kill(struct client *c, const char *why)

@@ -36,6 +36,7 @@
 #include "console.h"
 #include "obuf.h"
 #include "policy.h"
+#include "frame-reader.h"
 #include "proto.h"
 
 struct client;
@@ -117,7 +118,7 @@ struct client {
 
 /* env is borrowed and must outlive the client; the client takes the next id from it. */
 int client_new(struct client_env *env, int fd, struct client **ret);
-void client_free(struct client *c);
+struct client *client_free(struct client *c);
 /* Close this client after the current dispatch. */
 void client_kill(struct client *c, const char *why);
 

@@ -2,7 +2,8 @@
 /*
  * ttyhubd: the console broker.  Finds guest consoles, holds and drains
  * their chardevs, and serves them to the fronts over the broker socket.
- * One sd-event loop; no threads.
+ * One sd-event loop; the libvirt source alone runs a helper thread
+ * (source-libvirt.h says why and what it shares).
  */
 #include <errno.h>
 #include <getopt.h>

@@ -23,6 +23,7 @@
 
 #include "escape.h"
 #include "obuf.h"
+#include "frame-reader.h"
 #include "proto.h"
 
 struct front {

@@ -6,9 +6,11 @@
  * Control frames carry one JSON object with a string member "type".
  * Client -> broker: hello, authorize, list, attach, take, release, who,
  * replay, break, resize, detach.  Broker -> client: hello, authorized, list,
- * attached, state, who, break-sent, detached, notice, error.  Data frames carry console bytes in both directions
- * (client -> broker only from the writer).  The member lists are documented
- * in docs/protocol.md; message.h builds every message.
+ * attached, state, who, break-sent, detached, notice, error.  Data frames
+ * carry console bytes in both directions (client -> broker only from the
+ * writer).  The member lists are documented in docs/protocol.md (a unit test
+ * keeps it in step with enum proto_msg); message.h builds every message.
+ * Frames are read from a stream with frame-reader.h.
  */
 #pragma once
 
@@ -131,23 +133,3 @@ int proto_decode_control(const uint8_t *payload, size_t len, json_t **ret, const
  * string "all" (PROTO_REPLAY_ALL).  -EINVAL otherwise.
  */
 int proto_parse_replay(const json_t *v, long *ret);
-
-/*
- * Buffered frame reader for a stream fd, with room for exactly one maximal
- * frame.  frame_reader_fill() reads what is available (non-blocking fds
- * return 0 with nothing read); frame_reader_next() yields complete frames,
- * whose payload stays valid until the next fill.
- */
-struct frame_reader {
-	uint8_t *buf; /* owned, FRAME_HEADER + FRAME_MAX bytes */
-	size_t len;   /* bytes held */
-	size_t off;   /* start of the first unparsed byte */
-	bool eof;
-};
-
-int frame_reader_init(struct frame_reader *r);
-void frame_reader_done(struct frame_reader *r);
-/* Returns bytes read (0 if none available), or -errno. Sets r->eof on EOF. */
-ssize_t frame_reader_fill(struct frame_reader *r, int fd);
-/* 1 with *ret, 0 if no complete frame is buffered, or -EBADMSG/-EMSGSIZE. */
-int frame_reader_next(struct frame_reader *r, struct frame *ret);

@@ -29,6 +29,7 @@
 #include "chardev.h"
 #include "frame.h"
 #include "obuf.h"
+#include "frame-reader.h"
 #include "proto.h"
 
 /* Run every event source that is ready, without waiting. */

@@ -16,6 +16,7 @@
 #include <cmocka.h>
 
 #include "frame.h"
+#include "frame-reader.h"
 #include "proto.h"
 
 static void test_header_roundtrip(void **state)
