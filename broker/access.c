@@ -36,8 +36,6 @@
 #include "access.h"
 #include "util.h"
 
-#define ACCESS_MAX_ERRORS 100
-#define ACCESS_MSG_MAX 256
 #define ACCESS_QUOTE_MAX 80
 
 static const char *const access_key_types[] = {
@@ -104,7 +102,7 @@ static bool access_in_list(const char *s, const char *const *list, size_t n)
 	return false;
 }
 
-static bool access_is_key_type(const char *s)
+bool access_is_key_type(const char *s)
 {
 	return access_in_list(s, access_key_types,
 			      sizeof(access_key_types) / sizeof(access_key_types[0]));

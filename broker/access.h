@@ -38,6 +38,10 @@
 #include <stdint.h>
 
 #define ACCESS_MAX_SIZE (4u * 1024 * 1024)
+/* Errors (and warnings) kept per file; past it one "too many" note. */
+#define ACCESS_MAX_ERRORS 100
+/* An error or warning message is shorter than this. */
+#define ACCESS_MSG_MAX 256
 #define ACCESS_MAX_LINE 16384
 
 enum access_right {
@@ -102,6 +106,9 @@ struct access_console {
  */
 int access_parse(const char *buf, size_t len, struct access_file **ret);
 struct access_file *access_file_free(struct access_file *f);
+
+/* Whether s is a public-key type an access line may hold (certificates are not). */
+bool access_is_key_type(const char *s);
 
 /* Highest right any rule grants for the console. */
 enum access_right access_check(const struct access_entry *e, const struct access_console *con);

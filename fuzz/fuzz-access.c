@@ -39,21 +39,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 /* The parser is linear per line but the harness is not: keep inputs small. */
 #define FUZZ_ACCESS_MAX_INPUT (64u * 1024)
-/* access.c keeps ACCESS_MAX_ERRORS (100) errors, then one "too many" notice. */
-#define FUZZ_ACCESS_MAX_ERRORS 101
-/* access.c formats messages into a 256-byte buffer. */
-#define FUZZ_ACCESS_MSG_MAX 256
-
-static const char *const fuzz_key_types[] = {
-	"ssh-ed25519",
-	"ssh-rsa",
-	"ecdsa-sha2-nistp256",
-	"ecdsa-sha2-nistp384",
-	"ecdsa-sha2-nistp521",
-	"sk-ssh-ed25519@openssh.com",
-	"sk-ecdsa-sha2-nistp256@openssh.com",
-	"ssh-dss",
-};
+/* ACCESS_MAX_ERRORS errors are kept, then one "too many" notice. */
+#define FUZZ_ACCESS_MAX_ERRORS (ACCESS_MAX_ERRORS + 1)
 
 static const struct access_console fuzz_fixed_consoles[] = {
 	{ "web01", NULL, NULL },
@@ -95,15 +82,11 @@ static bool fuzz_is_literal(const char *s)
 
 static void fuzz_check_key(const struct access_entry *e)
 {
-	bool known = false;
 	size_t n;
 
 	if (!e->keytype || !e->base64)
 		abort();
-	for (size_t i = 0; i < FUZZ_N(fuzz_key_types); i++)
-		if (strcmp(e->keytype, fuzz_key_types[i]) == 0)
-			known = true;
-	if (!known)
+	if (!access_is_key_type(e->keytype))
 		abort();
 	n = strlen(e->base64);
 	if (n == 0 || n % 4 != 0)
@@ -249,7 +232,7 @@ static void fuzz_check_warnings(const struct access_file *f, unsigned nlines)
 		if (ei == f->n_entries || f->entries[ei].line != w->line)
 			abort();
 		n = strlen(w->message);
-		if (n == 0 || n >= FUZZ_ACCESS_MSG_MAX)
+		if (n == 0 || n >= ACCESS_MSG_MAX)
 			abort();
 		for (size_t k = 0; k < n; k++)
 			if (w->message[k] < 0x20 || w->message[k] > 0x7e)
@@ -273,7 +256,7 @@ static void fuzz_check_errors(const struct access_file *f, unsigned nlines)
 		if (!err->message)
 			abort();
 		n = strlen(err->message);
-		if (n == 0 || n >= FUZZ_ACCESS_MSG_MAX)
+		if (n == 0 || n >= ACCESS_MSG_MAX)
 			abort();
 		for (size_t k = 0; k < n; k++)
 			if (err->message[k] < 0x20 || err->message[k] > 0x7e)

@@ -130,6 +130,29 @@ static inline size_t fd_read_now(int fd, void *buf, size_t size)
 	return (size_t)n;
 }
 
+/* Byte i of a test stream (writers and checkers agree on it; not periodic in 256). */
+static inline uint8_t stream_byte(size_t i)
+{
+	return (uint8_t)(i * 13 + i / 509);
+}
+
+/*
+ * Read what the guest end has now and check it continues the stream at
+ * *received; returns the bytes read (0: nothing there yet).
+ */
+static inline size_t guest_read_stream(int fd, size_t *received)
+{
+	uint8_t buf[8192];
+	size_t n = fd_read_now(fd, buf, sizeof(buf));
+
+	for (size_t i = 0; i < n; i++)
+		if (buf[i] != stream_byte(*received + i))
+			fail_msg("byte %zu: got %u, want %u", *received + i, buf[i],
+				 stream_byte(*received + i));
+	*received += n;
+	return n;
+}
+
 /* ---- a broker protocol peer: the far end of a client's socket ---- */
 
 struct peer {
@@ -188,6 +211,21 @@ static inline void peer_note_data(struct peer *p, const uint8_t *data, size_t le
 	p->data_kept += len;
 }
 
+/* A control frame from the client, decoded (it must be valid); "dropped" notices counted. */
+static inline json_t *peer_control(struct peer *p, const struct frame *f, const char **ret_type)
+{
+	json_t *msg;
+	const char *t;
+	char err[128];
+
+	assert_int_equal(proto_decode_control(f->payload, f->len, &msg, &t, err, sizeof(err)), 0);
+	if (json_object_get(msg, "dropped"))
+		p->dropped_notices++;
+	if (ret_type)
+		*ret_type = t;
+	return msg;
+}
+
 /*
  * The next control message whose type is `type`, running the loop; data
  * frames and other messages on the way are counted (data) or dropped.
@@ -213,14 +251,9 @@ static inline json_t *peer_expect(struct peer *p, sd_event *e, const char *type)
 			peer_note_data(p, f.payload, f.len);
 			continue;
 		}
-		json_t *msg;
 		const char *t;
-		char err[128];
+		json_t *msg = peer_control(p, &f, &t);
 
-		assert_int_equal(proto_decode_control(f.payload, f.len, &msg, &t, err, sizeof(err)),
-				 0);
-		if (json_object_get(msg, "dropped"))
-			p->dropped_notices++;
 		if (strcmp(t, type) == 0)
 			return msg;
 		json_decref(msg);
@@ -244,14 +277,6 @@ static inline void peer_drain(struct peer *p)
 			peer_note_data(p, f.payload, f.len);
 			continue;
 		}
-		json_t *msg;
-		const char *t;
-		char err[128];
-
-		assert_int_equal(proto_decode_control(f.payload, f.len, &msg, &t, err, sizeof(err)),
-				 0);
-		if (json_object_get(msg, "dropped"))
-			p->dropped_notices++;
-		json_decref(msg);
+		json_decref(peer_control(p, &f, NULL));
 	}
 }
