@@ -480,24 +480,26 @@ static void run_keys(const uint8_t *keys, size_t len, const uint8_t prefix[2], b
 			abort();
 		if (may_write)
 			nwant += outlen;
-		/* Unframe what was queued. */
+		if (cmd != ESCAPE_NONE) {
+			/* The keys left the reserve free: the command's request fits behind them. */
+			int r = front_escape_request(&f, cmd);
+
+			if (cmd == ESCAPE_HELP ? r != -EOPNOTSUPP : r != 0)
+				abort();
+		}
+		/* Unframe what was queued: the keys' data frames, then any request. */
 		while (obuf_len(&f.out) > 0) {
 			struct frame fr;
 			int n = frame_parse(obuf_data(&f.out), obuf_len(&f.out), &fr);
 
-			if (n <= 0 || fr.type != FRAME_DATA || fr.len == 0 ||
-			    ngot + fr.len > len + 2)
+			if (n <= 0 || (fr.type == FRAME_DATA ? fr.len == 0 || ngot + fr.len > len + 2
+							     : cmd == ESCAPE_NONE))
 				abort();
-			memcpy(got + ngot, fr.payload, fr.len);
-			ngot += fr.len;
+			if (fr.type == FRAME_DATA) {
+				memcpy(got + ngot, fr.payload, fr.len);
+				ngot += fr.len;
+			}
 			obuf_consume(&f.out, (size_t)n);
-		}
-		if (cmd != ESCAPE_NONE) {
-			int r = front_escape_request(&f, cmd);
-
-			if (cmd == ESCAPE_HELP ? r != -EOPNOTSUPP : r != 0)
-				abort(); /* the reserve keeps room for it */
-			obuf_consume(&f.out, obuf_len(&f.out));
 		}
 		if (used == 0 && cmd == ESCAPE_NONE)
 			abort(); /* an empty queue always takes keys */
