@@ -32,12 +32,18 @@ int listing_collect(json_t **acc, json_t *piece)
 
 	if (!json_is_array(consoles) || (errors && !json_is_array(errors)))
 		r = -EBADMSG;
-	else if (!*acc && !(*acc = json_pack("{s:s, s:[], s:[]}", "type", "list", "consoles",
-					      "errors")))
+	else if (!*acc && !(*acc = json_pack("{s:s, s:[], s:[], s:i}", "type", "list", "consoles",
+					      "errors", "pieces", 0)))
 		r = -ENOMEM;
-	else if (json_array_size(json_object_get(*acc, "consoles")) + json_array_size(consoles) >
+	else if (json_array_size(json_object_get(*acc, "consoles")) + json_array_size(consoles) +
+		 json_array_size(json_object_get(*acc, "errors")) + json_array_size(errors) >
 		 LISTING_MAX_CONSOLES)
 		r = -E2BIG;
+	else if (json_integer_value(json_object_get(*acc, "pieces")) >= LISTING_MAX_PIECES)
+		r = -E2BIG;
+	else if (json_object_set_new(*acc, "pieces",
+				     json_integer(json_integer_value(json_object_get(*acc, "pieces")) + 1)) < 0)
+		r = -ENOMEM;
 	else if (json_array_extend(json_object_get(*acc, "consoles"), consoles) < 0 ||
 		 (errors && json_array_extend(json_object_get(*acc, "errors"), errors) < 0))
 		r = -ENOMEM;

@@ -12,13 +12,20 @@
 #include <jansson.h>
 #include <stdio.h>
 
-/* Bound on the consoles one collected list may hold. */
+/*
+ * Bounds on one collected list: the consoles and source errors it holds
+ * together, and the pieces it comes in (each at most a frame, so a list
+ * takes at most LISTING_MAX_PIECES * FRAME_MAX bytes to send, whatever the
+ * sender puts in them; a 65,536-console list needs about 350 pieces).
+ */
 #define LISTING_MAX_CONSOLES 65536
+#define LISTING_MAX_PIECES 1024
 
 /*
  * Add one `list` piece to *acc (NULL before the first).  Returns 1 while more
  * pieces follow, 0 when *acc holds the whole list (the caller then owns it),
- * -EBADMSG for a malformed piece, -E2BIG past LISTING_MAX_CONSOLES, -ENOMEM.
+ * -EBADMSG for a malformed piece, -E2BIG past LISTING_MAX_CONSOLES entries
+ * or LISTING_MAX_PIECES pieces, -ENOMEM.
  * On error *acc is freed and reset to NULL.
  */
 int listing_collect(json_t **acc, json_t *piece);

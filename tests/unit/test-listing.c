@@ -95,6 +95,38 @@ static void test_bound(void **state)
 	assert_null(acc);
 }
 
+/* Errors count against the bound too, and so do empty pieces that never end. */
+static void test_bound_errors_and_pieces(void **state)
+{
+	json_t *acc = NULL, *errors = json_array(), *p;
+	int r = 1, pieces = 0;
+
+	for (int i = 0; i < 4096; i++)
+		json_array_append_new(errors, json_pack("{s:s, s:s}", "origin", "o", "message", "m"));
+	p = json_pack("{s:s, s:[], s:o, s:b}", "type", "list", "consoles", "errors", errors, "more",
+		      true);
+	while (r == 1) {
+		r = listing_collect(&acc, p);
+		pieces++;
+	}
+	json_decref(p);
+	assert_int_equal(r, -E2BIG);
+	assert_int_equal(pieces, LISTING_MAX_CONSOLES / 4096 + 1);
+	assert_null(acc);
+
+	p = piece(0, 0, true, NULL);
+	r = 1;
+	pieces = 0;
+	while (r == 1) {
+		r = listing_collect(&acc, p);
+		pieces++;
+	}
+	json_decref(p);
+	assert_int_equal(r, -E2BIG);
+	assert_int_equal(pieces, LISTING_MAX_PIECES + 1);
+	assert_null(acc);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -102,6 +134,7 @@ int main(void)
 		cmocka_unit_test(test_single_piece_without_more),
 		cmocka_unit_test(test_malformed_piece_frees_partial),
 		cmocka_unit_test(test_bound),
+		cmocka_unit_test(test_bound_errors_and_pieces),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
