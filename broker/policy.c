@@ -216,5 +216,5 @@ bool policy_may_break(const struct policy *p, const struct principal *pr,
 {
 	const struct access_entry *e = policy_entry(p, pr);
 
-	return e && e->brk && policy_right(p, pr, c) == ACCESS_RW;
+	return e && e->brk && access_check(e, c) == ACCESS_RW;
 }

@@ -393,7 +393,10 @@ size_t front_format(const struct front *f, const struct front_event *e, bool at_
 {
 	char text[1024];
 
-	if (front_event_text(f, e, text, sizeof(text)) == 0)
+	if (front_event_text(f, e, text, sizeof(text)) == 0) {
+		if (size > 0)
+			buf[0] = '\0';
 		return 0;
+	}
 	return front_line(text, at_bol, crlf, buf, size);
 }

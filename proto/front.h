@@ -167,7 +167,7 @@ size_t front_event_text(const struct front *f, const struct front_event *e, char
  */
 size_t front_line(const char *text, bool at_bol, bool crlf, char *buf, size_t size);
 
-/* front_event_text() as a front_line(); 0 for events that show no text. */
+/* front_event_text() as a front_line(); 0 (and "") for events that show no text. */
 size_t front_format(const struct front *f, const struct front_event *e, bool at_bol, bool crlf,
 		    char *buf, size_t size);
 

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Unit tests for the console registry (broker/registry.c): names mean one
- * thing.  Consoles are bare structs (no chardev, no server); the list JSON
- * of a console is stubbed.
+ * thing.  Consoles are bare structs (no chardev, no server); list pieces
+ * describe them through the test's own callback (describe() below).
  */
 #include <errno.h>
 #include <setjmp.h>
