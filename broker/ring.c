@@ -6,6 +6,7 @@
  * ring.h), so the ring itself keeps no per-reader state.
  */
 #include <errno.h>
+#include <sys/random.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -25,6 +26,9 @@ int ring_init(struct ring *r, size_t capacity)
 		return -ENOMEM;
 	r->cap = cap;
 	r->head = 0;
+	memset(r->epochs, 0, sizeof(r->epochs));
+	r->lease_set = false;
+	ring_new_epoch(r);
 	return 0;
 }
 
@@ -116,4 +120,57 @@ uint64_t ring_lines_back(const struct ring *r, unsigned lines)
 			return pos + 1;
 	}
 	return tail;
+}
+
+static uint64_t ring_random_id(void)
+{
+	uint64_t id = 0;
+
+	while (id == 0)
+		if (getrandom(&id, sizeof(id), 0) != (ssize_t)sizeof(id))
+			id = 0;
+	return id;
+}
+
+uint64_t ring_epoch(const struct ring *r)
+{
+	return r->epochs[0].id;
+}
+
+void ring_new_epoch(struct ring *r)
+{
+	if (r->epochs[0].id != 0 && r->epochs[0].start == r->head)
+		return;
+	memmove(&r->epochs[1], &r->epochs[0], sizeof(r->epochs[0]) * (RING_EPOCHS - 1));
+	r->epochs[0].id = ring_random_id();
+	r->epochs[0].start = r->head;
+}
+
+bool ring_epoch_known(const struct ring *r, uint64_t id)
+{
+	if (id == 0)
+		return false;
+	for (size_t i = 0; i < RING_EPOCHS; i++)
+		if (r->epochs[i].id == id)
+			return true;
+	return false;
+}
+
+void ring_set_lease(struct ring *r, const uint8_t lease[RING_LEASE_SIZE])
+{
+	memcpy(r->lease, lease, RING_LEASE_SIZE);
+	r->lease_set = true;
+}
+
+void ring_clear_lease(struct ring *r)
+{
+	memset(r->lease, 0, RING_LEASE_SIZE);
+	r->lease_set = false;
+}
+
+bool ring_get_lease(const struct ring *r, uint8_t ret[RING_LEASE_SIZE])
+{
+	if (r->lease_set)
+		memcpy(ret, r->lease, RING_LEASE_SIZE);
+	return r->lease_set;
 }

@@ -14,7 +14,7 @@ int frame_parse(const uint8_t *buf, size_t len, struct frame *ret)
 
 	if (len < 1)
 		return 0;
-	if (buf[0] != FRAME_CONTROL && buf[0] != FRAME_DATA)
+	if (buf[0] != FRAME_CONTROL && buf[0] != FRAME_DATA && buf[0] != FRAME_OUTPUT)
 		return -EBADMSG;
 	if (len < FRAME_HEADER)
 		return 0;

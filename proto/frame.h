@@ -14,8 +14,19 @@
 
 enum frame_type {
 	FRAME_CONTROL = 'C',
-	FRAME_DATA = 'D',
+	FRAME_DATA = 'D',   /* client -> broker: the writer's keystrokes */
+	FRAME_OUTPUT = 'O', /* broker -> client: console output with its offsets */
 };
+
+/*
+ * An output frame's payload starts with two big-endian uint64_t: the
+ * console offset of the first ring byte it stands for (start) and of the
+ * byte after its last (end); the console bytes follow.  Live output has
+ * exactly end - start bytes; replayed history is sanitised and may differ.
+ * A front resumes at the last end it saw (docs/protocol.md).
+ */
+#define FRAME_OUTPUT_HEADER 16
+#define FRAME_OUTPUT_MAX (FRAME_MAX - FRAME_OUTPUT_HEADER)
 
 struct frame {
 	uint8_t type;
