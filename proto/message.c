@@ -243,6 +243,32 @@ json_t *proto_req_attach(const char *console, enum attach_mode mode, long replay
 	return m;
 }
 
+json_t *proto_req_attach_resume(const char *console, enum attach_mode mode, long replay,
+				const struct proto_resume *r)
+{
+	json_t *m = proto_req_attach(console, mode, replay), *res;
+	char epoch[PROTO_EPOCH_STRLEN + 1];
+
+	if (!r)
+		return m;
+	proto_epoch_to_string(r->epoch, epoch);
+	res = json_pack("{s:s, s:I}", "epoch", epoch, "offset", (json_int_t)r->offset);
+	if (res && r->lease)
+		res = proto_set(res, "lease", json_string(r->lease));
+	return proto_set(m, "resume", res);
+}
+
+json_t *proto_req_output(const char *console, bool has_start, int64_t start, unsigned max)
+{
+	json_t *m = proto_set(proto_msg_new(PROTO_OUTPUT), "console", json_string(console));
+
+	if (has_start)
+		m = proto_set(m, "start", json_integer((json_int_t)start));
+	if (max > 0)
+		m = proto_set(m, "max", json_integer((json_int_t)max));
+	return m;
+}
+
 json_t *proto_req_take(bool force)
 {
 	return proto_set(proto_msg_new(PROTO_TAKE), "force", json_boolean(force));

@@ -92,6 +92,21 @@ json_t *proto_req_authorize(const char *key, const char *from);
 json_t *proto_req_list(const char *console);
 /* replay PROTO_REPLAY_DEFAULT: no member (the broker's default). */
 json_t *proto_req_attach(const char *console, enum attach_mode mode, long replay);
+/* Where a front left a console: attach continues there (docs/protocol.md "Resume"). */
+struct proto_resume {
+	uint64_t epoch;
+	uint64_t offset;
+	const char *lease; /* the writer's lease string as the broker gave it, or NULL */
+};
+/* proto_req_attach() with a "resume" member (r NULL: none). */
+json_t *proto_req_attach_resume(const char *console, enum attach_mode mode, long replay,
+				const struct proto_resume *r);
+/*
+ * Stored output of a console (GCE getSerialPortOutput style): from start
+ * (has_start false: the oldest byte; negative: the last -start bytes), at
+ * most max bytes (0: the broker's default).
+ */
+json_t *proto_req_output(const char *console, bool has_start, int64_t start, unsigned max);
 json_t *proto_req_take(bool force);
 json_t *proto_req_release(void);
 /* console NULL: the attached one. */

@@ -3,6 +3,7 @@
  * Broker protocol encoding and decoding helpers (see proto.h).
  */
 #include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,6 +38,7 @@ static const char *const proto_msg_table[_PROTO_MSG_MAX] = {
 	[PROTO_DETACHED] = "detached",
 	[PROTO_NOTICE] = "notice",
 	[PROTO_ERROR] = "error",
+	[PROTO_OUTPUT] = "output",
 };
 
 static const char *const attach_mode_table[_ATTACH_MODE_MAX] = {
@@ -207,4 +209,102 @@ int proto_parse_replay(const json_t *v, long *ret)
 		return 0;
 	}
 	return -EINVAL;
+}
+
+int proto_put_output(struct obuf *out, uint64_t start, uint64_t end, const void *data,
+		     size_t len)
+{
+	uint8_t hdr[FRAME_HEADER + FRAME_OUTPUT_HEADER];
+
+	if (len > FRAME_OUTPUT_MAX)
+		return -EMSGSIZE;
+	if (obuf_room(out) < sizeof(hdr) + len)
+		return -ENOBUFS;
+	frame_header(hdr, FRAME_OUTPUT, FRAME_OUTPUT_HEADER + len);
+	for (int i = 0; i < 8; i++) {
+		hdr[FRAME_HEADER + i] = (uint8_t)(start >> (56 - 8 * i));
+		hdr[FRAME_HEADER + 8 + i] = (uint8_t)(end >> (56 - 8 * i));
+	}
+	obuf_append(out, hdr, sizeof(hdr));
+	obuf_append(out, data, len);
+	return 0;
+}
+
+int proto_parse_output(const struct frame *f, uint64_t *ret_start, uint64_t *ret_end,
+		       const uint8_t **ret_data, size_t *ret_len)
+{
+	uint64_t start = 0, end = 0;
+
+	if (f->type != FRAME_OUTPUT || f->len < FRAME_OUTPUT_HEADER)
+		return -EBADMSG;
+	for (int i = 0; i < 8; i++) {
+		start = start << 8 | f->payload[i];
+		end = end << 8 | f->payload[8 + i];
+	}
+	if (end < start)
+		return -EBADMSG;
+	*ret_start = start;
+	*ret_end = end;
+	*ret_data = f->payload + FRAME_OUTPUT_HEADER;
+	*ret_len = f->len - FRAME_OUTPUT_HEADER;
+	return 0;
+}
+
+static int hex_digit(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+void proto_epoch_to_string(uint64_t epoch, char buf[PROTO_EPOCH_STRLEN + 1])
+{
+	snprintf(buf, PROTO_EPOCH_STRLEN + 1, "%016" PRIx64, epoch);
+}
+
+int proto_parse_epoch(const char *s, uint64_t *ret)
+{
+	uint64_t v = 0;
+
+	if (!s || strlen(s) != PROTO_EPOCH_STRLEN)
+		return -EINVAL;
+	for (size_t i = 0; i < PROTO_EPOCH_STRLEN; i++) {
+		int d = hex_digit(s[i]);
+
+		if (d < 0)
+			return -EINVAL;
+		v = v << 4 | (uint64_t)d;
+	}
+	if (v == 0)
+		return -EINVAL;
+	*ret = v;
+	return 0;
+}
+
+int proto_parse_resume_str(const char *s, uint64_t *ret_epoch, uint64_t *ret_offset)
+{
+	char epoch[PROTO_EPOCH_STRLEN + 1];
+	uint64_t e, off = 0;
+	const char *p;
+
+	if (!s || strlen(s) < PROTO_EPOCH_STRLEN + 2 || s[PROTO_EPOCH_STRLEN] != ':')
+		return -EINVAL;
+	memcpy(epoch, s, PROTO_EPOCH_STRLEN);
+	epoch[PROTO_EPOCH_STRLEN] = '\0';
+	if (proto_parse_epoch(epoch, &e) < 0)
+		return -EINVAL;
+	for (p = s + PROTO_EPOCH_STRLEN + 1; *p; p++) {
+		if (*p < '0' || *p > '9')
+			return -EINVAL;
+		if (off > ((uint64_t)INT64_MAX - (uint64_t)(*p - '0')) / 10)
+			return -ERANGE;
+		off = off * 10 + (uint64_t)(*p - '0');
+	}
+	*ret_epoch = e;
+	*ret_offset = off;
+	return 0;
 }

@@ -49,6 +49,7 @@ enum proto_msg {
 	PROTO_DETACHED,
 	PROTO_NOTICE,
 	PROTO_ERROR,
+	PROTO_OUTPUT,
 	_PROTO_MSG_MAX,
 	_PROTO_MSG_INVALID = -EINVAL,
 };
@@ -119,6 +120,37 @@ extern const char *const proto_error_codes[];
 int proto_put_control(struct obuf *out, json_t *msg);
 /* Append data frames (split at FRAME_MAX). All or nothing: 0 or -ENOBUFS. */
 int proto_put_data(struct obuf *out, const void *data, size_t len);
+/*
+ * Append one output frame (frame.h) for console bytes [start, end) carried
+ * as data (len <= FRAME_OUTPUT_MAX).  0, -ENOBUFS (no room) or -EMSGSIZE.
+ */
+int proto_put_output(struct obuf *out, uint64_t start, uint64_t end, const void *data,
+		     size_t len);
+/*
+ * Split an output frame's payload.  -EBADMSG when it is shorter than
+ * FRAME_OUTPUT_HEADER, end < start, or live-sized data overruns end - start
+ * is not checked (replay may differ).  Pure.
+ */
+int proto_parse_output(const struct frame *f, uint64_t *ret_start, uint64_t *ret_end,
+		       const uint8_t **ret_data, size_t *ret_len);
+
+/*
+ * A console epoch on the wire: exactly 16 lowercase hex digits, never
+ * "0000000000000000".  buf must hold PROTO_EPOCH_STRLEN + 1 bytes.
+ */
+#define PROTO_EPOCH_STRLEN 16
+void proto_epoch_to_string(uint64_t epoch, char buf[PROTO_EPOCH_STRLEN + 1]);
+/* -EINVAL unless s is 16 hex digits (either case) and not all zero.  Pure. */
+int proto_parse_epoch(const char *s, uint64_t *ret);
+/*
+ * A resume point as users type it: "EPOCH:OFFSET" (16 hex digits, a colon,
+ * decimal digits up to INT64_MAX).  -EINVAL otherwise, -ERANGE for a too
+ * big offset.  Pure.
+ */
+int proto_parse_resume_str(const char *s, uint64_t *ret_epoch, uint64_t *ret_offset);
+
+/* The writer's lease: 32 lowercase hex digits on the wire (opaque to fronts). */
+#define PROTO_LEASE_STRLEN 32
 
 /*
  * Decode a control payload: a JSON object with a string "type".  Returns 0
