@@ -822,6 +822,9 @@ void client_policy_changed(struct client *c)
 		log_notice("%s: key removed from the access file (or from= no longer admits it); "
 			   "closing", c->att.audit);
 		client_error(c, PROTO_E_REVOKED, "your key was removed from the access file");
+		/* Revoked, not dropped: its writer's lease must not bring anyone back. */
+		if (con)
+			console_forget_lease(con, &c->att);
 		client_flush(c);
 		client_kill(c, "key revoked");
 		return;

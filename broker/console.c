@@ -489,7 +489,8 @@ void console_attach_resume(struct console *c, struct console_attachment *a,
 	uint64_t lost;
 	bool lease_back = console_lease_matches(c, resume) && a->right == ACCESS_RW;
 	/* A writer that had the role before a broker restart may still come back for it. */
-	bool held = !lease_back && c->lease_hold_until != 0 && c->ring.lease_set &&
+	uint8_t kept[RING_LEASE_SIZE];
+	bool held = !lease_back && c->lease_hold_until != 0 && ring_get_lease(&c->ring, kept) &&
 		    console_now_usec() < c->lease_hold_until;
 
 	a->console = c;
@@ -552,6 +553,10 @@ void console_attach_resume(struct console *c, struct console_attachment *a,
 			 "history", c->name);
 		a->ops->notice(a, text);
 	}
+	/* Watching although nobody writes: say why, or it looks like a bug. */
+	if (held && mode == ATTACH_RW && a->role == CONSOLE_WATCHER && !c->writer)
+		a->ops->notice(a, "ttyhubd restarted: its writer has a few seconds to come back; "
+			       "you are watching (take the console to write)");
 	if (old[0])
 		console_announce(c, "%s attached and took write access from %s", a->label, old);
 	else if (a->role == CONSOLE_WRITER)

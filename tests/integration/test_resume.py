@@ -18,7 +18,6 @@ protocol clients (hub.BrokerClient) and synthetic guests (fake-guest: numbered l
   last N bytes, an expired start moved to the oldest byte.
 """
 
-import json
 import os
 import subprocess
 import sys

@@ -798,6 +798,7 @@ static void test_lease_hold_after_restart(void **state)
 	assert_string_equal(str(msg, "role"), "watcher");
 	assert_null(fx->c->writer);
 	assert_string_equal(stored_lease(fx, buf), lease);
+	assert_non_null(strstr(o.last_notice, "a few seconds to come back"));
 	/* Its holder gets the role back, and the hold is over. */
 	msg = fake_attach(fx, &w, ATTACH_RW, lease);
 	assert_string_equal(str(msg, "role"), "writer");
