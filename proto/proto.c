@@ -233,7 +233,8 @@ int proto_put_output(struct obuf *out, uint64_t start, uint64_t end, const void 
 		return -ENOBUFS;
 	proto_output_header(hdr, start, end, len);
 	obuf_append(out, hdr, sizeof(hdr));
-	obuf_append(out, data, len);
+	if (len > 0) /* data may be NULL for an empty frame */
+		obuf_append(out, data, len);
 	return 0;
 }
 
