@@ -470,13 +470,16 @@ static const char *console_resume_cursor(struct console *c, struct console_attac
 	return *ret_lost > 0 ? "gap" : "exact";
 }
 
-/* Does resume carry the lease the ring keeps? */
+/* Does resume carry the lease the ring keeps?  (Compared in constant time: it is a secret.) */
 static bool console_lease_matches(const struct console *c, const struct console_resume *resume)
 {
-	uint8_t lease[RING_LEASE_SIZE];
+	uint8_t lease[RING_LEASE_SIZE], diff = 0;
 
-	return resume && resume->has_lease && ring_get_lease(&c->ring, lease) &&
-	       memcmp(lease, resume->lease, sizeof(lease)) == 0;
+	if (!resume || !resume->has_lease || !ring_get_lease(&c->ring, lease))
+		return false;
+	for (size_t i = 0; i < sizeof(lease); i++)
+		diff |= lease[i] ^ resume->lease[i];
+	return diff == 0;
 }
 
 void console_attach_resume(struct console *c, struct console_attachment *a,
