@@ -17,6 +17,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
+#include <time.h>
 
 #include "console.h"
 #include "log.h"
@@ -337,14 +339,55 @@ static const struct chardev_ops console_chardev_ops = {
 	.on_input_drained = console_chardev_input_drained,
 };
 
-static void console_send_state(struct console *c, struct console_attachment *a)
+/*
+ * A new writer gets a fresh lease (16 random bytes, kept with the ring).
+ * Without randomness there is no lease: the writer simply cannot come back
+ * as the writer after its connection drops.
+ */
+static void console_mint_lease(struct console *c)
 {
-	a->ops->send(a, proto_msg_state(c->name, a->role == CONSOLE_WRITER,
-					c->writer ? c->writer->label : NULL, c->n_clients,
-					a->right == ACCESS_RW));
+	uint8_t lease[RING_LEASE_SIZE];
+	ssize_t n;
+
+	do
+		n = getrandom(lease, sizeof(lease), 0);
+	while (n < 0 && errno == EINTR);
+	if (n != (ssize_t)sizeof(lease)) {
+		log_warning("%s: no randomness for the writer's lease: %m", c->name);
+		ring_clear_lease(&c->ring);
+		return;
+	}
+	ring_set_lease(&c->ring, lease);
 }
 
-/* Make a the writer; the previous writer (if any) becomes a watcher. */
+/* The lease as a string, for a only if it is the writer; NULL otherwise. */
+static const char *console_lease_for(const struct console *c, const struct console_attachment *a,
+				     char buf[PROTO_LEASE_STRLEN + 1])
+{
+	uint8_t lease[RING_LEASE_SIZE];
+
+	if (c->writer != a || !a || !ring_get_lease(&c->ring, lease))
+		return NULL;
+	proto_lease_to_string(lease, buf);
+	return buf;
+}
+
+void console_forget_lease(struct console *c, struct console_attachment *a)
+{
+	if (c->writer == a && a)
+		ring_clear_lease(&c->ring);
+}
+
+static void console_send_state(struct console *c, struct console_attachment *a)
+{
+	char lease[PROTO_LEASE_STRLEN + 1];
+
+	a->ops->send(a, proto_msg_state(c->name, a->role == CONSOLE_WRITER,
+					c->writer ? c->writer->label : NULL, c->n_clients,
+					a->right == ACCESS_RW, console_lease_for(c, a, lease)));
+}
+
+/* Make a the writer (with a new lease); the previous writer (if any) becomes a watcher. */
 static void console_set_writer(struct console *c, struct console_attachment *a)
 {
 	struct console_attachment *old = c->writer;
@@ -352,8 +395,10 @@ static void console_set_writer(struct console *c, struct console_attachment *a)
 	if (old == a)
 		return;
 	c->writer = a;
-	if (a)
+	if (a) {
 		a->role = CONSOLE_WRITER;
+		console_mint_lease(c);
+	}
 	if (old) {
 		old->role = CONSOLE_WATCHER;
 		old->ro_hint_sent = false;
@@ -387,24 +432,91 @@ void console_replay(struct console *c, struct console_attachment *a, long lines)
 void console_attach(struct console *c, struct console_attachment *a, enum attach_mode mode,
 		    long replay)
 {
+	console_attach_resume(c, a, mode, replay, NULL);
+}
+
+static uint64_t console_now_usec(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
+/*
+ * Set a's cursor from a resume point (see console.h).  Returns "exact",
+ * "gap" (with *ret_lost) or "restarted"; NULL without a resume point (the
+ * replay as usual).
+ */
+static const char *console_resume_cursor(struct console *c, struct console_attachment *a,
+					 long replay, const struct console_resume *resume,
+					 uint64_t *ret_lost)
+{
+	uint64_t tail = ring_tail(&c->ring), head = ring_head(&c->ring);
+
+	*ret_lost = 0;
+	if (!resume || !ring_epoch_known(&c->ring, resume->epoch)) {
+		console_rewind(c, a, replay);
+		return resume ? "restarted" : NULL;
+	}
+	/* Offsets are ring positions across epochs: continue there, raw, no replay. */
+	if (resume->offset < tail) {
+		*ret_lost = tail - resume->offset;
+		a->pos = tail;
+	} else
+		a->pos = MIN(resume->offset, head);
+	a->sanitize_until = a->pos;
+	sanitize_init(&a->san);
+	return *ret_lost > 0 ? "gap" : "exact";
+}
+
+/* Does resume carry the lease the ring keeps?  (Compared in constant time: it is a secret.) */
+static bool console_lease_matches(const struct console *c, const struct console_resume *resume)
+{
+	uint8_t lease[RING_LEASE_SIZE], diff = 0;
+
+	if (!resume || !resume->has_lease || !ring_get_lease(&c->ring, lease))
+		return false;
+	for (size_t i = 0; i < sizeof(lease); i++)
+		diff |= lease[i] ^ resume->lease[i];
+	return diff == 0;
+}
+
+void console_attach_resume(struct console *c, struct console_attachment *a,
+			   enum attach_mode mode, long replay, const struct console_resume *resume)
+{
 	char old[sizeof(a->label)] = ""; /* the writer a force attach took over from */
 	char old_audit[sizeof(a->audit)] = "";
-	const char *how;
+	char lease[PROTO_LEASE_STRLEN + 1];
+	const char *how, *resumed;
+	uint64_t lost;
+	bool lease_back = console_lease_matches(c, resume) && a->right == ACCESS_RW;
+	/* A writer that had the role before a broker restart may still come back for it. */
+	uint8_t kept[RING_LEASE_SIZE];
+	bool held = !lease_back && c->lease_hold_until != 0 && ring_get_lease(&c->ring, kept) &&
+		    console_now_usec() < c->lease_hold_until;
 
 	a->console = c;
 	a->role = CONSOLE_WATCHER;
 	a->ro_hint_sent = false;
 	TAILQ_INSERT_TAIL(&c->attached, a, entry);
 	c->n_clients++;
-	console_rewind(c, a, replay);
+	resumed = console_resume_cursor(c, a, replay, resume, &lost);
 
 	if (mode == ATTACH_FORCE && c->writer) {
 		snprintf(old, sizeof(old), "%s", c->writer->label);
 		snprintf(old_audit, sizeof(old_audit), "%s", c->writer->audit);
 		console_set_writer(c, a);
-	} else if (mode != ATTACH_RO && !c->writer) {
+	} else if (lease_back && !c->writer) {
+		/* The lease's holder is back: the writer again, with the same lease. */
 		c->writer = a;
 		a->role = CONSOLE_WRITER;
+		c->lease_hold_until = 0;
+	} else if (mode == ATTACH_FORCE || (mode == ATTACH_RW && !c->writer && !held)) {
+		c->writer = a;
+		a->role = CONSOLE_WRITER;
+		c->lease_hold_until = 0;
+		console_mint_lease(c);
 	}
 	how = a->role == CONSOLE_WRITER ? "read-write" : "read-only";
 	/* vm and uuid: which VM this is, so a front can check it attached the console it asked for. */
@@ -422,7 +534,32 @@ void console_attach(struct console *c, struct console_attachment *a, enum attach
 		.guest_open = c->guest_open,
 		.may_write = a->right == ACCESS_RW,
 		.may_break = a->may_break,
+		.epoch = ring_epoch(&c->ring),
+		.offset = a->pos,
+		.tail = ring_tail(&c->ring),
+		.head = ring_head(&c->ring),
+		.resumed = resumed,
+		.lost = lost,
+		.lease = console_lease_for(c, a, lease),
 	}));
+	/* Right after `attached`, before any output: what the resume could not do. */
+	if (lost > 0) {
+		char text[160];
+
+		snprintf(text, sizeof(text), "%llu bytes of output were lost (older than the "
+			 "history); continuing from the oldest byte kept", (unsigned long long)lost);
+		a->ops->send(a, proto_msg_notice_lost(text, lost));
+	} else if (resumed && strcmp(resumed, "restarted") == 0) {
+		char text[600];
+
+		snprintf(text, sizeof(text), "console %s restarted since you left; replaying its "
+			 "history", c->name);
+		a->ops->notice(a, text);
+	}
+	/* Watching although nobody writes: say why, or it looks like a bug. */
+	if (held && mode == ATTACH_RW && a->role == CONSOLE_WATCHER && !c->writer)
+		a->ops->notice(a, "ttyhubd restarted: its writer has a few seconds to come back; "
+			       "you are watching (take the console to write)");
 	if (old[0])
 		console_announce(c, "%s attached and took write access from %s", a->label, old);
 	else if (a->role == CONSOLE_WRITER)
@@ -435,7 +572,8 @@ void console_attach(struct console *c, struct console_attachment *a, enum attach
 		conslog_markf(c->log, "%s attached and took write access from %s", a->audit,
 			      old_audit);
 	} else {
-		log_info("%s attached to %s %s", a->audit, c->name, how);
+		log_info("%s attached to %s %s%s", a->audit, c->name, how,
+			 resumed ? " (resumed)" : "");
 		conslog_markf(c->log, "%s attached %s", a->audit, how);
 	}
 	a->ops->flush(a);
@@ -474,6 +612,7 @@ int console_take(struct console *c, struct console_attachment *a, bool force)
 		return 0;
 	if (!c->writer) {
 		console_set_writer(c, a);
+		c->lease_hold_until = 0;
 		console_announce(c, "%s now writes", a->label);
 		log_info("%s writes to %s", a->audit, c->name);
 		return 0;
@@ -493,6 +632,7 @@ void console_release(struct console *c, struct console_attachment *a)
 {
 	if (c->writer != a)
 		return;
+	console_forget_lease(c, a);
 	console_set_writer(c, NULL);
 	a->role = CONSOLE_WATCHER;
 	console_send_state(c, a);

@@ -135,8 +135,22 @@ def frame_data(b):
     return b"D" + struct.pack(">I", len(b)) + b
 
 
+def parse_output(payload):
+    """(start, end) of an output frame's payload; the console bytes follow at [16:]."""
+    if len(payload) < 16:
+        raise AssertionError("output frame of %d bytes: no offsets" % len(payload))
+    start, end = struct.unpack(">QQ", payload[:16])
+    if end < start:
+        raise AssertionError("output frame with end %d before start %d" % (end, start))
+    return start, end
+
+
 class BrokerClient:
-    """A raw protocol client (frames + JSON) for driving ttyhubd directly."""
+    """A raw protocol client (frames + JSON) for driving ttyhubd directly.
+
+    Console output comes in O frames (start and end offsets, then the bytes): the bytes
+    are appended to self.data, each frame's (start, end) to self.frames, and self.end is
+    the end of the last one (the offset to resume at), None before the first."""
 
     def __init__(self, path, hello=True, timeout=10):
         self.sock = socket.socket(socket.AF_UNIX)
@@ -144,6 +158,8 @@ class BrokerClient:
         self.sock.connect(path)
         self.buf = b""
         self.data = b""
+        self.frames = []
+        self.end = None
         self.messages = []
         if hello:
             self.send({"type": "hello", "version": 1, "client": "test"})
@@ -174,17 +190,22 @@ class BrokerClient:
             self.buf += chunk
 
     def pump(self):
-        """Read one frame: data is appended to self.data; a control message is returned."""
+        """Read one frame: output is appended to self.data; a control message is returned."""
         t, payload = self._read_frame()
-        if t == b"D":
-            self.data += payload
+        if t == b"O":
+            start, end = parse_output(payload)
+            self.frames.append((start, end))
+            self.end = end
+            self.data += payload[16:]
             return None
+        if t != b"C":
+            raise AssertionError("the broker sent a %r frame" % t)
         msg = json.loads(payload)
         self.messages.append(msg)
         return msg
 
     def next(self):
-        """Next control message; data frames are accumulated in self.data."""
+        """Next control message; output frames are accumulated in self.data."""
         while True:
             msg = self.pump()
             if msg is not None:
