@@ -196,6 +196,31 @@ def t_attach_survives_a_managed_restart():
     attach_across_restart(True)
 
 
+def t_escape_detach_while_the_broker_is_away():
+    """The escape commands that need no broker work in the gap: detach ends the session
+    (status 0) with the hint; the keys typed before it are said to be undelivered."""
+    wd, start = new_daemon("gap-detach")
+    sock = start_guest(wd, "gd", "--rate", "3000")
+    d = start("--console", "gd=" + sock)
+    try:
+        connected(d, "gd")
+        a = Attach(d, "gd", "--replay", "0")
+        a.wait(lambda o: lines(o, "gd")["lines"] >= 5, what="5 lines")
+        d.stop()
+        a.type(b"lost-keys\x05c?")
+        a.wait(lambda o: b"Ctrl-E c ." in o, what="the escape help in the gap")
+        a.type(b"\x05c.")
+        assert a.p.wait(20) == 0, a.out()[-500:]
+        a.t.join(5)
+        out = a.out()
+        assert b"[ttyhub] detached while ttyhubd was away\n" in out, out[-500:]
+        assert b"[ttyhub] the keystrokes typed meanwhile were not delivered\n" in out, out[-500:]
+        assert re.search(rb"\[ttyhub\] to continue where you left off: ttyhub attach gd "
+                         rb"--resume [0-9a-f]{16}:\d+\n$", out), out[-500:]
+    finally:
+        d.stop()
+
+
 def t_resume_continues_exactly():
     wd, start = new_daemon("resume")
     sock = start_guest(wd, "rz", "--rate", "3000")
