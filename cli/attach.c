@@ -156,48 +156,64 @@ static void session_leave(struct session *s, int status)
 	s->hint = true;
 }
 
-/* The broker is away: close the connection, hold keystrokes, retry at once. */
-static void session_lost(struct session *s)
+/* Give up on the broker: the line, what became of the held keys, and the hint. */
+static void session_give_up(struct session *s)
 {
-	uint64_t now = now_usec();
+	char text[128];
 
-	s->f->fd = safe_close(s->f->fd);
-	front_lost(s->f);
-	/* A connection that broke again before the re-attach keeps the first give-up window. */
-	if (!s->gap)
-		front_backoff_start(&s->backoff, now);
-	s->gap = true;
-	s->next_try = now;
+	front_give_up_text(text, sizeof(text));
+	term_notice(s, "%s", text);
+	if (front_discard_held(s->f) > 0)
+		term_notice(s, "the keystrokes typed meanwhile were not delivered");
+	session_leave(s, ATTACH_ENDED);
 }
 
-/* Time to try the broker again: connect, or schedule the next try (or give up). */
-static void session_retry(struct session *s)
+/* The next try after a failed one: back off, or give up once the window has passed. */
+static void session_schedule(struct session *s)
 {
 	uint64_t now = now_usec(), delay;
-	int fd;
 
-	fd = front_connect(s->opts->broker, true);
-	if (fd >= 0) {
-		if (front_reconnect(s->f, fd, "ttyhub", NULL) < 0) {
-			close(fd); /* not reached: an empty queue takes two requests */
-			fd = -ENOBUFS;
-		} else {
-			s->next_try = 0;
-			return;
-		}
-	}
-	/* ENOENT, ECONNREFUSED (nobody listens yet), EAGAIN (backlog full): later. */
 	if (!front_backoff_next(&s->backoff, now, &delay)) {
-		char text[128];
-
-		front_give_up_text(text, sizeof(text));
-		term_notice(s, "%s", text);
-		if (front_discard_held(s->f) > 0)
-			term_notice(s, "the keystrokes typed meanwhile were not delivered");
-		session_leave(s, ATTACH_ENDED);
+		session_give_up(s);
 		return;
 	}
 	s->next_try = now + delay;
+}
+
+/*
+ * The broker is away: close the connection and hold keystrokes.  The first
+ * try is at once (a restart may already be done); a connection that broke
+ * again before the re-attach was answered backs off, in the first window.
+ */
+static void session_lost(struct session *s)
+{
+	s->f->fd = safe_close(s->f->fd);
+	front_lost(s->f);
+	if (s->gap) {
+		session_schedule(s);
+		return;
+	}
+	s->gap = true;
+	front_backoff_start(&s->backoff, now_usec());
+	s->next_try = now_usec();
+}
+
+/* Time to try the broker again: connect and queue the re-attach, or schedule the next try. */
+static void session_retry(struct session *s)
+{
+	int fd = front_connect(s->opts->broker, true);
+
+	/* ENOENT, ECONNREFUSED (nobody listens yet), EAGAIN (backlog full): later. */
+	if (fd < 0) {
+		session_schedule(s);
+		return;
+	}
+	if (front_reconnect(s->f, fd, "ttyhub", NULL) < 0) {
+		close(fd); /* not reached: an empty queue takes two requests */
+		session_schedule(s);
+		return;
+	}
+	s->next_try = 0;
 }
 
 /* The poll timeout: until the next try, or the give-up point while a connect waits. */
@@ -216,15 +232,9 @@ static int session_timeout(const struct session *s)
 /* The gap outlived the give-up window on a connection nobody answers. */
 static void session_check_give_up(struct session *s)
 {
-	char text[128];
-
-	if (!s->gap || s->next_try || now_usec() - s->backoff.since < FRONT_GIVE_UP_USEC)
-		return;
-	front_give_up_text(text, sizeof(text));
-	term_notice(s, "%s", text);
-	if (front_discard_held(s->f) > 0)
-		term_notice(s, "the keystrokes typed meanwhile were not delivered");
-	session_leave(s, ATTACH_ENDED);
+	if (s->gap && !s->done && !s->next_try &&
+	    now_usec() - s->backoff.since >= FRONT_GIVE_UP_USEC)
+		session_give_up(s);
 }
 
 static void send_resize(struct session *s)
@@ -485,7 +495,8 @@ int attach_run(struct front *f, const struct attach_opts *o)
 	else
 		r = front_attach(f, o->console, o->mode, o->replay);
 	if (r == -EINVAL || r == -ENAMETOOLONG) {
-		fprintf(stderr, "ttyhub: %s: console names must be UTF-8\n", o->console);
+		fprintf(stderr, "ttyhub: %s: console names must be UTF-8 and shorter than %d "
+				"bytes\n", o->console, FRONT_CONSOLE_MAX);
 		session_end(&s, ATTACH_ENDED);
 	} else if (r < 0) {
 		if (sfd >= 0)
