@@ -356,6 +356,8 @@ static int utf8_seq(const uint8_t *p, size_t len)
 	uint8_t b = p[0], lo = 0x80, hi = 0xbf;
 	int need;
 
+	if (b == 0)
+		return 0; /* a NUL would reach the front as \u0000, which jansson refuses */
 	if (b < 0x80)
 		return 1;
 	if (b >= 0xc2 && b <= 0xdf)

@@ -172,7 +172,8 @@ int proto_parse_lease(const char *s, uint8_t ret[PROTO_LEASE_SIZE]);
  * UTF-8 for the `output` answer's contents, which is a JSON string.  Pure.
  * proto_utf8_repair() copies len bytes to out (capacity >= 3 * len) with
  * every byte that is not part of a well-formed sequence (RFC 3629: no
- * overlongs, surrogates or code points past U+10FFFF) replaced by U+FFFD;
+ * overlongs, surrogates or code points past U+10FFFF), and every NUL (a
+ * JSON decoder refuses \u0000 unless allowed), replaced by U+FFFD;
  * returns the bytes written.  proto_utf8_cut() returns len, or less so that
  * the bytes do not end inside a sequence that may be completed by what
  * follows (never 0 when len > 0: a lone prefix is kept and repaired).
