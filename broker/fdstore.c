@@ -94,18 +94,27 @@ static int fdstore_unhex(char c)
 	return -1;
 }
 
+static bool fdstore_hex_upper(char c)
+{
+	return (c >= '0' && c <= '9') || (c >= 'A' && c <= 'F');
+}
+
 bool fdstore_key_valid(const char *key, size_t len)
 {
+	char c;
+
 	if (len == 0 || len > FDSTORE_KEY_MAX)
 		return false;
 	for (size_t i = 0; i < len; i++) {
 		if (fdstore_char_plain(key[i]))
 			continue;
-		if (key[i] != '%' || i + 2 >= len ||
-		    fdstore_unhex(key[i + 1]) < 0 || fdstore_unhex(key[i + 2]) < 0)
+		/* One spelling per key: upper-case hex, and only for what must be escaped. */
+		if (key[i] != '%' || i + 2 >= len || !fdstore_hex_upper(key[i + 1]) ||
+		    !fdstore_hex_upper(key[i + 2]))
 			return false;
+		c = (char)(fdstore_unhex(key[i + 1]) << 4 | fdstore_unhex(key[i + 2]));
 		/* A NUL would end the decoded key early: never one of ours. */
-		if (key[i + 1] == '0' && key[i + 2] == '0')
+		if (c == '\0' || fdstore_char_plain(c))
 			return false;
 		i += 2;
 	}

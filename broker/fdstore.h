@@ -68,7 +68,10 @@ enum fdstore_kind {
  * length, -ENAMETOOLONG, -EINVAL (empty).
  */
 int fdstore_key(const char *uuid, const char *alias, const char *name, char *buf, size_t size);
-/* Whether the len bytes at key are a well-formed key (escapes included). */
+/*
+ * Whether the len bytes at key are a key as fdstore_key() writes it: one
+ * spelling per name (%XX in upper case, only for bytes that need it, never %00).
+ */
 bool fdstore_key_valid(const char *key, size_t len);
 /* Decode a valid key into buf (NUL-terminated).  Returns the length or -EINVAL/-ENOBUFS. */
 int fdstore_key_decode(const char *key, char *buf, size_t size);
