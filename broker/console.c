@@ -84,6 +84,14 @@ static int console_ring_open(struct console *c, int *ret_con_fd)
 		log_notice("console %s: its name is too long for the fd store; its history will "
 			   "not survive a restart of ttyhubd", c->name);
 	if (r >= 0 && fdstore_claim(key, c, &c->ring, ret_con_fd) >= 0) {
+		/* A socket kept for another path (the definition changed) is not this console's. */
+		if (*ret_con_fd >= 0 && !streq_opt(c->ring.hdr->path, c->path)) {
+			log_notice("console %s: the kept connection was to %s, now %s: reconnecting",
+				   c->name, c->ring.hdr->path, c->path);
+			*ret_con_fd = safe_close(*ret_con_fd);
+			if (console_store_name(c, FDSTORE_CON, name, sizeof(name)) >= 0)
+				fdstore_remove(name, c);
+		}
 		log_info("console %s: history kept across a restart of ttyhubd (%llu bytes%s)",
 			 c->name, (unsigned long long)ring_head(&c->ring),
 			 *ret_con_fd >= 0 ? ", still connected" : "");
@@ -99,7 +107,7 @@ static int console_ring_open(struct console *c, int *ret_con_fd)
 		if (r >= 0 && fdstore_name(FDSTORE_RING, key, name, sizeof(name)) >= 0)
 			(void)fdstore_push(name, ring_fd(&c->ring), true, c);
 	}
-	ring_set_identity(&c->ring, c->uuid, c->alias, c->name);
+	ring_set_identity(&c->ring, c->uuid, c->alias, c->name, c->path);
 	return 0;
 }
 

@@ -152,7 +152,7 @@ int ring_header_check(const void *page, size_t size, uint64_t file_size, const c
 		return -EBADMSG;
 	}
 	if (!ring_str_ok(h.uuid, sizeof(h.uuid)) || !ring_str_ok(h.alias, sizeof(h.alias)) ||
-	    !ring_str_ok(h.name, sizeof(h.name))) {
+	    !ring_str_ok(h.name, sizeof(h.name)) || !ring_str_ok(h.path, sizeof(h.path))) {
 		*why = "unterminated name";
 		return -EBADMSG;
 	}
@@ -216,8 +216,10 @@ void ring_set_logged(struct ring *r, uint64_t pos)
 	__atomic_store_n(&r->hdr->logged, MIN(pos, ring_head(r)), __ATOMIC_RELEASE);
 }
 
-void ring_set_identity(struct ring *r, const char *uuid, const char *alias, const char *name)
+void ring_set_identity(struct ring *r, const char *uuid, const char *alias, const char *name,
+		       const char *path)
 {
+	snprintf(r->hdr->path, sizeof(r->hdr->path), "%s", path ? path : "");
 	snprintf(r->hdr->uuid, sizeof(r->hdr->uuid), "%s", uuid ? uuid : "");
 	snprintf(r->hdr->alias, sizeof(r->hdr->alias), "%s", alias ? alias : "");
 	snprintf(r->hdr->name, sizeof(r->hdr->name), "%s", name ? name : "");

@@ -50,6 +50,7 @@ struct ring_epoch {
 #define RING_UUID_MAX 48
 #define RING_ALIAS_MAX 128
 #define RING_NAME_MAX 512
+#define RING_PATH_MAX 1024
 
 /*
  * The header page, in host byte order (the file never leaves the host).
@@ -69,6 +70,7 @@ struct ring_header {
 	char uuid[RING_UUID_MAX];   /* the VM's UUID, or "" */
 	char alias[RING_ALIAS_MAX]; /* the libvirt alias, or "" */
 	char name[RING_NAME_MAX];   /* the console's name, for messages */
+	char path[RING_PATH_MAX];   /* the chardev's path (a kept socket belongs to it) */
 };
 
 struct ring {
@@ -120,8 +122,9 @@ static inline uint64_t ring_tail(const struct ring *r)
 uint64_t ring_logged(const struct ring *r);
 void ring_set_logged(struct ring *r, uint64_t pos);
 
-/* The identity kept in the header (strings are cut to their fields). */
-void ring_set_identity(struct ring *r, const char *uuid, const char *alias, const char *name);
+/* The identity kept in the header (strings are cut to their fields; NULL: ""). */
+void ring_set_identity(struct ring *r, const char *uuid, const char *alias, const char *name,
+		       const char *path);
 
 /* Append data, overwriting the oldest bytes when full. */
 void ring_write(struct ring *r, const void *data, size_t len);

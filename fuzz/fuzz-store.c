@@ -62,7 +62,7 @@ static void fuzz_header(const uint8_t *data, size_t size)
 			abort();
 	}
 	if (!memchr(h.uuid, 0, sizeof(h.uuid)) || !memchr(h.alias, 0, sizeof(h.alias)) ||
-	    !memchr(h.name, 0, sizeof(h.name)))
+	    !memchr(h.name, 0, sizeof(h.name)) || !memchr(h.path, 0, sizeof(h.path)))
 		abort();
 	/* A shorter page is refused. */
 	if (ring_header_check(&h, sizeof(h) - 1, file_size, NULL) != -EBADMSG)

@@ -11,7 +11,8 @@ runs under a fake service manager (svcmgr.py) and is restarted again and again.
   line numbers, nothing else.
 - The guest exits while ttyhubd is down: everything up to its EOF is in the history.
 - The stored names: con-KEY and ring-KEY while connected, ring-KEY alone after the guest
-  left, nothing of a console that is no longer defined.
+  left, nothing of a console that is no longer defined; a kept connection to a path the
+  console no longer has is closed and the new path connected.
 - A store that is too small: ttyhubd warns.
 
 History is read with a raw attach (replay "all") that accepts both output frame forms: D
@@ -41,11 +42,12 @@ RATE = 200000
 class Guest:
     """fake-guest on wd/NAME.sock, writing numbered lines at RATE bytes/s."""
 
-    def __init__(self, wd, name, rate=RATE):
+    def __init__(self, wd, name, rate=RATE, tag="fg"):
         self.sock = os.path.join(wd, name + ".sock")
         self.stats = os.path.join(wd, name + ".stats")
         self.proc = subprocess.Popen([hub.FAKE_GUEST, "--socket", self.sock, "--rate", str(rate),
-                                      "--line-length", str(LINE), "--stats", self.stats],
+                                      "--line-length", str(LINE), "--stats", self.stats,
+                                      "--tag", tag],
                                      stdout=subprocess.DEVNULL)
         deadline = time.monotonic() + 10
         while not os.path.exists(self.sock):
@@ -247,6 +249,31 @@ def test_console_undefined(wd):
         b.stop()
 
 
+def test_path_changed(wd):
+    a, b = Guest(wd, "pa", rate=20000), Guest(wd, "pb", rate=20000, tag="pb")
+    d = start(wd, ("cp", a))
+    try:
+        # Same console, another chardev path: the history is kept, the connection is not.
+        d.restart(args=["--ring-size", RING, "--log-dir", os.path.join(wd, "logs"),
+                        "--console", "cp=" + b.sock])
+        d.wait_log(r"console cp: the kept connection was to \S+pa\.sock, now \S+pb\.sock")
+        d.wait_for(lambda: (d.console("cp") or {}).get("state") == "connected",
+                   what="cp connected to the new path")
+        runner.require(d.stored_names() == ["con-cp", "ring-cp"], d.stored_names())
+        logfile = os.path.join(wd, "logs", "cp.log")
+
+        def lines_of_b():
+            with open(logfile, "rb") as f:
+                return b"pb 000000000000 " in f.read()
+        d.wait_for(lines_of_b, what="the new guest's output in the log")
+        sa, sb = a.stop(), b.stop()
+        runner.require(sa["clients_accepted"] == 1 and sb["clients_accepted"] == 1, (sa, sb))
+    finally:
+        d.stop()
+        a.stop()
+        b.stop()
+
+
 def test_store_full(wd):
     g = Guest(wd, "ff", rate=20000)
     d = start(wd, ("ff", g), fdstore_max=1)
@@ -266,6 +293,7 @@ def main():
                      ("a guest that exits in the gap is read to its EOF",
                       test_guest_exits_in_gap),
                      ("a console no longer defined leaves the store", test_console_undefined),
+                     ("a kept connection to an old path is not used", test_path_changed),
                      ("a full store is reported", test_store_full)]:
         sub = os.path.join(wd, fn.__name__[5:])
         os.makedirs(sub)

@@ -261,7 +261,8 @@ static void test_memfd_adopt(void **state)
 	ring_write(&r, "new", 3);
 	ring_set_logged(&r, 9);
 	ring_set_lease(&r, lease);
-	ring_set_identity(&r, "8d6f0a1e-0000-4000-8000-000000000001", "serial0", "vm:serial0");
+	ring_set_identity(&r, "8d6f0a1e-0000-4000-8000-000000000001", "serial0", "vm:serial0",
+			  "/run/vm.sock");
 
 	assert_int_equal(ring_adopt(&a, dup(fd), &why), 0);
 	assert_int_equal(a.cap, 4096);
@@ -272,6 +273,7 @@ static void test_memfd_adopt(void **state)
 	assert_true(ring_get_lease(&a, got));
 	assert_memory_equal(got, lease, RING_LEASE_SIZE);
 	assert_string_equal(a.hdr->name, "vm:serial0");
+	assert_string_equal(a.hdr->path, "/run/vm.sock");
 	assert_int_equal(peek_copy(&a, 0, sizeof(out), out), 12);
 	assert_memory_equal(out, "old line\nnew", 12);
 	/* Shared: a write through one is in the other. */
@@ -380,6 +382,9 @@ static void test_header_check(void **state)
 	assert_int_equal(check(&h, size), -EBADMSG);
 	h = valid_header();
 	memset(h.uuid, 'a', sizeof(h.uuid));
+	assert_int_equal(check(&h, size), -EBADMSG);
+	h = valid_header();
+	memset(h.path, 'a', sizeof(h.path));
 	assert_int_equal(check(&h, size), -EBADMSG);
 }
 
