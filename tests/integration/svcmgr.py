@@ -80,7 +80,8 @@ class ServiceManager:
                     if self.closed:
                         return
                 elif fd == self.notify.fileno():
-                    self._receive()
+                    with self.lock:
+                        self._receive()
                 elif ev & (select.POLLHUP | select.POLLERR):
                     self._drop_fd(fd)
 
@@ -94,9 +95,14 @@ class ServiceManager:
                     break
 
     def _receive(self):
+        """One message, if one is queued (called with the lock held: a message is never
+        taken off the socket and then judged against a main pid changed meanwhile)."""
         fds = array.array("i")
-        msg, anc, _, _ = self.notify.recvmsg(4096, socket.CMSG_SPACE(253 * 4) +
-                                             socket.CMSG_SPACE(12))
+        try:
+            msg, anc, _, _ = self.notify.recvmsg(4096, socket.CMSG_SPACE(253 * 4) +
+                                                 socket.CMSG_SPACE(12), socket.MSG_DONTWAIT)
+        except BlockingIOError:
+            return False
         pid = None
         for level, kind, data in anc:
             if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
@@ -104,36 +110,36 @@ class ServiceManager:
             elif level == socket.SOL_SOCKET and kind == socket.SCM_CREDENTIALS:
                 pid = struct.unpack("iII", data[:12])[0]
         text = msg.decode(errors="replace")
-        with self.lock:
-            if pid is None or pid != self.main_pid:
-                self._log("message from pid %s ignored (NotifyAccess=main): %r" % (pid, text))
-                for fd in fds:
-                    os.close(fd)
-                return
-            fields = {}
-            for line in text.split("\n"):
-                k, _, v = line.partition("=")
-                fields[k] = v
-            self.messages.append(text)
-            if fields.get("FDSTOREREMOVE") == "1":
-                name = fields.get("FDNAME", "stored")
-                for e in [e for e in self.store if e[0] == name]:
-                    self.store.remove(e)
-                    os.close(e[1])
-            if fields.get("FDSTORE") == "1":
-                name = fields.get("FDNAME", "stored")
-                poll = fields.get("FDPOLL", "1") != "0"
-                for fd in fds:
-                    self._store(name, fd, poll)
-            elif fds:
-                for fd in fds:
-                    os.close(fd)
-            if fields.get("READY") == "1":
-                self.ready += 1
-            if fields.get("STOPPING") == "1":
-                self.stopping = True
-            self.lock.notify_all()
+        if pid is None or pid != self.main_pid:
+            self._log("message from pid %s ignored (NotifyAccess=main): %r" % (pid, text))
+            for fd in fds:
+                os.close(fd)
+            return True
+        fields = {}
+        for line in text.split("\n"):
+            k, _, v = line.partition("=")
+            fields[k] = v
+        self.messages.append(text)
+        if fields.get("FDSTOREREMOVE") == "1":
+            name = fields.get("FDNAME", "stored")
+            for e in [e for e in self.store if e[0] == name]:
+                self.store.remove(e)
+                os.close(e[1])
+        if fields.get("FDSTORE") == "1":
+            name = fields.get("FDNAME", "stored")
+            poll = fields.get("FDPOLL", "1") != "0"
+            for fd in fds:
+                self._store(name, fd, poll)
+        elif fds:
+            for fd in fds:
+                os.close(fd)
+        if fields.get("READY") == "1":
+            self.ready += 1
+        if fields.get("STOPPING") == "1":
+            self.stopping = True
+        self.lock.notify_all()
         os.write(self.wake_w, b"x")  # the set of polled fds may have changed
+        return True
 
     def _store(self, name, fd, poll):
         st = os.fstat(fd)
@@ -158,12 +164,22 @@ class ServiceManager:
             return sorted(e[0] for e in self.store)
 
     def spawn(self, argv, stdout, stderr, env=None):
-        """Start argv with the listening socket and the stored fds; returns the Popen."""
-        with self.lock:
+        """Start argv with the listening socket and the stored fds; returns the Popen.
+        The previous process must have exited: what it sent is handled first, as systemd
+        reads the notify socket before it handles the exit."""
+        self.lock.acquire()
+        try:
+            while self._receive():
+                pass
             fds = [self.listen.fileno()] + [e[1] for e in self.store]
             names = [LISTEN_NAME] + [e[0] for e in self.store]
             self.ready = 0
             self.stopping = False
+            return self._spawn_locked(argv, fds, names, stdout, stderr, env)
+        finally:
+            self.lock.release()
+
+    def _spawn_locked(self, argv, fds, names, stdout, stderr, env):
         env = dict(os.environ if env is None else env)
         env.update(LISTEN_FDS=str(len(fds)), LISTEN_FDNAMES=":".join(names),
                    NOTIFY_SOCKET=self.notify_path, FDSTORE=str(self.fdstore_max))
@@ -179,8 +195,7 @@ class ServiceManager:
         proc = subprocess.Popen(["sh", "-c", 'LISTEN_PID=$$ exec "$@"', "sh"] + list(argv),
                                 stdin=subprocess.DEVNULL, stdout=stdout, stderr=stderr,
                                 env=env, close_fds=False, preexec_fn=child)
-        with self.lock:
-            self.main_pid = proc.pid  # exec keeps the pid: the shell becomes the daemon
+        self.main_pid = proc.pid  # exec keeps the pid: the shell becomes the daemon
         return proc
 
     def wait_ready(self, proc, timeout):

@@ -117,7 +117,8 @@ def start(wd, *consoles, fdstore_max=64, logs=True):
     args = ["--ring-size", RING]
     if logs:
         os.makedirs(os.path.join(wd, "logs"), exist_ok=True)
-        args += ["--log-dir", os.path.join(wd, "logs")]
+        # One log file for the whole run: compared as a whole below.
+        args += ["--log-dir", os.path.join(wd, "logs"), "--log-max-size", RING]
     for name, g in consoles:
         args += ["--console", "%s=%s" % (name, g.sock)]
     d = hub.Daemon(wd, *args, managed=True, fdstore_max=fdstore_max).start()
