@@ -85,9 +85,9 @@ static int console_ring_open(struct console *c, int *ret_con_fd)
 			   "not survive a restart of ttyhubd", c->name);
 	if (r >= 0 && fdstore_claim(key, c, &c->ring, ret_con_fd) >= 0) {
 		/* A socket kept for another path (the definition changed) is not this console's. */
-		if (*ret_con_fd >= 0 && !streq_opt(c->ring.hdr->path, c->path)) {
+		if (*ret_con_fd >= 0 && !streq_opt(ring_stored_path(&c->ring), c->path)) {
 			log_notice("console %s: the kept connection was to %s, now %s: reconnecting",
-				   c->name, c->ring.hdr->path, c->path);
+				   c->name, ring_stored_path(&c->ring), c->path);
 			*ret_con_fd = safe_close(*ret_con_fd);
 			if (console_store_name(c, FDSTORE_CON, name, sizeof(name)) >= 0)
 				fdstore_remove(name, c);
@@ -208,7 +208,7 @@ struct console *console_free(struct console *c, const char *why)
 		chardev_done(&c->chardev);
 	c->resume = sd_event_source_disable_unref(c->resume);
 	/* Gone for good (at shutdown the store is frozen and keeps them for the next ttyhubd). */
-	if (c->ring.map) {
+	if (ring_fd(&c->ring) >= 0) {
 		char name[FDSTORE_NAME_MAX + 1];
 
 		if (console_store_name(c, FDSTORE_CON, name, sizeof(name)) >= 0)

@@ -186,7 +186,7 @@ struct fdstore_entry {
 
 struct fdstore_pair {
 	char key[FDSTORE_KEY_MAX + 1];
-	struct ring ring; /* mapped, or .map == NULL until the ring is found */
+	struct ring ring; /* mapped, or ring_fd() < 0 until the ring is found */
 	int con_fd;       /* owned, or -EBADF */
 	sd_event_source *io; /* owned: drains con_fd into ring */
 	TAILQ_ENTRY(fdstore_pair) entry;
@@ -357,7 +357,7 @@ static bool fdstore_pair_drain(struct fdstore_pair *p)
 		if (n < 0 && errno == EAGAIN)
 			return true;
 		log_info("stored console %s: the guest side closed while ttyhubd was away",
-			 p->ring.hdr->name[0] ? p->ring.hdr->name : p->key);
+			 ring_stored_name(&p->ring)[0] ? ring_stored_name(&p->ring) : p->key);
 		return false;
 	}
 }
@@ -421,7 +421,7 @@ static int fdstore_take(int fd, const char *name)
 	if (!p)
 		return -ENOMEM;
 	if (kind == FDSTORE_RING) {
-		if (p->ring.map) {
+		if (ring_fd(&p->ring) >= 0) {
 			fdstore_discard(fd, name, "a second ring of one console");
 			return 0;
 		}
@@ -490,7 +490,7 @@ int fdstore_start(sd_event *e, size_t ring_size)
 		char name[FDSTORE_NAME_MAX + 1];
 
 		next = TAILQ_NEXT(p, entry);
-		if (!p->ring.map) {
+		if (ring_fd(&p->ring) < 0) {
 			r = ring_init(&p->ring, store.ring_size);
 			if (r < 0)
 				return r;
@@ -528,7 +528,7 @@ int fdstore_claim(const char *key, const void *owner, struct ring *ret_ring, int
 	if (!store.started)
 		return -ENOENT;
 	p = fdstore_find_pair(key);
-	if (!p || !p->ring.map)
+	if (!p || ring_fd(&p->ring) < 0)
 		return -ENOENT;
 	/* What came in since the last wake-up is the console's from here on. */
 	if (p->con_fd >= 0 && !fdstore_pair_drain(p))
@@ -550,7 +550,7 @@ static void fdstore_release(struct fdstore_pair *p)
 {
 	char name[FDSTORE_NAME_MAX + 1];
 	struct conslog *l = NULL;
-	const char *cname = p->ring.hdr->name[0] ? p->ring.hdr->name : p->key;
+	const char *cname = ring_stored_name(&p->ring)[0] ? ring_stored_name(&p->ring) : p->key;
 
 	if (p->con_fd >= 0)
 		(void)fdstore_pair_drain(p);

@@ -122,6 +122,17 @@ static inline uint64_t ring_tail(const struct ring *r)
 uint64_t ring_logged(const struct ring *r);
 void ring_set_logged(struct ring *r, uint64_t pos);
 
+/* The console's name and chardev path as the header keeps them ("" if unknown). */
+static inline const char *ring_stored_name(const struct ring *r)
+{
+	return r->hdr->name;
+}
+
+static inline const char *ring_stored_path(const struct ring *r)
+{
+	return r->hdr->path;
+}
+
 /* The identity kept in the header (strings are cut to their fields; NULL: ""). */
 void ring_set_identity(struct ring *r, const char *uuid, const char *alias, const char *name,
 		       const char *path);
