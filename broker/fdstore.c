@@ -638,6 +638,8 @@ void fdstore_done(void)
 		TAILQ_REMOVE(&store.entries, e, entry);
 		free(e);
 	}
-	store.n_entries = 0;
-	store.listen_fd = safe_close(store.listen_fd);
+	safe_close(store.listen_fd);
+	/* As before fdstore_start(): a test may start again. */
+	memset(&store, 0, sizeof(store));
+	store.listen_fd = -EBADF;
 }

@@ -120,5 +120,5 @@ void fdstore_release_orphans(const struct conslog_config *log, uint64_t usec);
 
 /* Shutting down: from now on nothing is removed from the store. */
 void fdstore_freeze(void);
-/* Close what is left (nothing is removed from the store). */
+/* Close what is left (nothing is removed from the store); back to the state before start. */
 void fdstore_done(void);

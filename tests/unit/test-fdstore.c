@@ -4,7 +4,11 @@
  * takes them (no ':', nothing outside [A-Za-z0-9._-] but %XX), the
  * con-/ring- prefixes, the bounds, and the parser that sorts what systemd
  * passes back.  Then pushing and removing against a NOTIFY_SOCKET of our
- * own: the messages systemd gets and the fd that goes with them.
+ * own: the messages systemd gets and the fd that goes with them.  And a
+ * start with fds passed as systemd passes them (3, 4, 5 with LISTEN_FDS,
+ * LISTEN_FDNAMES and LISTEN_PID): a kept ring and socket adopted, what the
+ * guest wrote meanwhile drained into the ring, a stranger removed, the
+ * pair claimed with everything in its header.
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -15,6 +19,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
+#include <fcntl.h>
+#include <systemd/sd-event.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -179,6 +185,100 @@ static void test_push_remove(void **state)
 	unsetenv("FDSTORE");
 }
 
+static int notify_socket(char *dir, char *path, size_t size)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int sock;
+
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, size, "%s/notify", dir);
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+	sock = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	assert_true(sock >= 0);
+	assert_int_equal(bind(sock, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	setenv("NOTIFY_SOCKET", path, 1);
+	return sock;
+}
+
+static void test_start_and_claim(void **state)
+{
+	char dir[] = "/tmp/ttyhub-fdstore-XXXXXX", path[64], msg[512], pid[16];
+	uint8_t lease[RING_LEASE_SIZE] = { 9, 9, 9 }, got[RING_LEASE_SIZE];
+	struct ring r, kept;
+	sd_event *e = NULL;
+	struct iovec iov[2];
+	int sock, sp[2], pipefd[2], con = -1, fd;
+	uint64_t epoch;
+
+	/* fds 3..5 are where systemd puts what it passes: they must be free here. */
+	for (int i = 3; i <= 5; i++)
+		if (fcntl(i, F_GETFD) >= 0)
+			skip();
+	/* Held until the dup2()s below, so nothing made meanwhile lands there. */
+	for (int i = 3; i <= 5; i++)
+		assert_int_equal(open("/dev/null", O_RDONLY), i);
+	sock = notify_socket(dir, path, sizeof(path));
+	assert_true(sd_event_default(&e) >= 0);
+	assert_int_equal(ring_init(&r, 4096), 0);
+	ring_write(&r, "before ", 7);
+	epoch = ring_epoch(&r);
+	ring_set_lease(&r, lease);
+	ring_set_identity(&r, NULL, NULL, "web", "/run/web.sock");
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp), 0);
+	assert_int_equal(pipe(pipefd), 0);
+	/* The guest writes while nobody reads. */
+	assert_int_equal(write(sp[1], "during", 6), 6);
+	assert_int_equal(dup2(ring_fd(&r), 3), 3);
+	assert_int_equal(dup2(sp[0], 4), 4);
+	assert_int_equal(dup2(pipefd[0], 5), 5);
+	close(sp[0]);
+	close(pipefd[0]);
+	ring_done(&r);
+	snprintf(pid, sizeof(pid), "%d", (int)getpid());
+	setenv("LISTEN_PID", pid, 1);
+	setenv("LISTEN_FDS", "3", 1);
+	setenv("LISTEN_FDNAMES", "ring-web:con-web:junk", 1);
+	unsetenv("FDSTORE");
+
+	assert_int_equal(fdstore_start(e, 4096), 0);
+	assert_null(getenv("LISTEN_FDS"));
+	/* Not a listening socket: no broker socket; the stranger is closed and removed. */
+	assert_int_equal(fdstore_take_listen_fd(), -EBADF);
+	assert_true(fcntl(5, F_GETFD) < 0);
+	receive(sock, msg, sizeof(msg), &fd);
+	assert_string_equal(msg, "FDSTOREREMOVE=1\nFDNAME=junk");
+	assert_int_equal(fdstore_claim("other", &sock, &kept, &con), -ENOENT);
+	assert_int_equal(fdstore_claim("web", &sock, &kept, &con), 0);
+	assert_true(con >= 0);
+	/* Same ring, same epoch, the lease and identity, and the bytes of the gap. */
+	assert_int_equal(ring_epoch(&kept), epoch);
+	assert_true(ring_get_lease(&kept, got));
+	assert_memory_equal(got, lease, RING_LEASE_SIZE);
+	assert_string_equal(ring_stored_path(&kept), "/run/web.sock");
+	assert_int_equal(ring_head(&kept), 13);
+	assert_int_equal(ring_peek(&kept, 0, 64, iov), 13);
+	assert_memory_equal(iov[0].iov_base, "before during", 13);
+	/* Claimed once. */
+	assert_int_equal(fdstore_claim("web", &sock, &r, &fd), -ENOENT);
+	/* The claimer owns the entries: removing the socket sends FDSTOREREMOVE. */
+	fdstore_remove("con-web", &sock);
+	receive(sock, msg, sizeof(msg), &fd);
+	assert_string_equal(msg, "FDSTOREREMOVE=1\nFDNAME=con-web");
+	fdstore_release_orphans(NULL, 0);
+	assert_true(recv(sock, msg, sizeof(msg), MSG_DONTWAIT) < 0);
+	fdstore_done();
+
+	ring_done(&kept);
+	close(con);
+	close(sp[1]);
+	close(pipefd[1]);
+	close(sock);
+	unlink(path);
+	rmdir(dir);
+	unsetenv("NOTIFY_SOCKET");
+	sd_event_unref(e);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -187,6 +287,7 @@ int main(void)
 		cmocka_unit_test(test_key_valid),
 		cmocka_unit_test(test_parse_name),
 		cmocka_unit_test(test_push_remove),
+		cmocka_unit_test(test_start_and_claim),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
