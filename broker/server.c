@@ -144,6 +144,13 @@ void server_done(struct server *s)
 	struct console *c;
 	struct client *cl;
 
+	/*
+	 * Everyone attached hears "shutdown" (come back: fronts reconnect and
+	 * resume) before the sources free their consoles, which would say
+	 * "console-gone" (the console no longer exists: fronts give up).
+	 */
+	TAILQ_FOREACH(c, &s->registry.consoles, entry)
+		console_detach_all(c, DETACH_SHUTDOWN, "ttyhubd is shutting down");
 	source_list_free(&s->sources);
 	while ((c = TAILQ_FIRST(&s->registry.consoles))) {
 		registry_remove(&s->registry, c);

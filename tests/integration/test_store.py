@@ -13,6 +13,8 @@ runs under a fake service manager (svcmgr.py) and is restarted again and again.
 - The stored names: con-KEY and ring-KEY while connected, ring-KEY alone after the guest
   left, nothing of a console that is no longer defined; a kept connection to a path the
   console no longer has is closed and the new path connected.
+- Clients: one attached is told (detached, shutdown) at SIGTERM; one that connects while
+  ttyhubd is down is served by the next process (the manager owns the listening socket).
 - A store that is too small: ttyhubd warns.
 
 History is read with a raw attach (replay "all") that accepts both output frame forms: D
@@ -144,14 +146,19 @@ def compare(got, want, what):
 
 def restart_loop(d, logfile, sig, count=None, seconds=None):
     """Restart ttyhubd with SIG, each time once the log shows progress; returns how many."""
-    n, t_end = 0, time.monotonic() + (seconds or 0)
+    n, t_end, gaps = 0, time.monotonic() + (seconds or 0), []
     while (count is not None and n < count) or (seconds is not None and
                                                   time.monotonic() < t_end):
         size = log_size(logfile)
         d.wait_for(lambda: log_size(logfile) > size, what="the guest's output to go on",
                    timeout=30)
+        t0 = time.monotonic()
         d.restart(sig=sig)
+        gaps.append(time.monotonic() - t0)
         n += 1
+    if gaps:
+        print("  restart (signal to READY=1): median %.0f ms, max %.0f ms"
+              % (1000 * sorted(gaps)[len(gaps) // 2], 1000 * max(gaps)))
     return n
 
 
@@ -275,6 +282,51 @@ def test_path_changed(wd):
         b.stop()
 
 
+def test_clients_across_restart(wd):
+    g = Guest(wd, "fc", rate=20000)
+    d = start(wd, ("fc", g))
+    late = []
+    try:
+        c = hub.BrokerClient(d.socket)
+        c.send({"type": "attach", "console": "fc", "mode": "ro", "replay": 0})
+        c.expect_type("attached")
+
+        def connect_in_gap():
+            # The manager owns the listening socket: the kernel queues this connection.
+            s = socket.socket(socket.AF_UNIX)
+            s.settimeout(30)
+            s.connect(d.socket)
+            p = json.dumps({"type": "hello", "version": 1, "client": "gap"}).encode()
+            s.sendall(b"C" + struct.pack(">I", len(p)) + p)
+            late.append(s)
+        d.restart(between=connect_in_gap)
+        # The attached client was told why it lost the console, then the connection closed.
+        msg = c.expect_type("detached")
+        runner.require(msg.get("reason") == "shutdown", msg)
+        try:
+            while True:
+                c.next()
+        except EOFError:
+            pass
+        c.close()
+        # The one that connected while ttyhubd was down is served by the new process.
+        hdr = b""
+        while len(hdr) < 5:
+            chunk = late[0].recv(5 - len(hdr))
+            assert chunk, "the queued connection was closed"
+            hdr += chunk
+        n = struct.unpack(">I", hdr[1:5])[0]
+        body = b""
+        while len(body) < n:
+            body += late[0].recv(n - len(body))
+        runner.require(hdr[0:1] == b"C" and json.loads(body)["type"] == "hello", body)
+    finally:
+        for s in late:
+            s.close()
+        d.stop()
+        g.stop()
+
+
 def test_store_full(wd):
     g = Guest(wd, "ff", rate=20000)
     d = start(wd, ("ff", g), fdstore_max=1)
@@ -295,6 +347,8 @@ def main():
                       test_guest_exits_in_gap),
                      ("a console no longer defined leaves the store", test_console_undefined),
                      ("a kept connection to an old path is not used", test_path_changed),
+                     ("clients: told at SIGTERM, and served when they connect in the gap",
+                      test_clients_across_restart),
                      ("a full store is reported", test_store_full)]:
         sub = os.path.join(wd, fn.__name__[5:])
         os.makedirs(sub)
