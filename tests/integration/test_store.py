@@ -13,6 +13,8 @@ runs under a fake service manager (svcmgr.py) and is restarted again and again.
 - The stored names: con-KEY and ring-KEY while connected, ring-KEY alone after the guest
   left, nothing of a console that is no longer defined; a kept connection to a path the
   console no longer has is closed and the new path connected.
+- A real QEMU guest (its 16550 writes one byte at a time) printing numbered lines while
+  ttyhubd restarts under it: every line once, in order.
 - Clients: one attached is told (detached, shutdown) at SIGTERM; one that connects while
   ttyhubd is down is served by the next process (the manager owns the listening socket).
 - A store that is too small: ttyhubd warns.
@@ -23,6 +25,7 @@ History is read with a raw attach (replay "all") that accepts both output frame 
 
 import json
 import os
+import re
 import signal
 import socket
 import struct
@@ -31,6 +34,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import guest as G  # noqa: E402
 import hub  # noqa: E402
 import pattern  # noqa: E402
 import runner  # noqa: E402
@@ -121,8 +125,8 @@ def start(wd, *consoles, fdstore_max=64, logs=True):
         os.makedirs(os.path.join(wd, "logs"), exist_ok=True)
         # One log file for the whole run: compared as a whole below.
         args += ["--log-dir", os.path.join(wd, "logs"), "--log-max-size", RING]
-    for name, g in consoles:
-        args += ["--console", "%s=%s" % (name, g.sock)]
+    for name, g in consoles:  # g: a Guest, or a chardev socket path
+        args += ["--console", "%s=%s" % (name, g if isinstance(g, str) else g.sock)]
     d = hub.Daemon(wd, *args, managed=True, fdstore_max=fdstore_max).start()
     for name, _ in consoles:
         d.wait_for(lambda: (d.console(name) or {}).get("state") == "connected",
@@ -144,11 +148,13 @@ def compare(got, want, what):
                                          c["gaps"][:5], c["reorders"][:5], c["corrupt"]))
 
 
-def restart_loop(d, logfile, sig, count=None, seconds=None):
-    """Restart ttyhubd with SIG, each time once the log shows progress; returns how many."""
+def restart_loop(d, logfile, sig, count=None, seconds=None, until=None):
+    """Restart ttyhubd with SIG, each time once the log shows progress; returns how many.
+    Stops after COUNT restarts, SECONDS, or when until() is true."""
     n, t_end, gaps = 0, time.monotonic() + (seconds or 0), []
-    while (count is not None and n < count) or (seconds is not None and
-                                                  time.monotonic() < t_end):
+    while ((count is not None and n < count) or (seconds is not None and
+                                                   time.monotonic() < t_end)) and not (
+                                                       until and until()):
         size = log_size(logfile)
         d.wait_for(lambda: log_size(logfile) > size, what="the guest's output to go on",
                    timeout=30)
@@ -327,6 +333,45 @@ def test_clients_across_restart(wd):
         g.stop()
 
 
+def test_qemu(wd):
+    g = G.Guest(wd, "qs", extra_args=("-S",))
+    d = start(wd, ("qs", g.serial_sock))
+    lines = 5000 if not LONG else 50000
+    try:
+        w = hub.BrokerClient(d.socket)
+        w.send({"type": "attach", "console": "qs", "mode": "rw", "replay": 0})
+        w.expect_type("attached")
+        g.qmp({"execute": "cont"})
+        deadline = time.monotonic() + 120
+        while b"# " not in w.data:
+            assert time.monotonic() < deadline, "no shell prompt: %r" % w.data[-300:]
+            w.send_data(b"\n")
+            try:
+                w.read_data_until(b"# ", timeout=1)
+            except AssertionError:
+                pass
+        w.send_data(b"i=0; while [ $i -lt %d ]; do echo QL$i; i=$((i+1)); done; "
+                    b"echo Q$((1+1))DONE\n" % lines)
+        w.read_data_until(b"QL1\r\n", timeout=60)
+        w.close()
+        logfile = os.path.join(wd, "logs", "qs.log")
+
+        def done():
+            with open(logfile, "rb") as f:
+                return b"Q2DONE" in f.read()
+        n = restart_loop(d, logfile, signal.SIGTERM, count=10 if not LONG else None,
+                         seconds=30 if LONG else None, until=done)
+        got = history(d, "qs", lambda data: b"Q2DONE\r\n" in data, timeout=120)
+        seen = [int(x) for x in re.findall(rb"QL(\d+)\r\n", got)]
+        runner.require(seen == list(range(lines)),
+                       "%d restarts: %d lines, first missing or repeated near %s" % (
+                           n, len(seen), next((i for i, v in enumerate(seen) if v != i), None)))
+        print("  %d restarts while the guest printed %d lines: every line once" % (n, lines))
+    finally:
+        d.stop()
+        g.stop()
+
+
 def test_store_full(wd):
     g = Guest(wd, "ff", rate=20000)
     d = start(wd, ("ff", g), fdstore_max=1)
@@ -347,6 +392,7 @@ def main():
                       test_guest_exits_in_gap),
                      ("a console no longer defined leaves the store", test_console_undefined),
                      ("a kept connection to an old path is not used", test_path_changed),
+                     ("a real guest's lines survive restarts", test_qemu),
                      ("clients: told at SIGTERM, and served when they connect in the gap",
                       test_clients_across_restart),
                      ("a full store is reported", test_store_full)]:
