@@ -388,16 +388,10 @@ static void fdstore_discard(int fd, const char *name, const char *why)
 	fdstore_notify_remove(name);
 }
 
+/* A connected (not listening) AF_UNIX stream socket, as a chardev connection is. */
 static bool fdstore_is_stream_peer(int fd)
 {
-	struct stat st;
-	int type = 0, listening = 1;
-	socklen_t l1 = sizeof(type), l2 = sizeof(listening);
-
-	return fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode) &&
-	       sd_is_socket_unix(fd, SOCK_STREAM, 0, NULL, 0) > 0 &&
-	       getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &l1) == 0 && type == SOCK_STREAM &&
-	       getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &l2) == 0 && !listening;
+	return sd_is_socket_unix(fd, SOCK_STREAM, 0, NULL, 0) > 0;
 }
 
 static int fdstore_take(int fd, const char *name)
