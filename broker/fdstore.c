@@ -16,7 +16,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <sys/queue.h>
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
