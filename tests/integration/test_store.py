@@ -15,6 +15,8 @@ runs under a fake service manager (svcmgr.py) and is restarted again and again.
   console no longer has is closed and the new path connected.
 - A real QEMU guest (its 16550 writes one byte at a time) printing numbered lines while
   ttyhubd restarts under it: every line once, in order.
+- A libvirt guest: its consoles (keyed UUID:ALIAS) are claimed by the consoles the libvirt
+  source defines again after the restart, over the same connection, and the shell works.
 - Clients: one attached is told (detached, shutdown) at SIGTERM; one that connects while
   ttyhubd is down is served by the next process (the manager owns the listening socket).
 - A store that is too small: ttyhubd warns.
@@ -38,6 +40,7 @@ import guest as G  # noqa: E402
 import hub  # noqa: E402
 import pattern  # noqa: E402
 import runner  # noqa: E402
+import virt  # noqa: E402
 
 LONG = os.environ.get("TTYHUB_LONG") == "1"
 LINE = 64
@@ -372,6 +375,45 @@ def test_qemu(wd):
         g.stop()
 
 
+def test_libvirt(wd):
+    serial = os.path.join(wd, "lvm-serial0.sock")
+    lv = virt.Libvirtd(wd).start()
+    d = hub.Daemon(wd, "--libvirt", lv.uri_ro, "--ring-size", RING, managed=True).start()
+    try:
+        dom = lv.define_and_start("lvm", serial, None)
+        uuid = dom.UUIDString()
+        d.wait_for(lambda: (d.console("lvm:serial0") or {}).get("state") == "connected",
+                   timeout=30, what="the libvirt console connected")
+        key = uuid + "%3Aserial0"
+        runner.require(d.stored_names() == ["con-" + key, "ring-" + key], d.stored_names())
+        before = d.log().count("connected to " + serial)
+        d.restart()
+        # Defined again by the libvirt source (from the loop, after READY=1): same connection.
+        d.wait_log(r"console lvm:serial0: history kept across a restart of ttyhubd "
+                   r"\(\d+ bytes, still connected\)", timeout=30)
+        d.wait_for(lambda: (d.console("lvm:serial0") or {}).get("state") == "connected",
+                   timeout=30, what="the libvirt console after the restart")
+        runner.require(d.log().count("connected to " + serial + " (kept across") == 1,
+                       "not the kept connection")
+        runner.require(d.log().count("connected to " + serial) == before + 1, "reconnected")
+        runner.require(d.stored_names() == ["con-" + key, "ring-" + key], d.stored_names())
+        w = hub.BrokerClient(d.socket)
+        w.send({"type": "attach", "console": "lvm", "mode": "rw", "replay": 0})
+        w.expect_type("attached")
+        deadline = time.monotonic() + 120
+        while b"LV42" not in w.data:
+            assert time.monotonic() < deadline, "no answer: %r" % w.data[-300:]
+            w.send_data(b"echo LV$((6*7))\n")
+            try:
+                w.read_data_until(b"LV42", timeout=2)
+            except AssertionError:
+                pass
+        w.close()
+    finally:
+        d.stop()
+        lv.stop()
+
+
 def test_store_full(wd):
     g = Guest(wd, "ff", rate=20000)
     d = start(wd, ("ff", g), fdstore_max=1)
@@ -393,6 +435,7 @@ def main():
                      ("a console no longer defined leaves the store", test_console_undefined),
                      ("a kept connection to an old path is not used", test_path_changed),
                      ("a real guest's lines survive restarts", test_qemu),
+                     ("libvirt consoles are claimed again after a restart", test_libvirt),
                      ("clients: told at SIGTERM, and served when they connect in the gap",
                       test_clients_across_restart),
                      ("a full store is reported", test_store_full)]:
