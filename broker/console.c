@@ -21,11 +21,13 @@
 #include <time.h>
 
 #include "console.h"
+#include "fdstore.h"
 #include "log.h"
 #include "util.h"
 
 static const struct chardev_ops console_chardev_ops;
 static void console_on_output(struct console *c);
+static void console_log_catch_up(struct console *c);
 
 static int strdup_opt(char **dst, const char *src)
 {
@@ -56,10 +58,66 @@ static void console_schedule_resume(struct console *c)
 		(void)sd_event_source_set_enabled(c->resume, SD_EVENT_ONESHOT);
 }
 
+/* The console's name in the fd store (fdstore.h) for kind. */
+static int console_store_name(const struct console *c, enum fdstore_kind kind, char *buf,
+			      size_t size)
+{
+	char key[FDSTORE_KEY_MAX + 1];
+	int r = fdstore_key(c->uuid, c->alias, c->name, key, sizeof(key));
+
+	return r < 0 ? r : fdstore_name(kind, key, buf, size);
+}
+
+/*
+ * The ring: the one kept in the fd store across a restart of ttyhubd (with
+ * its connection, in *ret_con_fd, or -EBADF), else a new one, handed to the
+ * store.
+ */
+static int console_ring_open(struct console *c, int *ret_con_fd)
+{
+	char key[FDSTORE_KEY_MAX + 1], name[FDSTORE_NAME_MAX + 1];
+	uint8_t lease[RING_LEASE_SIZE];
+	uint64_t now;
+	int r;
+
+	*ret_con_fd = -EBADF;
+	r = c->supported ? fdstore_key(c->uuid, c->alias, c->name, key, sizeof(key)) : -EINVAL;
+	if (r == -ENAMETOOLONG && fdstore_enabled())
+		log_notice("console %s: its name is too long for the fd store; its history will "
+			   "not survive a restart of ttyhubd", c->name);
+	if (r >= 0 && fdstore_claim(key, c, &c->ring, ret_con_fd) >= 0) {
+		/* A socket kept for another path (the definition changed) is not this console's. */
+		if (*ret_con_fd >= 0 && !streq_opt(ring_stored_path(&c->ring), c->path)) {
+			log_notice("console %s: the kept connection was to %s, now %s: reconnecting",
+				   c->name, ring_stored_path(&c->ring), c->path);
+			*ret_con_fd = safe_close(*ret_con_fd);
+			if (console_store_name(c, FDSTORE_CON, name, sizeof(name)) >= 0)
+				fdstore_remove(name, c);
+		}
+		log_info("console %s: history kept across a restart of ttyhubd (%llu bytes%s)",
+			 c->name, (unsigned long long)ring_head(&c->ring),
+			 *ret_con_fd >= 0 ? ", still connected" : "");
+		/* The writer that had it when the last ttyhubd stopped gets time to come back. */
+		if (ring_get_lease(&c->ring, lease) &&
+		    sd_event_now(c->env->event, CLOCK_MONOTONIC, &now) >= 0)
+			c->lease_hold_until = now + CONSOLE_LEASE_HOLD_USEC;
+	} else {
+		int k = ring_init(&c->ring, c->env->ring_size);
+
+		if (k < 0)
+			return k;
+		if (r >= 0 && fdstore_name(FDSTORE_RING, key, name, sizeof(name)) >= 0)
+			(void)fdstore_push(name, ring_fd(&c->ring), true, c);
+	}
+	ring_set_identity(&c->ring, c->uuid, c->alias, c->name, c->path);
+	return 0;
+}
+
 int console_new(const struct console_env *env, const struct console_spec *spec,
 		struct console **ret)
 {
 	char vm[CONSOLE_VM_MAX], alias[CONSOLE_ALIAS_MAX];
+	_cleanup_close_ int con_fd = -EBADF;
 	struct console *c;
 	int r;
 
@@ -73,6 +131,7 @@ int console_new(const struct console_env *env, const struct console_spec *spec,
 	c->env = env;
 	TAILQ_INIT(&c->attached);
 	c->chardev.fd = -EBADF;
+	c->ring.fd = -EBADF;
 	c->primary = spec->primary;
 	c->supported = spec->supported;
 	c->backend = spec->backend;
@@ -108,7 +167,7 @@ int console_new(const struct console_env *env, const struct console_spec *spec,
 	c->guest = spec->guest;
 	c->guest_open = -1;
 	if (r >= 0)
-		r = ring_init(&c->ring, env->ring_size);
+		r = console_ring_open(c, &con_fd);
 	if (r >= 0)
 		r = obuf_init(&c->input, CONSOLE_INPUT_MAX);
 	if (r >= 0)
@@ -126,6 +185,8 @@ int console_new(const struct console_env *env, const struct console_spec *spec,
 		};
 
 		r = chardev_init(&c->chardev, &owner, c->backend, c->path);
+		if (r >= 0 && con_fd >= 0)
+			chardev_adopt(&c->chardev, TAKE_FD(con_fd));
 	}
 	/* A log that cannot be written is reported once and never stops the console. */
 	if (r >= 0 && c->supported && env->log)
@@ -134,6 +195,8 @@ int console_new(const struct console_env *env, const struct console_spec *spec,
 		console_free(c, NULL);
 		return r;
 	}
+	/* What a kept ring got while ttyhubd was away (or was not logged before it died). */
+	console_log_catch_up(c);
 	*ret = c;
 	return 0;
 }
@@ -146,6 +209,15 @@ struct console *console_free(struct console *c, const char *why)
 	if (c->supported)
 		chardev_done(&c->chardev);
 	c->resume = sd_event_source_disable_unref(c->resume);
+	/* Gone for good (at shutdown the store is frozen and keeps them for the next ttyhubd). */
+	if (ring_fd(&c->ring) >= 0) {
+		char name[FDSTORE_NAME_MAX + 1];
+
+		if (console_store_name(c, FDSTORE_CON, name, sizeof(name)) >= 0)
+			fdstore_remove(name, c);
+		if (console_store_name(c, FDSTORE_RING, name, sizeof(name)) >= 0)
+			fdstore_remove(name, c);
+	}
 	ring_done(&c->ring);
 	c->log = conslog_free(c->log);
 	obuf_done(&c->input);
@@ -276,10 +348,13 @@ void console_mark(struct console *c, const char *text)
 	char line[600];
 	int n;
 
+	console_log_catch_up(c);
 	conslog_mark(c->log, text);
 	/* A line of its own: the guest may be in the middle of one. */
 	n = snprintf(line, sizeof(line), "\r\n[ttyhub] %s\r\n", text);
 	ring_write(&c->ring, line, (size_t)MIN(n, (int)sizeof(line) - 1));
+	/* The log has its own marker line: not these bytes again. */
+	ring_set_logged(&c->ring, ring_head(&c->ring));
 	console_on_output(c);
 }
 
@@ -295,11 +370,35 @@ static void console_on_output(struct console *c)
 
 /* ---- chardev events --------------------------------------------------- */
 
+/*
+ * The console log gets the ring's bytes from `logged` on, and `logged` is
+ * kept in the ring's header: after a restart of ttyhubd (even a SIGKILL)
+ * the log continues where it stopped, from the kept ring.
+ */
+static void console_log_catch_up(struct console *c)
+{
+	uint64_t pos = ring_logged(&c->ring), head = ring_head(&c->ring);
+
+	if (c->log && pos < ring_tail(&c->ring)) {
+		conslog_markf(c->log, "%llu bytes not logged (older than the history)",
+			      (unsigned long long)(ring_tail(&c->ring) - pos));
+		pos = ring_tail(&c->ring);
+	}
+	while (c->log && pos < head) {
+		struct iovec iov[2];
+		size_t n = ring_peek(&c->ring, pos, (size_t)MIN(head - pos, (uint64_t)SIZE_MAX),
+				     iov);
+
+		conslog_write(c->log, iov[0].iov_base, iov[0].iov_len);
+		conslog_write(c->log, iov[1].iov_base, iov[1].iov_len);
+		pos += n;
+	}
+	ring_set_logged(&c->ring, head);
+}
+
 static void console_chardev_data(void *userdata, const void *data, size_t len)
 {
-	struct console *c = userdata;
-
-	conslog_write(c->log, data, len);
+	console_log_catch_up(userdata);
 }
 
 static void console_chardev_output(void *userdata)
@@ -310,7 +409,14 @@ static void console_chardev_output(void *userdata)
 static void console_chardev_connected(void *userdata)
 {
 	struct console *c = userdata;
+	char name[FDSTORE_NAME_MAX + 1];
 
+	/* A new connection is a new epoch; kept in the store (FDPOLL=0: the guest's last
+	 * words stay in it even if it hangs up while ttyhubd is away). */
+	ring_new_epoch(&c->ring);
+	if (c->backend == DOMXML_BACKEND_UNIX &&
+	    console_store_name(c, FDSTORE_CON, name, sizeof(name)) >= 0)
+		(void)fdstore_push(name, c->chardev.fd, false, c);
 	if (c->n_clients > 0)
 		console_announce(c, "console %s connected", c->name);
 }
@@ -318,7 +424,11 @@ static void console_chardev_connected(void *userdata)
 static void console_chardev_disconnected(void *userdata, const char *why)
 {
 	struct console *c = userdata;
+	char name[FDSTORE_NAME_MAX + 1];
 
+	/* The store's copy would keep the guest's one-client socket busy. */
+	if (console_store_name(c, FDSTORE_CON, name, sizeof(name)) >= 0)
+		fdstore_remove(name, c);
 	/* Keystrokes for a guest that went away must not reach the next boot. */
 	obuf_consume(&c->input, obuf_len(&c->input));
 	/* The paused writer hears console_input() drop its bytes: from the loop. */

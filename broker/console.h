@@ -114,6 +114,8 @@ struct console_env {
 /* Buffers a VM name and an alias are escaped into (registry.h says which names fit). */
 #define CONSOLE_VM_MAX 256
 #define CONSOLE_ALIAS_MAX 128
+/* How long a lease found in a kept ring holds the writer's place (lease_hold_until). */
+#define CONSOLE_LEASE_HOLD_USEC (10 * UINT64_C(1000000))
 /* console_set_guest_state(): leave guest_open as it is. */
 #define CONSOLE_GUEST_OPEN_KEEP (-2)
 
@@ -140,6 +142,12 @@ struct console {
 	struct peer_guest guest; /* who may be at the chardev's far end (see peer.h) */
 
 	struct ring ring;
+	/*
+	 * CLOCK_MONOTONIC usec until which an rw attach without the stored lease
+	 * gets watcher (0: none).  Set when the ring was kept across a broker
+	 * restart with a writer's lease in it, so the writer has time to come back.
+	 */
+	uint64_t lease_hold_until;
 	struct conslog *log; /* owned, or NULL when logging is off */
 	struct chardev chardev;
 	struct obuf input; /* writer bytes on their way to the guest */
@@ -154,7 +162,6 @@ struct console {
 	 * chardev again.
 	 */
 	sd_event_source *resume; /* owned: defer, ONESHOT when input drained */
-	uint64_t lease_hold_until; /* CLOCK_MONOTONIC usec; 0: none */
 
 	TAILQ_ENTRY(console) entry; /* in the registry */
 };
