@@ -2,7 +2,8 @@
 /*
  * Guest chardev connection (see chardev.h).
  *
- * Reads go straight into the console ring (ring_write_span), up to
+ * Reads go straight into the console ring (ring_read_span: at most
+ * RING_READ_MAX a read, the most a killed broker can lose), up to
  * CHARDEV_READ_BUDGET bytes per wake-up so one busy guest cannot starve the
  * others; the console is told once per wake-up.  The fd is never blocking,
  * so the drain cannot stall on anything.
@@ -300,12 +301,12 @@ static void chardev_read(struct chardev *ch)
 
 	while (total < CHARDEV_READ_BUDGET) {
 		uint8_t *p;
-		size_t span = ring_write_span(ring, &p);
+		size_t span = ring_read_span(ring, &p);
 		ssize_t n = read(ch->fd, p, span);
 
+		/* Committed first: what the log gets is in the ring, whatever happens. */
+		ring_commit(ring, n > 0 ? (size_t)n : 0);
 		if (n > 0) {
-			/* Committed first: what the log gets is in the ring, whatever happens. */
-			ring_commit(ring, (size_t)n);
 			ch->owner.ops->on_data(ch->owner.userdata, p, (size_t)n);
 			total += (size_t)n;
 			/* Short: nothing more was there; epoll tells us when there is. */

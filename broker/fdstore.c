@@ -344,13 +344,12 @@ static bool fdstore_pair_drain(struct fdstore_pair *p)
 {
 	for (;;) {
 		uint8_t *buf;
-		size_t span = ring_write_span(&p->ring, &buf);
+		size_t span = ring_read_span(&p->ring, &buf);
 		ssize_t n = read(p->con_fd, buf, span);
 
-		if (n > 0) {
-			ring_commit(&p->ring, (size_t)n);
+		ring_commit(&p->ring, n > 0 ? (size_t)n : 0);
+		if (n > 0)
 			continue;
-		}
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0 && errno == EAGAIN)
@@ -393,6 +392,27 @@ static bool fdstore_is_stream_peer(int fd)
 	return sd_is_socket_unix(fd, SOCK_STREAM, 0, NULL, 0) > 0;
 }
 
+/*
+ * The previous ttyhubd was killed inside a read into this ring: the bytes it
+ * had taken from the guest are gone.  Say so in the history itself, at the
+ * very place, before the kept socket is drained behind it: every reader
+ * (and the console log) meets the line where the gap is.
+ */
+static void fdstore_mark_lost_read(struct ring *ring, const char *name)
+{
+	size_t lost = ring_take_lost_read(ring);
+	char line[200];
+	int n;
+
+	if (lost == 0)
+		return;
+	log_warning("fd store: %s: ttyhubd was killed while reading from the guest; up to %zu "
+		    "bytes of its output are lost", name, lost);
+	n = snprintf(line, sizeof(line), "\r\n[ttyhub] ttyhubd was killed while reading from the "
+		     "guest: up to %zu bytes of output lost here\r\n", lost);
+	ring_write(ring, line, (size_t)MIN(n, (int)sizeof(line) - 1));
+}
+
 static int fdstore_take(int fd, const char *name)
 {
 	enum fdstore_kind kind;
@@ -426,6 +446,7 @@ static int fdstore_take(int fd, const char *name)
 			fdstore_discard(fd, name, "not a usable ring");
 			return 0;
 		}
+		fdstore_mark_lost_read(&p->ring, name);
 	} else {
 		if (p->con_fd >= 0 || !fdstore_is_stream_peer(fd)) {
 			fdstore_discard(fd, name, p->con_fd >= 0 ? "a second socket of one console"

@@ -147,8 +147,12 @@ int ring_header_check(const void *page, size_t size, uint64_t file_size, const c
 		}
 		prev_start = h.epochs[i].start;
 	}
-	if (h.lease_set > 1 || h.reserved != 0) {
+	if (h.lease_set > 1) {
 		*why = "bad lease flag";
+		return -EBADMSG;
+	}
+	if (h.reading > RING_READ_MAX) {
+		*why = "a read bigger than any ttyhubd makes";
 		return -EBADMSG;
 	}
 	if (!ring_str_ok(h.uuid, sizeof(h.uuid)) || !ring_str_ok(h.alias, sizeof(h.alias)) ||
@@ -196,6 +200,8 @@ int ring_adopt(struct ring *r, int fd, const char **why)
 		*why = "the header changed while it was checked";
 		return -EBADMSG;
 	}
+	r->lost_read = r->hdr->reading;
+	r->hdr->reading = 0;
 	return 0;
 }
 
@@ -236,7 +242,26 @@ size_t ring_write_span(struct ring *r, uint8_t **ret)
 void ring_commit(struct ring *r, size_t len)
 {
 	/* Release: the bytes are in the file before a head that covers them. */
-	__atomic_store_n(&r->hdr->head, r->hdr->head + len, __ATOMIC_RELEASE);
+	if (len > 0)
+		__atomic_store_n(&r->hdr->head, r->hdr->head + len, __ATOMIC_RELEASE);
+	/* After head: a death in between claims a loss that did not happen, never the reverse. */
+	__atomic_store_n(&r->hdr->reading, 0, __ATOMIC_RELEASE);
+}
+
+size_t ring_read_span(struct ring *r, uint8_t **ret)
+{
+	size_t span = MIN(ring_write_span(r, ret), RING_READ_MAX);
+
+	__atomic_store_n(&r->hdr->reading, (uint32_t)span, __ATOMIC_RELEASE);
+	return span;
+}
+
+size_t ring_take_lost_read(struct ring *r)
+{
+	size_t n = r->lost_read;
+
+	r->lost_read = 0;
+	return n;
 }
 
 void ring_write(struct ring *r, const void *data, size_t len)

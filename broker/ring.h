@@ -51,6 +51,8 @@ struct ring_epoch {
 #define RING_ALIAS_MAX 128
 #define RING_NAME_MAX 512
 #define RING_PATH_MAX 1024
+/* The most one read into the ring asks for: the most a killed broker can lose. */
+#define RING_READ_MAX ((size_t)64 * 1024)
 
 /*
  * The header page, in host byte order (the file never leaves the host).
@@ -66,7 +68,12 @@ struct ring_header {
 	struct ring_epoch epochs[RING_EPOCHS]; /* [0] current; used slots first */
 	uint8_t lease[RING_LEASE_SIZE];
 	uint32_t lease_set;    /* 0 or 1 */
-	uint32_t reserved;     /* 0 */
+	/*
+	 * Bytes a read into the ring asked for while it ran (0: no read running).
+	 * Found nonzero in a kept header, the process died inside a read: up to
+	 * this many guest bytes may be missing at head.
+	 */
+	uint32_t reading;      /* 0..RING_READ_MAX */
 	char uuid[RING_UUID_MAX];   /* the VM's UUID, or "" */
 	char alias[RING_ALIAS_MAX]; /* the libvirt alias, or "" */
 	char name[RING_NAME_MAX];   /* the console's name, for messages */
@@ -80,6 +87,7 @@ struct ring {
 	void *map;     /* owned mapping of the whole memfd */
 	size_t map_size;
 	int fd;        /* owned: the sealed memfd */
+	uint32_t lost_read; /* ring_adopt(): the reading the dead process left (see above) */
 };
 
 /* capacity is rounded up to a power of two (>= 4096). Returns -ENOMEM/-EINVAL/-errno. */
@@ -136,6 +144,16 @@ static inline const char *ring_stored_path(const struct ring *r)
 /* The identity kept in the header (strings are cut to their fields; NULL: ""). */
 void ring_set_identity(struct ring *r, const char *uuid, const char *alias, const char *name,
 		       const char *path);
+
+/*
+ * A read straight into the ring: ring_read_span() gives the contiguous span
+ * at head (at most RING_READ_MAX) and marks a read as running; ring_commit()
+ * with what was read (0 when nothing was) ends it.  So a header kept after a
+ * SIGKILL says how much may have been lost (ring_take_lost_read()).
+ */
+size_t ring_read_span(struct ring *r, uint8_t **ret);
+/* The bytes the previous process may have lost inside a read (once; 0: none). */
+size_t ring_take_lost_read(struct ring *r);
 
 /* Append data, overwriting the oldest bytes when full. */
 void ring_write(struct ring *r, const void *data, size_t len);

@@ -284,6 +284,44 @@ static void test_memfd_adopt(void **state)
 	assert_int_equal(r.fd, -EBADF);
 }
 
+/*
+ * A read marks itself in the header until it is committed: a process killed
+ * inside one leaves the mark, and the next one learns how much may be gone.
+ */
+static void test_read_in_progress(void **state)
+{
+	struct ring r, a;
+	uint8_t *p;
+	size_t span;
+
+	assert_int_equal(ring_init(&r, 1 << 20), 0);
+	/* A read is bounded, so the loss is. */
+	span = ring_read_span(&r, &p);
+	assert_int_equal(span, RING_READ_MAX);
+	memcpy(p, "done", 4);
+	ring_commit(&r, 4);
+	assert_int_equal(r.hdr->reading, 0);
+	/* A read that found nothing ends too. */
+	ring_read_span(&r, &p);
+	ring_commit(&r, 0);
+	assert_int_equal(r.hdr->reading, 0);
+	assert_int_equal(ring_head(&r), 4);
+	/* Killed here: read() had returned, head was not moved yet. */
+	span = ring_read_span(&r, &p);
+	memcpy(p, "lost", 4);
+	assert_int_equal(ring_adopt(&a, dup(ring_fd(&r)), NULL), 0);
+	assert_int_equal(ring_head(&a), 4);
+	assert_int_equal(ring_take_lost_read(&a), span);
+	assert_int_equal(ring_take_lost_read(&a), 0); /* said once */
+	assert_int_equal(a.hdr->reading, 0);
+	ring_done(&a);
+	/* A clean stop leaves nothing to report. */
+	assert_int_equal(ring_adopt(&a, dup(ring_fd(&r)), NULL), 0);
+	assert_int_equal(ring_take_lost_read(&a), 0);
+	ring_done(&a);
+	ring_done(&r);
+}
+
 /* A plain file or an unsealed memfd is no ring. */
 static void test_adopt_refuses_unsealed(void **state)
 {
@@ -339,6 +377,12 @@ static void test_header_check(void **state)
 	assert_int_equal(check(&h, size), -EBADMSG);
 	h = valid_header();
 	h.header_size = 512;
+	assert_int_equal(check(&h, size), -EBADMSG);
+	/* A read in progress is no bigger than any ttyhubd makes. */
+	h = valid_header();
+	h.reading = RING_READ_MAX;
+	assert_int_equal(check(&h, size), 0);
+	h.reading = RING_READ_MAX + 1;
 	assert_int_equal(check(&h, size), -EBADMSG);
 	/* Capacity: a power of two within bounds, and the file's size. */
 	h = valid_header();
@@ -419,6 +463,7 @@ int main(void)
 		cmocka_unit_test(test_lines_back_across_wrap_and_tail),
 		cmocka_unit_test(test_against_reference),
 		cmocka_unit_test(test_memfd_adopt),
+		cmocka_unit_test(test_read_in_progress),
 		cmocka_unit_test(test_adopt_refuses_unsealed),
 		cmocka_unit_test(test_header_check),
 		cmocka_unit_test(test_adopt_refuses_corrupt),
