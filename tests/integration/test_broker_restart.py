@@ -252,10 +252,11 @@ def t_vm_exit_in_gap():
     g = LastWords(sock_path("ex"), a, b)
     try:
         wait_line(ps, "ex", a_lines - 1)
-        ctx.d.stop_for_restart(signal.SIGTERM)
-        g.cue.set()
-        assert g.done.wait(30), "the guest did not finish while ttyhubd was down"
-        ctx.d.respawn()
+
+        def gap():
+            g.cue.set()
+            assert g.done.wait(30), "the guest did not finish while ttyhubd was down"
+        ctx.d.restart(signal.SIGTERM, between=gap)
         wait_line(ps, "ex", a_lines + b_lines - 1)
         for who, p in ps.items():
             check_stream("ex " + who, p.transcript, "ex", a_lines + b_lines - 1)
