@@ -260,6 +260,7 @@ static void handle_event(struct session *s, const struct front_event *e)
 	case FRONT_EV_BREAK_SENT:
 		show_event(s, e);
 		break;
+	case FRONT_EV_OUTPUT:    /* not asked for here */
 	case FRONT_EV_STATE:     /* the notices that come with it say what changed */
 	case FRONT_EV_LIST:
 	case FRONT_EV_HELLO:

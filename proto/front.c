@@ -3,9 +3,13 @@
  * A connection to ttyhubd as a front (see front.h).  Requests are built by
  * message.h's proto_req_*() and queued here; broker messages are decoded
  * once into struct front_event, so every front switches over the same
- * events.
+ * events.  The resume bookkeeping (struct front_book) is updated here as
+ * the events go out, so every front resumes the same way; the gap between
+ * front_lost() and the re-attach's answer is a small state machine
+ * (enum front_link) that holds keystrokes and refuses requests.
  */
 #include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,7 +30,9 @@ int front_init(struct front *f, int fd, size_t out_max, const uint8_t prefix[2])
 {
 	int r;
 
-	*f = (struct front){ .fd = fd };
+	*f = (struct front){ .fd = fd, .link = FRONT_LIVE };
+	f->book.mode = ATTACH_RW;
+	f->book.replay = PROTO_REPLAY_DEFAULT;
 	escape_init(&f->esc, prefix ? prefix[0] : ESCAPE_DEFAULT_PREFIX0,
 		    prefix ? prefix[1] : ESCAPE_DEFAULT_PREFIX1);
 	r = frame_reader_init(&f->in);
@@ -53,7 +59,7 @@ void front_done(struct front *f)
 #define FRONT_REPLAY_LINES 20
 
 /* Queue msg (a new reference, or NULL when it could not be built) and drop it. */
-static int front_put(struct front *f, json_t *msg)
+static int front_queue(struct front *f, json_t *msg)
 {
 	int r;
 
@@ -62,6 +68,27 @@ static int front_put(struct front *f, json_t *msg)
 	r = proto_put_control(&f->out, msg);
 	json_decref(msg);
 	return r;
+}
+
+/* A request of the user's: none while the broker is away (it would precede the re-attach). */
+static int front_put(struct front *f, json_t *msg)
+{
+	if (f->link != FRONT_LIVE) {
+		json_decref(msg);
+		return -ENOTCONN;
+	}
+	return front_queue(f, msg);
+}
+
+/* Copy s into a bounded book field; false (field untouched) when it does not fit. */
+static bool front_copy(char *dst, size_t size, const char *s)
+{
+	size_t n = s ? strlen(s) : 0;
+
+	if (!s || n >= size)
+		return false;
+	memcpy(dst, s, n + 1);
+	return true;
 }
 
 int front_hello(struct front *f, const char *client, const struct front_principal *p)
@@ -74,11 +101,57 @@ int front_authorize(struct front *f, const struct front_principal *p)
 	return front_put(f, proto_req_authorize(p->key, p->from));
 }
 
+/* Remember what was asked, for a re-attach; a new attach starts a new position. */
+static void front_book_asked(struct front *f, const char *console, enum attach_mode mode,
+			     long replay)
+{
+	struct front_book *b = &f->book;
+
+	*b = (struct front_book){ .mode = mode, .replay = replay, .asked = true };
+	(void)front_copy(b->console, sizeof(b->console), console); /* checked by the caller */
+}
+
 int front_attach(struct front *f, const char *console, enum attach_mode mode, long replay)
 {
-	if (!attach_mode_to_string(mode))
+	int r;
+
+	if (!attach_mode_to_string(mode) || !console)
 		return -EINVAL;
-	return front_put(f, proto_req_attach(console, mode, replay));
+	if (strlen(console) >= FRONT_CONSOLE_MAX)
+		return -ENAMETOOLONG;
+	r = front_put(f, proto_req_attach(console, mode, replay));
+	if (r < 0)
+		return r;
+	front_book_asked(f, console, mode, replay);
+	return 0;
+}
+
+int front_attach_resume(struct front *f, const char *console, enum attach_mode mode, long replay,
+			uint64_t epoch, uint64_t offset, const char *lease)
+{
+	const struct proto_resume res = { .epoch = epoch, .offset = offset, .lease = lease };
+	int r;
+
+	if (!attach_mode_to_string(mode) || !console || epoch == 0 || offset > INT64_MAX)
+		return -EINVAL;
+	if (strlen(console) >= FRONT_CONSOLE_MAX || (lease && strlen(lease) > PROTO_LEASE_STRLEN))
+		return -ENAMETOOLONG;
+	r = front_put(f, proto_req_attach_resume(console, mode, replay, &res));
+	if (r < 0)
+		return r;
+	front_book_asked(f, console, mode, replay);
+	f->book.positioned = true;
+	f->book.epoch = epoch;
+	f->book.offset = offset;
+	if (lease)
+		(void)front_copy(f->book.lease, sizeof(f->book.lease), lease);
+	return 0;
+}
+
+int front_output(struct front *f, const char *console, bool has_start, int64_t start,
+		 unsigned max)
+{
+	return front_put(f, proto_req_output(console, has_start, start, max));
 }
 
 int front_list(struct front *f, const char *console)
@@ -129,6 +202,30 @@ int front_escape_request(struct front *f, enum escape_cmd cmd)
 	return -EOPNOTSUPP;
 }
 
+/* front_keys() while the broker is away: into the held buffer, the overflow counted. */
+static size_t front_hold(struct front *f, const uint8_t *data, size_t len, bool may_write,
+			 size_t *ret_dropped, enum escape_cmd *ret_cmd)
+{
+	size_t used = 0;
+
+	while (used < len && *ret_cmd == ESCAPE_NONE) {
+		uint8_t out[4096 + 2];
+		size_t n = MIN(len - used, sizeof(out) - 2), outlen, keep;
+
+		used += escape_feed(&f->esc, data + used, n, out, &outlen, ret_cmd);
+		if (!may_write) {
+			*ret_dropped += outlen;
+			continue;
+		}
+		keep = MIN(outlen, sizeof(f->held) - f->held_len);
+		memcpy(f->held + f->held_len, out, keep);
+		f->held_len += keep;
+		f->held_over += outlen - keep;
+		*ret_dropped += outlen - keep;
+	}
+	return used;
+}
+
 size_t front_keys(struct front *f, const uint8_t *data, size_t len, bool may_write, size_t reserve,
 		  size_t *ret_dropped, enum escape_cmd *ret_cmd)
 {
@@ -136,6 +233,8 @@ size_t front_keys(struct front *f, const uint8_t *data, size_t len, bool may_wri
 
 	*ret_cmd = ESCAPE_NONE;
 	*ret_dropped = 0;
+	if (f->link != FRONT_LIVE)
+		return front_hold(f, data, len, may_write, ret_dropped, ret_cmd);
 	/* Each chunk may release two held prefix bytes and needs one frame header. */
 	while (used < len && *ret_cmd == ESCAPE_NONE &&
 	       obuf_room(&f->out) > FRAME_HEADER + 2 + reserve) {
@@ -160,16 +259,229 @@ ssize_t front_fill(struct front *f)
 	return frame_reader_fill(&f->in, f->fd);
 }
 
+/*
+ * Keep f->out_rest, the unsent tail of a frame the socket took only part
+ * of, so front_lost() knows where whole frames start.  p and len are the
+ * queue before the flush that wrote n bytes: consuming leaves the bytes in
+ * place and nothing is appended meanwhile, so the headers are still there.
+ */
+static void front_track(struct front *f, const uint8_t *p, size_t len, size_t n)
+{
+	size_t pos;
+
+	if (n < f->out_rest) {
+		f->out_rest -= n;
+		return;
+	}
+	pos = f->out_rest;
+	while (pos < n && pos + FRAME_HEADER <= len) {
+		/* The queue holds whole frames from pos on: read the length. */
+		size_t plen = (size_t)p[pos + 1] << 24 | (size_t)p[pos + 2] << 16 |
+			      (size_t)p[pos + 3] << 8 | p[pos + 4];
+
+		pos += FRAME_HEADER + plen;
+	}
+	f->out_rest = pos > n ? pos - n : 0;
+}
+
 ssize_t front_flush(struct front *f)
 {
+	const uint8_t *p;
+	size_t len;
 	ssize_t n;
 
 	if (obuf_len(&f->out) == 0)
 		return 0;
+	p = obuf_data(&f->out);
+	len = obuf_len(&f->out);
 	n = obuf_flush(&f->out, f->fd);
+	/* obuf_flush() may have written some before an error: count what left the queue. */
+	front_track(f, p, len, len - obuf_len(&f->out));
 	if (n < 0)
 		return n;
 	return (ssize_t)obuf_len(&f->out);
+}
+
+/* Append keystrokes to the held buffer; what does not fit is counted. */
+static void front_hold_bytes(struct front *f, const uint8_t *data, size_t len)
+{
+	size_t keep = MIN(len, sizeof(f->held) - f->held_len);
+
+	memcpy(f->held + f->held_len, data, keep);
+	f->held_len += keep;
+	f->held_over += len - keep;
+}
+
+void front_lost(struct front *f)
+{
+	const uint8_t *p = obuf_data(&f->out);
+	size_t len = obuf_len(&f->out), pos = f->out_rest;
+
+	/*
+	 * Whole data frames still queued never reached the broker: hold their
+	 * keystrokes again.  (A frame the socket took part of is incomplete on
+	 * the broker's side, which drops it with the connection; its head is
+	 * gone from the queue, so it cannot be rebuilt.)
+	 */
+	while (pos < len) {
+		struct frame fr;
+		int r = frame_parse(p + pos, len - pos, &fr);
+
+		if (r <= 0)
+			break; /* not reached: the queue holds the frames we built */
+		if (fr.type == FRAME_DATA)
+			front_hold_bytes(f, fr.payload, fr.len);
+		pos += (size_t)r;
+	}
+	obuf_consume(&f->out, len);
+	f->out_rest = 0;
+	f->in.len = f->in.off = 0;
+	f->in.eof = false;
+	f->broken = false;
+	json_decref(f->list);
+	f->list = NULL;
+	f->fd = -EBADF;
+	f->link = FRONT_LOST;
+}
+
+int front_reconnect(struct front *f, int fd, const char *client, const struct front_principal *p)
+{
+	const struct front_book *b = &f->book;
+	enum attach_mode mode;
+	int r;
+
+	if (f->link != FRONT_LOST)
+		front_lost(f);
+	f->fd = fd;
+	r = front_queue(f, proto_req_hello(client, p ? p->key : NULL, p ? p->from : NULL));
+	if (r < 0)
+		return r;
+	if (!b->asked) {
+		f->link = FRONT_LIVE;
+		return 0;
+	}
+	/* Write again if we wrote (the lease proves it); never take over by force again. */
+	mode = b->writer ? ATTACH_RW : b->mode == ATTACH_FORCE ? ATTACH_RW : b->mode;
+	if (b->positioned) {
+		const struct proto_resume res = {
+			.epoch = b->epoch,
+			.offset = b->offset,
+			.lease = b->lease[0] ? b->lease : NULL,
+		};
+
+		r = front_queue(f, proto_req_attach_resume(b->console, mode, b->replay, &res));
+	} else
+		r = front_queue(f, proto_req_attach(b->console, mode, b->replay));
+	if (r < 0)
+		return r;
+	f->link = FRONT_RESUMING;
+	return 0;
+}
+
+bool front_is_shutdown(const struct front_event *e)
+{
+	return e->type == FRONT_EV_DETACHED && e->reason == DETACH_SHUTDOWN;
+}
+
+size_t front_discard_held(struct front *f)
+{
+	size_t n = f->held_len + f->held_over;
+
+	f->held_len = f->held_over = 0;
+	return n;
+}
+
+void front_backoff_start(struct front_backoff *b, uint64_t now)
+{
+	*b = (struct front_backoff){ .since = now, .delay = FRONT_BACKOFF_MIN_USEC };
+}
+
+bool front_backoff_next(struct front_backoff *b, uint64_t now, uint64_t *ret_delay)
+{
+	uint64_t left;
+
+	if (now < b->since)
+		now = b->since; /* a clock that is not monotonic: count from the start */
+	if (now - b->since >= FRONT_GIVE_UP_USEC)
+		return false;
+	left = b->since + FRONT_GIVE_UP_USEC - now;
+	*ret_delay = MIN(b->delay, left);
+	b->delay = MIN(b->delay * 2, FRONT_BACKOFF_MAX_USEC);
+	b->tries++;
+	return true;
+}
+
+size_t front_give_up_text(char *buf, size_t size)
+{
+	int n;
+
+	if (size == 0)
+		return 0;
+	n = snprintf(buf, size, "ttyhubd did not come back within %llu s; giving up",
+		     (unsigned long long)(FRONT_GIVE_UP_USEC / 1000000));
+	return n < 0 ? 0 : MIN((size_t)n, size - 1);
+}
+
+/* s as one shell word: as it is when every byte is harmless, else in single quotes. */
+static void front_shell_word(const char *s, char *buf, size_t size)
+{
+	size_t o = 0;
+	bool plain = *s != '\0';
+
+	for (const char *c = s; *c; c++)
+		if (!strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+			    "._-+=:@,/%", *c))
+			plain = false;
+	if (plain) {
+		snprintf(buf, size, "%s", s);
+		return;
+	}
+	if (size < 3) {
+		if (size > 0)
+			buf[0] = '\0';
+		return;
+	}
+	buf[o++] = '\'';
+	for (const char *c = s; *c && o + 5 < size; c++) {
+		if (*c == '\'') {
+			memcpy(buf + o, "'\\''", 4);
+			o += 4;
+		} else
+			buf[o++] = *c;
+	}
+	buf[o++] = '\'';
+	buf[o] = '\0';
+}
+
+size_t front_resume_hint(const struct front *f, enum front_hint_style style, const char *host,
+			 unsigned port, char *buf, size_t size)
+{
+	const struct front_book *b = &f->book;
+	char epoch[PROTO_EPOCH_STRLEN + 1], word[2 * FRONT_CONSOLE_MAX + 600], p[16] = "";
+	char user[FRONT_CONSOLE_MAX + 64 + 256];
+	int n;
+
+	if (size == 0)
+		return 0;
+	buf[0] = '\0';
+	if (!b->positioned || !b->console[0])
+		return 0;
+	proto_epoch_to_string(b->epoch, epoch);
+	if (style == FRONT_HINT_SSH) {
+		snprintf(user, sizeof(user), "%s+resume=%s:%" PRIu64 "@%s", b->console, epoch,
+			 b->offset, host ? host : "HOST");
+		front_shell_word(user, word, sizeof(word));
+		if (port != 0 && port != 22)
+			snprintf(p, sizeof(p), "-p %u ", port);
+		n = snprintf(buf, size, "to continue where you left off: ssh %s%s", p, word);
+	} else {
+		front_shell_word(b->console, word, sizeof(word));
+		n = snprintf(buf, size,
+			     "to continue where you left off: ttyhub attach %s --resume %s:%" PRIu64
+			     "%s",
+			     word, epoch, b->offset, b->mode == ATTACH_RO ? " --ro" : "");
+	}
+	return n < 0 ? 0 : MIN((size_t)n, size - 1);
 }
 
 static const char *front_str(json_t *msg, const char *key)
@@ -181,6 +493,44 @@ static const char *front_str(json_t *msg, const char *key)
 static enum attach_mode front_access(json_t *msg)
 {
 	return streq_opt(front_str(msg, "access"), "ro") ? ATTACH_RO : ATTACH_RW;
+}
+
+/* A non-negative integer member; 0 when absent or of another type. */
+static uint64_t front_uint(json_t *msg, const char *key)
+{
+	json_int_t v = json_integer_value(json_object_get(msg, key));
+
+	return v > 0 ? (uint64_t)v : 0;
+}
+
+/* The "epoch" member; 0 when absent or not an epoch. */
+static uint64_t front_epoch(json_t *msg)
+{
+	uint64_t epoch;
+
+	return proto_parse_epoch(front_str(msg, "epoch"), &epoch) < 0 ? 0 : epoch;
+}
+
+static enum front_resumed front_resumed(const char *s)
+{
+	if (streq_opt(s, "exact"))
+		return FRONT_RESUMED_EXACT;
+	if (streq_opt(s, "gap"))
+		return FRONT_RESUMED_GAP;
+	if (streq_opt(s, "restarted"))
+		return FRONT_RESUMED_RESTARTED;
+	return FRONT_RESUMED_NONE;
+}
+
+/* A lease as the broker spells it (32 hex digits); anything else is not kept. */
+static const char *front_lease(json_t *msg)
+{
+	const char *s = front_str(msg, "lease");
+
+	if (!s || strlen(s) != PROTO_LEASE_STRLEN || strspn(s, "0123456789abcdefABCDEF") !=
+	    PROTO_LEASE_STRLEN)
+		return NULL;
+	return s;
 }
 
 /* Fill *e from a decoded message; false for a type a front does not act on. */
@@ -206,6 +556,10 @@ static bool front_decode(json_t *msg, const char *type, struct front_event *e)
 		e->type = FRONT_EV_ATTACHED;
 		e->access = front_access(msg);
 		e->may_break = json_is_true(json_object_get(msg, "break"));
+		e->epoch = front_epoch(msg);
+		e->end = front_uint(msg, "offset");
+		e->lost = front_uint(msg, "lost");
+		e->resumed = front_resumed(front_str(msg, "resumed"));
 		return true;
 	case PROTO_STATE:
 		e->type = FRONT_EV_STATE;
@@ -234,8 +588,82 @@ static bool front_decode(json_t *msg, const char *type, struct front_event *e)
 		e->code = front_str(msg, "code");
 		e->text = front_str(msg, "message");
 		return true;
+	case PROTO_OUTPUT:
+		e->type = FRONT_EV_OUTPUT;
+		e->data = (const uint8_t *)front_str(msg, "contents");
+		e->len = json_string_length(json_object_get(msg, "contents"));
+		e->start = front_uint(msg, "start");
+		e->end = front_uint(msg, "next");
+		e->epoch = front_epoch(msg);
+		e->more = json_is_true(json_object_get(msg, "more"));
+		e->expired = json_is_true(json_object_get(msg, "expired"));
+		e->lost = front_uint(msg, "lost");
+		return true;
 	default:
 		return false; /* requests echoed back, or a newer broker's messages */
+	}
+}
+
+/*
+ * The re-attach was answered (attached, or an error refusing it): live
+ * again.  The held keystrokes go out if we write, else they are dropped;
+ * either way the event counts them.
+ */
+static void front_resumed_live(struct front *f, struct front_event *e)
+{
+	e->reconnected = true;
+	f->link = FRONT_LIVE;
+	if (e->type == FRONT_EV_ATTACHED && e->writer && f->held_len > 0 &&
+	    proto_put_data(&f->out, f->held, f->held_len) == 0)
+		e->keys_sent = f->held_len;
+	else
+		e->keys_dropped = f->held_len;
+	e->keys_dropped += f->held_over;
+	f->held_len = f->held_over = 0;
+}
+
+/* The bookkeeping a control event changes (front.h, struct front_book). */
+static void front_book_event(struct front *f, struct front_event *e)
+{
+	struct front_book *b = &f->book;
+	const char *lease = front_lease(e->msg);
+
+	switch (e->type) {
+	case FRONT_EV_ATTACHED:
+		b->attached = true;
+		(void)front_copy(b->console, sizeof(b->console), e->console);
+		if (e->epoch != 0) {
+			b->epoch = e->epoch;
+			b->offset = e->end;
+			b->positioned = true;
+		}
+		b->writer = e->writer;
+		/* The broker gives the lease to the writer only: no lease, none kept. */
+		if (!front_copy(b->lease, sizeof(b->lease), e->writer ? lease : NULL))
+			b->lease[0] = '\0';
+		if (f->link == FRONT_RESUMING)
+			front_resumed_live(f, e);
+		break;
+	case FRONT_EV_STATE:
+		b->writer = e->writer;
+		if (!e->writer)
+			b->lease[0] = '\0';
+		else if (lease)
+			(void)front_copy(b->lease, sizeof(b->lease), lease);
+		break;
+	case FRONT_EV_DETACHED:
+		/* A requested detach ends the lease on the broker's side too. */
+		if (e->reason == DETACH_REQUESTED) {
+			b->lease[0] = '\0';
+			b->writer = false;
+		}
+		break;
+	case FRONT_EV_ERROR:
+		if (f->link == FRONT_RESUMING)
+			front_resumed_live(f, e);
+		break;
+	default:
+		break;
 	}
 }
 
@@ -249,6 +677,8 @@ int front_next_event(struct front *f, struct front_event *ret)
 		json_t *msg;
 		int r;
 
+		if (f->broken)
+			return -EPROTO; /* f->err still says why */
 		r = frame_reader_next(&f->in, &fr);
 		if (r == 0)
 			return 0;
@@ -257,8 +687,26 @@ int front_next_event(struct front *f, struct front_event *ret)
 			return -EPROTO;
 		}
 		if (fr.type == FRAME_DATA) {
-			*ret = (struct front_event){ .type = FRONT_EV_DATA, .data = fr.payload,
-						     .len = fr.len };
+			/* D is the writer's keystrokes, client -> broker only: a broken peer. */
+			snprintf(f->err, sizeof(f->err), "data frame from the broker");
+			f->broken = true;
+			return -EPROTO;
+		}
+		if (fr.type == FRAME_OUTPUT) {
+			uint64_t start, end;
+			const uint8_t *data;
+			size_t len;
+
+			if (proto_parse_output(&fr, &start, &end, &data, &len) < 0) {
+				snprintf(f->err, sizeof(f->err), "malformed output frame");
+				return -EBADMSG;
+			}
+			*ret = (struct front_event){ .type = FRONT_EV_DATA, .data = data, .len = len,
+						     .start = start, .end = end,
+						     .reason = _DETACH_REASON_INVALID,
+						     .access = ATTACH_RW };
+			/* Resume where this frame ends (an empty one still advances). */
+			f->book.offset = end;
 			return 1;
 		}
 		if (proto_decode_control(fr.payload, fr.len, &msg, &type, f->err,
@@ -283,6 +731,7 @@ int front_next_event(struct front *f, struct front_event *ret)
 			continue;
 		}
 		f->msg = msg;
+		front_book_event(f, ret);
 		return 1;
 	}
 }
@@ -354,6 +803,35 @@ void front_readonly_hint(const uint8_t prefix[2], char *buf, size_t size)
 		 "%s a takes it if free", key, key);
 }
 
+/* The one line after a re-attach (front.h, front_event_text()). */
+static size_t front_resume_text(const struct front_event *e, char *buf, size_t size)
+{
+	char keys[160] = "";
+	int n;
+
+	if (e->keys_dropped > 0)
+		snprintf(keys, sizeof(keys), "%zu keystrokes typed while ttyhubd was away were "
+			 "discarded (%s)", e->keys_dropped,
+			 e->writer ? "more than the 4 KiB held" : "you no longer write");
+	switch (e->resumed) {
+	case FRONT_RESUMED_EXACT:
+		n = snprintf(buf, size, "broker restarted, nothing lost%s%s",
+			     keys[0] ? "; but " : "", keys);
+		break;
+	case FRONT_RESUMED_GAP:
+	case FRONT_RESUMED_RESTARTED:
+		/* The broker's notice right after says what was lost. */
+		n = snprintf(buf, size, "%s", keys);
+		break;
+	default:
+		/* A broker that does not resume: it replayed as for a new attach. */
+		n = snprintf(buf, size, "broker restarted; reattached (it could not resume: output "
+			     "may repeat)%s%s", keys[0] ? "; " : "", keys);
+		break;
+	}
+	return n < 0 ? 0 : MIN((size_t)n, size - 1);
+}
+
 size_t front_event_text(const struct front *f, const struct front_event *e, char *buf,
 			size_t size)
 {
@@ -364,6 +842,8 @@ size_t front_event_text(const struct front *f, const struct front_event *e, char
 	buf[0] = '\0';
 	switch (e->type) {
 	case FRONT_EV_ATTACHED:
+		if (e->reconnected)
+			return front_resume_text(e, buf, size);
 		front_attached_text(e->msg, f->esc.prefix, buf, size);
 		return strlen(buf);
 	case FRONT_EV_NOTICE:

@@ -12,6 +12,19 @@
  * front_next_event() hands out one event per call.  The front decides no
  * rights: the broker answers every request for the principal the front
  * speaks for (docs/protocol.md), and events carry what it said.
+ *
+ * Resume (docs/protocol.md "Resume"): front_next_event() keeps where the
+ * front is in its console's output (struct front_book: the console as the
+ * broker named it, the epoch, the end of the last output frame, the
+ * writer's lease).  When the broker goes away (EOF, a broken stream, or
+ * `detached` with reason shutdown) the caller closes its fd and calls
+ * front_lost(); keystrokes fed meanwhile are held (bounded).  Once a new
+ * connection is up, front_reconnect() puts the same struct front on it and
+ * queues hello + attach-with-resume; the `attached` that answers it is
+ * flagged (front_event.reconnected), the held keystrokes go out if we write
+ * again, and front_format() shows the one line the user sees.  front.c
+ * never sleeps and never opens anything: front_backoff_*() says how long to
+ * wait, the caller owns timers and fds.
  */
 #pragma once
 
@@ -26,6 +39,35 @@
 #include "frame-reader.h"
 #include "proto.h"
 
+/* Keystrokes held while the broker is away (front_lost() .. the re-attach). */
+#define FRONT_HELD_MAX 4096
+/* A console name as `attached` gives it, kept for the re-attach. */
+#define FRONT_CONSOLE_MAX 512
+
+/* Where the connection is, for resume. */
+enum front_link {
+	FRONT_LIVE,     /* connected (or never lost) */
+	FRONT_LOST,     /* front_lost(): no connection; keystrokes are held */
+	FRONT_RESUMING, /* front_reconnect() queued the re-attach; its answer has not come */
+};
+
+/*
+ * The resume bookkeeping front_next_event() keeps (front.h's header
+ * comment).  Read it; only front.c writes it.
+ */
+struct front_book {
+	char console[FRONT_CONSOLE_MAX]; /* the broker's name from `attached`, or as asked; "" none */
+	enum attach_mode mode;           /* as the user asked (front_attach*()) */
+	long replay;                     /* as asked */
+	bool asked;                      /* an attach was queued: a reconnect re-attaches */
+	bool attached;                   /* an `attached` came (on any connection) */
+	bool positioned;                 /* epoch and offset are known */
+	uint64_t epoch;                  /* from `attached` (or --resume) */
+	uint64_t offset;                 /* end of the last output frame, or attached.offset */
+	char lease[PROTO_LEASE_STRLEN + 1]; /* the writer's lease, "" none */
+	bool writer;                     /* our role, from attached/state */
+};
+
 struct front {
 	int fd;                  /* borrowed: the caller owns the socket */
 	struct frame_reader in;  /* from the broker */
@@ -33,7 +75,14 @@ struct front {
 	struct escape esc;
 	json_t *list;            /* owned: `list` pieces joined so far */
 	json_t *msg;             /* owned: the message of the last event */
-	char err[256];           /* why front_next_event() returned -EBADMSG */
+	char err[256];           /* why front_next_event() returned -EBADMSG or -EPROTO */
+	bool broken;             /* -EPROTO for a well-framed but forbidden frame: sticky */
+	struct front_book book;
+	enum front_link link;
+	size_t out_rest;         /* bytes of a partly written frame at the queue's head */
+	uint8_t held[FRONT_HELD_MAX]; /* keystrokes typed while not LIVE */
+	size_t held_len;
+	size_t held_over;        /* keystrokes that did not fit in held (discarded, counted) */
 };
 
 /* Whom a front speaks for: an SSH key as in authorized_keys, and the client address. */
@@ -53,7 +102,16 @@ enum front_event_type {
 	FRONT_EV_BREAK_SENT,
 	FRONT_EV_DETACHED,
 	FRONT_EV_ERROR,
-	FRONT_EV_DATA,
+	FRONT_EV_DATA,       /* an output frame: console bytes [start, end) */
+	FRONT_EV_OUTPUT,     /* the answer to front_output() */
+};
+
+/* How the broker continued a resume attach (attached.resumed). */
+enum front_resumed {
+	FRONT_RESUMED_NONE,      /* no resume asked, or an older broker */
+	FRONT_RESUMED_EXACT,     /* continues exactly at our offset */
+	FRONT_RESUMED_GAP,       /* bytes were lost (lost); the broker sent a notice */
+	FRONT_RESUMED_RESTARTED, /* the console restarted (new epoch); notice + replay */
 };
 
 /*
@@ -81,6 +139,24 @@ struct front_event {
 	const char *fingerprint;    /* AUTHORIZED */
 	const char *comment;        /* AUTHORIZED */
 	const char *you;            /* HELLO, AUTHORIZED */
+	/*
+	 * DATA: the console offsets [start, end) of the frame (replayed bytes
+	 * may differ in number from end - start).  OUTPUT: start and next, data
+	 * and len the contents (UTF-8 from the broker, may hold NULs).
+	 */
+	uint64_t start, end;
+	uint64_t epoch;             /* ATTACHED, OUTPUT: 0 when absent or malformed */
+	uint64_t lost;              /* ATTACHED (gap), OUTPUT (expired) */
+	bool more, expired;         /* OUTPUT */
+	enum front_resumed resumed; /* ATTACHED */
+	/*
+	 * ATTACHED answering front_reconnect()'s attach (or ERROR refusing it):
+	 * the front is LIVE again.  keys_sent keystrokes held during the gap
+	 * were queued to the broker (we write again), keys_dropped were
+	 * discarded (we no longer write, or they overflowed FRONT_HELD_MAX).
+	 */
+	bool reconnected;
+	size_t keys_sent, keys_dropped;
 };
 
 /* Connect to the broker's UNIX socket.  Returns the fd (the caller's) or -errno. */
@@ -97,8 +173,21 @@ void front_done(struct front *f);
  */
 int front_hello(struct front *f, const char *client, const struct front_principal *p);
 int front_authorize(struct front *f, const struct front_principal *p);
-/* replay: lines, PROTO_REPLAY_ALL or PROTO_REPLAY_DEFAULT. */
+/*
+ * replay: lines, PROTO_REPLAY_ALL or PROTO_REPLAY_DEFAULT.  Records console,
+ * mode and replay in f->book for a later re-attach.
+ */
 int front_attach(struct front *f, const char *console, enum attach_mode mode, long replay);
+/*
+ * An attach that continues at epoch:offset (`ttyhub attach --resume`, the
+ * SSH `+resume=`); lease NULL: none.  Records the point in f->book too, so
+ * a reconnect before the answer resumes there.
+ */
+int front_attach_resume(struct front *f, const char *console, enum attach_mode mode, long replay,
+			uint64_t epoch, uint64_t offset, const char *lease);
+/* The stored output of a console from start (has_start false: the oldest byte); max 0: default. */
+int front_output(struct front *f, const char *console, bool has_start, int64_t start,
+		 unsigned max);
 /* console NULL: all consoles (list), the attached one (who, break). */
 int front_list(struct front *f, const char *console);
 int front_who(struct front *f, const char *console);
@@ -119,6 +208,13 @@ int front_escape_request(struct front *f, enum escape_cmd cmd);
  * (ESCAPE_NONE if none).  At most what fits in the queue while reserve bytes
  * stay free (so requests always fit) is consumed.  Returns the bytes
  * consumed; the caller acts on the command and feeds the rest.
+ *
+ * While the front is not LIVE (front_lost() until the re-attach is
+ * answered) the console bytes are held instead (when may_write): up to
+ * FRONT_HELD_MAX, the rest discarded and counted in *ret_dropped (and in
+ * f->held_over, reported with the re-attach).  Escape commands still stop
+ * the feed; their requests return -ENOTCONN then (a detach is the caller's
+ * to act on: end the session and show front_resume_hint()).
  */
 size_t front_keys(struct front *f, const uint8_t *data, size_t len, bool may_write, size_t reserve,
 		  size_t *ret_dropped, enum escape_cmd *ret_cmd);
@@ -145,6 +241,71 @@ static inline size_t front_pending(const struct front *f)
  */
 int front_next_event(struct front *f, struct front_event *ret);
 
+/*
+ * The broker went away (EOF, -EPROTO, a write error, or `detached` with
+ * reason shutdown: front_is_shutdown()).  The caller closes its fd; f keeps
+ * its bookkeeping and holds keystrokes from now on.  Unsent keystrokes
+ * still queued (whole data frames) move into the held buffer, since the
+ * broker never saw them; the reader and the queue are emptied.  Idempotent.
+ */
+void front_lost(struct front *f);
+/*
+ * Use f on a new connection fd (borrowed, as in front_init()): the reader
+ * and the queue start empty, then hello (client, p as front_hello()) and,
+ * when an attach was asked, the attach again, with resume {epoch, offset,
+ * lease} once a position is known and mode rw when we were the writer (ro
+ * stays ro, a force does not take over again).  The front is RESUMING until
+ * the answer: front_next_event() flags it (reconnected) and sends or drops
+ * the held keystrokes.  Calls front_lost() first if the caller did not.
+ * 0 or a request error (-ENOBUFS, -EINVAL).
+ */
+int front_reconnect(struct front *f, int fd, const char *client, const struct front_principal *p);
+/* The event says the broker is stopping (`detached` with reason shutdown): reconnect. */
+bool front_is_shutdown(const struct front_event *e);
+/* Drop held keystrokes (the session ends during a gap); returns how many were held or lost. */
+size_t front_discard_held(struct front *f);
+
+/*
+ * Reconnect back-off, pure: the caller passes CLOCK_MONOTONIC in usec and
+ * arms its own timer.  Delays start at FRONT_BACKOFF_MIN_USEC and double up
+ * to FRONT_BACKOFF_MAX_USEC; after FRONT_GIVE_UP_USEC since
+ * front_backoff_start() front_backoff_next() says give up.
+ */
+#define FRONT_BACKOFF_MIN_USEC (50 * 1000ULL)
+#define FRONT_BACKOFF_MAX_USEC (1000 * 1000ULL)
+#define FRONT_GIVE_UP_USEC (60 * 1000 * 1000ULL)
+struct front_backoff {
+	uint64_t since;  /* when the broker went away */
+	uint64_t delay;  /* the next delay */
+	unsigned tries;
+};
+void front_backoff_start(struct front_backoff *b, uint64_t now);
+/*
+ * The delay before the next connect attempt in *ret_delay (never past the
+ * give-up point), and true; false once the give-up window has passed.
+ */
+bool front_backoff_next(struct front_backoff *b, uint64_t now, uint64_t *ret_delay);
+/* The line for giving up, e.g. "ttyhubd did not come back within 60 s; giving up". */
+size_t front_give_up_text(char *buf, size_t size);
+
+/*
+ * The resume hint after a detach, a give-up or an SSH front's shutdown,
+ * without the "[ttyhub] " (front_line() adds it):
+ *   FRONT_HINT_CLI: "to continue where you left off: ttyhub attach NAME --resume EPOCH:OFFSET"
+ *                   (with " --ro" when the attach was read-only)
+ *   FRONT_HINT_SSH: "to continue where you left off: ssh [-p PORT] NAME+resume=EPOCH:OFFSET@HOST"
+ *                   (port 0 or 22: no -p; host NULL: "HOST")
+ * NAME is the console as the broker named it; words are shell-quoted when
+ * needed.  Returns the length written (NUL-terminated), 0 and "" when no
+ * position is known (nothing came yet).
+ */
+enum front_hint_style {
+	FRONT_HINT_CLI,
+	FRONT_HINT_SSH,
+};
+size_t front_resume_hint(const struct front *f, enum front_hint_style style, const char *host,
+			 unsigned port, char *buf, size_t size);
+
 /* The exit status a detach stands for: 0 when the user asked for it, else 1. */
 int front_detach_status(enum detach_reason r);
 
@@ -153,8 +314,15 @@ int front_detach_status(enum detach_reason r);
  * text, "serial break sent", "detached: ...", an error's message, the
  * read-only hint for a `read-only` error), written to buf (NUL-terminated).
  * Returns its length; 0 for events that show no text (DATA, STATE, WHO,
- * LIST, HELLO, AUTHORIZED).  Broker text is copied as it is: front_line()
- * escapes it.
+ * LIST, HELLO, AUTHORIZED, OUTPUT).  Broker text is copied as it is:
+ * front_line() escapes it.
+ *
+ * An `attached` that answers front_reconnect() shows no "attached to"
+ * text but the one resume line: "broker restarted, nothing lost" when
+ * resumed exactly; nothing for a gap or a restarted console (the broker's
+ * own notice says what happened); in each case the keystrokes discarded
+ * are counted ("N keystrokes typed while ttyhubd was away were discarded:
+ * ...").
  */
 size_t front_event_text(const struct front *f, const struct front_event *e, char *buf,
 			size_t size);

@@ -519,6 +519,7 @@ static void chan_event(struct chan *c, const struct front_event *e)
 		chan_close(c, front_detach_status(e->reason), "detached: %s", text);
 		break;
 	case FRONT_EV_BREAK_SENT: /* the broker's notice to everyone attached says it */
+	case FRONT_EV_OUTPUT:     /* not asked for by an SSH channel (yet) */
 	case FRONT_EV_HELLO:
 	case FRONT_EV_AUTHORIZED:
 		break;

@@ -250,7 +250,8 @@ static void test_events(void **state)
 	broker_send(p, json_pack("{s:s, s:s, s:s, s:s?, s:i, s:s, s:b, s:s}", "type", "attached",
 				 "console", "vm:serial0", "role", "watcher", "writer", NULL,
 				 "clients", 2, "access", "ro", "break", 0, "vm_state", "running"));
-	broker_raw(p, "D\0\0\0\3abc", 8);
+	/* An output frame for console bytes [7, 10). */
+	broker_raw(p, "O\0\0\0\x13" "\0\0\0\0\0\0\0\7" "\0\0\0\0\0\0\0\x0a" "abc", 24);
 	broker_send(p, json_pack("{s:s, s:s}", "type", "future-message", "x", "y"));
 	broker_send(p, json_pack("{s:s, s:s}", "type", "notice", "text", "alice took over"));
 	broker_send(p, json_pack("{s:s, s:s, s:s, s:s}", "type", "state", "console", "vm:serial0",
@@ -276,6 +277,9 @@ static void test_events(void **state)
 	assert_int_equal(e.type, FRONT_EV_DATA);
 	assert_int_equal(e.len, 3);
 	assert_memory_equal(e.data, "abc", 3);
+	assert_int_equal(e.start, 7);
+	assert_int_equal(e.end, 10);
+	assert_int_equal(p->f.book.offset, 10);
 	assert_int_equal(front_event_text(&p->f, &e, text, sizeof(text)), 0);
 
 	/* The unknown type is skipped. */
