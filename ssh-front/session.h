@@ -88,6 +88,8 @@ struct session {
 	unsigned auth_failures;
 	uint64_t accepted_usec;
 	char addr[64];                /* client address, text */
+	char local[64];               /* the address the client reached us at, text */
+	unsigned local_port;          /* and its port (0: unknown) */
 	char user[USERSPEC_USER_MAX + 1]; /* SSH user name as given (validated later) */
 	bool user_too_long;           /* longer than user[]: refused, never cut */
 	bool over_limit;              /* past --max-sessions-per-key: told so, then closed */
@@ -119,3 +121,15 @@ int session_new(const struct session_env *env, int fd, const char *addr, struct 
 struct session *session_free(struct session *s);
 /* Close the connection (after this dispatch); why is logged. */
 void session_close(struct session *s, const char *why);
+/*
+ * ttyhub-sshd stops: every channel says so (an attached one with its resume
+ * hint, channel.h) and closes.  The session stays until its owner frees it;
+ * session_drain() moves what is left meanwhile.
+ */
+void session_shutdown(struct session *s);
+/*
+ * During a shutdown, after poll() said the socket is ready (or not): run
+ * libssh's loop once without waiting and pump the channels.  Returns true
+ * while the session still has channels or output for the client.
+ */
+bool session_drain(struct session *s);
