@@ -35,7 +35,6 @@ _Static_assert(EXEC_COMMAND_MAX > CHAN_NAME_MAX, "an exec command holds any cons
 
 static void chan_on_broker(struct watch *w, int fd, uint32_t revents, void *userdata);
 static void chan_start_menu(struct chan *c);
-static void chan_hint(struct chan *c);
 
 /* One audit line, through the session (it adds who and from where). */
 static void chan_audit(struct chan *c, const char *event, const char *fmt, ...) _printf_(3, 4);
@@ -265,7 +264,6 @@ static void chan_gap_end(struct chan *c)
 	if (!c->gap)
 		return;
 	c->gap = false;
-	c->reattach = false;
 	held = front_discard_held(&c->front);
 	if (held > 0)
 		chan_notice(c, "%zu keystrokes typed while ttyhubd was away were discarded", held);
@@ -792,12 +790,7 @@ static void chan_on_broker(struct watch *w, int fd, uint32_t revents, void *user
 	env->ops->update_events(env->userdata);
 }
 
-/*
- * Keystrokes of an attached user: escape commands, then to the broker.  A
- * watch-only key's keystrokes never leave this process (the broker would
- * discard them too); its escape commands go to the broker, which refuses
- * what the key may not do (take, break) in words the user sees.
- */
+/* Keystrokes go to the front: attached, or in a gap (held there, see channel.h). */
 static bool chan_keys_flow(const struct chan *c)
 {
 	return c->state == CHAN_ATTACHED || c->state == CHAN_RECONNECTING ||
@@ -821,6 +814,14 @@ static void chan_gap_escape(struct chan *c, enum escape_cmd cmd)
 	chan_notice(c, "not while reconnecting to the console broker; only detach works now");
 }
 
+/*
+ * Keystrokes of an attached user: escape commands, then to the broker.  A
+ * watch-only key's keystrokes never leave this process (the broker would
+ * discard them too); its escape commands go to the broker, which refuses
+ * what the key may not do (take, break) in words the user sees.
+ * During a gap the front holds them (FRONT_HELD_MAX) and escape commands
+ * are ours (chan_gap_escape()).
+ */
 static size_t chan_keys(struct chan *c, const uint8_t *data, size_t len)
 {
 	size_t used = 0;

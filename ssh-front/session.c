@@ -202,6 +202,7 @@ void session_shutdown(struct session *s)
 
 	if (s->dead)
 		return;
+	s->linger = s->n_chans > 0;
 	for (c = TAILQ_FIRST(&s->chans); c; c = next) {
 		next = TAILQ_NEXT(c, entry);
 		chan_shutdown(c);
@@ -222,7 +223,8 @@ bool session_drain(struct session *s)
 	    (ssh_get_status(s->ssh) & (SSH_CLOSED | SSH_CLOSED_ERROR)))
 		return false;
 	session_pump_channels(s);
-	return !s->dead && (s->n_chans > 0 || (ssh_get_poll_flags(s->ssh) & SSH_WRITE_PENDING));
+	return !s->dead &&
+	       (s->linger || s->n_chans > 0 || (ssh_get_poll_flags(s->ssh) & SSH_WRITE_PENDING));
 }
 
 static void session_on_io(struct watch *w, int fd, uint32_t revents, void *userdata)

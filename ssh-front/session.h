@@ -102,6 +102,7 @@ struct session {
 	char comment[128];            /* escaped */
 	char revoked[256];            /* the broker revoked the key: why (closed when set) */
 	bool dead;
+	bool linger;                  /* shutting down: wait for the client to leave first */
 	struct chan_env chan_env;     /* its channels' (complete once authenticated) */
 	TAILQ_HEAD(, chan) chans;
 	unsigned n_chans;
@@ -130,6 +131,9 @@ void session_shutdown(struct session *s);
 /*
  * During a shutdown, after poll() said the socket is ready (or not): run
  * libssh's loop once without waiting and pump the channels.  Returns true
- * while the session still has channels or output for the client.
+ * while the session still has channels or output for the client, and
+ * until the client leaves when it had a channel: OpenSSH exits at once on a
+ * disconnect message, before it has written out the channel data that came
+ * just before it (the last words would be lost).
  */
 bool session_drain(struct session *s);

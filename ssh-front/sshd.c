@@ -213,8 +213,10 @@ void sshd_shutdown(struct sshd *d, uint64_t timeout_usec)
 
 		for (s = TAILQ_FIRST(&d->sessions); s; s = next) {
 			next = TAILQ_NEXT(s, entry);
-			if (!session_drain(s))
+			if (!session_drain(s)) {
+				log_debug("shutdown: session from %s done", s->addr);
 				continue;
+			}
 			if (n == ELEMENTSOF(pfd)) {
 				more = true; /* not polled: look again soon */
 				continue;
