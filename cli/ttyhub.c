@@ -2,11 +2,13 @@
 /*
  * ttyhub: the local command-line front.
  *   ttyhub [--broker PATH] list [--json] | attach NAME [--ro|--force]
- *          [--replay N|all] [--escape PREFIX] | who NAME [--json] | break NAME
+ *          [--replay N|all] [--escape PREFIX] [--resume EPOCH:OFFSET] |
+ *          who NAME [--json] | break NAME | output NAME [--start N] [--json]
  * It talks the broker protocol over the broker socket, like every front.
  */
 #include <errno.h>
 #include <getopt.h>
+#include <inttypes.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,9 +28,13 @@
 #define DEFAULT_BROKER "/run/ttyhub/ttyhubd.sock"
 #define REPLY_TIMEOUT_MS 10000
 #define OUT_MAX (256 * 1024)
+/* `output --json` collects the whole range in memory: bounded well above any ring. */
+#define OUTPUT_JSON_MAX (256 * 1024 * 1024)
 
 static const char *arg_broker;
 static bool arg_json;
+static bool arg_has_start;
+static int64_t arg_start;
 static struct attach_opts arg_attach = { .mode = ATTACH_RW, .replay = PROTO_REPLAY_DEFAULT };
 static uint8_t arg_prefix[2] = { ESCAPE_DEFAULT_PREFIX0, ESCAPE_DEFAULT_PREFIX1 };
 
@@ -38,19 +44,26 @@ static void help(void)
 	       "Commands:\n"
 	       "  list [--json]                     consoles and their state\n"
 	       "  attach NAME [--ro|--force] [--replay N|all] [--escape PREFIX]\n"
+	       "              [--resume EPOCH:OFFSET]\n"
 	       "                                    attach to a console (Ctrl-E c ? for help)\n"
 	       "  who NAME [--json]                 who is attached, who writes\n"
-	       "  break NAME                        send a serial break\n\n"
+	       "  break NAME                        send a serial break\n"
+	       "  output NAME [--start N] [--json]  the console's stored output (N < 0: the last\n"
+	       "                                    -N bytes)\n\n"
 	       "NAME is VM, VM:ALIAS, UUID or UUID:ALIAS. The broker socket is --broker,\n"
 	       "$TTYHUB_BROKER, or %s.\n",
 	       DEFAULT_BROKER);
 }
 
+static const char *broker_path(void)
+{
+	return arg_broker ? arg_broker
+			  : getenv("TTYHUB_BROKER") ? getenv("TTYHUB_BROKER") : DEFAULT_BROKER;
+}
+
 static int broker_connect(int *ret)
 {
-	const char *path = arg_broker ? arg_broker
-				      : getenv("TTYHUB_BROKER") ? getenv("TTYHUB_BROKER")
-								: DEFAULT_BROKER;
+	const char *path = broker_path();
 	int fd = front_connect(path, false);
 
 	if (fd < 0) {
@@ -216,7 +229,104 @@ static int verb_break(struct front *f, char **args)
 static int verb_attach(struct front *f, char **args)
 {
 	arg_attach.console = args[0];
+	arg_attach.broker = broker_path();
 	return attach_run(f, &arg_attach);
+}
+
+/* An expired start, on stderr: the output before it is gone from the ring. */
+static void output_expired(const struct front_event *e)
+{
+	fprintf(stderr, "ttyhub: %" PRIu64 " bytes of output expired (older than the history "
+		"kept); starting at offset %" PRIu64 "\n", e->lost, e->start);
+}
+
+/*
+ * `output`: ask from --start until the broker says no more, each request
+ * from the last answer's next.  Plain: the contents as they come (UTF-8
+ * text from the broker); --json: one object for the whole range, in the
+ * style of GCE's getSerialPortOutput.
+ */
+static int verb_output(struct front *f, char **args)
+{
+	_cleanup_free_ char *buf = NULL;
+	size_t len = 0, cap = 0;
+	bool has_start = arg_has_start, expired = false;
+	int64_t start = arg_start;
+	uint64_t first = 0, next = 0, epoch = 0, lost = 0;
+	bool any = false;
+
+	for (;;) {
+		struct front_event e;
+		int r = request(f, front_output(f, args[0], has_start, start, 0), FRONT_EV_OUTPUT,
+				&e);
+
+		if (r < 0)
+			return r;
+		if (any && e.epoch != epoch) {
+			fprintf(stderr, "ttyhub: %s restarted while its output was read; run again\n",
+				args[0]);
+			return -ESTALE;
+		}
+		if (!any) {
+			first = e.start;
+			epoch = e.epoch;
+		}
+		if (e.expired) {
+			expired = true;
+			lost += e.lost;
+			if (!arg_json)
+				output_expired(&e);
+		}
+		if (arg_json) {
+			if (len + e.len > OUTPUT_JSON_MAX) {
+				fprintf(stderr, "ttyhub: more than %d MiB of output; use the plain "
+					"form\n", OUTPUT_JSON_MAX >> 20);
+				return -EFBIG;
+			}
+			if (len + e.len > cap) {
+				size_t ncap = MAX(cap * 2, len + e.len + 1);
+				char *nbuf = realloc(buf, ncap);
+
+				if (!nbuf)
+					return -ENOMEM;
+				buf = nbuf;
+				cap = ncap;
+			}
+			if (e.len > 0)
+				memcpy(buf + len, e.data, e.len);
+			len += e.len;
+		} else if (e.len > 0 && fwrite(e.data, 1, e.len, stdout) != e.len)
+			return -EIO;
+		any = true;
+		next = e.end;
+		if (!e.more)
+			break;
+		/* An answer that says more but did not move on would loop for ever. */
+		if (e.end <= e.start) {
+			fprintf(stderr, "ttyhub: ttyhubd's output answers do not advance\n");
+			return -EPROTO;
+		}
+		has_start = true;
+		start = (int64_t)MIN(e.end, (uint64_t)INT64_MAX);
+	}
+	if (arg_json) {
+		char ep[PROTO_EPOCH_STRLEN + 1];
+		json_t *out;
+
+		proto_epoch_to_string(epoch, ep);
+		out = json_pack("{s:s%, s:I, s:I, s:s}", "contents", buf ? buf : "", len,
+				"start", (json_int_t)first, "next", (json_int_t)next, "epoch", ep);
+		if (out && expired) {
+			json_object_set_new(out, "expired", json_true());
+			json_object_set_new(out, "lost", json_integer((json_int_t)lost));
+		}
+		if (!out)
+			return -ENOMEM;
+		json_dumpf(out, stdout, JSON_INDENT(2) | JSON_ENSURE_ASCII);
+		printf("\n");
+		json_decref(out);
+	}
+	return fflush(stdout) == 0 ? 0 : -EIO;
 }
 
 /* Verbs return 0, -errno (exit status 1), or an exit status > 0. */
@@ -229,6 +339,7 @@ static const struct verb {
 	{ "attach", 1, verb_attach },
 	{ "who", 1, verb_who },
 	{ "break", 1, verb_break },
+	{ "output", 1, verb_output },
 };
 
 static const struct verb *verb_find(const char *name)
@@ -237,6 +348,22 @@ static const struct verb *verb_find(const char *name)
 		if (strcmp(verbs[i].name, name) == 0)
 			return &verbs[i];
 	return NULL;
+}
+
+/* An output start: decimal, optionally negative, within int64. */
+static int parse_start(const char *s, int64_t *ret)
+{
+	char *end;
+	long long v;
+
+	if (!*s || (*s != '-' && (*s < '0' || *s > '9')))
+		return -EINVAL;
+	errno = 0;
+	v = strtoll(s, &end, 10);
+	if (errno != 0 || *end != '\0' || end == s)
+		return -EINVAL;
+	*ret = v;
+	return 0;
 }
 
 int main(int argc, char *argv[])
@@ -253,6 +380,8 @@ int main(int argc, char *argv[])
 		{ "force", no_argument, NULL, 'f' },
 		{ "replay", required_argument, NULL, 'R' },
 		{ "escape", required_argument, NULL, 'e' },
+		{ "resume", required_argument, NULL, 'u' },
+		{ "start", required_argument, NULL, 's' },
 		{}
 	};
 	const struct verb *verb;
@@ -311,6 +440,23 @@ int main(int argc, char *argv[])
 				return 2;
 			}
 			break;
+		case 'u':
+			if (proto_parse_resume_str(optarg, &arg_attach.epoch, &arg_attach.offset) < 0) {
+				fprintf(stderr, "ttyhub: --resume %s: expected EPOCH:OFFSET as a "
+						"detach printed it (16 hex digits, a colon, a number)\n",
+					optarg);
+				return 2;
+			}
+			arg_attach.resume = true;
+			break;
+		case 's':
+			if (parse_start(optarg, &arg_start) < 0) {
+				fprintf(stderr, "ttyhub: --start %s: expected an offset, or -N for the "
+						"last N bytes\n", optarg);
+				return 2;
+			}
+			arg_has_start = true;
+			break;
 		default:
 			fprintf(stderr, "ttyhub: %s: unknown option or missing argument: %s; see "
 					"ttyhub --help\n", cmd, argv[optind - 1]);
@@ -336,7 +482,9 @@ int main(int argc, char *argv[])
 	r = session_open(&f);
 	if (r >= 0)
 		r = verb->fn(&f, argv + optind);
+	/* An attach may have reconnected: the front's fd is the one open now. */
+	fd = f.fd;
 	front_done(&f);
-	close(fd);
+	safe_close(fd);
 	return r < 0 ? 1 : r;
 }

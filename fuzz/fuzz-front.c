@@ -10,8 +10,11 @@
  * input), with front_fill() and front_next_event() until no event is left
  * after each chunk, then to EOF.  The events of both runs must be exactly
  * what an independent walk over the frames (frame_parse() +
- * proto_decode_control()) predicts: one DATA event per data frame with the
- * same bytes, -EBADMSG per undecodable control frame or unjoinable list, no
+ * proto_decode_control()) predicts: one DATA event per output frame with
+ * the same bytes and offsets (and the front's resume offset at its end),
+ * -EBADMSG per malformed output frame, undecodable control frame or
+ * unjoinable list, -EPROTO from a data frame on (D is client -> broker
+ * only), no
  * event for unknown types or list pieces with "more", one LIST event per
  * complete list (with all consoles joined, at most LISTING_MAX_CONSOLES),
  * and, when the frame stream breaks, -EPROTO from then on and no event.
@@ -29,7 +32,11 @@
  * writable and not, with a small queue: it consumes what the escape filter
  * consumes, queues exactly the filter's output as data frames (or drops and
  * counts it), keeps the reserve free so the escape command's request fits,
- * and stops on the command byte.
+ * and stops on the command byte; after front_lost() it queues nothing and
+ * holds the filter's output up to FRONT_HELD_MAX, counting the rest.
+ * After each stream: the resume hint (whatever console name a hostile
+ * `attached` gave) stays in its buffer, and front_lost() + front_reconnect()
+ * queue exactly hello and, when an attach was recorded, one attach.
  * Violations abort().
  */
 #include <errno.h>
@@ -69,8 +76,9 @@ enum expect_kind {
 struct expect {
 	enum expect_kind kind;
 	enum front_event_type type;
-	const uint8_t *data; /* DATA: the frame's payload in the input */
-	size_t len;          /* DATA: its length; LIST: consoles joined */
+	const uint8_t *data; /* DATA: the frame's console bytes in the input */
+	size_t len;          /* DATA: their length; LIST: consoles joined */
+	uint64_t start, end; /* DATA: the output frame's offsets */
 };
 
 static const uint8_t prefixes[2][2] = { { ESCAPE_DEFAULT_PREFIX0, ESCAPE_DEFAULT_PREFIX1 },
@@ -90,6 +98,7 @@ static bool event_of(enum proto_msg m, enum front_event_type *ret)
 	case PROTO_BREAK_SENT: *ret = FRONT_EV_BREAK_SENT; return true;
 	case PROTO_DETACHED: *ret = FRONT_EV_DETACHED; return true;
 	case PROTO_ERROR: *ret = FRONT_EV_ERROR; return true;
+	case PROTO_OUTPUT: *ret = FRONT_EV_OUTPUT; return true;
 	default: return false;
 	}
 }
@@ -121,9 +130,27 @@ static size_t expect_stream(const uint8_t *data, size_t size, struct expect *ex,
 		}
 		off += (size_t)r;
 		if (fr.type == FRAME_DATA) {
+			/* Keystroke frames never come from a broker: the stream is broken. */
+			ex[n++] = (struct expect){ .kind = EXPECT_PROTO };
+			return n;
+		}
+		if (fr.type == FRAME_OUTPUT) {
+			/* Two big-endian offsets, end >= start, then the bytes. */
+			if (fr.len < 16) {
+				ex[n++] = (struct expect){ .kind = EXPECT_BADMSG };
+				continue;
+			}
+			for (int i = 0; i < 8; i++) {
+				e.start = e.start << 8 | fr.payload[i];
+				e.end = e.end << 8 | fr.payload[8 + i];
+			}
+			if (e.end < e.start) {
+				ex[n++] = (struct expect){ .kind = EXPECT_BADMSG };
+				continue;
+			}
 			e.type = FRONT_EV_DATA;
-			e.data = fr.payload;
-			e.len = fr.len;
+			e.data = fr.payload + 16;
+			e.len = fr.len - 16;
 			ex[n++] = e;
 			continue;
 		}
@@ -298,6 +325,9 @@ static void check_event(const struct front *f, const struct front_event *e,
 	if (e->type == FRONT_EV_DATA) {
 		if (e->msg || e->len != x->len || (e->len && memcmp(e->data, x->data, e->len) != 0))
 			abort();
+		/* The resume point is the end of the last output frame. */
+		if (e->start != x->start || e->end != x->end || f->book.offset != e->end)
+			abort();
 		check_text(f, e);
 		return;
 	}
@@ -338,7 +368,24 @@ static void check_event(const struct front *f, const struct front_event *e,
 	case FRONT_EV_ATTACHED:
 		if (e->may_break != json_is_true(json_object_get(e->msg, "break")))
 			abort();
+		/* Never a reconnect here: nothing was lost. */
+		if (e->reconnected || e->keys_sent || e->keys_dropped || !f->book.attached ||
+		    f->book.writer != e->writer)
+			abort();
+		if (e->epoch && (!f->book.positioned || f->book.epoch != e->epoch ||
+				 f->book.offset != e->end))
+			abort();
+		/* A lease is kept for a writer only, and only one that looks like a lease. */
+		if (f->book.lease[0] && (!e->writer || strlen(f->book.lease) != PROTO_LEASE_STRLEN))
+			abort();
 		break;
+	case FRONT_EV_OUTPUT: {
+		json_t *c = json_object_get(e->msg, "contents");
+
+		if ((const char *)e->data != json_string_value(c) || e->len != json_string_length(c))
+			abort();
+		break;
+	}
 	case FRONT_EV_LIST: {
 		json_t *consoles = json_object_get(e->msg, "consoles");
 
@@ -394,6 +441,50 @@ static size_t drain(struct front *f, const struct expect *ex, size_t nex, size_t
 	}
 }
 
+/*
+ * After a stream: the hint stays in its buffer whatever the broker named
+ * the console, and a reconnect queues hello (+ the attach, none here).
+ */
+static void check_resume(struct front *f)
+{
+	static const size_t sizes[] = { 1, 7, 64, 4096 };
+	char buf[4096 + 16];
+
+	for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+		for (int style = FRONT_HINT_CLI; style <= FRONT_HINT_SSH; style++) {
+			size_t n;
+
+			memset(buf, FUZZ_FRONT_CANARY, sizeof(buf));
+			n = front_resume_hint(f, style, "h", 2222, buf, sizes[i]);
+			if (check_buf(buf, sizes[i], sizeof(buf)) != n)
+				abort();
+			if (n > 0 && !f->book.positioned)
+				abort();
+		}
+	}
+	front_lost(f);
+	if (f->link != FRONT_LOST || front_pending(f) != 0 || f->held_len != 0)
+		abort();
+	if (front_reconnect(f, -EBADF, "fuzz", NULL) < 0)
+		abort();
+	{
+		struct frame fr;
+		const uint8_t *q = obuf_data(&f->out);
+		size_t len = front_pending(f), off = 0, n = 0;
+
+		while (off < len) {
+			int r = frame_parse(q + off, len - off, &fr);
+
+			if (r <= 0 || fr.type != FRAME_CONTROL)
+				abort();
+			off += (size_t)r;
+			n++;
+		}
+		if (n != (f->book.asked ? 2u : 1u))
+			abort();
+	}
+}
+
 /* Write the input into a pipe read by a front, chunk by chunk; every prediction must come. */
 static void run_stream(const uint8_t *data, size_t size, const struct expect *ex, size_t nex,
 		       const uint8_t prefix[2], uint32_t seed)
@@ -442,6 +533,7 @@ static void run_stream(const uint8_t *data, size_t size, const struct expect *ex
 		if (front_fill(&f) < 0 || front_next_event(&f, &e) != -EPROTO)
 			abort();
 	}
+	check_resume(&f);
 	front_done(&f);
 	close(p[0]);
 }
@@ -512,6 +604,46 @@ static void run_keys(const uint8_t *keys, size_t len, const uint8_t prefix[2], b
 	free(got);
 }
 
+/* Keystrokes while the broker is away: nothing queued, the filter's output held or counted. */
+static void run_keys_held(const uint8_t *keys, size_t len, const uint8_t prefix[2])
+{
+	struct front f;
+	struct escape ref;
+	size_t off = 0, held = 0, over = 0;
+	uint8_t *want = malloc(len + 2);
+
+	if (!want || front_init(&f, -EBADF, 256, prefix) < 0)
+		abort();
+	escape_init(&ref, prefix[0], prefix[1]);
+	front_lost(&f);
+	while (off < len) {
+		enum escape_cmd cmd, rcmd;
+		size_t dropped, used, outlen, keep;
+
+		used = front_keys(&f, keys + off, len - off, true, 0, &dropped, &cmd);
+		if (used == 0 || used > len - off || front_pending(&f) != 0)
+			abort();
+		if (escape_feed(&ref, keys + off, used, want, &outlen, &rcmd) != used || rcmd != cmd)
+			abort();
+		if (used < len - off && cmd == ESCAPE_NONE)
+			abort(); /* the hold never stops the feed */
+		keep = MIN(outlen, FRONT_HELD_MAX - held);
+		if (dropped != outlen - keep || memcmp(f.held + held, want, keep) != 0)
+			abort();
+		held += keep;
+		over += outlen - keep;
+		if (cmd != ESCAPE_NONE && cmd != ESCAPE_HELP &&
+		    front_escape_request(&f, cmd) != -ENOTCONN)
+			abort();
+		off += used;
+	}
+	if (f.held_len != held || f.held_over != over || front_discard_held(&f) != held + over ||
+	    f.held_len != 0)
+		abort();
+	front_done(&f);
+	free(want);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	size_t max = size / FRAME_HEADER + 1, nex;
@@ -537,5 +669,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	run_keys(data, size, prefixes[0], true, 256, 128);
 	run_keys(data, size, prefixes[1], false, 256, 128);
 	run_keys(data, size, prefixes[0], false, 8192, 256);
+	run_keys_held(data, size, prefixes[1]);
 	return 0;
 }

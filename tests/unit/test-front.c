@@ -5,7 +5,11 @@
  * protocol spells them, keystrokes must pass the escape filter (and be kept
  * back for a watcher), and every broker message must come out as its typed
  * event: lists joined, unknown types skipped, a bad message reported
- * without losing the stream, a broken stream reported as such.
+ * without losing the stream, a broken stream reported as such.  Resume:
+ * output frames move the resume point, the bookkeeping follows attached
+ * and state, a struct front reused on a new socketpair (a new "broker")
+ * queues hello + attach-with-resume, keystrokes of the gap are held
+ * (bounded), sent or counted, and the user sees the one line.
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -19,6 +23,7 @@
 #include <cmocka.h>
 
 #include "front.h"
+#include "util.h"
 
 struct pair {
 	struct front f;
@@ -380,6 +385,490 @@ static void test_eof(void **state)
 	assert_true(front_eof(&p->f));
 }
 
+/* An output frame from the broker for console bytes [start, end). */
+static void broker_output(struct pair *p, uint64_t start, uint64_t end, const char *data)
+{
+	struct obuf b;
+
+	assert_int_equal(obuf_init(&b, FRAME_HEADER + FRAME_MAX), 0);
+	assert_int_equal(proto_put_output(&b, start, end, data, strlen(data)), 0);
+	broker_raw(p, obuf_data(&b), obuf_len(&b));
+	obuf_done(&b);
+}
+
+/* The broker went away: a new socketpair, as if a new broker accepted. */
+static void broker_restart(struct pair *p)
+{
+	close(p->fds[0]);
+	close(p->fds[1]);
+	frame_reader_done(&p->in);
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, p->fds), 0);
+	assert_int_equal(frame_reader_init(&p->in), 0);
+}
+
+#define EPOCH_HEX "00c0ffee12345678"
+#define EPOCH 0x00c0ffee12345678ULL
+#define LEASE "0123456789abcdef0123456789abcdef"
+
+/* Attached as the broker answers a plain attach: writer with a lease, at offset 100. */
+static void attached_writer(struct pair *p)
+{
+	struct front_event e;
+
+	assert_int_equal(front_attach(&p->f, "vm", ATTACH_RW, 5), 0);
+	json_decref(broker_recv(p));
+	broker_send(p, json_pack("{s:s, s:s, s:s, s:s, s:I, s:i, s:i, s:s}", "type", "attached",
+				 "console", "vm:serial0", "role", "writer", "epoch", EPOCH_HEX,
+				 "offset", (json_int_t)100, "tail", 0, "head", 100, "lease", LEASE));
+	assert_int_equal(front_next_event(&p->f, &e), 1);
+	assert_int_equal(e.type, FRONT_EV_ATTACHED);
+	assert_false(e.reconnected);
+	assert_int_equal(e.epoch, EPOCH);
+	assert_int_equal(e.end, 100);
+}
+
+/* O frames carry offsets; an empty one still moves the resume point; D is refused. */
+static void test_output_frames(void **state)
+{
+	struct pair *p = *state;
+	struct front_event e;
+
+	attached_writer(p);
+	broker_output(p, 100, 105, "hello");
+	broker_output(p, 105, 140, ""); /* a replay chunk the sanitiser removed */
+	broker_raw(p, "O\0\0\0\x03xyz", 8); /* shorter than its offsets */
+	broker_output(p, 140, 141, "!");
+	assert_int_equal(front_next_event(&p->f, &e), 1);
+	assert_int_equal(e.type, FRONT_EV_DATA);
+	assert_int_equal(e.start, 100);
+	assert_int_equal(e.end, 105);
+	assert_memory_equal(e.data, "hello", 5);
+	assert_int_equal(p->f.book.offset, 105);
+	assert_int_equal(front_next_event(&p->f, &e), 1);
+	assert_int_equal(e.len, 0);
+	assert_int_equal(p->f.book.offset, 140);
+	assert_int_equal(front_next_event(&p->f, &e), -EBADMSG);
+	assert_non_null(strstr(p->f.err, "output frame"));
+	assert_int_equal(p->f.book.offset, 140);
+	assert_int_equal(front_next_event(&p->f, &e), 1);
+	assert_int_equal(p->f.book.offset, 141);
+
+	/* D frames go to the broker only: a broker sending one is broken, for good. */
+	broker_raw(p, "D\0\0\0\3abc", 8);
+	broker_output(p, 141, 142, "x");
+	assert_int_equal(front_next_event(&p->f, &e), -EPROTO);
+	assert_int_equal(front_next_event(&p->f, &e), -EPROTO);
+	assert_int_equal(p->f.book.offset, 141);
+}
+
+/* What front_next_event() keeps for a resume: console, epoch, offset, lease, role. */
+static void test_bookkeeping(void **state)
+{
+	struct pair *p = *state;
+	const struct front_book *b = &p->f.book;
+	struct front_event e;
+
+	attached_writer(p);
+	assert_string_equal(b->console, "vm:serial0"); /* the broker's name, not "vm" */
+	assert_int_equal(b->mode, ATTACH_RW);
+	assert_int_equal(b->replay, 5);
+	assert_true(b->positioned);
+	assert_int_equal(b->epoch, EPOCH);
+	assert_int_equal(b->offset, 100);
+	assert_string_equal(b->lease, LEASE);
+	assert_true(b->writer);
+
+	/* Released: no role, no lease. */
+	broker_send(p, json_pack("{s:s, s:s, s:s}", "type", "state", "console", "vm:serial0",
+				 "role", "watcher"));
+	assert_int_equal(front_next_event(&p->f, &e), 1);
+	assert_false(b->writer);
+	assert_string_equal(b->lease, "");
+	/* Taken again: a new lease; a state without one keeps it. */
+	broker_send(p, json_pack("{s:s, s:s, s:s, s:s}", "type", "state", "console", "vm:serial0",
+				 "role", "writer", "lease", "ffffffffffffffffffffffffffffffff"));
+	broker_send(p, json_pack("{s:s, s:s, s:s}", "type", "state", "console", "vm:serial0",
+				 "role", "writer"));
+	assert_int_equal(front_next_event(&p->f, &e), 1);
+	assert_int_equal(front_next_event(&p->f, &e), 1);
+	assert_true(b->writer);
+	assert_string_equal(b->lease, "ffffffffffffffffffffffffffffffff");
+	/* A lease that is not one is not kept. */
+	broker_send(p, json_pack("{s:s, s:s, s:s, s:s}", "type", "state", "console", "vm:serial0",
+				 "role", "writer", "lease", "nope"));
+	assert_int_equal(front_next_event(&p->f, &e), 1);
+	assert_string_equal(b->lease, "ffffffffffffffffffffffffffffffff");
+
+	/* A requested detach ends the lease; the position stays for the hint. */
+	broker_send(p, json_pack("{s:s, s:s, s:s}", "type", "detached", "console", "vm:serial0",
+				 "reason", "requested"));
+	assert_int_equal(front_next_event(&p->f, &e), 1);
+	assert_string_equal(b->lease, "");
+	assert_int_equal(b->offset, 100);
+}
+
+/* Keystrokes fed in the gap are held; requests wait; the re-attach sends them. */
+static void test_reconnect_resumes_as_writer(void **state)
+{
+	struct pair *p = *state;
+	struct front_event e;
+	enum escape_cmd cmd;
+	size_t dropped;
+	struct frame fr;
+	char line[256];
+	json_t *m, *res;
+
+	attached_writer(p);
+	broker_output(p, 100, 120, "01234567890123456789");
+	assert_int_equal(front_next_event(&p->f, &e), 1);
+	/* Typed before the loss but never sent: the broker did not see them. */
+	assert_int_equal(front_keys(&p->f, (const uint8_t *)"ls", 2, true, 0, &dropped, &cmd), 2);
+	assert_true(front_pending(&p->f) > 0);
+
+	front_lost(&p->f);
+	assert_int_equal(p->f.link, FRONT_LOST);
+	assert_int_equal(front_pending(&p->f), 0);
+	assert_int_equal(p->f.held_len, 2);
+	assert_int_equal(front_keys(&p->f, (const uint8_t *)" -l\r\x05" "c?", 7, true, 0, &dropped,
+				    &cmd), 7);
+	assert_int_equal(cmd, ESCAPE_HELP);
+	assert_int_equal(dropped, 0);
+	assert_int_equal(p->f.held_len, 6);
+	assert_memory_equal(p->f.held, "ls -l\r", 6);
+	assert_int_equal(front_escape_request(&p->f, ESCAPE_WHO), -ENOTCONN);
+	assert_int_equal(front_detach(&p->f), -ENOTCONN);
+	assert_int_equal(front_pending(&p->f), 0);
+
+	broker_restart(p);
+	assert_int_equal(front_reconnect(&p->f, p->fds[0], "ttyhub", NULL), 0);
+	assert_int_equal(p->f.link, FRONT_RESUMING);
+	m = broker_recv(p);
+	assert_member(m, "type", "hello");
+	json_decref(m);
+	m = broker_recv(p);
+	assert_member(m, "type", "attach");
+	assert_member(m, "console", "vm:serial0");
+	assert_member(m, "mode", "rw");
+	assert_int_equal(json_integer_value(json_object_get(m, "replay")), 5);
+	res = json_object_get(m, "resume");
+	assert_member(res, "epoch", EPOCH_HEX);
+	assert_int_equal(json_integer_value(json_object_get(res, "offset")), 120);
+	assert_member(res, "lease", LEASE);
+	json_decref(m);
+	/* Still held until the answer: typing goes on into the hold. */
+	assert_int_equal(front_keys(&p->f, (const uint8_t *)"x", 1, true, 0, &dropped, &cmd), 1);
+	assert_int_equal(front_pending(&p->f), 0);
+
+	broker_send(p, json_pack("{s:s}", "type", "hello"));
+	broker_send(p, json_pack("{s:s, s:s, s:s, s:s, s:I, s:s, s:s}", "type", "attached",
+				 "console", "vm:serial0", "role", "writer", "epoch", EPOCH_HEX,
+				 "offset", (json_int_t)120, "resumed", "exact", "lease", LEASE));
+	assert_int_equal(front_next_event(&p->f, &e), 1);
+	assert_int_equal(e.type, FRONT_EV_HELLO);
+	assert_int_equal(front_next_event(&p->f, &e), 1);
+	assert_int_equal(e.type, FRONT_EV_ATTACHED);
+	assert_true(e.reconnected);
+	assert_int_equal(e.resumed, FRONT_RESUMED_EXACT);
+	assert_int_equal(e.keys_sent, 7);
+	assert_int_equal(e.keys_dropped, 0);
+	assert_int_equal(p->f.link, FRONT_LIVE);
+	front_format(&p->f, &e, false, true, line, sizeof(line));
+	assert_string_equal(line, "\r\n[ttyhub] broker restarted, nothing lost\r\n");
+
+	/* The held keystrokes reach the new broker, in order. */
+	assert_int_equal(front_flush(&p->f), 0);
+	assert_true(frame_reader_fill(&p->in, p->fds[1]) > 0);
+	assert_int_equal(frame_reader_next(&p->in, &fr), 1);
+	assert_int_equal(fr.type, FRAME_DATA);
+	assert_int_equal(fr.len, 7);
+	assert_memory_equal(fr.payload, "ls -l\rx", 7);
+	assert_int_equal(front_detach(&p->f), 0);
+}
+
+/* Back as a watcher: the held keystrokes are dropped and counted, in the one line. */
+static void test_reconnect_as_watcher_drops(void **state)
+{
+	struct pair *p = *state;
+	static uint8_t big[FRONT_HELD_MAX + 100];
+	struct front_event e;
+	enum escape_cmd cmd;
+	size_t dropped;
+	char text[256];
+	json_t *m;
+
+	attached_writer(p);
+	front_lost(&p->f);
+	front_lost(&p->f); /* idempotent */
+	memset(big, 'y', sizeof(big));
+	assert_int_equal(front_keys(&p->f, big, sizeof(big), true, 0, &dropped, &cmd), sizeof(big));
+	assert_int_equal(dropped, 100); /* past the hold: counted at once */
+	assert_int_equal(p->f.held_len, FRONT_HELD_MAX);
+	/* A watcher's keystrokes in the gap: dropped as when connected. */
+	assert_int_equal(front_keys(&p->f, big, 3, false, 0, &dropped, &cmd), 3);
+	assert_int_equal(dropped, 3);
+
+	broker_restart(p);
+	assert_int_equal(front_reconnect(&p->f, p->fds[0], "ttyhub", NULL), 0);
+	json_decref(broker_recv(p));
+	json_decref(broker_recv(p));
+	broker_send(p, json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:s}", "type", "attached",
+				 "console", "vm:serial0", "role", "watcher", "writer", "alice",
+				 "epoch", EPOCH_HEX, "offset", (json_int_t)100, "resumed", "exact"));
+	assert_int_equal(front_next_event(&p->f, &e), 1);
+	assert_true(e.reconnected);
+	assert_int_equal(e.keys_sent, 0);
+	assert_int_equal(e.keys_dropped, FRONT_HELD_MAX + 100);
+	front_event_text(&p->f, &e, text, sizeof(text));
+	assert_string_equal(text, "broker restarted, nothing lost; but 4196 keystrokes typed while "
+			    "ttyhubd was away were discarded (you no longer write)");
+	assert_int_equal(front_pending(&p->f), 0);
+	assert_false(p->f.book.writer);
+	assert_string_equal(p->f.book.lease, "");
+
+	/* Lost again as a watcher: it re-attaches with the mode asked, and no lease. */
+	front_lost(&p->f);
+	broker_restart(p);
+	assert_int_equal(front_reconnect(&p->f, p->fds[0], "ttyhub", NULL), 0);
+	json_decref(broker_recv(p));
+	m = broker_recv(p);
+	assert_member(m, "mode", "rw");
+	assert_null(json_object_get(json_object_get(m, "resume"), "lease"));
+	json_decref(m);
+}
+
+/* A gap or a restarted console: the broker's notice is the line; ours says nothing. */
+static void test_reconnect_gap_and_restarted(void **state)
+{
+	static const char *const how[] = { "gap", "restarted" };
+	struct pair *p = *state;
+
+	attached_writer(p);
+	for (size_t i = 0; i < 2; i++) {
+		struct front_event e;
+		char line[256];
+
+		broker_restart(p);
+		assert_int_equal(front_reconnect(&p->f, p->fds[0], "ttyhub-sshd", NULL), 0);
+		json_decref(broker_recv(p));
+		json_decref(broker_recv(p));
+		broker_send(p, json_pack("{s:s, s:s, s:s, s:s, s:I, s:s, s:I}", "type", "attached",
+					 "console", "vm:serial0", "role", "watcher", "epoch",
+					 i ? "1111111111111111" : EPOCH_HEX, "offset",
+					 (json_int_t)(i ? 0 : 300), "resumed", how[i], "lost",
+					 (json_int_t)(i ? 0 : 200)));
+		assert_int_equal(front_next_event(&p->f, &e), 1);
+		assert_true(e.reconnected);
+		assert_int_equal(e.resumed, i ? FRONT_RESUMED_RESTARTED : FRONT_RESUMED_GAP);
+		assert_int_equal(e.lost, i ? 0 : 200);
+		assert_int_equal(front_format(&p->f, &e, true, false, line, sizeof(line)), 0);
+		assert_string_equal(line, "");
+	}
+	assert_int_equal(p->f.book.epoch, 0x1111111111111111ULL);
+	assert_int_equal(p->f.book.offset, 0);
+}
+
+/* The re-attach refused: live again (the session ends), held keystrokes counted. */
+static void test_reconnect_refused(void **state)
+{
+	struct pair *p = *state;
+	struct front_event e;
+	enum escape_cmd cmd;
+	size_t dropped;
+
+	attached_writer(p);
+	front_lost(&p->f);
+	front_keys(&p->f, (const uint8_t *)"abc", 3, true, 0, &dropped, &cmd);
+	broker_restart(p);
+	assert_int_equal(front_reconnect(&p->f, p->fds[0], "ttyhub", NULL), 0);
+	broker_send(p, json_pack("{s:s, s:s, s:s}", "type", "error", "code", "unknown-console",
+				 "message", "no console named 'vm:serial0'"));
+	assert_int_equal(front_next_event(&p->f, &e), 1);
+	assert_int_equal(e.type, FRONT_EV_ERROR);
+	assert_true(e.reconnected);
+	assert_int_equal(e.keys_dropped, 3);
+	assert_int_equal(p->f.link, FRONT_LIVE);
+}
+
+/* Nothing attached yet: a reconnect says hello only; before `attached`: a plain attach. */
+static void test_reconnect_without_position(void **state)
+{
+	struct pair *p = *state;
+	json_t *m;
+
+	assert_int_equal(front_reconnect(&p->f, p->fds[0], "ttyhub", NULL), 0);
+	assert_int_equal(p->f.link, FRONT_LIVE);
+	json_decref(broker_recv(p));
+	assert_int_equal(front_pending(&p->f), 0);
+
+	assert_int_equal(front_attach(&p->f, "vm", ATTACH_FORCE, PROTO_REPLAY_DEFAULT), 0);
+	json_decref(broker_recv(p));
+	broker_restart(p);
+	assert_int_equal(front_reconnect(&p->f, p->fds[0], "ttyhub", NULL), 0);
+	json_decref(broker_recv(p));
+	m = broker_recv(p);
+	assert_member(m, "console", "vm");
+	assert_member(m, "mode", "rw"); /* a force does not take over again */
+	assert_null(json_object_get(m, "resume"));
+	json_decref(m);
+
+	/* Requests wait for the re-attach's answer. */
+	assert_int_equal(front_attach_resume(&p->f, "vm", ATTACH_RO, 0, EPOCH, 42, NULL), -ENOTCONN);
+}
+
+/* --resume: the point asked goes on the wire, and a reconnect before any answer uses it. */
+static void test_attach_resume_point(void **state)
+{
+	struct pair *p = *state;
+	json_t *m;
+
+	assert_int_equal(front_attach_resume(&p->f, "vm", ATTACH_RO, 0, EPOCH, 42, NULL), 0);
+	m = broker_recv(p);
+	assert_member(m, "mode", "ro");
+	assert_member(json_object_get(m, "resume"), "epoch", EPOCH_HEX);
+	assert_int_equal(json_integer_value(json_object_get(json_object_get(m, "resume"), "offset")),
+			 42);
+	json_decref(m);
+	assert_true(p->f.book.positioned);
+	assert_int_equal(p->f.book.offset, 42);
+	broker_restart(p);
+	assert_int_equal(front_reconnect(&p->f, p->fds[0], "ttyhub", NULL), 0);
+	json_decref(broker_recv(p));
+	m = broker_recv(p);
+	assert_member(m, "mode", "ro");
+	assert_int_equal(json_integer_value(json_object_get(json_object_get(m, "resume"), "offset")),
+			 42);
+	json_decref(m);
+	assert_int_equal(front_attach_resume(&p->f, "vm", ATTACH_RO, 0, 0, 42, NULL), -EINVAL);
+}
+
+/*
+ * Keystroke frames the socket took only part of: front_lost() holds the
+ * whole frames still queued and nothing else, so every byte is either
+ * with the broker, in a frame it got part of, or held/counted.
+ */
+static void test_lost_keeps_unsent_frames(void **state)
+{
+	struct pair *p = *state;
+	static uint8_t keys[64 * 1024];
+	size_t got = 0, partial = 0, used = 0, dropped;
+	enum escape_cmd cmd;
+	int small = 4096;
+
+	assert_int_equal(setsockopt(p->fds[0], SOL_SOCKET, SO_SNDBUF, &small, sizeof(small)), 0);
+	assert_int_equal(setsockopt(p->fds[1], SOL_SOCKET, SO_RCVBUF, &small, sizeof(small)), 0);
+	memset(keys, 'k', sizeof(keys));
+	while (used < sizeof(keys)) {
+		used += front_keys(&p->f, keys + used, MIN(sizeof(keys) - used, 1000), true, 0,
+				   &dropped, &cmd);
+		assert_true(front_flush(&p->f) >= 0);
+	}
+	assert_true(front_pending(&p->f) > 0); /* the peer does not read */
+	front_lost(&p->f);
+	/* What reached the broker: whole frames, then maybe the head of one. */
+	for (;;) {
+		struct frame fr;
+		int r = frame_reader_next(&p->in, &fr);
+
+		if (r == 1) {
+			assert_int_equal(fr.type, FRAME_DATA);
+			got += fr.len;
+			continue;
+		}
+		if (frame_reader_fill(&p->in, p->fds[1]) > 0)
+			continue;
+		if (p->in.len - p->in.off >= FRAME_HEADER)
+			partial = (size_t)p->in.buf[p->in.off + 3] << 8 | p->in.buf[p->in.off + 4];
+		break;
+	}
+	assert_int_equal(got + partial + p->f.held_len + p->f.held_over, sizeof(keys));
+	assert_true(p->f.held_len > 0);
+}
+
+static void test_resume_hint(void **state)
+{
+	struct pair *p = *state;
+	struct front_event e;
+	char buf[256];
+
+	assert_int_equal(front_resume_hint(&p->f, FRONT_HINT_CLI, NULL, 0, buf, sizeof(buf)), 0);
+	assert_string_equal(buf, "");
+	attached_writer(p);
+	broker_output(p, 100, 123, "abc");
+	front_resume_hint(&p->f, FRONT_HINT_CLI, NULL, 0, buf, sizeof(buf));
+	assert_string_equal(buf, "to continue where you left off: ttyhub attach vm:serial0 "
+			    "--resume " EPOCH_HEX ":100");
+	assert_int_equal(front_next_event(&p->f, &e), 1);
+	front_resume_hint(&p->f, FRONT_HINT_SSH, "hub.example", 2222, buf, sizeof(buf));
+	assert_string_equal(buf, "to continue where you left off: ssh -p 2222 vm:serial0+resume="
+			    EPOCH_HEX ":123@hub.example");
+	front_resume_hint(&p->f, FRONT_HINT_SSH, NULL, 22, buf, sizeof(buf));
+	assert_string_equal(buf, "to continue where you left off: ssh vm:serial0+resume="
+			    EPOCH_HEX ":123@HOST");
+	/* Bounded, NUL-terminated, a prefix of the whole. */
+	assert_int_equal(front_resume_hint(&p->f, FRONT_HINT_CLI, NULL, 0, buf, 10), 9);
+	assert_string_equal(buf, "to contin");
+
+	/* Names a shell would split are quoted; ro is kept. */
+	assert_int_equal(front_attach_resume(&p->f, "my vm's", ATTACH_RO, 0, EPOCH, 7, NULL), 0);
+	front_resume_hint(&p->f, FRONT_HINT_CLI, NULL, 0, buf, sizeof(buf));
+	assert_string_equal(buf, "to continue where you left off: ttyhub attach 'my vm'\\''s' "
+			    "--resume " EPOCH_HEX ":7 --ro");
+}
+
+static void test_backoff(void **state)
+{
+	static const uint64_t want[] = { 50, 100, 200, 400, 800, 1000, 1000 };
+	struct front_backoff b;
+	uint64_t now = 1000000, d;
+	char text[128];
+
+	(void)state;
+	front_backoff_start(&b, now);
+	for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
+		assert_true(front_backoff_next(&b, now, &d));
+		assert_int_equal(d, want[i] * 1000);
+		now += d;
+	}
+	/* Never past the give-up point, and false from it on. */
+	now = b.since + FRONT_GIVE_UP_USEC - 300000;
+	assert_true(front_backoff_next(&b, now, &d));
+	assert_int_equal(d, 300000);
+	assert_false(front_backoff_next(&b, b.since + FRONT_GIVE_UP_USEC, &d));
+	front_give_up_text(text, sizeof(text));
+	assert_string_equal(text, "ttyhubd did not come back within 60 s; giving up");
+}
+
+/* The answer to `output`: contents (UTF-8, by its length), offsets, expiry. */
+static void test_output_answer(void **state)
+{
+	struct pair *p = *state;
+	struct front_event e;
+	json_t *m;
+
+	assert_int_equal(front_output(&p->f, "vm", true, -100, 0), 0);
+	m = broker_recv(p);
+	assert_member(m, "type", "output");
+	assert_int_equal(json_integer_value(json_object_get(m, "start")), -100);
+	assert_null(json_object_get(m, "max"));
+	json_decref(m);
+	broker_send(p, json_pack("{s:s, s:s, s:s, s:I, s:I, s:I, s:s#, s:b, s:b, s:I}", "type",
+				 "output", "console", "vm:serial0", "epoch", EPOCH_HEX, "start",
+				 (json_int_t)10, "next", (json_int_t)14, "head", (json_int_t)20,
+				 "contents", "a\xc3\xa9" "bc", (int)5, "more", 1, "expired", 1, "lost",
+				 (json_int_t)10));
+	assert_int_equal(front_next_event(&p->f, &e), 1);
+	assert_int_equal(e.type, FRONT_EV_OUTPUT);
+	assert_int_equal(e.len, 5);
+	assert_memory_equal(e.data, "a\xc3\xa9" "bc", 5);
+	assert_int_equal(e.start, 10);
+	assert_int_equal(e.end, 14);
+	assert_int_equal(e.epoch, EPOCH);
+	assert_true(e.more);
+	assert_true(e.expired);
+	assert_int_equal(e.lost, 10);
+	assert_int_equal(front_event_text(&p->f, &e, (char[8]){}, 8), 0);
+}
+
 static void test_line(void **state)
 {
 	char buf[128];
@@ -428,6 +917,18 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_bad_message_then_more, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_broken_stream, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_eof, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_output_frames, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_bookkeeping, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_reconnect_resumes_as_writer, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_reconnect_as_watcher_drops, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_reconnect_gap_and_restarted, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_reconnect_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_reconnect_without_position, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_attach_resume_point, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_lost_keeps_unsent_frames, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_resume_hint, setup, teardown),
+		cmocka_unit_test(test_backoff),
+		cmocka_unit_test_setup_teardown(test_output_answer, setup, teardown),
 		cmocka_unit_test(test_line),
 		cmocka_unit_test(test_prefix_in_texts),
 	};
