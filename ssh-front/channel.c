@@ -288,6 +288,13 @@ static void chan_broker_lost(struct chan *c)
 {
 	if (c->state == CHAN_CLOSING)
 		return;
+	if (c->detach_asked && c->state == CHAN_ATTACHED) {
+		/* The user left just as the broker did: that detach must not turn into a resume. */
+		chan_drop_broker(c);
+		chan_hint(c);
+		chan_close(c, 0, "detached");
+		return;
+	}
 	if (!chan_may_reconnect(c)) {
 		chan_close(c, 1, "lost the connection to the console broker");
 		return;
@@ -855,9 +862,10 @@ static size_t chan_keys(struct chan *c, const uint8_t *data, size_t len)
 			chan_say(c, help, strlen(help));
 		} else if (cmd != ESCAPE_NONE && gap)
 			chan_gap_escape(c, cmd);
-		else if (cmd != ESCAPE_NONE)
+		else if (cmd != ESCAPE_NONE) {
+			c->detach_asked |= cmd == ESCAPE_DETACH;
 			chan_sent(c, front_escape_request(&c->front, cmd));
-		else if (n == 0)
+		} else if (n == 0)
 			break; /* no room: libssh keeps the rest */
 	}
 	return used;

@@ -137,6 +137,7 @@ struct chan {
 	uint8_t held[4096];                  /* keystrokes read back from libssh, not yet sent */
 	size_t held_len;
 	bool writer;
+	bool detach_asked;                   /* the user's detach is on its way to the broker */
 	char refused[160];                   /* over a limit: said, then closed ("" if not) */
 	int exit_status;
 	uint64_t asked_usec;                 /* CLOCK_MONOTONIC: the console was asked for */

@@ -14,7 +14,9 @@
   service manager (hub.Daemon(managed=True), d.restart()) the output is checked byte for
   byte as above; without it the new broker has a new ring and the "restarted" outcome is
   checked.
-* A detach the user asked for prints the hint too; a malformed +resume= is refused in words.
+* A detach the user asked for prints the hint too, also while the broker is away; a channel
+  whose broker stays away 60 s ends saying so (with the hint); a malformed +resume= is refused
+  in words.
 
 The console bytes a client saw are its output with ttyhub's own lines taken out (see
 console_bytes()); the bytes of two sessions joined must be the guest's stream exactly.
@@ -299,6 +301,69 @@ def t_detach_prints_hint():
         assert int(m.group(1)) == ctx.front.port, m.group(0)
         assert c.wait(20) == 0, "ssh exit status after a detach"
         assert b"[ttyhub] detached" in c.data(), c.data()[-500:]
+    finally:
+        c.close()
+
+
+LOST = "the console broker went away; reconnecting"
+
+
+def broker_gap(during):
+    """Stop ttyhubd, run DURING() once ttyhub-sshd noticed (its channel is reconnecting),
+    start ttyhubd again (as the harness can)."""
+    before = ctx.front.log().count(LOST)
+
+    def gap():
+        wait_until(lambda: ctx.front.log().count(LOST) > before, 20,
+                   "ttyhub-sshd to notice the broker went away")
+        during()
+
+    if MANAGED:
+        ctx.d.restart(sig=signal.SIGTERM, between=gap)
+    else:
+        ctx.d.stop()
+        gap()
+        ctx.d.start()
+
+
+def t_detach_during_gap():
+    """The escape detach works while the broker is away: the hint, exit status 0."""
+    wait_idle()
+    c = Client(VM + "+replay=0")
+    try:
+        start = after_attached(c)
+        c.lines_after(start, 5)
+
+        def during():
+            c.send(DETACH)
+            m = c.wait_for(HINT, start=start, timeout=20)
+            assert m.group(2) == CONSOLE.encode(), m.group(0)
+            assert c.wait(20) == 0, "ssh exit status after a detach in the gap"
+
+        broker_gap(during)
+        assert b"[ttyhub] detached" in c.data(), c.data()[-500:]
+    finally:
+        c.close()
+
+
+def t_gives_up_after_60s():
+    """No broker for 60 s: the channel ends with a line saying so, and the hint."""
+    wait_idle()
+    c = Client(VM + "+replay=0")
+    try:
+        start = after_attached(c)
+        c.lines_after(start, 5)
+
+        def during():
+            t0 = time.monotonic()
+            c.wait_for(rb"\[ttyhub\] ttyhubd did not come back within 60 s; giving up\r?\n",
+                       start=start, timeout=120)
+            waited = time.monotonic() - t0
+            assert waited > 50, "gave up after %.1f s" % waited
+            c.wait_for(HINT, start=start, timeout=10)
+            assert c.wait(20) == 1, "ssh exit status after giving up"
+
+        broker_gap(during)
     finally:
         c.close()
 
