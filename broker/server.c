@@ -144,13 +144,6 @@ void server_done(struct server *s)
 	struct console *c;
 	struct client *cl;
 
-	/*
-	 * Clients hear "shutdown" first: tearing the sources down removes their
-	 * consoles, which would tell them "console gone", while the consoles come
-	 * back with the next ttyhubd (fronts reconnect on shutdown only).
-	 */
-	TAILQ_FOREACH(c, &s->registry.consoles, entry)
-		console_detach_all(c, DETACH_SHUTDOWN, "ttyhubd is shutting down");
 	source_list_free(&s->sources);
 	while ((c = TAILQ_FIRST(&s->registry.consoles))) {
 		registry_remove(&s->registry, c);
