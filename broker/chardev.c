@@ -304,8 +304,9 @@ static void chardev_read(struct chardev *ch)
 		ssize_t n = read(ch->fd, p, span);
 
 		if (n > 0) {
-			ch->owner.ops->on_data(ch->owner.userdata, p, (size_t)n);
+			/* Committed first: what the log gets is in the ring, whatever happens. */
 			ring_commit(ring, (size_t)n);
+			ch->owner.ops->on_data(ch->owner.userdata, p, (size_t)n);
 			total += (size_t)n;
 			/* Short: nothing more was there; epoll tells us when there is. */
 			if ((size_t)n < span)
@@ -378,6 +379,7 @@ static void chardev_disconnect(struct chardev *ch, const char *why)
 	ch->fd = safe_close(ch->fd);
 	chardev_unlock(ch);
 	ch->want_write = false;
+	ch->adopted = false;
 	ch->paused = false;
 	ch->bulk = false;
 	ch->burst_wakeups = 0;
@@ -593,6 +595,13 @@ static int chardev_connect(struct chardev *ch)
 	return 0;
 }
 
+void chardev_adopt(struct chardev *ch, int fd)
+{
+	safe_close(ch->fd);
+	ch->fd = fd;
+	ch->adopted = true;
+}
+
 int chardev_start(struct chardev *ch, sd_event *e)
 {
 	int r;
@@ -603,6 +612,19 @@ int chardev_start(struct chardev *ch, sd_event *e)
 		return r;
 	sd_event_source_set_enabled(ch->retry, SD_EVENT_OFF);
 	ch->state = CHARDEV_WAITING;
+	if (ch->fd >= 0) {
+		r = sd_event_add_io(e, &ch->io, ch->fd, EPOLLIN, chardev_on_io, ch);
+		if (r >= 0) {
+			chardev_set_state(ch, CHARDEV_CONNECTED, "connected to %s (kept across a "
+					  "restart of ttyhubd)", ch->path);
+			chardev_read(ch);
+			return 0;
+		}
+		log_warning_errno(r, "console %s: cannot watch the kept connection; reconnecting",
+				  ch->owner.name);
+		ch->fd = safe_close(ch->fd);
+		ch->adopted = false;
+	}
 	chardev_connect(ch);
 	return 0;
 }

@@ -74,6 +74,7 @@ struct chardev {
 	char status[256];            /* human-readable reason for state */
 	char *lockfile;              /* owned: the LCK.. file we created for a pty */
 	bool want_write;
+	bool adopted;                /* fd came from the fd store: connected before we started */
 };
 
 #define CHARDEV_BACKOFF_MIN_MS 100
@@ -82,7 +83,13 @@ struct chardev {
 /* owner is copied; what it points to must outlive the chardev. */
 int chardev_init(struct chardev *ch, const struct chardev_owner *owner,
 		 enum domxml_backend backend, const char *path);
-/* Start connecting (now). */
+/*
+ * A connection kept across a broker restart (fdstore.h): chardev_start()
+ * starts reading it at once instead of connecting, without on_connected
+ * (it is the same connection).  Takes fd (a non-blocking connected socket).
+ */
+void chardev_adopt(struct chardev *ch, int fd);
+/* Start connecting (now), or reading an adopted connection. */
 int chardev_start(struct chardev *ch, sd_event *e);
 void chardev_done(struct chardev *ch);
 /* The owner queued input: write it as the chardev allows. */

@@ -4,6 +4,7 @@
  * (see client.h).  It implements console_attachment_ops for the console it
  * is attached to, and reaches the server only through its client_env.
  */
+#include <assert.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -22,6 +23,10 @@
 #include "util.h"
 
 #define CLIENT_DATA_CHUNK (60 * 1024)
+/* An output frame's header: the frame's and the two offsets (frame.h). */
+#define CLIENT_OUT_HEADER (FRAME_HEADER + FRAME_OUTPUT_HEADER)
+static_assert(CLIENT_DATA_CHUNK + SANITIZE_SLACK <= FRAME_OUTPUT_MAX,
+	      "a chunk of output must fit one output frame");
 #define CLIENT_LIST_ENVELOPE 256 /* bytes of a list piece besides its entries */
 
 static void client_on_io(struct watch *w, int fd, uint32_t revents, void *userdata);
@@ -149,7 +154,7 @@ static void client_pull(struct client *c)
 	 * reading gets one notice with the total when it comes back, not one per
 	 * guest write.
 	 */
-	if (obuf_room(&c->out) <= CLIENT_CONTROL_RESERVE + FRAME_HEADER + SANITIZE_SLACK)
+	if (obuf_room(&c->out) <= CLIENT_CONTROL_RESERVE + CLIENT_OUT_HEADER + SANITIZE_SLACK)
 		return;
 	if (c->att.pos < tail) {
 		/*
@@ -185,42 +190,43 @@ static void client_pull(struct client *c)
 	}
 	while (c->att.pos < head) {
 		size_t room = obuf_room(&c->out);
-		size_t want, n;
+		size_t want, n, o;
 		struct iovec iov[2];
-		uint8_t *dst, hdr[FRAME_HEADER];
+		uint8_t *dst;
 		bool replay = c->att.pos < c->att.sanitize_until;
 
-		if (room <= CLIENT_CONTROL_RESERVE + FRAME_HEADER + SANITIZE_SLACK)
+		if (room <= CLIENT_CONTROL_RESERVE + CLIENT_OUT_HEADER + SANITIZE_SLACK)
 			break;
-		want = MIN(room - CLIENT_CONTROL_RESERVE - FRAME_HEADER - SANITIZE_SLACK,
+		want = MIN(room - CLIENT_CONTROL_RESERVE - CLIENT_OUT_HEADER - SANITIZE_SLACK,
 			   (size_t)CLIENT_DATA_CHUNK);
 		if (replay)
 			want = (size_t)MIN((uint64_t)want, c->att.sanitize_until - c->att.pos);
 		n = ring_peek(&con->ring, c->att.pos, want, iov);
 		if (n == 0)
 			break;
-		if (obuf_tail_span(&c->out, FRAME_HEADER + n + SANITIZE_SLACK, &dst) <
-		    FRAME_HEADER + n + SANITIZE_SLACK)
+		if (obuf_tail_span(&c->out, CLIENT_OUT_HEADER + n + SANITIZE_SLACK, &dst) <
+		    CLIENT_OUT_HEADER + n + SANITIZE_SLACK)
 			break; /* cannot happen: room was checked and the span compacts */
 		if (replay) {
-			size_t o = sanitize_feed(&c->att.san, iov[0].iov_base, iov[0].iov_len,
-						 dst + FRAME_HEADER);
+			o = sanitize_feed(&c->att.san, iov[0].iov_base, iov[0].iov_len,
+					  dst + CLIENT_OUT_HEADER);
 			o += sanitize_feed(&c->att.san, iov[1].iov_base, iov[1].iov_len,
-					   dst + FRAME_HEADER + o);
+					   dst + CLIENT_OUT_HEADER + o);
 			if (c->att.pos + n == c->att.sanitize_until)
-				o += sanitize_finish(&c->att.san, dst + FRAME_HEADER + o);
-			if (o > 0) {
-				frame_header(hdr, FRAME_DATA, o);
-				memcpy(dst, hdr, FRAME_HEADER);
-				obuf_commit(&c->out, FRAME_HEADER + o);
-			}
+				o += sanitize_finish(&c->att.san, dst + CLIENT_OUT_HEADER + o);
 		} else {
-			frame_header(hdr, FRAME_DATA, n);
-			memcpy(dst, hdr, FRAME_HEADER);
-			memcpy(dst + FRAME_HEADER, iov[0].iov_base, iov[0].iov_len);
-			memcpy(dst + FRAME_HEADER + iov[0].iov_len, iov[1].iov_base, iov[1].iov_len);
-			obuf_commit(&c->out, FRAME_HEADER + n);
+			memcpy(dst + CLIENT_OUT_HEADER, iov[0].iov_base, iov[0].iov_len);
+			memcpy(dst + CLIENT_OUT_HEADER + iov[0].iov_len, iov[1].iov_base,
+			       iov[1].iov_len);
+			o = n;
 		}
+		/*
+		 * One O frame per ring range, built in place (zero-copy): replay that
+		 * the sanitiser removed entirely still goes, empty, so the offset a
+		 * front resumes at advances past it.
+		 */
+		proto_output_header(dst, c->att.pos, c->att.pos + n, o);
+		obuf_commit(&c->out, CLIENT_OUT_HEADER + o);
 		c->att.pos += n;
 	}
 }
@@ -388,13 +394,43 @@ static void client_do_list(struct client *c, json_t *req)
 	json_decref(msg);
 }
 
+/*
+ * attach's "resume": {"epoch": HEX16, "offset": N >= 0, "lease"?: HEX32}.
+ * Returns 0 (*ret filled), -EINVAL with the complaint sent.
+ */
+static int client_parse_resume(struct client *c, json_t *jres, struct console_resume *ret)
+{
+	json_t *joff = json_object_get(jres, "offset"), *jlease = json_object_get(jres, "lease");
+
+	*ret = (struct console_resume){ 0 };
+	if (!json_is_object(jres) ||
+	    proto_parse_epoch(json_string_value(json_object_get(jres, "epoch")), &ret->epoch) < 0 ||
+	    !json_is_integer(joff) || json_integer_value(joff) < 0) {
+		client_error(c, PROTO_E_BAD_REQUEST, "resume needs \"epoch\" (16 hex digits) and "
+			     "\"offset\" (a number >= 0)");
+		return -EINVAL;
+	}
+	ret->offset = (uint64_t)json_integer_value(joff);
+	if (jlease) {
+		if (proto_parse_lease(json_string_value(jlease), ret->lease) < 0) {
+			client_error(c, PROTO_E_BAD_REQUEST, "resume's lease must be %d hex digits",
+				     PROTO_LEASE_STRLEN);
+			return -EINVAL;
+		}
+		ret->has_lease = true;
+	}
+	return 0;
+}
+
 static void client_do_attach(struct client *c, json_t *req)
 {
 	json_t *jmode = json_object_get(req, "mode");
 	json_t *jreplay = json_object_get(req, "replay");
+	json_t *jres = json_object_get(req, "resume");
 	enum attach_mode mode = ATTACH_RW;
 	enum access_right right;
 	struct console *con;
+	struct console_resume resume;
 	long replay = *c->env->default_replay;
 
 	if (c->att.console) {
@@ -413,6 +449,8 @@ static void client_do_attach(struct client *c, json_t *req)
 			     "replay must be a number of lines (0-%ld) or \"all\"", PROTO_REPLAY_MAX);
 		return;
 	}
+	if (jres && client_parse_resume(c, jres, &resume) < 0)
+		return;
 	con = client_lookup(c, req);
 	if (!con)
 		return;
@@ -431,7 +469,81 @@ static void client_do_attach(struct client *c, json_t *req)
 	}
 	c->att.right = right;
 	c->att.may_break = client_may_break(c, con);
-	console_attach(con, &c->att, mode, replay);
+	console_attach_resume(con, &c->att, mode, replay, jres ? &resume : NULL);
+}
+
+/*
+ * `output`: ring bytes [start, next) as a JSON string, GCE
+ * getSerialPortOutput style (docs/protocol.md).  Rights as for attach: any
+ * right on the console (ro) will do; none is answered as no such console.
+ */
+static void client_do_output(struct client *c, json_t *req)
+{
+	json_t *jstart = json_object_get(req, "start"), *jmax = json_object_get(req, "max");
+	uint64_t tail, head, start, next, lost = 0;
+	size_t max = PROTO_OUTPUT_MAX, n;
+	struct iovec iov[2];
+	struct console *con;
+	uint8_t *buf;
+	json_t *msg;
+
+	if ((jstart && !json_is_integer(jstart)) ||
+	    (jmax && (!json_is_integer(jmax) || json_integer_value(jmax) < 0))) {
+		client_error(c, PROTO_E_BAD_REQUEST, "output takes \"start\" (a number, negative: "
+			     "the last bytes) and \"max\" (a number >= 0)");
+		return;
+	}
+	con = client_lookup(c, req);
+	if (!con)
+		return;
+	/* Past the lookup's rights check: this console exists for this client. */
+	if (jmax && json_integer_value(jmax) > 0)
+		max = (size_t)MIN(json_integer_value(jmax), (json_int_t)PROTO_OUTPUT_MAX);
+	tail = ring_tail(&con->ring);
+	head = ring_head(&con->ring);
+	if (!jstart)
+		start = tail;
+	else if (json_integer_value(jstart) < 0) {
+		/* The last -start bytes (all of them if the ring holds fewer). */
+		uint64_t back = json_integer_value(jstart) == INT64_MIN
+					? UINT64_MAX
+					: (uint64_t)-json_integer_value(jstart);
+
+		start = head - MIN(back, head - tail);
+	} else
+		start = (uint64_t)json_integer_value(jstart);
+	if (start < tail) {
+		lost = tail - start;
+		start = tail;
+	}
+	start = MIN(start, head);
+	buf = malloc(max);
+	if (!buf) {
+		client_error(c, PROTO_E_INTERNAL, "out of memory");
+		return;
+	}
+	n = ring_peek(&con->ring, start, max, iov);
+	memcpy(buf, iov[0].iov_base, iov[0].iov_len);
+	memcpy(buf + iov[0].iov_len, iov[1].iov_base, iov[1].iov_len);
+	/* Do not end inside a UTF-8 sequence the next answer completes. */
+	if (start + n < head)
+		n = proto_utf8_cut(buf, n);
+	next = start + n;
+	msg = proto_msg_output(&(const struct proto_output){
+		.console = con->name,
+		.epoch = ring_epoch(&con->ring),
+		.start = start,
+		.next = next,
+		.head = head,
+		.data = buf,
+		.len = n,
+		.expired = lost > 0,
+		.lost = lost,
+	});
+	free(buf);
+	if (!msg || client_send(c, msg) < 0)
+		client_error(c, PROTO_E_INTERNAL, "cannot queue the output answer");
+	json_decref(msg);
 }
 
 static void client_do_take(struct client *c, json_t *req)
@@ -513,6 +625,9 @@ void client_detach(struct client *c, enum detach_reason reason, const char *text
 	if (!c->att.console)
 		return;
 	snprintf(name, sizeof(name), "%s", c->att.console->name);
+	/* Given up or taken away (not a dropped connection, not a shutdown): no coming back. */
+	if (reason == DETACH_REQUESTED || reason == DETACH_REVOKED)
+		console_forget_lease(c->att.console, &c->att);
 	console_detach(c->att.console, &c->att, true);
 	client_send_new(c, proto_msg_detached(name, reason, text));
 }
@@ -653,6 +768,7 @@ static const struct {
 	{ PROTO_BREAK, true, false, client_do_break },
 	{ PROTO_RESIZE, true, false, client_do_resize },
 	{ PROTO_DETACH, true, true, client_do_detach },
+	{ PROTO_OUTPUT, true, false, client_do_output },
 };
 
 static void client_handle_control(struct client *c, const struct frame *f)
@@ -706,6 +822,9 @@ void client_policy_changed(struct client *c)
 		log_notice("%s: key removed from the access file (or from= no longer admits it); "
 			   "closing", c->att.audit);
 		client_error(c, PROTO_E_REVOKED, "your key was removed from the access file");
+		/* Revoked, not dropped: its writer's lease must not bring anyone back. */
+		if (con)
+			console_forget_lease(con, &c->att);
 		client_flush(c);
 		client_kill(c, "key revoked");
 		return;
@@ -789,6 +908,13 @@ static void client_process(struct client *c)
 			client_error(c, PROTO_E_BAD_REQUEST, "the first request must be \"hello\"");
 			client_flush(c);
 			client_kill(c, "data before hello");
+			return;
+		}
+		if (f.type == FRAME_OUTPUT) {
+			/* Output frames only go to clients: a peer sending one is confused. */
+			client_error(c, PROTO_E_BAD_FRAME, "output frames are sent by the broker only");
+			client_flush(c);
+			client_kill(c, "output frame from a client");
 			return;
 		}
 		if (f.type == FRAME_CONTROL)

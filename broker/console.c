@@ -17,13 +17,17 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
+#include <time.h>
 
 #include "console.h"
+#include "fdstore.h"
 #include "log.h"
 #include "util.h"
 
 static const struct chardev_ops console_chardev_ops;
 static void console_on_output(struct console *c);
+static void console_log_catch_up(struct console *c);
 
 static int strdup_opt(char **dst, const char *src)
 {
@@ -54,10 +58,66 @@ static void console_schedule_resume(struct console *c)
 		(void)sd_event_source_set_enabled(c->resume, SD_EVENT_ONESHOT);
 }
 
+/* The console's name in the fd store (fdstore.h) for kind. */
+static int console_store_name(const struct console *c, enum fdstore_kind kind, char *buf,
+			      size_t size)
+{
+	char key[FDSTORE_KEY_MAX + 1];
+	int r = fdstore_key(c->uuid, c->alias, c->name, key, sizeof(key));
+
+	return r < 0 ? r : fdstore_name(kind, key, buf, size);
+}
+
+/*
+ * The ring: the one kept in the fd store across a restart of ttyhubd (with
+ * its connection, in *ret_con_fd, or -EBADF), else a new one, handed to the
+ * store.
+ */
+static int console_ring_open(struct console *c, int *ret_con_fd)
+{
+	char key[FDSTORE_KEY_MAX + 1], name[FDSTORE_NAME_MAX + 1];
+	uint8_t lease[RING_LEASE_SIZE];
+	uint64_t now;
+	int r;
+
+	*ret_con_fd = -EBADF;
+	r = c->supported ? fdstore_key(c->uuid, c->alias, c->name, key, sizeof(key)) : -EINVAL;
+	if (r == -ENAMETOOLONG && fdstore_enabled())
+		log_notice("console %s: its name is too long for the fd store; its history will "
+			   "not survive a restart of ttyhubd", c->name);
+	if (r >= 0 && fdstore_claim(key, c, &c->ring, ret_con_fd) >= 0) {
+		/* A socket kept for another path (the definition changed) is not this console's. */
+		if (*ret_con_fd >= 0 && !streq_opt(ring_stored_path(&c->ring), c->path)) {
+			log_notice("console %s: the kept connection was to %s, now %s: reconnecting",
+				   c->name, ring_stored_path(&c->ring), c->path);
+			*ret_con_fd = safe_close(*ret_con_fd);
+			if (console_store_name(c, FDSTORE_CON, name, sizeof(name)) >= 0)
+				fdstore_remove(name, c);
+		}
+		log_info("console %s: history kept across a restart of ttyhubd (%llu bytes%s)",
+			 c->name, (unsigned long long)ring_head(&c->ring),
+			 *ret_con_fd >= 0 ? ", still connected" : "");
+		/* The writer that had it when the last ttyhubd stopped gets time to come back. */
+		if (ring_get_lease(&c->ring, lease) &&
+		    sd_event_now(c->env->event, CLOCK_MONOTONIC, &now) >= 0)
+			c->lease_hold_until = now + CONSOLE_LEASE_HOLD_USEC;
+	} else {
+		int k = ring_init(&c->ring, c->env->ring_size);
+
+		if (k < 0)
+			return k;
+		if (r >= 0 && fdstore_name(FDSTORE_RING, key, name, sizeof(name)) >= 0)
+			(void)fdstore_push(name, ring_fd(&c->ring), true, c);
+	}
+	ring_set_identity(&c->ring, c->uuid, c->alias, c->name, c->path);
+	return 0;
+}
+
 int console_new(const struct console_env *env, const struct console_spec *spec,
 		struct console **ret)
 {
 	char vm[CONSOLE_VM_MAX], alias[CONSOLE_ALIAS_MAX];
+	_cleanup_close_ int con_fd = -EBADF;
 	struct console *c;
 	int r;
 
@@ -71,6 +131,7 @@ int console_new(const struct console_env *env, const struct console_spec *spec,
 	c->env = env;
 	TAILQ_INIT(&c->attached);
 	c->chardev.fd = -EBADF;
+	c->ring.fd = -EBADF;
 	c->primary = spec->primary;
 	c->supported = spec->supported;
 	c->backend = spec->backend;
@@ -106,7 +167,7 @@ int console_new(const struct console_env *env, const struct console_spec *spec,
 	c->guest = spec->guest;
 	c->guest_open = -1;
 	if (r >= 0)
-		r = ring_init(&c->ring, env->ring_size);
+		r = console_ring_open(c, &con_fd);
 	if (r >= 0)
 		r = obuf_init(&c->input, CONSOLE_INPUT_MAX);
 	if (r >= 0)
@@ -124,6 +185,8 @@ int console_new(const struct console_env *env, const struct console_spec *spec,
 		};
 
 		r = chardev_init(&c->chardev, &owner, c->backend, c->path);
+		if (r >= 0 && con_fd >= 0)
+			chardev_adopt(&c->chardev, TAKE_FD(con_fd));
 	}
 	/* A log that cannot be written is reported once and never stops the console. */
 	if (r >= 0 && c->supported && env->log)
@@ -132,6 +195,8 @@ int console_new(const struct console_env *env, const struct console_spec *spec,
 		console_free(c, NULL);
 		return r;
 	}
+	/* What a kept ring got while ttyhubd was away (or was not logged before it died). */
+	console_log_catch_up(c);
 	*ret = c;
 	return 0;
 }
@@ -144,6 +209,15 @@ struct console *console_free(struct console *c, const char *why)
 	if (c->supported)
 		chardev_done(&c->chardev);
 	c->resume = sd_event_source_disable_unref(c->resume);
+	/* Gone for good (at shutdown the store is frozen and keeps them for the next ttyhubd). */
+	if (ring_fd(&c->ring) >= 0) {
+		char name[FDSTORE_NAME_MAX + 1];
+
+		if (console_store_name(c, FDSTORE_CON, name, sizeof(name)) >= 0)
+			fdstore_remove(name, c);
+		if (console_store_name(c, FDSTORE_RING, name, sizeof(name)) >= 0)
+			fdstore_remove(name, c);
+	}
 	ring_done(&c->ring);
 	c->log = conslog_free(c->log);
 	obuf_done(&c->input);
@@ -274,10 +348,13 @@ void console_mark(struct console *c, const char *text)
 	char line[600];
 	int n;
 
+	console_log_catch_up(c);
 	conslog_mark(c->log, text);
 	/* A line of its own: the guest may be in the middle of one. */
 	n = snprintf(line, sizeof(line), "\r\n[ttyhub] %s\r\n", text);
 	ring_write(&c->ring, line, (size_t)MIN(n, (int)sizeof(line) - 1));
+	/* The log has its own marker line: not these bytes again. */
+	ring_set_logged(&c->ring, ring_head(&c->ring));
 	console_on_output(c);
 }
 
@@ -293,11 +370,35 @@ static void console_on_output(struct console *c)
 
 /* ---- chardev events --------------------------------------------------- */
 
+/*
+ * The console log gets the ring's bytes from `logged` on, and `logged` is
+ * kept in the ring's header: after a restart of ttyhubd (even a SIGKILL)
+ * the log continues where it stopped, from the kept ring.
+ */
+static void console_log_catch_up(struct console *c)
+{
+	uint64_t pos = ring_logged(&c->ring), head = ring_head(&c->ring);
+
+	if (c->log && pos < ring_tail(&c->ring)) {
+		conslog_markf(c->log, "%llu bytes not logged (older than the history)",
+			      (unsigned long long)(ring_tail(&c->ring) - pos));
+		pos = ring_tail(&c->ring);
+	}
+	while (c->log && pos < head) {
+		struct iovec iov[2];
+		size_t n = ring_peek(&c->ring, pos, (size_t)MIN(head - pos, (uint64_t)SIZE_MAX),
+				     iov);
+
+		conslog_write(c->log, iov[0].iov_base, iov[0].iov_len);
+		conslog_write(c->log, iov[1].iov_base, iov[1].iov_len);
+		pos += n;
+	}
+	ring_set_logged(&c->ring, head);
+}
+
 static void console_chardev_data(void *userdata, const void *data, size_t len)
 {
-	struct console *c = userdata;
-
-	conslog_write(c->log, data, len);
+	console_log_catch_up(userdata);
 }
 
 static void console_chardev_output(void *userdata)
@@ -308,7 +409,14 @@ static void console_chardev_output(void *userdata)
 static void console_chardev_connected(void *userdata)
 {
 	struct console *c = userdata;
+	char name[FDSTORE_NAME_MAX + 1];
 
+	/* A new connection is a new epoch; kept in the store (FDPOLL=0: the guest's last
+	 * words stay in it even if it hangs up while ttyhubd is away). */
+	ring_new_epoch(&c->ring);
+	if (c->backend == DOMXML_BACKEND_UNIX &&
+	    console_store_name(c, FDSTORE_CON, name, sizeof(name)) >= 0)
+		(void)fdstore_push(name, c->chardev.fd, false, c);
 	if (c->n_clients > 0)
 		console_announce(c, "console %s connected", c->name);
 }
@@ -316,7 +424,11 @@ static void console_chardev_connected(void *userdata)
 static void console_chardev_disconnected(void *userdata, const char *why)
 {
 	struct console *c = userdata;
+	char name[FDSTORE_NAME_MAX + 1];
 
+	/* The store's copy would keep the guest's one-client socket busy. */
+	if (console_store_name(c, FDSTORE_CON, name, sizeof(name)) >= 0)
+		fdstore_remove(name, c);
 	/* Keystrokes for a guest that went away must not reach the next boot. */
 	obuf_consume(&c->input, obuf_len(&c->input));
 	/* The paused writer hears console_input() drop its bytes: from the loop. */
@@ -337,14 +449,55 @@ static const struct chardev_ops console_chardev_ops = {
 	.on_input_drained = console_chardev_input_drained,
 };
 
-static void console_send_state(struct console *c, struct console_attachment *a)
+/*
+ * A new writer gets a fresh lease (16 random bytes, kept with the ring).
+ * Without randomness there is no lease: the writer simply cannot come back
+ * as the writer after its connection drops.
+ */
+static void console_mint_lease(struct console *c)
 {
-	a->ops->send(a, proto_msg_state(c->name, a->role == CONSOLE_WRITER,
-					c->writer ? c->writer->label : NULL, c->n_clients,
-					a->right == ACCESS_RW));
+	uint8_t lease[RING_LEASE_SIZE];
+	ssize_t n;
+
+	do
+		n = getrandom(lease, sizeof(lease), 0);
+	while (n < 0 && errno == EINTR);
+	if (n != (ssize_t)sizeof(lease)) {
+		log_warning("%s: no randomness for the writer's lease: %m", c->name);
+		ring_clear_lease(&c->ring);
+		return;
+	}
+	ring_set_lease(&c->ring, lease);
 }
 
-/* Make a the writer; the previous writer (if any) becomes a watcher. */
+/* The lease as a string, for a only if it is the writer; NULL otherwise. */
+static const char *console_lease_for(const struct console *c, const struct console_attachment *a,
+				     char buf[PROTO_LEASE_STRLEN + 1])
+{
+	uint8_t lease[RING_LEASE_SIZE];
+
+	if (c->writer != a || !a || !ring_get_lease(&c->ring, lease))
+		return NULL;
+	proto_lease_to_string(lease, buf);
+	return buf;
+}
+
+void console_forget_lease(struct console *c, struct console_attachment *a)
+{
+	if (c->writer == a && a)
+		ring_clear_lease(&c->ring);
+}
+
+static void console_send_state(struct console *c, struct console_attachment *a)
+{
+	char lease[PROTO_LEASE_STRLEN + 1];
+
+	a->ops->send(a, proto_msg_state(c->name, a->role == CONSOLE_WRITER,
+					c->writer ? c->writer->label : NULL, c->n_clients,
+					a->right == ACCESS_RW, console_lease_for(c, a, lease)));
+}
+
+/* Make a the writer (with a new lease); the previous writer (if any) becomes a watcher. */
 static void console_set_writer(struct console *c, struct console_attachment *a)
 {
 	struct console_attachment *old = c->writer;
@@ -352,8 +505,10 @@ static void console_set_writer(struct console *c, struct console_attachment *a)
 	if (old == a)
 		return;
 	c->writer = a;
-	if (a)
+	if (a) {
 		a->role = CONSOLE_WRITER;
+		console_mint_lease(c);
+	}
 	if (old) {
 		old->role = CONSOLE_WATCHER;
 		old->ro_hint_sent = false;
@@ -387,24 +542,91 @@ void console_replay(struct console *c, struct console_attachment *a, long lines)
 void console_attach(struct console *c, struct console_attachment *a, enum attach_mode mode,
 		    long replay)
 {
+	console_attach_resume(c, a, mode, replay, NULL);
+}
+
+static uint64_t console_now_usec(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
+/*
+ * Set a's cursor from a resume point (see console.h).  Returns "exact",
+ * "gap" (with *ret_lost) or "restarted"; NULL without a resume point (the
+ * replay as usual).
+ */
+static const char *console_resume_cursor(struct console *c, struct console_attachment *a,
+					 long replay, const struct console_resume *resume,
+					 uint64_t *ret_lost)
+{
+	uint64_t tail = ring_tail(&c->ring), head = ring_head(&c->ring);
+
+	*ret_lost = 0;
+	if (!resume || !ring_epoch_known(&c->ring, resume->epoch)) {
+		console_rewind(c, a, replay);
+		return resume ? "restarted" : NULL;
+	}
+	/* Offsets are ring positions across epochs: continue there, raw, no replay. */
+	if (resume->offset < tail) {
+		*ret_lost = tail - resume->offset;
+		a->pos = tail;
+	} else
+		a->pos = MIN(resume->offset, head);
+	a->sanitize_until = a->pos;
+	sanitize_init(&a->san);
+	return *ret_lost > 0 ? "gap" : "exact";
+}
+
+/* Does resume carry the lease the ring keeps?  (Compared in constant time: it is a secret.) */
+static bool console_lease_matches(const struct console *c, const struct console_resume *resume)
+{
+	uint8_t lease[RING_LEASE_SIZE], diff = 0;
+
+	if (!resume || !resume->has_lease || !ring_get_lease(&c->ring, lease))
+		return false;
+	for (size_t i = 0; i < sizeof(lease); i++)
+		diff |= lease[i] ^ resume->lease[i];
+	return diff == 0;
+}
+
+void console_attach_resume(struct console *c, struct console_attachment *a,
+			   enum attach_mode mode, long replay, const struct console_resume *resume)
+{
 	char old[sizeof(a->label)] = ""; /* the writer a force attach took over from */
 	char old_audit[sizeof(a->audit)] = "";
-	const char *how;
+	char lease[PROTO_LEASE_STRLEN + 1];
+	const char *how, *resumed;
+	uint64_t lost;
+	bool lease_back = console_lease_matches(c, resume) && a->right == ACCESS_RW;
+	/* A writer that had the role before a broker restart may still come back for it. */
+	uint8_t kept[RING_LEASE_SIZE];
+	bool held = !lease_back && c->lease_hold_until != 0 && ring_get_lease(&c->ring, kept) &&
+		    console_now_usec() < c->lease_hold_until;
 
 	a->console = c;
 	a->role = CONSOLE_WATCHER;
 	a->ro_hint_sent = false;
 	TAILQ_INSERT_TAIL(&c->attached, a, entry);
 	c->n_clients++;
-	console_rewind(c, a, replay);
+	resumed = console_resume_cursor(c, a, replay, resume, &lost);
 
 	if (mode == ATTACH_FORCE && c->writer) {
 		snprintf(old, sizeof(old), "%s", c->writer->label);
 		snprintf(old_audit, sizeof(old_audit), "%s", c->writer->audit);
 		console_set_writer(c, a);
-	} else if (mode != ATTACH_RO && !c->writer) {
+	} else if (lease_back && !c->writer) {
+		/* The lease's holder is back: the writer again, with the same lease. */
 		c->writer = a;
 		a->role = CONSOLE_WRITER;
+		c->lease_hold_until = 0;
+	} else if (mode == ATTACH_FORCE || (mode == ATTACH_RW && !c->writer && !held)) {
+		c->writer = a;
+		a->role = CONSOLE_WRITER;
+		c->lease_hold_until = 0;
+		console_mint_lease(c);
 	}
 	how = a->role == CONSOLE_WRITER ? "read-write" : "read-only";
 	/* vm and uuid: which VM this is, so a front can check it attached the console it asked for. */
@@ -422,7 +644,32 @@ void console_attach(struct console *c, struct console_attachment *a, enum attach
 		.guest_open = c->guest_open,
 		.may_write = a->right == ACCESS_RW,
 		.may_break = a->may_break,
+		.epoch = ring_epoch(&c->ring),
+		.offset = a->pos,
+		.tail = ring_tail(&c->ring),
+		.head = ring_head(&c->ring),
+		.resumed = resumed,
+		.lost = lost,
+		.lease = console_lease_for(c, a, lease),
 	}));
+	/* Right after `attached`, before any output: what the resume could not do. */
+	if (lost > 0) {
+		char text[160];
+
+		snprintf(text, sizeof(text), "%llu bytes of output were lost (older than the "
+			 "history); continuing from the oldest byte kept", (unsigned long long)lost);
+		a->ops->send(a, proto_msg_notice_lost(text, lost));
+	} else if (resumed && strcmp(resumed, "restarted") == 0) {
+		char text[600];
+
+		snprintf(text, sizeof(text), "console %s restarted since you left; replaying its "
+			 "history", c->name);
+		a->ops->notice(a, text);
+	}
+	/* Watching although nobody writes: say why, or it looks like a bug. */
+	if (held && mode == ATTACH_RW && a->role == CONSOLE_WATCHER && !c->writer)
+		a->ops->notice(a, "ttyhubd restarted: its writer has a few seconds to come back; "
+			       "you are watching (take the console to write)");
 	if (old[0])
 		console_announce(c, "%s attached and took write access from %s", a->label, old);
 	else if (a->role == CONSOLE_WRITER)
@@ -435,7 +682,8 @@ void console_attach(struct console *c, struct console_attachment *a, enum attach
 		conslog_markf(c->log, "%s attached and took write access from %s", a->audit,
 			      old_audit);
 	} else {
-		log_info("%s attached to %s %s", a->audit, c->name, how);
+		log_info("%s attached to %s %s%s", a->audit, c->name, how,
+			 resumed ? " (resumed)" : "");
 		conslog_markf(c->log, "%s attached %s", a->audit, how);
 	}
 	a->ops->flush(a);
@@ -474,6 +722,7 @@ int console_take(struct console *c, struct console_attachment *a, bool force)
 		return 0;
 	if (!c->writer) {
 		console_set_writer(c, a);
+		c->lease_hold_until = 0;
 		console_announce(c, "%s now writes", a->label);
 		log_info("%s writes to %s", a->audit, c->name);
 		return 0;
@@ -493,6 +742,7 @@ void console_release(struct console *c, struct console_attachment *a)
 {
 	if (c->writer != a)
 		return;
+	console_forget_lease(c, a);
 	console_set_writer(c, NULL);
 	a->role = CONSOLE_WATCHER;
 	console_send_state(c, a);

@@ -10,6 +10,15 @@
  * Guest output is appended to the ring and pushed to every client; a client
  * that cannot keep up lags on its own cursor and never slows the guest.
  *
+ * The writer's lease (docs/protocol.md "Resume"): whoever becomes the writer
+ * gets a fresh random lease, kept with the ring (ring_set_lease()) and given
+ * to that client alone.  It is cleared when the writer gives the role up
+ * (release, detach on request, a demotion or revocation) and kept when only
+ * its connection dropped or the broker stops, so the writer can come back as
+ * the writer.  After a start that adopted a ring with a lease,
+ * lease_hold_until keeps the role for it a while (an rw attach without the
+ * lease gets watcher; force still takes over).
+ *
  * The console does not know what a client is: what is attached to it is a
  * struct console_attachment (its cursor, role, rights and names) with a
  * table of operations (notice, send, flush, resume_input, who).  A broker
@@ -105,6 +114,8 @@ struct console_env {
 /* Buffers a VM name and an alias are escaped into (registry.h says which names fit). */
 #define CONSOLE_VM_MAX 256
 #define CONSOLE_ALIAS_MAX 128
+/* How long a lease found in a kept ring holds the writer's place (lease_hold_until). */
+#define CONSOLE_LEASE_HOLD_USEC (10 * UINT64_C(1000000))
 /* console_set_guest_state(): leave guest_open as it is. */
 #define CONSOLE_GUEST_OPEN_KEEP (-2)
 
@@ -131,6 +142,12 @@ struct console {
 	struct peer_guest guest; /* who may be at the chardev's far end (see peer.h) */
 
 	struct ring ring;
+	/*
+	 * CLOCK_MONOTONIC usec until which an rw attach without the stored lease
+	 * gets watcher (0: none).  Set when the ring was kept across a broker
+	 * restart with a writer's lease in it, so the writer has time to come back.
+	 */
+	uint64_t lease_hold_until;
 	struct conslog *log; /* owned, or NULL when logging is off */
 	struct chardev chardev;
 	struct obuf input; /* writer bytes on their way to the guest */
@@ -186,7 +203,31 @@ void console_set_guest_state(struct console *c, const char *vm_state, int guest_
  */
 void console_attach(struct console *c, struct console_attachment *a, enum attach_mode mode,
 		    long replay);
+
+/*
+ * Where a front left the console (attach's "resume", docs/protocol.md
+ * "Resume").  A known epoch continues at offset exactly (no replay), from
+ * the oldest byte with a "lost" notice when offset is older, or at head when
+ * offset is past it; an unknown epoch gets a "restarted" notice and the
+ * replay.  With the writer's lease (has_lease) and a->right rw, the
+ * attachment becomes the writer again if nobody writes, whatever mode says.
+ */
+struct console_resume {
+	uint64_t epoch, offset;
+	bool has_lease;
+	uint8_t lease[RING_LEASE_SIZE];
+};
+/* console_attach() continuing from resume (NULL: console_attach()). */
+void console_attach_resume(struct console *c, struct console_attachment *a,
+			   enum attach_mode mode, long replay, const struct console_resume *resume);
+/*
+ * announce: tell the others.  The writer's lease stays with the ring (a
+ * writer whose connection dropped may come back with it); a detach the
+ * client asked for, or one for lost rights, calls console_forget_lease() first.
+ */
 void console_detach(struct console *c, struct console_attachment *a, bool announce);
+/* a is the writer and gives up its claim: clear the lease (nothing otherwise). */
+void console_forget_lease(struct console *c, struct console_attachment *a);
 /* Returns 0, or -EBUSY when someone else writes and force is false. */
 int console_take(struct console *c, struct console_attachment *a, bool force);
 void console_release(struct console *c, struct console_attachment *a);

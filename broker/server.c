@@ -144,6 +144,13 @@ void server_done(struct server *s)
 	struct console *c;
 	struct client *cl;
 
+	/*
+	 * Everyone attached hears "shutdown" (come back: fronts reconnect and
+	 * resume) before the sources free their consoles, which would say
+	 * "console-gone" (the console no longer exists: fronts give up).
+	 */
+	TAILQ_FOREACH(c, &s->registry.consoles, entry)
+		console_detach_all(c, DETACH_SHUTDOWN, "ttyhubd is shutting down");
 	source_list_free(&s->sources);
 	while ((c = TAILQ_FIRST(&s->registry.consoles))) {
 		registry_remove(&s->registry, c);
@@ -486,18 +493,24 @@ static int server_bind(struct server *s)
 	return TAKE_FD(fd);
 }
 
-int server_listen(struct server *s)
+int server_listen(struct server *s, int fd)
 {
 	int n, r;
 
-	n = sd_listen_fds(1);
-	if (n > 1)
-		return log_error_errno(-EINVAL, "expected one socket from systemd, got %d", n);
-	if (n == 1) {
-		if (sd_is_socket_unix(SD_LISTEN_FDS_START, SOCK_STREAM, 1, NULL, 0) <= 0)
+	/* Passed by systemd: named (fdstore.h), or the one socket of an old-style start. */
+	if (fd < 0) {
+		n = sd_listen_fds(1);
+		if (n > 1)
+			return log_error_errno(-EINVAL, "expected one socket from systemd, got %d",
+					       n);
+		if (n == 1)
+			fd = SD_LISTEN_FDS_START;
+	}
+	if (fd >= 0) {
+		s->listen_fd = fd;
+		if (sd_is_socket_unix(fd, SOCK_STREAM, 1, NULL, 0) <= 0)
 			return log_error_errno(-EINVAL, "the socket from systemd is not a "
 							"listening UNIX stream socket");
-		s->listen_fd = SD_LISTEN_FDS_START;
 		r = fcntl(s->listen_fd, F_GETFL);
 		if (r < 0 || fcntl(s->listen_fd, F_SETFL, r | O_NONBLOCK) < 0)
 			return log_error_errno(negative_errno(), "fcntl");

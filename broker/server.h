@@ -11,11 +11,12 @@
  * tests/check-includes.py (ctest lint/includes; `--graph broker` prints it):
  *
  *   ttyhubd.c ──▶ server, source-cmdline, source-xmldir, source-libvirt, source-qmp,
- *                 conslog, peer
+ *                 conslog, peer, fdstore
  *   server ──▶ client, registry, console, policy, conslog, source, poller (common/)
  *   client ──▶ registry, console, policy, access
  *   policy ──▶ access
  *   source-* ──▶ domain ──▶ registry ──▶ console ──▶ chardev ──▶ ring, peer, domxml
+ *       │          │                       ├──▶ fdstore ──▶ ring, conslog
  *       │          │                       └──▶ ring, conslog, sanitize, access, peer
  *       │          └──▶ console, domxml, source (the interface; no source's own header)
  *       ├──▶ source
@@ -105,7 +106,11 @@ struct server {
 
 int server_init(struct server *s, sd_event *e, const struct server_config *cfg);
 void server_done(struct server *s);
-int server_listen(struct server *s);
+/*
+ * Serve the broker socket: fd (taken; from the fd store's names, fdstore.h),
+ * else the single socket systemd passed, else one bound at config.socket_path.
+ */
+int server_listen(struct server *s, int fd);
 /*
  * Load the access file again (path NULL: the current one) and apply it to
  * every connection that speaks for a key (client_policy_changed()).  A file

@@ -19,6 +19,7 @@
 
 #include "config.h"
 #include "conslog.h"
+#include "fdstore.h"
 #include "fileio.h"
 #include "log.h"
 #include "notify.h"
@@ -477,7 +478,7 @@ int main(int argc, char *argv[])
 {
 	sd_event *e = NULL;
 	struct server s;
-	int r;
+	int listen_fd, r;
 
 	log_set_ident("ttyhubd");
 	main_argc = argc;
@@ -502,15 +503,32 @@ int main(int argc, char *argv[])
 		log_error_errno(r, "cannot set up");
 		goto out;
 	}
-	if (sd_listen_fds(0) <= 0)
+	/*
+	 * The fd store first: the kept chardev connections are drained into their
+	 * kept rings from here on, before the slow work (libvirt, XML) below.
+	 */
+	r = fdstore_start(e, arg_config.ring_size);
+	if (r < 0) {
+		log_error_errno(r, "cannot take the fds systemd kept");
+		goto out;
+	}
+	listen_fd = fdstore_take_listen_fd();
+	if (listen_fd < 0 && sd_listen_fds(0) <= 0)
 		ensure_socket_dir(arg_config.socket_path);
-	r = server_listen(&s);
+	r = server_listen(&s, listen_fd);
 	if (r < 0)
 		goto out;
 
 	r = open_sources(&s);
 	if (r < 0)
 		goto out;
+	/*
+	 * Kept consoles that no source defined are gone: their history goes to
+	 * their logs and they leave the store.  libvirt and QMP define theirs
+	 * from the loop, so those get FDSTORE_ORPHAN_USEC to claim them.
+	 */
+	fdstore_release_orphans(s.console_env.log,
+				arg_n_libvirt + arg_n_qmp > 0 ? FDSTORE_ORPHAN_USEC : 0);
 
 	log_info("ttyhubd %s listening on %s with %u consoles", TTYHUB_VERSION,
 		 arg_config.socket_path, s.registry.n_consoles);
@@ -518,7 +536,14 @@ int main(int argc, char *argv[])
 	r = sd_event_loop(e);
 	sd_notify(0, "STOPPING=1\nSTATUS=stopping");
 out:
+	/*
+	 * Nothing reads the chardevs any more (the loop is over) and every log
+	 * has what its ring has.  The store keeps the rings and connections for
+	 * the next ttyhubd: closing our copies below removes nothing from it.
+	 */
+	fdstore_freeze();
 	server_done(&s);
+	fdstore_done();
 	sd_event_unref(e);
 	config_release_args();
 	chardev_set_lock_dir(NULL);

@@ -16,11 +16,19 @@
  *     equal message of the same type, and the fields a front or the daemon
  *     reads (replay/lines, an "attached" answer, a notice or error text)
  *     are run through the helpers that read them;
- *   - a data payload re-encoded with proto_put_data() gives the same bytes.
+ *   - a data payload re-encoded with proto_put_data() gives the same bytes;
+ *   - an output payload splits with proto_parse_output() exactly when it
+ *     holds the two offsets in order, and proto_put_output() of the parts
+ *     gives the same frame; its bytes go through the UTF-8 repair (whose
+ *     output is well formed: repairing it again changes nothing) and cut
+ *     of the `output` answer;
+ *   - epoch and lease members (attached, state, output, attach's resume)
+ *     that parse print back as the same digits in lowercase.
  * When the stream stops, the reason must match the bytes: an unknown type
  * byte gives -EBADMSG, a length over FRAME_MAX -EMSGSIZE, a short frame 0.
  * Violations abort().
  */
+#include <ctype.h>
 #include <errno.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -50,6 +58,44 @@ static void check_text(const char *buf, size_t size)
 {
 	if (!memchr(buf, '\0', size))
 		abort();
+}
+
+/* A hex member that parsed prints back as its digits in lowercase. */
+static void check_hex_back(const char *in, const char *printed)
+{
+	if (strlen(in) != strlen(printed))
+		abort();
+	for (size_t i = 0; in[i]; i++)
+		if (tolower((unsigned char)in[i]) != printed[i])
+			abort();
+}
+
+/* The epoch and lease parsers on whatever a message carries under those names. */
+static void check_epoch_lease(json_t *obj)
+{
+	const char *e = json_string_value(json_object_get(obj, "epoch"));
+	const char *l = json_string_value(json_object_get(obj, "lease"));
+
+	if (e) {
+		char buf[PROTO_EPOCH_STRLEN + 1];
+		uint64_t v;
+
+		if (proto_parse_epoch(e, &v) == 0) {
+			if (v == 0)
+				abort();
+			proto_epoch_to_string(v, buf);
+			check_hex_back(e, buf);
+		}
+	}
+	if (l) {
+		char buf[PROTO_LEASE_STRLEN + 1];
+		uint8_t lease[PROTO_LEASE_SIZE];
+
+		if (proto_parse_lease(l, lease) == 0) {
+			proto_lease_to_string(lease, buf);
+			check_hex_back(l, buf);
+		}
+	}
 }
 
 /* Run the helpers that read members of a decoded message. */
@@ -86,6 +132,9 @@ static void check_members(json_t *msg, const char *type)
 		}
 	}
 
+	check_epoch_lease(msg);
+	if (json_is_object(json_object_get(msg, "resume")))
+		check_epoch_lease(json_object_get(msg, "resume"));
 	if (strcmp(type, "attached") == 0 || strcmp(type, "state") == 0) {
 		for (size_t i = 0; i < 2; i++) {
 			memset(small, 'x', sizeof(small));
@@ -189,6 +238,61 @@ static void check_data(const struct frame *f, struct obuf *out)
 		abort();
 }
 
+static uint64_t read_be64(const uint8_t *p)
+{
+	return (uint64_t)read_be32(p) << 32 | read_be32(p + 4);
+}
+
+/* UTF-8 repair and cut of the `output` answer on an output frame's bytes. */
+static void check_utf8(const uint8_t *data, size_t len)
+{
+	char *a = malloc(3 * len + 1), *b = malloc(9 * len + 1);
+	size_t na, nb, cut;
+
+	if (!a || !b)
+		abort();
+	na = proto_utf8_repair(data, len, a);
+	if (na < len || na > 3 * len)
+		abort();
+	/* Well formed now: a second repair keeps every byte. */
+	nb = proto_utf8_repair((const uint8_t *)a, na, b);
+	if (nb != na || memcmp(a, b, na) != 0)
+		abort();
+	cut = proto_utf8_cut(data, len);
+	if (cut > len || (len > 0 && cut == 0) || cut + 3 < len)
+		abort();
+	free(a);
+	free(b);
+}
+
+static void check_output(const struct frame *f, struct obuf *out)
+{
+	uint64_t start = 1, end = 1;
+	const uint8_t *bytes = NULL;
+	size_t len = 0;
+	struct frame g;
+	int r, n;
+
+	r = proto_parse_output(f, &start, &end, &bytes, &len);
+	if (f->len < FRAME_OUTPUT_HEADER ||
+	    read_be64(f->payload + 8) < read_be64(f->payload)) {
+		if (r != -EBADMSG)
+			abort();
+		return;
+	}
+	if (r != 0 || start != read_be64(f->payload) || end != read_be64(f->payload + 8) ||
+	    bytes != f->payload + FRAME_OUTPUT_HEADER || len != f->len - FRAME_OUTPUT_HEADER)
+		abort();
+	obuf_consume(out, obuf_len(out));
+	if (proto_put_output(out, start, end, bytes, len) != 0)
+		abort();
+	n = frame_parse(obuf_data(out), obuf_len(out), &g);
+	if (n <= 0 || (size_t)n != obuf_len(out) || g.type != FRAME_OUTPUT || g.len != f->len ||
+	    memcmp(g.payload, f->payload, f->len) != 0)
+		abort();
+	check_utf8(bytes, len);
+}
+
 /* frame_header() + payload in a buffer of exactly that size parses back the same. */
 static void check_reencode(const uint8_t *raw, const struct frame *f, int n)
 {
@@ -235,7 +339,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			break;
 		if ((size_t)n > rest || (size_t)n != FRAME_HEADER + f.len || f.len > FRAME_MAX)
 			abort();
-		if (f.type != p[0] || (f.type != FRAME_CONTROL && f.type != FRAME_DATA))
+		if (f.type != p[0] || (f.type != FRAME_CONTROL && f.type != FRAME_DATA &&
+					f.type != FRAME_OUTPUT))
 			abort();
 		if (f.payload != p + FRAME_HEADER || f.len != read_be32(p + 1))
 			abort();
@@ -245,6 +350,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		check_reencode(p, &f, n);
 		if (f.type == FRAME_CONTROL)
 			check_control(&f, &out);
+		else if (f.type == FRAME_OUTPUT)
+			check_output(&f, &out);
 		else
 			check_data(&f, &out);
 		off += (size_t)n;
@@ -258,7 +365,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (rest == 0) {
 			if (n != 0)
 				abort();
-		} else if (p[0] != FRAME_CONTROL && p[0] != FRAME_DATA) {
+		} else if (p[0] != FRAME_CONTROL && p[0] != FRAME_DATA && p[0] != FRAME_OUTPUT) {
 			if (n != -EBADMSG)
 				abort();
 		} else if (rest < FRAME_HEADER) {

@@ -2,7 +2,9 @@
 /*
  * Broker protocol framing (pure, no I/O): 1-byte type, 4-byte big-endian
  * payload length, payload.  Control frames carry one JSON object, data
- * frames raw console bytes.  Payloads are at most FRAME_MAX bytes.
+ * frames the writer's keystrokes (client -> broker), output frames console
+ * output with its ring offsets (broker -> client).  Payloads are at most
+ * FRAME_MAX bytes.
  */
 #pragma once
 

@@ -5,6 +5,7 @@
  * is spelled only in proto.c's table.
  */
 #include <errno.h>
+#include <stdlib.h>
 
 #include "message.h"
 
@@ -135,11 +136,27 @@ json_t *proto_msg_attached(const struct proto_attached *a)
 	if (a->guest_open >= 0)
 		m = proto_set(m, "guest_open", json_boolean(a->guest_open));
 	m = proto_set(m, "access", json_string(a->may_write ? "rw" : "ro"));
-	return proto_set(m, "break", json_boolean(a->may_break));
+	m = proto_set(m, "break", json_boolean(a->may_break));
+	if (a->epoch != 0) {
+		char epoch[PROTO_EPOCH_STRLEN + 1];
+
+		proto_epoch_to_string(a->epoch, epoch);
+		m = proto_set(m, "epoch", json_string(epoch));
+		m = proto_set(m, "offset", json_integer((json_int_t)a->offset));
+		m = proto_set(m, "tail", json_integer((json_int_t)a->tail));
+		m = proto_set(m, "head", json_integer((json_int_t)a->head));
+	}
+	if (a->resumed)
+		m = proto_set(m, "resumed", json_string(a->resumed));
+	if (a->resumed && a->lost > 0)
+		m = proto_set(m, "lost", json_integer((json_int_t)a->lost));
+	if (a->lease)
+		m = proto_set(m, "lease", json_string(a->lease));
+	return m;
 }
 
 json_t *proto_msg_state(const char *console, bool writer, const char *writer_label,
-			unsigned clients, bool may_write)
+			unsigned clients, bool may_write, const char *lease)
 {
 	json_t *m = proto_msg_new(PROTO_STATE);
 
@@ -147,7 +164,10 @@ json_t *proto_msg_state(const char *console, bool writer, const char *writer_lab
 	m = proto_set(m, "role", json_string(writer ? "writer" : "watcher"));
 	m = proto_set(m, "writer", str_or_null(writer_label));
 	m = proto_set(m, "clients", json_integer(clients));
-	return proto_set(m, "access", json_string(may_write ? "rw" : "ro"));
+	m = proto_set(m, "access", json_string(may_write ? "rw" : "ro"));
+	if (lease)
+		m = proto_set(m, "lease", json_string(lease));
+	return m;
 }
 
 json_t *proto_msg_who(const char *console)
@@ -195,6 +215,41 @@ json_t *proto_msg_notice(const char *text)
 json_t *proto_msg_notice_dropped(const char *text, uint64_t dropped)
 {
 	return proto_set(proto_msg_notice(text), "dropped", json_integer((json_int_t)dropped));
+}
+
+json_t *proto_msg_notice_lost(const char *text, uint64_t lost)
+{
+	return proto_set(proto_msg_notice(text), "lost", json_integer((json_int_t)lost));
+}
+
+json_t *proto_msg_output(const struct proto_output *o)
+{
+	char epoch[PROTO_EPOCH_STRLEN + 1];
+	json_t *m = proto_msg_new(PROTO_OUTPUT);
+	char *text;
+	size_t n;
+
+	/* Each invalid byte becomes U+FFFD (3 bytes): the bound proto_utf8_repair() needs. */
+	text = malloc(o->len * 3 + 1);
+	if (!text) {
+		json_decref(m);
+		return NULL;
+	}
+	n = proto_utf8_repair(o->data, o->len, text);
+	proto_epoch_to_string(o->epoch, epoch);
+	m = proto_set(m, "console", json_string(o->console));
+	m = proto_set(m, "epoch", json_string(epoch));
+	m = proto_set(m, "start", json_integer((json_int_t)o->start));
+	m = proto_set(m, "next", json_integer((json_int_t)o->next));
+	m = proto_set(m, "head", json_integer((json_int_t)o->head));
+	m = proto_set(m, "contents", json_stringn(text, n));
+	m = proto_set(m, "more", json_boolean(o->next < o->head));
+	if (o->expired) {
+		m = proto_set(m, "expired", json_true());
+		m = proto_set(m, "lost", json_integer((json_int_t)o->lost));
+	}
+	free(text);
+	return m;
 }
 
 json_t *proto_msg_error(const char *code, const char *message)

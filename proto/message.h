@@ -43,6 +43,15 @@ struct proto_attached {
 	const char *vm_state;     /* or NULL/"" */
 	int guest_open;           /* 1/0, -1 unknown */
 	bool may_write, may_break;
+	/*
+	 * Where this client's stream stands (docs/protocol.md "Resume"): the
+	 * console's epoch (0: no member), the ring position its output continues
+	 * from, and the ring's oldest and next byte.
+	 */
+	uint64_t epoch, offset, tail, head;
+	const char *resumed;      /* "exact", "gap", "restarted", or NULL: no resume asked */
+	uint64_t lost;            /* bytes lost, only with resumed "gap" */
+	const char *lease;        /* the writer's lease (PROTO_LEASE_STRLEN hex), or NULL */
 };
 
 /* One client of a `who` answer; login and pid only for local admins' eyes. */
@@ -70,9 +79,12 @@ json_t *proto_list_error(const char *origin, const char *message);
 int proto_list_add_error(json_t *list, json_t *err);
 void proto_list_set_more(json_t *list, bool more);
 json_t *proto_msg_attached(const struct proto_attached *a);
-/* may_write: "access" ("rw"/"ro"), what the client may have now (it changes on a demotion). */
+/*
+ * may_write: "access" ("rw"/"ro"), what the client may have now (it changes on a demotion).
+ * lease: the writer's new lease, given to the writer only (NULL: no member).
+ */
 json_t *proto_msg_state(const char *console, bool writer, const char *writer_label,
-			unsigned clients, bool may_write);
+			unsigned clients, bool may_write, const char *lease);
 /* An empty `who` answer: fill it with proto_who_add(). */
 json_t *proto_msg_who(const char *console);
 int proto_who_add(json_t *who, const struct proto_who_client *c);
@@ -81,6 +93,20 @@ json_t *proto_msg_detached(const char *console, enum detach_reason reason, const
 json_t *proto_msg_notice(const char *text);
 /* "N bytes dropped" with the count as a member. */
 json_t *proto_msg_notice_dropped(const char *text, uint64_t dropped);
+/* A resume that came too late: "N bytes of output were lost ..." with the count as "lost". */
+json_t *proto_msg_notice_lost(const char *text, uint64_t lost);
+
+/* The answer to `output`: ring bytes [start, next) of a console. */
+struct proto_output {
+	const char *console;
+	uint64_t epoch;
+	uint64_t start, next, head;
+	const uint8_t *data; /* next - start bytes, any bytes: made valid UTF-8 here */
+	size_t len;
+	bool expired;        /* the start asked for was older than the oldest byte kept */
+	uint64_t lost;       /* with expired: how many bytes */
+};
+json_t *proto_msg_output(const struct proto_output *o);
 json_t *proto_msg_error(const char *code, const char *message);
 
 /* ---- Client -> broker ---- */

@@ -211,22 +211,30 @@ int proto_parse_replay(const json_t *v, long *ret)
 	return -EINVAL;
 }
 
-int proto_put_output(struct obuf *out, uint64_t start, uint64_t end, const void *data,
-		     size_t len)
+void proto_output_header(uint8_t *hdr, uint64_t start, uint64_t end, size_t len)
 {
-	uint8_t hdr[FRAME_HEADER + FRAME_OUTPUT_HEADER];
-
-	if (len > FRAME_OUTPUT_MAX)
-		return -EMSGSIZE;
-	if (obuf_room(out) < sizeof(hdr) + len)
-		return -ENOBUFS;
 	frame_header(hdr, FRAME_OUTPUT, FRAME_OUTPUT_HEADER + len);
 	for (int i = 0; i < 8; i++) {
 		hdr[FRAME_HEADER + i] = (uint8_t)(start >> (56 - 8 * i));
 		hdr[FRAME_HEADER + 8 + i] = (uint8_t)(end >> (56 - 8 * i));
 	}
+}
+
+int proto_put_output(struct obuf *out, uint64_t start, uint64_t end, const void *data,
+		     size_t len)
+{
+	uint8_t hdr[FRAME_HEADER + FRAME_OUTPUT_HEADER];
+
+	if (end < start)
+		return -EINVAL;
+	if (len > FRAME_OUTPUT_MAX)
+		return -EMSGSIZE;
+	if (obuf_room(out) < sizeof(hdr) + len)
+		return -ENOBUFS;
+	proto_output_header(hdr, start, end, len);
 	obuf_append(out, hdr, sizeof(hdr));
-	obuf_append(out, data, len);
+	if (len > 0) /* data may be NULL for an empty frame */
+		obuf_append(out, data, len);
 	return 0;
 }
 
@@ -307,4 +315,108 @@ int proto_parse_resume_str(const char *s, uint64_t *ret_epoch, uint64_t *ret_off
 	*ret_epoch = e;
 	*ret_offset = off;
 	return 0;
+}
+
+void proto_lease_to_string(const uint8_t lease[PROTO_LEASE_SIZE],
+			   char buf[PROTO_LEASE_STRLEN + 1])
+{
+	static const char hex[] = "0123456789abcdef";
+
+	for (size_t i = 0; i < PROTO_LEASE_SIZE; i++) {
+		buf[2 * i] = hex[lease[i] >> 4];
+		buf[2 * i + 1] = hex[lease[i] & 0xf];
+	}
+	buf[PROTO_LEASE_STRLEN] = '\0';
+}
+
+int proto_parse_lease(const char *s, uint8_t ret[PROTO_LEASE_SIZE])
+{
+	uint8_t v[PROTO_LEASE_SIZE];
+
+	if (!s || strlen(s) != PROTO_LEASE_STRLEN)
+		return -EINVAL;
+	for (size_t i = 0; i < PROTO_LEASE_SIZE; i++) {
+		int hi = hex_digit(s[2 * i]), lo = hex_digit(s[2 * i + 1]);
+
+		if (hi < 0 || lo < 0)
+			return -EINVAL;
+		v[i] = (uint8_t)(hi << 4 | lo);
+	}
+	memcpy(ret, v, sizeof(v));
+	return 0;
+}
+
+/*
+ * The sequence at p (len > 0 bytes available): its length if well formed,
+ * 0 if p[0] starts no valid sequence (or the next byte breaks it), or
+ * -(bytes seen) when what is there is a valid prefix cut by the end.
+ */
+static int utf8_seq(const uint8_t *p, size_t len)
+{
+	uint8_t b = p[0], lo = 0x80, hi = 0xbf;
+	int need;
+
+	if (b == 0)
+		return 0; /* a NUL would reach the front as \u0000, which jansson refuses */
+	if (b < 0x80)
+		return 1;
+	if (b >= 0xc2 && b <= 0xdf)
+		need = 1;
+	else if (b >= 0xe0 && b <= 0xef) {
+		need = 2;
+		if (b == 0xe0)
+			lo = 0xa0; /* no overlongs */
+		else if (b == 0xed)
+			hi = 0x9f; /* no surrogates */
+	} else if (b >= 0xf0 && b <= 0xf4) {
+		need = 3;
+		if (b == 0xf0)
+			lo = 0x90;
+		else if (b == 0xf4)
+			hi = 0x8f; /* nothing past U+10FFFF */
+	} else
+		return 0;
+	for (int i = 1; i <= need; i++) {
+		if ((size_t)i >= len)
+			return -i;
+		if (p[i] < lo || p[i] > hi)
+			return 0;
+		lo = 0x80;
+		hi = 0xbf;
+	}
+	return need + 1;
+}
+
+size_t proto_utf8_repair(const uint8_t *in, size_t len, char *out)
+{
+	size_t i = 0, o = 0;
+
+	while (i < len) {
+		int n = utf8_seq(in + i, len - i);
+
+		if (n > 0) {
+			memcpy(out + o, in + i, (size_t)n);
+			o += (size_t)n;
+			i += (size_t)n;
+			continue;
+		}
+		memcpy(out + o, "\xef\xbf\xbd", 3);
+		o += 3;
+		i++;
+	}
+	return o;
+}
+
+size_t proto_utf8_cut(const uint8_t *in, size_t len)
+{
+	/* A sequence is at most 4 bytes: only the last 3 can start a cut one. */
+	for (size_t back = 1; back <= 3 && back <= len; back++) {
+		int n = utf8_seq(in + len - back, back);
+
+		if (n < 0)
+			return back < len ? len - back : len;
+		if (in[len - back] < 0x80 || in[len - back] >= 0xc0)
+			break; /* a lead byte (or ASCII) that is not cut: stop looking */
+	}
+	return len;
 }

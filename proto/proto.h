@@ -5,10 +5,11 @@
  *
  * Control frames carry one JSON object with a string member "type".
  * Client -> broker: hello, authorize, list, attach, take, release, who,
- * replay, break, resize, detach.  Broker -> client: hello, authorized, list,
- * attached, state, who, break-sent, detached, notice, error.  Data frames
- * carry console bytes in both directions (client -> broker only from the
- * writer).  The member lists are documented in docs/protocol.md (a unit test
+ * replay, break, resize, detach, output.  Broker -> client: hello,
+ * authorized, list, attached, state, who, break-sent, detached, notice,
+ * error, output.  Data frames (D) carry the writer's keystrokes to the
+ * broker; output frames (O) carry console output with its ring offsets to
+ * clients (frame.h).  The member lists are documented in docs/protocol.md (a unit test
  * keeps it in step with enum proto_msg); message.h builds every message.
  * Frames are read from a stream with frame-reader.h.
  */
@@ -122,14 +123,20 @@ int proto_put_control(struct obuf *out, json_t *msg);
 int proto_put_data(struct obuf *out, const void *data, size_t len);
 /*
  * Append one output frame (frame.h) for console bytes [start, end) carried
- * as data (len <= FRAME_OUTPUT_MAX).  0, -ENOBUFS (no room) or -EMSGSIZE.
+ * as data (len <= FRAME_OUTPUT_MAX).  0, -ENOBUFS (no room), -EMSGSIZE, or
+ * -EINVAL for end < start.
  */
 int proto_put_output(struct obuf *out, uint64_t start, uint64_t end, const void *data,
 		     size_t len);
 /*
- * Split an output frame's payload.  -EBADMSG when it is shorter than
- * FRAME_OUTPUT_HEADER, end < start, or live-sized data overruns end - start
- * is not checked (replay may differ).  Pure.
+ * Write an output frame's header (FRAME_HEADER + FRAME_OUTPUT_HEADER bytes)
+ * for len bytes that follow it, for a caller that builds the frame in place.
+ */
+void proto_output_header(uint8_t *hdr, uint64_t start, uint64_t end, size_t len);
+/*
+ * Split an output frame's payload.  -EBADMSG when it is not an output
+ * frame, is shorter than FRAME_OUTPUT_HEADER, or has end < start.  Whether
+ * the data is end - start bytes is not checked (replay may differ).  Pure.
  */
 int proto_parse_output(const struct frame *f, uint64_t *ret_start, uint64_t *ret_end,
 		       const uint8_t **ret_data, size_t *ret_len);
@@ -151,6 +158,28 @@ int proto_parse_resume_str(const char *s, uint64_t *ret_epoch, uint64_t *ret_off
 
 /* The writer's lease: 32 lowercase hex digits on the wire (opaque to fronts). */
 #define PROTO_LEASE_STRLEN 32
+#define PROTO_LEASE_SIZE (PROTO_LEASE_STRLEN / 2)
+/* buf must hold PROTO_LEASE_STRLEN + 1 bytes. */
+void proto_lease_to_string(const uint8_t lease[PROTO_LEASE_SIZE],
+			   char buf[PROTO_LEASE_STRLEN + 1]);
+/* -EINVAL unless s is exactly 32 hex digits (either case).  Pure. */
+int proto_parse_lease(const char *s, uint8_t ret[PROTO_LEASE_SIZE]);
+
+/* `output` answers at most this many ring bytes (the default and the cap of "max"). */
+#define PROTO_OUTPUT_MAX 8192
+
+/*
+ * UTF-8 for the `output` answer's contents, which is a JSON string.  Pure.
+ * proto_utf8_repair() copies len bytes to out (capacity >= 3 * len) with
+ * every byte that is not part of a well-formed sequence (RFC 3629: no
+ * overlongs, surrogates or code points past U+10FFFF), and every NUL (a
+ * JSON decoder refuses \u0000 unless allowed), replaced by U+FFFD;
+ * returns the bytes written.  proto_utf8_cut() returns len, or less so that
+ * the bytes do not end inside a sequence that may be completed by what
+ * follows (never 0 when len > 0: a lone prefix is kept and repaired).
+ */
+size_t proto_utf8_repair(const uint8_t *in, size_t len, char *out);
+size_t proto_utf8_cut(const uint8_t *in, size_t len);
 
 /*
  * Decode a control payload: a JSON object with a string "type".  Returns 0

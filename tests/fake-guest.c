@@ -30,6 +30,10 @@
  * stalled on a busy UART.  Statistics sampled while a block is in progress
  * include it so far.
  *
+ * --write-size caps every send(): 1 imitates QEMU's isa-serial, which hands
+ * its chardev one byte per write (the kernel then buffers only a few hundred
+ * bytes for a reader that is away), 4096 a virtio-console burst.
+ *
  * --rate paces output with a token bucket (burst of 10 ms worth, at least
  * one line) refilled on every wake-up; waits are at least 1 ms.  --duration
  * counts wall-clock time from start, or from the first accepted client with
@@ -89,6 +93,7 @@ static const char *arg_input_log;
 static bool arg_echo;
 static bool arg_wait_client;
 static const char *arg_tag = "fg";
+static size_t arg_write_size;		/* bytes per send(), 0 = as much as fits */
 
 struct fake_guest_stats {
 	uint64_t bytes_written;
@@ -207,7 +212,7 @@ static void fake_guest_usage(FILE *f)
 {
 	fputs("usage: fake-guest --socket PATH [--rate BYTES_PER_SEC] [--duration SECONDS]\n"
 	      "                  [--bytes N] [--line-length N] [--stats FILE] [--input-log FILE]\n"
-	      "                  [--echo] [--wait-client] [--tag STRING]\n", f);
+	      "                  [--echo] [--wait-client] [--tag STRING] [--write-size BYTES]\n", f);
 }
 
 /* Returns 1 to run, 0 to exit successfully (--help), -EINVAL on bad usage (message printed). */
@@ -215,7 +220,8 @@ static int fake_guest_parse_argv(int argc, char **argv)
 {
 	enum {
 		OPT_SOCKET = 0x100, OPT_RATE, OPT_DURATION, OPT_BYTES, OPT_LINE_LENGTH,
-		OPT_STATS, OPT_INPUT_LOG, OPT_ECHO, OPT_WAIT_CLIENT, OPT_TAG, OPT_HELP,
+		OPT_STATS, OPT_INPUT_LOG, OPT_ECHO, OPT_WAIT_CLIENT, OPT_TAG, OPT_WRITE_SIZE,
+		OPT_HELP,
 	};
 	static const struct option options[] = {
 		{ "socket", required_argument, NULL, OPT_SOCKET },
@@ -228,6 +234,7 @@ static int fake_guest_parse_argv(int argc, char **argv)
 		{ "echo", no_argument, NULL, OPT_ECHO },
 		{ "wait-client", no_argument, NULL, OPT_WAIT_CLIENT },
 		{ "tag", required_argument, NULL, OPT_TAG },
+		{ "write-size", required_argument, NULL, OPT_WRITE_SIZE },
 		{ "help", no_argument, NULL, OPT_HELP },
 		{}
 	};
@@ -274,6 +281,11 @@ static int fake_guest_parse_argv(int argc, char **argv)
 			break;
 		case OPT_TAG:
 			arg_tag = optarg;
+			break;
+		case OPT_WRITE_SIZE:
+			if (parse_u64(optarg, &v) < 0 || v == 0 || v > FG_CHUNK_MAX)
+				goto bad_value;
+			arg_write_size = (size_t)v;
 			break;
 		case OPT_HELP:
 			fake_guest_usage(stdout);
@@ -552,6 +564,8 @@ static int fake_guest_pump(struct fake_guest *g, uint64_t now)
 		}
 		if (want > budget)
 			want = budget;
+		if (arg_write_size && want > arg_write_size)
+			want = arg_write_size;
 		if (arg_rate) {
 			if (g->tokens < 1)
 				return 0;

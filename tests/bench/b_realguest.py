@@ -206,7 +206,7 @@ class QemuDrops:
 
 
 class BrokerLink(Link):
-    """A broker protocol client attached read-write to CONSOLE (data frames only)."""
+    """A broker protocol client attached read-write to CONSOLE (output frames only)."""
 
     def __init__(self, broker, console):
         super().__init__()
@@ -256,8 +256,8 @@ class BrokerLink(Link):
             n = int.from_bytes(buf[pos + 1:pos + 5], "big")
             if end - pos < 5 + n:
                 break
-            if buf[pos] == 0x44:  # "D"
-                out.append(buf[pos + 5:pos + 5 + n])
+            if buf[pos] == 0x4F:  # "O": start and end offsets (16 bytes), then the bytes
+                out.append(buf[pos + 5 + 16:pos + 5 + n])
             else:
                 try:
                     self.control.append(json.loads(bytes(buf[pos + 5:pos + 5 + n])))

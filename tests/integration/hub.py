@@ -18,6 +18,8 @@ import time
 
 import domains
 import proc
+import runner
+import svcmgr
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 BUILD = os.environ.get("TTYHUB_BUILD", os.path.join(HERE, "..", "..", "build"))
@@ -45,12 +47,21 @@ class Daemon(proc.Service):
 
     It always reads the access file WORKDIR/access (which may not exist: then no SSH key
     may log in).  write_access() and reload() change it while the daemon runs.
+
+    managed=True runs it under a fake service manager (svcmgr.py) as systemd would with
+    the socket unit and the fd store: the manager owns the listening socket (clients can
+    connect while ttyhubd is down), keeps what ttyhubd stores (stored_names()), and
+    restart() respawns it with the stored fds.  fdstore_max is its FileDescriptorStoreMax=.
     """
 
     label = "ttyhubd"
 
-    def __init__(self, workdir, *args, name="ttyhubd", wrap=(), guest_root=True, lock_dir=True):
+    def __init__(self, workdir, *args, name="ttyhubd", wrap=(), guest_root=True, lock_dir=True,
+                 managed=False, fdstore_max=64):
         super().__init__(workdir, os.path.join(workdir, name + ".log"))
+        self.managed = managed
+        self.fdstore_max = fdstore_max
+        self.manager = None
         self.wrap = list(wrap)  # e.g. ["unshare", "-m", "sh", "-c", "... exec \"$0\" \"$@\""]
         self.socket = os.path.join(workdir, name + ".sock")
         # The test guests (QEMU, fake-guest, libvirtd with user=root) run as root, which
@@ -58,14 +69,65 @@ class Daemon(proc.Service):
         self.access = os.path.join(workdir, "access")
         self._access_parts = {}  # owner (e.g. an sshhub.SshFront) -> its lines
         # First, so that a test's own --access wins.
-        self.args = (["--access", self.access] + (["--guest-user", "root"] if guest_root else [])
-                     + list(args))
+        self.prefix_args = ["--access", self.access] + (["--guest-user", "root"] if guest_root
+                                                         else [])
+        self.args = self.prefix_args + list(args)
         daemons_by_socket[self.socket] = self
         # lock_dir=False: no --lock-dir on the command line (the configuration file decides).
         self.lock_args = ["--lock-dir", workdir] if lock_dir else []
 
     def command(self) -> list[str]:
         return self.wrap + [TTYHUBD, "--socket", self.socket] + self.lock_args + self.args
+
+    def start(self, timeout=None):
+        if not self.managed:
+            return super().start(timeout)
+        if self.manager is None:
+            self.manager = svcmgr.ServiceManager(self.workdir, self.socket, self.fdstore_max)
+        self._spawn(timeout)
+        if self not in proc.SERVICES:
+            proc.SERVICES.append(self)
+        if self.check_exit:
+            runner.at_finish(self, "ttyhubd (%s) exited cleanly" % os.path.basename(self.workdir),
+                             self.exited_cleanly)
+        return self
+
+    def _spawn(self, timeout=None):
+        if self._log is None or self._log.closed:
+            self._log = open(self.log_path, "ab")
+        self.proc = self.manager.spawn(self.command(), self._log, self._log)
+        if not self.manager.wait_ready(self.proc, self.start_timeout if timeout is None
+                                       else timeout):
+            raise AssertionError("ttyhubd did not send READY=1 (exit status %s):\n%s"
+                                 % (self.proc.poll(), self.log()[-3000:]))
+
+    def restart(self, sig=signal.SIGTERM, timeout=None, between=None, args=None):
+        """Managed only: signal ttyhubd, wait for it to exit, call between() (the gap),
+        respawn it with what the manager stored (and the arguments ARGS if given) and wait
+        for READY=1.  Returns the old process's exit status."""
+        assert self.managed, "restart() needs Daemon(..., managed=True)"
+        self.proc.send_signal(sig)
+        rc = self.proc.wait(self.stop_timeout)
+        if sig == signal.SIGTERM and rc != 0:
+            raise AssertionError("ttyhubd exited with %s on SIGTERM:\n%s"
+                                 % (rc, self.log()[-3000:]))
+        if between:
+            between()
+        if args is not None:
+            self.args = self.prefix_args + list(args)
+        self._spawn(timeout)
+        return rc
+
+    def stored_names(self):
+        """Managed only: the names of the fds the manager keeps for ttyhubd, sorted."""
+        return self.manager.stored_names()
+
+    def stop(self):
+        rc = super().stop()
+        if self.manager is not None:
+            self.manager.close()
+            self.manager = None
+        return rc
 
     def ready(self) -> bool:
         """The socket accepts a connection."""
@@ -135,8 +197,22 @@ def frame_data(b):
     return b"D" + struct.pack(">I", len(b)) + b
 
 
+def parse_output(payload):
+    """(start, end) of an output frame's payload; the console bytes follow at [16:]."""
+    if len(payload) < 16:
+        raise AssertionError("output frame of %d bytes: no offsets" % len(payload))
+    start, end = struct.unpack(">QQ", payload[:16])
+    if end < start:
+        raise AssertionError("output frame with end %d before start %d" % (end, start))
+    return start, end
+
+
 class BrokerClient:
-    """A raw protocol client (frames + JSON) for driving ttyhubd directly."""
+    """A raw protocol client (frames + JSON) for driving ttyhubd directly.
+
+    Console output comes in O frames (start and end offsets, then the bytes): the bytes
+    are appended to self.data, each frame's (start, end) to self.frames, and self.end is
+    the end of the last one (the offset to resume at), None before the first."""
 
     def __init__(self, path, hello=True, timeout=10):
         self.sock = socket.socket(socket.AF_UNIX)
@@ -144,6 +220,8 @@ class BrokerClient:
         self.sock.connect(path)
         self.buf = b""
         self.data = b""
+        self.frames = []
+        self.end = None
         self.messages = []
         if hello:
             self.send({"type": "hello", "version": 1, "client": "test"})
@@ -174,17 +252,22 @@ class BrokerClient:
             self.buf += chunk
 
     def pump(self):
-        """Read one frame: data is appended to self.data; a control message is returned."""
+        """Read one frame: output is appended to self.data; a control message is returned."""
         t, payload = self._read_frame()
-        if t == b"D":
-            self.data += payload
+        if t == b"O":
+            start, end = parse_output(payload)
+            self.frames.append((start, end))
+            self.end = end
+            self.data += payload[16:]
             return None
+        if t != b"C":
+            raise AssertionError("the broker sent a %r frame" % t)
         msg = json.loads(payload)
         self.messages.append(msg)
         return msg
 
     def next(self):
-        """Next control message; data frames are accumulated in self.data."""
+        """Next control message; output frames are accumulated in self.data."""
         while True:
             msg = self.pump()
             if msg is not None:

@@ -87,12 +87,18 @@ class Attach:
         self.p.stdin.write(b)
         self.p.stdin.flush()
 
+    def finish(self, timeout=20) -> int:
+        """Wait for the exit; the CLI's output holds no sanitizer report (ASan builds)."""
+        rc = self.p.wait(timeout)
+        self.t.join(5)
+        out = self.out()
+        assert b"Sanitizer" not in out and b"runtime error:" not in out, out[-3000:]
+        return rc
+
     def detach(self, timeout=20) -> int:
         """End of input: the CLI detaches (a requested detach)."""
         self.p.stdin.close()
-        rc = self.p.wait(timeout)
-        self.t.join(5)
-        return rc
+        return self.finish(timeout)
 
 
 def strip_notices(out: bytes) -> bytes:
@@ -210,14 +216,39 @@ def t_escape_detach_while_the_broker_is_away():
         a.type(b"lost-keys\x05c?")
         a.wait(lambda o: b"Ctrl-E c ." in o, what="the escape help in the gap")
         a.type(b"\x05c.")
-        assert a.p.wait(20) == 0, a.out()[-500:]
-        a.t.join(5)
+        assert a.finish() == 0, a.out()[-500:]
         out = a.out()
         assert b"[ttyhub] detached while ttyhubd was away\n" in out, out[-500:]
         assert b"[ttyhub] the keystrokes typed meanwhile were not delivered\n" in out, out[-500:]
         assert re.search(rb"\[ttyhub\] to continue where you left off: ttyhub attach gd "
                          rb"--resume [0-9a-f]{16}:\d+\n$", out), out[-500:]
     finally:
+        d.stop()
+
+
+def t_gives_up_when_the_broker_stays_away():
+    """60 s without a broker: the give-up line, status 1, and the hint.  (A minute of wall
+    time: the window is the CLI's, not the test's.)"""
+    wd, start = new_daemon("give-up")
+    sock = start_guest(wd, "gu", "--rate", "3000")
+    d = start("--console", "gu=" + sock)
+    a = None
+    try:
+        connected(d, "gu")
+        a = Attach(d, "gu", "--replay", "0")
+        a.wait(lambda o: lines(o, "gu")["lines"] >= 5, what="5 lines")
+        d.stop()
+        t0 = time.monotonic()
+        rc = a.finish(300)
+        out = a.out()
+        assert rc == 1, (rc, out[-500:])
+        assert time.monotonic() - t0 >= 59, "gave up early"
+        assert b"[ttyhub] ttyhubd did not come back within 60 s; giving up\n" in out, out[-500:]
+        assert re.search(rb"\[ttyhub\] to continue where you left off: ttyhub attach gu "
+                         rb"--resume [0-9a-f]{16}:\d+\n$", out), out[-500:]
+    finally:
+        if a:
+            a.p.stdin.close()
         d.stop()
 
 

@@ -100,7 +100,7 @@ def raw_error(c):
         t, payload = c._read_frame()
         if t == b"C" and json.loads(payload)["type"] == "error":
             return payload
-        assert t == b"D" or json.loads(payload)["type"] in ("notice", "state"), payload
+        assert t == b"O" or json.loads(payload)["type"] in ("notice", "state"), payload
 
 
 def input_log(name):

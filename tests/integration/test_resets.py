@@ -181,6 +181,7 @@ class Healthy(threading.Thread):
             self.sock.sendall(b"C" + struct.pack(">I", len(p)) + p)
         self.stop = threading.Event()
         self.pos = None          # stream offset of the next byte expected
+        self.ring_pos = None     # ring offset the next output frame must start at
         self.bytes = 0
         self.checked = 0
         self.drops = 0
@@ -223,6 +224,8 @@ class Healthy(threading.Thread):
                 self.dropped += msg["dropped"]
                 if self.pos is not None:
                     self.pos += msg["dropped"]
+                if self.ring_pos is not None:
+                    self.ring_pos += msg["dropped"]
         elif t in ("detached", "error"):
             self.errors.append("unexpected %r" % msg)
 
@@ -247,8 +250,15 @@ class Healthy(threading.Thread):
                     t = buf[off]
                     payload = bytes(buf[off + 5:off + 5 + n])
                     off += 5 + n
-                    if t == 0x44:
-                        self.data(payload)
+                    if t == 0x4F:  # "O": ring offsets start, end; then the bytes
+                        start, end = struct.unpack(">QQ", payload[:16])
+                        # Live output: frames follow each other (a skip is announced).
+                        if (self.ring_pos is not None and start != self.ring_pos
+                                or end - start != n - 16) and len(self.errors) < 5:
+                            self.errors.append("output frame [%d, %d) of %d bytes, expected "
+                                               "at %r" % (start, end, n - 16, self.ring_pos))
+                        self.ring_pos = end
+                        self.data(payload[16:])
                     else:
                         self.control(json.loads(payload))
                 del buf[:off]

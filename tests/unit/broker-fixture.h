@@ -163,6 +163,9 @@ struct peer {
 	char data[64 * 1024]; /* the last of them (a window for checks) */
 	size_t data_kept;
 	unsigned dropped_notices;
+	/* Output frames: how many, and the ring range of the last (its end: the resume offset). */
+	unsigned out_frames;
+	uint64_t out_start, out_end;
 };
 
 static inline void peer_init(struct peer *p, int fd)
@@ -211,6 +214,17 @@ static inline void peer_note_data(struct peer *p, const uint8_t *data, size_t le
 	p->data_kept += len;
 }
 
+/* An output frame from the client: its offsets kept, its bytes noted. */
+static inline void peer_output(struct peer *p, const struct frame *f)
+{
+	const uint8_t *data;
+	size_t len;
+
+	assert_int_equal(proto_parse_output(f, &p->out_start, &p->out_end, &data, &len), 0);
+	p->out_frames++;
+	peer_note_data(p, data, len);
+}
+
 /* A control frame from the client, decoded (it must be valid); "dropped" notices counted. */
 static inline json_t *peer_control(struct peer *p, const struct frame *f, const char **ret_type)
 {
@@ -247,8 +261,10 @@ static inline json_t *peer_expect(struct peer *p, sd_event *e, const char *type)
 				loop_step(e);
 			continue;
 		}
-		if (f.type == FRAME_DATA) {
-			peer_note_data(p, f.payload, f.len);
+		/* The broker sends console output only as output frames. */
+		assert_int_not_equal(f.type, FRAME_DATA);
+		if (f.type == FRAME_OUTPUT) {
+			peer_output(p, &f);
 			continue;
 		}
 		const char *t;
@@ -273,8 +289,10 @@ static inline void peer_drain(struct peer *p)
 				return;
 			continue;
 		}
-		if (f.type == FRAME_DATA) {
-			peer_note_data(p, f.payload, f.len);
+		/* The broker sends console output only as output frames. */
+		assert_int_not_equal(f.type, FRAME_DATA);
+		if (f.type == FRAME_OUTPUT) {
+			peer_output(p, &f);
 			continue;
 		}
 		json_decref(peer_control(p, &f, NULL));

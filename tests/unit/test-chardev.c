@@ -38,9 +38,9 @@ static void on_data(void *userdata, const void *data, size_t len)
 {
 	struct fx *fx = userdata;
 
-	/* Before the commit: the ring does not have these bytes yet. */
-	assert_int_equal(ring_head(&fx->ring), fx->data_len);
+	/* After the commit: the ring has these bytes (the log is written from the ring). */
 	fx->data_len += len;
+	assert_int_equal(ring_head(&fx->ring), fx->data_len);
 }
 
 static void on_output(void *userdata)

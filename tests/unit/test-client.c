@@ -5,7 +5,9 @@
  * detach.  And a serial break through a source (a fake one here) that
  * answers later, answers at once, fails, or answers after the client is
  * gone: the answer reaches the client when it is there and harms nothing
- * when it is not.  A real server struct (not listening) and sd-event loop.
+ * when it is not.  The `output` request (start, negative start, expired
+ * start, max, UTF-8 repaired and not cut at next), attach's resume member as
+ * it comes off the wire, and an output frame from a client (bad-frame).  A real server struct (not listening) and sd-event loop.
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -278,6 +280,153 @@ static void test_break_needs_a_source(void **state)
 	assert_int_equal(fx->src.calls, 0);
 }
 
+static int64_t num(json_t *msg, const char *key)
+{
+	json_t *v = json_object_get(msg, key);
+
+	assert_true(json_is_integer(v));
+	return (int64_t)json_integer_value(v);
+}
+
+static void say_hello(struct fx *fx)
+{
+	json_decref(request(fx, "{\"type\": \"hello\", \"version\": 1, \"client\": \"test\"}",
+			    "hello"));
+}
+
+static void test_output_request(void **state)
+{
+	struct fx *fx = *state;
+	char x[8191], epoch[PROTO_EPOCH_STRLEN + 1], *big;
+	json_t *msg;
+
+	say_hello(fx);
+	/* Nothing yet: an empty answer at 0. */
+	msg = request(fx, "{\"type\": \"output\", \"console\": \"vm\"}", "output");
+	assert_string_equal(str(msg, "console"), "vm:serial0");
+	proto_epoch_to_string(ring_epoch(&fx->c->ring), epoch);
+	assert_string_equal(str(msg, "epoch"), epoch);
+	assert_true(num(msg, "start") == 0 && num(msg, "next") == 0 && num(msg, "head") == 0);
+	assert_string_equal(str(msg, "contents"), "");
+	assert_true(json_is_false(json_object_get(msg, "more")));
+	assert_null(json_object_get(msg, "expired"));
+	json_decref(msg);
+
+	/* 8191 bytes, a euro sign across the default max, a stray byte, "end". */
+	memset(x, 'x', sizeof(x));
+	ring_write(&fx->c->ring, x, sizeof(x));
+	ring_write(&fx->c->ring, "\xe2\x82\xac\xff" "end", 7);
+	msg = request(fx, "{\"type\": \"output\", \"console\": \"vm\"}", "output");
+	/* Not cut inside the sequence: next stops before it, and more says so. */
+	assert_true(num(msg, "start") == 0 && num(msg, "next") == 8191 && num(msg, "head") == 8198);
+	assert_int_equal(strlen(str(msg, "contents")), 8191);
+	assert_true(json_is_true(json_object_get(msg, "more")));
+	json_decref(msg);
+	msg = request(fx, "{\"type\": \"output\", \"console\": \"vm\", \"start\": 8191}", "output");
+	assert_string_equal(str(msg, "contents"), "\xe2\x82\xac\xef\xbf\xbd" "end");
+	assert_true(num(msg, "start") == 8191 && num(msg, "next") == 8198);
+	assert_true(json_is_false(json_object_get(msg, "more")));
+	json_decref(msg);
+	/* max, and a max over the cap is the cap. */
+	msg = request(fx, "{\"type\": \"output\", \"console\": \"vm\", \"start\": 2, \"max\": 5}",
+		      "output");
+	assert_string_equal(str(msg, "contents"), "xxxxx");
+	assert_int_equal(num(msg, "next"), 7);
+	json_decref(msg);
+	msg = request(fx, "{\"type\": \"output\", \"console\": \"vm\", \"max\": 100000}", "output");
+	assert_int_equal(num(msg, "next"), 8191);
+	json_decref(msg);
+	/* Negative: the last N bytes; more than there are: all of them. */
+	msg = request(fx, "{\"type\": \"output\", \"console\": \"vm\", \"start\": -4}", "output");
+	assert_string_equal(str(msg, "contents"), "\xef\xbf\xbd" "end");
+	assert_int_equal(num(msg, "start"), 8194);
+	json_decref(msg);
+	msg = request(fx, "{\"type\": \"output\", \"console\": \"vm\", \"start\": -100000, "
+			  "\"max\": 1}", "output");
+	assert_int_equal(num(msg, "start"), 0);
+	assert_null(json_object_get(msg, "expired"));
+	json_decref(msg);
+	/* Past head: an empty answer at head. */
+	msg = request(fx, "{\"type\": \"output\", \"console\": \"vm\", \"start\": 99999}", "output");
+	assert_true(num(msg, "start") == 8198 && num(msg, "next") == 8198);
+	json_decref(msg);
+
+	/* Expired: moved to the oldest byte, and says how much is gone. */
+	big = malloc(70000);
+	assert_non_null(big);
+	memset(big, 'y', 70000);
+	ring_write(&fx->c->ring, big, 70000);
+	free(big);
+	msg = request(fx, "{\"type\": \"output\", \"console\": \"vm\", \"start\": 10}", "output");
+	assert_true(json_is_true(json_object_get(msg, "expired")));
+	assert_int_equal(num(msg, "start"), (int64_t)ring_tail(&fx->c->ring));
+	assert_int_equal(num(msg, "lost"), (int64_t)ring_tail(&fx->c->ring) - 10);
+	assert_int_equal(num(msg, "next") - num(msg, "start"), PROTO_OUTPUT_MAX);
+	json_decref(msg);
+
+	/* Bad members, and a console it does not know. */
+	msg = request(fx, "{\"type\": \"output\", \"console\": \"vm\", \"start\": \"0\"}", "error");
+	assert_string_equal(str(msg, "code"), PROTO_E_BAD_REQUEST);
+	json_decref(msg);
+	msg = request(fx, "{\"type\": \"output\", \"console\": \"vm\", \"max\": -1}", "error");
+	assert_string_equal(str(msg, "code"), PROTO_E_BAD_REQUEST);
+	json_decref(msg);
+	msg = request(fx, "{\"type\": \"output\", \"console\": \"nope\"}", "error");
+	assert_string_equal(str(msg, "code"), PROTO_E_UNKNOWN_CONSOLE);
+	json_decref(msg);
+}
+
+static void test_attach_resume_on_the_wire(void **state)
+{
+	struct fx *fx = *state;
+	char text[256], epoch[PROTO_EPOCH_STRLEN + 1];
+	json_t *msg;
+
+	say_hello(fx);
+	msg = request(fx, "{\"type\": \"attach\", \"console\": \"vm\", \"resume\": {\"epoch\": "
+			  "\"xyz\", \"offset\": 1}}", "error");
+	assert_string_equal(str(msg, "code"), PROTO_E_BAD_REQUEST);
+	json_decref(msg);
+	msg = request(fx, "{\"type\": \"attach\", \"console\": \"vm\", \"resume\": {\"epoch\": "
+			  "\"0123456789abcdef\", \"offset\": -1}}", "error");
+	assert_string_equal(str(msg, "code"), PROTO_E_BAD_REQUEST);
+	json_decref(msg);
+	msg = request(fx, "{\"type\": \"attach\", \"console\": \"vm\", \"resume\": {\"epoch\": "
+			  "\"0123456789abcdef\", \"offset\": 1, \"lease\": \"zz\"}}", "error");
+	assert_string_equal(str(msg, "code"), PROTO_E_BAD_REQUEST);
+	json_decref(msg);
+	assert_null(fx->cl->att.console);
+
+	console_mark(fx->c, "before");
+	proto_epoch_to_string(ring_epoch(&fx->c->ring), epoch);
+	snprintf(text, sizeof(text), "{\"type\": \"attach\", \"console\": \"vm\", \"mode\": \"ro\", "
+		 "\"resume\": {\"epoch\": \"%s\", \"offset\": 3}}", epoch);
+	msg = request(fx, text, "attached");
+	assert_string_equal(str(msg, "resumed"), "exact");
+	assert_string_equal(str(msg, "epoch"), epoch);
+	assert_int_equal(num(msg, "offset"), 3);
+	json_decref(msg);
+	/* The bytes from 3 on, raw, in output frames that say where they are. */
+	LOOP_UNTIL(fx->e, (peer_drain(&fx->p), fx->p.out_end == ring_head(&fx->c->ring)));
+	assert_int_equal(fx->p.data_len, ring_head(&fx->c->ring) - 3);
+	assert_int_equal(fx->p.out_frames, 1);
+	assert_int_equal(fx->p.out_start, 3);
+}
+
+static void test_output_frame_from_client(void **state)
+{
+	struct fx *fx = *state;
+	json_t *msg;
+
+	say_hello(fx);
+	assert_int_equal(proto_put_output(&fx->p.out, 0, 1, "x", 1), 0);
+	assert_true(obuf_flush(&fx->p.out, fx->p.fd) >= 0);
+	msg = peer_expect(&fx->p, fx->e, "error");
+	assert_string_equal(str(msg, "code"), PROTO_E_BAD_FRAME);
+	json_decref(msg);
+	LOOP_UNTIL(fx->e, TAILQ_EMPTY(&fx->s.clients) && TAILQ_EMPTY(&fx->s.dead));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -289,6 +438,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_break_answer_after_client_is_gone, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_break_needs_a_source, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_output_request, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_attach_resume_on_the_wire, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_output_frame_from_client, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

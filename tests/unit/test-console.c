@@ -6,6 +6,10 @@
  * one "dropped" notice and land on a line start while a reading watcher
  * loses nothing, and a writer whose input the guest does not take is
  * paused, then resumed (from the loop) when the guest drains or goes away.
+ * Resume by (epoch, offset): exact with no byte twice or missing, a gap with
+ * its count, a clamp past head, a restarted console with its replay; and the
+ * writer's lease through its life (minted, kept on a dropped connection,
+ * replaced, cleared, honoured while a restarted broker holds it).
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -14,6 +18,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <cmocka.h>
 
 #include "broker-fixture.h"
@@ -404,7 +409,7 @@ static void test_queue_drained_at_once_wakes_waiter(void **state)
  * An attachment that is not a client: the console needs nothing but
  * console_attachment_ops, and this records what it was asked to do.
  */
-#define FAKE_MSGS 16
+#define FAKE_MSGS 64
 struct fake_att {
 	struct console_attachment att;
 	json_t *msgs[FAKE_MSGS]; /* owned: what send() got, in order */
@@ -544,6 +549,281 @@ static void test_attachment_without_client(void **state)
 	fake_done(&r);
 }
 
+/* Resume client i at (epoch, offset) and return its `attached` (the caller frees it). */
+static json_t *resume_attach(struct fx *fx, unsigned i, enum attach_mode mode, long replay,
+			     uint64_t epoch, uint64_t offset)
+{
+	const struct console_resume res = { .epoch = epoch, .offset = offset };
+
+	console_attach_resume(fx->c, &fx->cl[i]->att, mode, replay, &res);
+	return peer_expect(&fx->p[i], fx->e, "attached");
+}
+
+static uint64_t member_u64(json_t *msg, const char *key)
+{
+	json_t *v = json_object_get(msg, key);
+
+	assert_true(json_is_integer(v));
+	return (uint64_t)json_integer_value(v);
+}
+
+/* Wait until client i has every ring byte, then check its last output frame ended at head. */
+static void read_to_head(struct fx *fx, unsigned i)
+{
+	LOOP_UNTIL(fx->e, (peer_drain(&fx->p[i]), fx->p[i].out_end == ring_head(&fx->c->ring)));
+}
+
+static void test_resume_outcomes(void **state)
+{
+	struct fx *fx = *state;
+	uint64_t epoch, off, before, tail;
+	char line[64], want[64];
+	unsigned a;
+	json_t *msg;
+
+	fx_start(fx, 4096, false);
+	a = add_client(fx);
+	attach(fx, a, ATTACH_RO, "watcher");
+	epoch = ring_epoch(&fx->c->ring);
+	for (unsigned i = 0; i < 10; i++) {
+		snprintf(line, sizeof(line), "line %u", i);
+		console_mark(fx->c, line);
+	}
+	read_to_head(fx, a);
+	/* Live output: exactly end - start bytes per frame, and every byte once. */
+	assert_int_equal(fx->p[a].data_len, ring_head(&fx->c->ring));
+	off = fx->p[a].out_end;
+	console_detach(fx->c, &fx->cl[a]->att, true);
+
+	/* Exact: from the offset on, raw, nothing twice and nothing missing. */
+	console_mark(fx->c, "while away");
+	before = fx->p[a].data_len;
+	msg = resume_attach(fx, a, ATTACH_RO, PROTO_REPLAY_ALL, epoch, off);
+	assert_string_equal(str(msg, "resumed"), "exact");
+	assert_int_equal(member_u64(msg, "offset"), off);
+	assert_int_equal(member_u64(msg, "head"), ring_head(&fx->c->ring));
+	assert_int_equal(member_u64(msg, "tail"), 0);
+	assert_null(json_object_get(msg, "lost"));
+	json_decref(msg);
+	read_to_head(fx, a);
+	assert_int_equal(fx->p[a].data_len - before, ring_head(&fx->c->ring) - off);
+	snprintf(want, sizeof(want), "\r\n[ttyhub] while away\r\n");
+	assert_memory_equal(fx->p[a].data + fx->p[a].data_kept - strlen(want), want, strlen(want));
+	console_detach(fx->c, &fx->cl[a]->att, true);
+
+	/* Past head (a front that saw more than this ring has): clamped to head. */
+	msg = resume_attach(fx, a, ATTACH_RO, 0, epoch, ring_head(&fx->c->ring) + 1000);
+	assert_string_equal(str(msg, "resumed"), "exact");
+	assert_int_equal(member_u64(msg, "offset"), ring_head(&fx->c->ring));
+	json_decref(msg);
+	console_detach(fx->c, &fx->cl[a]->att, true);
+
+	/* Older than the ring: a gap notice with the count, then from the oldest byte. */
+	while (ring_tail(&fx->c->ring) <= off + 100)
+		console_mark(fx->c, "filling the ring while the client is away");
+	tail = ring_tail(&fx->c->ring);
+	msg = resume_attach(fx, a, ATTACH_RO, 0, epoch, off);
+	assert_string_equal(str(msg, "resumed"), "gap");
+	assert_int_equal(member_u64(msg, "lost"), tail - off);
+	assert_int_equal(member_u64(msg, "offset"), tail);
+	json_decref(msg);
+	msg = peer_expect(&fx->p[a], fx->e, "notice");
+	assert_int_equal(member_u64(msg, "lost"), tail - off);
+	snprintf(want, sizeof(want), "%llu bytes of output were lost",
+		 (unsigned long long)(tail - off));
+	assert_non_null(strstr(str(msg, "text"), want));
+	json_decref(msg);
+	read_to_head(fx, a);
+	console_detach(fx->c, &fx->cl[a]->att, true);
+
+	/* An epoch the ring does not know: restarted, and the replay as without resume. */
+	msg = resume_attach(fx, a, ATTACH_RO, PROTO_REPLAY_ALL, epoch ^ 1, off);
+	assert_string_equal(str(msg, "resumed"), "restarted");
+	assert_int_equal(member_u64(msg, "offset"), ring_tail(&fx->c->ring));
+	json_decref(msg);
+	expect_notice(fx, a, "console vm:serial0 restarted since you left; replaying its history");
+	read_to_head(fx, a);
+
+	/* An epoch that ended is still known: offsets span epochs. */
+	console_detach(fx->c, &fx->cl[a]->att, true);
+	off = ring_head(&fx->c->ring);
+	ring_new_epoch(&fx->c->ring);
+	console_mark(fx->c, "next boot");
+	assert_true(ring_epoch(&fx->c->ring) != epoch);
+	msg = resume_attach(fx, a, ATTACH_RO, 0, epoch, off);
+	assert_string_equal(str(msg, "resumed"), "exact");
+	assert_int_equal(member_u64(msg, "offset"), off);
+	json_decref(msg);
+}
+
+/* The most recent message of type `type` sent to f, or NULL. */
+static json_t *fake_find(struct fake_att *f, const char *type)
+{
+	for (unsigned i = f->n_msgs; i-- > 0;)
+		if (strcmp(str(f->msgs[i], "type"), type) == 0)
+			return f->msgs[i];
+	return NULL;
+}
+
+/* Attach f (with resume, if lease is given) and return its `attached`. */
+static json_t *fake_attach(struct fx *fx, struct fake_att *f, enum attach_mode mode,
+			   const char *lease)
+{
+	struct console_resume res = { .epoch = ring_epoch(&fx->c->ring),
+				      .offset = ring_head(&fx->c->ring) };
+
+	if (lease) {
+		assert_int_equal(proto_parse_lease(lease, res.lease), 0);
+		res.has_lease = true;
+	}
+	console_attach_resume(fx->c, &f->att, mode, 0, lease ? &res : NULL);
+	return fake_last(f, "attached");
+}
+
+static const char *stored_lease(struct fx *fx, char buf[PROTO_LEASE_STRLEN + 1])
+{
+	uint8_t l[RING_LEASE_SIZE];
+
+	if (!ring_get_lease(&fx->c->ring, l))
+		return NULL;
+	proto_lease_to_string(l, buf);
+	return buf;
+}
+
+static void test_lease_lifecycle(void **state)
+{
+	struct fx *fx = *state;
+	struct fake_att a, b, r;
+	char l1[PROTO_LEASE_STRLEN + 1], l2[PROTO_LEASE_STRLEN + 1], buf[PROTO_LEASE_STRLEN + 1];
+	json_t *msg;
+
+	fx_start(fx, 64 * 1024, false);
+	fake_init(&a, "first", ACCESS_RW);
+	fake_init(&b, "second", ACCESS_RW);
+	fake_init(&r, "reader", ACCESS_RO);
+
+	/* Becoming the writer mints a lease, given to the writer alone. */
+	msg = fake_attach(fx, &a, ATTACH_RW, NULL);
+	assert_string_equal(str(msg, "role"), "writer");
+	snprintf(l1, sizeof(l1), "%s", str(msg, "lease"));
+	assert_int_equal(strlen(l1), PROTO_LEASE_STRLEN);
+	assert_string_equal(stored_lease(fx, buf), l1);
+	msg = fake_attach(fx, &b, ATTACH_RW, NULL);
+	assert_string_equal(str(msg, "role"), "watcher");
+	assert_null(json_object_get(msg, "lease"));
+
+	/* The writer's connection drops: the lease stays with the ring. */
+	console_detach(fx->c, &a.att, true);
+	assert_string_equal(stored_lease(fx, buf), l1);
+	/* Another becomes the writer: a new lease replaces it, in its state. */
+	assert_int_equal(console_take(fx->c, &b.att, false), 0);
+	snprintf(l2, sizeof(l2), "%s", str(fake_last(&b, "state"), "lease"));
+	assert_string_not_equal(l1, l2);
+	assert_string_equal(stored_lease(fx, buf), l2);
+	/* The first comes back with its old lease: someone writes, it watches. */
+	msg = fake_attach(fx, &a, ATTACH_RW, l1);
+	assert_string_equal(str(msg, "role"), "watcher");
+	assert_null(json_object_get(msg, "lease"));
+	assert_ptr_equal(fx->c->writer, &b.att);
+
+	/* The writer drops, and comes back with its lease in any mode: the writer again. */
+	console_detach(fx->c, &b.att, true);
+	msg = fake_attach(fx, &b, ATTACH_RO, l2);
+	assert_string_equal(str(msg, "role"), "writer");
+	assert_string_equal(str(msg, "lease"), l2);
+	assert_ptr_equal(fx->c->writer, &b.att);
+	/* ... but not with a right that fell to ro. */
+	console_detach(fx->c, &b.att, true);
+	b.att.right = ACCESS_RO;
+	msg = fake_attach(fx, &b, ATTACH_RO, l2); /* client.c makes an rw attach ro for it */
+	assert_string_equal(str(msg, "role"), "watcher");
+	console_detach(fx->c, &b.att, true);
+	b.att.right = ACCESS_RW;
+
+	/* Released: cleared, and the old lease makes nobody the writer. */
+	console_detach(fx->c, &a.att, true);
+	msg = fake_attach(fx, &a, ATTACH_RW, NULL);
+	snprintf(l1, sizeof(l1), "%s", str(msg, "lease"));
+	console_release(fx->c, &a.att);
+	assert_null(stored_lease(fx, buf));
+	assert_null(json_object_get(fake_last(&a, "state"), "lease"));
+	console_detach(fx->c, &a.att, true);
+	msg = fake_attach(fx, &a, ATTACH_RO, l1);
+	assert_string_equal(str(msg, "role"), "watcher");
+	console_detach(fx->c, &a.att, true);
+
+	/* Forgotten (a requested detach, a revocation): cleared. */
+	msg = fake_attach(fx, &a, ATTACH_RW, NULL);
+	assert_non_null(json_object_get(msg, "lease"));
+	console_forget_lease(fx->c, &r.att); /* not the writer: nothing */
+	assert_non_null(stored_lease(fx, buf));
+	console_forget_lease(fx->c, &a.att);
+	console_detach(fx->c, &a.att, true);
+	assert_null(stored_lease(fx, buf));
+
+	/* Force takes over and replaces the lease; the old holder's state has none. */
+	msg = fake_attach(fx, &a, ATTACH_RW, NULL);
+	snprintf(l1, sizeof(l1), "%s", str(msg, "lease"));
+	msg = fake_attach(fx, &b, ATTACH_FORCE, NULL);
+	assert_string_equal(str(msg, "role"), "writer");
+	assert_string_not_equal(str(msg, "lease"), l1);
+	assert_null(json_object_get(fake_find(&a, "state"), "lease"));
+	console_detach(fx->c, &a.att, true);
+	console_detach(fx->c, &b.att, true);
+	fake_done(&a);
+	fake_done(&b);
+	fake_done(&r);
+}
+
+static void test_lease_hold_after_restart(void **state)
+{
+	struct fx *fx = *state;
+	struct fake_att w, o, f;
+	char lease[PROTO_LEASE_STRLEN + 1], buf[PROTO_LEASE_STRLEN + 1];
+	struct timespec ts;
+	json_t *msg;
+
+	fx_start(fx, 64 * 1024, false);
+	fake_init(&w, "writer", ACCESS_RW);
+	fake_init(&o, "other", ACCESS_RW);
+	fake_init(&f, "forcer", ACCESS_RW);
+	msg = fake_attach(fx, &w, ATTACH_RW, NULL);
+	snprintf(lease, sizeof(lease), "%s", str(msg, "lease"));
+	console_detach(fx->c, &w.att, true);
+
+	/* As a start that adopted this ring with its lease: held for the writer for 10 s. */
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	fx->c->lease_hold_until = (uint64_t)ts.tv_sec * 1000000 + 10000000;
+	msg = fake_attach(fx, &o, ATTACH_RW, NULL);
+	assert_string_equal(str(msg, "role"), "watcher");
+	assert_null(fx->c->writer);
+	assert_string_equal(stored_lease(fx, buf), lease);
+	assert_non_null(strstr(o.last_notice, "a few seconds to come back"));
+	/* Its holder gets the role back, and the hold is over. */
+	msg = fake_attach(fx, &w, ATTACH_RW, lease);
+	assert_string_equal(str(msg, "role"), "writer");
+	assert_string_equal(str(msg, "lease"), lease);
+	assert_int_equal(fx->c->lease_hold_until, 0);
+	console_detach(fx->c, &w.att, true);
+	console_detach(fx->c, &o.att, true);
+
+	/* Force takes over during a hold. */
+	fx->c->lease_hold_until = (uint64_t)ts.tv_sec * 1000000 + 10000000;
+	msg = fake_attach(fx, &f, ATTACH_FORCE, NULL);
+	assert_string_equal(str(msg, "role"), "writer");
+	assert_string_not_equal(str(msg, "lease"), lease);
+	console_detach(fx->c, &f.att, true);
+
+	/* A hold that ran out holds nothing. */
+	fx->c->lease_hold_until = 1;
+	msg = fake_attach(fx, &o, ATTACH_RW, NULL);
+	assert_string_equal(str(msg, "role"), "writer");
+	console_detach(fx->c, &o.att, true);
+	fake_done(&w);
+	fake_done(&o);
+	fake_done(&f);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -559,6 +839,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_queue_drained_at_once_wakes_waiter, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_attachment_without_client, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_resume_outcomes, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_lease_lifecycle, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_lease_hold_after_restart, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

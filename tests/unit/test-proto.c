@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Protocol helpers: control frame encode/decode, rejection of malformed
- * control payloads, data splitting at FRAME_MAX, replay arguments, the
- * message/mode/reason name tables.
+ * control payloads, data splitting at FRAME_MAX, output frames with their
+ * offsets, epochs, resume points and leases, UTF-8 repair for `output`,
+ * replay arguments, the message/mode/reason name tables and the builders.
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -94,6 +95,150 @@ static void test_data_split(void **state)
 	assert_int_equal(proto_put_data(&b, data, FRAME_MAX), -ENOBUFS);
 	free(data);
 	obuf_done(&b);
+}
+
+/* Parse the single frame at the start of b. */
+static void parse_one(struct obuf *b, struct frame *f)
+{
+	assert_int_equal(frame_parse(obuf_data(b), obuf_len(b), f), (int)obuf_len(b));
+}
+
+static void test_output_frames(void **state)
+{
+	struct obuf b;
+	struct frame f;
+	uint64_t start, end;
+	const uint8_t *data;
+	size_t len;
+	uint8_t *big = calloc(1, FRAME_OUTPUT_MAX + 1);
+
+	assert_non_null(big);
+	assert_int_equal(obuf_init(&b, 2 * FRAME_MAX), 0);
+	/* Offsets past 32 bits survive the trip. */
+	assert_int_equal(proto_put_output(&b, 0x123456789aULL, 0x123456789aULL + 5, "hello", 5), 0);
+	parse_one(&b, &f);
+	assert_int_equal(f.type, FRAME_OUTPUT);
+	assert_int_equal(proto_parse_output(&f, &start, &end, &data, &len), 0);
+	assert_true(start == 0x123456789aULL && end == 0x123456789fULL);
+	assert_int_equal(len, 5);
+	assert_memory_equal(data, "hello", 5);
+	obuf_consume(&b, obuf_len(&b));
+
+	/* Empty (replay the sanitiser removed), and bytes differing from end - start (replay). */
+	assert_int_equal(proto_put_output(&b, 7, 9, NULL, 0), 0);
+	parse_one(&b, &f);
+	assert_int_equal(proto_parse_output(&f, &start, &end, &data, &len), 0);
+	assert_true(start == 7 && end == 9 && len == 0);
+	obuf_consume(&b, obuf_len(&b));
+
+	/* The largest payload fits one frame; one more byte does not. */
+	assert_int_equal(proto_put_output(&b, 0, FRAME_OUTPUT_MAX, big, FRAME_OUTPUT_MAX), 0);
+	parse_one(&b, &f);
+	assert_int_equal(f.len, FRAME_MAX);
+	obuf_consume(&b, obuf_len(&b));
+	assert_int_equal(proto_put_output(&b, 0, 1, big, FRAME_OUTPUT_MAX + 1), -EMSGSIZE);
+	assert_int_equal(proto_put_output(&b, 5, 4, "x", 1), -EINVAL);
+	assert_int_equal(obuf_len(&b), 0);
+	obuf_done(&b);
+	/* No room: nothing appended. */
+	assert_int_equal(obuf_init(&b, 20), 0);
+	assert_int_equal(proto_put_output(&b, 0, 0, NULL, 0), -ENOBUFS);
+	assert_int_equal(obuf_len(&b), 0);
+	obuf_done(&b);
+
+	/* Bad payloads: too short for the offsets, end before start, another frame type. */
+	f = (struct frame){ .type = FRAME_OUTPUT, .payload = big, .len = FRAME_OUTPUT_HEADER - 1 };
+	assert_int_equal(proto_parse_output(&f, &start, &end, &data, &len), -EBADMSG);
+	memset(big, 0, FRAME_OUTPUT_HEADER);
+	big[7] = 2; /* start 2, end 0 */
+	f.len = FRAME_OUTPUT_HEADER;
+	assert_int_equal(proto_parse_output(&f, &start, &end, &data, &len), -EBADMSG);
+	f.type = FRAME_DATA;
+	big[7] = 0;
+	assert_int_equal(proto_parse_output(&f, &start, &end, &data, &len), -EBADMSG);
+	free(big);
+}
+
+static void test_epoch_resume_lease(void **state)
+{
+	char buf[PROTO_LEASE_STRLEN + 1];
+	uint8_t lease[PROTO_LEASE_SIZE], back[PROTO_LEASE_SIZE];
+	uint64_t e, o;
+
+	proto_epoch_to_string(0x00ab00cd00ef0012ULL, buf);
+	assert_string_equal(buf, "00ab00cd00ef0012");
+	assert_int_equal(proto_parse_epoch(buf, &e), 0);
+	assert_true(e == 0x00ab00cd00ef0012ULL);
+	assert_int_equal(proto_parse_epoch("00AB00CD00EF0012", &e), 0);
+	assert_true(e == 0x00ab00cd00ef0012ULL);
+	assert_int_equal(proto_parse_epoch("0000000000000000", &e), -EINVAL);
+	assert_int_equal(proto_parse_epoch("00ab00cd00ef001", &e), -EINVAL);
+	assert_int_equal(proto_parse_epoch("00ab00cd00ef00123", &e), -EINVAL);
+	assert_int_equal(proto_parse_epoch("00ab00cd00ef001g", &e), -EINVAL);
+	assert_int_equal(proto_parse_epoch(NULL, &e), -EINVAL);
+
+	assert_int_equal(proto_parse_resume_str("00ab00cd00ef0012:12345", &e, &o), 0);
+	assert_true(e == 0x00ab00cd00ef0012ULL && o == 12345);
+	assert_int_equal(proto_parse_resume_str("00ab00cd00ef0012:9223372036854775807", &e, &o), 0);
+	assert_true(o == INT64_MAX);
+	assert_int_equal(proto_parse_resume_str("00ab00cd00ef0012:9223372036854775808", &e, &o),
+			 -ERANGE);
+	assert_int_equal(proto_parse_resume_str("00ab00cd00ef0012:", &e, &o), -EINVAL);
+	assert_int_equal(proto_parse_resume_str("00ab00cd00ef0012:-1", &e, &o), -EINVAL);
+	assert_int_equal(proto_parse_resume_str("00ab00cd00ef0012:1 ", &e, &o), -EINVAL);
+	assert_int_equal(proto_parse_resume_str("00ab00cd00ef0012 1", &e, &o), -EINVAL);
+	assert_int_equal(proto_parse_resume_str("0000000000000000:1", &e, &o), -EINVAL);
+	assert_int_equal(proto_parse_resume_str(":1", &e, &o), -EINVAL);
+	assert_int_equal(proto_parse_resume_str(NULL, &e, &o), -EINVAL);
+
+	for (size_t i = 0; i < sizeof(lease); i++)
+		lease[i] = (uint8_t)(i * 17 + 3);
+	proto_lease_to_string(lease, buf);
+	assert_int_equal(strlen(buf), PROTO_LEASE_STRLEN);
+	assert_int_equal(proto_parse_lease(buf, back), 0);
+	assert_memory_equal(lease, back, sizeof(lease));
+	assert_int_equal(proto_parse_lease("0011", back), -EINVAL);
+	assert_int_equal(proto_parse_lease("0123456789abcdef0123456789abcdeg", back), -EINVAL);
+	assert_int_equal(proto_parse_lease(NULL, back), -EINVAL);
+}
+
+static void test_utf8(void **state)
+{
+	char out[64];
+	size_t n;
+
+	/* Well-formed text is kept as it is: 2, 3 and 4 byte sequences. */
+	n = proto_utf8_repair((const uint8_t *)"a\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80", 10, out);
+	assert_int_equal(n, 10);
+	assert_memory_equal(out, "a\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80", 10);
+	/* A stray continuation, an overlong, a surrogate, past U+10FFFF, a cut sequence. */
+	n = proto_utf8_repair((const uint8_t *)"\x80", 1, out);
+	assert_memory_equal(out, "\xef\xbf\xbd", n);
+	assert_int_equal(n, 3);
+	n = proto_utf8_repair((const uint8_t *)"\xc0\xaf", 2, out);
+	assert_int_equal(n, 6);
+	n = proto_utf8_repair((const uint8_t *)"\xed\xa0\x80", 3, out);
+	assert_int_equal(n, 9);
+	n = proto_utf8_repair((const uint8_t *)"\xf4\x90\x80\x80", 4, out);
+	assert_int_equal(n, 12);
+	n = proto_utf8_repair((const uint8_t *)"x\xe2\x82", 3, out);
+	assert_int_equal(n, 7);
+	assert_memory_equal(out, "x\xef\xbf\xbd\xef\xbf\xbd", 7);
+	/* A NUL too: JSON decoders refuse \u0000 unless told otherwise (fronts do not). */
+	n = proto_utf8_repair((const uint8_t *)"a\0b", 3, out);
+	assert_int_equal(n, 5);
+	assert_memory_equal(out, "a\xef\xbf\xbd" "b", 5);
+
+	/* Cut before a sequence the next bytes would complete, never to nothing. */
+	assert_int_equal(proto_utf8_cut((const uint8_t *)"ab\xe2\x82", 4), 2);
+	assert_int_equal(proto_utf8_cut((const uint8_t *)"ab\xf0", 3), 2);
+	assert_int_equal(proto_utf8_cut((const uint8_t *)"ab\xf0\x9f\x98", 5), 2);
+	assert_int_equal(proto_utf8_cut((const uint8_t *)"ab\xe2\x82\xac", 5), 5);
+	assert_int_equal(proto_utf8_cut((const uint8_t *)"\xe2\x82", 2), 2);
+	/* Garbage at the end is not a sequence to wait for. */
+	assert_int_equal(proto_utf8_cut((const uint8_t *)"ab\x80", 3), 3);
+	assert_int_equal(proto_utf8_cut((const uint8_t *)"ab\xc0", 3), 3);
+	assert_int_equal(proto_utf8_cut((const uint8_t *)"", 0), 0);
 }
 
 static void test_replay_arg(void **state)
@@ -217,7 +362,7 @@ static void test_builders(void **state)
 	json_decref(m);
 
 	/* state carries the client's right now, as attached does (a demoted writer: ro). */
-	m = proto_msg_state("c", false, NULL, 1, false);
+	m = proto_msg_state("c", false, NULL, 1, false, NULL);
 	assert_string_equal(member(m, "type"), "state");
 	assert_string_equal(member(m, "role"), "watcher");
 	assert_true(json_is_null(json_object_get(m, "writer")));
@@ -225,10 +370,72 @@ static void test_builders(void **state)
 	assert_string_equal(member(m, "access"), "ro");
 	assert_int_equal(json_object_size(m), 6);
 	json_decref(m);
-	m = proto_msg_state("c", true, "me", 2, true);
+	m = proto_msg_state("c", true, "me", 2, true, "00112233445566778899aabbccddeeff");
 	assert_string_equal(member(m, "role"), "writer");
 	assert_string_equal(member(m, "writer"), "me");
 	assert_string_equal(member(m, "access"), "rw");
+	assert_string_equal(member(m, "lease"), "00112233445566778899aabbccddeeff");
+	json_decref(m);
+
+	/* attached: where the stream stands; resumed/lost/lease only when they apply. */
+	m = proto_msg_attached(&(const struct proto_attached){
+		.console = "c", .vm = "v", .guest_open = -1, .epoch = 0xabcdef0123456789,
+		.offset = 5, .tail = 1, .head = 9, .resumed = "gap", .lost = 4 });
+	assert_string_equal(member(m, "epoch"), "abcdef0123456789");
+	assert_int_equal(json_integer_value(json_object_get(m, "offset")), 5);
+	assert_int_equal(json_integer_value(json_object_get(m, "tail")), 1);
+	assert_int_equal(json_integer_value(json_object_get(m, "head")), 9);
+	assert_string_equal(member(m, "resumed"), "gap");
+	assert_int_equal(json_integer_value(json_object_get(m, "lost")), 4);
+	assert_null(json_object_get(m, "lease"));
+	json_decref(m);
+	m = proto_msg_attached(&(const struct proto_attached){
+		.console = "c", .vm = "v", .writer = true, .guest_open = -1, .epoch = 1,
+		.lease = "ff" });
+	assert_null(json_object_get(m, "resumed"));
+	assert_null(json_object_get(m, "lost"));
+	assert_string_equal(member(m, "lease"), "ff");
+	assert_string_equal(member(m, "epoch"), "0000000000000001");
+	json_decref(m);
+
+	m = proto_msg_notice_lost("3 bytes lost", 3);
+	assert_int_equal(json_integer_value(json_object_get(m, "lost")), 3);
+	assert_string_equal(member(m, "text"), "3 bytes lost");
+	json_decref(m);
+
+	/* output: contents a string, invalid bytes as U+FFFD; expired only when it was. */
+	m = proto_msg_output(&(const struct proto_output){
+		.console = "c", .epoch = 2, .start = 10, .next = 14, .head = 20,
+		.data = (const uint8_t *)"a\xff" "b\n", .len = 4 });
+	assert_string_equal(member(m, "contents"), "a\xef\xbf\xbd" "b\n");
+	assert_int_equal(json_integer_value(json_object_get(m, "start")), 10);
+	assert_int_equal(json_integer_value(json_object_get(m, "next")), 14);
+	assert_int_equal(json_integer_value(json_object_get(m, "head")), 20);
+	assert_true(json_is_true(json_object_get(m, "more")));
+	assert_null(json_object_get(m, "expired"));
+	assert_null(json_object_get(m, "lost"));
+	json_decref(m);
+	m = proto_msg_output(&(const struct proto_output){
+		.console = "c", .epoch = 2, .start = 10, .next = 10, .head = 10, .data = NULL,
+		.len = 0, .expired = true, .lost = 7 });
+	assert_string_equal(member(m, "contents"), "");
+	assert_true(json_is_false(json_object_get(m, "more")));
+	assert_true(json_is_true(json_object_get(m, "expired")));
+	assert_int_equal(json_integer_value(json_object_get(m, "lost")), 7);
+	json_decref(m);
+
+	/* Requests of resume: the resume member, the output request. */
+	m = proto_req_attach_resume("c", ATTACH_RW, PROTO_REPLAY_DEFAULT,
+				    &(const struct proto_resume){ .epoch = 0x10, .offset = 99,
+								  .lease = "ab" });
+	assert_string_equal(member(json_object_get(m, "resume"), "epoch"), "0000000000000010");
+	assert_int_equal(json_integer_value(json_object_get(json_object_get(m, "resume"),
+							     "offset")), 99);
+	assert_string_equal(member(json_object_get(m, "resume"), "lease"), "ab");
+	json_decref(m);
+	m = proto_req_output("c", true, -100, 0);
+	assert_int_equal(json_integer_value(json_object_get(m, "start")), -100);
+	assert_null(json_object_get(m, "max"));
 	json_decref(m);
 
 	m = proto_msg_hello("x (ssh SHA256:y)", "SHA256:y", "x");
@@ -272,6 +479,9 @@ int main(void)
 		cmocka_unit_test(test_control_no_room),
 		cmocka_unit_test(test_decode_rejects),
 		cmocka_unit_test(test_data_split),
+		cmocka_unit_test(test_output_frames),
+		cmocka_unit_test(test_epoch_resume_lease),
+		cmocka_unit_test(test_utf8),
 		cmocka_unit_test(test_replay_arg),
 		cmocka_unit_test(test_replay_str),
 		cmocka_unit_test(test_msg_names),

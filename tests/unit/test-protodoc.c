@@ -3,7 +3,8 @@
  * docs/protocol.md keeps up with the protocol: every message type
  * (proto_msg_to_string()) appears in one of its tables, and every error code
  * (proto_error_codes) and detach reason has a row of its own ("| `code` |")
- * in the table of its kind.
+ * in the table of its kind; every frame type of frame.h has a row in the
+ * framing table, and each outcome of a resume a row in the Resume table.
  * The document's path is argv[1] (CMake passes the source tree's copy).
  */
 #include <errno.h>
@@ -18,6 +19,7 @@
 #include <cmocka.h>
 
 #include "fileio.h"
+#include "frame.h"
 #include "proto.h"
 
 static char *doc; /* the whole document */
@@ -39,20 +41,27 @@ static bool doc_has(const char *name)
 	return false;
 }
 
-/* Whether the table whose header row starts with `header` has a row "| `name` |". */
-static bool table_has(const char *header, const char *name)
+/* Whether the table whose header row starts with `header` has a row starting with `row`. */
+static bool table_has_row(const char *header, const char *row)
 {
 	const char *t = strstr(doc, header), *end;
-	char want[128];
 
 	if (!t)
 		return false;
 	end = strstr(t, "\n\n"); /* a table ends at the first blank line */
 	if (!end)
 		end = t + strlen(t);
-	snprintf(want, sizeof(want), "\n| `%s` |", name);
-	t = strstr(t, want);
+	t = strstr(t, row);
 	return t && t < end;
+}
+
+/* Whether the table whose header row starts with `header` has a row "| `name` |". */
+static bool table_has(const char *header, const char *name)
+{
+	char want[128];
+
+	snprintf(want, sizeof(want), "\n| `%s` |", name);
+	return table_has_row(header, want);
 }
 
 #define ERROR_TABLE "\n| error `code` |"
@@ -84,6 +93,30 @@ static void test_detach_reasons(void **state)
 				 detach_reason_to_string(r));
 }
 
+#define FRAME_TABLE "\n| type | payload |"
+#define RESUME_TABLE "\n| `resumed` | when |"
+
+static void test_frames_and_resume(void **state)
+{
+	static const uint8_t types[] = { FRAME_CONTROL, FRAME_DATA, FRAME_OUTPUT };
+	static const char *const outcomes[] = { "exact", "gap", "restarted" };
+
+	for (size_t i = 0; i < sizeof(types); i++) {
+		char row[32];
+
+		/* "| `O` (0x4F) |": the letter and its byte. */
+		snprintf(row, sizeof(row), "\n| `%c` (0x%02X) |", types[i], types[i]);
+		if (!table_has_row(FRAME_TABLE, row))
+			fail_msg("frame type %c has no row in docs/protocol.md's framing table",
+				 types[i]);
+	}
+	for (size_t i = 0; i < sizeof(outcomes) / sizeof(outcomes[0]); i++)
+		if (!table_has(RESUME_TABLE, outcomes[i]))
+			fail_msg("resume outcome \"%s\" has no row in docs/protocol.md's Resume table",
+				 outcomes[i]);
+	assert_false(table_has_row(FRAME_TABLE, "\n| `X` (0x58) |"));
+}
+
 /* The check itself can fail: a name the document does not have is found missing. */
 static void test_checker(void **state)
 {
@@ -103,6 +136,7 @@ int main(int argc, char *argv[])
 		cmocka_unit_test(test_messages),
 		cmocka_unit_test(test_error_codes),
 		cmocka_unit_test(test_detach_reasons),
+		cmocka_unit_test(test_frames_and_resume),
 	};
 	size_t len;
 	int r;

@@ -2,7 +2,9 @@
 /*
  * Ring buffer: wrap, overwrite, cursors that fall behind, two-span peeks,
  * line search for replay; plus a randomized comparison against a plain
- * "everything ever written" reference.
+ * "everything ever written" reference.  The memfd: sealed, adopted by a
+ * second mapping with everything in its header, and refused when the
+ * header is corrupt.
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -13,6 +15,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "ring.h"
 
@@ -231,6 +236,176 @@ static void test_against_reference(void **state)
 	free(out);
 }
 
+/* The ring is a sealed memfd; a second ring adopting a dup of it sees the same state. */
+static void test_memfd_adopt(void **state)
+{
+	uint8_t lease[RING_LEASE_SIZE] = { 1, 2, 3 }, got[RING_LEASE_SIZE];
+	struct ring r, a;
+	const char *why = NULL;
+	uint8_t out[16];
+	uint64_t e0, e1;
+	int fd, seals;
+
+	assert_int_equal(ring_init(&r, 4096), 0);
+	fd = ring_fd(&r);
+	assert_true(fd >= 0);
+	seals = fcntl(fd, F_GET_SEALS);
+	assert_true((seals & (F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL)) ==
+		    (F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL));
+	assert_int_equal(ftruncate(fd, 0), -1);
+	ring_write(&r, "old line\n", 9);
+	e0 = ring_epoch(&r);
+	ring_new_epoch(&r);
+	e1 = ring_epoch(&r);
+	assert_true(e1 != e0 && e1 != 0);
+	ring_write(&r, "new", 3);
+	ring_set_logged(&r, 9);
+	ring_set_lease(&r, lease);
+	ring_set_identity(&r, "8d6f0a1e-0000-4000-8000-000000000001", "serial0", "vm:serial0",
+			  "/run/vm.sock");
+
+	assert_int_equal(ring_adopt(&a, dup(fd), &why), 0);
+	assert_int_equal(a.cap, 4096);
+	assert_int_equal(ring_head(&a), 12);
+	assert_int_equal(ring_logged(&a), 9);
+	assert_int_equal(ring_epoch(&a), e1);
+	assert_true(ring_epoch_known(&a, e0));
+	assert_true(ring_get_lease(&a, got));
+	assert_memory_equal(got, lease, RING_LEASE_SIZE);
+	assert_string_equal(a.hdr->name, "vm:serial0");
+	assert_string_equal(a.hdr->path, "/run/vm.sock");
+	assert_int_equal(peek_copy(&a, 0, sizeof(out), out), 12);
+	assert_memory_equal(out, "old line\nnew", 12);
+	/* Shared: a write through one is in the other. */
+	ring_write(&a, "!", 1);
+	assert_int_equal(ring_head(&r), 13);
+	ring_done(&a);
+	ring_done(&r);
+	assert_int_equal(r.fd, -EBADF);
+}
+
+/* A plain file or an unsealed memfd is no ring. */
+static void test_adopt_refuses_unsealed(void **state)
+{
+	struct ring r, a;
+	const char *why = NULL;
+	int fd = memfd_create("test", MFD_CLOEXEC);
+
+	assert_int_equal(ring_init(&r, 4096), 0);
+	assert_true(fd >= 0);
+	assert_int_equal(ftruncate(fd, RING_HEADER_SIZE + 4096), 0);
+	assert_int_equal(pwrite(fd, r.hdr, RING_HEADER_SIZE, 0), RING_HEADER_SIZE);
+	assert_int_equal(ring_adopt(&a, fd, &why), -EPERM);
+	assert_non_null(why);
+	close(fd);
+	ring_done(&r);
+}
+
+static struct ring_header valid_header(void)
+{
+	struct ring_header h = {
+		.version = RING_VERSION,
+		.header_size = RING_HEADER_SIZE,
+		.capacity = 8192,
+		.head = 20000,
+		.logged = 19000,
+		.epochs = { { 7, 15000 }, { 6, 100 }, { 5, 0 } },
+	};
+
+	memcpy(h.magic, RING_MAGIC, sizeof(h.magic));
+	return h;
+}
+
+static int check(const struct ring_header *h, uint64_t file_size)
+{
+	const char *why = NULL;
+	int r = ring_header_check(h, sizeof(*h), file_size, &why);
+
+	assert_true(r == 0 || (r == -EBADMSG && why));
+	return r;
+}
+
+static void test_header_check(void **state)
+{
+	const uint64_t size = RING_HEADER_SIZE + 8192;
+	struct ring_header h = valid_header();
+
+	assert_int_equal(check(&h, size), 0);
+	assert_int_equal(ring_header_check(&h, sizeof(h) - 1, size, NULL), -EBADMSG);
+	h.magic[0] = 'X';
+	assert_int_equal(check(&h, size), -EBADMSG);
+	h = valid_header();
+	h.version = 2;
+	assert_int_equal(check(&h, size), -EBADMSG);
+	h = valid_header();
+	h.header_size = 512;
+	assert_int_equal(check(&h, size), -EBADMSG);
+	/* Capacity: a power of two within bounds, and the file's size. */
+	h = valid_header();
+	assert_int_equal(check(&h, size + 1), -EBADMSG);
+	assert_int_equal(check(&h, RING_HEADER_SIZE + 4096), -EBADMSG);
+	h.capacity = 12288;
+	assert_int_equal(check(&h, RING_HEADER_SIZE + 12288), -EBADMSG);
+	h.capacity = 2048;
+	assert_int_equal(check(&h, RING_HEADER_SIZE + 2048), -EBADMSG);
+	h.capacity = 0;
+	assert_int_equal(check(&h, RING_HEADER_SIZE), -EBADMSG);
+	h.capacity = (uint64_t)1 << 41;
+	assert_int_equal(check(&h, RING_HEADER_SIZE + h.capacity), -EBADMSG);
+	/* head, logged and the epochs must agree. */
+	h = valid_header();
+	h.logged = h.head + 1;
+	assert_int_equal(check(&h, size), -EBADMSG);
+	h = valid_header();
+	h.epochs[0].start = h.head + 1;
+	assert_int_equal(check(&h, size), -EBADMSG);
+	h = valid_header();
+	h.epochs[1].start = 16000; /* older epoch starting after the newer one */
+	assert_int_equal(check(&h, size), -EBADMSG);
+	h = valid_header();
+	h.epochs[0].id = 0;
+	assert_int_equal(check(&h, size), -EBADMSG);
+	h = valid_header();
+	h.epochs[2].id = 0; /* a hole before a used slot */
+	h.epochs[2].start = 0;
+	h.epochs[3] = (struct ring_epoch){ 9, 0 };
+	assert_int_equal(check(&h, size), -EBADMSG);
+	h = valid_header();
+	h.epochs[5].start = 3; /* unused slot with a start */
+	assert_int_equal(check(&h, size), -EBADMSG);
+	/* Lease flag and strings. */
+	h = valid_header();
+	h.lease_set = 2;
+	assert_int_equal(check(&h, size), -EBADMSG);
+	h = valid_header();
+	memset(h.name, 'a', sizeof(h.name));
+	assert_int_equal(check(&h, size), -EBADMSG);
+	h = valid_header();
+	memset(h.uuid, 'a', sizeof(h.uuid));
+	assert_int_equal(check(&h, size), -EBADMSG);
+	h = valid_header();
+	memset(h.path, 'a', sizeof(h.path));
+	assert_int_equal(check(&h, size), -EBADMSG);
+}
+
+/* ring_adopt() runs the check on the file's own header. */
+static void test_adopt_refuses_corrupt(void **state)
+{
+	struct ring r, a;
+	const char *why = NULL;
+
+	assert_int_equal(ring_init(&r, 4096), 0);
+	ring_write(&r, "abc", 3);
+	r.hdr->logged = 4;
+	assert_int_equal(ring_adopt(&a, ring_fd(&r), &why), -EBADMSG);
+	assert_string_equal(why, "logged is past head");
+	r.hdr->logged = 3;
+	memcpy(r.hdr->magic, "XXXXXXXX", 8);
+	assert_int_equal(ring_adopt(&a, ring_fd(&r), &why), -EBADMSG);
+	assert_string_equal(why, "bad magic");
+	ring_done(&r);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -243,6 +418,10 @@ int main(void)
 		cmocka_unit_test(test_lines_back),
 		cmocka_unit_test(test_lines_back_across_wrap_and_tail),
 		cmocka_unit_test(test_against_reference),
+		cmocka_unit_test(test_memfd_adopt),
+		cmocka_unit_test(test_adopt_refuses_unsealed),
+		cmocka_unit_test(test_header_check),
+		cmocka_unit_test(test_adopt_refuses_corrupt),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
