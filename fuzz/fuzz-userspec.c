@@ -7,9 +7,12 @@
  *   and neither side of the ':' is empty or starts with '-' or '.';
  * - the user name starts with the console, followed by '+' or its end;
  * - the mode is RW, RO or FORCE and replay is -2, -1 or 0..1000000;
+ * - a resume point has a nonzero epoch and an offset below 2^63, and the
+ *   user name holds "+resume=";
  * - formatting the result back into a canonical user name and parsing that
  *   gives the same result.
- * On failure the output struct is left untouched.
+ * On failure (-EINVAL, or -EBADMSG for a bad resume point, which needs
+ * "+resume=" in the input) the output struct is left untouched.
  */
 #include <errno.h>
 #include <stdbool.h>
@@ -66,6 +69,10 @@ static void fuzz_check_spec(const char *user, const struct userspec *u)
 		abort();
 	if (u->replay < PROTO_REPLAY_DEFAULT || u->replay > FUZZ_USERSPEC_REPLAY_MAX)
 		abort();
+	if (u->resume != !!strstr(user, "+resume="))
+		abort();
+	if (u->resume && (u->epoch == 0 || u->offset > (uint64_t)INT64_MAX))
+		abort();
 }
 
 /* Write u back as a canonical user name; returns its length. */
@@ -83,13 +90,22 @@ static size_t fuzz_format(const struct userspec *u, char *buf, size_t size)
 		n += snprintf(buf + n, size - (size_t)n, "+replay=%ld", u->replay);
 	if ((size_t)n >= size)
 		abort();
+	if (u->resume) {
+		char epoch[PROTO_EPOCH_STRLEN + 1];
+
+		proto_epoch_to_string(u->epoch, epoch);
+		n += snprintf(buf + n, size - (size_t)n, "+resume=%s:%llu", epoch,
+			      (unsigned long long)u->offset);
+		if ((size_t)n >= size)
+			abort();
+	}
 	return (size_t)n;
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct userspec u, again, sentinel;
-	char user[FUZZ_USERSPEC_MAX_INPUT + 1], canon[256];
+	char user[FUZZ_USERSPEC_MAX_INPUT + 1], canon[USERSPEC_USER_MAX + 1];
 	int r;
 
 	if (size > FUZZ_USERSPEC_MAX_INPUT)
@@ -101,7 +117,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	memset(&u, 0xa5, sizeof(u));
 	r = userspec_parse(user, &u);
 	if (r != 0) {
-		if (r != -EINVAL)
+		if (r != -EINVAL && (r != -EBADMSG || !strstr(user, "+resume=")))
 			abort();
 		/* out-parameters are written only on success */
 		if (memcmp(&u, &sentinel, sizeof(u)) != 0)
@@ -110,13 +126,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	fuzz_check_spec(user, &u);
 
-	/* canonical form: console, then the mode, then the replay */
+	/* canonical form: console, then the mode, the replay, the resume point */
 	fuzz_format(&u, canon, sizeof(canon));
 	memset(&again, 0xa5, sizeof(again));
 	if (userspec_parse(canon, &again) != 0)
 		abort();
 	if (strcmp(again.console, u.console) != 0 || again.mode != u.mode ||
-	    again.replay != u.replay)
+	    again.replay != u.replay || again.resume != u.resume || again.epoch != u.epoch ||
+	    again.offset != u.offset)
 		abort();
 	return 0;
 }

@@ -21,6 +21,7 @@
 #include "channel.h"
 #include "listing.h"
 #include "log.h"
+#include "message.h"
 #include "userspec.h"
 #include "util.h"
 #include "view.h"
@@ -130,12 +131,13 @@ void chan_close(struct chan *c, int status, const char *fmt, ...)
 		va_end(ap);
 		chan_notice(c, "%s", text);
 	}
-	if (c->state == CHAN_ATTACHED)
+	if (c->state == CHAN_ATTACHED || c->state == CHAN_RECONNECTING || c->reattach)
 		chan_audit(c, "detach", "console=%s", c->console);
 	c->exit_status = status;
 	c->state = CHAN_CLOSING;
 	c->menu_timer = sd_event_source_disable_unref(c->menu_timer);
 	c->unknown_timer = sd_event_source_disable_unref(c->unknown_timer);
+	c->retry_timer = sd_event_source_disable_unref(c->retry_timer);
 }
 
 /*
@@ -154,28 +156,205 @@ static void chan_release_broker(struct chan *c)
 	obuf_consume(&c->front.out, obuf_len(&c->front.out));
 }
 
-/* Connect to the broker and say hello for the session's key; closes the channel on failure. */
-static int chan_connect_broker(struct chan *c)
+/* Forget the broker connection without a word to it (it is gone, or going). */
+static void chan_drop_broker(struct chan *c)
 {
-	const char *path = c->env->config->broker;
+	c->broker_io = watch_free(c->broker_io);
+	c->broker_fd = safe_close(c->broker_fd);
+	c->front.fd = -EBADF;
+}
+
+/* Connect to the broker and watch the socket; the channel's front uses it.  0 or -errno. */
+static int chan_open_broker(struct chan *c)
+{
 	int fd, r;
 
-	fd = front_connect(path, true);
-	if (fd < 0) {
-		log_error_errno(fd, "cannot reach ttyhubd at %s", path);
-		chan_close(c, 1, "the console broker is not reachable");
+	fd = front_connect(c->env->config->broker, true);
+	if (fd < 0)
 		return fd;
+	r = watch_add(c->env->poller, fd, EPOLLIN | EPOLLOUT, chan_on_broker, c, &c->broker_io);
+	if (r < 0) {
+		safe_close(fd);
+		return r;
 	}
 	c->broker_fd = fd;
 	c->front.fd = fd;
-	r = watch_add(c->env->poller, fd, EPOLLIN | EPOLLOUT, chan_on_broker, c, &c->broker_io);
+	return 0;
+}
+
+/* Connect to the broker and say hello for the session's key; closes the channel on failure. */
+static int chan_connect_broker(struct chan *c)
+{
+	int r = chan_open_broker(c);
+
 	if (r < 0) {
+		log_error_errno(r, "cannot reach ttyhubd at %s", c->env->config->broker);
 		chan_close(c, 1, "the console broker is not reachable");
 		return r;
 	}
 	/* ttyhubd decides every right of this key, from this address. */
 	r = front_hello(&c->front, "ttyhub-sshd", &c->env->principal);
 	return chan_sent(c, r) ? 0 : -ENOBUFS;
+}
+
+/*
+ * Reconnecting.  The broker went away while the channel was attached: the
+ * SSH channel stays, the broker connection is dropped (front_lost(): the
+ * front keeps its place and holds keystrokes), and a timer tries again
+ * with the front library's back-off (50 ms doubling to 1 s), so a broker
+ * that restarts in milliseconds is back at once and one that is down for
+ * long costs a connect() a second.  A connection that is accepted gets the
+ * hello and the resuming attach (front_reconnect(); CHAN_ATTACHING with
+ * reattach); the timer then waits for the give-up time, since a broker
+ * that accepts (or a socket the service manager holds, which queues
+ * connections while the broker starts) may still never answer.  A
+ * reattach that loses its connection again goes back to waiting.  After
+ * FRONT_GIVE_UP_USEC the channel ends with a line saying so, and the hint.
+ */
+static int chan_on_retry(sd_event_source *es, uint64_t usec, void *userdata);
+
+static uint64_t chan_now(const struct chan *c)
+{
+	uint64_t now = 0;
+
+	(void)sd_event_now(c->env->event, CLOCK_MONOTONIC, &now);
+	return now;
+}
+
+/* Arm the retry timer for at (CLOCK_MONOTONIC), or close the channel if it cannot be. */
+static void chan_retry_at(struct chan *c, uint64_t at)
+{
+	int r;
+
+	if (c->retry_timer) {
+		r = sd_event_source_set_time(c->retry_timer, at);
+		if (r >= 0)
+			r = sd_event_source_set_enabled(c->retry_timer, SD_EVENT_ONESHOT);
+	} else
+		r = sd_event_add_time(c->env->event, &c->retry_timer, CLOCK_MONOTONIC, at,
+				      1000, chan_on_retry, c);
+	if (r < 0)
+		chan_close(c, 1, "lost the connection to the console broker (cannot retry: %s)",
+			   strerror(-r));
+}
+
+/* May this channel reconnect and resume?  Only an attached console. */
+static bool chan_may_reconnect(const struct chan *c)
+{
+	return (c->state == CHAN_ATTACHED || c->state == CHAN_RECONNECTING ||
+		(c->state == CHAN_ATTACHING && c->reattach)) &&
+	       c->front.book.attached;
+}
+
+/* The resume hint (front.h) as a line, if the front knows where we are. */
+static void chan_hint(struct chan *c)
+{
+	char hint[2 * FRONT_CONSOLE_MAX + 800];
+
+	if (front_resume_hint(&c->front, FRONT_HINT_SSH, c->env->host, c->env->port, hint,
+			      sizeof(hint)) > 0)
+		chan_notice(c, "%s", hint);
+}
+
+/* The end of a gap that did not end in a re-attach: keystrokes held are said, not kept. */
+static void chan_gap_end(struct chan *c)
+{
+	size_t held;
+
+	if (!c->gap)
+		return;
+	c->gap = false;
+	held = front_discard_held(&c->front);
+	if (held > 0)
+		chan_notice(c, "%zu keystrokes typed while ttyhubd was away were discarded", held);
+}
+
+/* Wait for the next attempt, or give up. */
+static void chan_retry_later(struct chan *c)
+{
+	uint64_t delay;
+
+	if (front_backoff_next(&c->backoff, chan_now(c), &delay))
+		chan_retry_at(c, chan_now(c) + delay);
+	else
+		chan_retry_at(c, chan_now(c)); /* chan_on_retry() gives up */
+}
+
+/*
+ * The broker connection ended (EOF, an error, `detached` for `shutdown`):
+ * reconnect if the channel may, else close saying so.
+ */
+static void chan_broker_lost(struct chan *c)
+{
+	if (c->state == CHAN_CLOSING)
+		return;
+	if (c->detach_asked && c->state == CHAN_ATTACHED) {
+		/* The user left just as the broker did: that detach must not turn into a resume. */
+		chan_drop_broker(c);
+		chan_hint(c);
+		chan_close(c, 0, "detached");
+		return;
+	}
+	if (!chan_may_reconnect(c)) {
+		chan_close(c, 1, "lost the connection to the console broker");
+		return;
+	}
+	chan_drop_broker(c);
+	front_lost(&c->front);
+	if (!c->gap) {
+		c->gap = true;
+		c->gap_over_said = false;
+		front_backoff_start(&c->backoff, chan_now(c));
+		log_info("channel on %s: the console broker went away; reconnecting", c->console);
+	}
+	c->state = CHAN_RECONNECTING;
+	c->reattach = false;
+	chan_retry_later(c);
+}
+
+/* One connection attempt: on success, hello and the resuming attach go out. */
+static void chan_reconnect(struct chan *c)
+{
+	uint64_t since = c->backoff.since;
+	int r;
+
+	r = chan_open_broker(c);
+	if (r < 0) {
+		/* Not there yet (refused, no socket, a full backlog): wait longer each time. */
+		chan_retry_later(c);
+		return;
+	}
+	r = front_reconnect(&c->front, c->broker_fd, "ttyhub-sshd", &c->env->principal);
+	if (!chan_sent(c, r))
+		return;
+	c->state = CHAN_ATTACHING;
+	c->reattach = true;
+	chan_retry_at(c, since + FRONT_GIVE_UP_USEC);
+}
+
+static int chan_on_retry(sd_event_source *es, uint64_t usec, void *userdata)
+{
+	struct chan *c = userdata;
+	const struct chan_env *env = c->env; /* the pump may free c */
+
+	if (c->state != CHAN_RECONNECTING && !(c->state == CHAN_ATTACHING && c->reattach))
+		return 0;
+	if (chan_now(c) - c->backoff.since >= FRONT_GIVE_UP_USEC) {
+		char text[256];
+
+		log_warning("channel on %s: the console broker did not come back (%u attempts); "
+			    "closing", c->console, c->backoff.tries);
+		chan_drop_broker(c);
+		chan_gap_end(c);
+		front_give_up_text(text, sizeof(text));
+		chan_notice(c, "%s", text);
+		chan_hint(c);
+		chan_close(c, 1, NULL);
+	} else if (c->state == CHAN_RECONNECTING)
+		chan_reconnect(c);
+	chan_pump(c);
+	env->ops->update_events(env->userdata);
+	return 0;
 }
 
 /* The request naming a console arrived now: a "no console named" answer waits from here. */
@@ -185,8 +364,13 @@ static void chan_asked(struct chan *c)
 		c->asked_usec = 0; /* chan_unknown() pads from its own time */
 }
 
-/* Attach to name (the broker decides; mode ATTACH_RW is the default "write if free"). */
-static void chan_start_attach(struct chan *c, const char *name, enum attach_mode mode, long replay)
+/*
+ * Attach to name (the broker decides; mode ATTACH_RW is the default "write
+ * if free"), continuing from resume if not NULL (+resume=: no lease, a new
+ * SSH session is a new client).
+ */
+static void chan_start_attach(struct chan *c, const char *name, enum attach_mode mode, long replay,
+			      const struct proto_resume *resume)
 {
 	if (strlen(name) >= sizeof(c->console)) {
 		chan_close(c, 1, "console name too long (at most %zu bytes)", sizeof(c->console) - 1);
@@ -195,7 +379,9 @@ static void chan_start_attach(struct chan *c, const char *name, enum attach_mode
 	snprintf(c->console, sizeof(c->console), "%s", name);
 	chan_asked(c);
 	c->state = CHAN_ATTACHING;
-	chan_sent(c, front_attach(&c->front, name, mode, replay));
+	chan_sent(c, resume ? front_attach_resume(&c->front, name, mode, replay, resume->epoch,
+						  resume->offset, NULL)
+			    : front_attach(&c->front, name, mode, replay));
 }
 
 /* The held "no console named" answer, now that its time has come. */
@@ -303,7 +489,7 @@ static void chan_menu_close(void *userdata, int status, const char *text)
 
 static void chan_menu_choose(void *userdata, const char *name)
 {
-	chan_start_attach(userdata, name, ATTACH_RW, PROTO_REPLAY_DEFAULT);
+	chan_start_attach(userdata, name, ATTACH_RW, PROTO_REPLAY_DEFAULT, NULL);
 }
 
 static const struct menu_ops chan_menu_ops = {
@@ -384,7 +570,7 @@ static void chan_start_exec(struct chan *c, const char *command)
 		chan_sent(c, front_who(&c->front, c->exec.name));
 		break;
 	case EXEC_ATTACH:
-		chan_start_attach(c, c->exec.name, c->exec.mode, PROTO_REPLAY_DEFAULT);
+		chan_start_attach(c, c->exec.name, c->exec.mode, PROTO_REPLAY_DEFAULT, NULL);
 		break;
 	}
 }
@@ -404,6 +590,14 @@ static void chan_on_error(struct chan *c, const struct front_event *e)
 {
 	if (!e->code || !e->text)
 		return;
+	if (c->state == CHAN_ATTACHING && c->reattach && strcmp(e->code, PROTO_E_REVOKED) != 0) {
+		/* The restarted broker will not have us back (the console is gone, say). */
+		char text[1024];
+
+		view_scrub(e->text, text, sizeof(text));
+		chan_close(c, 1, "cannot resume after the console broker restarted: %s", text);
+		return;
+	}
 	if (strcmp(e->code, PROTO_E_REVOKED) == 0) {
 		/* The key left the access file: the whole SSH session ends, saying why. */
 		char why[256];
@@ -436,6 +630,29 @@ static void chan_on_error(struct chan *c, const struct front_event *e)
 	}
 }
 
+/*
+ * Back after a lost broker: one line says how it went (nothing lost, the
+ * bytes lost, or the console restarted; the broker's notices, if any, come
+ * as NOTICE events of their own and the front library tells which to
+ * show), and the keystrokes held during the gap go out or are refused.
+ */
+static void chan_on_reattached(struct chan *c, const struct front_event *e)
+{
+	uint64_t gap = chan_now(c) - c->backoff.since;
+	char line[1300];
+
+	c->reattach = false;
+	c->gap = false;
+	c->retry_timer = sd_event_source_disable_unref(c->retry_timer);
+	log_info("channel on %s: resumed after %llu ms (%u attempts)", c->console,
+		 (unsigned long long)(gap / 1000), c->backoff.tries);
+	chan_audit(c, "reattach", "console=%s role=%s", c->console,
+		   c->writer ? "writer" : "watcher");
+	/* "broker restarted, nothing lost" (or only the keystrokes it could not keep). */
+	chan_say(c, line, front_format(&c->front, e, c->at_bol, c->pty, line, sizeof(line)));
+	chan_send_resize(c);
+}
+
 /* The broker attached us, to the console it resolved the name to and with the key's rights. */
 static void chan_on_attached(struct chan *c, const struct front_event *e)
 {
@@ -453,6 +670,10 @@ static void chan_on_attached(struct chan *c, const struct front_event *e)
 	c->state = CHAN_ATTACHED;
 	c->writer = e->writer;
 	c->access = e->access;
+	if (c->reattach) {
+		chan_on_reattached(c, e);
+		return;
+	}
 	/* The text shows the writer: as SSH users may see it. */
 	view = json_deep_copy(e->msg);
 	if (view && writer) {
@@ -515,7 +736,14 @@ static void chan_event(struct chan *c, const struct front_event *e)
 			chan_print(c, chan_print_who, e->msg);
 		break;
 	case FRONT_EV_DETACHED:
+		if (e->reason == DETACH_SHUTDOWN && chan_may_reconnect(c)) {
+			/* The broker stops; its successor takes us back (chan_broker_lost()). */
+			chan_broker_lost(c);
+			break;
+		}
 		view_scrub(e->text, text, sizeof(text));
+		if (e->reason == DETACH_REQUESTED && c->state == CHAN_ATTACHED)
+			chan_hint(c);
 		chan_close(c, front_detach_status(e->reason), "detached: %s", text);
 		break;
 	case FRONT_EV_BREAK_SENT: /* the broker's notice to everyone attached says it */
@@ -529,7 +757,8 @@ static void chan_event(struct chan *c, const struct front_event *e)
 /* Handle buffered broker frames while there is room for what they produce. */
 static void chan_process_broker(struct chan *c)
 {
-	while (c->state != CHAN_CLOSING && obuf_room(&c->to_client) >= FRAME_MAX + 2048) {
+	while (c->state != CHAN_CLOSING && c->broker_fd >= 0 &&
+	       obuf_room(&c->to_client) >= FRAME_MAX + 2048) {
 		struct front_event e;
 		int r = front_next_event(&c->front, &e);
 
@@ -556,14 +785,40 @@ static void chan_on_broker(struct watch *w, int fd, uint32_t revents, void *user
 		ssize_t n = front_fill(&c->front);
 
 		if (n < 0 || front_eof(&c->front)) {
+			/* What came before the end is the user's: shown, and counted in the offset. */
 			chan_process_broker(c);
-			chan_close(c, 1, "lost the connection to the console broker");
+			if (c->broker_fd >= 0)
+				chan_broker_lost(c);
 		}
 	}
-	if ((revents & (EPOLLHUP | EPOLLERR)) && !(revents & EPOLLIN))
-		chan_close(c, 1, "lost the connection to the console broker");
+	if ((revents & (EPOLLHUP | EPOLLERR)) && !(revents & EPOLLIN) && c->broker_fd >= 0)
+		chan_broker_lost(c);
 	chan_pump(c);
 	env->ops->update_events(env->userdata);
+}
+
+/* Keystrokes go to the front: attached, or in a gap (held there, see channel.h). */
+static bool chan_keys_flow(const struct chan *c)
+{
+	return c->state == CHAN_ATTACHED || c->state == CHAN_RECONNECTING ||
+	       (c->state == CHAN_ATTACHING && c->reattach);
+}
+
+/*
+ * An escape command typed while the broker is away: a detach ends the
+ * session with the resume hint, help is ours to show, the rest need a
+ * broker.
+ */
+static void chan_gap_escape(struct chan *c, enum escape_cmd cmd)
+{
+	if (cmd == ESCAPE_DETACH) {
+		chan_drop_broker(c);
+		chan_gap_end(c);
+		chan_hint(c);
+		chan_close(c, 0, "detached (while reconnecting to the console broker)");
+		return;
+	}
+	chan_notice(c, "not while reconnecting to the console broker; only detach works now");
 }
 
 /*
@@ -571,19 +826,29 @@ static void chan_on_broker(struct watch *w, int fd, uint32_t revents, void *user
  * watch-only key's keystrokes never leave this process (the broker would
  * discard them too); its escape commands go to the broker, which refuses
  * what the key may not do (take, break) in words the user sees.
+ * During a gap the front holds them (FRONT_HELD_MAX) and escape commands
+ * are ours (chan_gap_escape()).
  */
 static size_t chan_keys(struct chan *c, const uint8_t *data, size_t len)
 {
 	size_t used = 0;
 
-	while (used < len && c->state == CHAN_ATTACHED) {
+	while (used < len && chan_keys_flow(c)) {
+		bool gap = c->state != CHAN_ATTACHED;
 		enum escape_cmd cmd;
 		size_t dropped, n;
 
 		n = front_keys(&c->front, data + used, len - used, c->access == ATTACH_RW,
 			       CHAN_CONTROL_RESERVE, &dropped, &cmd);
 		used += n;
-		if (dropped > 0 && !c->ro_hinted) {
+		if (dropped > 0 && gap && c->access == ATTACH_RW) {
+			/* Held for the re-attach up to FRONT_HELD_MAX; the re-attach counts the rest. */
+			if (!c->gap_over_said) {
+				c->gap_over_said = true;
+				chan_notice(c, "the console broker is away; keystrokes past %u bytes "
+					    "are discarded", FRONT_HELD_MAX);
+			}
+		} else if (dropped > 0 && !c->ro_hinted) {
 			c->ro_hinted = true;
 			chan_notice(c, "read-only: your key may only watch %s; input is discarded",
 				    c->console);
@@ -595,9 +860,12 @@ static size_t chan_keys(struct chan *c, const uint8_t *data, size_t len)
 			if (!c->at_bol)
 				chan_say(c, "\r\n", 2);
 			chan_say(c, help, strlen(help));
-		} else if (cmd != ESCAPE_NONE)
+		} else if (cmd != ESCAPE_NONE && gap)
+			chan_gap_escape(c, cmd);
+		else if (cmd != ESCAPE_NONE) {
+			c->detach_asked |= cmd == ESCAPE_DETACH;
 			chan_sent(c, front_escape_request(&c->front, cmd));
-		else if (n == 0)
+		} else if (n == 0)
 			break; /* no room: libssh keeps the rest */
 	}
 	return used;
@@ -625,7 +893,7 @@ static int chan_on_data(ssh_session ssh, ssh_channel ch, void *data, uint32_t le
 			menu_keys(&c->menu, data, len);
 		return (int)len;
 	}
-	if (c->state == CHAN_ATTACHED) {
+	if (chan_keys_flow(c)) {
 		size_t used = 0;
 
 		/* Older keystrokes first (see chan_resume_keys). */
@@ -642,7 +910,7 @@ static void chan_on_close(ssh_session ssh, ssh_channel ch, void *userdata)
 {
 	struct chan *c = userdata;
 
-	if (c->state == CHAN_ATTACHED)
+	if (c->state == CHAN_ATTACHED || c->state == CHAN_RECONNECTING || c->reattach)
 		chan_audit(c, "detach", "console=%s reason=client-closed", c->console);
 	c->state = CHAN_CLOSING;
 	c->exit_status = -1; /* nothing more to tell the client */
@@ -686,6 +954,7 @@ static int chan_on_shell(ssh_session ssh, ssh_channel ch, void *userdata)
 {
 	struct chan *c = userdata;
 	struct userspec us;
+	int r;
 
 	if (c->state != CHAN_NEW)
 		return 1;
@@ -695,11 +964,19 @@ static int chan_on_shell(ssh_session ssh, ssh_channel ch, void *userdata)
 		chan_close(c, 1, "user name too long (at most %d bytes)", USERSPEC_USER_MAX);
 		return 0;
 	}
+	r = userspec_parse(c->env->user, &us);
+	if (r == -EBADMSG) {
+		/* A resume point was meant: the menu would start over without a word. */
+		chan_close(c, 1, "%s", userspec_resume_error());
+		return 0;
+	}
 	if (chan_connect_broker(c) < 0)
 		return 0;
-	if (userspec_parse(c->env->user, &us) == 0) {
+	if (r == 0) {
+		const struct proto_resume resume = { .epoch = us.epoch, .offset = us.offset };
+
 		c->from_username = true;
-		chan_start_attach(c, us.console, us.mode, us.replay);
+		chan_start_attach(c, us.console, us.mode, us.replay, us.resume ? &resume : NULL);
 	} else
 		chan_start_menu(c);
 	return 0;
@@ -774,12 +1051,13 @@ struct chan *chan_free(struct chan *c)
 {
 	if (!c)
 		return NULL;
-	if (c->state == CHAN_ATTACHED)
+	if (c->state == CHAN_ATTACHED || c->state == CHAN_RECONNECTING || c->reattach)
 		chan_audit(c, "detach", "console=%s reason=session-closed", c->console);
 	c->broker_io = watch_free(c->broker_io);
 	c->broker_fd = safe_close(c->broker_fd);
 	c->menu_timer = sd_event_source_disable_unref(c->menu_timer);
 	c->unknown_timer = sd_event_source_disable_unref(c->unknown_timer);
+	c->retry_timer = sd_event_source_disable_unref(c->retry_timer);
 	menu_done(&c->menu);
 	if (c->ch) {
 		ssh_remove_channel_callbacks(c->ch, &c->cb);
@@ -840,7 +1118,7 @@ static void chan_flush_client(struct chan *c)
  */
 static void chan_resume_keys(struct chan *c)
 {
-	while (c->state == CHAN_ATTACHED && ssh_channel_is_open(c->ch)) {
+	while (chan_keys_flow(c) && ssh_channel_is_open(c->ch)) {
 		if (c->held_len == 0) {
 			int n;
 
@@ -868,13 +1146,25 @@ static void chan_finish(struct chan *c)
 	c->env->ops->finished(c->env->userdata, c); /* frees c */
 }
 
+void chan_shutdown(struct chan *c)
+{
+	if (c->state == CHAN_CLOSING)
+		return;
+	if (c->state == CHAN_ATTACHED || c->state == CHAN_RECONNECTING || c->reattach) {
+		chan_notice(c, "ttyhub-sshd is stopping");
+		chan_hint(c);
+		chan_close(c, 1, NULL);
+	} else
+		chan_close(c, 1, "ttyhub-sshd is stopping");
+}
+
 void chan_pump(struct chan *c)
 {
 	uint32_t ev;
 
 	chan_process_broker(c);
 	if (c->broker_fd >= 0 && front_flush(&c->front) < 0)
-		chan_close(c, 1, "lost the connection to the console broker");
+		chan_broker_lost(c);
 	if (c->state == CHAN_CLOSING)
 		chan_release_broker(c);
 	chan_resume_keys(c);

@@ -7,6 +7,18 @@
  * decides every attach, take and break.  The channel only shows what it
  * answered, trimmed to what SSH users may see (view.h).
  *
+ * When that connection ends while a console is attached (the broker
+ * stopped: EOF, or `detached` for `shutdown`), the SSH channel stays open:
+ * the channel connects again with back-off, says hello for the same key and
+ * attaches with a resume point (epoch, offset, writer lease), so the user
+ * sees one line and the output goes on where it stopped.  Keystrokes typed
+ * meanwhile are held (bounded) by the front library and sent after, or
+ * refused with a notice; the escape's detach works during the gap.  After
+ * CHAN_GIVE_UP_USEC without a broker the channel ends, saying so.  A
+ * detach the user asked for, and ttyhub-sshd stopping, print the resume
+ * hint: "ssh -p PORT NAME+resume=EPOCH:OFFSET@HOST" (userspec.h) continues
+ * from there in a new SSH session.
+ *
  * Flow control both ways: broker output is written to the channel only as
  * far as the client's window allows (and while libssh has nothing pending),
  * and the broker socket is not read meanwhile; keystrokes are consumed from
@@ -83,6 +95,8 @@ struct chan_env {
 	const struct chan_config *config;
 	struct front_principal principal; /* the session's key and address: hello says them */
 	const char *user;                 /* the SSH user name; NULL if too long (refused) */
+	const char *host;                 /* the address the client reached (NULL: unknown) */
+	unsigned port;                    /* and its port (0: unknown) */
 	const struct chan_ops *ops;
 	void *userdata;
 };
@@ -90,8 +104,9 @@ struct chan_env {
 enum chan_state {
 	CHAN_NEW,       /* open, waiting for pty/shell/exec */
 	CHAN_MENU,      /* choosing a console */
-	CHAN_ATTACHING, /* attach sent, waiting for the answer */
+	CHAN_ATTACHING, /* attach sent, waiting for the answer (reattach: after a lost broker) */
 	CHAN_ATTACHED,
+	CHAN_RECONNECTING, /* was attached, the broker went away: connecting again (channel.c) */
 	CHAN_EXEC,      /* a one-shot command in progress */
 	CHAN_UNKNOWN,   /* "no console named" is decided, waiting for CHAN_UNKNOWN_PAD_USEC */
 	CHAN_CLOSING,
@@ -122,11 +137,19 @@ struct chan {
 	uint8_t held[4096];                  /* keystrokes read back from libssh, not yet sent */
 	size_t held_len;
 	bool writer;
+	bool detach_asked;                   /* the user's detach is on its way to the broker */
 	char refused[160];                   /* over a limit: said, then closed ("" if not) */
 	int exit_status;
 	uint64_t asked_usec;                 /* CLOCK_MONOTONIC: the console was asked for */
 	sd_event_source *unknown_timer;      /* owned: sends the "no console named" answer */
 	char unknown[200];                   /* that console's name, escaped */
+
+	/* The broker went away while attached (CHAN_RECONNECTING, or CHAN_ATTACHING + reattach). */
+	bool reattach;                       /* the attach in flight resumes a lost connection */
+	bool gap;                            /* between the loss and the re-attach */
+	bool gap_over_said;                  /* told that keystrokes overflow the held buffer */
+	struct front_backoff backoff;        /* since the loss */
+	sd_event_source *retry_timer;        /* owned: the next connection attempt, or giving up */
 
 	struct menu menu;                    /* CHAN_MENU */
 	sd_event_source *menu_timer;         /* owned: closes an idle menu */
@@ -144,5 +167,11 @@ int chan_new(const struct chan_env *env, ssh_session ssh, const char *refused, s
 struct chan *chan_free(struct chan *c);
 /* Move what can move: client window and libssh's buffer permitting.  May free c (finished). */
 void chan_pump(struct chan *c);
+/*
+ * ttyhub-sshd stops: an attached (or reconnecting) channel writes the
+ * resume hint, any channel says why it ends, then closes (chan_pump()
+ * finishes it once the client has the words).
+ */
+void chan_shutdown(struct chan *c);
 /* Say something to the user and close the channel. */
 void chan_close(struct chan *c, int status, const char *fmt, ...) _printf_(3, 4);

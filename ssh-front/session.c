@@ -15,6 +15,7 @@
 #include "clock.h"
 #include "log.h"
 #include "session.h"
+#include "tcpinfo.h"
 #include "util.h"
 
 static void session_revoke_now(struct session *s, const char *why);
@@ -193,6 +194,37 @@ static void session_pump_channels(struct session *s)
 		next = TAILQ_NEXT(c, entry);
 		chan_pump(c);
 	}
+}
+
+void session_shutdown(struct session *s)
+{
+	struct chan *c, *next;
+
+	if (s->dead)
+		return;
+	s->linger = s->n_chans > 0;
+	for (c = TAILQ_FIRST(&s->chans); c; c = next) {
+		next = TAILQ_NEXT(c, entry);
+		chan_shutdown(c);
+		chan_pump(c); /* may free c */
+	}
+	session_update_events(s);
+}
+
+bool session_drain(struct session *s)
+{
+	if (s->dead)
+		return false;
+	if (ssh_event_dopoll(s->pump, 0) == SSH_ERROR && !(ssh_get_status(s->ssh) & SSH_CLOSED)) {
+		session_close(s, "connection error");
+		return false;
+	}
+	if (s->dead || ssh_get_fd(s->ssh) == SSH_INVALID_SOCKET ||
+	    (ssh_get_status(s->ssh) & (SSH_CLOSED | SSH_CLOSED_ERROR)))
+		return false;
+	session_pump_channels(s);
+	return !s->dead &&
+	       (s->linger || s->n_chans > 0 || (ssh_get_poll_flags(s->ssh) & SSH_WRITE_PENDING));
 }
 
 static void session_on_io(struct watch *w, int fd, uint32_t revents, void *userdata)
@@ -409,10 +441,14 @@ int session_new(const struct session_env *env, int fd, const char *addr, struct 
 	s->state = SESSION_KEX;
 	s->accepted_usec = clock_now_usec();
 	snprintf(s->addr, sizeof(s->addr), "%s", addr);
+	/* Where the client reached us: the resume hint tells it to come back there. */
+	tcp_address(fd, true, s->local, sizeof(s->local), &s->local_port);
 	TAILQ_INIT(&s->chans);
 	s->chan_env = (struct chan_env){ .event = env->event, .poller = env->poller,
 					 .config = &env->config->chan, .ops = &session_chan_ops,
-					 .userdata = s };
+					 .userdata = s,
+					 .host = s->local_port ? s->local : NULL,
+					 .port = s->local_port };
 	s->ssh = ssh_new();
 	s->pump = ssh_event_new();
 	if (!s->ssh || !s->pump) {

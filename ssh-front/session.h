@@ -88,6 +88,8 @@ struct session {
 	unsigned auth_failures;
 	uint64_t accepted_usec;
 	char addr[64];                /* client address, text */
+	char local[64];               /* the address the client reached us at, text */
+	unsigned local_port;          /* and its port (0: unknown) */
 	char user[USERSPEC_USER_MAX + 1]; /* SSH user name as given (validated later) */
 	bool user_too_long;           /* longer than user[]: refused, never cut */
 	bool over_limit;              /* past --max-sessions-per-key: told so, then closed */
@@ -100,6 +102,7 @@ struct session {
 	char comment[128];            /* escaped */
 	char revoked[256];            /* the broker revoked the key: why (closed when set) */
 	bool dead;
+	bool linger;                  /* shutting down: wait for the client to leave first */
 	struct chan_env chan_env;     /* its channels' (complete once authenticated) */
 	TAILQ_HEAD(, chan) chans;
 	unsigned n_chans;
@@ -119,3 +122,18 @@ int session_new(const struct session_env *env, int fd, const char *addr, struct 
 struct session *session_free(struct session *s);
 /* Close the connection (after this dispatch); why is logged. */
 void session_close(struct session *s, const char *why);
+/*
+ * ttyhub-sshd stops: every channel says so (an attached one with its resume
+ * hint, channel.h) and closes.  The session stays until its owner frees it;
+ * session_drain() moves what is left meanwhile.
+ */
+void session_shutdown(struct session *s);
+/*
+ * During a shutdown, after poll() said the socket is ready (or not): run
+ * libssh's loop once without waiting and pump the channels.  Returns true
+ * while the session still has channels or output for the client, and
+ * until the client leaves when it had a channel: OpenSSH exits at once on a
+ * disconnect message, before it has written out the channel data that came
+ * just before it (the last words would be lost).
+ */
+bool session_drain(struct session *s);

@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -187,6 +188,53 @@ void sshd_done(struct sshd *d)
 	free((char *)d->config.broker);
 }
 
+void sshd_shutdown(struct sshd *d, uint64_t timeout_usec)
+{
+	uint64_t deadline = clock_now_usec() + timeout_usec;
+	struct session *s, *next;
+
+	sd_event_source_set_enabled(d->listen_io, SD_EVENT_OFF);
+	for (s = TAILQ_FIRST(&d->sessions); s; s = next) {
+		next = TAILQ_NEXT(s, entry);
+		if (s->state == SESSION_AUTHED)
+			session_shutdown(s);
+		else
+			session_close(s, "ttyhub-sshd is stopping");
+	}
+	/*
+	 * The loop no longer runs: the sessions' sockets are polled here, all
+	 * at once.  A closed session leaves d->sessions (for the dead list).
+	 */
+	for (;;) {
+		struct pollfd pfd[256];
+		uint64_t now = clock_now_usec();
+		bool more = false;
+		nfds_t n = 0;
+
+		for (s = TAILQ_FIRST(&d->sessions); s; s = next) {
+			next = TAILQ_NEXT(s, entry);
+			if (!session_drain(s)) {
+				log_debug("shutdown: session from %s done", s->addr);
+				continue;
+			}
+			if (n == ELEMENTSOF(pfd)) {
+				more = true; /* not polled: look again soon */
+				continue;
+			}
+			pfd[n++] = (struct pollfd){
+				.fd = ssh_get_fd(s->ssh),
+				.events = POLLIN | (ssh_get_poll_flags(s->ssh) & SSH_WRITE_PENDING
+							    ? POLLOUT : 0),
+			};
+		}
+		if (n == 0 || now >= deadline)
+			break;
+		if (poll(pfd, n, more ? 10 : (int)MIN((deadline - now + 999) / 1000, 1000)) < 0 &&
+		    errno != EINTR)
+			break;
+	}
+}
+
 static int sshd_on_accept_retry(sd_event_source *es, uint64_t usec, void *userdata)
 {
 	struct sshd *d = userdata;
@@ -269,27 +317,6 @@ static void sshd_note_refusal(struct sshd *d, const char *what)
 	d->refused_since_log = 0;
 }
 
-static void sshd_peer_addr(int fd, char *buf, size_t size)
-{
-	struct sockaddr_storage ss;
-	socklen_t len = sizeof(ss);
-
-	snprintf(buf, size, "unknown");
-	if (getpeername(fd, (struct sockaddr *)&ss, &len) < 0)
-		return;
-	if (ss.ss_family == AF_INET)
-		inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, buf, (socklen_t)size);
-	else if (ss.ss_family == AF_INET6) {
-		const struct in6_addr *a = &((struct sockaddr_in6 *)&ss)->sin6_addr;
-
-		/* A dual-stack listener sees IPv4 clients as ::ffff:a.b.c.d: from= wants a.b.c.d. */
-		if (IN6_IS_ADDR_V4MAPPED(a))
-			inet_ntop(AF_INET, &a->s6_addr[12], buf, (socklen_t)size);
-		else
-			inet_ntop(AF_INET6, a, buf, (socklen_t)size);
-	}
-}
-
 static int sshd_on_accept(sd_event_source *es, int lfd, uint32_t revents, void *userdata)
 {
 	struct sshd *d = userdata;
@@ -309,7 +336,7 @@ static int sshd_on_accept(sd_event_source *es, int lfd, uint32_t revents, void *
 			log_warning_errno(r, "accept");
 		return 0;
 	}
-	sshd_peer_addr(fd, addr, sizeof(addr));
+	tcp_address(fd, false, addr, sizeof(addr), NULL);
 	if (d->n_sessions >= d->config.max_sessions) {
 		sshd_note_refusal(d, "too many sessions");
 		close(fd);

@@ -65,7 +65,21 @@ struct sshd {
 	sd_event_source *accept_retry; /* owned: accepting paused (out of descriptors) */
 };
 
+/*
+ * How long a stopping ttyhub-sshd waits for its clients to take their last
+ * words (the resume hints): they are on the way out already, and a client
+ * that does not read must not hold up a restart.
+ */
+#define SSHD_SHUTDOWN_USEC (3 * 1000 * 1000)
+
 int sshd_init(struct sshd *d, sd_event *e, const struct sshd_config *cfg);
+/*
+ * The event loop ended (SIGTERM): stop accepting, let every session tell
+ * its users (an attached channel prints its resume hint) and close, and
+ * drive their sockets with poll(2) until they are done or timeout_usec
+ * passed.  Then sshd_done().
+ */
+void sshd_shutdown(struct sshd *d, uint64_t timeout_usec);
 void sshd_done(struct sshd *d);
 int sshd_listen(struct sshd *d);
 /*

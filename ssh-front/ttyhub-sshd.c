@@ -271,6 +271,8 @@ int main(int argc, char *argv[])
 	sd_notify(0, "READY=1");
 	r = sd_event_loop(e);
 	sd_notify(0, "STOPPING=1");
+	/* Users are told how to continue where they left off, before their sessions end. */
+	sshd_shutdown(&d, SSHD_SHUTDOWN_USEC);
 out:
 	if (d.event)
 		sshd_done(&d);

@@ -2,7 +2,9 @@
 /*
  * Unit tests for the SSH user name parser: a table of every accepted form
  * with the console, mode and replay it yields, and a table of rejected user
- * names (each must leave the output untouched), plus the length limits.
+ * names (each must leave the output untouched), plus the length limits, and
+ * the resume points: accepted with every other option, and a bad one is its
+ * own error (-EBADMSG) only when nothing else is wrong.
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -67,6 +69,7 @@ static void test_accepted(void **state)
 		assert_string_equal(u.console, c->console);
 		assert_int_equal(u.mode, c->mode);
 		assert_int_equal(u.replay, c->replay);
+		assert_false(u.resume);
 	}
 }
 
@@ -133,6 +136,18 @@ static const char *const bad_cases[] = {
 	"web01\x7f",
 	"web01\x01",
 	"web01=ro",
+	/* a bad resume point with another error: the other error wins (menu) */
+	"web01+resume=x+foo",
+	"web01+foo+resume=x",
+	"web01+ro+force+resume=0123456789abcdef:1",
+	"web01+resume=0123456789abcdef:1+replay=x",
+	"web01+resume",
+	"web01+Resume=0123456789abcdef:1",
+	"web01+resume=0123456789abcdef:1+",
+	"web01+resume=0123456789abcdef:+1", /* '+' starts an option "1" */
+	"web01:+resume=0123456789abcdef:1",
+	"+resume=0123456789abcdef:1",
+	"web01 +resume=0123456789abcdef:1",
 };
 
 static void test_rejected(void **state)
@@ -202,6 +217,107 @@ static void test_lengths(void **state)
 	assert_int_equal(userspec_parse(user, &u), -EINVAL);
 }
 
+#define EPOCH "0123456789abcdef"
+
+struct resume_case {
+	const char *user;
+	const char *console;
+	enum attach_mode mode;
+	long replay;
+	uint64_t epoch, offset;
+};
+
+static const struct resume_case resume_cases[] = {
+	{ "web01+resume=" EPOCH ":0", "web01", ATTACH_RW, -2, 0x0123456789abcdefULL, 0 },
+	{ "web01+resume=" EPOCH ":10240", "web01", ATTACH_RW, -2, 0x0123456789abcdefULL, 10240 },
+	{ "web01:serial0+resume=ffffffffffffffff:9223372036854775807", "web01:serial0", ATTACH_RW,
+	  -2, UINT64_MAX, INT64_MAX },
+	{ "web01+resume=0000000000000001:00042", "web01", ATTACH_RW, -2, 1, 42 },
+	{ "web01+resume=ABCDEF0123456789:7", "web01", ATTACH_RW, -2, 0xabcdef0123456789ULL, 7 },
+	{ "web01+ro+resume=" EPOCH ":5", "web01", ATTACH_RO, -2, 0x0123456789abcdefULL, 5 },
+	{ "web01+resume=" EPOCH ":5+force", "web01", ATTACH_FORCE, -2, 0x0123456789abcdefULL, 5 },
+	{ "web01+replay=all+resume=" EPOCH ":5+ro", "web01", ATTACH_RO, -1,
+	  0x0123456789abcdefULL, 5 },
+	{ UUID ":serial1+resume=" EPOCH ":1+replay=10", UUID ":serial1", ATTACH_RW, 10,
+	  0x0123456789abcdefULL, 1 },
+};
+
+static void test_resume(void **state)
+{
+	for (size_t i = 0; i < sizeof(resume_cases) / sizeof(resume_cases[0]); i++) {
+		const struct resume_case *c = &resume_cases[i];
+		struct userspec u;
+
+		memset(&u, 0xa5, sizeof(u));
+		if (userspec_parse(c->user, &u) != 0)
+			print_error("rejected: <%s>\n", c->user);
+		assert_int_equal(userspec_parse(c->user, &u), 0);
+		assert_string_equal(u.console, c->console);
+		assert_int_equal(u.mode, c->mode);
+		assert_int_equal(u.replay, c->replay);
+		assert_true(u.resume);
+		assert_true(u.epoch == c->epoch);
+		assert_true(u.offset == c->offset);
+	}
+}
+
+/* A resume point that is wrong while all else is right: said in words, not the menu. */
+static const char *const bad_resume_cases[] = {
+	"web01+resume=",
+	"web01+resume=" EPOCH,
+	"web01+resume=" EPOCH ":",
+	"web01+resume=:5",
+	"web01+resume=0000000000000000:5", /* epoch zero is never one */
+	"web01+resume=0123456789abcde:5",  /* 15 digits */
+	"web01+resume=0123456789abcdef0:5",
+	"web01+resume=0123456789abcdeg:5",
+	"web01+resume=" EPOCH ":-1",
+	"web01+resume=" EPOCH ":1x",
+	"web01+resume=" EPOCH ":0x10",
+	"web01+resume=" EPOCH ":9223372036854775808", /* past INT64_MAX */
+	"web01+resume=" EPOCH ":99999999999999999999999999999999999",
+	"web01+resume=" EPOCH ";5",
+	"web01+resume=" EPOCH ":5:6",
+	"web01+resume=" EPOCH ":5+resume=" EPOCH ":5", /* twice, even the same */
+	"web01+resume=" EPOCH ":5+resume=" EPOCH ":6",
+	"web01+ro+resume=nonsense",
+	"web01+resume=nonsense+replay=all",
+};
+
+static void test_resume_rejected(void **state)
+{
+	char msg[256];
+
+	for (size_t i = 0; i < sizeof(bad_resume_cases) / sizeof(bad_resume_cases[0]); i++) {
+		struct userspec u, orig;
+
+		memset(&u, 0xa5, sizeof(u));
+		memcpy(&orig, &u, sizeof(u));
+		if (userspec_parse(bad_resume_cases[i], &u) != -EBADMSG)
+			print_error("not a resume error: <%s>\n", bad_resume_cases[i]);
+		assert_int_equal(userspec_parse(bad_resume_cases[i], &u), -EBADMSG);
+		assert_memory_equal(&u, &orig, sizeof(u));
+	}
+	/* the sentence names the form the user must type */
+	snprintf(msg, sizeof(msg), "%s", userspec_resume_error());
+	assert_non_null(strstr(msg, "+resume=EPOCH:OFFSET"));
+}
+
+/* The longest name with every option, resume included, fits USERSPEC_USER_MAX. */
+static void test_resume_length(void **state)
+{
+	char user[USERSPEC_USER_MAX + 64];
+	struct userspec u;
+
+	memset(user, 'v', USERSPEC_CONSOLE_MAX);
+	strcpy(user + USERSPEC_CONSOLE_MAX,
+	       "+force+replay=1000000+resume=ffffffffffffffff:9223372036854775807");
+	assert_true(strlen(user) <= USERSPEC_USER_MAX);
+	assert_int_equal(userspec_parse(user, &u), 0);
+	assert_true(u.resume);
+	assert_true(u.offset == INT64_MAX);
+}
+
 static void test_null(void **state)
 {
 	struct userspec u;
@@ -234,6 +350,9 @@ int main(void)
 		cmocka_unit_test(test_accepted),
 		cmocka_unit_test(test_rejected),
 		cmocka_unit_test(test_lengths),
+		cmocka_unit_test(test_resume),
+		cmocka_unit_test(test_resume_rejected),
+		cmocka_unit_test(test_resume_length),
 		cmocka_unit_test(test_null),
 		cmocka_unit_test(test_each_byte),
 	};
