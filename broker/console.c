@@ -244,8 +244,11 @@ void console_detach_all(struct console *c, enum detach_reason reason, const char
 	while ((a = TAILQ_FIRST(&c->attached))) {
 		char text[512];
 
-		snprintf(text, sizeof(text), "console %s is gone: %s", c->name, why);
-		a->ops->notice(a, text);
+		/* A stopping broker is no news: fronts reconnect and resume (one line then). */
+		if (reason != DETACH_SHUTDOWN) {
+			snprintf(text, sizeof(text), "console %s is gone: %s", c->name, why);
+			a->ops->notice(a, text);
+		}
 		/* Told first: detaching may resume a paused writer, whose leftover input then
 		 * gets its "not attached" answer after this. */
 		a->ops->send(a, proto_msg_detached(c->name, reason, why));
@@ -592,6 +595,19 @@ static bool console_lease_matches(const struct console *c, const struct console_
 	return diff == 0;
 }
 
+/*
+ * Nobody was told a client left when the broker restarted, so its coming
+ * back is no news either: the writer with its lease, a watcher that
+ * resumed where it was.
+ */
+static bool console_attach_is_return(const struct console_attachment *a, bool lease_back,
+				     const char *resumed)
+{
+	if (a->role == CONSOLE_WRITER)
+		return lease_back;
+	return resumed && strcmp(resumed, "restarted") != 0;
+}
+
 void console_attach_resume(struct console *c, struct console_attachment *a,
 			   enum attach_mode mode, long replay, const struct console_resume *resume)
 {
@@ -672,6 +688,8 @@ void console_attach_resume(struct console *c, struct console_attachment *a,
 			       "you are watching (take the console to write)");
 	if (old[0])
 		console_announce(c, "%s attached and took write access from %s", a->label, old);
+	else if (console_attach_is_return(a, lease_back, resumed))
+		log_debug("%s is back on %s: not announced", a->audit, c->name);
 	else if (a->role == CONSOLE_WRITER)
 		console_announce(c, "%s attached %s (%u attached)", a->label, how, c->n_clients);
 	else

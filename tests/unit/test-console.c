@@ -780,10 +780,14 @@ static void test_lease_hold_after_restart(void **state)
 	struct fx *fx = *state;
 	struct fake_att w, o, f;
 	char lease[PROTO_LEASE_STRLEN + 1], buf[PROTO_LEASE_STRLEN + 1];
+	struct console_resume back;
 	struct timespec ts;
+	unsigned n;
 	json_t *msg;
 
 	fx_start(fx, 64 * 1024, false);
+	back = (struct console_resume){ .epoch = ring_epoch(&fx->c->ring),
+					.offset = ring_head(&fx->c->ring) };
 	fake_init(&w, "writer", ACCESS_RW);
 	fake_init(&o, "other", ACCESS_RW);
 	fake_init(&f, "forcer", ACCESS_RW);
@@ -799,11 +803,21 @@ static void test_lease_hold_after_restart(void **state)
 	assert_null(fx->c->writer);
 	assert_string_equal(stored_lease(fx, buf), lease);
 	assert_non_null(strstr(o.last_notice, "a few seconds to come back"));
-	/* Its holder gets the role back, and the hold is over. */
+	/* Its holder gets the role back, and the hold is over; its return is no news. */
+	n = o.notices + w.notices;
 	msg = fake_attach(fx, &w, ATTACH_RW, lease);
 	assert_string_equal(str(msg, "role"), "writer");
 	assert_string_equal(str(msg, "lease"), lease);
 	assert_int_equal(fx->c->lease_hold_until, 0);
+	assert_int_equal(o.notices + w.notices, n);
+	/* Nor is a watcher's that resumes where it was; a new watcher is told the writer. */
+	console_detach(fx->c, &o.att, false);
+	n = w.notices;
+	console_attach_resume(fx->c, &o.att, ATTACH_RO, 0, &back);
+	assert_int_equal(w.notices, n);
+	console_detach(fx->c, &o.att, false);
+	console_attach_resume(fx->c, &o.att, ATTACH_RO, 0, NULL);
+	assert_int_equal(w.notices, n + 1);
 	console_detach(fx->c, &w.att, true);
 	console_detach(fx->c, &o.att, true);
 
