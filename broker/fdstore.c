@@ -82,17 +82,6 @@ int fdstore_key(const char *uuid, const char *alias, const char *name, char *buf
 	return (int)pos;
 }
 
-static int fdstore_unhex(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	return -1;
-}
-
 static bool fdstore_hex_upper(char c)
 {
 	return (c >= '0' && c <= '9') || (c >= 'A' && c <= 'F');
@@ -111,7 +100,7 @@ bool fdstore_key_valid(const char *key, size_t len)
 		if (key[i] != '%' || i + 2 >= len || !fdstore_hex_upper(key[i + 1]) ||
 		    !fdstore_hex_upper(key[i + 2]))
 			return false;
-		c = (char)(fdstore_unhex(key[i + 1]) << 4 | fdstore_unhex(key[i + 2]));
+		c = (char)(unhexchar(key[i + 1]) << 4 | unhexchar(key[i + 2]));
 		/* A NUL would end the decoded key early: never one of ours. */
 		if (c == '\0' || fdstore_char_plain(c))
 			return false;
@@ -130,7 +119,7 @@ int fdstore_key_decode(const char *key, char *buf, size_t size)
 		char c = key[i];
 
 		if (c == '%') {
-			c = (char)(fdstore_unhex(key[i + 1]) << 4 | fdstore_unhex(key[i + 2]));
+			c = (char)(unhexchar(key[i + 1]) << 4 | unhexchar(key[i + 2]));
 			i += 2;
 		}
 		if (o + 1 >= size)

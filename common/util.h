@@ -67,9 +67,21 @@ static inline int negative_errno(void)
 /* Length of a UUID in canonical form: 8-4-4-4-12 hex digits. */
 #define UUID_STRING_LEN 36
 
+/* The value of a hex digit (either case), or -EINVAL. */
+static inline int unhexchar(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -EINVAL;
+}
+
 static inline bool char_is_hex(char c)
 {
-	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+	return unhexchar(c) >= 0;
 }
 
 /* Whether the n bytes at s are a UUID in canonical form (any case). */

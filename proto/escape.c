@@ -112,17 +112,6 @@ static int escape_parse_caret(char c, uint8_t *ret)
 	return 0;
 }
 
-static int escape_parse_hexdigit(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -EINVAL;
-}
-
 int escape_parse_prefix(const char *s, uint8_t ret[2])
 {
 	uint8_t p0;
@@ -137,8 +126,8 @@ int escape_parse_prefix(const char *s, uint8_t ret[2])
 			return r;
 		s += 2;
 	} else if (s[0] == '\\' && s[1] == 'x') {
-		int hi = escape_parse_hexdigit(s[2]);
-		int lo = hi < 0 ? -EINVAL : escape_parse_hexdigit(s[3]);
+		int hi = unhexchar(s[2]);
+		int lo = hi < 0 ? -EINVAL : unhexchar(s[3]);
 
 		if (lo < 0)
 			return -EINVAL;

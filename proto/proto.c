@@ -258,17 +258,6 @@ int proto_parse_output(const struct frame *f, uint64_t *ret_start, uint64_t *ret
 	return 0;
 }
 
-static int hex_digit(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 void proto_epoch_to_string(uint64_t epoch, char buf[PROTO_EPOCH_STRLEN + 1])
 {
 	snprintf(buf, PROTO_EPOCH_STRLEN + 1, "%016" PRIx64, epoch);
@@ -281,7 +270,7 @@ int proto_parse_epoch(const char *s, uint64_t *ret)
 	if (!s || strlen(s) != PROTO_EPOCH_STRLEN)
 		return -EINVAL;
 	for (size_t i = 0; i < PROTO_EPOCH_STRLEN; i++) {
-		int d = hex_digit(s[i]);
+		int d = unhexchar(s[i]);
 
 		if (d < 0)
 			return -EINVAL;
@@ -336,7 +325,7 @@ int proto_parse_lease(const char *s, uint8_t ret[PROTO_LEASE_SIZE])
 	if (!s || strlen(s) != PROTO_LEASE_STRLEN)
 		return -EINVAL;
 	for (size_t i = 0; i < PROTO_LEASE_SIZE; i++) {
-		int hi = hex_digit(s[2 * i]), lo = hex_digit(s[2 * i + 1]);
+		int hi = unhexchar(s[2 * i]), lo = unhexchar(s[2 * i + 1]);
 
 		if (hi < 0 || lo < 0)
 			return -EINVAL;
