@@ -468,8 +468,8 @@ size_t front_resume_hint(const struct front *f, enum front_hint_style style, con
 		return 0;
 	proto_epoch_to_string(b->epoch, epoch);
 	if (style == FRONT_HINT_SSH) {
-		snprintf(user, sizeof(user), "%s+resume=%s:%" PRIu64 "@%s", b->console, epoch,
-			 b->offset, host ? host : "HOST");
+		snprintf(user, sizeof(user), "%s%s+resume=%s:%" PRIu64 "@%s", b->console,
+			 b->mode == ATTACH_RO ? "+ro" : "", epoch, b->offset, host ? host : "HOST");
 		front_shell_word(user, word, sizeof(word));
 		if (port != 0 && port != 22)
 			snprintf(p, sizeof(p), "-p %u ", port);

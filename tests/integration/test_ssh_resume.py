@@ -7,13 +7,10 @@
   SIGTERM, "[ttyhub] to continue where you left off: ssh -p PORT NAME+resume=EPOCH:OFFSET@HOST"
   (the port and address the client reached); with that user name a new ttyhub-sshd continues
   the console's output with no line (no byte) missing and none twice.
-* ttyhubd restarts while an SSH user is attached: the SSH session stays open, the user sees
-  one line ("broker restarted, nothing lost" when the broker kept the ring, else the
-  broker's "restarted since you left" notice), the output goes on, and the user still
-  writes: keystrokes typed during the gap, and after it, reach the guest.  With the fake
-  service manager (hub.Daemon(managed=True), d.restart()) the output is checked byte for
-  byte as above; without it the new broker has a new ring and the "restarted" outcome is
-  checked.
+* ttyhubd restarts under the fake service manager (hub.Daemon(managed=True), d.restart())
+  while an SSH user is attached: the SSH session stays open, the user sees exactly one line,
+  "broker restarted, nothing lost", the output goes on byte for byte as above, and the user
+  still writes: keystrokes typed during the gap, and after it, reach the guest.
 * A detach the user asked for prints the hint too, also while the broker is away; a channel
   whose broker stays away 60 s ends saying so (with the hint); a malformed +resume= is refused
   in words.
@@ -22,7 +19,6 @@ The console bytes a client saw are its output with ttyhub's own lines taken out 
 console_bytes()); the bytes of two sessions joined must be the guest's stream exactly.
 """
 
-import inspect
 import os
 import re
 import shlex
@@ -46,14 +42,6 @@ RATE = 64 * 200    # bytes/s: 200 lines a second
 DETACH = b"\x05c."
 HINT = re.compile(rb"\[ttyhub\] to continue where you left off: ssh (?:-p (\d+) )?"
                   rb"(\S+)\+resume=([0-9a-f]{16}):(\d+)@(\S+)\r?\n")
-
-# The broker's own notices that a restart may bring besides ttyhub-sshd's one line: every
-# attach (ours again included) is announced, and a stopping ttyhubd says the console is gone.
-BROKER_NOTICE = re.compile(rb"attached read-write \(\d+ attached\)"
-                           rb"|is gone: ttyhubd is shutting down")
-
-# The fake service manager (helper A's svcmgr.py) keeps the broker's rings across restarts.
-MANAGED = "managed" in inspect.signature(hub.Daemon.__init__).parameters
 
 
 class Ctx:
@@ -253,17 +241,8 @@ def t_broker_restart_keeps_session():
         c.send(b"before-restart\n")
         wait_until(lambda: b"before-restart" in input_log(), 20, "keystrokes before the restart")
         # Typed while no broker runs: held by ttyhub-sshd, sent after the re-attach.
-        if MANAGED:
-            ctx.d.restart(sig=signal.SIGTERM, between=lambda: c.send(b"during-gap\n"))
-        else:
-            ctx.d.stop()
-            c.send(b"during-gap\n")
-            ctx.d.start()
-        if MANAGED:
-            line = c.wait_for(rb"\[ttyhub\] broker restarted, nothing lost\r?\n", start=start)
-        else:
-            line = c.wait_for(rb"\[ttyhub\] [^\n]*restarted since you left[^\n]*\r?\n",
-                              start=start)
+        ctx.d.restart(sig=signal.SIGTERM, between=lambda: c.send(b"during-gap\n"))
+        line = c.wait_for(rb"\[ttyhub\] broker restarted, nothing lost\r?\n", start=start)
         c.lines_after(line.end(), 30)
         c.send(b"after-restart\n")
         wait_until(lambda: b"after-restart" in input_log(), 20, "keystrokes after the restart")
@@ -273,18 +252,11 @@ def t_broker_restart_keeps_session():
         assert order == sorted(order), log[-300:]
         assert c.proc.poll() is None, "the SSH session ended"
         out = c.data()
-        notices = [n for n in re.findall(rb"\[ttyhub\] [^\n]*", out[start:])
-                   if not BROKER_NOTICE.search(n)]
-        if MANAGED:
-            assert notices == [line.group(0).rstrip(b"\r\n")], notices
-            check_stream(console_bytes(out[start:]), "the stream across the broker restart",
-                         min_lines=60)
-        else:
-            # The new ring replays its own history (from the guest's reconnect on); after the
-            # notice the stream is whole again.
-            assert len(notices) <= 2, notices
-            check_stream(console_bytes(out[line.end():]), "the stream after the restart",
-                         min_lines=30)
+        # Exactly one line: no "console is gone", no announcement of our own return.
+        notices = re.findall(rb"\[ttyhub\] [^\n]*", out[start:])
+        assert notices == [line.group(0).rstrip(b"\r\n")], notices
+        check_stream(console_bytes(out[start:]), "the stream across the broker restart",
+                     min_lines=60)
     finally:
         c.close()
 
@@ -318,12 +290,7 @@ def broker_gap(during):
                    "ttyhub-sshd to notice the broker went away")
         during()
 
-    if MANAGED:
-        ctx.d.restart(sig=signal.SIGTERM, between=gap)
-    else:
-        ctx.d.stop()
-        gap()
-        ctx.d.start()
+    ctx.d.restart(sig=signal.SIGTERM, between=gap)
 
 
 def t_detach_during_gap():
@@ -391,15 +358,13 @@ def main():
             time.sleep(0.02)
         with open(os.path.join(xmldir, "fg.xml"), "w") as f:
             f.write(hub.domain_xml(name=VM, uuid=UUID, path=sock))
-        kw = {"managed": True} if MANAGED else {}
-        ctx.d = hub.Daemon(ctx.wd, "--domain-xml", xmldir, "--front-user", "root", **kw).start()
+        ctx.d = hub.Daemon(ctx.wd, "--domain-xml", xmldir, "--front-user", "root",
+                           managed=True).start()
         ctx.d.wait_for(lambda: (ctx.d.console(CONSOLE) or {}).get("state") == "connected",
                        what="the guest connected")
         ctx.key, pub = sshhub.make_key(ctx.wd, "alice")
         ctx.front = sshhub.SshFront(os.path.join(ctx.wd, "sshd"), ctx.d.socket,
                                     ['consoles="fg*:rw" ' + pub])
-        print("ttyhubd %s" % ("under the fake service manager" if MANAGED
-                              else "restarted by hand (no fd store)"))
         for name, fn in [(n, f) for n, f in globals().items() if n.startswith("t_")]:
             res.run(name[2:].replace("_", " "), fn)
     finally:

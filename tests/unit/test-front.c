@@ -807,6 +807,14 @@ static void test_resume_hint(void **state)
 	/* Bounded, NUL-terminated, a prefix of the whole. */
 	assert_int_equal(front_resume_hint(&p->f, FRONT_HINT_CLI, NULL, 0, buf, 10), 9);
 	assert_string_equal(buf, "to contin");
+	/* Who asked to watch only is told how to watch only again, in both styles. */
+	p->f.book.mode = ATTACH_RO;
+	front_resume_hint(&p->f, FRONT_HINT_SSH, "hub.example", 22, buf, sizeof(buf));
+	assert_string_equal(buf, "to continue where you left off: ssh vm:serial0+ro+resume="
+			    EPOCH_HEX ":123@hub.example");
+	front_resume_hint(&p->f, FRONT_HINT_CLI, NULL, 0, buf, sizeof(buf));
+	assert_string_equal(buf, "to continue where you left off: ttyhub attach vm:serial0 "
+			    "--resume " EPOCH_HEX ":123 --ro");
 
 	/* Names a shell would split are quoted; ro is kept. */
 	assert_int_equal(front_attach_resume(&p->f, "my vm's", ATTACH_RO, 0, EPOCH, 7, NULL), 0);
