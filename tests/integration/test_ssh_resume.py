@@ -240,6 +240,7 @@ def t_broker_restart_keeps_session():
         c.lines_after(start, 30)
         c.send(b"before-restart\n")
         wait_until(lambda: b"before-restart" in input_log(), 20, "keystrokes before the restart")
+        mark = len(c.data())
         # Typed while no broker runs: held by ttyhub-sshd, sent after the re-attach.
         ctx.d.restart(sig=signal.SIGTERM, between=lambda: c.send(b"during-gap\n"))
         line = c.wait_for(rb"\[ttyhub\] broker restarted, nothing lost\r?\n", start=start)
@@ -253,7 +254,7 @@ def t_broker_restart_keeps_session():
         assert c.proc.poll() is None, "the SSH session ended"
         out = c.data()
         # Exactly one line: no "console is gone", no announcement of our own return.
-        notices = re.findall(rb"\[ttyhub\] [^\n]*", out[start:])
+        notices = re.findall(rb"\[ttyhub\] [^\n]*", out[mark:])
         assert notices == [line.group(0).rstrip(b"\r\n")], notices
         check_stream(console_bytes(out[start:]), "the stream across the broker restart",
                      min_lines=60)
