@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 
 #include "client.h"
@@ -104,7 +105,8 @@ int client_send(struct client *c, json_t *msg)
 {
 	int r;
 
-	if (c->dead)
+	/* Stopping: `detached` was the last word (client_stop()). */
+	if (c->dead || c->stopping)
 		return -EPIPE;
 	r = proto_put_control(&c->out, msg);
 	if (r == -ENOBUFS)
@@ -146,7 +148,7 @@ static void client_pull(struct client *c)
 	struct console *con = c->att.console;
 	uint64_t tail, head;
 
-	if (!con)
+	if (!con || c->stopping)
 		return;
 	tail = ring_tail(&con->ring);
 	head = ring_head(&con->ring);
@@ -344,6 +346,28 @@ void client_flush(struct client *c)
 		c->att.want_write = want;
 		client_update_events(c);
 	}
+	/* Stopping: once `detached` is out, the front sees the end and closes its side. */
+	if (c->stopping && !want && !c->shut_wr) {
+		c->shut_wr = true;
+		if (shutdown(c->fd, SHUT_WR) < 0)
+			client_kill(c, "shutdown failed");
+	}
+}
+
+void client_stop(struct client *c)
+{
+	if (c->dead || c->stopping)
+		return;
+	if (c->att.console)
+		client_send_new(c, proto_msg_detached(c->att.console->name, DETACH_SHUTDOWN,
+						      "ttyhubd is shutting down"));
+	/* Only a writer has keys in flight worth waiting for; a watcher may not even read. */
+	if (c->att.role != CONSOLE_WRITER) {
+		client_kill(c, "ttyhubd is stopping");
+		return;
+	}
+	c->stopping = true;
+	client_flush(c);
 }
 
 /* -------------------------------------------------------------------------- */

@@ -108,6 +108,13 @@ struct client {
 	bool hello;           /* hello received */
 	bool dead;
 	/*
+	 * ttyhubd is stopping and this is a writer (client_stop()): told
+	 * `detached` (shutdown), sent nothing more, its end shut for writing once
+	 * that went out; the keys it had already sent are still read and delivered.
+	 */
+	bool stopping;
+	bool shut_wr;
+	/*
 	 * Who this is is att.label and att.audit: label is what other clients
 	 * see (notices, who, writer): "local admin" for a local peer, never its
 	 * user name or pid.  audit adds those, for logs and local admins.
@@ -139,6 +146,13 @@ int client_new(struct client_env *env, int fd, struct client **ret);
 struct client *client_free(struct client *c);
 /* Close this client after the current dispatch. */
 void client_kill(struct client *c, const char *why);
+/*
+ * ttyhubd is stopping: tell c `detached` (shutdown).  A watcher is closed at
+ * once; a writer is sent nothing more but read until it closes, so that
+ * every key it typed before it heard of the stop reaches the guest (the
+ * front reconnects to the next ttyhubd and resumes).
+ */
+void client_stop(struct client *c);
 
 /* Queue a control message (steals nothing; caller keeps msg). */
 int client_send(struct client *c, json_t *msg);

@@ -86,6 +86,65 @@ static int server_on_sweep(sd_event_source *es, void *userdata)
 static void server_client_dead(void *userdata, struct client *c);
 static void server_console_break(void *userdata, struct console *c, struct client *cl);
 
+/* Every client gone, every writer's input handed to its (connected) chardev? */
+static bool server_stopped(const struct server *s)
+{
+	const struct console *c;
+
+	if (s->n_clients > 0)
+		return false;
+	TAILQ_FOREACH(c, &s->registry.consoles, entry)
+		if (obuf_len(&c->input) > 0 && c->chardev.state == CHARDEV_CONNECTED)
+			return false;
+	return true;
+}
+
+/* Looked at every 10 ms while stopping: a handful of times, locally. */
+static int server_on_stop_check(sd_event_source *es, uint64_t usec, void *userdata)
+{
+	struct server *s = userdata;
+
+	if (server_stopped(s))
+		return sd_event_exit(s->event, 0);
+	if (usec >= s->stop_deadline) {
+		log_notice("stopping: %u client%s still connected after %llu ms; not waiting longer",
+			   s->n_clients, s->n_clients == 1 ? "" : "s",
+			   (unsigned long long)(SERVER_STOP_USEC / 1000));
+		return sd_event_exit(s->event, 0);
+	}
+	sd_event_source_set_time(es, usec + 10 * 1000);
+	return sd_event_source_set_enabled(es, SD_EVENT_ONESHOT);
+}
+
+int server_stop(struct server *s)
+{
+	struct client *c, *next;
+	uint64_t now;
+	int r;
+
+	s->accept_paused = false;
+	if (s->accept_retry)
+		sd_event_source_set_enabled(s->accept_retry, SD_EVENT_OFF);
+	if (s->listen_io)
+		sd_event_source_set_enabled(s->listen_io, SD_EVENT_OFF);
+	/* client_stop() may kill a client, which moves it to the dead list. */
+	for (c = TAILQ_FIRST(&s->clients); c; c = next) {
+		next = TAILQ_NEXT(c, server_entry);
+		client_stop(c);
+	}
+	r = sd_event_now(s->event, CLOCK_MONOTONIC, &now);
+	if (r >= 0) {
+		s->stop_deadline = now + SERVER_STOP_USEC;
+		r = sd_event_add_time(s->event, &s->stop_check, CLOCK_MONOTONIC, now, 0,
+				      server_on_stop_check, s);
+	}
+	if (r < 0) {
+		sd_event_exit(s->event, 0);
+		return r;
+	}
+	return 0;
+}
+
 int server_init(struct server *s, sd_event *e, const struct server_config *cfg)
 {
 	int r;
@@ -196,6 +255,7 @@ void server_done(struct server *s)
 	s->config.log_dir = NULL;
 	s->config.access_path = NULL;
 	s->sweep = sd_event_source_disable_unref(s->sweep);
+	s->stop_check = sd_event_source_disable_unref(s->stop_check);
 	s->event = sd_event_unref(s->event);
 }
 

@@ -108,10 +108,22 @@ struct server {
 	sd_event_source *sweep;     /* owned: frees dead clients */
 	struct weblink *weblink;    /* owned: pending web links and web sessions */
 	char *web_url;              /* owned copy of config.web_url (client_env reads it) */
+	sd_event_source *stop_check; /* owned: server_stop() waits for clients to close */
+	uint64_t stop_deadline;      /* CLOCK_MONOTONIC usec: end the loop by then */
 };
 
 int server_init(struct server *s, sd_event *e, const struct server_config *cfg);
 void server_done(struct server *s);
+/*
+ * SIGTERM: accept nobody more, tell every client `detached` (shutdown) and
+ * end the loop once the writers have closed and every console's input
+ * reached its chardev, or after SERVER_STOP_USEC.  A writer's keys that were
+ * in flight when the signal came are delivered, not dropped: its front
+ * reconnects to the next ttyhubd and resumes.  Returns 0 or -errno (the
+ * loop is ended).
+ */
+int server_stop(struct server *s);
+#define SERVER_STOP_USEC (500 * 1000ULL)
 /*
  * Serve the broker socket: fd (taken; from the fd store's names, fdstore.h),
  * else the single socket systemd passed, else one bound at config.socket_path.

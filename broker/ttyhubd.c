@@ -434,6 +434,15 @@ static struct source *cmdline_source; /* the --console options; owned by the ser
  * SIGHUP: read the configuration again and apply what can change without
  * dropping consoles or clients; say what needs a restart.
  */
+/* SIGTERM: wind down without dropping what writers typed (server_stop()). */
+static int on_stop(sd_event_source *es, const struct signalfd_siginfo *si, void *userdata)
+{
+	struct server *s = userdata;
+
+	sd_notify(0, "STOPPING=1\nSTATUS=stopping");
+	return server_stop(s);
+}
+
 static int on_reload(sd_event_source *es, const struct signalfd_siginfo *si, void *userdata)
 {
 	struct server *s = userdata;
@@ -557,7 +566,7 @@ int main(int argc, char *argv[])
 	}
 	r = server_init(&s, e, &arg_config);
 	if (r >= 0)
-		r = notify_setup_loop(e, on_reload, &s, describe_status, &s);
+		r = notify_setup_loop_stop(e, on_stop, &s, on_reload, &s, describe_status, &s);
 	if (r < 0) {
 		log_error_errno(r, "cannot set up");
 		goto out;

@@ -81,14 +81,52 @@ static int notify_on_exit_signal(sd_event_source *s, const struct signalfd_sigin
 	return sd_event_exit(sd_event_source_get_event(s), 0);
 }
 
-int notify_setup_loop(sd_event *e, sd_event_signal_handler_t on_reload, void *reload_data,
-		      notify_status_fn status, void *status_data)
+struct notify_stop {
+	sd_event_signal_handler_t fn;
+	void *userdata;
+	bool asked;
+};
+
+/* The first SIGTERM/SIGINT asks the daemon to wind down; the next ends the loop. */
+static int notify_on_stop_signal(sd_event_source *s, const struct signalfd_siginfo *si,
+				 void *userdata)
 {
+	struct notify_stop *ns = userdata;
+
+	if (ns->asked)
+		return notify_on_exit_signal(s, si, NULL);
+	ns->asked = true;
+	log_info("received %s, stopping", strsignal((int)si->ssi_signo));
+	return ns->fn(s, si, ns->userdata);
+}
+
+int notify_setup_loop_stop(sd_event *e, sd_event_signal_handler_t on_stop, void *stop_data,
+			   sd_event_signal_handler_t on_reload, void *reload_data,
+			   notify_status_fn status, void *status_data)
+{
+	struct notify_stop *ns = NULL;
+	sd_event_signal_handler_t fn = notify_on_exit_signal;
+	sd_event_source *es = NULL;
 	int r;
 
-	r = sd_event_add_signal(e, NULL, SIGTERM, notify_on_exit_signal, NULL);
-	if (r >= 0)
-		r = sd_event_add_signal(e, NULL, SIGINT, notify_on_exit_signal, NULL);
+	if (on_stop) {
+		ns = calloc(1, sizeof(*ns));
+		if (!ns)
+			return -ENOMEM;
+		*ns = (struct notify_stop){ .fn = on_stop, .userdata = stop_data };
+		fn = notify_on_stop_signal;
+	}
+	r = sd_event_add_signal(e, &es, SIGTERM, fn, ns);
+	if (r < 0) {
+		free(ns);
+		return r;
+	}
+	/* Floating: owned by the loop, and ns with it. */
+	if (ns)
+		sd_event_source_set_destroy_callback(es, notify_free);
+	sd_event_source_set_floating(es, 1);
+	sd_event_source_unref(es);
+	r = sd_event_add_signal(e, NULL, SIGINT, fn, ns);
 	if (r >= 0)
 		r = sd_event_add_signal(e, NULL, SIGHUP, on_reload, reload_data);
 	if (r >= 0)
@@ -96,4 +134,10 @@ int notify_setup_loop(sd_event *e, sd_event_signal_handler_t on_reload, void *re
 	if (r >= 0)
 		r = notify_status_start(e, status, status_data);
 	return r;
+}
+
+int notify_setup_loop(sd_event *e, sd_event_signal_handler_t on_reload, void *reload_data,
+		      notify_status_fn status, void *status_data)
+{
+	return notify_setup_loop_stop(e, NULL, NULL, on_reload, reload_data, status, status_data);
 }

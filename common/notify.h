@@ -22,3 +22,11 @@ void notify_block_signals(void);
  */
 int notify_setup_loop(sd_event *e, sd_event_signal_handler_t on_reload, void *reload_data,
 		      notify_status_fn status, void *status_data);
+/*
+ * The same, with on_stop called for SIGTERM and SIGINT instead of ending the
+ * loop at once: the daemon winds down and calls sd_event_exit() itself
+ * (a second signal still ends the loop at once).
+ */
+int notify_setup_loop_stop(sd_event *e, sd_event_signal_handler_t on_stop, void *stop_data,
+			   sd_event_signal_handler_t on_reload, void *reload_data,
+			   notify_status_fn status, void *status_data);

@@ -17,7 +17,9 @@ Each console has an SSH watcher (the OpenSSH client through ttyhub-sshd) and a C
 
 * t_sigterm: SIGTERM every 200 ms for RESTART_S seconds (30 with TTYHUB_LONG=1): every
   watcher receives every line exactly once and in order, sees "broker restarted, nothing
-  lost", and the writer still writes (and still is the writer) afterwards;
+  lost", and the writer still writes (and still is the writer) afterwards; a CLI writer
+  that types a numbered key line right as each SIGTERM is sent gets every line to its
+  guest once, in order (a stopping ttyhubd reads its writers to the end);
 * t_sigkill: SIGKILL instead: the loss is at most one read per kill and is reported;
   nothing else is lost;
 * t_vm_exit_in_gap: the guest writes its last lines and exits while ttyhubd is down:
@@ -64,13 +66,15 @@ def strip_notices(data):
     return re.sub(NOTICE, b"", data)
 
 
-def start_fake(name, write_size, nbytes):
+def start_fake(name, write_size, nbytes=None, rate=RATE):
     """fake-guest NAME on the socket its console was declared with (ttyhubd connects to it
-    within its back-off, at most 2 s)."""
-    p = subprocess.Popen([hub.FAKE_GUEST, "--socket", sock_path(name), "--rate", str(RATE),
+    within its back-off, at most 2 s); what it is sent goes to input_log(NAME).  It ends
+    after nbytes (None: when killed)."""
+    p = subprocess.Popen([hub.FAKE_GUEST, "--socket", sock_path(name), "--rate", str(rate),
                           "--line-length", str(LINE), "--write-size", str(write_size),
-                          "--bytes", str(nbytes), "--tag", name,
-                          "--stats", os.path.join(ctx.wd, name + ".stats")],
+                          "--tag", name, "--stats", os.path.join(ctx.wd, name + ".stats"),
+                          "--input-log", input_log(name)] +
+                         ([] if nbytes is None else ["--bytes", str(nbytes)]),
                          stdin=subprocess.DEVNULL)
     ctx.d.wait_for(lambda: (ctx.d.console(name) or {}).get("state") == "connected",
                    timeout=30, what=name + " connected")
@@ -79,6 +83,18 @@ def start_fake(name, write_size, nbytes):
 
 def sock_path(name):
     return os.path.join(ctx.wd, name + ".sock")
+
+
+def input_log(name):
+    return os.path.join(ctx.wd, name + ".input")
+
+
+def read_input(name):
+    try:
+        with open(input_log(name), "rb") as f:
+            return f.read()
+    except FileNotFoundError:
+        return b""
 
 
 def watchers(name):
@@ -120,11 +136,14 @@ def wait_line(ps, tag, seq, timeout=60):
             p.read_for(0.2)
 
 
-def restart_loop(sig, seconds, interval=INTERVAL):
-    """Restart ttyhubd with sig every interval for seconds; returns how many restarts."""
+def restart_loop(sig, seconds, interval=INTERVAL, before=None):
+    """Restart ttyhubd with sig every interval for seconds (calling before(n) right before
+    each signal); returns how many restarts."""
     n = 0
     t_end = time.monotonic() + seconds
     while time.monotonic() < t_end:
+        if before:
+            before(n)
         ctx.d.restart(sig)
         n += 1
         time.sleep(interval)  # the cadence the issue asks for, not a wait for a condition
@@ -151,13 +170,34 @@ def t_sigterm():
         vm = watchers("vm")
         for name, size in (("fg1", 1), ("fg4", 4096)):
             procs[name] = start_fake(name, size, total)
+        # A writer on kb (a guest that lives until the end) types a numbered key line right
+        # as each SIGTERM is sent: keys in flight when ttyhubd stops are delivered (by it, or
+        # held by the front and sent to the next one).
+        procs["kb"] = start_fake("kb", 1, rate=RATE // 10)
+        keys = G.Pty(ctx.d.cli_cmd("attach", "kb"))
+        keys.expect(r"attached to kb read-write", timeout=30)
         G.sync_shell(ctx.writer)
         # The guest prints 0..N-1 while the broker restarts (one byte per UART write).
         n_vm = int(RESTART_S / 0.02)
         ctx.writer.send("i=0; while [ $i -lt %d ]; do printf 'QL%%05d\\n' $i; i=$((i+1)); "
                         "sleep 0.02; done; echo QDONE$((40+2))\r" % n_vm)
-        n = restart_loop(signal.SIGTERM, RESTART_S)
+
+        def type_key(i):
+            keys.read_for(0.02)  # its terminal is read, as a user's is: the CLI is not held up
+            keys.send(b"KEY%04d\n" % i)
+
+        n = restart_loop(signal.SIGTERM, RESTART_S, before=type_key)
         print("  %d restarts with SIGTERM in %d s" % (n, RESTART_S), flush=True)
+        want = b"".join(b"KEY%04d\n" % i for i in range(n))
+        deadline = time.monotonic() + 30
+        while read_input("kb").count(b"\n") < n and time.monotonic() < deadline:
+            keys.read_for(0.1)
+        got = read_input("kb")
+        assert got == want, "keys typed as ttyhubd stopped (%d sent): missing %r, got %r" % (
+            n, [k for k in want.split(b"\n") if k not in got.split(b"\n")], got[-120:])
+        print("  all %d key lines typed as SIGTERM came reached the guest once, in order" % n,
+              flush=True)
+        keys.close()
         for name, ps in ws.items():
             wait_line(ps, name, last)
             for who, p in ps.items():
@@ -286,7 +326,7 @@ def main():
           flush=True)
     g = G.Guest(wd, "vm")
     consoles = []
-    for name in ("fg1", "fg4", "kg1", "kg4", "ex"):
+    for name in ("fg1", "fg4", "kb", "kg1", "kg4", "ex"):
         consoles += ["--console", "%s=%s" % (name, sock_path(name))]
     d = ctx.d = hub.Daemon(wd, "--console", "vm=" + g.serial_sock, *consoles,
                            "--front-user", "root", "--ring-size", "4M", managed=True).start()
