@@ -409,7 +409,12 @@ size_t front_discard_held(struct front *f)
 
 void front_backoff_start(struct front_backoff *b, uint64_t now)
 {
-	*b = (struct front_backoff){ .since = now, .delay = FRONT_BACKOFF_MIN_USEC };
+	/*
+	 * The first attempt at once: under systemd the broker's listening socket
+	 * outlives the process, so a connect now waits in its queue for the next
+	 * ttyhubd instead of 50 ms here.
+	 */
+	*b = (struct front_backoff){ .since = now, .delay = 0 };
 }
 
 bool front_backoff_next(struct front_backoff *b, uint64_t now, uint64_t *ret_delay)
@@ -422,7 +427,7 @@ bool front_backoff_next(struct front_backoff *b, uint64_t now, uint64_t *ret_del
 		return false;
 	left = b->since + FRONT_GIVE_UP_USEC - now;
 	*ret_delay = MIN(b->delay, left);
-	b->delay = MIN(b->delay * 2, FRONT_BACKOFF_MAX_USEC);
+	b->delay = b->delay ? MIN(b->delay * 2, FRONT_BACKOFF_MAX_USEC) : FRONT_BACKOFF_MIN_USEC;
 	b->tries++;
 	return true;
 }

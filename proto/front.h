@@ -284,8 +284,9 @@ size_t front_discard_held(struct front *f);
 
 /*
  * Reconnect back-off, pure: the caller passes CLOCK_MONOTONIC in usec and
- * arms its own timer.  Delays start at FRONT_BACKOFF_MIN_USEC and double up
- * to FRONT_BACKOFF_MAX_USEC; after FRONT_GIVE_UP_USEC since
+ * arms its own timer.  The first attempt is at once, then delays start at
+ * FRONT_BACKOFF_MIN_USEC and double up to FRONT_BACKOFF_MAX_USEC; after
+ * FRONT_GIVE_UP_USEC since
  * front_backoff_start() front_backoff_next() says give up.
  */
 #define FRONT_BACKOFF_MIN_USEC (50 * 1000ULL)

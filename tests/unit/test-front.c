@@ -825,7 +825,7 @@ static void test_resume_hint(void **state)
 
 static void test_backoff(void **state)
 {
-	static const uint64_t want[] = { 50, 100, 200, 400, 800, 1000, 1000 };
+	static const uint64_t want[] = { 0, 50, 100, 200, 400, 800, 1000, 1000 };
 	struct front_backoff b;
 	uint64_t now = 1000000, d;
 	char text[128];
