@@ -39,24 +39,42 @@
 	const $ = (id) => document.getElementById(id);
 
 	function cspStyleShim() {
-		const sheets = new WeakMap();
-		const styleText = (el, text) => {
-			let sheet = sheets.get(el);
-			if (!sheet) {
-				sheet = new CSSStyleSheet();
-				sheets.set(el, sheet);
-				document.adoptedStyleSheets = [...document.adoptedStyleSheets, sheet];
+		// A <style> element, even an empty one, is inline style to the policy.  xterm.js makes
+		// them only to set their text and remove them later, so it gets a hidden inert
+		// element whose text goes to a constructed style sheet instead.
+		const createElement = Document.prototype.createElement;
+		Document.prototype.createElement = function (tag, options) {
+			if (String(tag).toLowerCase() !== "style")
+				return createElement.call(this, tag, options);
+			const el = createElement.call(this, "ttyhub-style");
+			el.hidden = true;
+			const sheet = new CSSStyleSheet();
+			let css = "";
+			let adopted = false;
+			const set = (text) => {
+				css = String(text);
+				sheet.replaceSync(css);
+				if (!adopted) {
+					adopted = true;
+					document.adoptedStyleSheets = [...document.adoptedStyleSheets, sheet];
+				}
+			};
+			for (const prop of ["textContent", "innerText", "innerHTML"]) {
+				Object.defineProperty(el, prop, {
+					get() { return css; },
+					set,
+				});
 			}
-			sheet.replaceSync(String(text));
-			el.dataset.ttyhubCss = "";
+			el.remove = function () {
+				document.adoptedStyleSheets =
+					document.adoptedStyleSheets.filter((s) => s !== sheet);
+				adopted = false;
+				Element.prototype.remove.call(this);
+			};
+			return el;
 		};
-		for (const prop of ["textContent", "innerText"]) {
-			Object.defineProperty(HTMLStyleElement.prototype, prop, {
-				configurable: true,
-				get() { return ""; },
-				set(text) { styleText(this, text); },
-			});
-		}
+		// Inline style attributes are blocked too; the same declarations through the CSSOM are
+		// not.
 		const setAttribute = Element.prototype.setAttribute;
 		Element.prototype.setAttribute = function (name, value) {
 			if (String(name).toLowerCase() === "style" && this.style) {
