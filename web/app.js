@@ -535,6 +535,23 @@
 				lines.push(b.getLine(i).translateToString(true));
 			return lines.join("\n");
 		},
+		// What the stream wrote so far: the lines up to the cursor, wrapped lines joined,
+		// the cursor's line cut at the cursor (a test splices two page loads with it).
+		transcript() {
+			if (!view)
+				return "";
+			const b = view.term.buffer.active;
+			const last = b.baseY + b.cursorY;
+			let out = "";
+			for (let i = 0; i <= last && i < b.length; i++) {
+				const line = b.getLine(i);
+				if (i > 0 && !line.isWrapped)
+					out += "\n";
+				out += i === last ? line.translateToString(false, 0, b.cursorX)
+					: line.translateToString(true);
+			}
+			return out;
+		},
 		status() {
 			return view ? JSON.parse(JSON.stringify(view.status)) : null;
 		},
