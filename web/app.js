@@ -278,8 +278,9 @@
 
 		notice(text) {
 			// On a line of its own, as ttyhub-sshd writes its notices.
-			this.term.write("\r\n\x1b[1m[ttyhub] " + text.replace(/[\x00-\x1f\x7f]/g, " ") +
-				"\x1b[0m\r\n");
+			const b = this.term.buffer.active;
+			this.term.write((b.cursorX ? "\r\n" : "") + "\x1b[1m[ttyhub] " +
+				text.replace(/[\x00-\x1f\x7f]/g, " ") + "\x1b[0m\r\n");
 		}
 
 		connect() {

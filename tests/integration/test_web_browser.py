@@ -231,18 +231,25 @@ def t_reload():
     type_keys("i=0; while [ $i -lt %d ]; do i=$((i+1)); echo N$i; usleep 10000; done; "
               "echo LOOP$((1+1))DONE\n" % LOOP_LINES)
     wait(lambda: len(numbers(text())) >= 20, what="the first numbered lines")
-    # The text and the reload in one script: what the old page showed is exactly what it
-    # had stored as its position (both move in xterm.js's write callback).
-    before = js("const t = window.ttyhubTest.transcript(); location.reload(); return t;")
-    wait(lambda: js("return document.readyState") == "complete" and attached(),
-         what="the reloaded page to attach")
+    # The old page goes on rendering (and storing its position) until the new one replaces
+    # it: its text is taken as it is hidden, kept in the tab's sessionStorage.
+    js("window.testOldPage = true; window.addEventListener('pagehide', () => "
+       "sessionStorage.setItem('test.before', window.ttyhubTest.transcript())); "
+       "location.reload();")
+    wait(lambda: js("return !window.testOldPage && document.readyState === 'complete'")
+         and attached(), what="the reloaded page to attach")
     wait(lambda: "LOOP2DONE" in text(), timeout=120, what="the end of the loop")
+    before = js("return sessionStorage.getItem('test.before')") or ""
     after = js("return window.ttyhubTest.transcript()")
     got_before = numbers(before)
     runner.require(0 < len(got_before) < LOOP_LINES,
                    "the reload was not mid-stream: %d lines before it" % len(got_before))
-    # The new page starts where the old one stopped, possibly inside a line.
-    joined = "\n".join(line for line in (before + after).split("\n")
+    # The new page starts where the old one stopped, possibly inside a line, after its own
+    # "[ttyhub] ..." notices (each on a line of its own).
+    lines = after.split("\n")
+    while lines and lines[0].startswith("[ttyhub]"):
+        lines.pop(0)
+    joined = "\n".join(line for line in (before + "\n".join(lines)).split("\n")
                        if not line.startswith("[ttyhub]"))
     got = numbers(joined)
     runner.require(got == list(range(1, LOOP_LINES + 1)),
@@ -315,6 +322,15 @@ def main():
         ctx.web = PinnedWebFront(os.path.join(wd, "webd"), d.socket, port)
         d.wait_for(lambda: (d.console("vm:serial0") or {}).get("state") == "connected",
                    timeout=30, what="vm:serial0 connected")
+        # The guest's shell must be up before the page types into it.
+        p = G.Pty(d.cli_cmd("attach", "vm"))
+        try:
+            p.expect(r"attached to \S+ read-write", timeout=20)
+            G.sync_shell(p, timeout=120)
+            p.send(b"\x05c.")
+            runner.require(p.wait(10) == 0, "ttyhub attach did not detach")
+        finally:
+            p.close()
         ctx.driver = browser(wd)
         res.on_failure = lambda: print(
             "--- ttyhub-webd log tail ---\n%s\n--- ttyhubd log tail ---\n%s\n--- page ---\n%s"
