@@ -85,6 +85,10 @@ def browser(wd):
     d = webdriver.Chrome(service=service, options=o)
     d.set_page_load_timeout(60)
     d.set_script_timeout(30)
+    # Chromium's own start page (chrome:// resources) is not ours to judge: drop its logs.
+    d.get("about:blank")
+    d.get_log("performance")
+    d.get_log("browser")
     return d
 
 
