@@ -11,7 +11,8 @@ clients on the same console:
 * typing on a `--ro` link's page never reaches the guest;
 * "Take write access" on the page moves the writer role from an SSH writer, who is told;
 * a reload in the middle of a stream of numbered lines resumes at the page's offset: the two
-  page loads together show every line exactly once;
+  page loads together show every line exactly once; so does a page whose connection dropped
+  (ttyhub-webd restarted), after it reconnected by itself;
 * the session's console list opens a console with a click;
 * the page logs no console error and asks nothing of any other origin than ttyhub-webd's
   (the DevTools performance log records every request and WebSocket of the page).
@@ -222,8 +223,32 @@ def t_take():
         leave_page()
 
 
-def numbers(s):
-    return [int(n) for n in re.findall(r"(?m)^N(\d+)$", s)]
+def numbers(s, prefix="N"):
+    """The numbers of the PREFIX<n> lines of S, in order.  "[ttyhub] ..." notices are lines of
+    their own; one that came in the middle of a line split it, so a line of digits alone
+    continues the line before it."""
+    lines = []
+    for line in s.split("\n"):
+        if line.startswith("[ttyhub]"):
+            continue
+        if lines and re.fullmatch(prefix + r"\d*", lines[-1]) and re.fullmatch(r"\d+", line):
+            lines[-1] += line
+        else:
+            lines.append(line)
+    return [int(m.group(1)) for m in (re.fullmatch(prefix + r"(\d+)", x) for x in lines) if m]
+
+
+def loop(prefix, end):
+    """A guest loop printing PREFIX1 ... PREFIX<LOOP_LINES>, then END; usleep keeps the stream
+    going for seconds, so that a reload or a reconnect falls inside it."""
+    return ("i=0; while [ $i -lt %d ]; do i=$((i+1)); echo %s$i; usleep 10000; done; echo %s\n"
+            % (LOOP_LINES, prefix, end))
+
+
+def require_sequence(got, what):
+    runner.require(got == list(range(1, LOOP_LINES + 1)),
+                   "lines lost or repeated across %s: %d lines, first problems %r"
+                   % (what, len(got), [(i + 1, n) for i, n in enumerate(got) if n != i + 1][:5]))
 
 
 @runner.check("a reload in the middle of a stream loses and repeats nothing")
@@ -231,9 +256,7 @@ def t_reload():
     idle()
     open_link(mint("vm"))
     wait(lambda: status().get("role") == "writer", what="the page to be the writer")
-    # usleep keeps the stream going for seconds, so that the reload falls inside it.
-    type_keys("i=0; while [ $i -lt %d ]; do i=$((i+1)); echo N$i; usleep 10000; done; "
-              "echo LOOP$((1+1))DONE\n" % LOOP_LINES)
+    type_keys(loop("N", "LOOP$((1+1))DONE"))
     wait(lambda: len(numbers(text())) >= 20, what="the first numbered lines")
     # The old page goes on rendering (and storing its position) until the new one replaces
     # it: its text is taken as it is hidden, kept in the tab's sessionStorage.
@@ -253,12 +276,22 @@ def t_reload():
     lines = after.split("\n")
     while lines and lines[0].startswith("[ttyhub]"):
         lines.pop(0)
-    joined = "\n".join(line for line in (before + "\n".join(lines)).split("\n")
-                       if not line.startswith("[ttyhub]"))
-    got = numbers(joined)
-    runner.require(got == list(range(1, LOOP_LINES + 1)),
-                   "lines lost or repeated across the reload: %d lines, first problems %r"
-                   % (len(got), [(i + 1, n) for i, n in enumerate(got) if n != i + 1][:5]))
+    require_sequence(numbers(before + "\n".join(lines)), "the reload")
+    leave_page()
+
+
+@runner.check("a dropped connection (ttyhub-webd restarted) is retried and resumes: nothing "
+              "lost or repeated")
+def t_reconnect():
+    idle()
+    open_link(mint("vm"))
+    wait(lambda: status().get("role") == "writer", what="the page to be the writer")
+    type_keys(loop("R", "RLOOP$((2+2))DONE"))
+    wait(lambda: len(numbers(text(), "R")) >= 20, what="the first numbered lines")
+    ctx.web.stop()
+    ctx.web.start()
+    wait(lambda: "RLOOP4DONE" in text(), timeout=120, what="the end of the loop")
+    require_sequence(numbers(text(), "R"), "the reconnect")
     leave_page()
 
 
