@@ -152,9 +152,11 @@ def ssh_attach(user):
 
 
 def idle():
-    ctx.d.wait_for(lambda: (ctx.d.console("vm:serial0") or {}).get("clients", 0) == 0
-                   and (ctx.d.console("vm:serial0") or {}).get("writer") is None,
-                   timeout=20, what="nobody attached to vm:serial0")
+    """Wait until nobody is attached to vm:serial0 (the previous check's clients are gone)."""
+    def free():
+        c = ctx.d.console("vm:serial0") or {}
+        return c.get("writer") is None and c.get("watchers") == 0
+    ctx.d.wait_for(free, timeout=20, what="nobody attached to vm:serial0")
 
 
 def leave_page():
@@ -254,60 +256,69 @@ def require_sequence(got, what):
 @runner.check("a reload in the middle of a stream loses and repeats nothing")
 def t_reload():
     idle()
-    open_link(mint("vm"))
-    wait(lambda: status().get("role") == "writer", what="the page to be the writer")
-    type_keys(loop("N", "LOOP$((1+1))DONE"))
-    wait(lambda: len(numbers(text())) >= 20, what="the first numbered lines")
-    # The old page goes on rendering (and storing its position) until the new one replaces
-    # it: its text is taken as it is hidden, kept in the tab's sessionStorage.
-    js("window.testOldPage = true; window.addEventListener('pagehide', () => "
-       "sessionStorage.setItem('test.before', window.ttyhubTest.transcript())); "
-       "location.reload();")
-    wait(lambda: js("return !window.testOldPage && document.readyState === 'complete'")
-         and attached(), what="the reloaded page to attach")
-    wait(lambda: "LOOP2DONE" in text(), timeout=120, what="the end of the loop")
-    before = js("return sessionStorage.getItem('test.before')") or ""
-    after = js("return window.ttyhubTest.transcript()")
-    got_before = numbers(before)
-    runner.require(0 < len(got_before) < LOOP_LINES,
-                   "the reload was not mid-stream: %d lines before it" % len(got_before))
-    # The new page starts where the old one stopped, possibly inside a line, after its own
-    # "[ttyhub] ..." notices (each on a line of its own).
-    lines = after.split("\n")
-    while lines and lines[0].startswith("[ttyhub]"):
-        lines.pop(0)
-    require_sequence(numbers(before + "\n".join(lines)), "the reload")
-    leave_page()
+    try:
+        open_link(mint("vm"))
+        wait(lambda: status().get("role") == "writer", what="the page to be the writer")
+        type_keys(loop("N", "LOOP$((1+1))DONE"))
+        wait(lambda: len(numbers(text())) >= 20, what="the first numbered lines")
+        # The old page goes on rendering (and storing its position) until the new one replaces
+        # it: its text is taken as it is hidden, kept in the tab's sessionStorage.
+        js("window.testOldPage = true; window.addEventListener('pagehide', () => "
+           "sessionStorage.setItem('test.before', window.ttyhubTest.transcript())); "
+           "location.reload();")
+        wait(lambda: js("return !window.testOldPage && document.readyState === 'complete'")
+             and attached(), what="the reloaded page to attach")
+        wait(lambda: "LOOP2DONE" in text(), timeout=120, what="the end of the loop")
+        before = js("return sessionStorage.getItem('test.before')") or ""
+        after = js("return window.ttyhubTest.transcript()")
+        got_before = numbers(before)
+        runner.require(0 < len(got_before) < LOOP_LINES,
+                       "the reload was not mid-stream: %d lines before it" % len(got_before))
+        # The new page starts where the old one stopped, possibly inside a line, after its own
+        # "[ttyhub] ..." notices (each on a line of its own).
+        lines = after.split("\n")
+        while lines and lines[0].startswith("[ttyhub]"):
+            lines.pop(0)
+        require_sequence(numbers(before + "\n".join(lines)), "the reload")
+    finally:
+        leave_page()
 
 
 @runner.check("a dropped connection (ttyhub-webd restarted) is retried and resumes: nothing "
               "lost or repeated")
 def t_reconnect():
     idle()
-    open_link(mint("vm"))
-    wait(lambda: status().get("role") == "writer", what="the page to be the writer")
-    type_keys(loop("R", "RLOOP$((2+2))DONE"))
-    wait(lambda: len(numbers(text(), "R")) >= 20, what="the first numbered lines")
-    ctx.web.stop()
-    ctx.web.start()
-    wait(lambda: "RLOOP4DONE" in text(), timeout=120, what="the end of the loop")
-    require_sequence(numbers(text(), "R"), "the reconnect")
-    leave_page()
+    try:
+        open_link(mint("vm"))
+        wait(lambda: status().get("role") == "writer", what="the page to be the writer")
+        type_keys(loop("R", "RLOOP$((2+2))DONE"))
+        wait(lambda: len(numbers(text(), "R")) >= 20, what="the first numbered lines")
+        ctx.web.stop()
+        runner.require("RLOOP4DONE" not in text(), "the loop ended before the connection dropped")
+        ctx.web.start()
+        wait(lambda: "RLOOP4DONE" in text(), timeout=120, what="the end of the loop")
+        require_sequence(numbers(text(), "R"), "the reconnect")
+    finally:
+        leave_page()
 
 
 @runner.check("the console list shows the session's consoles and opens one with a click")
 def t_list():
     idle()
-    open_link(mint("vm"))
-    leave_page()
-    ctx.driver.get(ctx.web.origin + "/")
-    link = wait(lambda: ctx.driver.find_elements(By.CSS_SELECTOR, "#consoles a"),
-                what="the console list")
-    names = [a.get_attribute("data-console") for a in link]
-    runner.require(any(n.startswith("vm") for n in names), "list: %r" % names)
-    link[0].click()
-    wait(attached, what="the listed console to attach")
-    leave_page()
+    try:
+        open_link(mint("vm"))
+        leave_page()
+        ctx.driver.get(ctx.web.origin + "/")
+        link = wait(lambda: ctx.driver.find_elements(By.CSS_SELECTOR, "#consoles a"),
+                    what="the console list")
+        names = [a.get_attribute("data-console") for a in link]
+        runner.require(any(n.startswith("vm") for n in names), "list: %r" % names)
+        entry = ctx.driver.find_element(By.ID, "consoles").text
+        runner.require("read-write" in entry, "the list does not say the access: %r" % entry)
+        link[0].click()
+        wait(attached, what="the listed console to attach")
+    finally:
+        leave_page()
 
 
 @runner.check("no console errors; no request leaves ttyhub-webd's origin")
