@@ -8,6 +8,7 @@ clients on the same console:
 
 * a link minted with `ttyhub web-link vm` opens in the browser, the token leaves the address
   bar, and `echo $((6*7))` typed into the terminal prints 42, which an SSH watcher sees too;
+  a pasted command runs as well;
 * typing on a `--ro` link's page never reaches the guest;
 * "Take write access" on the page moves the writer role from an SSH writer, who is told;
 * a reload in the middle of a stream of numbered lines resumes at the page's offset: the two
@@ -174,6 +175,14 @@ def t_echo():
         type_keys("echo $((6*7))\n")
         wait(answer("42"), what="42 on the page")
         watcher.expect(rb"(?m)^42\r*$", timeout=20)
+        # A paste (what Ctrl+Shift+V or the browser's menu delivers) goes through xterm.js's
+        # paste handling to the guest like typing.
+        js("const dt = new DataTransfer(); dt.setData('text/plain', arguments[0]);"
+           "document.querySelector('.xterm-helper-textarea').dispatchEvent("
+           "new ClipboardEvent('paste', {clipboardData: dt, bubbles: true, cancelable: true}));",
+           "echo PASTED$((3*3))q\n")
+        wait(answer("PASTED9q"), what="the pasted command's output on the page")
+        watcher.expect(rb"(?m)^PASTED9q\r*$", timeout=20)
         st = status()
         runner.require(st.get("access") == "rw", "status: %r" % st)
     finally:
