@@ -571,8 +571,11 @@
 				location.pathname + (name ? "#c=" + encodeURIComponent(name) : ""));
 			try {
 				const s = await redeem(token);
-				if (s.console && s.access)
-					sessionStorage.setItem(ACCESS_PREFIX + s.console, s.access);
+				// Under the name the link used, which HELLO sends (the broker may answer with
+				// the console's full name).
+				for (const n of [name, s.console])
+					if (n && s.access)
+						sessionStorage.setItem(ACCESS_PREFIX + n, s.access);
 				if (!name && s.console)
 					history.replaceState(null, "", location.pathname + "#c=" +
 						encodeURIComponent(s.console));
