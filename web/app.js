@@ -15,8 +15,9 @@
  *   is ACKed (the server's flow control) and stored with the stream's epoch in sessionStorage
  *   under the console's name.  A reload or a reconnect sends HELLO with resume {epoch, offset}:
  *   the broker continues exactly there, so the transcript has no gap and no repeat.
- * - A dropped connection is retried with back-off; a detach, a policy close (1008: the session
- *   expired or the origin is refused) or an ERROR before the attach stops the retries.
+ * - A dropped connection is retried with back-off, as is a DETACHED "shutdown" (ttyhub-webd or
+ *   ttyhubd stopping); any other detach, a policy close (1008: the session expired or the
+ *   origin is refused) or an ERROR before the attach stops the retries.
  *
  * The Content-Security-Policy allows no inline style.  xterm.js writes its dynamic CSS
  * through <style> elements and setAttribute("style"), which that policy blocks, so
@@ -411,7 +412,10 @@
 				break;
 			case T_DETACHED:
 				this.notice(obj.text || "detached");
-				this.stop("detached" + (obj.reason ? " (" + obj.reason + ")" : ""));
+				// "shutdown": ttyhub-webd or ttyhubd is going away, not us: the close that
+				// follows is retried and resumes at our offset.
+				if (obj.reason !== "shutdown")
+					this.stop("detached" + (obj.reason ? " (" + obj.reason + ")" : ""));
 				break;
 			case T_ERROR:
 				this.notice((obj.message || "error") + (obj.code ? " (" + obj.code + ")" : ""));
