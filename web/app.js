@@ -98,6 +98,7 @@
 	function setStatus(text, bad) {
 		const s = $("status");
 		s.textContent = text;
+		s.title = text;
 		s.className = bad ? "bad" : "";
 	}
 
@@ -451,12 +452,13 @@
 		render() {
 			const s = this.status;
 			const who = s.writer ? s.writer : "nobody";
+			// Ours first: a long writer label is what gets cut off (the tooltip has it all).
 			const parts = [
 				s.console || this.name,
-				"VM " + (s.vm_state || s.state || "?"),
-				"writer: " + who,
-				(s.clients ?? "?") + " attached",
 				"you: " + (s.role || "?") + " (" + (s.access === "ro" ? "read-only" : "read-write") + ")",
+				"VM " + (s.vm_state || s.state || "?"),
+				(s.clients ?? "?") + " attached",
+				"writer: " + who,
 			];
 			setStatus(parts.join(" · "), false);
 			$("buttons").hidden = false;
