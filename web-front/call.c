@@ -115,7 +115,8 @@ broken:
 	return 0;
 }
 
-int call_start(sd_event *e, const char *broker, const char *session, json_t *request,
+int call_start(sd_event *e, const char *broker, const char *session, const char *from,
+	       json_t *request,
 	       const char *expect, call_done_fn done, void *userdata, struct call **ret)
 {
 	struct call *c;
@@ -135,6 +136,8 @@ int call_start(sd_event *e, const char *broker, const char *session, json_t *req
 	hello = proto_req_hello("ttyhub-webd", NULL, NULL);
 	if (hello && session)
 		json_object_set_new(hello, "session", json_string(session));
+	if (hello && session && from)
+		json_object_set_new(hello, "from", json_string(from));
 	r = frame_reader_init(&c->in);
 	if (r >= 0)
 		r = obuf_init(&c->out, CALL_OUT_MAX);

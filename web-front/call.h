@@ -23,9 +23,11 @@ typedef void (*call_done_fn)(void *userdata, json_t *answer);
 
 /*
  * Start REQUEST (a new reference, taken) expecting an answer of type EXPECT.
- * session NULL: hello without a principal (the front itself).  0 with *ret
+ * session NULL: hello without a principal (the front itself); from: the
+ * browser's address, sent with a session.  0 with *ret
  * or -errno (done() is not called then).
  */
-int call_start(sd_event *e, const char *broker, const char *session, json_t *request,
+int call_start(sd_event *e, const char *broker, const char *session, const char *from,
+	       json_t *request,
 	       const char *expect, call_done_fn done, void *userdata, struct call **ret);
 struct call *call_free(struct call *c);

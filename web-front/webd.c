@@ -239,7 +239,7 @@ static void req_call_done(void *userdata, json_t *answer)
 static enum MHD_Result req_start_call(struct req *q, const char *session, json_t *request,
 				      const char *expect)
 {
-	int r = call_start(q->d->event, q->d->config.broker, session, request, expect,
+	int r = call_start(q->d->event, q->d->config.broker, session, q->addr, request, expect,
 			   req_call_done, q, &q->call);
 
 	if (r < 0) {

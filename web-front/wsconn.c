@@ -35,6 +35,7 @@ struct wsconn *wsconn_free(struct wsconn *w)
 	sd_event_source_disable_unref(w->io);
 	sd_event_source_disable_unref(w->broker_io);
 	sd_event_source_disable_unref(w->ping);
+	sd_event_source_disable_unref(w->linger);
 	if (w->ctx)
 		wslay_event_context_free(w->ctx);
 	if (w->front_init)
@@ -50,10 +51,50 @@ struct wsconn *wsconn_free(struct wsconn *w)
 	return NULL;
 }
 
+static int wsconn_on_linger_end(sd_event_source *s, uint64_t usec, void *userdata)
+{
+	wsconn_free(userdata);
+	return 0;
+}
+
+/*
+ * Our close frame is out and wslay is done: shut our side and read what the
+ * page still sends until it closes (or WSCONN_LINGER_USEC), so that unread
+ * bytes (the rest of a too big message) do not turn our close into a reset
+ * the page would see before the close frame.
+ */
+static bool wsconn_linger(struct wsconn *w)
+{
+	if (w->lingering)
+		return false;
+	if (!wslay_event_get_close_sent(w->ctx) || shutdown(w->fd, SHUT_WR) < 0 ||
+	    sd_event_add_time_relative(w->env->event, &w->linger, CLOCK_MONOTONIC,
+				       WSCONN_LINGER_USEC, 0, wsconn_on_linger_end, w) < 0)
+		return false;
+	w->lingering = true;
+	(void)sd_event_source_set_io_events(w->io, EPOLLIN);
+	if (w->broker_io)
+		(void)sd_event_source_set_enabled(w->broker_io, SD_EVENT_OFF);
+	return true;
+}
+
 /* Free w when it is done; true when it was freed. */
 static bool wsconn_check(struct wsconn *w)
 {
+	if (w->lingering)
+		return false;
+	/* A close waits until what was queued before it went out (wslay sends control first). */
+	if (w->close_code && !w->failed && !wslay_event_want_write(w->ctx)) {
+		(void)wslay_event_queue_close(w->ctx, (uint16_t)w->close_code,
+					      (const uint8_t *)w->close_reason,
+					      strlen(w->close_reason));
+		w->close_code = 0;
+		if (wslay_event_send(w->ctx) != 0)
+			w->failed = true;
+	}
 	if (w->failed || (!wslay_event_want_read(w->ctx) && !wslay_event_want_write(w->ctx))) {
+		if (!w->failed && wsconn_linger(w))
+			return false;
 		wsconn_free(w);
 		return true;
 	}
@@ -63,8 +104,10 @@ static bool wsconn_check(struct wsconn *w)
 
 static void wsconn_close(struct wsconn *w, uint16_t code, const char *reason)
 {
-	(void)wslay_event_queue_close(w->ctx, code, (const uint8_t *)reason,
-				      reason ? strlen(reason) : 0);
+	if (!w->close_code && !wslay_event_get_close_sent(w->ctx)) {
+		w->close_code = code;
+		w->close_reason = reason ?: "";
+	}
 	/* No more broker traffic once closing. */
 	if (w->broker_io)
 		(void)sd_event_source_set_enabled(w->broker_io, SD_EVENT_OFF);
@@ -258,7 +301,6 @@ out:
 
 static int wsconn_hello(struct wsconn *w, const struct wsproto_hello *h)
 {
-	json_t *hello;
 	int r;
 
 	w->broker_fd = unix_connect(w->env->broker, true);
@@ -272,13 +314,7 @@ static int wsconn_hello(struct wsconn *w, const struct wsproto_hello *h)
 	if (r < 0)
 		return r;
 	w->front_init = true;
-	hello = proto_req_hello("ttyhub-webd", NULL, NULL);
-	if (!hello || json_object_set_new(hello, "session", json_string(w->session)) < 0) {
-		json_decref(hello);
-		return -ENOMEM;
-	}
-	r = proto_put_control(&w->front.out, hello);
-	json_decref(hello);
+	r = front_hello_session(&w->front, "ttyhub-webd", w->session, w->addr);
 	if (r < 0)
 		return r;
 	if (h->has_resume)
@@ -320,6 +356,8 @@ static void wsconn_on_message(struct wsconn *w, const uint8_t *msg, size_t len)
 	char err[256];
 	int r = 0;
 
+	if (w->close_code || wslay_event_get_close_sent(w->ctx))
+		return; /* closing: the page's last words are not acted on */
 	if (wsproto_decode(msg, len, &m, err, sizeof(err)) < 0) {
 		wsconn_error(w, "bad-request", err);
 		return;
@@ -450,7 +488,17 @@ static int wsconn_on_io(sd_event_source *s, int fd, uint32_t revents, void *user
 {
 	struct wsconn *w = userdata;
 	bool was_paused = wsconn_paused(w);
+	char sink[4096];
+	ssize_t n;
 
+	if (w->lingering) {
+		do
+			n = recv(w->fd, sink, sizeof(sink), 0);
+		while (n > 0);
+		if (n == 0 || (errno != EAGAIN && errno != EINTR))
+			wsconn_free(w);
+		return 0;
+	}
 	if ((revents & (EPOLLIN | EPOLLHUP | EPOLLERR)) && wslay_event_recv(w->ctx) != 0)
 		w->failed = true;
 	if (!w->failed && wslay_event_send(w->ctx) != 0)
@@ -468,6 +516,8 @@ static int wsconn_on_ping(sd_event_source *s, uint64_t usec, void *userdata)
 	struct wsconn *w = userdata;
 	struct wslay_event_msg m = { .opcode = WSLAY_PING };
 
+	if (w->lingering)
+		return 0;
 	if (w->missed_pings >= WSCONN_MISSED_PINGS) {
 		log_info("WebSocket of session %s from %s: %u pings unanswered, dropping it",
 			 w->session_id, w->addr, w->missed_pings);
@@ -492,7 +542,8 @@ void wsconn_shutdown(struct wsconn *w)
 	if (o)
 		wsconn_send_json(w, WSPROTO_DETACHED, o);
 	json_decref(o);
-	wsconn_close(w, 1001, "going away");
+	(void)wslay_event_send(w->ctx);
+	(void)wslay_event_queue_close(w->ctx, 1001, (const uint8_t *)"going away", 10);
 	(void)wslay_event_send(w->ctx);
 	wsconn_free(w);
 }

@@ -28,6 +28,8 @@
 
 #define WSCONN_WINDOW (256 * 1024)
 #define WSCONN_MISSED_PINGS 3
+/* After our close frame, how long unread bytes from the page are still drained (no RST). */
+#define WSCONN_LINGER_USEC (2 * 1000000ULL)
 
 /*
  * What the connections share with the daemon: the loop, the broker socket,
@@ -62,6 +64,10 @@ struct wsconn {
 	char addr[64];
 	bool hello_seen, attached;
 	bool failed;                    /* the socket broke: free without a close handshake */
+	int close_code;                 /* a close to send once the messages before it went out */
+	const char *close_reason;
+	bool lingering;                 /* close sent, write side shut: reading to EOF */
+	sd_event_source *linger;
 	uint64_t sent_end, acked;
 	json_t *status;                 /* STATUS so far (merged) */
 	unsigned missed_pings;
