@@ -42,7 +42,8 @@ set(TTYHUB_SYSUSERSDIR "${_ttyhub_sysusersdir}" CACHE STRING
     "Where the sysusers.d file goes (relative: under the install prefix)")
 set(TTYHUB_CONFDIR "/etc/ttyhub" CACHE STRING "Where the default configuration goes")
 
-set(_ttyhub_units ttyhubd.service ttyhubd.socket ttyhub-sshd.service ttyhub-sshd.socket)
+set(_ttyhub_units ttyhubd.service ttyhubd.socket ttyhub-sshd.service ttyhub-sshd.socket
+                  ttyhub-webd.service ttyhub-webd.socket)
 set(_ttyhub_units_src "${PROJECT_SOURCE_DIR}/units")
 set(_ttyhub_units_stage "${PROJECT_BINARY_DIR}/units")
 
@@ -78,7 +79,7 @@ set(_confdir "@TTYHUB_CONFDIR@")
 if(NOT IS_ABSOLUTE "${_confdir}")
   set(_confdir "${CMAKE_INSTALL_PREFIX}/${_confdir}")
 endif()
-foreach(_conf ttyhubd.conf ttyhub-sshd.conf access)
+foreach(_conf ttyhubd.conf ttyhub-sshd.conf ttyhub-webd.conf access)
   if(EXISTS "$ENV{DESTDIR}${_confdir}/${_conf}")
     message(STATUS "Keeping: $ENV{DESTDIR}${_confdir}/${_conf}")
   else()
@@ -90,6 +91,13 @@ endforeach()
 ]==])
 string(CONFIGURE "${_ttyhub_code}" _ttyhub_code @ONLY)
 install(CODE "${_ttyhub_code}")
+
+# The web page ttyhub-webd serves (--static-dir): the fixed list of files the
+# page's build (web/) leaves in the build directory.  OPTIONAL: a build
+# without the page (no npm) still installs the rest.
+foreach(_web index.html app.js app.css xterm.js xterm.css addon-fit.js)
+  install(FILES "${PROJECT_BINARY_DIR}/web/${_web}" DESTINATION "${TTYHUB_WEB_DIR}" OPTIONAL)
+endforeach()
 
 # Man pages: docs/man/NAME.N.scd -> build/man/NAME.N -> share/man/manN/NAME.N
 # (TTYHUB_MAN=OFF builds without them, e.g. where scdoc is missing.)
