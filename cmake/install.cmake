@@ -11,7 +11,8 @@
 #   decides where they go at install time.
 # - The units' ExecStart= paths are rewritten at install time from
 #   /usr/sbin to the real sbin directory of that prefix, so the units always
-#   name the installed binaries.
+#   name the installed binaries (and ttyhub-webd's --static-dir the
+#   installed page).
 # - Unit and sysusers.d directories come from pkg-config's systemd.pc when
 #   it is there (systemd reads only those places); override with
 #   -DTTYHUB_SYSTEMD_UNITDIR=... / -DTTYHUB_SYSUSERSDIR=...
@@ -54,10 +55,15 @@ set(_sbindir "@CMAKE_INSTALL_SBINDIR@")
 if(NOT IS_ABSOLUTE "${_sbindir}")
   set(_sbindir "${CMAKE_INSTALL_PREFIX}/${_sbindir}")
 endif()
+set(_webdir "@TTYHUB_WEB_DIR@")
+if(NOT IS_ABSOLUTE "${_webdir}")
+  set(_webdir "${CMAKE_INSTALL_PREFIX}/${_webdir}")
+endif()
 file(MAKE_DIRECTORY "@_ttyhub_units_stage@")
 foreach(_unit @_ttyhub_units@)
   file(READ "@_ttyhub_units_src@/${_unit}" _text)
   string(REPLACE "=/usr/sbin/" "=${_sbindir}/" _text "${_text}")
+  string(REPLACE "--static-dir /usr/share/ttyhub/web" "--static-dir ${_webdir}" _text "${_text}")
   file(WRITE "@_ttyhub_units_stage@/${_unit}" "${_text}")
 endforeach()
 ]==])
