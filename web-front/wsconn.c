@@ -6,6 +6,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -106,7 +107,7 @@ static void wsconn_close(struct wsconn *w, uint16_t code, const char *reason)
 {
 	if (!w->close_code && !wslay_event_get_close_sent(w->ctx)) {
 		w->close_code = code;
-		w->close_reason = reason ?: "";
+		snprintf(w->close_reason, sizeof(w->close_reason), "%s", reason ?: "");
 	}
 	/* No more broker traffic once closing. */
 	if (w->broker_io)
