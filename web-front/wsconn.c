@@ -155,9 +155,15 @@ static json_t *strip_type(json_t *msg)
 
 /* -- the broker side ---------------------------------------------------------------- */
 
+/*
+ * Output waits while the page has more than the window un-ACKed, or while
+ * as much is still queued here (a page that ACKs without reading must not
+ * make us queue without bound).
+ */
 static bool wsconn_paused(const struct wsconn *w)
 {
-	return w->sent_end - w->acked > WSCONN_WINDOW;
+	return w->sent_end - w->acked > WSCONN_WINDOW ||
+	       wslay_event_get_queued_msg_length(w->ctx) > WSCONN_WINDOW;
 }
 
 static void wsconn_on_data(struct wsconn *w, const struct front_event *e)
