@@ -261,6 +261,10 @@ static void wsconn_broker_gone(struct wsconn *w)
 	json_t *o = json_pack("{s:s, s:s}", "reason", "shutdown", "text",
 			      "ttyhubd went away; reconnect to resume");
 
+	if (w->close_code || wslay_event_get_close_sent(w->ctx)) {
+		json_decref(o);
+		return; /* closing already (after `detached`): nothing more to say */
+	}
 	log_info("WebSocket of session %s: the broker connection ended", w->session_id);
 	if (o)
 		wsconn_send_json(w, WSPROTO_DETACHED, o);
@@ -384,6 +388,13 @@ static void wsconn_on_message(struct wsconn *w, const uint8_t *msg, size_t len)
 		}
 		w->hello_seen = true;
 		r = wsconn_hello(w, &m.hello);
+		if (r < 0) {
+			log_warning_errno(r, "WebSocket of session %s: cannot open the console",
+					  w->session_id);
+			wsconn_error(w, "internal", "cannot open the console");
+			wsconn_close(w, 1011, "internal error");
+			return;
+		}
 		break;
 	case WSPROTO_INPUT:
 		/* The page has no escape prefix: every byte goes to the console. */
