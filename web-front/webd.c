@@ -30,6 +30,12 @@
 #include "wsproto.h"
 
 #define WS_GUID "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+/*
+ * libmicrohttpd's memory per connection: room to read a request with far
+ * more than WEBD_HEADER_MAX of headers, so the 431 is ours (at once) rather
+ * than libmicrohttpd's, which 0.9.75 sends only at its next timeout.
+ */
+#define WEBD_CONNECTION_MEMORY (128 * 1024)
 /* TLS connections being handshaken or relayed at once. */
 #define WEBD_TLS_MAX 4096
 #define WEBD_CSP                                                                            \
@@ -778,14 +784,14 @@ int webd_init(struct webd *d, sd_event *e, const struct webd_config *config)
 	if (d->tls)
 		d->mhd = MHD_start_daemon(flags | MHD_USE_NO_LISTEN_SOCKET, 0, NULL, NULL, on_request,
 			d, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, d,
-			MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(32 * 1024),
+			MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)WEBD_CONNECTION_MEMORY,
 			MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)WEBD_HANDSHAKE_S,
 			MHD_OPTION_NOTIFY_COMPLETED, on_completed, d, MHD_OPTION_END);
 	else
 		d->mhd = MHD_start_daemon(flags, 0, NULL, NULL, on_request, d,
 			MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, d,
 			MHD_OPTION_LISTEN_SOCKET, d->listen_fd,
-			MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(32 * 1024),
+			MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)WEBD_CONNECTION_MEMORY,
 			MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)WEBD_HANDSHAKE_S,
 			MHD_OPTION_NOTIFY_COMPLETED, on_completed, d, MHD_OPTION_END);
 	if (!d->mhd)

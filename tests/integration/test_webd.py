@@ -185,8 +185,9 @@ def t_slow_reader_is_skipped_ahead_while_others_go_on():
 
 
 def t_header_over_8k_gets_431():
-    status, _, _ = ctx.web.request("GET", "/", headers={"X-Filler": "a" * 9000})
-    assert status == 431, status
+    for n in (9000, 40000):
+        status, _, _ = ctx.web.request("GET", "/", headers={"X-Filler": "a" * n})
+        assert status == 431, (n, status)
     status, _, _ = ctx.web.request("GET", "/", headers={"X-Filler": "a" * 4000})
     assert status == 200, status
 
