@@ -703,13 +703,14 @@ static uint64_t client_now_usec(void)
  * speaks for the session's principal (bound to the current policy from the
  * browser's address, "from" or else the one it redeemed from) or local admin,
  * capped at ro if the link was.  Returns 0, or -EPERM with the error sent
- * and the client killed.
+ * ("web session expired", or "key not allowed" when from= refuses the
+ * address) and the client killed.
  */
 static int client_hello_session(struct client *c, json_t *req)
 {
 	json_t *js = json_object_get(req, "session"), *jfrom = json_object_get(req, "from");
 	const struct weblink_entry *e;
-	char tag[WEBLINK_TAG_LEN + 1];
+	char tag[WEBLINK_TAG_LEN + 1], from[POLICY_FROM_MAX];
 	const char *why = NULL;
 
 	if (!c->front)
@@ -731,18 +732,29 @@ static int client_hello_session(struct client *c, json_t *req)
 		int r = p ? principal_copy(e->grant.principal, p) : -ENOMEM;
 
 		if (r >= 0 && jfrom) {
-			snprintf(p->from, sizeof(p->from), "%s", json_string_value(jfrom));
-			p->have_from = strlen(json_string_value(jfrom)) < sizeof(p->from);
+			/* Never cut: a cut address could be one that from= admits. */
+			if (strlen(json_string_value(jfrom)) >= sizeof(p->from))
+				r = -EINVAL;
+			else {
+				snprintf(p->from, sizeof(p->from), "%s", json_string_value(jfrom));
+				p->have_from = true;
+			}
 		}
 		if (r >= 0 && policy_bind(*c->env->policy, p) < 0) {
+			log_escape(p->have_from ? p->from : "?", strlen(p->have_from ? p->from : "?"),
+				   from, sizeof(from));
 			log_notice("%s: web session %s: key %s not allowed from %s", c->att.audit, tag,
-				   p->fingerprint, p->have_from ? p->from : "?");
+				   p->fingerprint, from);
 			r = -EPERM;
 		}
 		if (r < 0) {
+			/* The session is fine; its key may not come from there (from=). */
 			if (p)
 				principal_done(p);
-			e = NULL;
+			client_error(c, PROTO_E_DENIED, "key not allowed");
+			client_flush(c);
+			client_kill(c, "web session key refused");
+			return -EPERM;
 		} else {
 			c->principal = TAKE_PTR(p);
 			snprintf(c->att.label, sizeof(c->att.label), "%.70s (web %s)",
@@ -762,8 +774,11 @@ static int client_hello_session(struct client *c, json_t *req)
 	}
 	c->web = true;
 	c->web_ro = e->grant.ro;
+	if (jfrom)
+		log_escape(json_string_value(jfrom), strlen(json_string_value(jfrom)), from,
+			   sizeof(from));
 	snprintf(c->att.audit, sizeof(c->att.audit), "%.110s session %s from %.48s",
-		 c->att.label, tag, jfrom ? json_string_value(jfrom) : "?");
+		 c->att.label, tag, jfrom ? from : "?");
 	log_info("%s: web session connected (%s)", c->att.audit, c->web_ro ? "ro" : "rw");
 	return 0;
 }
@@ -967,8 +982,8 @@ static void client_do_redeem(struct client *c, json_t *req)
 			     "\"from\" (an address)");
 		return;
 	}
-	snprintf(from, sizeof(from), "%s", jfrom ? json_string_value(jfrom) : "?");
-	log_escape(from, strlen(from), from, sizeof(from));
+	log_escape(jfrom ? json_string_value(jfrom) : "?", jfrom ? strlen(json_string_value(jfrom)) : 1,
+		   from, sizeof(from));
 	weblink_tag_text(json_string_value(jtoken), tag);
 	r = weblink_random(secret);
 	if (r < 0) {

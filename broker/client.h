@@ -16,7 +16,9 @@
  * Rights: requests are dispatched through one table (client.c) and each
  * handler checks what this connection may do on the console it names
  * (client_right()): a local admin everything, a front speaking for an SSH
- * key what the access file gives that key (policy.h), a bare front nothing.
+ * key what the access file gives that key (policy.h), a bare front nothing,
+ * a front speaking for a web session (weblink.h) what its key or local admin
+ * may, capped at ro when its link was narrowed.
  *
  * Attachment: a client is attached through the struct console_attachment it
  * embeds (cl->att, console.h), whose operations it implements; the console

@@ -11,9 +11,10 @@
  * tests/check-includes.py (ctest lint/includes; `--graph broker` prints it):
  *
  *   ttyhubd.c ──▶ server, source-cmdline, source-xmldir, source-libvirt, source-qmp,
- *                 conslog, peer, fdstore
- *   server ──▶ client, registry, console, policy, conslog, source, poller (common/)
- *   client ──▶ registry, console, policy, access
+ *                 conslog, peer, fdstore, weblink
+ *   server ──▶ client, registry, console, policy, weblink, conslog, source, poller (common/)
+ *   client ──▶ registry, console, policy, access, weblink
+ *   weblink ──▶ policy
  *   policy ──▶ access
  *   source-* ──▶ domain ──▶ registry ──▶ console ──▶ chardev ──▶ ring, peer, domxml
  *       │          │                       ├──▶ fdstore ──▶ ring, conslog

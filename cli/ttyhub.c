@@ -51,7 +51,7 @@ static void help(void)
 	       "  output NAME [--start N] [--json]  the console's stored output (N < 0: the last\n"
 	       "                                    -N bytes)\n"
 	       "  web-link NAME [--ro]              a one-time link to the console in a browser\n"
-	       "                                    (ttyhubd needs --web-url)\n\n"
+	       "                                    (when ttyhubd has a web URL)\n\n"
 	       "NAME is VM, VM:ALIAS, UUID or UUID:ALIAS. The broker socket is --broker,\n"
 	       "$TTYHUB_BROKER, or %s.\n",
 	       DEFAULT_BROKER);

@@ -32,7 +32,8 @@ int exec_parse(const char *command, struct exec *ret)
 		if (argc == 3)
 			ret->mode = strcmp(argv[2], "--ro") == 0 ? ATTACH_RO : ATTACH_FORCE;
 	} else if (argc >= 2 && argc <= 3 && strcmp(argv[0], "web-link") == 0 &&
-		   (argc == 2 || strcmp(argv[2], "--ro") == 0)) {
+		   argv[1][0] != '-' && (argc == 2 || strcmp(argv[2], "--ro") == 0)) {
+		/* "web-link --ro VM" is a mistake to say, not a console named "--ro". */
 		ret->verb = EXEC_WEB_LINK;
 		ret->mode = argc == 3 ? ATTACH_RO : ATTACH_RW;
 	} else
