@@ -78,5 +78,5 @@ int wsconn_new(struct wsconn_env *env, struct MHD_UpgradeResponseHandle *urh, in
 	       const char *extra, size_t extra_len, const char *session, const char *session_id,
 	       const char *addr);
 struct wsconn *wsconn_free(struct wsconn *w);
-/* Tell the page (DETACHED shutdown) and close, for the daemon's exit. */
+/* Tell the page (a NOTICE) and close with 1001, for the daemon's exit: the page resumes. */
 void wsconn_shutdown(struct wsconn *w);

@@ -8,9 +8,10 @@
 * Where requests come from: an upgrade with a foreign Origin or a wrong Host is refused (403),
   so is one without the cookie; a made-up cookie opens no console.
 * The wire: OUTPUT carries the broker's offsets; a reconnect with resume continues with no
-  line lost or repeated; a reader that stops ACKing is skipped ahead with the dropped notice
-  while another reader and the guest go on; a read-only session's INPUT never reaches the
-  guest while a writer's does.
+  line lost or repeated, also across a restart of ttyhubd (under the fake service manager),
+  which closes the WebSocket with 1012 and a notice; a reader that stops ACKing is skipped
+  ahead with the dropped notice while another reader and the guest go on; a read-only
+  session's INPUT never reaches the guest while a writer's does.
 * Limits: request headers over 8 KiB get 431, a 100 KiB message closes with 1009, an 11th
   WebSocket of one web session gets 503.
 * Plain HTTP is refused off loopback; socket activation (systemd-socket-activate) serves.
@@ -21,7 +22,6 @@
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -160,6 +160,29 @@ def t_output_offsets_and_resume_lose_nothing():
     res = pattern.check_lines(first + bytes(rd2.data), tag=VM)
     assert res["lines"] >= 590 and not res["gaps"] and not res["reorders"] \
         and not res["corrupt"], res
+
+
+def t_broker_restart_closes_1012_and_resume_loses_nothing():
+    cookie = ctx.web.session(ctx.d, CONSOLE)
+    ws, rd = attach(cookie)
+    rd.until(lambda: len(rd.data) >= 64 * 100, what="100 lines")
+    ctx.d.restart()
+    try:
+        while True:
+            rd.pump(timeout=20)
+    except webhub.WsClosed as e:
+        assert e.code == 1012, e.code
+    assert any("went away" in n.get("text", "") for n in rd.notices), rd.notices
+    epoch, end, first = rd.epoch, rd.end, bytes(rd.data)
+    # ttyhubd keeps web sessions in memory only: after its restart a new link is needed
+    # (the resume point is the console's, so it still continues exactly).
+    cookie = ctx.web.session(ctx.d, CONSOLE)
+    ws2, rd2 = attach(cookie, resume=(epoch, end))
+    rd2.until(lambda: len(rd2.data) >= 64 * 300, what="300 lines after the restart")
+    ws2.close()
+    assert rd2.status.get("epoch") == epoch, (epoch, rd2.status)
+    res = pattern.check_lines(first + bytes(rd2.data), tag=VM)
+    assert not res["gaps"] and not res["reorders"] and not res["corrupt"], res
 
 
 def t_slow_reader_is_skipped_ahead_while_others_go_on():
@@ -333,7 +356,7 @@ def main():
             f.write(hub.domain_xml(name=VM, uuid=UUID, path=sock))
         ctx.d = hub.Daemon(ctx.wd, "--domain-xml", xmldir, "--front-user", "root",
                            "--web-url", "https://console.example/", "--web-link-ttl",
-                           str(LINK_TTL), "--ring-size", "256K").start()
+                           str(LINK_TTL), "--ring-size", "256K", managed=True).start()
         ctx.d.wait_for(lambda: (ctx.d.console(CONSOLE) or {}).get("state") == "connected",
                        what="the guest connected")
         ctx.web = webhub.WebFront(os.path.join(ctx.wd, "web"), ctx.d.socket,
@@ -347,5 +370,4 @@ def main():
 
 
 if __name__ == "__main__":
-    socket.setdefaulttimeout(30)
     main()
