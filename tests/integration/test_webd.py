@@ -13,7 +13,7 @@
   ahead with the dropped notice while another reader and the guest go on; a read-only
   session's INPUT never reaches the guest while a writer's does.
 * Limits: request headers over 8 KiB get 431, a 100 KiB message closes with 1009, an 11th
-  WebSocket of one web session gets 503.
+  WebSocket of one web session and a 51st of one address get 503.
 * Plain HTTP is refused off loopback; socket activation (systemd-socket-activate) serves.
 * TLS: with a self-signed certificate TLS 1.2 and 1.3 are accepted with AEAD ciphers only,
   TLS 1.1 and CBC or non-ECDHE suites are refused (openssl s_client); the cookie is then
@@ -226,7 +226,7 @@ def t_message_over_64k_closes_1009():
         assert e.code == 1009, e.code
 
 
-def t_ten_websockets_per_session():
+def t_ten_websockets_per_session_fifty_per_address():
     cookie = ctx.web.session(ctx.d, CONSOLE)
     socks = [ctx.web.ws(cookie) for _ in range(10)]
     try:
@@ -235,10 +235,28 @@ def t_ten_websockets_per_session():
         assert e.status == 503 and b"too many" in e.body, (e.status, e.body)
     else:
         raise AssertionError("an 11th WebSocket of one session was accepted")
-    other = ctx.web.ws(ctx.web.session(ctx.d, CONSOLE))  # another session is not counted
-    other.close()
+    # Another session is not counted with it, but every session of one address is: 50.
+    for _ in range(4):
+        c = ctx.web.session(ctx.d, CONSOLE)
+        socks += [ctx.web.ws(c) for _ in range(10)]
+    try:
+        ctx.web.ws(ctx.web.session(ctx.d, CONSOLE)).close()
+    except webhub.WsRefused as e:
+        assert e.status == 503, (e.status, e.body)
+    else:
+        raise AssertionError("a 51st WebSocket from one address was accepted")
     for ws in socks:
         ws.close()
+    # Closed ones no longer count.
+    ctx.d.wait_for(lambda: ctx.web.request("GET", "/")[0] == 200, what="webd to answer")
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            ctx.web.ws(cookie).close()
+            break
+        except webhub.WsRefused:
+            assert time.monotonic() < deadline, "closed WebSockets still counted"
+            time.sleep(0.05)
 
 
 def t_plain_http_only_on_loopback():
