@@ -548,7 +548,12 @@ static int wsconn_on_ping(sd_event_source *s, uint64_t usec, void *userdata)
 
 	if (w->lingering)
 		return 0;
-	if (w->missed_pings >= WSCONN_MISSED_PINGS) {
+	if (!w->hello_seen) {
+		log_info("WebSocket of session %s from %s: no HELLO in time", w->session_id,
+			 w->addr);
+		wsconn_error(w, "bad-request", "HELLO must come first");
+		wsconn_close(w, WSLAY_CODE_POLICY_VIOLATION, "no hello");
+	} else if (w->missed_pings >= WSCONN_MISSED_PINGS) {
 		log_info("WebSocket of session %s from %s: %u pings unanswered, dropping it",
 			 w->session_id, w->addr, w->missed_pings);
 		w->failed = true;
@@ -626,7 +631,7 @@ int wsconn_new(struct wsconn_env *env, struct MHD_UpgradeResponseHandle *urh, in
 	r = sd_event_add_io(env->event, &w->io, sock, EPOLLIN, wsconn_on_io, w);
 	if (r >= 0)
 		r = sd_event_add_time_relative(env->event, &w->ping, CLOCK_MONOTONIC,
-					       env->ping_s * 1000000ULL, 0, wsconn_on_ping, w);
+					       WSCONN_HELLO_USEC, 0, wsconn_on_ping, w);
 	if (r < 0) {
 		wsconn_free(w);
 		return r;

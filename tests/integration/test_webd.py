@@ -14,6 +14,7 @@
   session's INPUT never reaches the guest while a writer's does.
 * Limits: request headers over 8 KiB get 431, a 100 KiB message closes with 1009, an 11th
   WebSocket of one web session and a 51st of one address get 503.
+* A WebSocket without HELLO is closed (1008) after 10 s; attached ones are pinged.
 * Plain HTTP is refused off loopback; socket activation (systemd-socket-activate) serves.
 * TLS: with a self-signed certificate TLS 1.2 and 1.3 are accepted with AEAD ciphers only,
   TLS 1.1 and CBC or non-ECDHE suites are refused (openssl s_client); the cookie is then
@@ -294,6 +295,23 @@ def t_socket_activation():
     finally:
         p.terminate()
         assert p.wait(30) == 0, "ttyhub-webd did not exit cleanly on SIGTERM"
+
+
+def t_hello_deadline_and_pings():
+    cookie = ctx.web.session(ctx.d, CONSOLE)
+    silent = ctx.web.ws(cookie)
+    ws, rd = attach(cookie)
+    t, p = silent.recv_msg(timeout=60)
+    assert t == webhub.ERROR and "HELLO" in p["message"], (t, p)
+    try:
+        silent.recv_msg(timeout=60)
+        raise AssertionError("still open after the HELLO deadline")
+    except webhub.WsClosed as e:
+        assert e.code == 1008, e.code
+    # The attached one is pinged (and stays, since webhub answers).
+    rd.until(lambda: ws.pings >= 1, timeout=60, what="a ping from ttyhub-webd")
+    rd.until(lambda: len(rd.data) >= 64 * 10, what="output after the ping")
+    ws.close()
 
 
 def input_log():
