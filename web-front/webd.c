@@ -20,7 +20,6 @@
 #include <unistd.h>
 
 #include "call.h"
-#include "fileio.h"
 #include "log.h"
 #include "tlsproxy.h"
 #include "util.h"
