@@ -506,11 +506,13 @@ static void wsconn_update(struct wsconn *w)
 	if (wslay_event_want_write(w->ctx))
 		ev |= EPOLLOUT;
 	(void)sd_event_source_set_io_events(w->io, ev);
-	if (w->broker_io && !wslay_event_get_close_sent(w->ctx)) {
+	if (w->broker_io && !w->close_code && !wslay_event_get_close_sent(w->ctx)) {
 		ev = wsconn_paused(w) ? 0 : EPOLLIN;
 		if (front_pending(&w->front) > 0)
 			ev |= EPOLLOUT;
+		/* Off while paused: a broker that hung up meanwhile must not wake us in a loop. */
 		(void)sd_event_source_set_io_events(w->broker_io, ev);
+		(void)sd_event_source_set_enabled(w->broker_io, ev ? SD_EVENT_ON : SD_EVENT_OFF);
 	}
 }
 
