@@ -142,8 +142,10 @@ static void describe_status(void *userdata, char *buf, size_t size)
 /* SIGHUP: nothing to reload here; ttyhubd revokes sessions on its own reload. */
 static int on_reload(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata)
 {
+	sd_notify(0, "RELOADING=1");
 	log_info("SIGHUP: ttyhub-webd keeps its configuration until restarted; "
 		 "ttyhubd's reload revokes sessions");
+	sd_notify(0, "READY=1");
 	return 0;
 }
 
