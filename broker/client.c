@@ -21,6 +21,7 @@
 #include "poller.h"
 #include "registry.h"
 #include "util.h"
+#include "weblink.h"
 
 #define CLIENT_DATA_CHUNK (60 * 1024)
 /* An output frame's header: the frame's and the two offsets (frame.h). */
@@ -236,26 +237,37 @@ static void client_pull(struct client *c)
 
 bool client_is_local_admin(const struct client *c)
 {
-	return c->admin && !c->principal;
+	/* A web session of a local admin is a front connection: no local admin's eyes. */
+	return c->admin && !c->principal && !c->web;
 }
 
 enum access_right client_right(const struct client *c, const struct console *con)
 {
 	const struct access_console ac = console_access(con);
+	enum access_right r;
 
 	if (c->principal)
-		return policy_right(*c->env->policy, c->principal, &ac);
-	/* A front that speaks for nobody may only ask whether a key may log in. */
-	return c->admin ? ACCESS_RW : ACCESS_NONE;
+		r = policy_right(*c->env->policy, c->principal, &ac);
+	else if (c->web)
+		r = ACCESS_RW; /* a local admin's session (the front peer's own rights never count) */
+	else
+		/* A front that speaks for nobody may only ask whether a key may log in. */
+		r = c->admin ? ACCESS_RW : ACCESS_NONE;
+	if (c->web_ro && r > ACCESS_RO)
+		r = ACCESS_RO;
+	return r;
 }
 
 bool client_may_break(const struct client *c, const struct console *con)
 {
 	const struct access_console ac = console_access(con);
 
+	/* A break needs rw: a link narrowed to ro never sends one. */
+	if (c->web_ro)
+		return false;
 	if (c->principal)
 		return policy_may_break(*c->env->policy, c->principal, &ac);
-	return c->admin;
+	return c->web || c->admin;
 }
 
 /* A console in this client's `list`: only those it may see, with its rights. */
@@ -677,6 +689,95 @@ static void client_principal_error(struct client *c, int r, const char *what)
 		client_error(c, PROTO_E_INTERNAL, "cannot check the key: %s", strerror(-r));
 }
 
+/* Now, on the clock web links and sessions expire by (it runs during suspend). */
+static uint64_t client_now_usec(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_BOOTTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
+/*
+ * hello's "session" (a front speaking for a web session): the connection
+ * speaks for the session's principal (bound to the current policy from the
+ * browser's address, "from" or else the one it redeemed from) or local admin,
+ * capped at ro if the link was.  Returns 0, or -EPERM with the error sent
+ * and the client killed.
+ */
+static int client_hello_session(struct client *c, json_t *req)
+{
+	json_t *js = json_object_get(req, "session"), *jfrom = json_object_get(req, "from");
+	const struct weblink_entry *e;
+	char tag[WEBLINK_TAG_LEN + 1], from[POLICY_FROM_MAX];
+	const char *why = NULL;
+
+	if (!c->front)
+		why = "only a configured front may speak for a web session";
+	else if (json_object_get(req, "principal") || !json_is_string(js) ||
+		 (jfrom && !json_is_string(jfrom)))
+		why = "hello's session must be a string, without a principal";
+	if (why) {
+		client_error(c, c->front ? PROTO_E_BAD_REQUEST : PROTO_E_DENIED, "%s", why);
+		client_kill(c, "bad web session hello");
+		return -EPERM;
+	}
+	weblink_tag_text(json_string_value(js), tag);
+	e = c->env->weblink
+		    ? weblink_session_find(c->env->weblink, json_string_value(js), client_now_usec())
+		    : NULL;
+	if (e && e->grant.principal) {
+		_cleanup_free_ struct principal *p = calloc(1, sizeof(*p));
+		int r = p ? principal_copy(e->grant.principal, p) : -ENOMEM;
+
+		if (r >= 0 && jfrom) {
+			/* Never cut: a cut address could be one that from= admits. */
+			if (strlen(json_string_value(jfrom)) >= sizeof(p->from))
+				r = -EINVAL;
+			else {
+				snprintf(p->from, sizeof(p->from), "%s", json_string_value(jfrom));
+				p->have_from = true;
+			}
+		}
+		if (r >= 0 && policy_bind(*c->env->policy, p) < 0) {
+			log_escape(p->have_from ? p->from : "?", strlen(p->have_from ? p->from : "?"),
+				   from, sizeof(from));
+			log_notice("%s: web session %s: key %s not allowed from %s", c->att.audit, tag,
+				   p->fingerprint, from);
+			r = -EPERM;
+		}
+		if (r < 0) {
+			if (p)
+				principal_done(p);
+			e = NULL;
+		} else {
+			c->principal = TAKE_PTR(p);
+			snprintf(c->att.label, sizeof(c->att.label), "%.70s (web %s)",
+				 c->principal->comment, c->principal->fingerprint);
+		}
+	} else if (e) {
+		snprintf(c->web_admin, sizeof(c->web_admin), "%s", e->grant.admin);
+		snprintf(c->att.label, sizeof(c->att.label), "local admin %.70s (web)",
+			 c->web_admin);
+	}
+	if (!e) {
+		log_notice("%s: web session %s refused (unknown or expired)", c->att.audit, tag);
+		client_error(c, PROTO_E_DENIED, "web session expired");
+		client_flush(c);
+		client_kill(c, "web session refused");
+		return -EPERM;
+	}
+	c->web = true;
+	c->web_ro = e->grant.ro;
+	if (jfrom)
+		log_escape(json_string_value(jfrom), strlen(json_string_value(jfrom)), from,
+			   sizeof(from));
+	snprintf(c->att.audit, sizeof(c->att.audit), "%.110s session %s from %.48s",
+		 c->att.label, tag, jfrom ? from : "?");
+	log_info("%s: web session connected (%s)", c->att.audit, c->web_ro ? "ro" : "rw");
+	return 0;
+}
+
 static void client_do_hello(struct client *c, json_t *req)
 {
 	json_t *v = json_object_get(req, "version");
@@ -700,7 +801,10 @@ static void client_do_hello(struct client *c, json_t *req)
 		client_kill(c, "principal from a non-front peer");
 		return;
 	}
-	if (jp) {
+	if (json_object_get(req, "session")) {
+		if (client_hello_session(c, req) < 0)
+			return;
+	} else if (jp) {
 		_cleanup_free_ struct principal *p = calloc(1, sizeof(*p));
 
 		/* json_object_get() of a non-object is NULL: a malformed principal. */
@@ -747,6 +851,186 @@ static void client_do_authorize(struct client *c, json_t *req)
 	}
 }
 
+/* "console" percent-encoded for a URL fragment's value: all but RFC 3986 unreserved. */
+static void client_url_encode(const char *in, char *out, size_t size)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	size_t o = 0;
+
+	for (; *in && o + 4 <= size; in++) {
+		unsigned char ch = (unsigned char)*in;
+
+		if ((ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') ||
+		    (ch >= '0' && ch <= '9') || ch == '-' || ch == '.' || ch == '_' || ch == '~')
+			out[o++] = (char)ch;
+		else {
+			out[o++] = '%';
+			out[o++] = hex[ch >> 4];
+			out[o++] = hex[ch & 15];
+		}
+	}
+	out[o] = '\0';
+}
+
+/* Who a grant speaks for, for logs: the key's label or "local admin USER". */
+static const char *client_grant_who(const struct weblink_grant *g, char *buf, size_t size)
+{
+	if (g->principal)
+		snprintf(buf, size, "%s", g->principal->label);
+	else
+		snprintf(buf, size, "local admin %s", g->admin);
+	return buf;
+}
+
+/*
+ * `web-link` {console, ro}: a one-time link for a console this connection
+ * may use, for its principal (or local admin), narrowed to ro if asked.
+ * Only the link's hash is kept (weblink.h); the log names its tag.
+ */
+static void client_do_web_link(struct client *c, json_t *req)
+{
+	json_t *jro = json_object_get(req, "ro");
+	struct weblink_grant g = {};
+	uint8_t secret[WEBLINK_SECRET_SIZE], hash[WEBLINK_HASH_SIZE];
+	char token[WEBLINK_TEXT_LEN + 1], tag[WEBLINK_TAG_LEN + 1];
+	char enc[3 * REGISTRY_NAME_MAX + 1];
+	_cleanup_free_ char *url = NULL;
+	struct console *con;
+	int r;
+
+	if (jro && !json_is_boolean(jro)) {
+		client_error(c, PROTO_E_BAD_REQUEST, "web-link's ro must be true or false");
+		return;
+	}
+	if (c->web || (!c->principal && !client_is_local_admin(c))) {
+		client_error(c, PROTO_E_DENIED, "only a key's connection or a local admin may mint "
+			     "a web link");
+		return;
+	}
+	if (!c->env->weblink || !c->env->web_url || !*c->env->web_url) {
+		client_error(c, PROTO_E_NOT_AVAILABLE, "ttyhubd has no --web-url: web links are off");
+		return;
+	}
+	con = client_lookup(c, req);
+	if (!con)
+		return;
+	g.ro = json_is_true(jro);
+	snprintf(g.console, sizeof(g.console), "%s", con->name);
+	if (c->principal) {
+		g.principal = calloc(1, sizeof(*g.principal));
+		r = g.principal ? principal_copy(c->principal, g.principal) : -ENOMEM;
+		if (r < 0) {
+			free(g.principal);
+			client_error(c, PROTO_E_INTERNAL, "cannot mint a web link: %s", strerror(-r));
+			return;
+		}
+	} else
+		snprintf(g.admin, sizeof(g.admin), "%s", c->user);
+	r = weblink_random(secret);
+	if (r >= 0)
+		r = weblink_mint(c->env->weblink, secret, &g, client_now_usec());
+	weblink_grant_done(&g); /* empty if minted */
+	if (r < 0) {
+		client_error(c, PROTO_E_INTERNAL, "cannot mint a web link: %s", strerror(-r));
+		return;
+	}
+	weblink_encode(secret, token);
+	weblink_hash(secret, hash);
+	weblink_tag(hash, tag);
+	client_url_encode(con->name, enc, sizeof(enc));
+	if (asprintf(&url, "%s#t=%s&c=%s", *c->env->web_url, token, enc) < 0)
+		url = NULL;
+	memset(token, 0, sizeof(token));
+	memset(secret, 0, sizeof(secret));
+	log_info("%s: web link %s for %s (%s), valid %llus", c->att.audit, tag, con->name,
+		 json_is_true(jro) ? "ro" : "rw",
+		 (unsigned long long)(c->env->weblink->link_ttl_usec / 1000000));
+	if (!url || client_send_new(c, proto_msg_web_link(url, con->name,
+			c->env->weblink->link_ttl_usec / 1000000)) < 0)
+		client_error(c, PROTO_E_INTERNAL, "cannot queue the web link");
+	if (url)
+		memset(url, 0, strlen(url));
+}
+
+/*
+ * `redeem` {token, from}: a front (no principal, no session) exchanges a
+ * link's token for a web session.  Unknown, used and expired tokens get
+ * the same answer, so a guesser learns nothing.
+ */
+static void client_do_redeem(struct client *c, json_t *req)
+{
+	json_t *jtoken = json_object_get(req, "token"), *jfrom = json_object_get(req, "from");
+	uint8_t secret[WEBLINK_SECRET_SIZE];
+	char text[WEBLINK_TEXT_LEN + 1], tag[WEBLINK_TAG_LEN + 1], stag[WEBLINK_TAG_LEN + 1];
+	char who[POLICY_LABEL_MAX + 16], you[CONSOLE_LABEL_MAX], from[POLICY_FROM_MAX + 8];
+	const struct weblink_entry *e;
+	struct console *con = NULL;
+	bool may_write;
+	int r;
+
+	if (!c->front || c->principal || c->web) {
+		client_error(c, PROTO_E_DENIED, "only a front may redeem a web link");
+		return;
+	}
+	if (!json_is_string(jtoken) || (jfrom && !json_is_string(jfrom))) {
+		client_error(c, PROTO_E_BAD_REQUEST, "redeem needs \"token\" (a string) and "
+			     "\"from\" (an address)");
+		return;
+	}
+	log_escape(jfrom ? json_string_value(jfrom) : "?", jfrom ? strlen(json_string_value(jfrom)) : 1,
+		   from, sizeof(from));
+	weblink_tag_text(json_string_value(jtoken), tag);
+	r = weblink_random(secret);
+	if (r < 0) {
+		client_error(c, PROTO_E_INTERNAL, "cannot make a web session: %s", strerror(-r));
+		return;
+	}
+	e = c->env->weblink ? weblink_redeem(c->env->weblink, json_string_value(jtoken), secret,
+					     client_now_usec(), &r)
+			    : (r = -EPERM, NULL);
+	if (!e) {
+		memset(secret, 0, sizeof(secret));
+		if (r == -ENOSPC) {
+			log_warning("%s: web link %s from %s: too many web sessions", c->att.audit,
+				    tag, from);
+			client_error(c, PROTO_E_NOT_AVAILABLE, "too many web sessions; try later");
+			return;
+		}
+		log_notice("%s: web link %s from %s refused (used, expired or unknown)",
+			   c->att.audit, tag, from);
+		client_error(c, PROTO_E_DENIED, "this link is not valid (used, expired or unknown)");
+		return;
+	}
+	weblink_encode(secret, text);
+	memset(secret, 0, sizeof(secret));
+	weblink_tag(e->hash, stag);
+	if (e->grant.principal)
+		snprintf(you, sizeof(you), "%.70s (web %s)", e->grant.principal->comment,
+			 e->grant.principal->fingerprint);
+	else
+		snprintf(you, sizeof(you), "local admin %.70s (web)", e->grant.admin);
+	/* What it may do there now: the narrowing, then the principal's current right. */
+	may_write = !e->grant.ro;
+	if (may_write && e->grant.principal) {
+		may_write = false;
+		if (registry_lookup(c->env->registry, e->grant.console, &con) >= 0) {
+			const struct access_console ac = console_access(con);
+
+			may_write = policy_right(*c->env->policy, e->grant.principal, &ac) ==
+				    ACCESS_RW;
+		}
+	}
+	log_info("%s: web link %s redeemed from %s: web session %s for %s on %s (%s), valid %llus",
+		 c->att.audit, tag, from, stag, client_grant_who(&e->grant, who, sizeof(who)),
+		 e->grant.console, may_write ? "rw" : "ro",
+		 (unsigned long long)weblink_expires_in(e, client_now_usec()));
+	if (client_send_new(c, proto_msg_redeemed(text, e->grant.console, may_write,
+						  weblink_expires_in(e, client_now_usec()),
+						  you)) < 0)
+		client_error(c, PROTO_E_INTERNAL, "cannot queue the web session");
+	memset(text, 0, sizeof(text));
+}
+
 /*
  * Requests by type.  needs_hello: only after `hello`; needs_attach: only
  * while attached (else `not-attached`).  Rights are checked by each handler,
@@ -769,6 +1053,8 @@ static const struct {
 	{ PROTO_RESIZE, true, false, client_do_resize },
 	{ PROTO_DETACH, true, true, client_do_detach },
 	{ PROTO_OUTPUT, true, false, client_do_output },
+	{ PROTO_WEB_LINK, true, false, client_do_web_link },
+	{ PROTO_REDEEM, true, false, client_do_redeem },
 };
 
 static void client_handle_control(struct client *c, const struct frame *f)

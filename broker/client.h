@@ -16,7 +16,9 @@
  * Rights: requests are dispatched through one table (client.c) and each
  * handler checks what this connection may do on the console it names
  * (client_right()): a local admin everything, a front speaking for an SSH
- * key what the access file gives that key (policy.h), a bare front nothing.
+ * key what the access file gives that key (policy.h), a bare front nothing,
+ * a front speaking for a web session (weblink.h) what its key or local admin
+ * may, capped at ro when its link was narrowed.
  *
  * Attachment: a client is attached through the struct console_attachment it
  * embeds (cl->att, console.h), whose operations it implements; the console
@@ -38,6 +40,7 @@
 #include "policy.h"
 #include "frame-reader.h"
 #include "proto.h"
+#include "weblink.h"
 
 struct client;
 struct poller;
@@ -69,6 +72,13 @@ struct client_env {
 	 */
 	void (*send_break)(void *userdata, struct console *con, struct client *c);
 	void *userdata;
+	/*
+	 * Web links and sessions (weblink.h; NULL: none), and where users reach
+	 * ttyhub-webd (--web-url; *web_url NULL: links are off).  Read through
+	 * pointers, as the policy: a reload changes the URL for every client.
+	 */
+	struct weblink *weblink;
+	char *const *web_url;
 };
 
 struct client {
@@ -87,6 +97,14 @@ struct client {
 	 * a local admin may do everything and a bare front nothing.
 	 */
 	struct principal *principal;
+	/*
+	 * A front speaking for a web session (hello's "session"): for its
+	 * principal, or for the local admin web_admin names (no principal), with
+	 * rights capped at ro by web_ro.  Never a local admin's own rights.
+	 */
+	bool web;
+	bool web_ro;
+	char web_admin[WEBLINK_ADMIN_MAX]; /* "" unless the session is a local admin's */
 	bool hello;           /* hello received */
 	bool dead;
 	/*
@@ -137,7 +155,11 @@ void client_resume_input(struct client *c);
 /* Detach from the console with a `detached` {reason, text} (nothing if not attached). */
 void client_detach(struct client *c, enum detach_reason reason, const char *text);
 
-/* Rights: a local admin (no principal) may do everything, a bare front nothing. */
+/*
+ * Rights: a local admin (no principal) may do everything, a bare front
+ * nothing; a web session what its principal (or local admin) may, capped at
+ * ro when narrowed.
+ */
 bool client_is_local_admin(const struct client *c);
 enum access_right client_right(const struct client *c, const struct console *con);
 bool client_may_break(const struct client *c, const struct console *con);

@@ -166,6 +166,19 @@ void principal_done(struct principal *p)
 	*p = (struct principal){};
 }
 
+int principal_copy(const struct principal *src, struct principal *ret)
+{
+	*ret = *src;
+	ret->blob = NULL;
+	if (src->blob_len > 0) {
+		ret->blob = malloc(src->blob_len);
+		if (!ret->blob)
+			return -ENOMEM;
+		memcpy(ret->blob, src->blob, src->blob_len);
+	}
+	return 0;
+}
+
 static const struct policy_key *policy_find(const struct policy *p, const struct principal *pr)
 {
 	for (size_t i = 0; i < p->n_keys; i++) {

@@ -84,6 +84,8 @@ void policy_fingerprint(const uint8_t *blob, size_t len, char buf[static POLICY_
  */
 int principal_init(struct principal *ret, const char *key, const char *from);
 void principal_done(struct principal *p);
+/* A deep copy of src (same key, address and binding).  0 or -ENOMEM. */
+int principal_copy(const struct principal *src, struct principal *ret);
 
 /*
  * Match pr against p and remember the line (pr->key, pr->comment,

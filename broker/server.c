@@ -45,6 +45,7 @@
 #include "server.h"
 #include "source.h"
 #include "util.h"
+#include "weblink.h"
 
 /* The break budget of one console, by name (GCRA: "theoretical arrival time"). */
 struct server_break_bucket {
@@ -123,6 +124,15 @@ int server_init(struct server *s, sd_event *e, const struct server_config *cfg)
 		.userdata = s,
 	};
 	TAILQ_INIT(&s->sources);
+	r = weblink_new(WEBLINK_LINKS_MAX, WEBLINK_SESSIONS_MAX, &s->weblink);
+	if (r < 0)
+		return r;
+	s->client_env.weblink = s->weblink;
+	s->client_env.web_url = &s->web_url;
+	s->config.web_url = NULL; /* the caller's string: server_set_web() keeps a copy */
+	r = server_set_web(s, cfg->web_url, cfg->web_link_ttl, cfg->web_session_ttl);
+	if (r < 0)
+		return r;
 	r = server_policy_load(s);
 	if (r < 0)
 		return r;
@@ -176,6 +186,9 @@ void server_done(struct server *s)
 		unlink(s->config.socket_path);
 	s->listen_fd = safe_close(s->listen_fd);
 	s->policy = policy_free(s->policy);
+	s->weblink = weblink_free(s->weblink);
+	free(s->web_url);
+	s->web_url = NULL;
 	free((char *)s->config.socket_path);
 	free((char *)s->config.log_dir);
 	free((char *)s->config.access_path);
@@ -216,6 +229,40 @@ static int server_policy_load(struct server *s)
 	return policy_new_empty(&s->policy);
 }
 
+int server_set_web(struct server *s, const char *url, unsigned link_ttl, unsigned session_ttl)
+{
+	char *copy = url ? strdup(url) : NULL;
+
+	if (url && !copy)
+		return -ENOMEM;
+	free(s->web_url);
+	s->web_url = copy;
+	s->config.web_link_ttl = link_ttl ? link_ttl : WEBLINK_LINK_TTL_DEFAULT;
+	s->config.web_session_ttl = session_ttl ? session_ttl : WEBLINK_SESSION_TTL_DEFAULT;
+	weblink_set_ttl(s->weblink, s->config.web_link_ttl * 1000000ULL,
+			s->config.web_session_ttl * 1000000ULL);
+	return 0;
+}
+
+/*
+ * weblink_revoke(): a link or session whose key the new access file no
+ * longer allows (from the address it was minted or redeemed from) goes, as
+ * an SSH connection of that key does.
+ */
+static bool server_weblink_gone(void *userdata, struct weblink_entry *e, bool is_session)
+{
+	struct policy *p = userdata;
+	char tag[WEBLINK_TAG_LEN + 1];
+
+	if (!e->grant.principal || policy_bind(p, e->grant.principal) >= 0)
+		return false;
+	weblink_tag(e->hash, tag);
+	log_notice("web %s %s of key %s for %s revoked: key removed from the access file",
+		   is_session ? "session" : "link", tag, e->grant.principal->fingerprint,
+		   e->grant.console);
+	return true;
+}
+
 int server_policy_reload(struct server *s, const char *path)
 {
 	struct policy *old = s->policy, *p;
@@ -244,6 +291,7 @@ int server_policy_reload(struct server *s, const char *path)
 		next = TAILQ_NEXT(c, server_entry); /* a revoked client moves to the dead list */
 		client_policy_changed(c);
 	}
+	weblink_revoke(s->weblink, server_weblink_gone, p);
 	/* Closed ones are past asking, but must not keep pointers into the old lines. */
 	TAILQ_FOREACH(c, &s->dead, server_entry) {
 		if (c->principal) {

@@ -11,9 +11,10 @@
  * tests/check-includes.py (ctest lint/includes; `--graph broker` prints it):
  *
  *   ttyhubd.c ──▶ server, source-cmdline, source-xmldir, source-libvirt, source-qmp,
- *                 conslog, peer, fdstore
- *   server ──▶ client, registry, console, policy, conslog, source, poller (common/)
- *   client ──▶ registry, console, policy, access
+ *                 conslog, peer, fdstore, weblink
+ *   server ──▶ client, registry, console, policy, weblink, conslog, source, poller (common/)
+ *   client ──▶ registry, console, policy, access, weblink
+ *   weblink ──▶ policy
  *   policy ──▶ access
  *   source-* ──▶ domain ──▶ registry ──▶ console ──▶ chardev ──▶ ring, peer, domxml
  *       │          │                       ├──▶ fdstore ──▶ ring, conslog
@@ -75,6 +76,9 @@ struct server_config {
 	size_t log_max_size;
 	unsigned log_backups;
 	bool log_timestamps;
+	const char *web_url;      /* where users reach ttyhub-webd, or NULL: no web links */
+	unsigned web_link_ttl;    /* seconds a web link may be redeemed */
+	unsigned web_session_ttl; /* seconds a web session lasts */
 };
 
 struct server {
@@ -102,6 +106,8 @@ struct server {
 	struct server_break *break_sending; /* the break a source is being asked for, or NULL */
 	size_t n_breaks;
 	sd_event_source *sweep;     /* owned: frees dead clients */
+	struct weblink *weblink;    /* owned: pending web links and web sessions */
+	char *web_url;              /* owned copy of config.web_url (client_env reads it) */
 };
 
 int server_init(struct server *s, sd_event *e, const struct server_config *cfg);
@@ -118,6 +124,11 @@ int server_listen(struct server *s, int fd);
  * or -errno (logged).
  */
 int server_policy_reload(struct server *s, const char *path);
+/*
+ * Web links (--web-url, --web-link-ttl, --web-session-ttl): a new URL (NULL:
+ * links off) and TTLs, for links minted from now on.  0 or -ENOMEM.
+ */
+int server_set_web(struct server *s, const char *url, unsigned link_ttl, unsigned session_ttl);
 /* The server owns src from here on (opened with &s->source_env). */
 void server_add_source(struct server *s, struct source *src);
 struct client *server_find_client(struct server *s, unsigned id);

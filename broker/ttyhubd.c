@@ -30,6 +30,7 @@
 #include "source-qmp.h"
 #include "source-xmldir.h"
 #include "util.h"
+#include "weblink.h"
 
 #define DEFAULT_SOCKET "/run/ttyhub/ttyhubd.sock"
 #define DEFAULT_ACCESS "/etc/ttyhub/access"
@@ -60,6 +61,8 @@ static const struct server_config default_config = {
 	.max_clients = 4096,
 	.log_max_size = CONSLOG_DEFAULT_MAX_SIZE,
 	.log_backups = CONSLOG_DEFAULT_BACKUPS,
+	.web_link_ttl = WEBLINK_LINK_TTL_DEFAULT,
+	.web_session_ttl = WEBLINK_SESSION_TTL_DEFAULT,
 };
 static struct server_config arg_config;
 static const char *arg_config_file = DEFAULT_CONFIG;
@@ -101,6 +104,10 @@ static void help(void)
 	       "                         if named here, not recommended)\n"
 	       "  --max-clients N        front connections at most (default 4096); local admins\n"
 	       "                         have their own (N or 64)\n"
+	       "  --web-url URL          where users reach ttyhub-webd: web links are this URL\n"
+	       "                         with #t=TOKEN&c=CONSOLE (default: no web links)\n"
+	       "  --web-link-ttl S       seconds a web link may be redeemed (default 60)\n"
+	       "  --web-session-ttl S    seconds a web session lasts (default 43200)\n"
 	       "  -v, --verbose          debug logging\n"
 	       "  -h, --help             this help\n"
 	       "      --version          version\n",
@@ -156,12 +163,32 @@ static int parse_guest_user(const char *s, struct peer_guest *ret)
 	return 0;
 }
 
+#define WEB_URL_MAX 1024
+
+/*
+ * --web-url: where users reach ttyhub-webd.  The link appends "#t=TOKEN&c=NAME",
+ * so the URL must have no fragment of its own; no blanks or control
+ * characters, which would end it in a terminal or a mail.
+ */
+static bool web_url_valid(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n > WEB_URL_MAX || (strncmp(s, "http://", 7) != 0 && strncmp(s, "https://", 8) != 0))
+		return false;
+	for (const char *p = s; *p; p++)
+		if ((unsigned char)*p <= ' ' || *p == 0x7f || *p == '#')
+			return false;
+	return true;
+}
+
 /* Returns 0 to run, 1 to exit successfully, -EINVAL on bad options. */
 static int parse_argv(int argc, char *argv[])
 {
 	enum {
 		ARG_DOMAIN_XML = 0x100, ARG_CONSOLE, ARG_SOCKET, ARG_RING_SIZE, ARG_REPLAY,
 		ARG_ADMIN_GROUP, ARG_FRONT_USER, ARG_LOCK_DIR, ARG_MAX_CLIENTS, ARG_VERSION,
+		ARG_WEB_URL, ARG_WEB_LINK_TTL, ARG_WEB_SESSION_TTL,
 		ARG_LIBVIRT, ARG_LIBVIRT_MONITOR, ARG_QMP, ARG_CONFIG, ARG_LOG_DIR, ARG_LOG_MAX,
 		ARG_LOG_BACKUPS, ARG_LOG_TIMESTAMPS, ARG_GUEST_USER, ARG_ACCESS,
 	};
@@ -175,6 +202,9 @@ static int parse_argv(int argc, char *argv[])
 		{ "front-user", required_argument, NULL, ARG_FRONT_USER },
 		{ "lock-dir", required_argument, NULL, ARG_LOCK_DIR },
 		{ "max-clients", required_argument, NULL, ARG_MAX_CLIENTS },
+		{ "web-url", required_argument, NULL, ARG_WEB_URL },
+		{ "web-link-ttl", required_argument, NULL, ARG_WEB_LINK_TTL },
+		{ "web-session-ttl", required_argument, NULL, ARG_WEB_SESSION_TTL },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, ARG_VERSION },
@@ -290,6 +320,32 @@ static int parse_argv(int argc, char *argv[])
 			arg_config.max_clients = (unsigned)v;
 			break;
 		}
+		case ARG_WEB_URL:
+			if (!web_url_valid(optarg))
+				return log_error_errno(-EINVAL, "--web-url %s: expected an http:// or "
+						       "https:// URL without '#', blanks or "
+						       "control characters (at most %d bytes)",
+						       optarg, WEB_URL_MAX);
+			arg_config.web_url = optarg;
+			break;
+		case ARG_WEB_LINK_TTL:
+		case ARG_WEB_SESSION_TTL: {
+			char *end;
+			unsigned long v;
+
+			errno = 0;
+			v = strtoul(optarg, &end, 10);
+			if (errno || *end || end == optarg || optarg[0] == '-' || v < 1 ||
+			    v > 30UL * 24 * 3600)
+				return log_error_errno(-EINVAL, "--%s %s: expected seconds "
+						       "(1-2592000)", c == ARG_WEB_LINK_TTL ? "web-link-ttl"
+						       : "web-session-ttl", optarg);
+			if (c == ARG_WEB_LINK_TTL)
+				arg_config.web_link_ttl = (unsigned)v;
+			else
+				arg_config.web_session_ttl = (unsigned)v;
+			break;
+		}
 		case 'v':
 			log_set_max_level(LOG_DEBUG);
 			break;
@@ -399,6 +455,9 @@ static int on_reload(sd_event_source *es, const struct signalfd_siginfo *si, voi
 	memcpy(s->config.front_uids, arg_config.front_uids, sizeof(arg_config.front_uids));
 	s->config.n_front_uids = arg_config.n_front_uids;
 	s->config.max_clients = arg_config.max_clients;
+	if (server_set_web(s, arg_config.web_url, arg_config.web_link_ttl,
+			   arg_config.web_session_ttl) < 0)
+		log_error("cannot apply --web-url: out of memory");
 	if (strcmp(arg_config.socket_path, s->config.socket_path) != 0 ||
 	    arg_config.ring_size != s->config.ring_size ||
 	    arg_n_domain_xml != source_list_count(&s->sources, "xmldir") ||

@@ -424,6 +424,8 @@ static void handle_event(struct session *s, const struct front_event *e)
 	case FRONT_EV_LIST:
 	case FRONT_EV_HELLO:
 	case FRONT_EV_AUTHORIZED:
+	case FRONT_EV_WEB_LINK:
+	case FRONT_EV_REDEEMED:
 		break;
 	}
 }

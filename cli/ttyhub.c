@@ -49,7 +49,9 @@ static void help(void)
 	       "  who NAME [--json]                 who is attached, who writes\n"
 	       "  break NAME                        send a serial break\n"
 	       "  output NAME [--start N] [--json]  the console's stored output (N < 0: the last\n"
-	       "                                    -N bytes)\n\n"
+	       "                                    -N bytes)\n"
+	       "  web-link NAME [--ro]              a one-time link to the console in a browser\n"
+	       "                                    (when ttyhubd has a web URL)\n\n"
 	       "NAME is VM, VM:ALIAS, UUID or UUID:ALIAS. The broker socket is --broker,\n"
 	       "$TTYHUB_BROKER, or %s.\n",
 	       DEFAULT_BROKER);
@@ -233,6 +235,30 @@ static int verb_attach(struct front *f, char **args)
 	return attach_run(f, &arg_attach);
 }
 
+/*
+ * A one-time link for a browser (docs/protocol.md "Web links and sessions"):
+ * the URL alone on stdout, so scripts can take it; its lifetime on stderr.
+ */
+static int verb_web_link(struct front *f, char **args)
+{
+	struct front_event e;
+	int r;
+
+	r = request(f, front_web_link(f, args[0], arg_attach.mode == ATTACH_RO), FRONT_EV_WEB_LINK,
+		    &e);
+	if (r < 0)
+		return r;
+	if (!e.url) {
+		fprintf(stderr, "ttyhub: bad reply from ttyhubd: a web link without a url\n");
+		return -EBADMSG;
+	}
+	printf("%s\n", e.url);
+	if (isatty(STDERR_FILENO))
+		fprintf(stderr, "ttyhub: open it within %" PRIu64 " s; it works once\n",
+			e.expires_in);
+	return 0;
+}
+
 /* An expired start, on stderr: the output before it is gone from the ring. */
 static void output_expired(const struct front_event *e)
 {
@@ -340,6 +366,7 @@ static const struct verb {
 	{ "who", 1, verb_who },
 	{ "break", 1, verb_break },
 	{ "output", 1, verb_output },
+	{ "web-link", 1, verb_web_link },
 };
 
 static const struct verb *verb_find(const char *name)

@@ -101,6 +101,22 @@ int front_authorize(struct front *f, const struct front_principal *p)
 	return front_put(f, proto_req_authorize(p->key, p->from));
 }
 
+int front_web_link(struct front *f, const char *console, bool ro)
+{
+	return front_put(f, proto_req_web_link(console, ro));
+}
+
+int front_redeem(struct front *f, const char *token, const char *from)
+{
+	return front_put(f, proto_req_redeem(token, from));
+}
+
+int front_hello_session(struct front *f, const char *client, const char *session,
+			const char *from)
+{
+	return front_put(f, proto_req_hello_session(client, session, from));
+}
+
 /* Remember what was asked, for a re-attach; a new attach starts a new position. */
 static void front_book_asked(struct front *f, const char *console, enum attach_mode mode,
 			     long replay)
@@ -587,6 +603,18 @@ static bool front_decode(json_t *msg, const char *type, struct front_event *e)
 		e->type = FRONT_EV_ERROR;
 		e->code = front_str(msg, "code");
 		e->text = front_str(msg, "message");
+		return true;
+	case PROTO_WEB_LINK:
+		e->type = FRONT_EV_WEB_LINK;
+		e->url = front_str(msg, "url");
+		e->expires_in = front_uint(msg, "expires_in");
+		return true;
+	case PROTO_REDEEMED:
+		e->type = FRONT_EV_REDEEMED;
+		e->session = front_str(msg, "session");
+		e->access = front_access(msg);
+		e->you = front_str(msg, "you");
+		e->expires_in = front_uint(msg, "expires_in");
 		return true;
 	case PROTO_OUTPUT:
 		e->type = FRONT_EV_OUTPUT;

@@ -104,6 +104,8 @@ enum front_event_type {
 	FRONT_EV_ERROR,
 	FRONT_EV_DATA,       /* an output frame: console bytes [start, end) */
 	FRONT_EV_OUTPUT,     /* the answer to front_output() */
+	FRONT_EV_WEB_LINK,   /* the answer to front_web_link(): url, console, expires_in */
+	FRONT_EV_REDEEMED,   /* the answer to front_redeem(): session, console, access, you */
 };
 
 /* How the broker continued a resume attach (attached.resumed). */
@@ -138,7 +140,10 @@ struct front_event {
 	bool may_break;             /* ATTACHED: the "break" member */
 	const char *fingerprint;    /* AUTHORIZED */
 	const char *comment;        /* AUTHORIZED */
-	const char *you;            /* HELLO, AUTHORIZED */
+	const char *you;            /* HELLO, AUTHORIZED, REDEEMED */
+	const char *url;            /* WEB_LINK: the link to open (it holds the token: never log it) */
+	const char *session;        /* REDEEMED: the web session's secret (never log it) */
+	uint64_t expires_in;        /* WEB_LINK, REDEEMED: seconds */
 	/*
 	 * DATA: the console offsets [start, end) of the frame (replayed bytes
 	 * may differ in number from end - start).  OUTPUT: start and next, data
@@ -173,6 +178,18 @@ void front_done(struct front *f);
  */
 int front_hello(struct front *f, const char *client, const struct front_principal *p);
 int front_authorize(struct front *f, const struct front_principal *p);
+/*
+ * Web links (docs/protocol.md "Web links and sessions").  front_web_link():
+ * a one-time link to console for whom this connection speaks (ro: narrowed
+ * to watching), answered by FRONT_EV_WEB_LINK or an error.  A web front:
+ * front_redeem() exchanges a link's token for a session (FRONT_EV_REDEEMED),
+ * front_hello_session() speaks for one (instead of front_hello()); from is
+ * the browser's address (NULL: none).
+ */
+int front_web_link(struct front *f, const char *console, bool ro);
+int front_redeem(struct front *f, const char *token, const char *from);
+int front_hello_session(struct front *f, const char *client, const char *session,
+			const char *from);
 /*
  * replay: lines, PROTO_REPLAY_ALL or PROTO_REPLAY_DEFAULT.  Records console,
  * mode and replay in f->book for a later re-attach.
@@ -314,7 +331,7 @@ int front_detach_status(enum detach_reason r);
  * text, "serial break sent", "detached: ...", an error's message, the
  * read-only hint for a `read-only` error), written to buf (NUL-terminated).
  * Returns its length; 0 for events that show no text (DATA, STATE, WHO,
- * LIST, HELLO, AUTHORIZED, OUTPUT).  Broker text is copied as it is:
+ * LIST, HELLO, AUTHORIZED, OUTPUT, WEB_LINK, REDEEMED).  Broker text is copied as it is:
  * front_line() escapes it.
  *
  * An `attached` that answers front_reconnect() shows no "attached to"

@@ -260,6 +260,27 @@ json_t *proto_msg_error(const char *code, const char *message)
 	return proto_set(m, "message", json_string(message));
 }
 
+json_t *proto_msg_web_link(const char *url, const char *console, uint64_t expires_in)
+{
+	json_t *m = proto_msg_new(PROTO_WEB_LINK);
+
+	m = proto_set(m, "url", json_string(url));
+	m = proto_set(m, "console", json_string(console));
+	return proto_set(m, "expires_in", json_integer((json_int_t)expires_in));
+}
+
+json_t *proto_msg_redeemed(const char *session, const char *console, bool may_write,
+			   uint64_t expires_in, const char *you)
+{
+	json_t *m = proto_msg_new(PROTO_REDEEMED);
+
+	m = proto_set(m, "session", json_string(session));
+	m = proto_set(m, "console", json_string(console));
+	m = proto_set(m, "access", json_string(may_write ? "rw" : "ro"));
+	m = proto_set(m, "expires_in", json_integer((json_int_t)expires_in));
+	return proto_set(m, "you", json_string(you));
+}
+
 json_t *proto_req_hello(const char *client, const char *key, const char *from)
 {
 	json_t *m = proto_msg_new(PROTO_HELLO);
@@ -278,6 +299,32 @@ json_t *proto_req_authorize(const char *key, const char *from)
 
 	m = proto_set(m, "key", json_string(key));
 	return proto_set(m, "from", json_string(from ? from : ""));
+}
+
+json_t *proto_req_hello_session(const char *client, const char *session, const char *from)
+{
+	json_t *m = proto_msg_new(PROTO_HELLO);
+
+	m = proto_set(m, "version", json_integer(PROTO_VERSION));
+	m = proto_set(m, "client", json_string(client));
+	m = proto_set(m, "session", json_string(session));
+	return from ? proto_set(m, "from", json_string(from)) : m;
+}
+
+json_t *proto_req_web_link(const char *console, bool ro)
+{
+	json_t *m = proto_msg_new(PROTO_WEB_LINK);
+
+	m = proto_set(m, "console", json_string(console));
+	return proto_set(m, "ro", json_boolean(ro));
+}
+
+json_t *proto_req_redeem(const char *token, const char *from)
+{
+	json_t *m = proto_msg_new(PROTO_REDEEM);
+
+	m = proto_set(m, "token", json_string(token));
+	return from ? proto_set(m, "from", json_string(from)) : m;
 }
 
 json_t *proto_req_list(const char *console)

@@ -108,12 +108,26 @@ struct proto_output {
 };
 json_t *proto_msg_output(const struct proto_output *o);
 json_t *proto_msg_error(const char *code, const char *message);
+/* The answer to `web-link`: the link to open, its console and seconds left to redeem it. */
+json_t *proto_msg_web_link(const char *url, const char *console, uint64_t expires_in);
+/* The answer to `redeem`: the web session's secret, what it grants and for how long. */
+json_t *proto_msg_redeemed(const char *session, const char *console, bool may_write,
+			   uint64_t expires_in, const char *you);
 
 /* ---- Client -> broker ---- */
 
 /* key ("TYPE BASE64") NULL: no principal; from is the client's address. */
 json_t *proto_req_hello(const char *client, const char *key, const char *from);
 json_t *proto_req_authorize(const char *key, const char *from);
+/*
+ * A front's hello for a web session (instead of a principal); from is the
+ * browser's address (NULL: none).
+ */
+json_t *proto_req_hello_session(const char *client, const char *session, const char *from);
+/* Mint a one-time web link for console (ro: narrowed to watching). */
+json_t *proto_req_web_link(const char *console, bool ro);
+/* A front exchanges a link's token for a web session; from is the browser's address. */
+json_t *proto_req_redeem(const char *token, const char *from);
 /* console NULL: every console. */
 json_t *proto_req_list(const char *console);
 /* replay PROTO_REPLAY_DEFAULT: no member (the broker's default). */

@@ -39,6 +39,9 @@ static const char *const proto_msg_table[_PROTO_MSG_MAX] = {
 	[PROTO_NOTICE] = "notice",
 	[PROTO_ERROR] = "error",
 	[PROTO_OUTPUT] = "output",
+	[PROTO_WEB_LINK] = "web-link",
+	[PROTO_REDEEM] = "redeem",
+	[PROTO_REDEEMED] = "redeemed",
 };
 
 static const char *const attach_mode_table[_ATTACH_MODE_MAX] = {

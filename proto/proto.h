@@ -5,9 +5,9 @@
  *
  * Control frames carry one JSON object with a string member "type".
  * Client -> broker: hello, authorize, list, attach, take, release, who,
- * replay, break, resize, detach, output.  Broker -> client: hello,
- * authorized, list, attached, state, who, break-sent, detached, notice,
- * error, output.  Data frames (D) carry the writer's keystrokes to the
+ * replay, break, resize, detach, output, web-link, redeem.  Broker ->
+ * client: hello, authorized, list, attached, state, who, break-sent,
+ * detached, notice, error, output, web-link, redeemed.  Data frames (D) carry the writer's keystrokes to the
  * broker; output frames (O) carry console output with its ring offsets to
  * clients (frame.h).  The member lists are documented in docs/protocol.md (a unit test
  * keeps it in step with enum proto_msg); message.h builds every message.
@@ -51,6 +51,9 @@ enum proto_msg {
 	PROTO_NOTICE,
 	PROTO_ERROR,
 	PROTO_OUTPUT,
+	PROTO_WEB_LINK,
+	PROTO_REDEEM,
+	PROTO_REDEEMED,
 	_PROTO_MSG_MAX,
 	_PROTO_MSG_INVALID = -EINVAL,
 };

@@ -6,11 +6,14 @@ Boots two guests under QEMU: demo1 with a 16550 console (ttyS0) on a UNIX
 socket, demo2 with ttyS0 and a virtio console (hvc0).  Their libvirt-style
 domain XML goes into a directory that ttyhubd watches.  The guests start
 paused and are resumed once ttyhubd holds their consoles, so the whole boot
-is in the history and replays on attach.
+is in the history and replays on attach.  ttyhub-sshd and ttyhub-webd (plain
+HTTP on a free loopback port: loopback only) serve the same consoles; the demo
+prints a one-time web link minted with `ttyhub web-link`.
 """
 
 import argparse
 import getpass
+import http.client
 import os
 import shutil
 import signal
@@ -22,8 +25,44 @@ sys.path.insert(0, os.path.join(TOP, "tests", "integration"))
 os.environ.setdefault("TTYHUB_BUILD", os.path.join(TOP, "build"))
 import guest as G  # noqa: E402
 import hub  # noqa: E402
+import net  # noqa: E402
 import runner  # noqa: E402
 import sshhub  # noqa: E402
+import webhub  # noqa: E402
+
+
+class DemoWebFront(webhub.WebFront):
+    """ttyhub-webd on the port ttyhubd's --web-url names (chosen before ttyhubd starts)."""
+
+    def __init__(self, workdir, broker_socket, port, **kw):
+        self.pinned = port
+        super().__init__(workdir, broker_socket, **kw)
+
+    def prepare(self):
+        self.port = self.pinned
+
+
+def web_link(d, console="demo1"):
+    """A one-time link to CONSOLE, as `ttyhub web-link` prints it (valid for 60 s)."""
+    r = d.cli("web-link", console)
+    if r.returncode != 0:
+        raise RuntimeError("ttyhub web-link %s: %s" % (console, r.stderr.decode().strip()))
+    return r.stdout.decode().strip()
+
+
+def check_web(d, web):
+    """ttyhub-webd serves the page, and a fresh link's token buys a session."""
+    c = http.client.HTTPConnection(web.host, web.port, timeout=20)
+    try:
+        c.request("GET", "/")
+        r = c.getresponse()
+        page = r.read()
+        assert r.status == 200 and b"/static/app.js" in page, (r.status, page[:200])
+        assert "script-src 'self'" in (r.getheader("Content-Security-Policy") or "")
+    finally:
+        c.close()
+    status, obj, cookie = web.redeem(webhub.token_of(web_link(d)))
+    assert status == 200 and cookie, (status, obj)
 
 
 def start_front(wd, broker):
@@ -93,18 +132,20 @@ def main():
     for g in guests:
         with open(os.path.join(wd, "domains", g.name + ".xml"), "w") as f:
             f.write(g.domain_xml("domain"))
-    # The demo's ttyhub-sshd runs as this user too: let it assert SSH principals.
+    web_port = net.free_port(preferred=8443)
+    # The demo's ttyhub-sshd and ttyhub-webd run as this user too: let it assert SSH principals.
     # Its QEMUs run as this user (root or not): name it as the only chardev peer.
     d = hub.Daemon(wd, "--domain-xml", os.path.join(wd, "domains"),
                    "--front-user", getpass.getuser(), "--guest-user", str(os.getuid()),
-                   guest_root=False)
-    front = None
+                   "--web-url", "http://127.0.0.1:%d/" % web_port, guest_root=False)
+    front = web = None
     status = 0
     # --check: the checks, and every daemon's clean exit, go through the test runner.
     res = runner.Runner() if args.check else None
     try:
         d.start()
         front, ssh_command = start_front(wd, d.socket)
+        web = DemoWebFront(os.path.join(wd, "webd"), d.socket, web_port)
         for g in guests:
             g.start()
         d.wait_for(lambda: all(c["state"] == "connected" for c in d.list()["consoles"]),
@@ -116,6 +157,7 @@ def main():
         print(d.cli("list").stdout.decode())
         if res is not None:
             res.run("every demo console answers, locally and over SSH", check, d, ssh_command)
+            res.run("ttyhub-webd serves the page and redeems a web link", check_web, d, web)
             return 0
         ssh = " ".join(ssh_command("demo1"))
         print("""ttyhub demo is running: two QEMU guests, ttyhubd on {sock}
@@ -127,6 +169,11 @@ Attach over SSH (one port for every console; the first user writes):
   {ssh_}demo1+ro@127.0.0.1             # watch read-only
   {ssh_}console@127.0.0.1              # a menu of consoles
   {ssh_}x@127.0.0.1 list               # list (also: who demo1)
+
+in a browser (a one-time link, valid for 60 s; `{t} --broker {sock} web-link demo1`
+or `{ssh_}x@127.0.0.1 web-link demo1` mints another; add --ro to watch only):
+
+  {link}
 
 or locally, with the ttyhub CLI:
 
@@ -140,7 +187,8 @@ or locally, with the ttyhub CLI:
 Inside a console: Ctrl-E c ? for help, Ctrl-E c . to detach, Ctrl-E c f to take over.
 (Tip: export TTYHUB_BROKER={sock} and drop --broker.)
 Logs: {wd}. Press Ctrl-C here to stop the demo.
-""".format(t=ttyhub, sock=d.socket, wd=wd, ssh=ssh, ssh_=ssh[:-len("demo1@127.0.0.1")]),
+""".format(t=ttyhub, sock=d.socket, wd=wd, ssh=ssh, ssh_=ssh[:-len("demo1@127.0.0.1")],
+           link=web_link(d)),
               flush=True)
         signal.sigwait({signal.SIGINT, signal.SIGTERM})
         print("\nstopping the demo", flush=True)
@@ -148,6 +196,8 @@ Logs: {wd}. Press Ctrl-C here to stop the demo.
         print("demo failed: %s" % e, file=sys.stderr)
         status = 1
     finally:
+        if web:
+            web.stop()
         if front:
             front.stop()
         d.stop()

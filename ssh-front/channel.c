@@ -555,7 +555,7 @@ static void chan_start_exec(struct chan *c, const char *command)
 		return;
 	if (r < 0) {
 		chan_close(c, 2, "unknown command; try: list [--json] | attach NAME [--ro|--force] | "
-			   "who NAME");
+			   "who NAME | web-link NAME [--ro]");
 		return;
 	}
 	switch (c->exec.verb) {
@@ -571,6 +571,11 @@ static void chan_start_exec(struct chan *c, const char *command)
 		break;
 	case EXEC_ATTACH:
 		chan_start_attach(c, c->exec.name, c->exec.mode, PROTO_REPLAY_DEFAULT, NULL);
+		break;
+	case EXEC_WEB_LINK:
+		chan_asked(c);
+		c->state = CHAN_EXEC;
+		chan_sent(c, front_web_link(&c->front, c->exec.name, c->exec.mode == ATTACH_RO));
 		break;
 	}
 }
@@ -606,8 +611,9 @@ static void chan_on_error(struct chan *c, const struct front_event *e)
 		chan_close(c, 1, "%s; closing", why);
 		c->env->ops->revoke(c->env->userdata, why);
 	} else if (strcmp(e->code, PROTO_E_UNKNOWN_CONSOLE) == 0 && c->state != CHAN_ATTACHED) {
-		/* who NAME names a console without attaching; everything else attaches. */
-		bool who = c->state == CHAN_EXEC && c->exec.verb == EXEC_WHO;
+		/* who and web-link name a console without attaching; everything else attaches. */
+		bool who = c->state == CHAN_EXEC &&
+			   (c->exec.verb == EXEC_WHO || c->exec.verb == EXEC_WEB_LINK);
 
 		chan_unknown(c, who ? c->exec.name : c->console);
 	} else if (strcmp(e->code, PROTO_E_READ_ONLY) == 0) {
@@ -729,6 +735,10 @@ static void chan_event(struct chan *c, const struct front_event *e)
 		else if (c->state == CHAN_EXEC)
 			chan_exec_reply(c, e);
 		break;
+	case FRONT_EV_WEB_LINK:
+		if (c->state == CHAN_EXEC)
+			chan_exec_reply(c, e);
+		break;
 	case FRONT_EV_WHO:
 		if (c->state == CHAN_EXEC)
 			chan_exec_reply(c, e);
@@ -750,6 +760,7 @@ static void chan_event(struct chan *c, const struct front_event *e)
 	case FRONT_EV_OUTPUT:     /* not asked for by an SSH channel (yet) */
 	case FRONT_EV_HELLO:
 	case FRONT_EV_AUTHORIZED:
+	case FRONT_EV_REDEEMED:   /* a web front's answer; never asked for here */
 		break;
 	}
 }
@@ -982,7 +993,7 @@ static int chan_on_shell(ssh_session ssh, ssh_channel ch, void *userdata)
 	return 0;
 }
 
-/* exec: "list [--json]", "attach NAME [--ro|--force]", "who NAME" (exec.h). */
+/* exec: "list [--json]", "attach NAME [--ro|--force]", "who NAME", "web-link NAME [--ro]". */
 static int chan_on_exec(ssh_session ssh, ssh_channel ch, const char *command, void *userdata)
 {
 	struct chan *c = userdata;

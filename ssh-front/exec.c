@@ -31,6 +31,11 @@ int exec_parse(const char *command, struct exec *ret)
 		ret->verb = EXEC_ATTACH;
 		if (argc == 3)
 			ret->mode = strcmp(argv[2], "--ro") == 0 ? ATTACH_RO : ATTACH_FORCE;
+	} else if (argc >= 2 && argc <= 3 && strcmp(argv[0], "web-link") == 0 &&
+		   argv[1][0] != '-' && (argc == 2 || strcmp(argv[2], "--ro") == 0)) {
+		/* "web-link --ro VM" is a mistake to say, not a console named "--ro". */
+		ret->verb = EXEC_WEB_LINK;
+		ret->mode = argc == 3 ? ATTACH_RO : ATTACH_RW;
 	} else
 		return -EINVAL;
 	if (argc >= 2)
@@ -67,6 +72,23 @@ static void exec_print_who(FILE *f, json_t *msg, const char *eol)
 	json_decref(view);
 }
 
+/*
+ * The link alone on its line, for a script or a copy-paste.  The broker
+ * built it from its own --web-url, a token and a percent-encoded name: it is
+ * printed only if it is plain printable ASCII, as a URL is.
+ */
+static void exec_print_web_link(FILE *f, json_t *msg, const char *eol)
+{
+	const char *url = json_string_value(json_object_get(msg, "url"));
+
+	if (!url)
+		return;
+	for (const char *p = url; *p; p++)
+		if ((unsigned char)*p <= ' ' || (unsigned char)*p >= 0x7f)
+			return;
+	fprintf(f, "%s%s", url, eol);
+}
+
 exec_print_fn *exec_printer(const struct exec *x, enum front_event_type type)
 {
 	if (type == FRONT_EV_LIST && x->verb == EXEC_LIST)
@@ -75,5 +97,7 @@ exec_print_fn *exec_printer(const struct exec *x, enum front_event_type type)
 		return exec_print_list_json;
 	if (type == FRONT_EV_WHO && x->verb == EXEC_WHO)
 		return exec_print_who;
+	if (type == FRONT_EV_WEB_LINK && x->verb == EXEC_WEB_LINK)
+		return exec_print_web_link;
 	return NULL;
 }

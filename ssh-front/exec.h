@@ -1,10 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Exec commands of an SSH channel ("ssh host list"), parsed (pure, no I/O):
- * list [--json], attach NAME [--ro|--force], who NAME.  The channel runs
+ * list [--json], attach NAME [--ro|--force], who NAME, web-link NAME [--ro]
+ * (a one-time link for a browser, docs/protocol.md).  The channel runs
  * them: it asks the broker, which answers for the key, prints the answer
  * with exec_printer() (as SSH users may see it: view.h) and closes with
- * status 0, or 2 for a command that is not one of these.
+ * status 0 (1 when the broker refuses), or 2 for a command that is not one
+ * of these.
  */
 #pragma once
 
@@ -21,12 +23,13 @@ enum exec_verb {
 	EXEC_LIST_JSON,
 	EXEC_WHO,
 	EXEC_ATTACH,
+	EXEC_WEB_LINK,
 };
 
 struct exec {
 	enum exec_verb verb;
-	char name[EXEC_COMMAND_MAX];  /* WHO, ATTACH: the console named */
-	enum attach_mode mode;        /* ATTACH: ATTACH_RW, or ATTACH_RO/ATTACH_FORCE */
+	char name[EXEC_COMMAND_MAX];  /* WHO, ATTACH, WEB_LINK: the console named */
+	enum attach_mode mode;        /* ATTACH: ATTACH_RW, or ATTACH_RO/ATTACH_FORCE; WEB_LINK: RW/RO */
 };
 
 /*
@@ -38,5 +41,5 @@ int exec_parse(const char *command, struct exec *ret);
 
 /* Prints a broker answer (the event's message) for the user, lines ending in eol. */
 typedef void exec_print_fn(FILE *f, json_t *msg, const char *eol);
-/* The printer for x's answer if an event of this type is one (LIST, WHO), else NULL. */
+/* The printer for x's answer if an event of this type is one (LIST, WHO, WEB_LINK), else NULL. */
 exec_print_fn *exec_printer(const struct exec *x, enum front_event_type type);

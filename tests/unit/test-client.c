@@ -7,7 +7,12 @@
  * gone: the answer reaches the client when it is there and harms nothing
  * when it is not.  The `output` request (start, negative start, expired
  * start, max, UTF-8 repaired and not cut at next), attach's resume member as
- * it comes off the wire, and an output frame from a client (bad-frame).  A real server struct (not listening) and sd-event loop.
+ * it comes off the wire, and an output frame from a client (bad-frame).
+ * Web links and sessions: who may mint (a local admin, a key's connection;
+ * not a bare front, not a session) and redeem (a front only), single use,
+ * the URL's form, a session's hello and its rights (a ro link cannot write,
+ * take or break), and a session revoked with its key on reload.  A real
+ * server struct (not listening) and sd-event loop.
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -25,6 +30,7 @@
 #include "server.h"
 #include "source.h"
 #include "util.h"
+#include "weblink.h"
 
 /* A source whose breaks the test answers. */
 struct fake_source {
@@ -427,6 +433,276 @@ static void test_output_frame_from_client(void **state)
 	LOOP_UNTIL(fx->e, TAILQ_EMPTY(&fx->s.clients) && TAILQ_EMPTY(&fx->s.dead));
 }
 
+
+/* ---- web links and sessions ---- */
+
+#define K_ALICE "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAII026lAKIUUQNFesagY+PcAnWL785rysusQq/BFpES9B"
+#define FP_ALICE "SHA256:B45ZyzIWk6bRLi+jKvtmUet2XAxh+j6D3g13qEsZqS0"
+#define INVALID_LINK "this link is not valid (used, expired or unknown)"
+
+/* Another connection, as the server's accept makes one: a front, a local admin, or both. */
+static struct client *add_client(struct fx *fx, bool front, bool admin, struct peer *p)
+{
+	struct client *c;
+	int sv[2];
+
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv), 0);
+	assert_int_equal(client_new(&fx->s.client_env, sv[0], &c), 0);
+	c->front = front;
+	c->admin = admin;
+	snprintf(c->user, sizeof(c->user), "tester");
+	TAILQ_INSERT_TAIL(&fx->s.clients, c, server_entry);
+	fx->s.n_clients++;
+	peer_init(p, sv[1]);
+	return c;
+}
+
+static json_t *ask(struct fx *fx, struct peer *p, const char *text, const char *type)
+{
+	peer_send(p, text);
+	return peer_expect(p, fx->e, type);
+}
+
+static void expect_error(struct fx *fx, struct peer *p, const char *text, const char *code,
+			 const char *message)
+{
+	json_t *msg = ask(fx, p, text, "error");
+
+	assert_string_equal(str(msg, "code"), code);
+	if (message)
+		assert_string_equal(str(msg, "message"), message);
+	json_decref(msg);
+}
+
+/* The token of a link answer, checking the URL's form. */
+static void link_token(json_t *msg, char token[WEBLINK_TEXT_LEN + 1])
+{
+	const char *url = str(msg, "url");
+	const char *t = strstr(url, "#t=");
+
+	assert_non_null(t);
+	assert_null(strchr(url, '?'));
+	assert_int_equal(t - url, (ptrdiff_t)strlen("https://example.test/web/"));
+	assert_memory_equal(url, "https://example.test/web/", t - url);
+	memcpy(token, t + 3, WEBLINK_TEXT_LEN);
+	token[WEBLINK_TEXT_LEN] = '\0';
+	assert_string_equal(t + 3 + WEBLINK_TEXT_LEN, "&c=vm%3Aserial0");
+	assert_string_equal(str(msg, "console"), "vm:serial0");
+	assert_int_equal(num(msg, "expires_in"), 60);
+}
+
+static void web_on(struct fx *fx)
+{
+	assert_int_equal(server_set_web(&fx->s, "https://example.test/web/", 0, 0), 0);
+	snprintf(fx->cl->user, sizeof(fx->cl->user), "tester");
+}
+
+/* Mint (on the admin's connection fx->p) and redeem (on front f); returns the answer. */
+static json_t *mint_redeem(struct fx *fx, struct peer *f, bool ro)
+{
+	char token[WEBLINK_TEXT_LEN + 1], req[256];
+	json_t *msg;
+
+	msg = request(fx, ro ? "{\"type\": \"web-link\", \"console\": \"vm\", \"ro\": true}"
+			     : "{\"type\": \"web-link\", \"console\": \"vm\", \"ro\": false}",
+		      "web-link");
+	link_token(msg, token);
+	json_decref(msg);
+	snprintf(req, sizeof(req), "{\"type\": \"redeem\", \"token\": \"%s\", \"from\": \"::1\"}",
+		 token);
+	return ask(fx, f, req, "redeemed");
+}
+
+static void session_hello(struct fx *fx, struct peer *p, const char *secret, const char *you)
+{
+	char req[256];
+	json_t *msg;
+
+	snprintf(req, sizeof(req), "{\"type\": \"hello\", \"version\": 1, \"session\": \"%s\", "
+		 "\"from\": \"127.0.0.1\"}", secret);
+	msg = ask(fx, p, req, "hello");
+	assert_string_equal(str(msg, "you"), you);
+	json_decref(msg);
+}
+
+static void test_web_link_admin(void **state)
+{
+	struct fx *fx = *state;
+	struct peer f, sp, bare;
+	char token[WEBLINK_TEXT_LEN + 1], req[256], secret[WEBLINK_TEXT_LEN + 1];
+	json_t *msg;
+
+	say_hello(fx);
+	/* No --web-url: off. */
+	expect_error(fx, &fx->p, "{\"type\": \"web-link\", \"console\": \"vm\", \"ro\": false}",
+		     PROTO_E_NOT_AVAILABLE, "ttyhubd has no --web-url: web links are off");
+	web_on(fx);
+	expect_error(fx, &fx->p, "{\"type\": \"web-link\", \"console\": \"nope\", \"ro\": false}",
+		     PROTO_E_UNKNOWN_CONSOLE, "no console named 'nope'");
+	expect_error(fx, &fx->p, "{\"type\": \"web-link\", \"console\": \"vm\", \"ro\": 1}",
+		     PROTO_E_BAD_REQUEST, NULL);
+	msg = request(fx, "{\"type\": \"web-link\", \"console\": \"vm\", \"ro\": false}", "web-link");
+	link_token(msg, token);
+	json_decref(msg);
+	/* A local admin that is no front may not redeem. */
+	snprintf(req, sizeof(req), "{\"type\": \"redeem\", \"token\": \"%s\", \"from\": \"::1\"}",
+		 token);
+	expect_error(fx, &fx->p, req, PROTO_E_DENIED, "only a front may redeem a web link");
+	/* A bare front may not mint, but it redeems: once. */
+	add_client(fx, true, false, &f);
+	json_decref(ask(fx, &f, "{\"type\": \"hello\", \"version\": 1}", "hello"));
+	expect_error(fx, &f, "{\"type\": \"web-link\", \"console\": \"vm\", \"ro\": false}",
+		     PROTO_E_DENIED, NULL);
+	msg = ask(fx, &f, req, "redeemed");
+	assert_string_equal(str(msg, "console"), "vm:serial0");
+	assert_string_equal(str(msg, "access"), "rw");
+	assert_string_equal(str(msg, "you"), "local admin tester (web)");
+	assert_int_equal(num(msg, "expires_in"), WEBLINK_SESSION_TTL_DEFAULT);
+	assert_int_equal(strlen(str(msg, "session")), WEBLINK_TEXT_LEN);
+	snprintf(secret, sizeof(secret), "%s", str(msg, "session"));
+	json_decref(msg);
+	expect_error(fx, &f, req, PROTO_E_DENIED, INVALID_LINK);
+	expect_error(fx, &f, "{\"type\": \"redeem\", \"token\": \"nope\"}", PROTO_E_DENIED,
+		     INVALID_LINK);
+	expect_error(fx, &f, "{\"type\": \"redeem\"}", PROTO_E_BAD_REQUEST, NULL);
+
+	/* The session: a local admin's rights, but neither mint nor redeem. */
+	add_client(fx, true, false, &sp);
+	session_hello(fx, &sp, secret, "local admin tester (web)");
+	msg = ask(fx, &sp, "{\"type\": \"attach\", \"console\": \"vm\", \"mode\": \"rw\", "
+			   "\"replay\": 0}", "attached");
+	assert_string_equal(str(msg, "role"), "writer");
+	assert_string_equal(str(msg, "access"), "rw");
+	json_decref(msg);
+	expect_error(fx, &sp, "{\"type\": \"web-link\", \"console\": \"vm\", \"ro\": false}",
+		     PROTO_E_DENIED, NULL);
+	expect_error(fx, &sp, req, PROTO_E_DENIED, "only a front may redeem a web link");
+	/* A session from a peer that is no front: denied and closed. */
+	add_client(fx, false, true, &bare);
+	snprintf(req, sizeof(req), "{\"type\": \"hello\", \"version\": 1, \"session\": \"%s\"}",
+		 secret);
+	expect_error(fx, &bare, req, PROTO_E_DENIED, NULL);
+	LOOP_UNTIL(fx->e, fx->s.n_clients == 3);
+	peer_done(&f);
+	peer_done(&sp);
+	peer_done(&bare);
+}
+
+static void test_web_session_ro(void **state)
+{
+	struct fx *fx = *state;
+	struct peer f, sp, bad;
+	json_t *msg;
+	char secret[WEBLINK_TEXT_LEN + 1];
+
+	web_on(fx);
+	say_hello(fx);
+	add_client(fx, true, false, &f);
+	json_decref(ask(fx, &f, "{\"type\": \"hello\", \"version\": 1}", "hello"));
+	msg = mint_redeem(fx, &f, true);
+	assert_string_equal(str(msg, "access"), "ro");
+	snprintf(secret, sizeof(secret), "%s", str(msg, "session"));
+	json_decref(msg);
+	add_client(fx, true, true, &sp); /* even a front that is a local admin gets only ro */
+	session_hello(fx, &sp, secret, "local admin tester (web)");
+	msg = ask(fx, &sp, "{\"type\": \"attach\", \"console\": \"vm\", \"mode\": \"rw\", "
+			   "\"replay\": 0}", "attached");
+	assert_string_equal(str(msg, "role"), "watcher");
+	assert_string_equal(str(msg, "access"), "ro");
+	assert_false(json_is_true(json_object_get(msg, "break")));
+	json_decref(msg);
+	expect_error(fx, &sp, "{\"type\": \"take\", \"force\": true}", PROTO_E_DENIED, NULL);
+	expect_error(fx, &sp, "{\"type\": \"break\"}", PROTO_E_DENIED,
+		     "your key may not send a serial break");
+	assert_int_equal(fx->src.calls, 0);
+	/* Its keystrokes are discarded: the hint, and nothing for the console. */
+	assert_int_equal(proto_put_data(&sp.out, "typed", 5), 0);
+	assert_true(obuf_flush(&sp.out, sp.fd) >= 0);
+	msg = peer_expect(&sp, fx->e, "error");
+	assert_string_equal(str(msg, "code"), PROTO_E_READ_ONLY);
+	json_decref(msg);
+	assert_null(fx->c->writer);
+	/* An unknown session: denied, closed. */
+	add_client(fx, true, false, &bad);
+	expect_error(fx, &bad, "{\"type\": \"hello\", \"version\": 1, \"session\": "
+			       "\"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\"}",
+		     PROTO_E_DENIED, "web session expired");
+	LOOP_UNTIL(fx->e, fx->s.n_clients == 3);
+	peer_done(&f);
+	peer_done(&sp);
+	peer_done(&bad);
+}
+
+static void write_file(const char *path, const char *text)
+{
+	FILE *f = fopen(path, "w");
+
+	assert_non_null(f);
+	assert_int_equal(fputs(text, f) >= 0, 1);
+	assert_int_equal(fclose(f), 0);
+}
+
+static void test_web_session_key_revoked(void **state)
+{
+	struct fx *fx = *state;
+	struct peer k, f, sp, again;
+	char path[] = "/tmp/ttyhub-unit-access-XXXXXX", secret[WEBLINK_TEXT_LEN + 1];
+	char req[512];
+	struct client *scl;
+	unsigned sid;
+	json_t *msg;
+	int fd = mkstemp(path);
+
+	assert_true(fd >= 0);
+	close(fd);
+	write_file(path, "consoles=\"vm:rw\" " K_ALICE " alice@test\n");
+	assert_int_equal(server_policy_reload(&fx->s, path), 0);
+	web_on(fx);
+	/* A key's connection mints for the key. */
+	add_client(fx, true, false, &k);
+	json_decref(ask(fx, &k, "{\"type\": \"hello\", \"version\": 1, \"principal\": {\"key\": \""
+			K_ALICE "\", \"from\": \"127.0.0.1\"}}", "hello"));
+	msg = ask(fx, &k, "{\"type\": \"web-link\", \"console\": \"vm\", \"ro\": false}", "web-link");
+	{
+		const char *t = strstr(str(msg, "url"), "#t=");
+
+		assert_non_null(t);
+		snprintf(req, sizeof(req), "{\"type\": \"redeem\", \"token\": \"%.43s\"}", t + 3);
+	}
+	json_decref(msg);
+	add_client(fx, true, false, &f);
+	json_decref(ask(fx, &f, "{\"type\": \"hello\", \"version\": 1}", "hello"));
+	msg = ask(fx, &f, req, "redeemed");
+	assert_string_equal(str(msg, "access"), "rw");
+	assert_string_equal(str(msg, "you"), "alice@test (web " FP_ALICE ")");
+	snprintf(secret, sizeof(secret), "%s", str(msg, "session"));
+	json_decref(msg);
+	scl = add_client(fx, true, false, &sp);
+	sid = scl->id;
+	session_hello(fx, &sp, secret, "alice@test (web " FP_ALICE ")");
+	msg = ask(fx, &sp, "{\"type\": \"attach\", \"console\": \"vm\", \"mode\": \"rw\", "
+			   "\"replay\": 0}", "attached");
+	assert_string_equal(str(msg, "role"), "writer");
+	json_decref(msg);
+	/* The key leaves the file: the session's connection is revoked, the session gone. */
+	write_file(path, "# nobody any more\n");
+	assert_int_equal(server_policy_reload(&fx->s, path), 0);
+	msg = peer_expect(&sp, fx->e, "error");
+	assert_string_equal(str(msg, "code"), PROTO_E_REVOKED);
+	json_decref(msg);
+	LOOP_UNTIL(fx->e, !server_find_client(&fx->s, sid));
+	assert_int_equal(fx->s.weblink->sessions.n, 0);
+	add_client(fx, true, false, &again);
+	snprintf(req, sizeof(req), "{\"type\": \"hello\", \"version\": 1, \"session\": \"%s\"}",
+		 secret);
+	expect_error(fx, &again, req, PROTO_E_DENIED, "web session expired");
+	unlink(path);
+	peer_done(&k);
+	peer_done(&f);
+	peer_done(&sp);
+	peer_done(&again);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -441,6 +717,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_output_request, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_attach_resume_on_the_wire, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_output_frame_from_client, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_web_link_admin, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_web_session_ro, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_web_session_key_revoked, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -877,6 +877,71 @@ static void test_output_answer(void **state)
 	assert_int_equal(front_event_text(&p->f, &e, (char[8]){}, 8), 0);
 }
 
+
+/* Web links: the requests on the wire and the answers as events (docs/protocol.md). */
+static void test_web_link(void **state)
+{
+	struct pair *p = *state;
+	struct front_event e;
+	json_t *m;
+
+	assert_int_equal(front_web_link(&p->f, "vm:serial0", true), 0);
+	m = broker_recv(p);
+	assert_member(m, "type", "web-link");
+	assert_member(m, "console", "vm:serial0");
+	assert_true(json_is_true(json_object_get(m, "ro")));
+	json_decref(m);
+	assert_int_equal(front_web_link(&p->f, "vm", false), 0);
+	m = broker_recv(p);
+	assert_true(json_is_false(json_object_get(m, "ro")));
+	json_decref(m);
+	/* A name that is not UTF-8 cannot go on the wire. */
+	assert_int_equal(front_web_link(&p->f, "\xff", false), -EINVAL);
+
+	broker_send(p, json_pack("{s:s, s:s, s:s, s:I}", "type", "web-link", "url",
+				 "https://h/#t=abc&c=vm%3Aserial0", "console", "vm:serial0",
+				 "expires_in", (json_int_t)60));
+	assert_int_equal(front_next_event(&p->f, &e), 1);
+	assert_int_equal(e.type, FRONT_EV_WEB_LINK);
+	assert_string_equal(e.url, "https://h/#t=abc&c=vm%3Aserial0");
+	assert_string_equal(e.console, "vm:serial0");
+	assert_int_equal(e.expires_in, 60);
+	/* The link is the caller's to print: no user text (it holds a token). */
+	assert_int_equal(front_event_text(&p->f, &e, (char[64]){}, 64), 0);
+
+	assert_int_equal(front_redeem(&p->f, "TOKEN", "192.0.2.9"), 0);
+	m = broker_recv(p);
+	assert_member(m, "type", "redeem");
+	assert_member(m, "token", "TOKEN");
+	assert_member(m, "from", "192.0.2.9");
+	json_decref(m);
+	assert_int_equal(front_redeem(&p->f, "TOKEN", NULL), 0);
+	m = broker_recv(p);
+	assert_null(json_object_get(m, "from"));
+	json_decref(m);
+	broker_send(p, json_pack("{s:s, s:s, s:s, s:s, s:I, s:s}", "type", "redeemed", "session",
+				 "SECRET", "console", "vm:serial0", "access", "ro", "expires_in",
+				 (json_int_t)43200, "you", "alice (web SHA256:x)"));
+	assert_int_equal(front_next_event(&p->f, &e), 1);
+	assert_int_equal(e.type, FRONT_EV_REDEEMED);
+	assert_string_equal(e.session, "SECRET");
+	assert_string_equal(e.console, "vm:serial0");
+	assert_int_equal(e.access, ATTACH_RO);
+	assert_int_equal(e.expires_in, 43200);
+	assert_string_equal(e.you, "alice (web SHA256:x)");
+	assert_int_equal(front_event_text(&p->f, &e, (char[64]){}, 64), 0);
+
+	assert_int_equal(front_hello_session(&p->f, "ttyhub-webd", "SECRET", "192.0.2.9"), 0);
+	m = broker_recv(p);
+	assert_member(m, "type", "hello");
+	assert_member(m, "client", "ttyhub-webd");
+	assert_member(m, "session", "SECRET");
+	assert_member(m, "from", "192.0.2.9");
+	assert_null(json_object_get(m, "principal"));
+	assert_int_equal(json_integer_value(json_object_get(m, "version")), PROTO_VERSION);
+	json_decref(m);
+}
+
 static void test_line(void **state)
 {
 	char buf[128];
@@ -937,6 +1002,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_resume_hint, setup, teardown),
 		cmocka_unit_test(test_backoff),
 		cmocka_unit_test_setup_teardown(test_output_answer, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_web_link, setup, teardown),
 		cmocka_unit_test(test_line),
 		cmocka_unit_test(test_prefix_in_texts),
 	};
