@@ -703,7 +703,8 @@ static uint64_t client_now_usec(void)
  * speaks for the session's principal (bound to the current policy from the
  * browser's address, "from" or else the one it redeemed from) or local admin,
  * capped at ro if the link was.  Returns 0, or -EPERM with the error sent
- * and the client killed.
+ * ("web session expired", or "key not allowed" when from= refuses the
+ * address) and the client killed.
  */
 static int client_hello_session(struct client *c, json_t *req)
 {
@@ -747,9 +748,13 @@ static int client_hello_session(struct client *c, json_t *req)
 			r = -EPERM;
 		}
 		if (r < 0) {
+			/* The session is fine; its key may not come from there (from=). */
 			if (p)
 				principal_done(p);
-			e = NULL;
+			client_error(c, PROTO_E_DENIED, "key not allowed");
+			client_flush(c);
+			client_kill(c, "web session key refused");
+			return -EPERM;
 		} else {
 			c->principal = TAKE_PTR(p);
 			snprintf(c->att.label, sizeof(c->att.label), "%.70s (web %s)",

@@ -240,18 +240,45 @@ static struct weblink_entry *weblink_table_add(struct weblink_table *t,
 	return e;
 }
 
+/* Whether two grants speak for the same key (type and blob) or the same local admin. */
+static bool weblink_same_owner(const struct weblink_grant *a, const struct weblink_grant *b)
+{
+	if (!a->principal || !b->principal)
+		return !a->principal && !b->principal && strcmp(a->admin, b->admin) == 0;
+	return a->principal->blob_len == b->principal->blob_len &&
+	       memcmp(a->principal->blob, b->principal->blob, a->principal->blob_len) == 0 &&
+	       strcmp(a->principal->keytype, b->principal->keytype) == 0;
+}
+
+/* How many entries of t belong to g's owner; *ret_oldest: the index of its oldest. */
+static size_t weblink_owner_links(const struct weblink_table *t, const struct weblink_grant *g,
+				  size_t *ret_oldest)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < t->n; i++) {
+		if (!weblink_same_owner(&t->v[i].grant, g))
+			continue;
+		if (n++ == 0 || t->v[i].created_usec < t->v[*ret_oldest].created_usec)
+			*ret_oldest = i;
+	}
+	return n;
+}
+
 int weblink_mint(struct weblink *w, const uint8_t secret[WEBLINK_SECRET_SIZE],
 		 struct weblink_grant *grant, uint64_t now_usec)
 {
 	uint8_t hash[WEBLINK_HASH_SIZE];
+	size_t oldest = 0;
 
 	weblink_hash(secret, hash);
 	weblink_table_sweep(&w->links, now_usec);
 	if (weblink_table_find(&w->links, hash, now_usec, NULL))
 		return -EEXIST;
+	if (weblink_owner_links(&w->links, grant, &oldest) >= WEBLINK_LINKS_PER_OWNER)
+		weblink_table_remove(&w->links, oldest);
 	if (w->links.n == w->links.max) {
-		size_t oldest = 0;
-
+		oldest = 0;
 		for (size_t i = 1; i < w->links.n; i++)
 			if (w->links.v[i].created_usec < w->links.v[oldest].created_usec)
 				oldest = i;

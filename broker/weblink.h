@@ -14,8 +14,9 @@
  * the narrowing (ro) and, for a link, the console.  A link is single use:
  * redeeming removes it.  Expiry is checked on every lookup and swept on
  * every insertion; a full link table drops its oldest link (a link is cheap
- * to mint again), a full session table refuses (a live session is someone's
- * open page).  Revocation removes every entry a predicate names (a key gone
+ * to mint again), and so does one owner's share of it (WEBLINK_LINKS_PER_OWNER:
+ * one key minting in a loop pushes out only its own links); a full session
+ * table refuses (a live session is someone's open page).  Revocation removes every entry a predicate names (a key gone
  * from the access file).
  *
  * Pure but for weblink_random(): the caller passes the clock (any monotonic
@@ -36,6 +37,7 @@
 #define WEBLINK_HASH_SIZE 32
 #define WEBLINK_TAG_LEN 12
 #define WEBLINK_LINKS_MAX 1024
+#define WEBLINK_LINKS_PER_OWNER 16 /* pending links of one key or local admin */
 #define WEBLINK_SESSIONS_MAX 4096
 #define WEBLINK_CONSOLE_MAX 256
 #define WEBLINK_ADMIN_MAX 72
@@ -88,8 +90,9 @@ void weblink_tag_text(const char *text, char tag[WEBLINK_TAG_LEN + 1]);
 
 /*
  * Keep a new link: the hash of secret, granting *grant (taken on success:
- * the caller's is emptied) until now + the link TTL.  A full table first
- * loses its expired links, then its oldest.  0 or -EEXIST (same secret).
+ * the caller's is emptied) until now + the link TTL.  Expired links go
+ * first; then the owner's oldest if it has WEBLINK_LINKS_PER_OWNER pending,
+ * then the table's oldest if it is full.  0 or -EEXIST (same secret).
  */
 int weblink_mint(struct weblink *w, const uint8_t secret[WEBLINK_SECRET_SIZE],
 		 struct weblink_grant *grant, uint64_t now_usec);

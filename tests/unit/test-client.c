@@ -645,7 +645,7 @@ static void write_file(const char *path, const char *text)
 static void test_web_session_key_revoked(void **state)
 {
 	struct fx *fx = *state;
-	struct peer k, f, sp, again;
+	struct peer k, f, sp, again, wrong;
 	char path[] = "/tmp/ttyhub-unit-access-XXXXXX", secret[WEBLINK_TEXT_LEN + 1];
 	char req[512];
 	struct client *scl;
@@ -655,7 +655,7 @@ static void test_web_session_key_revoked(void **state)
 
 	assert_true(fd >= 0);
 	close(fd);
-	write_file(path, "consoles=\"vm:rw\" " K_ALICE " alice@test\n");
+	write_file(path, "from=\"127.0.0.1\",consoles=\"vm:rw\" " K_ALICE " alice@test\n");
 	assert_int_equal(server_policy_reload(&fx->s, path), 0);
 	web_on(fx);
 	/* A key's connection mints for the key. */
@@ -684,6 +684,12 @@ static void test_web_session_key_revoked(void **state)
 			   "\"replay\": 0}", "attached");
 	assert_string_equal(str(msg, "role"), "writer");
 	json_decref(msg);
+	/* The browser's address must be one from= admits. */
+	add_client(fx, true, false, &wrong);
+	snprintf(req, sizeof(req), "{\"type\": \"hello\", \"version\": 1, \"session\": \"%s\", "
+		 "\"from\": \"192.0.2.1\"}", secret);
+	expect_error(fx, &wrong, req, PROTO_E_DENIED, "key not allowed");
+	LOOP_UNTIL(fx->e, fx->s.n_clients == 4);
 	/* The key leaves the file: the session's connection is revoked, the session gone. */
 	write_file(path, "# nobody any more\n");
 	assert_int_equal(server_policy_reload(&fx->s, path), 0);
@@ -701,6 +707,7 @@ static void test_web_session_key_revoked(void **state)
 	peer_done(&f);
 	peer_done(&sp);
 	peer_done(&again);
+	peer_done(&wrong);
 }
 
 int main(void)

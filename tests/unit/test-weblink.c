@@ -3,8 +3,9 @@
  * Unit tests for web links and web sessions (broker/weblink.h) with a
  * clock and secrets chosen by the test: base64url encoding both ways (and
  * every malformed text refused), mint and single-use redeem, expiry of links
- * and sessions, the table bounds (a full link table drops its oldest, a
- * full session table refuses and keeps the link), revocation by predicate,
+ * and sessions, the table bounds (a full link table drops its oldest, as
+ * does one owner's share of it; a full session table refuses and keeps the
+ * link), revocation by predicate,
  * and that only hashes are stored.
  */
 #include <errno.h>
@@ -242,6 +243,29 @@ static void test_bounds(void **state)
 	weblink_free(w);
 }
 
+/* One owner's links push out only its own oldest; another owner's stay. */
+static void test_per_owner(void **state)
+{
+	struct weblink *w;
+	struct weblink_grant g;
+	uint8_t s[WEBLINK_SECRET_SIZE];
+	int err;
+
+	assert_int_equal(weblink_new(64, 64, &w), 0);
+	g = admin_grant("a", false);
+	snprintf(g.admin, sizeof(g.admin), "other");
+	secret_of(200, s);
+	assert_int_equal(weblink_mint(w, s, &g, 0), 0);
+	for (unsigned i = 0; i < WEBLINK_LINKS_PER_OWNER + 2; i++)
+		mint(w, (uint8_t)(i + 1), "a", false, (i + 1) * SEC);
+	assert_int_equal(w->links.n, WEBLINK_LINKS_PER_OWNER + 1);
+	assert_null(redeem(w, 1, 100, 30 * SEC, &err));
+	assert_null(redeem(w, 2, 100, 30 * SEC, &err));
+	assert_non_null(redeem(w, 3, 101, 30 * SEC, &err));
+	assert_non_null(redeem(w, 200, 102, 30 * SEC, &err));
+	weblink_free(w);
+}
+
 static void test_session_secret_collision(void **state)
 {
 	struct weblink *w;
@@ -370,6 +394,7 @@ int main(void)
 		cmocka_unit_test(test_single_use),
 		cmocka_unit_test(test_expiry),
 		cmocka_unit_test(test_bounds),
+		cmocka_unit_test(test_per_owner),
 		cmocka_unit_test(test_session_secret_collision),
 		cmocka_unit_test(test_revoke),
 		cmocka_unit_test(test_hash_only),
