@@ -11,7 +11,8 @@
 #   decides where they go at install time.
 # - The units' ExecStart= paths are rewritten at install time from
 #   /usr/sbin to the real sbin directory of that prefix, so the units always
-#   name the installed binaries.
+#   name the installed binaries (and ttyhub-webd's --static-dir the
+#   installed page).
 # - Unit and sysusers.d directories come from pkg-config's systemd.pc when
 #   it is there (systemd reads only those places); override with
 #   -DTTYHUB_SYSTEMD_UNITDIR=... / -DTTYHUB_SYSUSERSDIR=...
@@ -42,7 +43,8 @@ set(TTYHUB_SYSUSERSDIR "${_ttyhub_sysusersdir}" CACHE STRING
     "Where the sysusers.d file goes (relative: under the install prefix)")
 set(TTYHUB_CONFDIR "/etc/ttyhub" CACHE STRING "Where the default configuration goes")
 
-set(_ttyhub_units ttyhubd.service ttyhubd.socket ttyhub-sshd.service ttyhub-sshd.socket)
+set(_ttyhub_units ttyhubd.service ttyhubd.socket ttyhub-sshd.service ttyhub-sshd.socket
+                  ttyhub-webd.service ttyhub-webd.socket)
 set(_ttyhub_units_src "${PROJECT_SOURCE_DIR}/units")
 set(_ttyhub_units_stage "${PROJECT_BINARY_DIR}/units")
 
@@ -53,10 +55,15 @@ set(_sbindir "@CMAKE_INSTALL_SBINDIR@")
 if(NOT IS_ABSOLUTE "${_sbindir}")
   set(_sbindir "${CMAKE_INSTALL_PREFIX}/${_sbindir}")
 endif()
+set(_webdir "@TTYHUB_WEB_DIR@")
+if(NOT IS_ABSOLUTE "${_webdir}")
+  set(_webdir "${CMAKE_INSTALL_PREFIX}/${_webdir}")
+endif()
 file(MAKE_DIRECTORY "@_ttyhub_units_stage@")
 foreach(_unit @_ttyhub_units@)
   file(READ "@_ttyhub_units_src@/${_unit}" _text)
   string(REPLACE "=/usr/sbin/" "=${_sbindir}/" _text "${_text}")
+  string(REPLACE "--static-dir /usr/share/ttyhub/web" "--static-dir ${_webdir}" _text "${_text}")
   file(WRITE "@_ttyhub_units_stage@/${_unit}" "${_text}")
 endforeach()
 ]==])
@@ -78,7 +85,7 @@ set(_confdir "@TTYHUB_CONFDIR@")
 if(NOT IS_ABSOLUTE "${_confdir}")
   set(_confdir "${CMAKE_INSTALL_PREFIX}/${_confdir}")
 endif()
-foreach(_conf ttyhubd.conf ttyhub-sshd.conf access)
+foreach(_conf ttyhubd.conf ttyhub-sshd.conf ttyhub-webd.conf access)
   if(EXISTS "$ENV{DESTDIR}${_confdir}/${_conf}")
     message(STATUS "Keeping: $ENV{DESTDIR}${_confdir}/${_conf}")
   else()
@@ -90,6 +97,13 @@ endforeach()
 ]==])
 string(CONFIGURE "${_ttyhub_code}" _ttyhub_code @ONLY)
 install(CODE "${_ttyhub_code}")
+
+# The web page ttyhub-webd serves (--static-dir): the fixed list of files the
+# page's build (web/) leaves in the build directory.  OPTIONAL: a build
+# without the page (no npm) still installs the rest.
+foreach(_web index.html app.js app.css xterm.js xterm.css addon-fit.js)
+  install(FILES "${PROJECT_BINARY_DIR}/web/${_web}" DESTINATION "${TTYHUB_WEB_DIR}" OPTIONAL)
+endforeach()
 
 # Man pages: docs/man/NAME.N.scd -> build/man/NAME.N -> share/man/manN/NAME.N
 # (TTYHUB_MAN=OFF builds without them, e.g. where scdoc is missing.)

@@ -30,7 +30,7 @@ import re
 import sys
 import tempfile
 
-FOLDERS = ('common', 'proto', 'qmp', 'broker', 'cli', 'ssh-front')
+FOLDERS = ('common', 'proto', 'qmp', 'broker', 'cli', 'ssh-front', 'web-front')
 
 # Which folder may include which folder's headers.
 FOLDER_DEPS = {
@@ -40,6 +40,7 @@ FOLDER_DEPS = {
     'broker': {'proto', 'qmp', 'common'},
     'cli': {'proto', 'common'},
     'ssh-front': {'proto', 'common'},
+    'web-front': {'proto', 'common'},
 }
 
 # Known cycles, per folder, each the exact set of its modules.  Empty: every

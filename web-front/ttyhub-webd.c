@@ -30,7 +30,7 @@ static char *arg_origins[MAX_ORIGINS];
 static const struct webd_config default_config = {
 	.listen = "127.0.0.1:8443",
 	.broker = "/run/ttyhub/ttyhubd.sock",
-	.static_dir = "/usr/share/ttyhub/web",
+	.static_dir = TTYHUB_WEB_DIR,
 	.max_ws_per_session = 10,
 	.max_ws_per_addr = 50,
 	.ping_s = 30,

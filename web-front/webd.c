@@ -22,6 +22,7 @@
 #include "call.h"
 #include "fileio.h"
 #include "log.h"
+#include "tlsproxy.h"
 #include "util.h"
 #include "webd.h"
 #include "webreq.h"
@@ -29,9 +30,14 @@
 #include "wsproto.h"
 
 #define WS_GUID "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
-#define WEBD_PRIORITIES                                                                     \
-	"SECURE128:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2:-CIPHER-ALL:+AES-256-GCM:+AES-128-GCM:" \
-	"+CHACHA20-POLY1305:-MAC-ALL:+AEAD:-KX-ALL:+ECDHE-ECDSA:+ECDHE-RSA:%SAFE_RENEGOTIATION"
+/*
+ * libmicrohttpd's memory per connection: room to read a request with far
+ * more than WEBD_HEADER_MAX of headers, so the 431 is ours (at once) rather
+ * than libmicrohttpd's, which 0.9.75 sends only at its next timeout.
+ */
+#define WEBD_CONNECTION_MEMORY (128 * 1024)
+/* TLS connections being handshaken or relayed at once. */
+#define WEBD_TLS_MAX 4096
 #define WEBD_CSP                                                                            \
 	"default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "     \
 	"img-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
@@ -558,6 +564,44 @@ static int on_mhd_timer(sd_event_source *s, uint64_t usec, void *userdata)
 	return 0;
 }
 
+/* -- TLS: webd accepts, tlsproxy.c handshakes and relays ------------------------------- */
+
+static int webd_hand_over(void *userdata, int fd, const struct sockaddr *peer, socklen_t len)
+{
+	struct webd *d = userdata;
+
+	/* libmicrohttpd owns (and closes) fd from here, even when it refuses it. */
+	if (MHD_add_connection(d->mhd, fd, peer, len) != MHD_YES)
+		return -ECONNABORTED;
+	webd_kick(d);
+	return 0;
+}
+
+static int on_accept(sd_event_source *s, int fd, uint32_t revents, void *userdata)
+{
+	struct webd *d = userdata;
+	struct sockaddr_storage ss;
+	socklen_t len;
+	int c;
+
+	for (unsigned i = 0; i < 64; i++) {
+		len = sizeof(ss);
+		c = accept4(fd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (c < 0) {
+			if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
+				log_warning_errno(negative_errno(), "accept");
+			break;
+		}
+		if (d->tlsp.n_proxies >= WEBD_TLS_MAX) {
+			log_warning("%u TLS connections open: refusing another", d->tlsp.n_proxies);
+			safe_close(c);
+			continue;
+		}
+		(void)tlsproxy_new(&d->tlsp, c, (struct sockaddr *)&ss, len);
+	}
+	return 0;
+}
+
 /* -- set-up ---------------------------------------------------------------------------- */
 
 static int parse_listen(const char *spec, struct sockaddr_storage *ss, socklen_t *len)
@@ -706,7 +750,6 @@ int webd_init(struct webd *d, sd_event *e, const struct webd_config *config)
 	unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_UPGRADE | MHD_ALLOW_SUSPEND_RESUME |
 			 MHD_USE_ERROR_LOG;
 	const union MHD_DaemonInfo *info;
-	size_t len;
 	int r;
 
 	*d = (struct webd){ .event = sd_event_ref(e), .config = *config, .listen_fd = -EBADF };
@@ -718,13 +761,13 @@ int webd_init(struct webd *d, sd_event *e, const struct webd_config *config)
 		return log_error_errno(-EINVAL, "--tls-cert and --tls-key go together");
 	d->tls = config->tls_cert;
 	if (d->tls) {
-		r = read_file_bounded(config->tls_cert, 1 << 20, &d->cert, &len);
+		d->tlsp.event = e;
+		d->tlsp.handshake_usec = WEBD_HANDSHAKE_S * 1000000ULL;
+		d->tlsp.hand_over = webd_hand_over;
+		d->tlsp.userdata = d;
+		r = tlsproxy_env_init(&d->tlsp, config->tls_cert, config->tls_key);
 		if (r < 0)
-			return log_error_errno(r, "cannot read %s", config->tls_cert);
-		r = read_file_bounded(config->tls_key, 1 << 20, &d->key, &len);
-		if (r < 0)
-			return log_error_errno(r, "cannot read %s", config->tls_key);
-		flags |= MHD_USE_TLS;
+			return r;
 	}
 	d->listen_fd = webd_listener(d, &ss);
 	if (d->listen_fd < 0)
@@ -739,25 +782,27 @@ int webd_init(struct webd *d, sd_event *e, const struct webd_config *config)
 	if (r < 0)
 		return r;
 	if (d->tls)
-		d->mhd = MHD_start_daemon(flags, 0, NULL, NULL, on_request, d,
-			MHD_OPTION_LISTEN_SOCKET, d->listen_fd,
-			MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(32 * 1024),
+		d->mhd = MHD_start_daemon(flags | MHD_USE_NO_LISTEN_SOCKET, 0, NULL, NULL, on_request,
+			d, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, d,
+			MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)WEBD_CONNECTION_MEMORY,
 			MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)WEBD_HANDSHAKE_S,
-			MHD_OPTION_NOTIFY_COMPLETED, on_completed, d,
-			MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, d,
-			MHD_OPTION_HTTPS_MEM_CERT, d->cert, MHD_OPTION_HTTPS_MEM_KEY, d->key,
-			MHD_OPTION_HTTPS_PRIORITIES, WEBD_PRIORITIES, MHD_OPTION_END);
+			MHD_OPTION_NOTIFY_COMPLETED, on_completed, d, MHD_OPTION_END);
 	else
 		d->mhd = MHD_start_daemon(flags, 0, NULL, NULL, on_request, d,
+			MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, d,
 			MHD_OPTION_LISTEN_SOCKET, d->listen_fd,
-			MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(32 * 1024),
+			MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)WEBD_CONNECTION_MEMORY,
 			MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)WEBD_HANDSHAKE_S,
-			MHD_OPTION_NOTIFY_COMPLETED, on_completed, d,
-			MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, d, MHD_OPTION_END);
+			MHD_OPTION_NOTIFY_COMPLETED, on_completed, d, MHD_OPTION_END);
 	if (!d->mhd)
-		return log_error_errno(-EINVAL, "cannot start libmicrohttpd (TLS key or "
-				       "certificate unusable?)");
-	d->listen_fd = -EBADF; /* libmicrohttpd's now */
+		return log_error_errno(-EINVAL, "cannot start libmicrohttpd");
+	if (d->tls) {
+		r = sd_event_add_io(e, &d->listen_io, d->listen_fd, EPOLLIN, on_accept, d);
+		if (r < 0)
+			return log_error_errno(r, "cannot watch the listening socket");
+	} else {
+		d->listen_fd = -EBADF; /* libmicrohttpd's now */
+	}
 	info = MHD_get_daemon_info(d->mhd, MHD_DAEMON_INFO_EPOLL_FD);
 	if (!info)
 		return log_error_errno(-EINVAL, "libmicrohttpd has no epoll fd");
@@ -785,6 +830,9 @@ void webd_done(struct webd *d)
 		q->answered = true;
 		MHD_resume_connection(q->conn);
 	}
+	sd_event_source_disable_unref(d->listen_io);
+	if (d->tls)
+		tlsproxy_env_done(&d->tlsp);
 	if (d->mhd) {
 		(void)MHD_run(d->mhd);
 		MHD_stop_daemon(d->mhd);
@@ -796,9 +844,5 @@ void webd_done(struct webd *d)
 	for (size_t i = 0; i < d->n_origins; i++)
 		free(d->origins[i]);
 	free(d->origins);
-	if (d->key)
-		explicit_bzero(d->key, strlen(d->key));
-	free(d->key);
-	free(d->cert);
 	sd_event_unref(d->event);
 }

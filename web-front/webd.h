@@ -2,7 +2,8 @@
 /*
  * ttyhub-webd's HTTP side: libmicrohttpd in epoll mode, its epoll fd driven
  * from sd-event (an io source plus a timer armed from MHD_get_timeout()),
- * on one listening socket (systemd's, or bound from --listen).
+ * on one listening socket (systemd's, or bound from --listen).  With TLS
+ * webd accepts itself and tlsproxy.c hands libmicrohttpd the plaintext.
  *
  * Routes: GET / and /index.html, GET /static/NAME (a fixed list of files in
  * --static-dir), POST /api/session (the token exchange: `redeem` at the
@@ -22,6 +23,7 @@
 #include <sys/queue.h>
 #include <systemd/sd-event.h>
 
+#include "tlsproxy.h"
 #include "wsconn.h"
 
 #define WEBD_COOKIE_TLS "__Host-ttyhub"
@@ -55,7 +57,8 @@ struct webd {
 	int listen_fd;         /* owned until MHD takes it */
 	char **origins;        /* owned: config's and the implied loopback ones */
 	size_t n_origins;
-	char *cert, *key;      /* PEM, owned */
+	sd_event_source *listen_io; /* TLS: webd accepts (tlsproxy.h); else libmicrohttpd does */
+	struct tlsproxy_env tlsp;
 	struct wsconn_env ws;   /* the open WebSockets */
 	TAILQ_HEAD(, req) pending; /* suspended on a broker call */
 };

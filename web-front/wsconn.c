@@ -6,6 +6,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -106,7 +107,7 @@ static void wsconn_close(struct wsconn *w, uint16_t code, const char *reason)
 {
 	if (!w->close_code && !wslay_event_get_close_sent(w->ctx)) {
 		w->close_code = code;
-		w->close_reason = reason ?: "";
+		snprintf(w->close_reason, sizeof(w->close_reason), "%s", reason ?: "");
 	}
 	/* No more broker traffic once closing. */
 	if (w->broker_io)
@@ -154,9 +155,15 @@ static json_t *strip_type(json_t *msg)
 
 /* -- the broker side ---------------------------------------------------------------- */
 
+/*
+ * Output waits while the page has more than the window un-ACKed, or while
+ * as much is still queued here (a page that ACKs without reading must not
+ * make us queue without bound).
+ */
 static bool wsconn_paused(const struct wsconn *w)
 {
-	return w->sent_end - w->acked > WSCONN_WINDOW;
+	return w->sent_end - w->acked > WSCONN_WINDOW ||
+	       wslay_event_get_queued_msg_length(w->ctx) > WSCONN_WINDOW;
 }
 
 static void wsconn_on_data(struct wsconn *w, const struct front_event *e)
@@ -254,6 +261,10 @@ static void wsconn_broker_gone(struct wsconn *w)
 	json_t *o = json_pack("{s:s, s:s}", "reason", "shutdown", "text",
 			      "ttyhubd went away; reconnect to resume");
 
+	if (w->close_code || wslay_event_get_close_sent(w->ctx)) {
+		json_decref(o);
+		return; /* closing already (after `detached`): nothing more to say */
+	}
 	log_info("WebSocket of session %s: the broker connection ended", w->session_id);
 	if (o)
 		wsconn_send_json(w, WSPROTO_DETACHED, o);
@@ -377,6 +388,13 @@ static void wsconn_on_message(struct wsconn *w, const uint8_t *msg, size_t len)
 		}
 		w->hello_seen = true;
 		r = wsconn_hello(w, &m.hello);
+		if (r < 0) {
+			log_warning_errno(r, "WebSocket of session %s: cannot open the console",
+					  w->session_id);
+			wsconn_error(w, "internal", "cannot open the console");
+			wsconn_close(w, 1011, "internal error");
+			return;
+		}
 		break;
 	case WSPROTO_INPUT:
 		/* The page has no escape prefix: every byte goes to the console. */

@@ -65,7 +65,7 @@ struct wsconn {
 	bool hello_seen, attached;
 	bool failed;                    /* the socket broke: free without a close handshake */
 	int close_code;                 /* a close to send once the messages before it went out */
-	const char *close_reason;
+	char close_reason[64];          /* copied: the text may be a broker message's */
 	bool lingering;                 /* close sent, write side shut: reading to EOF */
 	sd_event_source *linger;
 	uint64_t sent_end, acked;

@@ -11,9 +11,12 @@
   line lost or repeated; a reader that stops ACKing is skipped ahead with the dropped notice
   while another reader and the guest go on; a read-only session's INPUT never reaches the
   guest while a writer's does.
-* Limits: request headers over 8 KiB get 431, a 100 KiB message closes with 1009.
-* TLS: with a self-signed certificate TLS 1.2 and 1.3 are accepted, TLS 1.1 is refused
-  (openssl s_client); the cookie is then __Host- and Secure.
+* Limits: request headers over 8 KiB get 431, a 100 KiB message closes with 1009, an 11th
+  WebSocket of one web session gets 503.
+* Plain HTTP is refused off loopback; socket activation (systemd-socket-activate) serves.
+* TLS: with a self-signed certificate TLS 1.2 and 1.3 are accepted with AEAD ciphers only,
+  TLS 1.1 and CBC or non-ECDHE suites are refused (openssl s_client); the cookie is then
+  __Host- and Secure, and HSTS is sent.
 """
 
 import os
@@ -182,8 +185,9 @@ def t_slow_reader_is_skipped_ahead_while_others_go_on():
 
 
 def t_header_over_8k_gets_431():
-    status, _, _ = ctx.web.request("GET", "/", headers={"X-Filler": "a" * 9000})
-    assert status == 431, status
+    for n in (9000, 40000):
+        status, _, _ = ctx.web.request("GET", "/", headers={"X-Filler": "a" * n})
+        assert status == 431, (n, status)
     status, _, _ = ctx.web.request("GET", "/", headers={"X-Filler": "a" * 4000})
     assert status == 200, status
 
@@ -197,6 +201,58 @@ def t_message_over_64k_closes_1009():
             ws.recv_msg(timeout=10)
     except webhub.WsClosed as e:
         assert e.code == 1009, e.code
+
+
+def t_ten_websockets_per_session():
+    cookie = ctx.web.session(ctx.d, CONSOLE)
+    socks = [ctx.web.ws(cookie) for _ in range(10)]
+    try:
+        ctx.web.ws(cookie).close()
+    except webhub.WsRefused as e:
+        assert e.status == 503 and b"too many" in e.body, (e.status, e.body)
+    else:
+        raise AssertionError("an 11th WebSocket of one session was accepted")
+    other = ctx.web.ws(ctx.web.session(ctx.d, CONSOLE))  # another session is not counted
+    other.close()
+    for ws in socks:
+        ws.close()
+
+
+def t_plain_http_only_on_loopback():
+    wd = os.path.join(ctx.wd, "public")
+    os.makedirs(wd, exist_ok=True)
+    log = os.path.join(wd, "out.log")
+    with open(log, "wb") as f:
+        r = subprocess.run([webhub.WEBD, "--listen", "0.0.0.0:%d" % webhub.net.free_port(),
+                            "--broker", ctx.d.socket], stdout=f, stderr=f, timeout=30)
+    with open(log, "rb") as f:
+        out = f.read()
+    assert r.returncode != 0 and b"loopback" in out, (r.returncode, out)
+
+
+def t_socket_activation():
+    """systemd-socket-activate holds the port; ttyhub-webd takes the first LISTEN_FD."""
+    port = webhub.net.free_port()
+    wd = os.path.join(ctx.wd, "activated")
+    os.makedirs(wd, exist_ok=True)
+    with open(os.path.join(wd, "log"), "ab") as log:
+        p = subprocess.Popen(["systemd-socket-activate", "-l", "127.0.0.1:%d" % port,
+                              webhub.WEBD, "--broker", ctx.d.socket, "--static-dir", ctx.static],
+                             stdout=log, stderr=log)
+    try:
+        assert webhub.net.wait_port(port), "nothing listens"
+        ctx.web.port, saved = port, ctx.web.port
+        try:
+            status, _, body = ctx.web.request("GET", "/")
+            assert status == 200, status
+            ws, rd = attach(ctx.web.session(ctx.d, CONSOLE))
+            rd.until(lambda: len(rd.data) >= 64 * 20, what="output when socket-activated")
+            ws.close()
+        finally:
+            ctx.web.port = saved
+    finally:
+        p.terminate()
+        assert p.wait(30) == 0, "ttyhub-webd did not exit cleanly on SIGTERM"
 
 
 def input_log():
@@ -238,6 +294,13 @@ def t_tls_12_and_13_only():
             assert accepted == ok, (flag, r.returncode, out[-1500:])
             if ok:
                 assert "GCM" in out or "CHACHA20" in out, out[-1500:]
+        # TLS 1.2 without an AEAD cipher or forward secrecy: refused.
+        for cipher in ("AES128-SHA", "ECDHE-RSA-AES128-SHA", "AES256-GCM-SHA384"):
+            r = subprocess.run(["openssl", "s_client", "-tls1_2", "-cipher", cipher,
+                                "-connect", "127.0.0.1:%d" % web.port], input=b"",
+                               capture_output=True, timeout=30)
+            out = (r.stdout + r.stderr).decode(errors="replace")
+            assert r.returncode != 0 or "Cipher is (NONE)" in out, (cipher, out[-1500:])
         token = webhub.mint(ctx.d, CONSOLE)
         status, obj, cookie = web.redeem(token)
         assert status == 200 and cookie.startswith("__Host-ttyhub="), (status, cookie)
