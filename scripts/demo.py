@@ -170,10 +170,12 @@ Attach over SSH (one port for every console; the first user writes):
   {ssh_}console@127.0.0.1              # a menu of consoles
   {ssh_}x@127.0.0.1 list               # list (also: who demo1)
 
-in a browser (a one-time link, valid for 60 s; `{t} --broker {sock} web-link demo1`
-or `{ssh_}x@127.0.0.1 web-link demo1` mints another; add --ro to watch only):
+in a browser (a one-time link: open it within 60 s):
 
   {link}
+
+  (another: {t} --broker {sock} web-link demo1 [--ro]
+   or over SSH: {ssh_}x@127.0.0.1 web-link demo1 [--ro])
 
 or locally, with the ttyhub CLI:
 

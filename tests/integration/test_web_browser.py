@@ -8,10 +8,12 @@ clients on the same console:
 
 * a link minted with `ttyhub web-link vm` opens in the browser, the token leaves the address
   bar, and `echo $((6*7))` typed into the terminal prints 42, which an SSH watcher sees too;
+  a pasted command runs as well;
 * typing on a `--ro` link's page never reaches the guest;
 * "Take write access" on the page moves the writer role from an SSH writer, who is told;
 * a reload in the middle of a stream of numbered lines resumes at the page's offset: the two
-  page loads together show every line exactly once;
+  page loads together show every line exactly once; so does a page whose connection dropped
+  (ttyhub-webd restarted), after it reconnected by itself;
 * the session's console list opens a console with a click;
 * the page logs no console error and asks nothing of any other origin than ttyhub-webd's
   (the DevTools performance log records every request and WebSocket of the page).
@@ -85,6 +87,10 @@ def browser(wd):
     d = webdriver.Chrome(service=service, options=o)
     d.set_page_load_timeout(60)
     d.set_script_timeout(30)
+    # Chromium's own start page (chrome:// resources) is not ours to judge: drop its logs.
+    d.get("about:blank")
+    d.get_log("performance")
+    d.get_log("browser")
     return d
 
 
@@ -147,9 +153,11 @@ def ssh_attach(user):
 
 
 def idle():
-    ctx.d.wait_for(lambda: (ctx.d.console("vm:serial0") or {}).get("clients", 0) == 0
-                   and (ctx.d.console("vm:serial0") or {}).get("writer") is None,
-                   timeout=20, what="nobody attached to vm:serial0")
+    """Wait until nobody is attached to vm:serial0 (the previous check's clients are gone)."""
+    def free():
+        c = ctx.d.console("vm:serial0") or {}
+        return c.get("writer") is None and c.get("watchers") == 0
+    ctx.d.wait_for(free, timeout=20, what="nobody attached to vm:serial0")
 
 
 def leave_page():
@@ -167,6 +175,14 @@ def t_echo():
         type_keys("echo $((6*7))\n")
         wait(answer("42"), what="42 on the page")
         watcher.expect(rb"(?m)^42\r*$", timeout=20)
+        # A paste (what Ctrl+Shift+V or the browser's menu delivers) goes through xterm.js's
+        # paste handling to the guest like typing.
+        js("const dt = new DataTransfer(); dt.setData('text/plain', arguments[0]);"
+           "document.querySelector('.xterm-helper-textarea').dispatchEvent("
+           "new ClipboardEvent('paste', {clipboardData: dt, bubbles: true, cancelable: true}));",
+           "echo PASTED$((3*3))q\n")
+        wait(answer("PASTED9q"), what="the pasted command's output on the page")
+        watcher.expect(rb"(?m)^PASTED9q\r*$", timeout=20)
         st = status()
         runner.require(st.get("access") == "rw", "status: %r" % st)
     finally:
@@ -218,59 +234,100 @@ def t_take():
         leave_page()
 
 
-def numbers(s):
-    return [int(n) for n in re.findall(r"(?m)^N(\d+)$", s)]
+def numbers(s, prefix="N"):
+    """The numbers of the PREFIX<n> lines of S, in order.  "[ttyhub] ..." notices are lines of
+    their own; one that came in the middle of a line split it, so a line of digits alone
+    continues the line before it."""
+    lines = []
+    for line in s.split("\n"):
+        if line.startswith("[ttyhub]"):
+            continue
+        if lines and re.fullmatch(prefix + r"\d*", lines[-1]) and re.fullmatch(r"\d+", line):
+            lines[-1] += line
+        else:
+            lines.append(line)
+    return [int(m.group(1)) for m in (re.fullmatch(prefix + r"(\d+)", x) for x in lines) if m]
+
+
+def loop(prefix, end):
+    """A guest loop printing PREFIX1 ... PREFIX<LOOP_LINES>, then END; usleep keeps the stream
+    going for seconds, so that a reload or a reconnect falls inside it."""
+    return ("i=0; while [ $i -lt %d ]; do i=$((i+1)); echo %s$i; usleep 10000; done; echo %s\n"
+            % (LOOP_LINES, prefix, end))
+
+
+def require_sequence(got, what):
+    runner.require(got == list(range(1, LOOP_LINES + 1)),
+                   "lines lost or repeated across %s: %d lines, first problems %r"
+                   % (what, len(got), [(i + 1, n) for i, n in enumerate(got) if n != i + 1][:5]))
 
 
 @runner.check("a reload in the middle of a stream loses and repeats nothing")
 def t_reload():
     idle()
-    open_link(mint("vm"))
-    wait(lambda: status().get("role") == "writer", what="the page to be the writer")
-    # usleep keeps the stream going for seconds, so that the reload falls inside it.
-    type_keys("i=0; while [ $i -lt %d ]; do i=$((i+1)); echo N$i; usleep 10000; done; "
-              "echo LOOP$((1+1))DONE\n" % LOOP_LINES)
-    wait(lambda: len(numbers(text())) >= 20, what="the first numbered lines")
-    # The old page goes on rendering (and storing its position) until the new one replaces
-    # it: its text is taken as it is hidden, kept in the tab's sessionStorage.
-    js("window.testOldPage = true; window.addEventListener('pagehide', () => "
-       "sessionStorage.setItem('test.before', window.ttyhubTest.transcript())); "
-       "location.reload();")
-    wait(lambda: js("return !window.testOldPage && document.readyState === 'complete'")
-         and attached(), what="the reloaded page to attach")
-    wait(lambda: "LOOP2DONE" in text(), timeout=120, what="the end of the loop")
-    before = js("return sessionStorage.getItem('test.before')") or ""
-    after = js("return window.ttyhubTest.transcript()")
-    got_before = numbers(before)
-    runner.require(0 < len(got_before) < LOOP_LINES,
-                   "the reload was not mid-stream: %d lines before it" % len(got_before))
-    # The new page starts where the old one stopped, possibly inside a line, after its own
-    # "[ttyhub] ..." notices (each on a line of its own).
-    lines = after.split("\n")
-    while lines and lines[0].startswith("[ttyhub]"):
-        lines.pop(0)
-    joined = "\n".join(line for line in (before + "\n".join(lines)).split("\n")
-                       if not line.startswith("[ttyhub]"))
-    got = numbers(joined)
-    runner.require(got == list(range(1, LOOP_LINES + 1)),
-                   "lines lost or repeated across the reload: %d lines, first problems %r"
-                   % (len(got), [(i + 1, n) for i, n in enumerate(got) if n != i + 1][:5]))
-    leave_page()
+    try:
+        open_link(mint("vm"))
+        wait(lambda: status().get("role") == "writer", what="the page to be the writer")
+        type_keys(loop("N", "LOOP$((1+1))DONE"))
+        wait(lambda: len(numbers(text())) >= 20, what="the first numbered lines")
+        # The old page goes on rendering (and storing its position) until the new one replaces
+        # it: its text is taken as it is hidden, kept in the tab's sessionStorage.
+        js("window.testOldPage = true; window.addEventListener('pagehide', () => "
+           "sessionStorage.setItem('test.before', window.ttyhubTest.transcript())); "
+           "location.reload();")
+        wait(lambda: js("return !window.testOldPage && document.readyState === 'complete'")
+             and attached(), what="the reloaded page to attach")
+        wait(lambda: "LOOP2DONE" in text(), timeout=120, what="the end of the loop")
+        before = js("return sessionStorage.getItem('test.before')") or ""
+        after = js("return window.ttyhubTest.transcript()")
+        got_before = numbers(before)
+        runner.require(0 < len(got_before) < LOOP_LINES,
+                       "the reload was not mid-stream: %d lines before it" % len(got_before))
+        # The new page starts where the old one stopped, possibly inside a line, after its own
+        # "[ttyhub] ..." notices (each on a line of its own).
+        lines = after.split("\n")
+        while lines and lines[0].startswith("[ttyhub]"):
+            lines.pop(0)
+        require_sequence(numbers(before + "\n".join(lines)), "the reload")
+    finally:
+        leave_page()
+
+
+@runner.check("a dropped connection (ttyhub-webd restarted) is retried and resumes: nothing "
+              "lost or repeated")
+def t_reconnect():
+    idle()
+    try:
+        open_link(mint("vm"))
+        wait(lambda: status().get("role") == "writer", what="the page to be the writer")
+        type_keys(loop("R", "RLOOP$((2+2))DONE"))
+        wait(lambda: len(numbers(text(), "R")) >= 20, what="the first numbered lines")
+        ctx.web.stop()
+        runner.require("RLOOP4DONE" not in text(), "the loop ended before the connection dropped")
+        ctx.web.start()
+        wait(lambda: "RLOOP4DONE" in text(), timeout=120, what="the end of the loop")
+        require_sequence(numbers(text(), "R"), "the reconnect")
+    finally:
+        leave_page()
 
 
 @runner.check("the console list shows the session's consoles and opens one with a click")
 def t_list():
     idle()
-    open_link(mint("vm"))
-    leave_page()
-    ctx.driver.get(ctx.web.origin + "/")
-    link = wait(lambda: ctx.driver.find_elements(By.CSS_SELECTOR, "#consoles a"),
-                what="the console list")
-    names = [a.get_attribute("data-console") for a in link]
-    runner.require(any(n.startswith("vm") for n in names), "list: %r" % names)
-    link[0].click()
-    wait(attached, what="the listed console to attach")
-    leave_page()
+    try:
+        open_link(mint("vm"))
+        leave_page()
+        ctx.driver.get(ctx.web.origin + "/")
+        link = wait(lambda: ctx.driver.find_elements(By.CSS_SELECTOR, "#consoles a"),
+                    what="the console list")
+        names = [a.get_attribute("data-console") for a in link]
+        runner.require(any(n.startswith("vm") for n in names), "list: %r" % names)
+        entry = ctx.driver.find_element(By.ID, "consoles").text
+        runner.require("read-write" in entry, "the list does not say the access: %r" % entry)
+        link[0].click()
+        wait(attached, what="the listed console to attach")
+    finally:
+        leave_page()
 
 
 @runner.check("no console errors; no request leaves ttyhub-webd's origin")
