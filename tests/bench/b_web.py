@@ -571,10 +571,11 @@ def run(ctx):
     d50, d99 = _ms(lat_direct, 50), _ms(lat_direct, 99)
     p50, p99 = _ms(lat_peer, 50), _ms(lat_peer, 99)
     for n in [0] + ns:
-        sec.row("writer's echo p50, %d readers" % n, _ms(lat_hub[n], 50), p50,
-                PEER + " (no readers)", "ms")
-        sec.row("writer's echo p99, %d readers" % n, _ms(lat_hub[n], 99), p99,
-                PEER + " (no readers)", "ms")
+        r = "%d reader%s" % (n, "" if n == 1 else "s")
+        sec.row("writer's echo p50, %s" % r, _ms(lat_hub[n], 50), p50, PEER + " (no readers)",
+                "ms")
+        sec.row("writer's echo p99, %s" % r, _ms(lat_hub[n], 99), p99, PEER + " (no readers)",
+                "ms")
     sec.row("writer's echo p50 vs the direct socket, no readers", _ms(lat_hub[0], 50), d50,
             "direct socket", "ms")
     if _ms(lat_hub[0], 50) >= 30:
@@ -605,10 +606,10 @@ def run(ctx):
              "%s MB/s, websockify %s MB/s); window %g s after %g s of warm-up, on a fresh "
              "set-up per window.  A ttyhub reader that falls behind is skipped ahead with a "
              "dropped-bytes NOTICE (counted as announced loss), never stalls the guest: "
-             "unpaced announced losses ttyhub %s." % (
+             "lines skipped with a notice, unpaced: %s." % (
                  "/".join("%.0f" % hub[n][0]["guest"] for n in ns),
                  "/".join("%.0f" % peer[n][0]["guest"] for n in PEER_NS if n in peer),
-                 dur, warm, "/".join(str(hub[n][0]["lost_announced"]) for n in ns)))
+                 dur, warm, "/".join("{:,}".format(hub[n][0]["lost_announced"]) for n in ns)))
     sec.note("Echo latency: %d keystrokes, 2-6 ms apart, each sent when the previous echo "
              "came back, measured in one small Python WebSocket client (send -> the echo's "
              "OUTPUT message), the same client for websockify (its only connection) and for "
