@@ -194,8 +194,11 @@ static bool tlsproxy_pump(struct tlsproxy *p)
 		app_ev |= EPOLLIN;
 	if (p->up_off < p->up_len)
 		app_ev |= EPOLLOUT;
+	/* Nothing wanted: off, or a hung-up side would wake us for nothing, again and again. */
 	(void)sd_event_source_set_io_events(p->net_io, net_ev);
+	(void)sd_event_source_set_enabled(p->net_io, net_ev ? SD_EVENT_ON : SD_EVENT_OFF);
 	(void)sd_event_source_set_io_events(p->app_io, app_ev);
+	(void)sd_event_source_set_enabled(p->app_io, app_ev ? SD_EVENT_ON : SD_EVENT_OFF);
 	return true;
 }
 

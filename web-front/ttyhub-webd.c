@@ -139,10 +139,7 @@ static void describe_status(void *userdata, char *buf, size_t size)
 	snprintf(buf, size, "%u WebSocket%s", n, n == 1 ? "" : "s");
 }
 
-/*
- * SIGHUP: nothing to reload here; ttyhubd revokes sessions on its own reload.  The reload is
- * still acknowledged to the service manager, as every ttyhub daemon does.
- */
+/* SIGHUP: nothing to reload here; ttyhubd revokes sessions on its own reload. */
 static int on_reload(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata)
 {
 	sd_notify(0, "RELOADING=1");

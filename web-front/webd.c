@@ -20,7 +20,6 @@
 #include <unistd.h>
 
 #include "call.h"
-#include "fileio.h"
 #include "log.h"
 #include "tlsproxy.h"
 #include "util.h"
@@ -55,6 +54,8 @@ struct req {
 	json_t *answer;    /* the broker's answer (NULL: unreachable) */
 	enum { REQ_SESSION, REQ_CONSOLES } kind;
 	char addr[64];
+	char session[WEBREQ_SECRET_MAX + 1]; /* GET /ws: the cookie's, until the upgrade */
+	char session_id[17];
 };
 
 static const struct {
@@ -338,26 +339,23 @@ static enum MHD_Result api_session(struct req *q)
 
 /* -- the WebSocket upgrade ------------------------------------------------------------ */
 
-struct upgrade {
-	struct webd *d;
-	char session[WEBREQ_SECRET_MAX + 1];
-	char session_id[17];
-	char addr[64];
-};
-
+/*
+ * The upgrade went out: the WebSocket is wsconn.c's.  req_cls is the
+ * request's struct req, which holds the session until here.
+ */
 static void on_upgrade(void *cls, struct MHD_Connection *c, void *req_cls, const char *extra_in,
 		       size_t extra_in_size, MHD_socket sock,
 		       struct MHD_UpgradeResponseHandle *urh)
 {
-	struct upgrade *u = cls;
+	struct webd *d = cls;
+	struct req *q = req_cls;
 	int r;
 
-	r = wsconn_new(&u->d->ws, urh, sock, extra_in, extra_in_size, u->session, u->session_id,
-		       u->addr);
+	r = wsconn_new(&d->ws, urh, sock, extra_in, extra_in_size, q->session, q->session_id,
+		       q->addr);
 	if (r < 0)
-		log_warning_errno(r, "cannot set up the WebSocket from %s", u->addr);
-	explicit_bzero(u->session, sizeof(u->session));
-	free(u);
+		log_warning_errno(r, "cannot set up the WebSocket from %s", q->addr);
+	explicit_bzero(q->session, sizeof(q->session));
 }
 
 static bool token_in_list(const char *list, const char *want)
@@ -374,8 +372,9 @@ static bool token_in_list(const char *list, const char *want)
 	return false;
 }
 
-static enum MHD_Result ws_upgrade(struct webd *d, struct MHD_Connection *c, const char *addr)
+static enum MHD_Result ws_upgrade(struct webd *d, struct MHD_Connection *c, struct req *q)
 {
+	const char *addr = q->addr;
 	const char *key = header(c, "Sec-WebSocket-Key");
 	const char *proto = header(c, "Sec-WebSocket-Protocol");
 	const char *version = header(c, "Sec-WebSocket-Version");
@@ -383,7 +382,6 @@ static enum MHD_Result ws_upgrade(struct webd *d, struct MHD_Connection *c, cons
 	unsigned char md[EVP_MAX_MD_SIZE];
 	unsigned mdlen = 0, per_session = 0, per_addr = 0;
 	struct MHD_Response *r;
-	struct upgrade *u;
 	struct wsconn *w;
 	enum MHD_Result ret;
 
@@ -416,19 +414,12 @@ static enum MHD_Result ws_upgrade(struct webd *d, struct MHD_Connection *c, cons
 	if (!EVP_Digest(buf, strlen(buf), md, &mdlen, EVP_sha1(), NULL))
 		return MHD_NO;
 	EVP_EncodeBlock((unsigned char *)accept, md, (int)mdlen);
-	u = calloc(1, sizeof(*u));
-	if (!u)
-		return MHD_NO;
-	u->d = d;
-	memcpy(u->session, secret, sizeof(secret));
+	memcpy(q->session, secret, sizeof(secret));
 	explicit_bzero(secret, sizeof(secret));
-	memcpy(u->session_id, id, sizeof(id));
-	snprintf(u->addr, sizeof(u->addr), "%s", addr);
-	r = MHD_create_response_for_upgrade(on_upgrade, u);
-	if (!r) {
-		free(u);
+	memcpy(q->session_id, id, sizeof(id));
+	r = MHD_create_response_for_upgrade(on_upgrade, d);
+	if (!r)
 		return MHD_NO;
-	}
 	add_headers(d, r);
 	MHD_add_response_header(r, MHD_HTTP_HEADER_UPGRADE, "websocket");
 	MHD_add_response_header(r, "Sec-WebSocket-Accept", accept);
@@ -493,7 +484,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 	if (strncmp(url, "/static/", 8) == 0)
 		return serve_static(d, c, url + 8);
 	if (strcmp(url, "/ws") == 0)
-		return ws_upgrade(d, c, q->addr);
+		return ws_upgrade(d, c, q);
 	if (strcmp(url, "/api/consoles") == 0) {
 		if (!webreq_host_allowed(header(c, MHD_HTTP_HEADER_HOST), d->origins, d->n_origins))
 			return reply_error(d, c, MHD_HTTP_FORBIDDEN, "foreign Host");
@@ -517,6 +508,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **req_cls,
 	call_free(q->call);
 	json_decref(q->answer);
 	explicit_bzero(q->body, sizeof(q->body));
+	explicit_bzero(q->session, sizeof(q->session));
 	free(q);
 	*req_cls = NULL;
 }

@@ -128,8 +128,15 @@ int webreq_origin_normalize(const char *url, char *out, size_t size)
 		return -EINVAL;
 	for (size_t i = 0; i < hlen; i++) {
 		unsigned char c = (unsigned char)host[i];
+		bool ok;
 
-		if (!isalnum(c) && c != '.' && c != '-' && c != '[' && c != ']' && c != ':')
+		/* A name or IPv4 address; an IPv6 literal only inside its brackets. */
+		if (host[0] == '[')
+			ok = (i == 0 && c == '[') || (i == hlen - 1 && c == ']') ||
+			     (i > 0 && i < hlen - 1 && (isxdigit(c) || c == ':' || c == '.'));
+		else
+			ok = isalnum(c) || c == '.' || c == '-';
+		if (!ok)
 			return -EINVAL;
 		buf[i] = (char)tolower(c);
 	}

@@ -25,6 +25,7 @@
 #define WSCONN_BROKER_OUT (64 * 1024)
 
 static void wsconn_update(struct wsconn *w);
+static void wsconn_broker_gone(struct wsconn *w);
 
 struct wsconn *wsconn_free(struct wsconn *w)
 {
@@ -228,6 +229,10 @@ static void wsconn_on_event(struct wsconn *w, const struct front_event *e)
 		json_decref(o);
 		break;
 	case FRONT_EV_DETACHED:
+		if (front_is_shutdown(e)) {
+			wsconn_broker_gone(w);
+			break;
+		}
 		o = json_pack("{s:s, s:s}", "reason", json_string_value(
 				      json_object_get(e->msg, "reason")) ?: "unknown",
 			      "text", e->text ?: "detached");
@@ -256,21 +261,27 @@ static void wsconn_on_event(struct wsconn *w, const struct front_event *e)
 	}
 }
 
+static void wsconn_notice(struct wsconn *w, const char *text)
+{
+	json_t *o = json_pack("{s:s}", "text", text);
+
+	if (o)
+		wsconn_send_json(w, WSPROTO_NOTICE, o);
+	json_decref(o);
+}
+
+/*
+ * ttyhubd went away or is restarting: a NOTICE and close 1012 ("service
+ * restart"), not DETACHED, so that the page reconnects and resumes at its
+ * offset (it stops for good on DETACHED and on 1008).
+ */
 static void wsconn_broker_gone(struct wsconn *w)
 {
-	json_t *o = json_pack("{s:s, s:s}", "reason", "shutdown", "text",
-			      "ttyhubd went away; reconnect to resume");
-
-	if (w->close_code || wslay_event_get_close_sent(w->ctx)) {
-		json_decref(o);
+	if (w->close_code || wslay_event_get_close_sent(w->ctx))
 		return; /* closing already (after `detached`): nothing more to say */
-	}
 	log_info("WebSocket of session %s: the broker connection ended", w->session_id);
-	if (o)
-		wsconn_send_json(w, WSPROTO_DETACHED, o);
-	json_decref(o);
-	/* 1012 "service restart": the page reconnects and resumes. */
-	wsconn_close(w, 1012, "broker gone");
+	wsconn_notice(w, "ttyhubd went away; reconnecting");
+	wsconn_close(w, 1012, "broker restarting");
 }
 
 static int wsconn_on_broker(sd_event_source *s, int fd, uint32_t revents, void *userdata)
@@ -317,8 +328,9 @@ static int wsconn_hello(struct wsconn *w, const struct wsproto_hello *h)
 	w->broker_fd = unix_connect(w->env->broker, true);
 	if (w->broker_fd < 0) {
 		log_warning_errno(w->broker_fd, "cannot reach ttyhubd at %s", w->env->broker);
-		wsconn_error(w, "not-available", "ttyhubd is not reachable");
-		wsconn_close(w, 1011, "broker unreachable");
+		/* 1013 "try again later": the page retries (ttyhubd may be restarting). */
+		wsconn_notice(w, "ttyhubd is not reachable; retrying");
+		wsconn_close(w, 1013, "broker unreachable");
 		return 0;
 	}
 	r = front_init(&w->front, w->broker_fd, WSCONN_BROKER_OUT, NULL);
@@ -494,11 +506,13 @@ static void wsconn_update(struct wsconn *w)
 	if (wslay_event_want_write(w->ctx))
 		ev |= EPOLLOUT;
 	(void)sd_event_source_set_io_events(w->io, ev);
-	if (w->broker_io && !wslay_event_get_close_sent(w->ctx)) {
+	if (w->broker_io && !w->close_code && !wslay_event_get_close_sent(w->ctx)) {
 		ev = wsconn_paused(w) ? 0 : EPOLLIN;
 		if (front_pending(&w->front) > 0)
 			ev |= EPOLLOUT;
+		/* Off while paused: a broker that hung up meanwhile must not wake us in a loop. */
 		(void)sd_event_source_set_io_events(w->broker_io, ev);
+		(void)sd_event_source_set_enabled(w->broker_io, ev ? SD_EVENT_ON : SD_EVENT_OFF);
 	}
 }
 
@@ -536,7 +550,12 @@ static int wsconn_on_ping(sd_event_source *s, uint64_t usec, void *userdata)
 
 	if (w->lingering)
 		return 0;
-	if (w->missed_pings >= WSCONN_MISSED_PINGS) {
+	if (!w->hello_seen) {
+		log_info("WebSocket of session %s from %s: no HELLO in time", w->session_id,
+			 w->addr);
+		wsconn_error(w, "bad-request", "HELLO must come first");
+		wsconn_close(w, WSLAY_CODE_POLICY_VIOLATION, "no hello");
+	} else if (w->missed_pings >= WSCONN_MISSED_PINGS) {
 		log_info("WebSocket of session %s from %s: %u pings unanswered, dropping it",
 			 w->session_id, w->addr, w->missed_pings);
 		w->failed = true;
@@ -554,12 +573,8 @@ static int wsconn_on_ping(sd_event_source *s, uint64_t usec, void *userdata)
 
 void wsconn_shutdown(struct wsconn *w)
 {
-	json_t *o = json_pack("{s:s, s:s}", "reason", "shutdown", "text",
-			      "ttyhub-webd is stopping; reconnect to resume");
-
-	if (o)
-		wsconn_send_json(w, WSPROTO_DETACHED, o);
-	json_decref(o);
+	/* Not DETACHED: the page reconnects (to the next ttyhub-webd) and resumes. */
+	wsconn_notice(w, "ttyhub-webd is restarting; reconnecting");
 	(void)wslay_event_send(w->ctx);
 	(void)wslay_event_queue_close(w->ctx, 1001, (const uint8_t *)"going away", 10);
 	(void)wslay_event_send(w->ctx);
@@ -618,7 +633,7 @@ int wsconn_new(struct wsconn_env *env, struct MHD_UpgradeResponseHandle *urh, in
 	r = sd_event_add_io(env->event, &w->io, sock, EPOLLIN, wsconn_on_io, w);
 	if (r >= 0)
 		r = sd_event_add_time_relative(env->event, &w->ping, CLOCK_MONOTONIC,
-					       env->ping_s * 1000000ULL, 0, wsconn_on_ping, w);
+					       WSCONN_HELLO_USEC, 0, wsconn_on_ping, w);
 	if (r < 0) {
 		wsconn_free(w);
 		return r;

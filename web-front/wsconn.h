@@ -11,7 +11,8 @@
  * offsets; at most WSCONN_WINDOW bytes may be un-ACKed, beyond that the
  * broker socket is not read (the broker then skips this reader ahead and
  * says so in a notice: the guest and the other readers never wait).
- * Pings every ping_s; three unanswered end the connection.  Closing hands
+ * HELLO within WSCONN_HELLO_USEC, then pings every ping_s; three
+ * unanswered end the connection.  Closing hands
  * the socket back to libmicrohttpd (MHD_UPGRADE_ACTION_CLOSE).
  */
 #pragma once
@@ -28,6 +29,8 @@
 
 #define WSCONN_WINDOW (256 * 1024)
 #define WSCONN_MISSED_PINGS 3
+/* The page's HELLO must come this soon after the upgrade. */
+#define WSCONN_HELLO_USEC (10 * 1000000ULL)
 /* After our close frame, how long unread bytes from the page are still drained (no RST). */
 #define WSCONN_LINGER_USEC (2 * 1000000ULL)
 
@@ -78,5 +81,5 @@ int wsconn_new(struct wsconn_env *env, struct MHD_UpgradeResponseHandle *urh, in
 	       const char *extra, size_t extra_len, const char *session, const char *session_id,
 	       const char *addr);
 struct wsconn *wsconn_free(struct wsconn *w);
-/* Tell the page (DETACHED shutdown) and close, for the daemon's exit. */
+/* Tell the page (a NOTICE) and close with 1001, for the daemon's exit: the page resumes. */
 void wsconn_shutdown(struct wsconn *w);

@@ -8,11 +8,13 @@
 * Where requests come from: an upgrade with a foreign Origin or a wrong Host is refused (403),
   so is one without the cookie; a made-up cookie opens no console.
 * The wire: OUTPUT carries the broker's offsets; a reconnect with resume continues with no
-  line lost or repeated; a reader that stops ACKing is skipped ahead with the dropped notice
-  while another reader and the guest go on; a read-only session's INPUT never reaches the
-  guest while a writer's does.
+  line lost or repeated, also across a restart of ttyhubd (under the fake service manager),
+  which closes the WebSocket with 1012 and a notice; a reader that stops ACKing is skipped
+  ahead with the dropped notice while another reader and the guest go on; a read-only
+  session's INPUT never reaches the guest while a writer's does.
 * Limits: request headers over 8 KiB get 431, a 100 KiB message closes with 1009, an 11th
-  WebSocket of one web session gets 503.
+  WebSocket of one web session and a 51st of one address get 503.
+* A WebSocket without HELLO is closed (1008) after 10 s; attached ones are pinged.
 * Plain HTTP is refused off loopback; socket activation (systemd-socket-activate) serves.
 * TLS: with a self-signed certificate TLS 1.2 and 1.3 are accepted with AEAD ciphers only,
   TLS 1.1 and CBC or non-ECDHE suites are refused (openssl s_client); the cookie is then
@@ -21,7 +23,6 @@
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -162,6 +163,29 @@ def t_output_offsets_and_resume_lose_nothing():
         and not res["corrupt"], res
 
 
+def t_broker_restart_closes_1012_and_resume_loses_nothing():
+    cookie = ctx.web.session(ctx.d, CONSOLE)
+    ws, rd = attach(cookie)
+    rd.until(lambda: len(rd.data) >= 64 * 100, what="100 lines")
+    ctx.d.restart()
+    try:
+        while True:
+            rd.pump(timeout=20)
+    except webhub.WsClosed as e:
+        assert e.code == 1012, e.code
+    assert any("went away" in n.get("text", "") for n in rd.notices), rd.notices
+    epoch, end, first = rd.epoch, rd.end, bytes(rd.data)
+    # ttyhubd keeps web sessions in memory only: after its restart a new link is needed
+    # (the resume point is the console's, so it still continues exactly).
+    cookie = ctx.web.session(ctx.d, CONSOLE)
+    ws2, rd2 = attach(cookie, resume=(epoch, end))
+    rd2.until(lambda: len(rd2.data) >= 64 * 300, what="300 lines after the restart")
+    ws2.close()
+    assert rd2.status.get("epoch") == epoch, (epoch, rd2.status)
+    res = pattern.check_lines(first + bytes(rd2.data), tag=VM)
+    assert not res["gaps"] and not res["reorders"] and not res["corrupt"], res
+
+
 def t_slow_reader_is_skipped_ahead_while_others_go_on():
     cookie = ctx.web.session(ctx.d, CONSOLE)
     slow_ws, slow = attach(cookie, ack=False)
@@ -203,7 +227,7 @@ def t_message_over_64k_closes_1009():
         assert e.code == 1009, e.code
 
 
-def t_ten_websockets_per_session():
+def t_ten_websockets_per_session_fifty_per_address():
     cookie = ctx.web.session(ctx.d, CONSOLE)
     socks = [ctx.web.ws(cookie) for _ in range(10)]
     try:
@@ -212,10 +236,28 @@ def t_ten_websockets_per_session():
         assert e.status == 503 and b"too many" in e.body, (e.status, e.body)
     else:
         raise AssertionError("an 11th WebSocket of one session was accepted")
-    other = ctx.web.ws(ctx.web.session(ctx.d, CONSOLE))  # another session is not counted
-    other.close()
+    # Another session is not counted with it, but every session of one address is: 50.
+    for _ in range(4):
+        c = ctx.web.session(ctx.d, CONSOLE)
+        socks += [ctx.web.ws(c) for _ in range(10)]
+    try:
+        ctx.web.ws(ctx.web.session(ctx.d, CONSOLE)).close()
+    except webhub.WsRefused as e:
+        assert e.status == 503, (e.status, e.body)
+    else:
+        raise AssertionError("a 51st WebSocket from one address was accepted")
     for ws in socks:
         ws.close()
+    # Closed ones no longer count.
+    ctx.d.wait_for(lambda: ctx.web.request("GET", "/")[0] == 200, what="webd to answer")
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            ctx.web.ws(cookie).close()
+            break
+        except webhub.WsRefused:
+            assert time.monotonic() < deadline, "closed WebSockets still counted"
+            time.sleep(0.05)
 
 
 def t_plain_http_only_on_loopback():
@@ -253,6 +295,23 @@ def t_socket_activation():
     finally:
         p.terminate()
         assert p.wait(30) == 0, "ttyhub-webd did not exit cleanly on SIGTERM"
+
+
+def t_hello_deadline_and_pings():
+    cookie = ctx.web.session(ctx.d, CONSOLE)
+    silent = ctx.web.ws(cookie)
+    ws, rd = attach(cookie)
+    t, p = silent.recv_msg(timeout=60)
+    assert t == webhub.ERROR and "HELLO" in p["message"], (t, p)
+    try:
+        silent.recv_msg(timeout=60)
+        raise AssertionError("still open after the HELLO deadline")
+    except webhub.WsClosed as e:
+        assert e.code == 1008, e.code
+    # The attached one is pinged (and stays, since webhub answers).
+    rd.until(lambda: ws.pings >= 1, timeout=60, what="a ping from ttyhub-webd")
+    rd.until(lambda: len(rd.data) >= 64 * 10, what="output after the ping")
+    ws.close()
 
 
 def input_log():
@@ -333,7 +392,7 @@ def main():
             f.write(hub.domain_xml(name=VM, uuid=UUID, path=sock))
         ctx.d = hub.Daemon(ctx.wd, "--domain-xml", xmldir, "--front-user", "root",
                            "--web-url", "https://console.example/", "--web-link-ttl",
-                           str(LINK_TTL), "--ring-size", "256K").start()
+                           str(LINK_TTL), "--ring-size", "256K", managed=True).start()
         ctx.d.wait_for(lambda: (ctx.d.console(CONSOLE) or {}).get("state") == "connected",
                        what="the guest connected")
         ctx.web = webhub.WebFront(os.path.join(ctx.wd, "web"), ctx.d.socket,
@@ -347,5 +406,4 @@ def main():
 
 
 if __name__ == "__main__":
-    socket.setdefaulttimeout(30)
     main()

@@ -249,6 +249,7 @@ class WsClient:
         self.sock = tls.wrap_socket(raw, server_hostname=host) if tls else raw
         self.buf = b""
         self.closed = None  # (code, reason) once a close frame came
+        self.pings = 0      # pings received (each answered with a pong)
         key = base64.b64encode(os.urandom(16)).decode()
         lines = ["GET %s HTTP/1.1" % path,
                  "Host: %s" % (host_header or "%s:%d" % (host, port)),
@@ -355,6 +356,7 @@ class WsClient:
         while True:
             fin, opcode, payload = self.recv_frame()
             if opcode == OP_PING:
+                self.pings += 1
                 self.send_frame(OP_PONG, payload)
                 continue
             if opcode == OP_PONG:

@@ -184,6 +184,10 @@ static void test_origins(void **state)
 	assert_int_equal(webreq_origin_normalize("http://u@h", n, sizeof(n)), -EINVAL);
 	assert_int_equal(webreq_origin_normalize("http://h:0", n, sizeof(n)), -EINVAL);
 	assert_int_equal(webreq_origin_normalize("ws://h", n, sizeof(n)), -EINVAL);
+	/* Found by fuzz-webreq: a colon in a name (not a port) is no origin. */
+	assert_int_equal(webreq_origin_normalize("https://a.org:g:443/", n, sizeof(n)), -EINVAL);
+	assert_int_equal(webreq_origin_normalize("http://[::1", n, sizeof(n)), -EINVAL);
+	assert_int_equal(webreq_origin_normalize("http://[g::1]", n, sizeof(n)), -EINVAL);
 
 	assert_true(webreq_origin_allowed("https://console.example.org", list, 2));
 	assert_true(webreq_origin_allowed("http://127.0.0.1:8443", list, 2));
