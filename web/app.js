@@ -15,8 +15,9 @@
  *   is ACKed (the server's flow control) and stored with the stream's epoch in sessionStorage
  *   under the console's name.  A reload or a reconnect sends HELLO with resume {epoch, offset}:
  *   the broker continues exactly there, so the transcript has no gap and no repeat.
- * - A dropped connection is retried with back-off; a detach, a policy close (1008: the session
- *   expired or the origin is refused) or an ERROR before the attach stops the retries.
+ * - A dropped connection is retried with back-off, as is a DETACHED "shutdown" (ttyhub-webd or
+ *   ttyhubd stopping); any other detach, a policy close (1008: the session expired or the
+ *   origin is refused) or an ERROR before the attach stops the retries.
  *
  * The Content-Security-Policy allows no inline style.  xterm.js writes its dynamic CSS
  * through <style> elements and setAttribute("style"), which that policy blocks, so
@@ -97,6 +98,7 @@
 	function setStatus(text, bad) {
 		const s = $("status");
 		s.textContent = text;
+		s.title = text;
 		s.className = bad ? "bad" : "";
 	}
 
@@ -411,7 +413,10 @@
 				break;
 			case T_DETACHED:
 				this.notice(obj.text || "detached");
-				this.stop("detached" + (obj.reason ? " (" + obj.reason + ")" : ""));
+				// "shutdown": ttyhub-webd or ttyhubd is going away, not us: the close that
+				// follows is retried and resumes at our offset.
+				if (obj.reason !== "shutdown")
+					this.stop("detached" + (obj.reason ? " (" + obj.reason + ")" : ""));
 				break;
 			case T_ERROR:
 				this.notice((obj.message || "error") + (obj.code ? " (" + obj.code + ")" : ""));
@@ -447,12 +452,13 @@
 		render() {
 			const s = this.status;
 			const who = s.writer ? s.writer : "nobody";
+			// Ours first: a long writer label is what gets cut off (the tooltip has it all).
 			const parts = [
 				s.console || this.name,
-				"VM " + (s.vm_state || s.state || "?"),
-				"writer: " + who,
-				(s.clients ?? "?") + " attached",
 				"you: " + (s.role || "?") + " (" + (s.access === "ro" ? "read-only" : "read-write") + ")",
+				"VM " + (s.vm_state || s.state || "?"),
+				(s.clients ?? "?") + " attached",
+				"writer: " + who,
 			];
 			setStatus(parts.join(" · "), false);
 			$("buttons").hidden = false;
@@ -571,8 +577,11 @@
 				location.pathname + (name ? "#c=" + encodeURIComponent(name) : ""));
 			try {
 				const s = await redeem(token);
-				if (s.console && s.access)
-					sessionStorage.setItem(ACCESS_PREFIX + s.console, s.access);
+				// Under the name the link used, which HELLO sends (the broker may answer with
+				// the console's full name).
+				for (const n of [name, s.console])
+					if (n && s.access)
+						sessionStorage.setItem(ACCESS_PREFIX + n, s.access);
 				if (!name && s.console)
 					history.replaceState(null, "", location.pathname + "#c=" +
 						encodeURIComponent(s.console));

@@ -62,7 +62,7 @@ class PinnedWebFront(webhub.WebFront):
         self.port = self.pinned
 
 
-def wait(predicate, timeout=30, what="condition"):
+def wait(predicate, timeout=60, what="condition"):
     """Poll PREDICATE until it returns something true; return that."""
     deadline = time.monotonic() + timeout
     last = None
@@ -85,8 +85,8 @@ def browser(wd):
     o.set_capability("goog:loggingPrefs", {"browser": "ALL", "performance": "ALL"})
     service = Service(CHROMEDRIVER, log_path=os.path.join(wd, "chromedriver.log"))
     d = webdriver.Chrome(service=service, options=o)
-    d.set_page_load_timeout(60)
-    d.set_script_timeout(30)
+    d.set_page_load_timeout(300)
+    d.set_script_timeout(60)
     # Chromium's own start page (chrome:// resources) is not ours to judge: drop its logs.
     d.get("about:blank")
     d.get_log("performance")
