@@ -3,20 +3,23 @@
 """The systemd units, the installation and the man pages, as a packager and an operator
 meet them (no systemd as PID 1 is needed; nothing is started with systemctl):
 
-* `cmake --install --prefix /usr` into a DESTDIR holds the binaries, the four units (with
-  ExecStart= naming the installed binaries), the sysusers.d file, /etc/ttyhub (both
-  commented configs and the example access file) and the four man pages;
+* `cmake --install --prefix /usr` into a DESTDIR holds the binaries, the six units (with
+  ExecStart= naming the installed binaries), the sysusers.d file, /etc/ttyhub (the three
+  commented configs and the example access file), the five man pages and ttyhub-webd's page
+  (/usr/share/ttyhub/web: index.html, app.js, app.css and the pinned xterm.js files);
 * every path, user and group the units name is installed, declared in the sysusers.d file
   (which `systemd-sysusers --root` accepts) or managed by the units themselves, and the
-  units agree with each other (broker socket, front user, socket group, host key in the
-  state directory, log directory);
+  units agree with each other (broker socket, front users, socket group, host key in the
+  state directory, log directory; ttyhub-webd's user may connect to the broker socket);
 * `systemd-analyze verify` is clean, with the man pages of Documentation= found in the
   DESTDIR; a unit whose ExecStart= is missing is rejected (the check can fail);
 * `systemd-analyze security --offline=yes` scores each service <= 1.5;
-* both services are Type=notify with WatchdogSec=, reload with SIGHUP, and both sockets are
+* every service is Type=notify with WatchdogSec=, reloads with SIGHUP, and every socket is
   Accept=no; each daemon, started from its unit's ExecStart= by systemd-socket-activate with
   a notify socket and WATCHDOG_USEC, sends READY=1, STATUS=, WATCHDOG=1, RELOADING=1 and
-  READY=1 on SIGHUP, STOPPING=1 on SIGTERM, and exits 0;
+  READY=1 on SIGHUP, STOPPING=1 on SIGTERM, and exits 0; ttyhub-webd serves on the listening
+  socket it was passed (fd 3, close-on-exec, no listener of its own) and answers GET / with
+  the page and its Content-Security-Policy (over TLS when its unit names a certificate);
 * the man pages render with `man -l`, name every option of the programs' --help, every
   escape command, the access file's options, exit codes, files and examples;
 * the commented configs list every option with the default --help gives.
@@ -30,6 +33,7 @@ import select
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -40,10 +44,13 @@ import net  # noqa: E402
 import runner  # noqa: E402
 
 TOP = os.path.abspath(os.path.join(hub.HERE, "..", ".."))
-SERVICES = ["ttyhubd.service", "ttyhub-sshd.service"]
-SOCKETS = ["ttyhubd.socket", "ttyhub-sshd.socket"]
+SERVICES = ["ttyhubd.service", "ttyhub-sshd.service", "ttyhub-webd.service"]
+SOCKETS = ["ttyhubd.socket", "ttyhub-sshd.socket", "ttyhub-webd.socket"]
+FRONTS = {"ttyhub-sshd.service": "ttyhub-ssh", "ttyhub-webd.service": "ttyhub-web"}
+WEB_FILES = ["index.html", "app.js", "app.css", "xterm.js", "xterm.css", "addon-fit.js"]
 UNITS = SERVICES + SOCKETS
-MAN_PAGES = {"ttyhubd": "8", "ttyhub-sshd": "8", "ttyhub": "1", "ttyhub-access": "5"}
+MAN_PAGES = {"ttyhubd": "8", "ttyhub-sshd": "8", "ttyhub-webd": "8", "ttyhub": "1",
+             "ttyhub-access": "5"}
 MAX_EXPOSURE = 1.5
 
 
@@ -99,6 +106,17 @@ def opt_value(argv, opt):
     return argv[argv.index(opt) + 1]
 
 
+def opt_values(argv, opt):
+    """Every value of a repeatable option (OPT V or OPT=V; V may be a comma list)."""
+    out = []
+    for i, a in enumerate(argv):
+        if a == opt and i + 1 < len(argv):
+            out += argv[i + 1].split(",")
+        elif a.startswith(opt + "="):
+            out += a[len(opt) + 1:].split(",")
+    return out
+
+
 def installed(path):
     """The DESTDIR copy of an absolute path."""
     return os.path.join(ctx.dest, path.lstrip("/"))
@@ -116,7 +134,8 @@ def t_destdir_install():
     r = run(["cmake", "--install", hub.BUILD, "--prefix", "/usr"],
             env=dict(os.environ, DESTDIR=ctx.dest))
     assert r.returncode == 0, text(r.stdout + r.stderr)
-    for path in ["/usr/sbin/ttyhubd", "/usr/sbin/ttyhub-sshd", "/usr/bin/ttyhub"]:
+    for path in ["/usr/sbin/ttyhubd", "/usr/sbin/ttyhub-sshd", "/usr/sbin/ttyhub-webd",
+                 "/usr/bin/ttyhub"]:
         assert os.access(installed(path), os.X_OK), "%s not installed:\n%s" % (path, text(r.stdout))
     ctx.unit_paths = {}
     for u in UNITS:
@@ -126,13 +145,18 @@ def t_destdir_install():
     ctx.units = {u: parse_unit(p) for u, p in ctx.unit_paths.items()}
     ctx.sysusers = find_installed("ttyhub.conf")
     assert ctx.sysusers.endswith("/lib/sysusers.d/ttyhub.conf"), ctx.sysusers
-    for f in ["ttyhubd.conf", "ttyhub-sshd.conf", "access"]:
+    for f in ["ttyhubd.conf", "ttyhub-sshd.conf", "ttyhub-webd.conf", "access"]:
         p = installed("/etc/ttyhub/" + f)
         assert os.path.isfile(p), "/etc/ttyhub/%s not installed" % f
         assert os.stat(p).st_mode & 0o7777 == 0o644, "%s: mode %o" % (f, os.stat(p).st_mode)
     for page, sec in MAN_PAGES.items():
         p = installed("/usr/share/man/man%s/%s.%s" % (sec, page, sec))
         assert os.path.isfile(p) and os.path.getsize(p) > 1000, "%s(%s) not installed" % (page, sec)
+    # ttyhub-webd's page: its default --static-dir, world-readable, nothing executable.
+    for f in WEB_FILES:
+        p = installed("/usr/share/ttyhub/web/" + f)
+        assert os.path.isfile(p) and os.path.getsize(p) > 0, "web/%s not installed" % f
+        assert os.stat(p).st_mode & 0o7777 == 0o644, "web/%s: mode %o" % (f, os.stat(p).st_mode)
 
 
 def t_reinstall_keeps_config():
@@ -153,7 +177,7 @@ def t_units_name_installed_things():
             fields = line.split()
             if fields and fields[0] == "u":
                 users.add(fields[1])
-    assert users == {"ttyhub", "ttyhub-ssh"}, users
+    assert users == {"ttyhub", "ttyhub-ssh", "ttyhub-web"}, users
     for s in SERVICES:
         for key in ["ExecStart", "ExecReload"]:
             for v in ctx.units[s]["Service"][key]:
@@ -173,7 +197,12 @@ def t_units_name_installed_things():
         assert opt_value(d_argv, "--socket") == broker
     assert opt_value(f_argv, "--broker") == broker
     front = one("ttyhub-sshd.service", "Service", "User")
-    assert opt_value(d_argv, "--front-user") == front == "ttyhub-ssh"
+    assert front == "ttyhub-ssh"
+    # Both fronts are front users of the broker (authorize, redeem; speak for principals).
+    fronts = opt_values(d_argv, "--front-user")
+    for s, user in FRONTS.items():
+        assert one(s, "Service", "User") == user, s
+        assert user in fronts, "ttyhubd's --front-user %r lacks %s" % (fronts, user)
     assert one("ttyhubd.service", "Service", "User") == "ttyhub"
     assert one("ttyhubd.socket", "Socket", "SocketUser") == "ttyhub"
     assert one("ttyhubd.socket", "Socket", "SocketGroup") == front
@@ -196,6 +225,26 @@ def t_units_name_installed_things():
     assert "--access" not in f_argv and "--access" not in d_argv, (f_argv, d_argv)
     assert "ttyhub-sshd.socket" in one("ttyhub-sshd.service", "Unit", "Requires")
     assert "ttyhubd.socket" in one("ttyhubd.service", "Unit", "Requires")
+    # ttyhub-webd: the installed binary, the broker's socket, a socket of its own.
+    w_argv = exec_argv("ttyhub-webd.service")
+    assert w_argv[0] == "/usr/sbin/ttyhub-webd", w_argv
+    if "--broker" in w_argv:
+        assert opt_value(w_argv, "--broker") == broker
+    assert "--listen" not in w_argv, "ttyhub-webd's unit must use its socket unit: %r" % w_argv
+    assert "ttyhub-webd.socket" in one("ttyhub-webd.service", "Unit", "Requires")
+    # Its user reaches the broker socket (mode 0660): the socket's group is one of its groups.
+    web_groups = [one("ttyhub-webd.service", "Service", "Group")]
+    web_groups += " ".join(ctx.units["ttyhub-webd.service"]["Service"].get(
+        "SupplementaryGroups", [])).split()
+    assert one("ttyhubd.socket", "Socket", "SocketGroup") in web_groups, web_groups
+    # The page it serves by default is the installed one.
+    static = opt_values(w_argv, "--static-dir")
+    assert static in ([], ["/usr/share/ttyhub/web"]), static
+    # Certificate and key, when the unit names them, are where the unit may read them.
+    for opt in ["--tls-cert", "--tls-key"]:
+        for v in opt_values(w_argv, opt):
+            assert v.startswith(("/etc/ttyhub/", "/var/lib/ttyhub-web/", "%d/", "${CREDENTIALS")), \
+                "%s %s" % (opt, v)
 
 
 def size_bytes(v):
@@ -293,6 +342,7 @@ def t_notify_watchdog_settings():
         assert one(u, "Socket", "Accept") == "no", u
     assert one("ttyhub-sshd.socket", "Socket", "ListenStream") == "2222"
     assert one("ttyhub-sshd.service", "Service", "StateDirectory") == "ttyhub-ssh"
+    assert one("ttyhub-webd.socket", "Socket", "ListenStream") == "8443"
 
 
 # --- the daemons under socket activation, as the units start them -------------------------
@@ -302,7 +352,7 @@ def remap(argv, wd):
     that exists here."""
     out = []
     for a in argv:
-        if a == "ttyhub-ssh":
+        if a in ("ttyhub-ssh", "ttyhub-web"):
             a = getpass.getuser()
         elif a.startswith("/usr/"):
             a = installed(a)
@@ -310,7 +360,8 @@ def remap(argv, wd):
             a = installed(a)
         else:
             for host, here in [("/run/ttyhub", "run"), ("/var/log/ttyhub", "log"),
-                               ("/var/lib/ttyhub-ssh", "state")]:
+                               ("/var/lib/ttyhub-ssh", "state"),
+                               ("/var/lib/ttyhub-web", "web-state")]:
                 if a == host or a.startswith(host + "/"):
                     os.makedirs(os.path.join(wd, here), mode=0o700, exist_ok=True)
                     a = os.path.join(wd, here) + a[len(host):]
@@ -458,6 +509,113 @@ def t_ttyhub_sshd_activated_from_unit():
         n.close()
 
 
+CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "
+       "img-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'")
+
+
+def tcp_listen_inodes():
+    """Socket inodes of every listening TCP socket on the host (IPv4 and IPv6)."""
+    out = set()
+    for path in ["/proc/net/tcp", "/proc/net/tcp6"]:
+        try:
+            with open(path) as f:
+                next(f)
+                for line in f:
+                    fields = line.split()
+                    if fields[3] == "0A":
+                        out.add(fields[9])
+        except OSError:
+            pass
+    return out
+
+
+def socket_inodes(pid):
+    """{fd: inode} of PID's sockets."""
+    out = {}
+    for fd in os.listdir("/proc/%d/fd" % pid):
+        try:
+            m = re.match(r"socket:\[(\d+)\]$", os.readlink("/proc/%d/fd/%s" % (pid, fd)))
+        except OSError:
+            continue
+        if m:
+            out[int(fd)] = m.group(1)
+    return out
+
+
+def make_cert(cert, key):
+    os.makedirs(os.path.dirname(cert), exist_ok=True)
+    os.makedirs(os.path.dirname(key), exist_ok=True)
+    r = run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+             "-nodes", "-subj", "/CN=localhost", "-days", "1", "-keyout", key, "-out", cert])
+    assert r.returncode == 0, text(r.stderr)
+    os.chmod(key, 0o600)
+
+
+def t_ttyhub_webd_activated_from_unit():
+    wd = os.path.join(ctx.wd, "web")
+    os.makedirs(wd)
+    unit_argv = exec_argv("ttyhub-webd.service")
+    argv = remap(unit_argv, wd)
+    # Its page as installed (the unit relies on the compiled-in /usr/share/ttyhub/web).
+    if "--static-dir" not in argv:
+        argv += ["--static-dir", installed("/usr/share/ttyhub/web")]
+    tls = "--tls-cert" in argv
+    if tls:
+        cert, key = opt_value(argv, "--tls-cert"), opt_value(argv, "--tls-key")
+        if not os.path.exists(cert):
+            make_cert(cert, key)
+    port = net.free_port()
+
+    def trigger():
+        return socket.create_connection(("127.0.0.1", port), timeout=10)
+
+    def serves():
+        s = n.trigger
+        s.settimeout(10)
+        if tls:
+            c = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+            c.check_hostname = False
+            c.verify_mode = ssl.CERT_NONE
+            s = n.trigger = c.wrap_socket(s, server_hostname="localhost")
+        s.sendall(b"GET / HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nConnection: close\r\n\r\n" % port)
+        resp = b""
+        while True:
+            d = s.recv(65536)
+            if not d:
+                break
+            resp += d
+        head, _, body = resp.partition(b"\r\n\r\n")
+        head = text(head)
+        assert head.startswith("HTTP/1.1 200"), head
+        headers = {k.strip().lower(): v.strip() for k, _, v in
+                   (x.partition(":") for x in head.split("\r\n")[1:])}
+        assert headers.get("content-security-policy") == CSP, headers
+        assert headers.get("x-content-type-options") == "nosniff", headers
+        assert headers.get("referrer-policy") == "no-referrer", headers
+        assert headers.get("cache-control") == "no-store", headers
+        if tls:
+            assert "max-age=" in headers.get("strict-transport-security", ""), headers
+        assert re.search(rb"<html", body, re.I), body[:300]
+        # It serves on the socket it was passed: fd 3 is a listening TCP socket, close-on-exec,
+        # and it listens on no other.
+        socks = socket_inodes(n.proc.pid)
+        listening = tcp_listen_inodes()
+        assert socks.get(3) in listening, "fd 3 is not the listening socket: %r" % socks
+        assert {i for i in socks.values() if i in listening} == {socks[3]}, socks
+        with open("/proc/%d/fdinfo/3" % n.proc.pid) as f:
+            flags = int(re.search(r"^flags:\s*(\d+)", f.read(), re.M).group(1), 8)
+        assert flags & 0o2000000, "listen fd 3 has flags %o: no O_CLOEXEC" % flags
+
+    n = Notified(wd, "127.0.0.1:%d" % port, argv, trigger)
+    try:
+        log = n.lifecycle(serves)
+        if not tls:
+            assert re.search(r"plain HTTP|without TLS|no TLS", log, re.I), \
+                "no warning about plain HTTP:\n" + log
+    finally:
+        n.close()
+
+
 # --- man pages ----------------------------------------------------------------------------
 
 def ensure_man():
@@ -508,6 +666,7 @@ def long_options(help_text):
 def t_man_pages_document_every_option():
     for page, binary in [("ttyhubd", installed("/usr/sbin/ttyhubd")),
                          ("ttyhub-sshd", installed("/usr/sbin/ttyhub-sshd")),
+                         ("ttyhub-webd", installed("/usr/sbin/ttyhub-webd")),
                          ("ttyhub", installed("/usr/bin/ttyhub"))]:
         src = source(page)
         opts = long_options(help_options(binary))
@@ -567,9 +726,20 @@ def option_blocks(help_text):
     return blocks
 
 
+def build_prefix():
+    """CMAKE_INSTALL_PREFIX of the build under test (None if unknown)."""
+    try:
+        with open(os.path.join(hub.BUILD, "CMakeCache.txt")) as f:
+            m = re.search(r"^CMAKE_INSTALL_PREFIX:PATH=(.*)$", f.read(), re.M)
+    except OSError:
+        return None
+    return m.group(1).rstrip("/") if m else None
+
+
 def t_configs_list_every_option_with_its_default():
     for conf, binary in [("ttyhubd.conf", installed("/usr/sbin/ttyhubd")),
-                         ("ttyhub-sshd.conf", installed("/usr/sbin/ttyhub-sshd"))]:
+                         ("ttyhub-sshd.conf", installed("/usr/sbin/ttyhub-sshd")),
+                         ("ttyhub-webd.conf", installed("/usr/sbin/ttyhub-webd"))]:
         with open(installed("/etc/ttyhub/" + conf)) as f:
             lines = f.read().splitlines()
         assert not [x for x in lines if x.strip() and not x.startswith("#")], \
@@ -584,10 +754,16 @@ def t_configs_list_every_option_with_its_default():
         assert opts - set(keys) == set(), "%s lacks %s" % (conf, sorted(opts - set(keys)))
         assert set(keys) - opts == set(), "%s lists options %s unknown to %s --help" % (
             conf, sorted(set(keys) - opts), os.path.basename(binary))
+        prefix = build_prefix()
         for opt, block in blocks.items():
             m = re.search(r"\(default ([^;)\s]+)", block)
             if m and opt[2:] in keys:
-                assert keys[opt[2:]] == m.group(1), "%s: %s = %s, but --help says %s" % (
+                default = m.group(1)
+                # A default under the build's install prefix (ttyhub-webd's page) is shown in
+                # the shipped file as packages install it, under /usr.
+                if prefix and default.startswith(prefix + "/"):
+                    default = "/usr" + default[len(prefix):]
+                assert keys[opt[2:]] == default, "%s: %s = %s, but --help says %s" % (
                     conf, opt[2:], keys[opt[2:]], m.group(1))
 
 
@@ -602,18 +778,20 @@ def main():
     res.run("reinstall keeps an edited /etc/ttyhub/access", t_reinstall_keeps_config)
     res.run("units name installed binaries, files, users; agree with each other",
             t_units_name_installed_things)
-    res.run("MemoryMax= and TasksMax= on both services", t_resource_limits)
+    res.run("MemoryMax= and TasksMax= on every service", t_resource_limits)
     res.run("systemd-sysusers accepts sysusers.d/ttyhub.conf", t_sysusers_file)
     res.run("systemd-analyze verify is clean", t_verify_clean)
     res.run("systemd-analyze verify rejects a missing ExecStart binary",
             t_verify_catches_missing_binary)
-    res.run("systemd-analyze security <= %.1f for both services" % MAX_EXPOSURE,
+    res.run("systemd-analyze security <= %.1f for every service" % MAX_EXPOSURE,
             t_security_scores)
     res.run("Type=notify, WatchdogSec=, ExecReload=, Accept=no", t_notify_watchdog_settings)
     res.run("ttyhubd from its unit: activation, READY/STATUS/WATCHDOG/RELOADING/STOPPING",
             t_ttyhubd_activated_from_unit)
     res.run("ttyhub-sshd from its unit: activation, READY/STATUS/WATCHDOG/RELOADING/STOPPING",
             t_ttyhub_sshd_activated_from_unit)
+    res.run("ttyhub-webd from its unit: activation on fd 3, GET / with its headers, "
+            "READY/STATUS/WATCHDOG/RELOADING/STOPPING", t_ttyhub_webd_activated_from_unit)
     res.run("man pages render with man -l", t_man_pages_render)
     res.run("man pages document every --help option and command",
             t_man_pages_document_every_option)
