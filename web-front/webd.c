@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +21,7 @@
 #include <unistd.h>
 
 #include "call.h"
+#include "fileio.h"
 #include "log.h"
 #include "tlsproxy.h"
 #include "util.h"
@@ -160,27 +162,36 @@ static enum MHD_Result reply_error(struct webd *d, struct MHD_Connection *c, uns
 	return r;
 }
 
+/*
+ * The page's files are served from memory.  A response from an fd makes
+ * libmicrohttpd 0.9.75 in epoll mode send one 4 KiB buffer per MHD_run(),
+ * and nothing asks for the next run while the socket stays writable: 488 KB
+ * of xterm.js took 24 s.  From a buffer it writes until the socket is full,
+ * and the socket says when it has room again.
+ */
+#define WEBD_STATIC_MAX (4 * 1024 * 1024)
+
 static enum MHD_Result serve_static(struct webd *d, struct MHD_Connection *c, const char *name)
 {
 	char path[4096];
 	struct MHD_Response *r;
-	struct stat st;
 	enum MHD_Result ret;
-	int fd;
+	char *data = NULL;
+	size_t len = 0;
+	int k;
 
 	for (size_t i = 0; i < ELEMENTSOF(static_files); i++) {
 		if (strcmp(name, static_files[i].name) != 0)
 			continue;
 		snprintf(path, sizeof(path), "%s/%s", d->config.static_dir, name);
-		fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-		if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-			safe_close(fd);
-			log_warning("the page's file %s is missing", path);
+		k = read_file_bounded(path, WEBD_STATIC_MAX, &data, &len);
+		if (k < 0) {
+			log_warning_errno(k, "the page's file %s cannot be read", path);
 			return reply_text(d, c, MHD_HTTP_NOT_FOUND, "not found");
 		}
-		r = MHD_create_response_from_fd((uint64_t)st.st_size, fd); /* takes fd */
+		r = MHD_create_response_from_buffer(len, data, MHD_RESPMEM_MUST_FREE);
 		if (!r) {
-			safe_close(fd);
+			free(data);
 			return MHD_NO;
 		}
 		add_headers(d, r);
@@ -584,6 +595,8 @@ static int on_accept(sd_event_source *s, int fd, uint32_t revents, void *userdat
 				log_warning_errno(negative_errno(), "accept");
 			break;
 		}
+		/* Small frames (keystrokes, echo) go out at once: see wsconn_new(). */
+		(void)setsockopt(c, IPPROTO_TCP, TCP_NODELAY, &(int){ 1 }, sizeof(int));
 		if (d->tlsp.n_proxies >= WEBD_TLS_MAX) {
 			log_warning("%u TLS connections open: refusing another", d->tlsp.n_proxies);
 			safe_close(c);
