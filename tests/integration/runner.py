@@ -57,6 +57,16 @@ def require(cond: object, msg: object = "") -> None:
         raise AssertionError(msg)
 
 
+def wait_until(pred: Callable[[], object], timeout: float, what: str,
+               interval: float = 0.02) -> None:
+    """Poll pred() until it is true; AssertionError naming `what` after timeout seconds."""
+    deadline = time.monotonic() + timeout
+    while not pred():
+        if time.monotonic() >= deadline:
+            raise AssertionError("timed out after %g s waiting for %s" % (timeout, what))
+        time.sleep(interval)
+
+
 def at_finish(owner: object, name: str, fn: Callable[[], None]) -> None:
     """Register an automatic check, run by Runner.finish() (once per owner)."""
     if id(owner) in _final_keys:

@@ -287,14 +287,6 @@ def guest_stats(fg, path):
     raise AssertionError("fake-guest wrote no statistics")
 
 
-def wait_until(pred, timeout, what):
-    deadline = time.monotonic() + timeout
-    while not pred():
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out after %g s waiting for %s" % (timeout, what))
-        time.sleep(0.1)
-
-
 def last_line(w):
     """The number of the last whole pattern line in the watcher's file (-1: none yet)."""
     size = w.size()
@@ -324,7 +316,8 @@ def run(wd, res):
     fg = subprocess.Popen([hub.FAKE_GUEST, "--socket", fg_sock, "--rate", str(RATE),
                            "--line-length", str(LINE), "--stats", stats_path],
                           stdin=subprocess.DEVNULL)
-    wait_until(lambda: os.path.exists(fg_sock), 10, "fake-guest's socket")
+    runner.wait_until(lambda: os.path.exists(fg_sock), 10, "fake-guest's socket",
+                      interval=0.1)
     d = hub.Daemon(wd, "--console", "fg=" + fg_sock, "--console",
                    "stuck=" + os.path.join(wd, "stuck.sock"), "--front-user", "root").start()
     watchers = []
@@ -340,7 +333,8 @@ def run(wd, res):
         for c in ("fg", "stuck"):
             d.wait_for(lambda c=c: (d.console(c) or {}).get("state") == "connected",
                        timeout=10, what=c + " connected")
-        wait_until(lambda: stuck.conn is not None, 10, "ttyhubd to connect to stuck")
+        runner.wait_until(lambda: stuck.conn is not None, 10, "ttyhubd to connect to stuck",
+                          interval=0.1)
         time.sleep(0.5)
         fds0 = (d.fd_count(), front.fd_count())
         rss0 = (d.rss_kib(), front.rss_kib())
@@ -349,8 +343,9 @@ def run(wd, res):
 
         t0 = time.monotonic()
         watchers = [Watcher(wd, front, wkey, i) for i in range(WATCHERS)]
-        wait_until(lambda: all(w.attached() for w in watchers) or
-                   any(w.proc.poll() is not None for w in watchers), 60, "50 watchers")
+        runner.wait_until(lambda: all(w.attached() for w in watchers) or
+                          any(w.proc.poll() is not None for w in watchers), 60, "50 watchers",
+                          interval=0.1)
         dead = [w.i for w in watchers if w.proc.poll() is not None]
         assert not dead, "watchers %r exited: %r" % (dead, watchers[dead[0]].read()[-500:])
         figure("50 SSH watchers attached in, s", "%.1f" % (time.monotonic() - t0))
@@ -387,7 +382,8 @@ def run(wd, res):
         def writer_attached():
             with open(writer_out, "rb") as f:
                 return b"attached to stuck read-write" in f.read()
-        wait_until(lambda: writer_attached() or writer.poll() is not None, 20, "the writer")
+        runner.wait_until(lambda: writer_attached() or writer.poll() is not None, 20,
+                          "the writer", interval=0.1)
         assert writer.poll() is None, open(writer_out, "rb").read()[-500:]
         paste = pattern.make_stream(0, PASTE // PASTE_LINE, "px", PASTE_LINE)
         assert len(paste) == PASTE

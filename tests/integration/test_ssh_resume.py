@@ -169,14 +169,6 @@ def input_log():
         return b""
 
 
-def wait_until(pred, timeout, what):
-    deadline = time.monotonic() + timeout
-    while not pred():
-        if time.monotonic() >= deadline:
-            raise AssertionError("timed out waiting for " + what)
-        time.sleep(0.02)
-
-
 def wait_idle(timeout=20):
     """Nobody attached to the console (the previous check's sessions are gone)."""
     ctx.d.wait_for(lambda: (lambda c: c is not None and c["writer"] is None
@@ -239,14 +231,16 @@ def t_broker_restart_keeps_session():
         assert b"read-write" in c.data()[:start], c.data()[:start]
         c.lines_after(start, 30)
         c.send(b"before-restart\n")
-        wait_until(lambda: b"before-restart" in input_log(), 20, "keystrokes before the restart")
+        runner.wait_until(lambda: b"before-restart" in input_log(), 20,
+                          "keystrokes before the restart")
         mark = len(c.data())
         # Typed while no broker runs: held by ttyhub-sshd, sent after the re-attach.
         ctx.d.restart(sig=signal.SIGTERM, between=lambda: c.send(b"during-gap\n"))
         line = c.wait_for(rb"\[ttyhub\] broker restarted, nothing lost\r?\n", start=start)
         c.lines_after(line.end(), 30)
         c.send(b"after-restart\n")
-        wait_until(lambda: b"after-restart" in input_log(), 20, "keystrokes after the restart")
+        runner.wait_until(lambda: b"after-restart" in input_log(), 20,
+                          "keystrokes after the restart")
         log = input_log()
         assert b"during-gap" in log, log[-300:]
         order = [log.index(w) for w in (b"before-restart", b"during-gap", b"after-restart")]
@@ -287,7 +281,7 @@ def broker_gap(during):
     before = ctx.front.log().count(LOST)
 
     def gap():
-        wait_until(lambda: ctx.front.log().count(LOST) > before, 20,
+        runner.wait_until(lambda: ctx.front.log().count(LOST) > before, 20,
                    "ttyhub-sshd to notice the broker went away")
         during()
 
