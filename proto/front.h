@@ -89,6 +89,14 @@ struct front {
 struct front_principal {
 	const char *key;  /* "TYPE BASE64" */
 	const char *from; /* "ADDR" */
+	/*
+	 * A gateway speaking for a user (ttyhub-sshd --gateway; docs/protocol.md
+	 * "Gateways"): the user's rights on the gateway as the gateway's ttyhubd
+	 * gave them in `authorized` ("grant"), and the comment of the user's
+	 * line there.  NULL otherwise: hello then has no such members.
+	 */
+	const char *grant;
+	const char *comment;
 };
 
 enum front_event_type {
