@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "channel.h"
+#include "gateway.h"
 #include "listing.h"
 #include "log.h"
 #include "message.h"
@@ -169,7 +170,9 @@ static int chan_open_broker(struct chan *c)
 {
 	int fd, r;
 
-	fd = front_connect(c->env->config->broker, true);
+	/* On a gateway, "the broker" is the gateway's connection to its hosts (gateway.h). */
+	fd = c->env->config->gateway ? gateway_connect(c->env->config->gateway)
+				     : front_connect(c->env->config->broker, true);
 	if (fd < 0)
 		return fd;
 	r = watch_add(c->env->poller, fd, EPOLLIN | EPOLLOUT, chan_on_broker, c, &c->broker_io);

@@ -50,6 +50,7 @@
 #include "util.h"
 
 struct chan;
+struct gateway;
 
 /*
  * Longest console name the front handles: the broker's names are at most
@@ -71,6 +72,7 @@ struct chan;
 /* The daemon's settings a channel reads, each time it needs one (a reload changes them). */
 struct chan_config {
 	const char *broker;       /* the ttyhubd socket */
+	struct gateway *gateway;  /* on a gateway: consoles are the hosts' (gateway.h), else NULL */
 	unsigned menu_timeout_s;  /* an idle console menu closes */
 };
 
