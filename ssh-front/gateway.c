@@ -874,9 +874,13 @@ static void gw_on_down(struct watch *w, int fd, uint32_t revents, void *userdata
 		return gw_kill(c);
 	if (revents & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
 		n = frame_reader_fill(&c->in, c->fd);
-		if (n < 0 || c->in.eof)
-			return gw_kill(c); /* the channel is gone: so is everything it asked for */
 		gw_down_frames(c);
+		if (n < 0 || c->in.eof) {
+			/* The channel is gone; its last words (a detach) get one try. */
+			if (c->state == GW_BOUND && c->up_fd >= 0)
+				(void)obuf_flush(&c->up_out, c->up_fd);
+			return gw_kill(c);
+		}
 	}
 	gw_update(c);
 }
