@@ -428,6 +428,8 @@ static void gw_start_listing(struct gwconn *c, json_t *req)
 	c->asks = calloc(n ?: 1, sizeof(*c->asks));
 	if (!c->asks)
 		return gw_error(c, PROTO_E_INTERNAL, "out of memory");
+	for (i = 0; i < n; i++)
+		c->asks[i] = (struct gwask){ .c = c, .host = i, .fd = -EBADF, .done = true };
 	c->waiting = json_incref(req);
 	c->state = GW_LISTING;
 	r = sd_event_add_time_relative(g->event, &c->deadline, CLOCK_MONOTONIC,
