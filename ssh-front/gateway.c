@@ -210,11 +210,20 @@ static int gw_on_sweep(sd_event_source *s, void *userdata)
 
 /* ---- to the channel ---- */
 
+/*
+ * Who, for the log: the user's comment from the gateway's access file (the
+ * channel's own audit lines name the key's fingerprint).
+ */
+static const char *gw_label(const struct gwconn *c)
+{
+	return c->comment ?: "a key without comment";
+}
+
 static void gw_send(struct gwconn *c, json_t *msg)
 {
 	if (gw_put(&c->out, msg) < 0) {
 		/* The channel stopped reading, or we are out of memory: it cannot follow any more. */
-		log_warning("gateway: cannot queue an answer for %s; closing", c->who ?: "a channel");
+		log_warning("gateway: cannot queue an answer for %s; closing", gw_label(c));
 		gw_kill(c);
 	}
 }
@@ -614,7 +623,8 @@ static void gw_bind(struct gwconn *c, size_t host, const char *local, json_t *re
 				gw_host_name(g, host), strerror(-r));
 	}
 	c->state = GW_BOUND;
-	log_info("gateway: %s -> host %s (%s)", c->who, gw_host_name(g, host), local);
+	log_info("gateway: %s from %s -> host %s, console %s", gw_label(c), c->from ?: "?",
+		 gw_host_name(g, host), local);
 }
 
 /* A control message from the host: qualified, then to the channel. */
@@ -687,7 +697,7 @@ static void gw_up_lost(struct gwconn *c)
 	if (c->attached && !c->shutdown) {
 		snprintf(text, sizeof(text), "lost the connection to host %s; reconnecting",
 			 gw_host_name(c->g, c->host));
-		log_info("gateway: %s: %s", c->who, text);
+		log_info("gateway: %s from %s: %s", gw_label(c), c->from ?: "?", text);
 		return gw_close_after(c, text);
 	}
 	if (!c->up_hello)
