@@ -44,6 +44,8 @@ struct upstream_config {
 	unsigned keepalive_s;     /* ping interval (default 10) */
 	unsigned keepalive_count; /* intervals without a byte from the host: dead (default 3) */
 	unsigned connect_timeout_s; /* TCP connect + key exchange + auth (default 10) */
+	const char *user;         /* the SSH user name; NULL: UPSTREAM_USER (tests against
+				     OpenSSH's sshd need a real one) */
 };
 
 enum upstream_state {
