@@ -15,20 +15,25 @@
  * A stream is an SSH channel plus our end of a socketpair and two bounded
  * buffers: fd -> channel (never more than the channel's window is handed
  * to libssh, and nothing more is read from any fd while libssh waits to
- * flush the socket to the host) and channel -> fd (a channel is read only
- * when that buffer is empty, so a slow reader leaves its data in libssh's
- * channel buffer, whose window then closes and stops the host).
+ * flush the socket to the host) and channel -> fd (filled by the channel's
+ * data callback up to its size; what does not fit stays in libssh's
+ * channel buffer, which keeps the window from growing, so a slow reader
+ * stops the host, and is read once the buffer has drained).
  *
- * Nothing here is freed inside a libssh callback (there are none): the
- * pump finds closed channels and broken sessions and tears them down
- * itself.  A lost session frees every stream at once, closing our socket
- * ends, so every user reads EOF.
+ * The channel callbacks only copy bytes and set flags, and mark the stream
+ * dirty; after each ssh_event_dopoll() only dirty streams (and those that
+ * wait for something: opening, window, the host's socket) are pumped, so
+ * one busy stream among many idle ones costs no work per idle stream.
+ * Nothing is freed inside a libssh callback: the pump finds closed channels
+ * and broken sessions and tears them down itself.  A lost session frees
+ * every stream at once, closing our socket ends, so every user reads EOF.
  *
  * ssh_connect() resolves a DNS name with getaddrinfo(), which blocks:
  * numeric addresses (what the tests and most hosts files use) never do.
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <libssh/callbacks.h>
 #include <libssh/libssh.h>
 #include <libssh/server.h> /* ssh_send_keepalive(), for clients too */
 #include <stdarg.h>
@@ -86,9 +91,14 @@ struct up_stream {
 	enum stream_phase phase;
 	sd_event_source *deadline; /* while not yet open */
 	bool control;
+	bool dirty;    /* something happened: pump it */
+	bool held;     /* libssh holds channel data that did not fit in `in` */
+	bool throttled; /* not reading the user while libssh flushes the host's socket */
+	bool host_eof; /* EOF or CLOSE from the host */
 	bool fd_eof;   /* the user shut down its writing side */
 	bool fd_hup;   /* the user closed its end */
 	bool eof_sent; /* EOF sent on the channel */
+	struct ssh_channel_callbacks_struct cb;
 	uint8_t out[STREAM_BUF]; /* fd -> channel */
 	size_t out_len;
 	uint8_t in[STREAM_BUF]; /* channel -> fd */
@@ -112,7 +122,9 @@ struct up_host {
 	struct ssh_counter_struct wire;
 	struct watch *io;
 	sd_event_source *timer;
+	sd_event_source *kick; /* deferred: pump again (streams left dirty by a pump) */
 	unsigned backoff_s;
+	unsigned attempts;
 	bool connected; /* ssh_connect() said SSH_OK: do not call it again */
 	uint64_t rx_seen;   /* wire.in_bytes at the last keepalive tick */
 	unsigned idle_ticks; /* keepalive ticks since a byte came from the host */
@@ -195,8 +207,8 @@ static void stream_update_events(struct up_stream *s)
 		return;
 	if (s->phase == STREAM_OPEN) {
 		/* Not while libssh waits to flush the host's socket: the host wakes us then. */
-		if (!s->fd_eof && s->out_len < sizeof(s->out) &&
-		    !(ssh_get_poll_flags(s->h->ssh) & SSH_WRITE_PENDING))
+		s->throttled = ssh_get_poll_flags(s->h->ssh) & SSH_WRITE_PENDING;
+		if (!s->fd_eof && s->out_len < sizeof(s->out) && !s->throttled)
 			ev |= EPOLLIN;
 		if (s->in_len > s->in_off)
 			ev |= EPOLLOUT;
@@ -266,31 +278,51 @@ static bool stream_write_channel(struct up_stream *s)
 	return true;
 }
 
-/* Channel data into in (only when it is empty); PUMP_DONE at the host's EOF. */
-static int stream_read_channel(struct up_stream *s)
-{
-	uint8_t discard[1024];
-	int n;
+/* libssh callbacks: copy and mark, nothing else. */
 
-	/* Nothing is expected on stderr: drained so it cannot hold the window. */
-	while ((n = ssh_channel_read_nonblocking(s->ch, discard, sizeof(discard), 1)) > 0)
-		;
-	while (s->in_len == 0) {
-		n = ssh_channel_read_nonblocking(s->ch, s->in, sizeof(s->in), 0);
-		if (n > 0) {
-			if (s->control)
-				continue; /* pongs, hello: they only show the host is alive */
-			s->in_len = (size_t)n;
-			s->in_off = 0;
-			return PUMP_KEEP;
-		}
-		if (n == SSH_EOF || ssh_channel_is_eof(s->ch) || ssh_channel_is_closed(s->ch))
-			return PUMP_DONE;
-		if (n < 0)
-			return PUMP_DONE;
-		break;
+static int stream_on_data(ssh_session ssh, ssh_channel ch, void *data, uint32_t len,
+			  int is_stderr, void *userdata)
+{
+	struct up_stream *s = userdata;
+	size_t n;
+
+	s->dirty = true;
+	/* The control stream's pongs and the host's hello only show it is alive; stderr is
+	 * not part of the protocol: both are consumed so they cannot hold the window. */
+	if (s->control || is_stderr)
+		return (int)len;
+	if (s->in_off > 0) {
+		memmove(s->in, s->in + s->in_off, s->in_len - s->in_off);
+		s->in_len -= s->in_off;
+		s->in_off = 0;
 	}
-	return PUMP_KEEP;
+	n = MIN((size_t)len, sizeof(s->in) - s->in_len);
+	memcpy(s->in + s->in_len, data, n);
+	s->in_len += n;
+	if (n < len)
+		s->held = true;
+	return (int)n;
+}
+
+static void stream_on_eof(ssh_session ssh, ssh_channel ch, void *userdata)
+{
+	struct up_stream *s = userdata;
+
+	s->host_eof = true;
+	s->dirty = true;
+}
+
+/* Held data (what did not fit in in) once in has drained. */
+static void stream_read_held(struct up_stream *s)
+{
+	while (s->held && s->in_len == 0) {
+		int n = ssh_channel_read_nonblocking(s->ch, s->in, sizeof(s->in), 0);
+
+		if (n <= 0)
+			s->held = false; /* drained (0), or the host's EOF or an error: both end it */
+		else
+			s->in_len = (size_t)n;
+	}
 }
 
 /* Advance the channel's opening; PUMP_KEEP while it goes on. */
@@ -303,6 +335,14 @@ static int stream_open_step(struct up_stream *s)
 		s->ch = ssh_channel_new(h->ssh);
 		if (!s->ch)
 			return PUMP_DONE;
+		s->cb = (struct ssh_channel_callbacks_struct){
+			.userdata = s,
+			.channel_data_function = stream_on_data,
+			.channel_eof_function = stream_on_eof,
+			.channel_close_function = stream_on_eof,
+		};
+		ssh_callbacks_init(&s->cb);
+		ssh_set_channel_callbacks(s->ch, &s->cb);
 		s->phase = STREAM_OPENING;
 	}
 	if (s->phase == STREAM_OPENING) {
@@ -340,6 +380,7 @@ static int stream_pump(struct up_stream *s)
 	struct up_host *h = s->h;
 	int r;
 
+	s->dirty = false;
 	if (s->fd_hup)
 		return PUMP_DONE;
 	if (s->phase != STREAM_OPEN) {
@@ -349,14 +390,16 @@ static int stream_pump(struct up_stream *s)
 		if (r != PUMP_KEEP || s->phase != STREAM_OPEN)
 			return r;
 	}
-	/* Host -> user: flush what we hold, then take more. */
-	if (!s->control && !stream_write_fd(s))
-		return PUMP_DONE;
-	r = stream_read_channel(s);
-	if (r != PUMP_KEEP)
-		/* The host's EOF: done once the user has it all (the control stream is redone). */
-		return !s->control && s->in_len > s->in_off ? PUMP_KEEP : PUMP_DONE;
-	if (!s->control && !stream_write_fd(s))
+	/* Host -> user: flush what we hold, then what libssh holds. */
+	if (!s->control) {
+		if (!stream_write_fd(s))
+			return PUMP_DONE;
+		stream_read_held(s);
+		if (!stream_write_fd(s))
+			return PUMP_DONE;
+	}
+	/* The host's EOF: done once the user has it all (a new control stream comes later). */
+	if ((s->host_eof || ssh_channel_is_closed(s->ch)) && s->in_len == s->in_off && !s->held)
 		return PUMP_DONE;
 	/* User -> host, only while libssh has flushed the host's socket. */
 	if (!s->control && !(ssh_get_poll_flags(h->ssh) & SSH_WRITE_PENDING))
@@ -372,6 +415,13 @@ static int stream_pump(struct up_stream *s)
 	return PUMP_KEEP;
 }
 
+/* Whether a pump could do anything for s now. */
+static bool stream_wants_pump(const struct up_stream *s)
+{
+	return s->dirty || s->phase != STREAM_OPEN || s->held || s->throttled || s->fd_hup ||
+	       s->out_len > 0 || (s->fd_eof && !s->eof_sent);
+}
+
 static void stream_on_fd(struct watch *w, int fd, uint32_t revents, void *userdata)
 {
 	struct up_stream *s = userdata;
@@ -379,6 +429,7 @@ static void stream_on_fd(struct watch *w, int fd, uint32_t revents, void *userda
 	/* EPOLLHUP on a socketpair: the user closed its end; nothing can reach it any more. */
 	if (revents & (EPOLLHUP | EPOLLERR))
 		s->fd_hup = true;
+	s->dirty = true;
 	host_service(s->h);
 }
 
@@ -561,24 +612,40 @@ static void host_went_up(struct up_host *h)
 	}
 }
 
+/*
+ * Pumping one stream may run libssh's packet loop (opening a channel,
+ * reading held data), whose callbacks can mark a stream already passed
+ * dirty: its data is in libssh, not in the socket, so nothing would wake
+ * it.  A few more rounds, then a deferred event does the rest.
+ */
 static void host_pump_streams(struct up_host *h)
 {
 	struct up_stream *s, *next;
+	bool again = true;
 
-	for (s = TAILQ_FIRST(&h->streams); s; s = next) {
-		next = TAILQ_NEXT(s, entry);
-		switch (stream_pump(s)) {
-		case PUMP_KEEP:
-			stream_update_events(s);
-			break;
-		case PUMP_DONE:
-			stream_free(s);
-			break;
-		case PUMP_SESSION:
-			host_down(h, h->fail);
-			return;
+	for (unsigned round = 0; again && round < 4; round++) {
+		again = false;
+		for (s = TAILQ_FIRST(&h->streams); s; s = next) {
+			next = TAILQ_NEXT(s, entry);
+			if (!stream_wants_pump(s))
+				continue;
+			switch (stream_pump(s)) {
+			case PUMP_KEEP:
+				stream_update_events(s);
+				break;
+			case PUMP_DONE:
+				stream_free(s);
+				break;
+			case PUMP_SESSION:
+				host_down(h, h->fail);
+				return;
+			}
 		}
+		TAILQ_FOREACH(s, &h->streams, entry)
+			again = again || s->dirty;
 	}
+	if (again)
+		sd_event_source_set_enabled(h->kick, SD_EVENT_ONESHOT);
 }
 
 /* Everything a wake-up of the session or of a stream may have changed. */
@@ -673,6 +740,12 @@ static void host_on_io(struct watch *w, int fd, uint32_t revents, void *userdata
 	host_service(userdata);
 }
 
+static int host_on_kick(sd_event_source *es, void *userdata)
+{
+	host_service(userdata);
+	return 0;
+}
+
 /* Keepalive while UP: ping when the host was quiet, give up after count quiet ticks. */
 static void host_tick(struct up_host *h)
 {
@@ -743,6 +816,7 @@ static void host_connect(struct up_host *h)
 
 	h->state = UPSTREAM_CONNECTING;
 	h->phase = PHASE_CONNECT;
+	h->attempts++;
 	h->why[0] = '\0';
 	h->connected = false;
 	memset(&h->wire, 0, sizeof(h->wire));
@@ -811,6 +885,10 @@ static int host_init(struct upstream *u, struct up_host *h, const struct hosts_e
 	if (r < 0)
 		return r;
 	sd_event_source_set_enabled(h->timer, SD_EVENT_OFF);
+	r = sd_event_add_defer(u->event, &h->kick, host_on_kick, h);
+	if (r < 0)
+		return r;
+	sd_event_source_set_enabled(h->kick, SD_EVENT_OFF);
 	/* An RSA key pinned under a signature algorithm's name is an "ssh-rsa" key. */
 	snprintf(type, sizeof(type), "%s",
 		 strncmp(e->keytype, "rsa-sha2-", 9) == 0 ? "ssh-rsa" : e->keytype);
@@ -895,6 +973,7 @@ struct upstream *upstream_free(struct upstream *u)
 			continue; /* never initialised (upstream_new failed before it) */
 		host_drop_session(h);
 		h->timer = sd_event_source_disable_unref(h->timer);
+		h->kick = sd_event_source_disable_unref(h->kick);
 		ssh_key_free(h->pinned);
 	}
 	free(u->hosts);
@@ -955,6 +1034,11 @@ int upstream_open_stream(struct upstream *u, size_t i, int *ret_fd)
 	if (h->phase == PHASE_UP)
 		host_service(h);
 	return 0;
+}
+
+unsigned upstream_host_attempts(const struct upstream *u, size_t i)
+{
+	return i < u->n_hosts ? u->hosts[i].attempts : 0;
 }
 
 size_t upstream_n_streams(const struct upstream *u, size_t i)

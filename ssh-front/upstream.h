@@ -89,3 +89,5 @@ int upstream_open_stream(struct upstream *u, size_t i, int *ret_fd);
 
 /* Streams open now to host i (for tests, the bench and the log). */
 size_t upstream_n_streams(const struct upstream *u, size_t i);
+/* Connection attempts made to host i so far, the first included (for tests). */
+unsigned upstream_host_attempts(const struct upstream *u, size_t i);

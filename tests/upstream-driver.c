@@ -11,6 +11,7 @@
  *   shut ID          shut down our writing side (the host gets EOF)
  *   close ID         close our end
  *   streams HOST     -> "streams HOST N"
+ *   attempts HOST    -> "attempts HOST N" (connection attempts so far)
  *   state HOST       -> "state HOST up|connecting|down WHY"
  * Events on stdout: "state HOST STATE WHY" whenever a host's state or why
  * changes (polled every 50 ms), "data ID HEX" for bytes a stream read,
@@ -136,7 +137,7 @@ static void command(struct driver *d, char *line)
 	if (!verb || !arg)
 		return;
 	if (strcmp(verb, "open") == 0 || strcmp(verb, "streams") == 0 ||
-	    strcmp(verb, "state") == 0) {
+	    strcmp(verb, "state") == 0 || strcmp(verb, "attempts") == 0) {
 		h = upstream_find(d->up, arg);
 		if (h < 0) {
 			say("unknown %s", arg);
@@ -144,6 +145,8 @@ static void command(struct driver *d, char *line)
 		}
 		if (strcmp(verb, "streams") == 0) {
 			say("streams %s %zu", arg, upstream_n_streams(d->up, (size_t)h));
+		} else if (strcmp(verb, "attempts") == 0) {
+			say("attempts %s %u", arg, upstream_host_attempts(d->up, (size_t)h));
 		} else if (strcmp(verb, "state") == 0) {
 			char buf[300];
 
