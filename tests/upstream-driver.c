@@ -8,6 +8,10 @@
  * Commands, one per line on stdin:
  *   open HOST ID     a new stream to HOST, called ID -> "opened ID" | "refused ID ERRNO WHY"
  *   send ID TEXT     TEXT and a newline into the stream
+ *   bulk ID N        N bytes (byte i is i % 251) into the stream, as fast as it takes them
+ *   quiet ID         stop printing "data" for ID; count its bytes and check the bulk
+ *                    pattern instead -> "got ID N OK|BAD" at its EOF or on "count ID"
+ *   count ID         -> "got ID N OK|BAD"
  *   shut ID          shut down our writing side (the host gets EOF)
  *   close ID         close our end
  *   streams HOST     -> "streams HOST N"
@@ -40,6 +44,10 @@ struct drv_stream {
 	int fd;
 	struct watch *w;
 	struct driver *d;
+	size_t bulk_left, bulk_sent; /* bulk: still to write, written */
+	bool quiet;                  /* count and check instead of printing */
+	size_t got;
+	bool bad;
 };
 
 struct driver {
@@ -107,6 +115,32 @@ static void stream_close(struct drv_stream *s)
 {
 	s->w = watch_free(s->w);
 	s->fd = safe_close(s->fd);
+	s->bulk_left = s->bulk_sent = s->got = 0;
+	s->quiet = s->bad = false;
+}
+
+static void stream_events(struct drv_stream *s)
+{
+	watch_set_events(s->w, EPOLLIN | (s->bulk_left ? EPOLLOUT : 0));
+}
+
+static void stream_bulk(struct drv_stream *s)
+{
+	unsigned char buf[8192];
+
+	while (s->bulk_left) {
+		size_t n = MIN(sizeof(buf), s->bulk_left);
+		ssize_t w;
+
+		for (size_t i = 0; i < n; i++)
+			buf[i] = (unsigned char)((s->bulk_sent + i) % 251);
+		w = write(s->fd, buf, n);
+		if (w <= 0)
+			break;
+		s->bulk_sent += (size_t)w;
+		s->bulk_left -= (size_t)w;
+	}
+	stream_events(s);
 }
 
 static void on_stream(struct watch *w, int fd, uint32_t revents, void *userdata)
@@ -114,13 +148,26 @@ static void on_stream(struct watch *w, int fd, uint32_t revents, void *userdata)
 	struct drv_stream *s = userdata;
 	unsigned char buf[4096];
 	char hex[sizeof(buf) * 2 + 1];
-	ssize_t n = read(fd, buf, sizeof(buf));
+	ssize_t n;
 
+	if (revents & EPOLLOUT)
+		stream_bulk(s);
+	if (!(revents & (EPOLLIN | EPOLLHUP | EPOLLERR)))
+		return;
+	n = read(fd, buf, sizeof(buf));
 	if (n < 0 && errno == EAGAIN)
 		return;
 	if (n <= 0) {
+		if (s->quiet)
+			say("got %s %zu %s", s->id, s->got, s->bad ? "BAD" : "OK");
 		say("eof %s", s->id);
 		stream_close(s);
+		return;
+	}
+	if (s->quiet) {
+		for (ssize_t i = 0; i < n; i++)
+			s->bad = s->bad || buf[i] != (unsigned char)((s->got + (size_t)i) % 251);
+		s->got += (size_t)n;
 		return;
 	}
 	for (ssize_t i = 0; i < n; i++)
@@ -194,6 +241,13 @@ static void command(struct driver *d, char *line)
 		/* Test lines are short: the socket buffer always has room. */
 		if (write(s->fd, buf, n) != (ssize_t)n)
 			say("short-write %s", arg);
+	} else if (strcmp(verb, "bulk") == 0) {
+		s->bulk_left += rest ? strtoul(rest, NULL, 10) : 0;
+		stream_bulk(s);
+	} else if (strcmp(verb, "quiet") == 0) {
+		s->quiet = true;
+	} else if (strcmp(verb, "count") == 0) {
+		say("got %s %zu %s", s->id, s->got, s->bad ? "BAD" : "OK");
 	} else if (strcmp(verb, "shut") == 0) {
 		shutdown(s->fd, SHUT_WR);
 	} else if (strcmp(verb, "close") == 0) {

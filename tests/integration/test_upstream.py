@@ -43,6 +43,8 @@ KEEPALIVE_COUNT = 3
 # Generous: a loaded machine or ASan may be slow, and nothing here measures time.
 WAIT = 60
 MANY = 40
+# Far more than every buffer on the way (socketpairs, ours, libssh's, the SSH window).
+BULK = 8 * 1024 * 1024
 
 
 class Ctx:
@@ -309,6 +311,30 @@ def many_streams():
     # Their channels closed: only the open streams' and the control stream's cats remain.
     wait_until(lambda: cats_below(ctx.sshd.pid) == base + 1, WAIT,
                "the closed streams' cats ending (now %d)" % cats_below(ctx.sshd.pid))
+
+
+@check("bulk data both ways: every byte echoed in order through bounded buffers")
+def bulk():
+    g = ctx.gw
+    size = BULK
+    for sid in ("b1", "b2"):
+        require(g.open("good", sid) == "opened " + sid, "open " + sid)
+        g.cmd("quiet " + sid)
+        g.cmd("bulk %s %d" % (sid, size))
+
+    def counted(sid):
+        """The driver's "got SID N OK|BAD" line after asking now."""
+        n = len(g.snapshot())
+        g.cmd("count " + sid)
+        return g.wait_line(lambda ln: ln.startswith("got %s " % sid) and ln in g.snapshot()[n:],
+                           "the count of " + sid).split()
+    for sid in ("b1", "b2"):
+        last = []
+        wait_until(lambda sid=sid: last.append(counted(sid)) or int(last[-1][2]) >= size,
+                   300, "%d bytes back on %s (%s)" % (size, sid, last[-1:]), interval=0.5)
+        require(last[-1] == ["got", sid, str(size), "OK"], "%s: %s" % (sid, last[-1]))
+        require(not g.has_eof(sid), sid + " ended")
+        g.cmd("close " + sid)
 
 
 @check("a half-close reaches the host as EOF and the stream ends")
