@@ -93,6 +93,7 @@ struct up_stream {
 	bool control;
 	bool dirty;    /* something happened: pump it */
 	bool held;     /* libssh holds channel data that did not fit in `in` */
+	bool reading;  /* in ssh_channel_read_nonblocking(): leave data to it */
 	bool throttled; /* not reading the user while libssh flushes the host's socket */
 	bool host_eof; /* EOF or CLOSE from the host */
 	bool fd_eof;   /* the user shut down its writing side */
@@ -191,9 +192,14 @@ static struct up_stream *stream_free(struct up_stream *s)
 	s->w = watch_free(s->w);
 	s->fd = safe_close(s->fd);
 	s->deadline = sd_event_source_disable_unref(s->deadline);
-	/* Sends CLOSE if the channel is open; never waits for the answer. */
-	if (s->ch)
+	/*
+	 * Sends CLOSE if the channel is open, never waiting for the answer; libssh
+	 * keeps the channel until the host's CLOSE comes, so its callbacks must go.
+	 */
+	if (s->ch) {
+		ssh_remove_channel_callbacks(s->ch, &s->cb);
 		ssh_channel_free(s->ch);
+	}
 	free(s);
 	return NULL;
 }
@@ -287,6 +293,11 @@ static int stream_on_data(ssh_session ssh, ssh_channel ch, void *data, uint32_t 
 	size_t n;
 
 	s->dirty = true;
+	/* Reading held data: what comes now is after it, so it stays in libssh's buffer too. */
+	if (s->reading) {
+		s->held = true;
+		return 0;
+	}
 	/* The control stream's pongs and the host's hello only show it is alive; stderr is
 	 * not part of the protocol: both are consumed so they cannot hold the window. */
 	if (s->control || is_stderr)
@@ -312,12 +323,19 @@ static void stream_on_eof(ssh_session ssh, ssh_channel ch, void *userdata)
 	s->dirty = true;
 }
 
-/* Held data (what did not fit in in) once in has drained. */
+/*
+ * Held data (what did not fit in in) once in has drained.  The read may run
+ * libssh's packet loop; stream_on_data() then leaves new data after the
+ * held data, in order.
+ */
 static void stream_read_held(struct up_stream *s)
 {
 	while (s->held && s->in_len == 0) {
-		int n = ssh_channel_read_nonblocking(s->ch, s->in, sizeof(s->in), 0);
+		int n;
 
+		s->reading = true;
+		n = ssh_channel_read_nonblocking(s->ch, s->in, sizeof(s->in), 0);
+		s->reading = false;
 		if (n <= 0)
 			s->held = false; /* drained (0), or the host's EOF or an error: both end it */
 		else
@@ -553,6 +571,26 @@ static void host_fail_ssh(struct up_host *h, const char *what)
 	host_down(h, why);
 }
 
+/*
+ * libssh 0.10 makes the socket blocking once the TCP connect completes, and
+ * then writes its whole queue with one send() after each POLLOUT: on a
+ * blocking socket to a host that stopped reading, that send() would stop
+ * the whole gateway.  Non-blocking, it writes what fits and libssh waits for
+ * the next POLLOUT (the same as on the server side, whose sockets are
+ * accepted non-blocking in sshd.c).
+ */
+static void host_keep_nonblocking(struct up_host *h)
+{
+	socket_t fd = ssh_get_fd(h->ssh);
+	int fl;
+
+	if (fd == SSH_INVALID_SOCKET)
+		return;
+	fl = fcntl(fd, F_GETFL);
+	if (fl >= 0 && !(fl & O_NONBLOCK))
+		fcntl(fd, F_SETFL, fl | O_NONBLOCK);
+}
+
 static void host_update_events(struct up_host *h)
 {
 	int flags;
@@ -667,6 +705,7 @@ static void host_service(struct up_host *h)
 	}
 	case PHASE_CONNECT:
 		r = h->connected ? SSH_OK : ssh_connect(h->ssh);
+		host_keep_nonblocking(h);
 		if (r == SSH_AGAIN)
 			break;
 		if (r != SSH_OK) {
@@ -853,6 +892,7 @@ static void host_connect(struct up_host *h)
 
 	r = ssh_connect(h->ssh);
 	h->connected = r == SSH_OK;
+	host_keep_nonblocking(h);
 	if (r == SSH_ERROR) {
 		host_fail_ssh(h, "cannot connect");
 		return;
