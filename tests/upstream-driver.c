@@ -134,7 +134,8 @@ static void stream_bulk(struct drv_stream *s)
 
 		for (size_t i = 0; i < n; i++)
 			buf[i] = (unsigned char)((s->bulk_sent + i) % 251);
-		w = write(s->fd, buf, n);
+		/* The stream may be gone (the host was lost): EPIPE, not SIGPIPE. */
+		w = send(s->fd, buf, n, MSG_NOSIGNAL | MSG_DONTWAIT);
 		if (w <= 0)
 			break;
 		s->bulk_sent += (size_t)w;
@@ -239,7 +240,7 @@ static void command(struct driver *d, char *line)
 		size_t n = (size_t)snprintf(buf, sizeof(buf), "%s\n", rest ? rest : "");
 
 		/* Test lines are short: the socket buffer always has room. */
-		if (write(s->fd, buf, n) != (ssize_t)n)
+		if (send(s->fd, buf, n, MSG_NOSIGNAL | MSG_DONTWAIT) != (ssize_t)n)
 			say("short-write %s", arg);
 	} else if (strcmp(verb, "bulk") == 0) {
 		s->bulk_left += rest ? strtoul(rest, NULL, 10) : 0;
