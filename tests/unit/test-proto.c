@@ -457,7 +457,7 @@ static void test_builders(void **state)
 	m = proto_req_attach("web01", ATTACH_RW, 7);
 	assert_int_equal(json_integer_value(json_object_get(m, "replay")), 7);
 	json_decref(m);
-	m = proto_req_hello("ttyhub-sshd", "ssh-ed25519 AAAA", "192.0.2.1");
+	m = proto_req_hello("ttyhub-sshd", "ssh-ed25519 AAAA", "192.0.2.1", NULL, NULL);
 	assert_string_equal(member(json_object_get(m, "principal"), "key"), "ssh-ed25519 AAAA");
 	assert_string_equal(member(json_object_get(m, "principal"), "from"), "192.0.2.1");
 	json_decref(m);
