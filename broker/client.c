@@ -926,6 +926,8 @@ static void client_do_hello(struct client *c, json_t *req)
 			return;
 		}
 		c->principal = TAKE_PTR(p);
+		/* Admitted as a gateway: a reload that takes the option away revokes it (policy.h). */
+		c->principal->gateway = principal_is_gateway(c->principal);
 		snprintf(c->att.label, sizeof(c->att.label), "%s", c->principal->label);
 		snprintf(c->att.audit, sizeof(c->att.audit), "%.120s from %s", c->principal->label,
 			 c->principal->have_from ? c->principal->from : "?");
@@ -1238,8 +1240,8 @@ void client_policy_changed(struct client *c)
 	if (!c->principal || c->dead)
 		return;
 	if (policy_bind(*c->env->policy, c->principal) < 0) {
-		/* Via a gateway only the gateway's line is needed (policy.h): it went. */
-		bool via = c->principal->via;
+		/* A gateway's connection, speaking for a user or not, goes with its line or option. */
+		bool via = c->principal->via || c->principal->gateway;
 
 		log_notice("%s: %s removed from the access file (or from= no longer admits it); "
 			   "closing", c->att.audit, via ? "the gateway's key (or its gateway option)"

@@ -256,8 +256,10 @@ static const struct policy_key *policy_find(const struct policy *p, const struct
 	for (size_t i = 0; i < p->n_keys; i++) {
 		const struct policy_key *k = &p->keys[i];
 
+		/* A gateway's connection stays one or goes: only lines with the option. */
 		if (k->blob_len == pr->blob_len && memcmp(k->blob, pr->blob, pr->blob_len) == 0 &&
 		    strcmp(k->entry->keytype, pr->keytype) == 0 &&
+		    (!pr->gateway || k->entry->gateway) &&
 		    access_from_allows(k->entry, pr->have_from ? pr->from : NULL))
 			return k;
 	}

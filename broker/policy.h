@@ -81,6 +81,12 @@ struct principal {
 	char *grant_text;
 	bool listed;
 	char asserted[POLICY_COMMENT_MAX];
+	/*
+	 * Admitted as a gateway (the caller sets it after the first bind): from
+	 * then on it binds only to a line that still has `gateway`, so a reload
+	 * that takes the option away revokes the gateway's connections.
+	 */
+	bool gateway;
 };
 
 /*

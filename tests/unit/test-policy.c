@@ -375,6 +375,20 @@ static void test_via_reload(void **state)
 	assert_int_equal(policy_right(p, &a, &web01), ACCESS_NONE);
 	/* The gateway option goes: the principal no longer binds, and has no right. */
 	q = parse("consoles=\"*:rw\" " K_GW " gw\n" "consoles=\"*:rw\" " K_ALICE " al\n");
+	{
+		/* Nor does a connection admitted as the gateway (it speaks for nobody yet). */
+		struct principal g2;
+
+		gateway_bind(p, &g2, 0);
+		g2.gateway = principal_is_gateway(&g2);
+		assert_true(g2.gateway);
+		assert_int_equal(policy_right(q, &g2, &web01), ACCESS_NONE);
+		assert_int_equal(policy_bind(q, &g2), -EPERM);
+		g2.gateway = false; /* the same key as a plain key's connection: its line */
+		assert_int_equal(policy_bind(q, &g2), 0);
+		assert_int_equal(policy_right(q, &g2, &web01), ACCESS_RW);
+		principal_done(&g2);
+	}
 	assert_int_equal(policy_right(q, &a, &web01), ACCESS_NONE);
 	assert_int_equal(policy_bind(q, &a), -EPERM);
 	policy_free(p);
