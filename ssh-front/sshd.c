@@ -56,6 +56,7 @@ static void sshd_session_config(struct sshd *d)
 		.keepalive_s = d->config.keepalive_s,
 		.max_sessions_per_key = d->config.max_sessions_per_key,
 		.max_channels = d->config.max_channels,
+		.gateway = d->config.gateway,
 		.chan = { .broker = d->config.broker, .menu_timeout_s = d->config.menu_timeout_s },
 	};
 }

@@ -43,6 +43,7 @@ struct sshd_config {
 	unsigned max_sessions_per_key; /* authenticated sessions of one key */
 	unsigned max_channels;   /* per session */
 	unsigned menu_timeout_s; /* an idle console menu closes */
+	bool gateway;            /* --gateway: channels' principals carry grant + comment */
 };
 
 struct sshd {
