@@ -156,8 +156,20 @@ def speak_for_supported():
     return b"--no-consoles" in out.stdout + out.stderr
 
 
-def open_stream(name="gw"):
-    """A relay through which ttyhubd answered the gateway key's hello; returns it."""
+def speak_for(r, user="alice", grant='consoles="web*:rw"'):
+    """Send the gateway's second hello, for USER's key; returns ttyhubd's answer."""
+    r.send({"type": "hello", "version": 1, "client": "gateway-test",
+            "principal": {"key": ctx.keys[user][1].rsplit(" ", 1)[0],
+                          "from": "192.0.2.7", "grant": grant,
+                          "comment": user + " via test"}})
+    return r.next()
+
+
+def open_stream(name="gw", as_user=True):
+    """A relay through which ttyhubd answered the gateway key's hello; returns it.
+
+    as_user: when ttyhubd has the speak-for hello, the stream then speaks for alice, as a
+    gateway's streams do (her rights there equal the gateway line's: web*:rw)."""
     r = Relay(name)
     try:
         hello = r.expect_type("hello")
@@ -166,6 +178,9 @@ def open_stream(name="gw"):
                              % (e, r.stderr())) from e
     require(hello.get("principal", {}).get("fingerprint") == ctx.fp[name],
             "the hello answered is not the %s key's: %r" % (name, hello))
+    if as_user and ctx.speak_for:
+        m = speak_for(r)
+        require(m["type"] == "hello", "ttyhubd refused the speak-for hello: %r" % m)
     return r
 
 
@@ -181,7 +196,7 @@ def attach(r, console, mode="rw"):
 
 @check("the relay starts with ttyhubd's answer to the hello for the gateway key")
 def t_hello():
-    r = open_stream()
+    r = open_stream(as_user=False)
     hello = r.messages[0]
     require(hello["type"] == "hello" and hello.get("server") == "ttyhubd",
             "the first message through the relay is not ttyhubd's hello: %r" % hello)
@@ -192,12 +207,8 @@ def t_hello():
 
 @check("a speak-for hello for a user goes through the relay (when ttyhubd supports it)")
 def t_speak_for():
-    r = open_stream()
-    r.send({"type": "hello", "version": 1, "client": "gateway-test",
-            "principal": {"key": ctx.keys["alice"][1].rsplit(" ", 1)[0],
-                          "from": "192.0.2.7", "grant": 'consoles="web*:rw"',
-                          "comment": "alice via test"}})
-    m = r.next()
+    r = open_stream(as_user=False)
+    m = speak_for(r)
     if ctx.speak_for:
         require(m["type"] == "hello", "ttyhubd refused the speak-for hello: %r" % m)
         require("via gateway" in m.get("you", ""), "the answer does not say via gateway: %r"
