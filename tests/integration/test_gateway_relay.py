@@ -217,6 +217,13 @@ def t_speak_for():
         lst = r.expect_type("list")
         require(any(c["name"] == "web01" for c in lst["consoles"]),
                 "the user sees no web01 through the gateway: %r" % lst)
+        # What the gateway grants narrows the rights on the host, through the relay too.
+        r = open_stream(as_user=False)
+        m = speak_for(r, grant='consoles="web01:ro"')
+        require(m["type"] == "hello", "ttyhubd refused the speak-for hello: %r" % m)
+        r.send({"type": "list"})
+        seen = {c["name"]: c["access"] for c in r.expect_type("list")["consoles"]}
+        require(seen == {"web01": "ro"}, "a web01:ro grant through the relay lists %r" % seen)
     else:
         # An older ttyhubd: one hello per connection, the stream stays the gateway key's.
         require(m["type"] == "error" and m.get("code") == "bad-request",
