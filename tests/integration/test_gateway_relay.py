@@ -15,7 +15,9 @@ Fake guests (fake-guest --input-log) held by ttyhubd:
   count of connected sockets and the console's attachments go back;
 * the gateway's EOF is passed on: ttyhubd closes, and the channel ends with status 0;
 * flow control: a relay whose gateway stops reading while a guest writes fast holds
-  ttyhub-sshd's memory bounded, and the stream goes on when it reads again;
+  ttyhub-sshd's memory bounded, and the stream goes on when it reads again; while ttyhubd is
+  stopped (SIGSTOP) the relay stops taking the gateway's bytes (OpenSSH's window closes),
+  and after SIGCONT every byte reaches the guest, in order;
 * audit lines name the gateway key's fingerprint on open and close.
 
 The access line of the gateway key has the `gateway` option (ttyhub-access(5)); a ttyhubd
@@ -27,6 +29,7 @@ stays the gateway key's own.
 
 import os
 import re
+import select
 import signal
 import socket
 import subprocess
@@ -48,6 +51,10 @@ KEYS = {
 GUESTS = ("web01", "web02", "webbulk")
 # The bulk guest's rate: fast enough that a reader that stops falls behind at once.
 BULK_RATE = 4 * 1024 * 1024
+# Keystrokes a gateway sends while ttyhubd is stopped, and how long without progress means
+# the relay stopped taking them (a loaded machine only makes the check easier to pass).
+KEYS_TOTAL = 24 * 1024 * 1024
+STALL_S = 2.0
 # Output the guest writes while the relay's reader is stopped.
 BULK_WAIT = 32 * 1024 * 1024
 # ttyhub-sshd's memory may grow by this much while a relay's reader is stopped (its queues are
@@ -347,6 +354,46 @@ def t_flow_control():
         msg = r.pump()
         require(msg is None or msg.get("type") != "detached",
                 "detached while catching up: %r" % msg)
+
+
+@check("a stalled ttyhubd stops the relay taking the gateway's bytes; they all arrive after")
+def t_flow_to_broker():
+    r = open_stream()
+    attach(r, "web02")
+    before = len(input_log("web02"))
+    sshd_pid = ctx.front.proc.pid
+    rss0 = rss_kib(sshd_pid)
+    # Keystrokes in D frames, far more than every queue on the way holds.
+    frames = KEYS_TOTAL // 60000
+    stream = hub.frame_data(b"k" * 60000) * frames
+    marker = b"relay-after-stall-%d\n" % os.getpid()
+    sent = 0
+    os.kill(ctx.d.pid(), signal.SIGSTOP)
+    try:
+        # Send until nothing more is taken for STALL_S: the relay holds its queue full.
+        r.sock.setblocking(False)
+        while sent < len(stream):
+            _, writable, _ = select.select([], [r.sock], [], STALL_S)
+            if not writable:
+                break
+            try:
+                sent += r.sock.send(stream[sent:sent + 65536])
+            except BlockingIOError:
+                pass
+        grown = rss_kib(sshd_pid) - rss0
+    finally:
+        os.kill(ctx.d.pid(), signal.SIGCONT)
+        r.sock.setblocking(True)
+    require(sent < len(stream), "all %d MiB were taken while ttyhubd was stopped"
+            % (len(stream) >> 20))
+    require(grown < RSS_SLACK_KIB, "ttyhub-sshd grew by %d KiB while ttyhubd was stopped "
+            "(%d KiB sent)" % (grown, sent >> 10))
+    # Nothing was lost: the rest and a marker follow, and the guest gets every byte in order.
+    r.sock.sendall(stream[sent:] + hub.frame_data(marker))
+    wait_until(lambda: marker in input_log("web02"), 120, "the marker in web02's input")
+    got = input_log("web02")[before:]
+    want = b"k" * (frames * 60000) + marker
+    require(got == want, "web02 got %d bytes, not the %d sent, in order" % (len(got), len(want)))
 
 
 def main():
