@@ -130,11 +130,11 @@ void chan_close(struct chan *c, int status, const char *fmt, ...)
 		vsnprintf(text, sizeof(text), fmt, ap);
 		va_end(ap);
 		chan_notice(c, "%s", text);
+		if (c->relay)
+			relay_set_why(c->relay, text); /* the audit line says it; the relay cannot */
 	}
 	if (c->state == CHAN_ATTACHED || c->state == CHAN_RECONNECTING || c->reattach)
 		chan_audit(c, "detach", "console=%s", c->console);
-	if (c->relay)
-		relay_set_why(c->relay, fmt ? "ttyhub-sshd closed it" : NULL);
 	c->exit_status = status;
 	c->state = CHAN_CLOSING;
 	c->menu_timer = sd_event_source_disable_unref(c->menu_timer);
@@ -935,7 +935,6 @@ static void chan_on_close(ssh_session ssh, ssh_channel ch, void *userdata)
 
 	if (c->relay)
 		relay_set_why(c->relay, "the gateway closed the channel");
-
 	if (c->state == CHAN_ATTACHED || c->state == CHAN_RECONNECTING || c->reattach)
 		chan_audit(c, "detach", "console=%s reason=client-closed", c->console);
 	c->state = CHAN_CLOSING;

@@ -25,6 +25,13 @@
  * it had sent, then done (the channel sends EOF and closes); the channel
  * closing frees the relay, which closes the broker connection at once.
  *
+ * Since the relay reads no frame it never hears a revocation: ttyhubd
+ * closes a revoked gateway key's connections itself (ending their relays)
+ * and refuses the hello of any new one, and a line that lost the `gateway`
+ * option can no longer speak for anyone; the SSH session, which decided
+ * "gateway key" at login, stays until it ends or a console channel of it
+ * hears the revocation.
+ *
  * The relay borrows the libssh channel and owns the broker socket.  It
  * knows its channel only through relay_ops: libssh's unsent bytes, and a
  * wake-up when the broker socket is ready (the owner then pumps the relay
