@@ -167,9 +167,9 @@ void relay_client_eof(struct relay *r)
 static void relay_read_broker(struct relay *r)
 {
 	while (!r->broker_eof && obuf_room(&r->to_client) > 0) {
+		size_t want = MIN(obuf_room(&r->to_client), (size_t)RELAY_READ_CHUNK);
 		uint8_t *span;
-		size_t room = obuf_tail_span(&r->to_client, MIN(obuf_room(&r->to_client),
-								 (size_t)RELAY_READ_CHUNK), &span);
+		size_t room = obuf_tail_span(&r->to_client, want, &span);
 		ssize_t n = read(r->fd, span, room);
 
 		if (n > 0) {
