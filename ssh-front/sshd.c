@@ -57,6 +57,7 @@ static void sshd_session_config(struct sshd *d)
 		.keepalive_s = d->config.keepalive_s,
 		.max_sessions_per_key = d->config.max_sessions_per_key,
 		.max_channels = d->config.max_channels,
+		.gateway = d->gateway != NULL,
 		.chan = { .broker = d->config.broker, .gateway = d->gateway,
 			  .menu_timeout_s = d->config.menu_timeout_s },
 	};
