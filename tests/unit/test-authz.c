@@ -67,10 +67,14 @@ static void send_msg(int fd, json_t *msg)
 static json_t *answer(const char *key)
 {
 	const char *name = key && strncmp(key, "ssh-ed25519 ", 12) == 0 ? key + 12 : "";
-	json_t *m = proto_msg_authorized("SHA256:test", "someone@test", "someone");
+	json_t *m = proto_msg_authorized("SHA256:test", "someone@test", "someone", "", false);
 
-	if (strcmp(name, "old") == 0)
-		return m; /* a broker before gateways */
+	if (strcmp(name, "old") == 0) {
+		/* a broker before gateways */
+		json_object_del(m, "grant");
+		json_object_del(m, "gateway");
+		return m;
+	}
 	if (strcmp(name, "gateway") == 0) {
 		json_object_set_new(m, "grant", json_string("consoles=\"web*:rw\",break"));
 		json_object_set_new(m, "gateway", json_true());
