@@ -68,8 +68,13 @@ def probe(address: str, port: int, timeout: float = 2.0) -> bool:
 
 
 def free_port_on(address: str) -> int:
+    """A port free on ADDRESS a moment ago.  An address that is not ours (a host in another
+    network namespace, whose ports are all free): any port free here."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((address, 0))
+        try:
+            s.bind((address, 0))
+        except OSError:
+            s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 
 
@@ -218,8 +223,8 @@ class Host:
             self.qemu.start()
         self.daemon.start()
         self.front = HostFront(os.path.join(self.wd, self.name + "-sshd"),
-                               self.daemon.socket, self.access_lines(), self.address, wrap=self.wrap,
-                               extra_args=self.front_args)
+                               self.daemon.socket, self.access_lines(), self.address,
+                               wrap=self.wrap, extra_args=self.front_args)
         self.daemon.wait_for(lambda: self.consoles_connected(), timeout=60,
                              what="every console of %s connected" % self.name)
         return self
@@ -259,7 +264,7 @@ class Host:
 
     def signal(self, sig: int) -> None:
         """Send SIG to both processes of the host (SIGSTOP / SIGCONT: freeze it)."""
-        for p in (self.front.proc, self.daemon.proc):
+        for p in (self.front.proc if self.front else None, self.daemon.proc):
             if p is not None and p.poll() is None:
                 p.send_signal(sig)
 
