@@ -331,12 +331,14 @@ class Gateway:
                 f.write(h.hosts_file_line() + "\n")
         os.rename(tmp, self.hosts_file)
 
-    def start(self, hosts) -> "Gateway":
+    def start(self, hosts, preferred_port=None) -> "Gateway":
         self.write_hosts(hosts)
         self.daemon.start()
         self.front = GatewayFront(os.path.join(self.wd, "gw-sshd"), self.daemon.socket,
                                   self.access_lines(), self.hosts_file, self.hubs.gw_key,
-                                  extra_args=self.front_args)
+                                  extra_args=self.front_args, start=False)
+        self.front.preferred_port = preferred_port
+        self.front.start()
         return self
 
     def stop(self) -> None:
@@ -401,14 +403,14 @@ class Gateway:
 class GwHub:
     """N hosts and a gateway in one work directory.
 
-    users: names of the user keys to make (plus "gw", the gateway's key, always made).
+    users: names of the user keys to make (the gateway's own key, gw_key, is always made).
     """
 
     def __init__(self, wd: str, users=("alice",)):
         self.wd = wd
         os.makedirs(wd, exist_ok=True)
         self.keys = {u: sshhub.make_key(wd, u) for u in users}
-        self.gw_key, self.gw_pub = sshhub.make_key(wd, "gw", comment="gw@gateway")
+        self.gw_key, self.gw_pub = sshhub.make_key(wd, "gateway-key", comment="gw@gateway")
         self.hosts: list[Host] = []
         self.gateway: Optional[Gateway] = None
 
@@ -427,9 +429,11 @@ class GwHub:
         for h in self.hosts:
             h.start()
 
-    def start_gateway(self, user_lines, front_args=()) -> Gateway:
+    def start_gateway(self, user_lines, front_args=(), preferred_port=None) -> Gateway:
+        """Write the hosts file, start the gateway's ttyhubd and ttyhub-sshd (on
+        PREFERRED_PORT when it is free)."""
         self.gateway = Gateway(self, user_lines, front_args=front_args)
-        self.gateway.start(self.hosts)
+        self.gateway.start(self.hosts, preferred_port=preferred_port)
         return self.gateway
 
     def fingerprint(self, user: str) -> str:

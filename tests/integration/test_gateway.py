@@ -309,7 +309,7 @@ def t_takeover_and_audit():
             if c is not None:
                 c.close()
     log = h3.daemon.log()
-    fp_user, fp_gw = ctx.hubs.fingerprint("alice"), ctx.hubs.fingerprint("gw")
+    fp_user, fp_gw = ctx.hubs.fingerprint("alice"), gwhub.sshhub.fingerprint(ctx.hubs.gw_key)
     both = [ln for ln in log.splitlines() if fp_user in ln and fp_gw in ln]
     assert both, "no h3 ttyhubd line names %s and %s:\n%s" % (fp_user, fp_gw, log[-3000:])
     assert "via gateway" in log, log[-3000:]
