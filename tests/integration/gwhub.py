@@ -177,15 +177,16 @@ class HostFront(sshhub.SshFront):
 class Host:
     """One host: ttyhubd (managed) + ttyhub-sshd on its own loopback address.
 
-    fakes: names of synthetic guests (fake-guest, --console NAME); qemu: name of a real
-    QEMU guest (or None), its console NAME:serial0.  gateway_line: the options of the
+    fakes: names of synthetic guests (fake-guest, --console NAME); sockets: {NAME: path} of
+    chardev sockets the caller serves (the benchmarks' guests); qemu: name of a real QEMU
+    guest (or None), its console NAME:serial0.  gateway_line: the options of the
     gateway key's line here (the `gateway` option is added).  user_lines: {user: options}
     for keys that may also log in here directly (options None: no line).
     """
 
     def __init__(self, hubs: "GwHub", index: int, name: str, fakes=(), qemu=None,
                  gateway_line='consoles="*:rw",break', user_lines=None, fake_rate=64 * 50,
-                 address=None, wrap=(), front_args=()):
+                 address=None, wrap=(), front_args=(), sockets=None):
         self.hubs = hubs
         self.name = name
         self.address = address or host_address(index)
@@ -197,9 +198,10 @@ class Host:
         self.qemu = None
         self.qemu_name = qemu
         self.wrap = list(wrap)
+        self.sockets = dict(sockets or {})  # consoles whose guests the caller runs
         args = []
-        for n, g in self.fakes.items():
-            args += ["--console", "%s=%s" % (n, g.sock)]
+        for n, path in [(n, g.sock) for n, g in self.fakes.items()] + list(self.sockets.items()):
+            args += ["--console", "%s=%s" % (n, path)]
         if qemu:
             import guest as G  # noqa: PLC0415 - QEMU only when a host has a real guest
             self.qemu = G.Guest(self.wd, qemu, start=False)
@@ -231,7 +233,7 @@ class Host:
 
     def consoles(self) -> list[str]:
         """The console names ttyhubd serves here (as the host itself names them)."""
-        names = list(self.fakes)
+        names = list(self.fakes) + list(self.sockets)
         if self.qemu_name:
             names.append(self.qemu_name + ":serial0")
         return names
