@@ -9,6 +9,12 @@ paused and are resumed once ttyhubd holds their consoles, so the whole boot
 is in the history and replays on attach.  ttyhub-sshd and ttyhub-webd (plain
 HTTP on a free loopback port: loopback only) serve the same consoles; the demo
 prints a one-time web link minted with `ttyhub web-link`.
+
+With --hosts N it shows the gateway instead (issue 16): N hosts, each its own ttyhubd and
+ttyhub-sshd on its own loopback address (127.0.1.1, 127.0.1.2, ...) with a synthetic guest
+"web" printing a line a second, a QEMU guest "vm" on the second host, and a gateway
+(ttyhubd --no-consoles + ttyhub-sshd --gateway) on 127.0.0.1:2222 (or a free port) in front
+of them; it prints how to reach the guest on the second host through the gateway.
 """
 
 import argparse
@@ -24,6 +30,7 @@ TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(TOP, "tests", "integration"))
 os.environ.setdefault("TTYHUB_BUILD", os.path.join(TOP, "build"))
 import guest as G  # noqa: E402
+import gwhub  # noqa: E402
 import hub  # noqa: E402
 import net  # noqa: E402
 import runner  # noqa: E402
@@ -117,12 +124,114 @@ def check(d, ssh_command):
     print("demo check: demo2:console1 answers over SSH", flush=True)
 
 
+def gateway_known_hosts(wd, front):
+    """A known_hosts file for the gateway's ttyhub-sshd; returns its path."""
+    hostpub = subprocess.run(["ssh-keygen", "-y", "-f", front.host_key],
+                             capture_output=True, check=True).stdout.decode().strip()
+    path = os.path.join(wd, "known_hosts")
+    with open(path, "w") as f:
+        f.write(f"[127.0.0.1]:{front.port} {hostpub}\n")
+    return path
+
+
+def check_hosts(hubs, ssh_command):
+    """Every host is up on the gateway, the merged list names every host's consoles, and the
+    QEMU guest on the second host answers through the gateway (by bare name and HOST/NAME)."""
+    gw = hubs.gateway
+    gw.wait_up([h.name for h in hubs.hosts])
+    names = {c["name"] for c in gw.list("demo")["consoles"]}
+    for h in hubs.hosts:
+        for c in h.consoles():
+            assert "%s/%s" % (h.name, c) in names, (h.name, c, sorted(names))
+    vm_host = hubs.hosts[1 if len(hubs.hosts) > 1 else 0].name
+    for login in ("vm", vm_host + "/vm"):
+        p = G.Pty(["ssh", "-tt"] + ssh_command(login)[1:])
+        try:
+            p.expect(r"attached to \S+ read-write", timeout=60)
+            G.sync_shell(p, timeout=120)
+            p.send("echo $((6*7))\r")
+            p.expect(rb"(?m)^42\r?$", timeout=30)
+            p.send(b"\x05c.")
+            assert p.wait(20) == 0
+        finally:
+            p.close()
+        print("demo check: %s answers through the gateway" % login, flush=True)
+
+
+def main_hosts(args):
+    """The gateway demo: N hosts and a gateway (see the module's docstring)."""
+    n = args.hosts
+    wd = args.dir
+    shutil.rmtree(wd, ignore_errors=True)
+    os.makedirs(wd)
+    hubs = gwhub.GwHub(wd, users=("demo",))
+    vm_index = 1 if n > 1 else 0
+    for i in range(n):
+        hubs.add_host("h%d" % (i + 1), fakes=("web",), qemu="vm" if i == vm_index else None,
+                      fake_rate=64)
+    res = runner.Runner() if args.check else None
+    status = 0
+    try:
+        hubs.start_hosts()
+        gw = hubs.start_gateway({"demo": 'consoles="*:rw",break'}, preferred_port=2222)
+        key = hubs.keys["demo"][0]
+        known_hosts = gateway_known_hosts(wd, gw.front)
+
+        def command(user):
+            return ["ssh", "-p", str(gw.front.port), "-i", key, "-o", "IdentitiesOnly=yes",
+                    "-o", "UserKnownHostsFile=" + known_hosts, user + "@127.0.0.1"]
+        if res is not None:
+            res.run("the gateway lists every host and reaches the guest on the second host",
+                    check_hosts, hubs, command)
+            return 0
+        gw.wait_up([h.name for h in hubs.hosts], timeout=120)
+        vm_host = hubs.hosts[vm_index].name
+        ssh = " ".join(command(vm_host + "/vm"))
+        ssh_ = ssh[:-len(vm_host + "/vm@127.0.0.1")]
+        print(gw.run("demo", "list").stdout.decode())
+        print("""ttyhub gateway demo is running: {n} hosts, each its own ttyhubd and ttyhub-sshd
+on its own loopback address ({addrs}), and a gateway in front of them on
+127.0.0.1:{port} (ttyhubd --no-consoles, ttyhub-sshd --gateway {hosts_file}).
+
+Reach the QEMU guest on the second host ({vm_host}) through the gateway:
+
+  {ssh}          # HOST/NAME always works
+  {ssh_}vm@127.0.0.1             # a bare name works while it is unique
+  {ssh_}{vm_host}/vm+ro@127.0.0.1      # watch read-only
+  {ssh_}x@127.0.0.1 list         # every host's consoles (web is on every host:
+                                 # type h1/web, h2/web, ...)
+
+Inside a console: Ctrl-E c ? for help, Ctrl-E c . to detach.
+Logs: {wd}/HOST and {wd}/gw. Press Ctrl-C here to stop the demo.
+""".format(n=n, addrs=", ".join(h.address for h in hubs.hosts), port=gw.front.port,
+           hosts_file=gw.hosts_file, vm_host=vm_host, ssh=ssh, ssh_=ssh_, wd=wd), flush=True)
+        signal.sigwait({signal.SIGINT, signal.SIGTERM})
+        print("\nstopping the demo", flush=True)
+    except Exception as e:  # noqa: BLE001 - say what went wrong, then clean up
+        print("demo failed: %s" % e, file=sys.stderr)
+        if res is not None:
+            res.failed += 1
+            print(hubs.logs(), flush=True)
+        status = 1
+    finally:
+        hubs.stop()
+        if res is not None:
+            res.finish()
+    return status
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--check", action="store_true",
                     help="verify every console answers, then stop")
     ap.add_argument("--dir", default=os.environ.get("TTYHUB_DEMO_DIR", "/tmp/ttyhub-demo"))
+    ap.add_argument("--hosts", type=int, default=0, metavar="N",
+                    help="N hosts (1..9) and a gateway in front of them instead")
     args = ap.parse_args()
+    if args.hosts:
+        if not 1 <= args.hosts <= 9:
+            ap.error("--hosts: 1 to 9")
+        return main_hosts(args)
 
     wd = args.dir
     shutil.rmtree(wd, ignore_errors=True)
