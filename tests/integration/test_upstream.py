@@ -12,9 +12,10 @@ subsystem is /bin/cat (every stream echoes).  No ttyhubd: this proves the transp
   "key refused by the host";
 * many streams at once each get their own bytes back; closing them closes their channels
   (the host's /bin/cat processes end) and a half-close reaches the host as EOF;
-* with the sshd and every session process SIGSTOPped, keepalive finds the host dead
-  ("no answer for N s"), every stream reads EOF; after SIGCONT the host comes back up by
-  itself and a new stream echoes again.
+* with the sshd and every session process SIGSTOPped (and bulk data in flight), keepalive
+  finds the host dead ("no answer for N s"), every stream reads EOF, the gateway keeps
+  answering; a stream opened while the retry hangs in CONNECTING waits, with the bytes
+  written to it, and echoes once the host is back after SIGCONT; new streams echo again.
 
 No time bound is tight: every wait is wait_until with a generous timeout.
 """
@@ -40,6 +41,8 @@ DRIVER = os.path.join(hub.BUILD, "tests", "upstream-driver")
 OPENSSH_SSHD = "/usr/sbin/sshd"
 KEEPALIVE_S = 2
 KEEPALIVE_COUNT = 3
+# Long: a stream that waits for a connecting host must outlast the stop below.
+CONNECT_TIMEOUT_S = 30
 # Generous: a loaded machine or ASan may be slow, and nothing here measures time.
 WAIT = 60
 MANY = 40
@@ -372,9 +375,22 @@ def keepalive_and_reconnect():
         answer = g.open("good", "k4")
         require(answer.startswith("refused k4 113 no answer for") or answer == "opened k4",
                 answer)
+        # A retry hangs in CONNECTING (the kernel accepts, the stopped sshd says nothing):
+        # a stream opened now waits for the session, bytes written to it too.
+        waiting = None
+        for n in range(5):
+            g.wait_state("good", "connecting")
+            if g.open("good", "w%d" % n) == "opened w%d" % n:
+                waiting = "w%d" % n
+                break
+        require(waiting, "no stream could wait for a connecting host")
+        g.cmd("send %s written while the host was away" % waiting)
     finally:
         ctx.sshd.signal_all(signal.SIGCONT)
     g.wait_state("good", "up")
+    wait_until(lambda: g.got(waiting) == b"written while the host was away\n", WAIT,
+               "the waiting stream's bytes echoed once the host is up (got %r)"
+               % g.got(waiting))
     require(g.open("good", "k5") == "opened k5", "open after the host came back")
     g.echo("k5", "after the host came back")
 
@@ -405,7 +421,7 @@ def main():
         f.write("closed 127.0.0.1:%d %s\n" % (net.free_port(), pinned(hostkey)))
     user = pwd.getpwuid(os.getuid()).pw_name
     args = ["--keepalive", str(KEEPALIVE_S), "--count", str(KEEPALIVE_COUNT),
-            "--timeout", "10", "--user", user]
+            "--timeout", str(CONNECT_TIMEOUT_S), "--user", user]
     try:
         ctx.gw = Driver(wd, "gateway", hosts, gwkey, *args)
         ctx.stranger = Driver(wd, "stranger", hosts, stranger, *args)
