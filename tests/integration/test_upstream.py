@@ -8,7 +8,8 @@ subsystem is /bin/cat (every stream echoes).  No ttyhubd: this proves the transp
 * a host pinned to another key is DOWN with "host key does not match the pinned key
   (offered SHA256:..., pinned SHA256:...)" naming both fingerprints, a stream to it is
   refused (or, while a retry runs, ends at once), and the retries log it once;
-* a closed port is "connection refused"; a gateway key the host does not know is
+* a host with no key of the pinned type says so, in the same words; a closed port is
+  "connection refused"; a gateway key the host does not know is
   "key refused by the host";
 * many streams at once each get their own bytes back; closing them closes their channels
   (the host's /bin/cat processes end) and a half-close reaches the host as EOF;
@@ -275,8 +276,16 @@ def changed_key():
     # The retries (1 s, 2 s, ...) fail the same way: the log says it once.
     wait_until(lambda: g.ask("attempts", "changed") >= 3 and g.state("changed")[0] == "down",
                WAIT, "three attempts on the changed host", interval=0.2)
-    require(g.log().count("host key does not match") == 1,
-            "logged %d times" % g.log().count("host key does not match"))
+    logged = [ln for ln in g.log().splitlines()
+              if "host changed " in ln and "host key does not match" in ln]
+    require(len(logged) == 1, "logged %d times: %s" % (len(logged), logged))
+
+
+@check("a host without a key of the pinned type is refused with the same why")
+def other_type():
+    ctx.gw.wait_state("othertype", "down", re.escape(
+        "host key does not match the pinned key (the host has no ecdsa-sha2-nistp256 key, "
+        "pinned %s)" % ctx.ecdsa_fp))
 
 
 @check("a closed port is refused")
@@ -408,6 +417,8 @@ def main():
     stranger, _ = sshhub.make_key(wd, "stranger")
     ctx.host_fp = fingerprint(hostkey + ".pub")
     ctx.other_fp = fingerprint(other + ".pub")
+    ecdsa, _ = sshhub.make_key(wd, "ecdsakey", type="ecdsa")
+    ctx.ecdsa_fp = fingerprint(ecdsa + ".pub")
     ctx.sshd = OpenSshd(os.path.join(wd, "sshd"), hostkey, gwpub)
 
     def pinned(path):
@@ -418,6 +429,7 @@ def main():
         f.write("# NAME ADDRESS:PORT KEYTYPE BASE64\n")
         f.write("good 127.0.0.1:%d %s\n" % (ctx.sshd.port, pinned(hostkey)))
         f.write("changed 127.0.0.1:%d %s\n" % (ctx.sshd.port, pinned(other)))
+        f.write("othertype 127.0.0.1:%d %s\n" % (ctx.sshd.port, pinned(ecdsa)))
         f.write("closed 127.0.0.1:%d %s\n" % (net.free_port(), pinned(hostkey)))
     user = pwd.getpwuid(os.getuid()).pw_name
     args = ["--keepalive", str(KEEPALIVE_S), "--count", str(KEEPALIVE_COUNT),
