@@ -8,7 +8,8 @@ subsystem is /bin/cat (every stream echoes).  No ttyhubd: this proves the transp
 * a host pinned to another key is DOWN with "host key does not match the pinned key
   (offered SHA256:..., pinned SHA256:...)" naming both fingerprints, a stream to it is
   refused (or, while a retry runs, ends at once), and the retries log it once;
-* a host with no key of the pinned type says so, in the same words; a closed port is
+* a host with no key of the pinned type says so, in the same words; a host that refuses
+  the subsystem (its access line lacks `gateway`) is down, saying so; a closed port is
   "connection refused"; a gateway key the host does not know is
   "key refused by the host";
 * many streams at once each get their own bytes back; closing them closes their channels
@@ -101,7 +102,7 @@ class OpenSshd(proc.Service):
 
     label = "sshd"
 
-    def __init__(self, wd, hostkey, authorized):
+    def __init__(self, wd, hostkey, authorized, subsystem=True):
         os.makedirs(wd, exist_ok=True)
         super().__init__(wd, os.path.join(wd, "sshd.log"), check_exit=False)
         if os.getuid() == 0:
@@ -115,7 +116,8 @@ class OpenSshd(proc.Service):
                     "AuthorizedKeysFile %s/authorized_keys\nPasswordAuthentication no\n"
                     "KbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\n"
                     "PidFile none\nMaxStartups 100:30:200\nMaxSessions 200\nLogLevel VERBOSE\n"
-                    "Subsystem ttyhub-broker /bin/cat\n" % (self.port, hostkey, wd))
+                    "%s\n" % (self.port, hostkey, wd,
+                               "Subsystem ttyhub-broker /bin/cat" if subsystem else ""))
         self.start()
 
     def command(self):
@@ -288,6 +290,13 @@ def other_type():
         "pinned %s)" % ctx.ecdsa_fp))
 
 
+@check("a host that refuses the subsystem is down, saying so")
+def no_subsystem():
+    ctx.gw.wait_state("nosub", "down", re.escape(
+        "the host refused the ttyhub-broker subsystem (is the gateway option on this key's "
+        "access line?)"))
+
+
 @check("a closed port is refused")
 def closed_port():
     ctx.gw.wait_state("closed", "down", "^connection refused$")
@@ -420,6 +429,7 @@ def main():
     ecdsa, _ = sshhub.make_key(wd, "ecdsakey", type="ecdsa")
     ctx.ecdsa_fp = fingerprint(ecdsa + ".pub")
     ctx.sshd = OpenSshd(os.path.join(wd, "sshd"), hostkey, gwpub)
+    nosub = OpenSshd(os.path.join(wd, "sshd-nosub"), hostkey, gwpub, subsystem=False)
 
     def pinned(path):
         with open(path + ".pub") as f:
@@ -430,6 +440,7 @@ def main():
         f.write("good 127.0.0.1:%d %s\n" % (ctx.sshd.port, pinned(hostkey)))
         f.write("changed 127.0.0.1:%d %s\n" % (ctx.sshd.port, pinned(other)))
         f.write("othertype 127.0.0.1:%d %s\n" % (ctx.sshd.port, pinned(ecdsa)))
+        f.write("nosub 127.0.0.1:%d %s\n" % (nosub.port, pinned(hostkey)))
         f.write("closed 127.0.0.1:%d %s\n" % (net.free_port(), pinned(hostkey)))
     user = pwd.getpwuid(os.getuid()).pw_name
     args = ["--keepalive", str(KEEPALIVE_S), "--count", str(KEEPALIVE_COUNT),
@@ -446,6 +457,7 @@ def main():
     finally:
         ctx.sshd.signal_all(signal.SIGCONT)
         ctx.sshd.stop()
+        nosub.stop()
     res.finish(wd)
 
 
