@@ -282,7 +282,8 @@ def main():
         res.run("a user whose own line on the host is ro stays ro", t_host_line_ro)
         res.run("malformed and repeated speak-for hellos; no authorize or web-link",
                 t_refusals)
-        res.run("SIGHUP without the gateway option or line revokes its connections", t_reload_revokes)
+        res.run("SIGHUP without the gateway option or line revokes its connections",
+                t_reload_revokes)
         res.run("ttyhubd --no-consoles: no console, authorize with grant and gateway",
                 t_no_consoles)
     finally:
