@@ -228,7 +228,8 @@ def t_reload_revokes():
 
 
 def t_no_consoles():
-    wd = hub.workdir("gwbroker")
+    wd = os.path.join(ctx.wd, "gwbroker")  # removed with the test's own directory
+    os.mkdir(wd)
     d = hub.Daemon(wd, "--front-user", ctx.user, "--no-consoles")
     d.write_access([GATEWAY_LINE + " " + ctx.pub["gw"],
                     'consoles="web*:rw,db01:ro" ' + ctx.pub["alice"]])
