@@ -87,7 +87,7 @@ static void help(void)
 	       "  --libvirt-qemu-monitor allow serial break on libvirt domains through the QEMU\n"
 	       "                         monitor (needs a read-write connection; taints them)\n"
 	       "  --no-consoles          no console source at all, not even the default (the\n"
-	       "                         broker of a gateway: ttyhub-sshd --gateway)\n\n"
+	       "                         broker of a gateway's ttyhub-sshd)\n\n"
 	       "Options:\n"
 	       "  --config FILE          options, one \"option = value\" per line\n"
 	       "                         (default %s, if it exists)\n"
