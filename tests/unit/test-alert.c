@@ -5,7 +5,11 @@
  * stripped before matching, over-long lines (matched once on their first
  * ALERT_LINE_MAX bytes, the rest skipped), one alert per line, and the rate
  * limit on an injected clock with the suppressed count carried by the next
- * alert let through.
+ * alert let through.  Then the console's side (console.c) on a real loop and
+ * a guest socket: output is scanned as it arrives, each byte once (not the
+ * console's own marker lines), an alert is a stderr line (no journal here)
+ * and a notice to everyone attached after the line was flushed to them, the
+ * set can be swapped under a live console, and the rate limit is per console.
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -15,9 +19,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <cmocka.h>
+#include "broker-fixture.h"
 
 #include "alert.h"
+#include "console.h"
+#include "domain.h"
+#include "server.h"
 
 #define SEC UINT64_C(1000000)
 
@@ -327,6 +336,177 @@ static void test_rate_limit(void **state)
 	alert_set_free(set);
 }
 
+/* ---- the console's side --------------------------------------------------- */
+
+#define NOTICES 32
+struct att {
+	struct console_attachment att;
+	char notices[NOTICES][512];
+	bool flushed_before[NOTICES]; /* everything read was flushed when it came */
+	unsigned n;
+};
+
+static struct att *att_of(struct console_attachment *a)
+{
+	return (struct att *)((char *)a - offsetof(struct att, att));
+}
+
+static void att_notice(struct console_attachment *a, const char *text)
+{
+	struct att *t = att_of(a);
+
+	assert_true(t->n < NOTICES);
+	snprintf(t->notices[t->n], sizeof(t->notices[0]), "%s", text);
+	t->flushed_before[t->n] = a->pos == ring_head(&a->console->ring);
+	t->n++;
+}
+
+static void att_send(struct console_attachment *a, json_t *msg)
+{
+	json_decref(msg);
+}
+
+static void att_flush(struct console_attachment *a)
+{
+	a->pos = ring_head(&a->console->ring);
+}
+
+static void att_resume_input(struct console_attachment *a)
+{
+}
+
+static void att_who(const struct console_attachment *a, bool with_local,
+		    struct proto_who_client *ret)
+{
+}
+
+static const struct console_attachment_ops att_ops = {
+	.notice = att_notice,
+	.send = att_send,
+	.flush = att_flush,
+	.resume_input = att_resume_input,
+	.who = att_who,
+};
+
+static unsigned alert_notices(const struct att *t)
+{
+	unsigned n = 0;
+
+	for (unsigned i = 0; i < t->n; i++)
+		n += strncmp(t->notices[i], "alert ", 6) == 0;
+	return n;
+}
+
+/* The guest writes text; the loop runs until the console has read all of it. */
+static void guest_says(sd_event *e, struct guest *g, struct console *c, const char *text)
+{
+	uint64_t want = ring_head(&c->ring) + strlen(text);
+
+	assert_int_equal(write(g->fd, text, strlen(text)), (ssize_t)strlen(text));
+	LOOP_UNTIL(e, ring_head(&c->ring) >= want);
+	loop_pump(e);
+}
+
+static void test_console(void **state)
+{
+	static const char *const specs[] = { "colour=^MARKER$", NULL };
+	const struct server_config cfg = {
+		.socket_path = "/nonexistent/ttyhub-unit.sock",
+		.ring_size = 64 * 1024,
+		.default_replay = 10,
+		.admin_gid = (gid_t)-1,
+		.max_clients = 16,
+	};
+	struct console_spec spec = {
+		.vm = "vm", .alias = "serial0", .origin = "test", .primary = true,
+		.supported = true, .backend = DOMXML_BACKEND_UNIX, .type = "unix",
+	};
+	struct alert_set *set = set_of(true, specs);
+	struct att t = { .att = { .ops = &att_ops, .right = ACCESS_RO } };
+	char errpath[] = "/tmp/ttyhub-unit-alert-XXXXXX", log[8192];
+	struct server s;
+	struct console *c;
+	struct guest g;
+	sd_event *e;
+	int errfd, saved;
+	ssize_t n;
+
+	/* stderr into a file: no journal here, so alerts are stderr lines. */
+	unsetenv("JOURNAL_STREAM");
+	errfd = mkstemp(errpath);
+	assert_true(errfd >= 0);
+	unlink(errpath);
+	fflush(stderr);
+	saved = dup(STDERR_FILENO);
+	assert_true(saved >= 0 && dup2(errfd, STDERR_FILENO) == STDERR_FILENO);
+
+	assert_int_equal(sd_event_new(&e), 0);
+	assert_int_equal(server_init(&s, e, &cfg), 0);
+	s.console_env.alerts = set;
+	guest_listen(&g);
+	spec.path = g.path;
+	assert_int_equal(domain_add_console(&s.source_env, &spec, &c), 0);
+	guest_accept(&g, e);
+	LOOP_UNTIL(e, c->chardev.state == CHARDEV_CONNECTED);
+	console_attach(c, &t.att, ATTACH_RO, 0);
+	t.n = 0;
+
+	/* Half a line: nothing yet; its end raises the alert, after the line was flushed. */
+	guest_says(e, &g, c, "boot ok\r\nKernel pa");
+	assert_int_equal(alert_notices(&t), 0);
+	guest_says(e, &g, c, "nic - not syncing\r\n\x1b[1mMARK\x1b[0mER\r\n");
+	assert_int_equal(t.n, 2);
+	assert_string_equal(t.notices[0], "alert panic: Kernel panic - not syncing");
+	assert_string_equal(t.notices[1], "alert colour: MARKER");
+	assert_true(t.flushed_before[0] && t.flushed_before[1]);
+
+	/* ttyhub's own marker lines are not guest output: not scanned. */
+	console_mark(c, "Kernel panic in a marker");
+	assert_int_equal(alert_notices(&t), 2);
+	/* Guest text is escaped in the notice. */
+	guest_says(e, &g, c, "Oops: \xff\xfe\n");
+	assert_string_equal(t.notices[t.n - 1], "alert oops: Oops: \\xff\\xfe");
+
+	/* No set (a reload could do that): nothing; a new set applies at once. */
+	s.console_env.alerts = NULL;
+	guest_says(e, &g, c, "Kernel panic\n");
+	assert_int_equal(alert_notices(&t), 3);
+	s.console_env.alerts = set;
+
+	/* The rate limit: 5 in the window, then silence. */
+	for (int i = 0; i < 20; i++)
+		guest_says(e, &g, c, "BUG: again\n");
+	assert_int_equal(alert_notices(&t), ALERT_RATE_BURST);
+	assert_int_equal(c->alerts.dropped, 20 - (ALERT_RATE_BURST - 3));
+
+	/* The stderr lines, one per alert, crit for the defaults and err for the others. */
+	fflush(stderr);
+	n = pread(errfd, log, sizeof(log) - 1, 0);
+	assert_true(n > 0);
+	log[n] = '\0';
+	assert_non_null(strstr(log, "<2>ttyhub: alert panic on vm:serial0: Kernel panic - not "
+				    "syncing\n"));
+	assert_non_null(strstr(log, "<3>ttyhub: alert colour on vm:serial0: MARKER\n"));
+	assert_non_null(strstr(log, "<2>ttyhub: alert oops on vm:serial0: Oops: \\xff\\xfe\n"));
+	{
+		unsigned lines = 0;
+
+		for (const char *p = log; (p = strstr(p, ": alert ")); p++)
+			lines++;
+		assert_int_equal(lines, ALERT_RATE_BURST);
+	}
+
+	assert_true(dup2(saved, STDERR_FILENO) == STDERR_FILENO);
+	close(saved);
+	close(errfd);
+	console_detach(c, &t.att, false);
+	s.console_env.alerts = NULL;
+	server_done(&s);
+	guest_done(&g);
+	sd_event_unref(e);
+	alert_set_free(set);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -337,6 +517,7 @@ int main(void)
 		cmocka_unit_test(test_escapes),
 		cmocka_unit_test(test_long_lines),
 		cmocka_unit_test(test_rate_limit),
+		cmocka_unit_test(test_console),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
