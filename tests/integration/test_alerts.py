@@ -15,7 +15,7 @@ lines ("alert NAME on CONSOLE: LINE").
   while that happens.
 * An invalid regex (command line or configuration file): ttyhubd exits non-zero with an
   error naming the spec and the regex error.  On SIGHUP, a configuration with one keeps
-  the old alerts, and a good one replaces them.
+  the old alerts, and a good one replaces them (no-default-alerts drops the defaults).
 """
 
 import os
@@ -188,12 +188,12 @@ def t_reload(d, c, conf):
     run_shell(c, "echo R$((2+3))ELOAD", b"R5ELOAD")
     new = alerts(d, "vm")[len(before):]
     runner.require(new == [("marker", "vm", "MARKER55 NEW66")], new)
-    # A good one replaces them: only the defaults and newone now.
+    # A good one replaces them: only newone now (no-default-alerts: not even panic).
     with open(conf, "w") as f:
-        f.write("alert = newone=NEW[0-9]+\n")
+        f.write("alert = newone=NEW[0-9]+\nno-default-alerts = yes\n")
     d.reload()
     before = alerts(d, "vm")
-    run_shell(c, "printf 'MARK%s56\\nNE%s67\\n' ER W", b"# ")
+    run_shell(c, "printf 'MARK%s56\\nKernel pa%sic\\nNE%s67\\n' ER n W", b"# ")
     runner.wait_until(lambda: len(alerts(d, "vm")) > len(before), 30, "the new alert")
     run_shell(c, "echo R$((3+3))ELOAD", b"R6ELOAD")
     new = alerts(d, "vm")[len(before):]
