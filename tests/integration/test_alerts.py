@@ -13,6 +13,10 @@ lines ("alert NAME on CONSOLE: LINE").
 * The synthetic guest writes 10,000 lines that all match: the alerts are bounded by the
   rate limit over the run time (5 per started minute), and the QEMU guest's shell answers
   while that happens.
+* Under a journal (a private mount namespace whose /run/systemd/journal/socket is the
+  test's, and JOURNAL_STREAM naming ttyhubd's stderr, as systemd sets it): an alert is one
+  native journal entry with MESSAGE_ID, PRIORITY and the TTYHUB_* fields, and nothing on
+  stderr.
 * An invalid regex (command line or configuration file): ttyhubd exits non-zero with an
   error naming the spec and the regex error.  On SIGHUP, a configuration with one keeps
   the old alerts, and a good one replaces them (no-default-alerts drops the defaults).
@@ -20,6 +24,8 @@ lines ("alert NAME on CONSOLE: LINE").
 
 import os
 import re
+import socket
+import struct
 import subprocess
 import sys
 import time
@@ -200,10 +206,85 @@ def t_reload(d, c, conf):
     runner.require(new == [("newone", "vm", "NEW67")], new)
 
 
+MESSAGE_ID = "60af5a679d5f45b888fbfb6ff5083175"
+
+
+def journal_fields(b):
+    """The fields of one native journal protocol datagram (systemd's journal-native docs)."""
+    fields, i = {}, 0
+    while i < len(b):
+        nl = b.index(b"\n", i)
+        line = b[i:nl]
+        if b"=" in line:
+            k, v = line.split(b"=", 1)
+            i = nl + 1
+        else:  # NAME\n, 64-bit little-endian size, the value, \n
+            k = line
+            n = struct.unpack("<Q", b[nl + 1:nl + 9])[0]
+            v = b[nl + 9:nl + 9 + n]
+            i = nl + 9 + n + 1
+        fields[k.decode()] = v.decode(errors="replace")
+    return fields
+
+
+def t_journal(wd):
+    jdir = os.path.join(wd, "journal")
+    os.mkdir(jdir)
+    js = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    js.bind(os.path.join(jdir, "socket"))
+    js.settimeout(30)
+    sock = os.path.join(wd, "jfg.sock")
+    # A tmpfs on /run (private to ttyhubd), the test's directory as /run/systemd/journal.
+    wrap = ["unshare", "-m", "--propagation", "private", "sh", "-c",
+            "mount -t tmpfs none /run && mkdir -p /run/systemd/journal && "
+            "mount --bind %s /run/systemd/journal && "
+            "export JOURNAL_STREAM=$(stat -L -c %%d:%%i /proc/self/fd/2) && exec \"$0\" \"$@\""
+            % jdir]
+    d = hub.Daemon(wd, "--console", "jfg=" + sock, "--alert", "first=^jt 0{12} ",
+                   name="ttyhubd-journal", wrap=wrap).start()
+    fg = subprocess.Popen([hub.FAKE_GUEST, "--socket", sock, "--tag", "jt", "--line-length",
+                           "40", "--bytes", str(40 * 100), "--wait-client", "--stats",
+                           sock + ".stats"])
+    try:
+        entry = None
+        while entry is None or entry.get("TTYHUB_ALERT") != "first":
+            entry = journal_fields(js.recv(1 << 16))
+        assert fg.wait(60) == 0
+        line = entry["TTYHUB_LINE"]
+        runner.require(re.fullmatch(r"jt 0{12} [a-z]+", line), entry)
+        want = {"MESSAGE": "alert first on jfg: " + line, "MESSAGE_ID": MESSAGE_ID,
+                "PRIORITY": "3", "TTYHUB_CONSOLE": "jfg", "TTYHUB_VM": "jfg",
+                "TTYHUB_ALERT": "first", "TTYHUB_SUPPRESSED": "0",
+                "SYSLOG_IDENTIFIER": "ttyhubd"}
+        got = {k: entry.get(k) for k in want}
+        runner.require(got == want, (got, want))
+        # Nothing more (line 0 alone matches), and no alert line on stderr.
+        c = attach(d, "jfg", mode="ro", replay="all")
+        c.read_data_until(b"jt %012d " % 99, timeout=30)
+        c.close()
+        js.settimeout(0.5)
+        more = []
+        try:
+            while True:
+                more.append(journal_fields(js.recv(1 << 16)))
+        except TimeoutError:
+            pass
+        runner.require(not [m for m in more if "TTYHUB_ALERT" in m], more)
+        runner.require(not alerts(d), d.log()[-2000:])
+    finally:
+        if fg.poll() is None:
+            fg.terminate()
+            fg.wait()
+        d.stop()
+        js.close()
+
+
 def main():
     res = runner.Runner()
     wd = hub.workdir("alerts")
     res.run("an invalid regex: a clear error and a non-zero exit", t_bad_regex, wd)
+    res.run("under a journal: one native entry with the fields, not a stderr line",
+            t_journal, wd)
     g = G.Guest(wd, "vm")
     conf = os.path.join(wd, "ttyhubd.conf")
     with open(conf, "w") as f:
