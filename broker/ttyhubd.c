@@ -54,7 +54,10 @@ static struct peer_guest arg_guest_user; /* --guest-user, .set = false if not gi
 static const char *arg_alert_specs[ALERT_MAX]; /* --alert NAME=REGEX, checked as parsed */
 static size_t arg_n_alert_specs;
 static bool arg_no_default_alerts;
-/* The alerts load_args() compiled, until the server takes them; then the server's. */
+/*
+ * arg_alerts: what load_args() compiled, not in use yet (a reload may still fail);
+ * active_alerts: what every console scans with (console_env.alerts points to it).
+ */
 static struct alert_set *arg_alerts, *active_alerts;
 #define DEFAULT_CONFIG "/etc/ttyhub/ttyhubd.conf"
 
