@@ -17,6 +17,9 @@ lines ("alert NAME on CONSOLE: LINE").
   test's, and JOURNAL_STREAM naming ttyhubd's stderr, as systemd sets it): an alert is one
   native journal entry with MESSAGE_ID, PRIORITY and the TTYHUB_* fields, and nothing on
   stderr.
+* Restarts (ttyhubd under the fake service manager, the chardev connection and the ring
+  kept across): a line seen before the restart is not alerted again, and a line the guest
+  wrote while ttyhubd was away is alerted once, by the next ttyhubd.
 * An invalid regex (command line or configuration file): ttyhubd exits non-zero with an
   error naming the spec and the regex error.  On SIGHUP, a configuration with one keeps
   the old alerts, and a good one replaces them (no-default-alerts drops the defaults).
@@ -279,12 +282,49 @@ def t_journal(wd):
         js.close()
 
 
+def t_restart(wd):
+    path = os.path.join(wd, "rg.sock")
+    # The guest: a chardev-like listener this test writes through (fake-guest cannot write
+    # while nobody reads, and here ttyhubd is away on purpose).
+    srv = socket.socket(socket.AF_UNIX)
+    srv.bind(path)
+    srv.listen(1)
+    srv.settimeout(60)
+    args = ["--console", "rg=" + path, "--alert", "a=^ALERT-A", "--alert", "b=^ALERT-B"]
+    d = hub.Daemon(wd, *args, name="ttyhubd-restart", managed=True).start()
+    conn = None
+    try:
+        conn, _ = srv.accept()
+        conn.sendall(b"boot\r\nALERT-A before the restart\r\n")
+        d.wait_for(lambda: alerts(d, "rg"), timeout=60, what="the first alert")
+
+        def away():
+            # Into the kept connection while no ttyhubd reads it.
+            conn.sendall(b"ALERT-B while ttyhubd was away\r\n")
+        d.restart(between=away, args=args)
+        conn.sendall(b"after the restart\r\n")
+        c = attach(d, "rg", mode="ro", replay="all")
+        c.read_data_until(b"after the restart", timeout=60)
+        c.close()
+        got = alerts(d, "rg")
+        runner.require(got == [("a", "rg", "ALERT-A before the restart"),
+                               ("b", "rg", "ALERT-B while ttyhubd was away")],
+                       (got, d.log()[-2000:]))
+    finally:
+        d.stop()
+        if conn:
+            conn.close()
+        srv.close()
+
+
 def main():
     res = runner.Runner()
     wd = hub.workdir("alerts")
     res.run("an invalid regex: a clear error and a non-zero exit", t_bad_regex, wd)
     res.run("under a journal: one native entry with the fields, not a stderr line",
             t_journal, wd)
+    res.run("restarts: each line is scanned once, also what came while ttyhubd was away",
+            t_restart, wd)
     g = G.Guest(wd, "vm")
     conf = os.path.join(wd, "ttyhubd.conf")
     with open(conf, "w") as f:
