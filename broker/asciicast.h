@@ -1,0 +1,132 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * asciicast v2 lines for session recordings (recording.h writes them).
+ * Pure: everything here formats into a buffer the caller gives; no I/O, no
+ * clock (times are passed in).
+ *
+ * A recording is a header line, then one JSON array per event:
+ *
+ *   {"version": 2, "width": 80, "height": 24, "timestamp": 1764950000,
+ *    "title": "...", "env": {"TERM": "..."},
+ *    "console": "vm:serial0", "vm": "vm", "principal": "alice (ssh SHA256:...)"}
+ *   [0.000000, "o", "output the client was sent"]
+ *   [1.250000, "m", "input from alice (ssh SHA256:...)"]
+ *   [1.250001, "i", "ls\r"]
+ *   [2.000000, "r", "100x30"]
+ *
+ * console, vm and principal are ttyhub's own header members (asciinema
+ * ignores members it does not know).  t is seconds since the recording
+ * started, printed with microsecond precision.
+ *
+ * Event data is always valid UTF-8 in a JSON string: bytes that are not
+ * part of a well-formed sequence become U+FFFD, and a sequence cut at the
+ * end of a chunk is held back (at most 3 bytes per stream) and completed by
+ * the next chunk of the same stream, so a character is never split across
+ * two events.  Control bytes are escaped (\r, \n, \t, \b, \f, \uXXXX).
+ *
+ * Password redaction (on unless asked otherwise): while the output so far
+ * ends with a line that looks like a password prompt (it holds "password",
+ * "passphrase" or the word "PIN", case-insensitive, and ends with ':' and
+ * optional spaces; escape sequences and other control bytes do not count),
+ * the next input is not recorded as typed: everything up to and including
+ * the next CR or LF (and an LF right after a CR) becomes ONE "i" event
+ * "[redacted]" followed by that line end.  A redacted line that never ends
+ * is written as "[redacted]" by asciicast_finish().  Output that arrives
+ * while a line is being redacted (echoed asterisks, say) does not end the
+ * redaction; only the line end does.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* What replaces a redacted input line. */
+#define ASCIICAST_REDACTED "[redacted]"
+/* Bytes of the current output line kept for prompt detection. */
+#define ASCIICAST_PROMPT_TAIL 80
+/* The longest "[t, "x", "" ]\n" around an event's data (t up to 2^64 usec). */
+#define ASCIICAST_EVENT_OVERHEAD 48
+/*
+ * Buffer size that holds any one call's events for len bytes of data: each
+ * byte escapes to at most 6 ("\u001b"), 3 held-back bytes come first, and
+ * redacted input adds a second event (asciicast_finish() up to three).
+ */
+#define ASCIICAST_EVENTS_SIZE(len) (6 * ((size_t)(len) + 3) + 3 * ASCIICAST_EVENT_OVERHEAD + 32)
+
+struct asciicast_header {
+	unsigned width, height;
+	int64_t timestamp;     /* Unix time in seconds */
+	const char *title;     /* or NULL */
+	const char *term;      /* env.TERM, or NULL: no env */
+	const char *console;   /* ttyhub's own members, or NULL */
+	const char *vm;
+	const char *principal;
+};
+
+/* One direction's bytes held back because they end inside a UTF-8 sequence. */
+struct asciicast_utf8 {
+	uint8_t held[3];
+	uint8_t n;
+};
+
+struct asciicast {
+	bool redact;             /* redaction on */
+	struct asciicast_utf8 out, in;
+	/* The current output line, lower-cased and without escape sequences (prompt check). */
+	char line[ASCIICAST_PROMPT_TAIL];
+	size_t line_len;
+	uint8_t esc;             /* escape-sequence state of the output (asciicast.c) */
+	bool prompt;             /* the output so far ends with a password prompt */
+	bool redacting;          /* inside a redacted input line */
+	bool redacted_any;       /* that line already swallowed bytes */
+	bool after_cr;           /* the last input byte ended a redacted line with CR */
+};
+
+void asciicast_init(struct asciicast *a, bool redact);
+
+/*
+ * The header line (with its newline).  Returns its length, or -ENOBUFS
+ * when it does not fit in size (a buffer of 4096 holds any header whose
+ * strings are at most 600 bytes together).
+ */
+int asciicast_header(const struct asciicast_header *h, char *out, size_t size);
+
+/*
+ * Guest output the client was sent, as an "o" event (none when the data
+ * only completes nothing: all of it held back).  Updates the prompt state.
+ * out must hold ASCIICAST_EVENTS_SIZE(len).  Returns the bytes written.
+ */
+size_t asciicast_output(struct asciicast *a, uint64_t t_usec, const void *data, size_t len,
+			char *out);
+
+/*
+ * Input that reached the guest, as "i" events, redacted after a password
+ * prompt (see above).  out must hold ASCIICAST_EVENTS_SIZE(len).  Returns
+ * the bytes written.
+ */
+size_t asciicast_input(struct asciicast *a, uint64_t t_usec, const void *data, size_t len,
+		       char *out);
+
+/*
+ * A marker ("m") or a resize ("r", text "COLSxROWS"): type is 'm' or 'r'.
+ * text is made valid UTF-8 and escaped.  out must hold
+ * ASCIICAST_EVENTS_SIZE(strlen(text)).  Returns the bytes written.
+ */
+size_t asciicast_event(uint64_t t_usec, char type, const char *text, char *out);
+
+/*
+ * End of the recording: what is still held back (incomplete sequences, as
+ * U+FFFD) and a redacted line that never ended.  out must hold
+ * ASCIICAST_EVENTS_SIZE(0).  Returns the bytes written.
+ */
+size_t asciicast_finish(struct asciicast *a, uint64_t t_usec, char *out);
+
+/*
+ * Helpers, exposed for tests.  asciicast_escape() writes data as the inside
+ * of a JSON string (valid UTF-8, controls escaped; at most 6 bytes per
+ * input byte) and returns the length.  asciicast_is_prompt() says whether
+ * a (lower-cased) line looks like a password prompt.
+ */
+size_t asciicast_escape(const uint8_t *data, size_t len, char *out);
+bool asciicast_is_prompt(const char *line, size_t len);
