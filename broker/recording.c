@@ -493,8 +493,10 @@ struct recording *recording_free(struct recording *r)
 			recording_commit(r, span, asciicast_finish(&r->cast, recording_t(r),
 								   (char *)span));
 	}
-	if (r->fd >= 0 && r->buf.buf)
+	if (r->fd >= 0 && r->buf.buf) {
 		(void)recording_flush(r);
+		log_info("recording %s ended (%" PRIu64 " bytes)", r->path, r->size);
+	}
 	r->flusher = sd_event_source_disable_unref(r->flusher);
 	obuf_done(&r->buf);
 	r->fd = safe_close(r->fd);
