@@ -185,9 +185,17 @@ static size_t cast_stream_event(struct asciicast_utf8 *st, uint64_t t_usec, char
 	return o + cast_close(out + o);
 }
 
-/* Follow the output's current line (lower-cased, escape sequences and controls left out). */
-static void cast_track_line(struct asciicast *a, const uint8_t *s, size_t len)
+void asciicast_prompt_init(struct asciicast_prompt *p)
 {
+	*p = (struct asciicast_prompt){};
+}
+
+/* Follow the output's current line (lower-cased, escape sequences and controls left out). */
+void asciicast_prompt_feed(struct asciicast_prompt *a, const void *data, size_t len)
+{
+	const uint8_t *s = data;
+
+	a->seen += len;
 	for (size_t i = 0; i < len; i++) {
 		uint8_t b = s[i];
 
@@ -264,26 +272,30 @@ bool asciicast_is_prompt(const char *line, size_t len)
 	return false;
 }
 
+bool asciicast_prompt_now(const struct asciicast_prompt *p)
+{
+	/* Only the end of the output counts: a prompt followed by more text is gone. */
+	return p->esc == CAST_ESC_NONE && asciicast_is_prompt(p->line, p->line_len);
+}
+
 size_t asciicast_output(struct asciicast *a, uint64_t t_usec, const void *data, size_t len,
 			char *out)
 {
-	if (a->redact && len > 0) {
-		cast_track_line(a, data, len);
-		/* Only the end of the output counts: a prompt followed by more text is gone. */
-		if (!a->redacting)
-			a->prompt = a->esc == CAST_ESC_NONE && asciicast_is_prompt(a->line, a->line_len);
-	}
 	return cast_stream_event(&a->out, t_usec, 'o', data, len, out);
 }
 
-size_t asciicast_input(struct asciicast *a, uint64_t t_usec, const void *data, size_t len,
+size_t asciicast_input(struct asciicast *a, uint64_t t_usec,
+		       const struct asciicast_prompt *prompt, const void *data, size_t len,
 		       char *out)
 {
 	const uint8_t *s = data;
 	size_t i = 0, o = 0;
 
-	if (a->redact && a->prompt && !a->redacting && len > 0) {
+	if (a->redact && prompt && !a->redacting && len > 0 && asciicast_prompt_now(prompt) &&
+	    !(a->answered && a->answered_at == prompt->seen)) {
 		a->redacting = true;
+		a->answered = true;
+		a->answered_at = prompt->seen;
 		a->redacted_any = false;
 		a->in.n = 0; /* a character begun before the prompt: part of what is hidden */
 	}
@@ -304,7 +316,7 @@ size_t asciicast_input(struct asciicast *a, uint64_t t_usec, const void *data, s
 		o += strlen(ASCIICAST_REDACTED);
 		o += asciicast_escape(end, (size_t)(s + e - end), out + o);
 		o += cast_close(out + o);
-		a->redacting = a->prompt = a->redacted_any = false;
+		a->redacting = a->redacted_any = false;
 		i = e;
 	}
 	if (i < len)

@@ -24,16 +24,22 @@
  * the next chunk of the same stream, so a character is never split across
  * two events.  Control bytes are escaped (\r, \n, \t, \b, \f, \uXXXX).
  *
- * Password redaction (on unless asked otherwise): while the output so far
- * ends with a line that looks like a password prompt (it holds "password",
- * "passphrase" or the word "PIN", case-insensitive, and ends with ':' and
- * optional spaces; escape sequences and other control bytes do not count),
- * the next input is not recorded as typed: everything up to and including
- * the next CR or LF (and an LF right after a CR) becomes ONE "i" event
- * "[redacted]" followed by that line end.  A redacted line that never ends
- * is written as "[redacted]" by asciicast_finish().  Output that arrives
- * while a line is being redacted (echoed asterisks, say) does not end the
- * redaction; only the line end does.
+ * Password redaction (on unless asked otherwise): while the guest's output
+ * so far ends with a line that looks like a password prompt (it holds
+ * "password", "passphrase" or the word "PIN", case-insensitive, and ends
+ * with ':' and optional spaces; escape sequences and other control bytes do
+ * not count: struct asciicast_prompt follows that), the next input is not
+ * recorded as typed: everything up to and including the next CR or LF (and
+ * an LF right after a CR) becomes ONE "i" event "[redacted]" followed by
+ * that line end.  A redacted line that never ends is written as
+ * "[redacted]" by asciicast_finish().  Output that arrives while a line is
+ * being redacted (echoed asterisks, say) does not end the redaction; only
+ * the line end does, and one prompt redacts one line (the next is redacted
+ * only after the guest printed a prompt again).  Whether the output ends
+ * with a prompt is the caller's to say (asciicast_input()'s prompt): the
+ * console follows its guest's whole output, so that every recording of it
+ * agrees, also one whose client lags behind.  Input typed ahead, before the
+ * prompt came, is not redacted.
  */
 #pragma once
 
@@ -70,20 +76,32 @@ struct asciicast_utf8 {
 	uint8_t n;
 };
 
+/* Follows output to say whether it ends with a password prompt (see above). */
+struct asciicast_prompt {
+	/* The current output line, lower-cased, without escape sequences and controls. */
+	char line[ASCIICAST_PROMPT_TAIL];
+	size_t line_len;
+	uint8_t esc;             /* escape-sequence state (asciicast.c) */
+	uint64_t seen;           /* bytes fed: tells one prompt from the next */
+};
+
 struct asciicast {
 	bool redact;             /* redaction on */
 	struct asciicast_utf8 out, in;
-	/* The current output line, lower-cased and without escape sequences (prompt check). */
-	char line[ASCIICAST_PROMPT_TAIL];
-	size_t line_len;
-	uint8_t esc;             /* escape-sequence state of the output (asciicast.c) */
-	bool prompt;             /* the output so far ends with a password prompt */
 	bool redacting;          /* inside a redacted input line */
 	bool redacted_any;       /* that line already swallowed bytes */
-	bool after_cr;           /* the last input byte ended a redacted line with CR */
+	bool answered;           /* a line was redacted for the prompt at answered_at */
+	uint64_t answered_at;    /* its asciicast_prompt.seen: one prompt, one redacted line */
 };
 
 void asciicast_init(struct asciicast *a, bool redact);
+
+/* Start following output (nothing seen: no prompt). */
+void asciicast_prompt_init(struct asciicast_prompt *p);
+/* More output. */
+void asciicast_prompt_feed(struct asciicast_prompt *p, const void *data, size_t len);
+/* Does the output so far end with a password prompt? */
+bool asciicast_prompt_now(const struct asciicast_prompt *p);
 
 /*
  * The header line (with its newline).  Returns its length, or -ENOBUFS
@@ -94,18 +112,20 @@ int asciicast_header(const struct asciicast_header *h, char *out, size_t size);
 
 /*
  * Guest output the client was sent, as an "o" event (none when the data
- * only completes nothing: all of it held back).  Updates the prompt state.
- * out must hold ASCIICAST_EVENTS_SIZE(len).  Returns the bytes written.
+ * only completes nothing: all of it held back).  out must hold
+ * ASCIICAST_EVENTS_SIZE(len).  Returns the bytes written.
  */
 size_t asciicast_output(struct asciicast *a, uint64_t t_usec, const void *data, size_t len,
 			char *out);
 
 /*
- * Input that reached the guest, as "i" events, redacted after a password
- * prompt (see above).  out must hold ASCIICAST_EVENTS_SIZE(len).  Returns
- * the bytes written.
+ * Input that reached the guest, as "i" events.  prompt follows the guest's
+ * output (NULL: no redaction): if it ends with a password prompt that no
+ * line was redacted for yet, a redacted line starts (see above).  out must
+ * hold ASCIICAST_EVENTS_SIZE(len).  Returns the bytes written.
  */
-size_t asciicast_input(struct asciicast *a, uint64_t t_usec, const void *data, size_t len,
+size_t asciicast_input(struct asciicast *a, uint64_t t_usec,
+		       const struct asciicast_prompt *prompt, const void *data, size_t len,
 		       char *out);
 
 /*

@@ -374,6 +374,7 @@ void console_mark(struct console *c, const char *text)
 	/* A line of its own: the guest may be in the middle of one. */
 	n = snprintf(line, sizeof(line), "\r\n[ttyhub] %s\r\n", text);
 	ring_write(&c->ring, line, (size_t)MIN(n, (int)sizeof(line) - 1));
+	asciicast_prompt_feed(&c->prompt, line, (size_t)MIN(n, (int)sizeof(line) - 1));
 	/* The log has its own marker line: not these bytes again. */
 	ring_set_logged(&c->ring, ring_head(&c->ring));
 	console_on_output(c);
@@ -419,7 +420,10 @@ static void console_log_catch_up(struct console *c)
 
 static void console_chardev_data(void *userdata, const void *data, size_t len)
 {
-	console_log_catch_up(userdata);
+	struct console *c = userdata;
+
+	asciicast_prompt_feed(&c->prompt, data, len);
+	console_log_catch_up(c);
 }
 
 static void console_chardev_output(void *userdata)
@@ -812,7 +816,7 @@ size_t console_input(struct console *c, struct console_attachment *a, const uint
 
 		/* On its way to the guest: every attach session sees who typed it. */
 		TAILQ_FOREACH(x, &c->attached, entry)
-			recording_input(x->rec, a->label, data, n);
+			recording_input(x->rec, a->label, &c->prompt, data, n);
 		chardev_kick_write(&c->chardev);
 	}
 	return n;

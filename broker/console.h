@@ -34,6 +34,7 @@
 #include <systemd/sd-event.h>
 
 #include "access.h"
+#include "asciicast.h"
 #include "chardev.h"
 #include "conslog.h"
 #include "message.h"
@@ -160,6 +161,12 @@ struct console {
 	 */
 	uint64_t lease_hold_until;
 	struct conslog *log; /* owned, or NULL when logging is off */
+	/*
+	 * Whether the guest's output ends with a password prompt, for the
+	 * recordings' redaction: followed here, on every byte the guest sends,
+	 * so every recording agrees whatever its client was sent yet.
+	 */
+	struct asciicast_prompt prompt;
 	struct chardev chardev;
 	struct obuf input; /* writer bytes on their way to the guest */
 

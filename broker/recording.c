@@ -317,7 +317,8 @@ void recording_output(struct recording *r, const void *data, size_t len)
 	}
 }
 
-void recording_input(struct recording *r, const char *who, const void *data, size_t len)
+void recording_input(struct recording *r, const char *who, const struct asciicast_prompt *prompt,
+		     const void *data, size_t len)
 {
 	const uint8_t *p = data;
 
@@ -333,7 +334,7 @@ void recording_input(struct recording *r, const char *who, const void *data, siz
 
 		if (!span)
 			return;
-		recording_commit(r, span, asciicast_input(&r->cast, recording_t(r), p, k,
+		recording_commit(r, span, asciicast_input(&r->cast, recording_t(r), prompt, p, k,
 							  (char *)span));
 		p += k;
 		len -= k;

@@ -35,6 +35,8 @@
 #include <stdint.h>
 #include <systemd/sd-event.h>
 
+#include "asciicast.h"
+
 #define RECORDING_DEFAULT_MAX_SIZE ((size_t)16 << 20)
 #define RECORDING_MIN_SIZE ((size_t)4096)
 #define RECORDING_DEFAULT_KEEP 100
@@ -75,8 +77,13 @@ int recording_open(sd_event *event, const struct recording_config *cfg,
 
 /* Output the client was sent ("o"). */
 void recording_output(struct recording *r, const void *data, size_t len);
-/* Input that reached the guest ("i"), typed by who (a label; "m" when it changes). */
-void recording_input(struct recording *r, const char *who, const void *data, size_t len);
+/*
+ * Input that reached the guest ("i"), typed by who (a label; "m" when it
+ * changes); prompt follows the guest's output for redaction (asciicast.h;
+ * NULL: none).
+ */
+void recording_input(struct recording *r, const char *who, const struct asciicast_prompt *prompt,
+		     const void *data, size_t len);
 /*
  * A marker ("m"): takeover, break, guest reset, and whatever else must be
  * findable in a recording (rescue actions).  text is cut at

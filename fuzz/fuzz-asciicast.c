@@ -55,8 +55,8 @@ static void fuzz_check_lines(const char *buf, size_t n, bool secret_hidden)
 }
 
 /* One call with its output buffer ending exactly at the documented bound. */
-static size_t fuzz_call(struct asciicast *a, uint8_t kind, uint64_t t, const uint8_t *d,
-			size_t len)
+static size_t fuzz_call(struct asciicast *a, struct asciicast_prompt *p, uint8_t kind, uint64_t t,
+			const uint8_t *d, size_t len)
 {
 	size_t cap = ASCIICAST_EVENTS_SIZE(len), n;
 	char *out = malloc(cap), text[300];
@@ -65,10 +65,11 @@ static size_t fuzz_call(struct asciicast *a, uint8_t kind, uint64_t t, const uin
 		return 0;
 	switch (kind) {
 	case 'o':
+		asciicast_prompt_feed(p, d, len);
 		n = asciicast_output(a, t, d, len, out);
 		break;
 	case 'i':
-		n = asciicast_input(a, t, d, len, out);
+		n = asciicast_input(a, t, p, d, len, out);
 		break;
 	case 'm':
 	case 'r':
@@ -88,6 +89,7 @@ static size_t fuzz_call(struct asciicast *a, uint8_t kind, uint64_t t, const uin
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+	struct asciicast_prompt p;
 	struct asciicast a;
 	uint64_t t = 0;
 	size_t i = 1;
@@ -95,17 +97,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (size == 0 || size > 64 * 1024)
 		return 0;
 	asciicast_init(&a, data[0] & 1);
+	asciicast_prompt_init(&p);
 	while (i + 2 <= size) {
 		uint8_t kind = data[i], len = data[i + 1];
 
 		i += 2;
 		if (len > size - i)
 			len = (uint8_t)(size - i);
-		(void)fuzz_call(&a, kind, t, data + i, len);
+		(void)fuzz_call(&a, &p, kind, t, data + i, len);
 		i += len;
 		t += (uint64_t)kind * 1000003;
 	}
-	(void)fuzz_call(&a, 0, t, NULL, 0);
+	(void)fuzz_call(&a, &p, 0, t, NULL, 0);
 
 	/* A prompt, then the secret typed in pieces: never recorded (whatever came before). */
 	if (data[0] & 1) {
@@ -116,10 +119,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (!out)
 			return 0;
 		asciicast_finish(&a, t, out);
+		asciicast_prompt_feed(&p, "\r\nPassword: ", 12);
 		n = asciicast_output(&a, t, "\r\nPassword: ", 12, out);
 		fuzz_check_lines(out, n, false);
 		for (size_t k = 0; k < 4; k++) {
-			n = asciicast_input(&a, t, keys[k], strlen(keys[k]), out);
+			n = asciicast_input(&a, t, &p, keys[k], strlen(keys[k]), out);
 			fuzz_check_lines(out, n, true);
 			if (k < 3 && n != 0)
 				abort(); /* nothing of the line before its end */

@@ -6,7 +6,8 @@
  * cut between two chunks is written whole in the second event, any split
  * of a stream gives the same text as the whole, and password redaction:
  * prompts recognised (also through colours), the typed line replaced by
- * one "[redacted]", the next line typed as is, redaction off on request.
+ * one "[redacted]", the next line typed as is (one prompt, one line),
+ * redaction off on request.
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -86,9 +87,10 @@ static size_t out_feed(struct asciicast *a, uint64_t t, const char *s, size_t le
 	return asciicast_output(a, t, s, len, out);
 }
 
-static size_t in_feed(struct asciicast *a, uint64_t t, const char *s, char *out)
+static size_t in_feed(struct asciicast *a, uint64_t t, const struct asciicast_prompt *p,
+		      const char *s, char *out)
 {
-	return asciicast_input(a, t, s, strlen(s), out);
+	return asciicast_input(a, t, p, s, strlen(s), out);
 }
 
 static void test_header(void **state)
@@ -291,24 +293,28 @@ static void test_is_prompt(void **state)
 			fail_msg("a prompt: '%s'", no[i]);
 }
 
-/* Feed output then inputs; return the events. */
+/* Feed output (also to the prompt tracker, as the console does) then inputs; the events. */
 static void redaction_run(bool redact, const char *output, const char *const *inputs,
 			  struct events *ev)
 {
 	static char all[16384];
 	char out[ASCIICAST_EVENTS_SIZE(256)];
 	struct asciicast a;
+	struct asciicast_prompt p;
 	size_t len = 0, n;
 
 	asciicast_init(&a, redact);
+	asciicast_prompt_init(&p);
+	asciicast_prompt_feed(&p, output, strlen(output));
 	n = out_feed(&a, 0, output, strlen(output), out);
 	memcpy(all, out, n);
 	len = n;
 	for (size_t i = 0; inputs[i]; i++) {
 		if (inputs[i][0] == '>') { /* output in between */
+			asciicast_prompt_feed(&p, inputs[i] + 1, strlen(inputs[i] + 1));
 			n = out_feed(&a, i, inputs[i] + 1, strlen(inputs[i] + 1), out);
 		} else
-			n = in_feed(&a, i, inputs[i], out);
+			n = in_feed(&a, i, &p, inputs[i], out);
 		memcpy(all + len, out, n);
 		len += n;
 	}
@@ -362,6 +368,15 @@ static void test_redaction(void **state)
 	free(in);
 	events_free(&ev);
 
+	/* One prompt, one redacted line: typed on before the guest answered, the next
+	 * line is recorded; a new prompt redacts again. */
+	redaction_run(true, "Password: ", (const char *const[]){ "pw1\r", "ls\r", ">\r\nPIN: ",
+		      "1234\r", NULL }, &ev);
+	in = events_text(&ev, 'i');
+	assert_string_equal(in, "[redacted]\rls\r[redacted]\r");
+	free(in);
+	events_free(&ev);
+
 	/* A redacted line that never ended: still one "[redacted]" at the end. */
 	redaction_run(true, "Password: ", (const char *const[]){ "half", NULL }, &ev);
 	in = events_text(&ev, 'i');
@@ -381,18 +396,21 @@ static void test_redaction(void **state)
 static void test_bounds(void **state)
 {
 	char data[300], *out = malloc(ASCIICAST_EVENTS_SIZE(300));
+	struct asciicast_prompt p;
 	struct asciicast a;
 	size_t n;
 
 	assert_non_null(out);
 	memset(data, 0x01, sizeof(data));
 	asciicast_init(&a, true);
-	n = asciicast_input(&a, UINT64_MAX, data, sizeof(data), out);
+	asciicast_prompt_init(&p);
+	n = asciicast_input(&a, UINT64_MAX, &p, data, sizeof(data), out);
 	assert_true(n <= ASCIICAST_EVENTS_SIZE(300));
 	n = asciicast_output(&a, UINT64_MAX, "\xf0\x9f\x98", 3, out);
 	assert_int_equal(n, 0); /* all held back */
 	n = asciicast_output(&a, UINT64_MAX, "Password: ", 10, out);
-	n = asciicast_input(&a, UINT64_MAX, "\xf0\x9f", 2, out);
+	asciicast_prompt_feed(&p, "Password: ", 10);
+	n = asciicast_input(&a, UINT64_MAX, &p, "\xf0\x9f", 2, out);
 	n = asciicast_finish(&a, UINT64_MAX, out);
 	assert_true(n <= ASCIICAST_EVENTS_SIZE(0));
 	free(out);

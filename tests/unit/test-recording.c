@@ -171,10 +171,10 @@ static void test_file(void **state)
 	fake_now += 1500000;
 	recording_output(r, "hello\r\n", 7);
 	fake_now += 1;
-	recording_input(r, "alice (ssh SHA256:abc)", "ls\r", 3);
-	recording_input(r, "alice (ssh SHA256:abc)", "pwd\r", 4);
-	recording_input(r, "bob (ssh SHA256:def)", "id\r", 3);
-	recording_input(r, "alice (ssh SHA256:abc)", "x", 1);
+	recording_input(r, "alice (ssh SHA256:abc)", NULL, "ls\r", 3);
+	recording_input(r, "alice (ssh SHA256:abc)", NULL, "pwd\r", 4);
+	recording_input(r, "bob (ssh SHA256:def)", NULL, "id\r", 3);
+	recording_input(r, "alice (ssh SHA256:abc)", NULL, "x", 1);
 	recording_marker(r, "bob took write access from alice");
 	recording_resize(r, 120, 40);
 	assert_int_equal(recording_flush(r), 0);
@@ -219,8 +219,12 @@ static void test_redaction_in_file(void **state)
 	size_t n;
 
 	snprintf(rel, sizeof(rel), "%s", recording_path(r));
+	struct asciicast_prompt p;
+
+	asciicast_prompt_init(&p);
+	asciicast_prompt_feed(&p, "Password: ", 10);
 	recording_output(r, "Password: ", 10);
-	recording_input(r, "alice", "hunter2\r", 8);
+	recording_input(r, "alice", &p, "hunter2\r", 8);
 	recording_free(r);
 	n = read_lines(rel, lines, 16, NULL);
 	assert_int_equal(n, 4);
@@ -241,7 +245,7 @@ static void test_cap(void **state)
 	for (int i = 0; i < 100; i++)
 		recording_output(r, chunk, sizeof(chunk));
 	recording_marker(r, "after the cap");
-	recording_input(r, "alice", "typed after the cap", 19);
+	recording_input(r, "alice", NULL, "typed after the cap", 19);
 	assert_true(recording_size(r) <= RECORDING_MIN_SIZE);
 	recording_free(r);
 	n = read_lines(rel, lines, 256, &size);
@@ -351,7 +355,7 @@ static void test_symlink_refused(void **state)
 			 -EINVAL);
 	/* NULL recordings are fine everywhere. */
 	recording_output(NULL, "x", 1);
-	recording_input(NULL, "a", "x", 1);
+	recording_input(NULL, "a", NULL, "x", 1);
 	recording_marker(NULL, "x");
 	recording_resize(NULL, 1, 1);
 	assert_int_equal(recording_flush(NULL), 0);
