@@ -439,6 +439,9 @@ static void console_chardev_connected(void *userdata)
 	/* A new connection is a new epoch; kept in the store (FDPOLL=0: the guest's last
 	 * words stay in it even if it hangs up while ttyhubd is away). */
 	ring_new_epoch(&c->ring);
+	/* Offsets start a new epoch: a recording says where (resume points name it). */
+	console_record_mark(c, "guest connected: epoch %016llx",
+			    (unsigned long long)ring_epoch(&c->ring));
 	if (c->backend == DOMXML_BACKEND_UNIX &&
 	    console_store_name(c, FDSTORE_CON, name, sizeof(name)) >= 0)
 		(void)fdstore_push(name, c->chardev.fd, false, c);
