@@ -15,7 +15,8 @@
   principal.
 * A password typed after the guest printed `Password: ` (with echo off, as
   a real prompt does) reaches the guest (it counts the characters) but is
-  recorded as "[redacted]": the secret is nowhere in the file.
+  recorded as "[redacted]", in the writer's recording and in a watcher's:
+  the secret is in neither file; the next line is recorded as typed.
 * `asciinema play -s 100 FILE` exits 0 for every recording.
 """
 
@@ -155,6 +156,12 @@ def t_cli_session():
     rc, printed = on_pty(["asciinema", "cat", os.path.join(rec_dir(), name)])
     assert rc == 0, printed[-500:]
     assert printed == out.encode(), (printed[-300:], out[-300:])
+    # ... which is what the user saw: every line of it is on the user's terminal (where the
+    # CLI's own notices come in between).
+    seen = bytes(p.transcript)
+    for line in printed.split(b"\n"):
+        line = line.strip(b"\r")
+        assert line in seen, (line, seen[-500:])
 
 
 def t_front_takeover():
@@ -219,6 +226,12 @@ def t_password_redacted():
     c = front("bob")
     c.send({"type": "attach", "console": "vm", "mode": "rw", "replay": 0})
     expect(c, "attached")
+    # A watcher records the writer's typing too, and must redact it as well.
+    w = front("alice")
+    w.send({"type": "attach", "console": "vm", "mode": "ro", "replay": 0})
+    expect(w, "attached")
+    watcher_file = [n for n in casts() if n not in before]
+    assert len(watcher_file) == 2, watcher_file
     # A prompt as login and sudo print it: echo off, "Password: " at the end of the output.
     c.send_data(b"stty -echo; printf 'Password: '; read -r pw; stty echo; "
                 b"echo; echo LEN${#pw}X\r")
@@ -228,20 +241,24 @@ def t_password_redacted():
     c.read_data_until(b"LEN%dX" % len(SECRET), timeout=30)
     c.send_data(b"echo AFTER$((3+4))X\r")
     c.read_data_until(b"AFTER7X\r\n", timeout=30)
-    c.send({"type": "detach"})
-    expect(c, "detached")
-    name = new_cast(before)
-    ctx.all_casts.append(name)
-    with open(os.path.join(rec_dir(), name), encoding="utf-8") as f:
-        raw = f.read()
-    assert SECRET not in raw and SECRET[:4] not in raw and SECRET[4:] not in raw, raw
-    _, events = load(name)
-    typed = [d for _, k, d in events if k == "i"]
-    assert "[redacted]\r" in typed, typed
-    # The next line is recorded as typed.
-    assert "echo AFTER$((3+4))X\r" in typed, typed
+    w.read_data_until(b"AFTER7X\r\n", timeout=30)
+    for x in (c, w):
+        x.send({"type": "detach"})
+        expect(x, "detached")
+    for name in watcher_file:
+        runner.wait_until(lambda: "vm/%s ended" % name in ctx.d.log(), 20, "the end of " + name)
+        ctx.all_casts.append(name)
+        with open(os.path.join(rec_dir(), name), encoding="utf-8") as f:
+            raw = f.read()
+        assert SECRET not in raw and SECRET[:4] not in raw and SECRET[4:] not in raw, raw
+        _, events = load(name)
+        typed = [d for _, k, d in events if k == "i"]
+        assert "[redacted]\r" in typed, (name, typed)
+        # The next line is recorded as typed.
+        assert "echo AFTER$((3+4))X\r" in typed, (name, typed)
     assert SECRET.encode() not in c.data  # echo was off: the guest never showed it
     c.close()
+    w.close()
 
 
 def t_play():
