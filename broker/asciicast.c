@@ -142,12 +142,13 @@ static size_t cast_close(char *out)
 /*
  * One event of a stream's bytes: what it held back first, then data up to
  * the last complete character; a cut sequence is held back for the next
- * chunk.  Nothing (0) when no whole character is there yet.
+ * chunk.  Nothing (0) when no whole character is there yet.  With !open,
+ * only the rest of an event already begun, and always its close.
  */
-static size_t cast_stream_event(struct asciicast_utf8 *st, uint64_t t_usec, char type,
+static size_t cast_stream_event(struct asciicast_utf8 *st, uint64_t t_usec, char type, bool open,
 				const uint8_t *data, size_t len, char *out)
 {
-	size_t o = cast_open(t_usec, type, out), start = o, used = 0, cut;
+	size_t o = open ? cast_open(t_usec, type, out) : 0, start = o, used = 0, cut;
 
 	if (st->n > 0) {
 		uint8_t tmp[6];
@@ -161,7 +162,7 @@ static size_t cast_stream_event(struct asciicast_utf8 *st, uint64_t t_usec, char
 			/* Still cut (len was smaller than what completes it): hold it all. */
 			memcpy(st->held + st->n, data, k);
 			st->n = (uint8_t)(st->n + k);
-			return 0;
+			return open ? 0 : cast_close(out);
 		}
 		if (n > 0) {
 			memcpy(out + o, tmp, (size_t)n);
@@ -180,7 +181,7 @@ static size_t cast_stream_event(struct asciicast_utf8 *st, uint64_t t_usec, char
 	o += asciicast_escape(data + used, cut - used, out + o);
 	memcpy(st->held, data + cut, len - cut);
 	st->n = (uint8_t)(len - cut);
-	if (o == start)
+	if (o == start && open)
 		return 0;
 	return o + cast_close(out + o);
 }
@@ -281,7 +282,12 @@ bool asciicast_prompt_now(const struct asciicast_prompt *p)
 size_t asciicast_output(struct asciicast *a, uint64_t t_usec, const void *data, size_t len,
 			char *out)
 {
-	return cast_stream_event(&a->out, t_usec, 'o', data, len, out);
+	return cast_stream_event(&a->out, t_usec, 'o', true, data, len, out);
+}
+
+size_t asciicast_output_more(struct asciicast *a, const void *data, size_t len, char *out)
+{
+	return cast_stream_event(&a->out, 0, 'o', false, data, len, out);
 }
 
 size_t asciicast_input(struct asciicast *a, uint64_t t_usec,
@@ -320,7 +326,7 @@ size_t asciicast_input(struct asciicast *a, uint64_t t_usec,
 		i = e;
 	}
 	if (i < len)
-		o += cast_stream_event(&a->in, t_usec, 'i', s + i, len - i, out + o);
+		o += cast_stream_event(&a->in, t_usec, 'i', true, s + i, len - i, out + o);
 	return o;
 }
 

@@ -119,6 +119,17 @@ size_t asciicast_output(struct asciicast *a, uint64_t t_usec, const void *data, 
 			char *out);
 
 /*
+ * More output for the "o" event that ended the caller's last line, when the
+ * caller prefers one event to many tiny ones (a serial port that delivers
+ * byte by byte): the caller removes that event's close ("\"]\n",
+ * ASCIICAST_CLOSE_LEN bytes) and out gets the data's rest of the string and
+ * a new close (at least that).  out must hold ASCIICAST_EVENTS_SIZE(len).
+ */
+#define ASCIICAST_CLOSE "\"]\n"
+#define ASCIICAST_CLOSE_LEN 3
+size_t asciicast_output_more(struct asciicast *a, const void *data, size_t len, char *out);
+
+/*
  * Input that reached the guest, as "i" events.  prompt follows the guest's
  * output (NULL: no redaction): if it ends with a password prompt that no
  * line was redacted for yet, a redacted line starts (see above).  out must

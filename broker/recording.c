@@ -27,6 +27,14 @@
 #define RECORDING_CHUNK ((size_t)16 * 1024)
 /* Buffer room kept for the final marker of a cut recording. */
 #define RECORDING_RESERVE ((size_t)ASCIICAST_EVENTS_SIZE(RECORDING_MARK_MAX + 64))
+/*
+ * Output within this long after an "o" event began goes into that event
+ * while it is still in the buffer: a serial port that delivers a byte per
+ * read would otherwise cost a line per byte.  Replay timing stays within it.
+ */
+#define RECORDING_MERGE_USEC (20 * UINT64_C(1000))
+/* The buffer goes to the disk this long after the first event waiting in it. */
+#define RECORDING_FLUSH_USEC (100 * UINT64_C(1000))
 /* File room kept for the "truncated" marker. */
 #define RECORDING_TRUNC_RESERVE ((size_t)160)
 #define RECORDING_LABEL_MAX 256
@@ -34,7 +42,10 @@
 
 struct recording {
 	int fd;                    /* owned */
-	sd_event_source *flusher;  /* owned: defer, ONESHOT while the buffer holds data */
+	sd_event_source *flusher;  /* owned: timer, armed while the buffer holds data */
+	bool flush_armed;
+	bool o_open;               /* the buffer ends with an "o" event that may grow */
+	uint64_t o_t;              /* when that event began */
 	struct asciicast cast;
 	struct obuf buf;
 	uint64_t start_usec;
@@ -197,10 +208,23 @@ static void recording_prune(int dir_fd, unsigned leave, const char *sub)
 
 /* ---- writing -------------------------------------------------------------- */
 
-static int recording_on_flush(sd_event_source *es, void *userdata)
+static int recording_on_flush(sd_event_source *es, uint64_t usec, void *userdata)
 {
-	(void)recording_flush(userdata);
+	struct recording *r = userdata;
+
+	r->flush_armed = false;
+	(void)recording_flush(r);
 	return 0;
+}
+
+/* Have the buffer written soon (once per RECORDING_FLUSH_USEC at most). */
+static void recording_schedule(struct recording *r)
+{
+	if (!r->flusher || r->flush_armed)
+		return;
+	if (sd_event_source_set_time_relative(r->flusher, RECORDING_FLUSH_USEC) >= 0 &&
+	    sd_event_source_set_enabled(r->flusher, SD_EVENT_ONESHOT) >= 0)
+		r->flush_armed = true;
 }
 
 /* Nothing more goes in; say why in the file (best effort) and in the log, once. */
@@ -227,8 +251,8 @@ static void recording_cut(struct recording *r, int err, const char *why)
 	}
 	if (obuf_append(&r->buf, ev, n) >= 0)
 		r->size += n;
-	if (r->flusher)
-		(void)sd_event_source_set_enabled(r->flusher, SD_EVENT_ONESHOT);
+	r->o_open = false;
+	recording_schedule(r);
 }
 
 int recording_flush(struct recording *r)
@@ -250,6 +274,7 @@ int recording_flush(struct recording *r)
 			return -err;
 		}
 		obuf_consume(&r->buf, (size_t)n);
+		r->o_open = false; /* what is written stays as it is */
 	}
 	return 0;
 }
@@ -286,7 +311,8 @@ static void recording_commit(struct recording *r, uint8_t *span, size_t n)
 {
 	if (n == 0)
 		return;
-	if (r->size + n + RECORDING_TRUNC_RESERVE > r->max_size) {
+	/* (SIZE_MAX: the caller found the cap crossed already) */
+	if (n == SIZE_MAX || r->size + n + RECORDING_TRUNC_RESERVE > r->max_size) {
 		char text[96];
 
 		snprintf(text, sizeof(text), "recording truncated at %" PRIu64 " bytes", r->size);
@@ -296,8 +322,42 @@ static void recording_commit(struct recording *r, uint8_t *span, size_t n)
 	}
 	obuf_commit(&r->buf, n);
 	r->size += n;
-	if (r->flusher)
-		(void)sd_event_source_set_enabled(r->flusher, SD_EVENT_ONESHOT);
+	r->o_open = false;
+	recording_schedule(r);
+}
+
+/*
+ * The data of span (at the end of the buffer, right after the close of the
+ * "o" event that may grow) continues that event: the close is dropped and
+ * the event's rest written over it.  Returns false when it cannot (then
+ * nothing changed).
+ */
+static bool recording_output_more(struct recording *r, uint8_t *span, const void *data,
+				  size_t len)
+{
+	uint8_t *at = span - ASCIICAST_CLOSE_LEN;
+	size_t n;
+
+	if (!r->o_open || recording_t(r) - r->o_t >= RECORDING_MERGE_USEC ||
+	    obuf_len(&r->buf) < ASCIICAST_CLOSE_LEN ||
+	    memcmp(at, ASCIICAST_CLOSE, ASCIICAST_CLOSE_LEN) != 0)
+		return false;
+	/* The close is the buffer's last bytes (span follows them): take it back. */
+	r->buf.len -= ASCIICAST_CLOSE_LEN;
+	r->size -= ASCIICAST_CLOSE_LEN;
+	n = asciicast_output_more(&r->cast, data, len, (char *)at);
+	if (r->size + n + RECORDING_TRUNC_RESERVE > r->max_size) {
+		/* Close it as it was and end the file (recording_commit() says so). */
+		memcpy(at, ASCIICAST_CLOSE, ASCIICAST_CLOSE_LEN);
+		obuf_commit(&r->buf, ASCIICAST_CLOSE_LEN);
+		r->size += ASCIICAST_CLOSE_LEN;
+		recording_commit(r, span, SIZE_MAX);
+		return true;
+	}
+	obuf_commit(&r->buf, n);
+	r->size += n;
+	recording_schedule(r);
+	return true;
 }
 
 void recording_output(struct recording *r, const void *data, size_t len)
@@ -305,13 +365,20 @@ void recording_output(struct recording *r, const void *data, size_t len)
 	const uint8_t *p = data;
 
 	while (r && len > 0 && !r->done) {
-		size_t k = MIN(len, RECORDING_CHUNK);
+		size_t k = MIN(len, RECORDING_CHUNK), n;
 		uint8_t *span = recording_span(r, ASCIICAST_EVENTS_SIZE(k));
 
 		if (!span)
 			return;
-		recording_commit(r, span, asciicast_output(&r->cast, recording_t(r), p, k,
-							   (char *)span));
+		if (!recording_output_more(r, span, p, k)) {
+			uint64_t t = recording_t(r);
+
+			n = asciicast_output(&r->cast, t, p, k, (char *)span);
+			recording_commit(r, span, n);
+			/* An event that can grow (recording_output_more()), unless it was the last. */
+			r->o_open = n > 0 && !r->done;
+			r->o_t = t;
+		}
 		p += k;
 		len -= k;
 	}
@@ -453,7 +520,8 @@ int recording_open(sd_event *event, const struct recording_config *cfg,
 	}
 	n = obuf_init(&r->buf, RECORDING_BUFFER);
 	if (n >= 0 && event) {
-		n = sd_event_add_defer(event, &r->flusher, recording_on_flush, r);
+		n = sd_event_add_time_relative(event, &r->flusher, CLOCK_MONOTONIC,
+					       RECORDING_FLUSH_USEC, 0, recording_on_flush, r);
 		if (n >= 0)
 			n = sd_event_source_set_enabled(r->flusher, SD_EVENT_OFF);
 	}
@@ -476,8 +544,7 @@ int recording_open(sd_event *event, const struct recording_config *cfg,
 		return -EINVAL;
 	}
 	r->size = (uint64_t)n;
-	if (r->flusher)
-		(void)sd_event_source_set_enabled(r->flusher, SD_EVENT_ONESHOT);
+	recording_schedule(r);
 	log_info("recording %s to %s/%s", info->console, cfg->dir, r->path);
 	*ret = r;
 	return 0;

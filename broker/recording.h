@@ -20,8 +20,11 @@
  * (by the time and client id in their names) until keep - 1 are left.
  *
  * Writing never blocks the console: events are formatted into a bounded
- * buffer (RECORDING_BUFFER) that a defer source writes out once per loop
- * iteration.  A write error (a full disk, say), or a buffer that does not
+ * buffer (RECORDING_BUFFER) that a timer writes out 100 ms after the first
+ * event waiting in it (at once when it runs short of room).  Output that
+ * comes within 20 ms of the start of an "o" event still in the buffer
+ * joins that event, so a serial port read byte by byte does not cost a
+ * line per byte.  A write error (a full disk, say), or a buffer that does not
  * drain because the disk does not keep up, cuts the recording: one log
  * line, a final "m" event saying why (best effort), and nothing more.  A
  * recording that cannot be opened is logged and the session goes on

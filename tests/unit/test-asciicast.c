@@ -192,6 +192,31 @@ static void test_utf8_boundaries(void **state)
 	}
 }
 
+/* An "o" event continued: its close taken back, the rest and a new close written over it. */
+static void test_output_more(void **state)
+{
+	char out[4 * ASCIICAST_EVENTS_SIZE(16)];
+	struct asciicast a;
+	struct events ev;
+	size_t n;
+	char *text;
+
+	asciicast_init(&a, true);
+	n = out_feed(&a, 5, "ab\xe2", 3, out);
+	assert_int_equal(memcmp(out + n - ASCIICAST_CLOSE_LEN, ASCIICAST_CLOSE,
+				ASCIICAST_CLOSE_LEN), 0);
+	n -= ASCIICAST_CLOSE_LEN;
+	/* Nothing whole yet: only the close comes back. */
+	n += asciicast_output_more(&a, "\x82", 1, out + n) - ASCIICAST_CLOSE_LEN;
+	n += asciicast_output_more(&a, "\xac\"d", 3, out + n);
+	events_parse(out, n, &ev);
+	assert_int_equal(ev.n, 1);
+	text = events_text(&ev, 'o');
+	assert_string_equal(text, "ab\xe2\x82\xac\"d");
+	free(text);
+	events_free(&ev);
+}
+
 static void test_utf8_repair(void **state)
 {
 	char out[ASCIICAST_EVENTS_SIZE(64)], all[1024];
@@ -422,6 +447,7 @@ int main(void)
 		cmocka_unit_test(test_header),
 		cmocka_unit_test(test_event_format),
 		cmocka_unit_test(test_utf8_boundaries),
+		cmocka_unit_test(test_output_more),
 		cmocka_unit_test(test_utf8_repair),
 		cmocka_unit_test(test_split_equals_whole),
 		cmocka_unit_test(test_is_prompt),

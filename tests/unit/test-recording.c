@@ -2,7 +2,8 @@
 /*
  * Session recordings (broker/recording.h) in a temporary directory: file
  * names and their order, the file (where, mode 0640, header, events with
- * the injected clock's times), input attribution ("input from" only when
+ * the injected clock's times), output merged into the event still in the
+ * buffer within 20 ms (characters whole), input attribution ("input from" only when
  * the typist changes), markers, resize, the cap (a final "truncated"
  * marker, the file never past max_size, nothing after), rotation (the
  * oldest removed, --record-keep left), a symlinked console directory
@@ -208,6 +209,40 @@ static void test_file(void **state)
 	assert_string_equal(ev_data(lines[9]), "bob took write access from alice");
 	assert_string_equal(ev_type(lines[10]), "r");
 	assert_string_equal(ev_data(lines[10]), "120x40");
+	free_lines(lines, n);
+}
+
+/* Output within RECORDING_MERGE's 20 ms of an "o" event's start joins it, while buffered. */
+static void test_merge(void **state)
+{
+	struct recording *r = open_rec(cfg_of(RECORDING_DEFAULT_MAX_SIZE, 10, true), 6);
+	char rel[256];
+	json_t *lines[32];
+	size_t n;
+
+	snprintf(rel, sizeof(rel), "%s", recording_path(r));
+	recording_output(r, "a", 1);
+	fake_now += 1000;
+	recording_output(r, "b\xc3", 2);   /* a character cut between two reads */
+	fake_now += 1000;
+	recording_output(r, "\xa9" "c", 2);
+	fake_now += 25000;                  /* too late: a new event */
+	recording_output(r, "d", 1);
+	recording_marker(r, "between");     /* any other event ends the growing one */
+	recording_output(r, "e", 1);
+	assert_int_equal(recording_flush(r), 0);
+	recording_output(r, "f", 1);        /* written out already: a new event */
+	recording_output(r, "g", 1);
+	recording_free(r);
+	n = read_lines(rel, lines, 32, NULL);
+	assert_int_equal(n, 6);
+	assert_string_equal(ev_data(lines[1]), "ab\xc3\xa9" "c");
+	assert_true(json_real_value(json_array_get(lines[1], 0)) == 0.0);
+	assert_string_equal(ev_data(lines[2]), "d");
+	assert_true(json_real_value(json_array_get(lines[2], 0)) == 0.027);
+	assert_string_equal(ev_data(lines[3]), "between");
+	assert_string_equal(ev_data(lines[4]), "e");
+	assert_string_equal(ev_data(lines[5]), "fg");
 	free_lines(lines, n);
 }
 
@@ -429,6 +464,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_names, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_file, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_merge, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_redaction_in_file, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_cap, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_keep, setup, teardown),
