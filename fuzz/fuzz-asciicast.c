@@ -2,8 +2,10 @@
 /*
  * libFuzzer harness for the asciicast formatter (broker/asciicast.h).  Byte 0
  * chooses redaction (bit 0); the rest is a list of operations, each a kind
- * byte (o: output, i: input, m: marker, r: resize, anything else: finish and
- * start again) and a length byte, then that many bytes of data.  Checks:
+ * byte (o: output, O: output in two halves, the second continuing the first
+ * event with asciicast_output_more(), i: input, m: marker, r: resize,
+ * anything else: finish and start again) and a length byte, then that many
+ * bytes of data.  Checks:
  *
  * - every call writes at most the documented ASCIICAST_EVENTS_SIZE(len):
  *   each call's buffer ends exactly at the end of an allocation, so ASan
@@ -68,6 +70,37 @@ static size_t fuzz_call(struct asciicast *a, struct asciicast_prompt *p, uint8_t
 		asciicast_prompt_feed(p, d, len);
 		n = asciicast_output(a, t, d, len, out);
 		break;
+	case 'O': {
+		/* The first half's event continued by the second: still whole lines, one event. */
+		size_t h = len / 2, cap2 = ASCIICAST_EVENTS_SIZE(h) + ASCIICAST_EVENTS_SIZE(len - h);
+		char *two = malloc(cap2);
+
+		n = 0;
+		if (!two)
+			break;
+		asciicast_prompt_feed(p, d, len);
+		n = asciicast_output(a, t, d, h, two);
+		if (n > ASCIICAST_EVENTS_SIZE(h))
+			abort();
+		if (n >= ASCIICAST_CLOSE_LEN) {
+			size_t k;
+
+			if (memcmp(two + n - ASCIICAST_CLOSE_LEN, ASCIICAST_CLOSE, ASCIICAST_CLOSE_LEN))
+				abort();
+			n -= ASCIICAST_CLOSE_LEN;
+			k = asciicast_output_more(a, d + h, len - h, two + n);
+			if (k < ASCIICAST_CLOSE_LEN || k > ASCIICAST_EVENTS_SIZE(len - h))
+				abort();
+			n += k;
+			if (memchr(two, '\n', n - 1))
+				abort(); /* one event */
+		} else
+			n += asciicast_output(a, t, d + h, len - h, two + n);
+		fuzz_check_lines(two, n, false);
+		free(two);
+		n = 0;
+		break;
+	}
 	case 'i':
 		n = asciicast_input(a, t, p, d, len, out);
 		break;
