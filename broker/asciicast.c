@@ -200,6 +200,17 @@ void asciicast_prompt_feed(struct asciicast_prompt *a, const void *data, size_t 
 	for (size_t i = 0; i < len; i++) {
 		uint8_t b = s[i];
 
+		/*
+		 * A line end ends any escape sequence too.  A terminal would let a
+		 * broken one (ESC [ with no final byte, an OSC never terminated)
+		 * swallow the prompt's first letters or all of it; the program
+		 * still reads a password, so the prompt must still count.
+		 */
+		if (b == '\n' || b == '\r') {
+			a->esc = CAST_ESC_NONE;
+			a->line_len = 0;
+			continue;
+		}
 		switch (a->esc) {
 		case CAST_ESC_START:
 			if (b == '[')
@@ -229,8 +240,6 @@ void asciicast_prompt_feed(struct asciicast_prompt *a, const void *data, size_t 
 		}
 		if (b == 0x1b)
 			a->esc = CAST_ESC_START;
-		else if (b == '\n' || b == '\r')
-			a->line_len = 0;
 		else if (b == '\b') {
 			if (a->line_len > 0)
 				a->line_len--;

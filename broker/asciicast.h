@@ -28,7 +28,8 @@
  * so far ends with a line that looks like a password prompt (it holds
  * "password", "passphrase" or the word "PIN", case-insensitive, and ends
  * with ':' and optional spaces; escape sequences and other control bytes do
- * not count: struct asciicast_prompt follows that), the next input is not
+ * not count, and a CR or LF ends an unfinished escape sequence, so that no
+ * garbage before a prompt can hide it: struct asciicast_prompt follows that), the next input is not
  * recorded as typed: everything up to and including the next CR or LF (and
  * an LF right after a CR) becomes ONE "i" event "[redacted]" followed by
  * that line end.  A redacted line that never ends is written as

@@ -385,6 +385,19 @@ static void test_redaction(void **state)
 	free(in);
 	events_free(&ev);
 
+	/* Unfinished escape sequences before it (CSI, OSC) do not hide the prompt. */
+	redaction_run(true, "\x1b[1;\r\nPassword: ", (const char *const[]){ "pw\r", NULL }, &ev);
+	in = events_text(&ev, 'i');
+	assert_string_equal(in, "[redacted]\r");
+	free(in);
+	events_free(&ev);
+	redaction_run(true, "\x1b]0;title\r\nPassword: ", (const char *const[]){ "pw\r", NULL },
+		      &ev);
+	in = events_text(&ev, 'i');
+	assert_string_equal(in, "[redacted]\r");
+	free(in);
+	events_free(&ev);
+
 	/* A prompt that more output followed is no prompt any more. */
 	redaction_run(true, "Password: \r\nLogin incorrect\r\nlogin: ",
 		      (const char *const[]){ "root\r", NULL }, &ev);
