@@ -20,6 +20,7 @@
 #include "message.h"
 #include "policy.h"
 #include "poller.h"
+#include "recording.h"
 #include "registry.h"
 #include "util.h"
 #include "weblink.h"
@@ -177,8 +178,10 @@ static void client_pull(struct client *c)
 			to += iov[0].iov_len + (uint64_t)(nl - (const uint8_t *)iov[1].iov_base) + 1;
 		skip = to - c->att.pos;
 		snprintf(text, sizeof(text), "%llu bytes dropped", (unsigned long long)skip);
-		if (client_send_new(c, proto_msg_notice_dropped(text, skip)) >= 0)
+		if (client_send_new(c, proto_msg_notice_dropped(text, skip)) >= 0) {
 			c->att.pos = to;
+			recording_marker(c->att.rec, text); /* the gap is in the recording too */
+		}
 		if (c->att.pos < tail)
 			return; /* no room even for the notice: try again later */
 		sanitize_init(&c->att.san);
@@ -229,6 +232,8 @@ static void client_pull(struct client *c)
 		 * front resumes at advances past it.
 		 */
 		proto_output_header(dst, c->att.pos, c->att.pos + n, o);
+		/* What this client is sent, replay included, is what its recording replays. */
+		recording_output(c->att.rec, dst + CLIENT_OUT_HEADER, o);
 		obuf_commit(&c->out, CLIENT_OUT_HEADER + o);
 		c->att.pos += n;
 	}
@@ -458,6 +463,27 @@ static int client_parse_resume(struct client *c, json_t *jres, struct console_re
 	return 0;
 }
 
+/*
+ * With --record-dir, this attach session is recorded (recording.h) from
+ * before `attached`, so the replay is in it too; the console closes it at
+ * detach.  A recording that cannot be made is logged and the session goes on.
+ */
+static void client_record_open(struct client *c, struct console *con)
+{
+	const struct recording_config *cfg = con->env->record ? *con->env->record : NULL;
+
+	if (!cfg)
+		return;
+	(void)recording_open(con->env->event, cfg, &(const struct recording_info){
+		.console = con->name,
+		.vm = con->vm,
+		.principal = c->att.label,
+		.client_id = c->id,
+		.width = c->cols,
+		.height = c->rows,
+	}, &c->att.rec);
+}
+
 static void client_do_attach(struct client *c, json_t *req)
 {
 	json_t *jmode = json_object_get(req, "mode");
@@ -505,6 +531,7 @@ static void client_do_attach(struct client *c, json_t *req)
 	}
 	c->att.right = right;
 	c->att.may_break = client_may_break(c, con);
+	client_record_open(c, con);
 	console_attach_resume(con, &c->att, mode, replay, jres ? &resume : NULL);
 }
 
@@ -652,6 +679,8 @@ static void client_do_resize(struct client *c, json_t *req)
 	}
 	c->cols = (unsigned)json_integer_value(cols);
 	c->rows = (unsigned)json_integer_value(rows);
+	if (c->att.console)
+		recording_resize(c->att.rec, c->cols, c->rows);
 }
 
 void client_detach(struct client *c, enum detach_reason reason, const char *text)

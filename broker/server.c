@@ -167,6 +167,7 @@ int server_init(struct server *s, sd_event *e, const struct server_config *cfg)
 		.event = e,
 		.ring_size = s->config.ring_size,
 		.log = s->config.log_dir ? &s->log_config : NULL,
+		.record = &s->record,
 	};
 	s->source_env = (struct source_env){
 		.event = e,
@@ -188,6 +189,11 @@ int server_init(struct server *s, sd_event *e, const struct server_config *cfg)
 		return r;
 	s->client_env.weblink = s->weblink;
 	s->client_env.web_url = &s->web_url;
+	s->config.record_dir = NULL; /* the caller's string: server_set_record() keeps a copy */
+	r = server_set_record(s, cfg->record_dir, cfg->record_max_size, cfg->record_keep,
+			      cfg->record_redact);
+	if (r < 0)
+		return r;
 	s->config.web_url = NULL; /* the caller's string: server_set_web() keeps a copy */
 	r = server_set_web(s, cfg->web_url, cfg->web_link_ttl, cfg->web_session_ttl);
 	if (r < 0)
@@ -248,6 +254,9 @@ void server_done(struct server *s)
 	s->weblink = weblink_free(s->weblink);
 	free(s->web_url);
 	s->web_url = NULL;
+	s->record = NULL;
+	free(s->record_dir);
+	s->record_dir = NULL;
 	free((char *)s->config.socket_path);
 	free((char *)s->config.log_dir);
 	free((char *)s->config.access_path);
@@ -287,6 +296,26 @@ static int server_policy_load(struct server *s)
 	else
 		log_error_errno(r, "cannot read access file %s: no SSH key may log in", path);
 	return policy_new_empty(&s->policy);
+}
+
+int server_set_record(struct server *s, const char *dir, size_t max_size, unsigned keep,
+		      bool redact)
+{
+	char *copy = dir ? strdup(dir) : NULL;
+
+	if (dir && !copy)
+		return -ENOMEM;
+	free(s->record_dir);
+	s->record_dir = copy;
+	s->record_config = (struct recording_config){
+		.dir = s->record_dir,
+		.max_size = MAX(max_size ? max_size : RECORDING_DEFAULT_MAX_SIZE, RECORDING_MIN_SIZE),
+		.keep = keep ? MIN(keep, (unsigned)RECORDING_MAX_KEEP) : RECORDING_DEFAULT_KEEP,
+		.redact = redact,
+	};
+	/* Sessions already recording keep the settings they started with. */
+	s->record = s->record_dir ? &s->record_config : NULL;
+	return 0;
 }
 
 int server_set_web(struct server *s, const char *url, unsigned link_ttl, unsigned session_ttl)

@@ -25,6 +25,7 @@
 #include "log.h"
 #include "notify.h"
 #include "peer.h"
+#include "recording.h"
 #include "server.h"
 #include "source-cmdline.h"
 #include "source-libvirt.h"
@@ -72,6 +73,9 @@ static const struct server_config default_config = {
 	.max_clients = 4096,
 	.log_max_size = CONSLOG_DEFAULT_MAX_SIZE,
 	.log_backups = CONSLOG_DEFAULT_BACKUPS,
+	.record_max_size = RECORDING_DEFAULT_MAX_SIZE,
+	.record_keep = RECORDING_DEFAULT_KEEP,
+	.record_redact = true,
 	.web_link_ttl = WEBLINK_LINK_TTL_DEFAULT,
 	.web_session_ttl = WEBLINK_SESSION_TTL_DEFAULT,
 };
@@ -80,7 +84,8 @@ static const char *arg_config_file = DEFAULT_CONFIG;
 static bool arg_config_required;
 /* Options without an argument, for "option = yes" in the configuration file. */
 static const char *const config_flags[] = { "libvirt-qemu-monitor", "log-timestamps", "verbose",
-					    "no-consoles", "no-default-alerts", NULL };
+					    "no-consoles", "no-default-alerts",
+					    "no-record-redact", NULL };
 
 static void help(void)
 {
@@ -113,6 +118,11 @@ static void help(void)
 	       "                         REGEX (POSIX extended; repeatable; NAME replaces a\n"
 	       "                         default: panic, oops, bug, emergency)\n"
 	       "  --no-default-alerts    only the --alert options, not the defaults\n"
+	       "  --record-dir DIR       record every attach session as an asciicast v2 file\n"
+	       "                         in DIR/CONSOLE/ (default: none)\n"
+	       "  --record-max-size BYTES  cap of one recording (default 16M)\n"
+	       "  --record-keep N        recordings kept per console (default 100)\n"
+	       "  --no-record-redact     record input typed after a password prompt as typed\n"
 	       "  --admin-group GROUP    members may use the broker socket\n"
 	       "  --front-user USER      a front (ttyhub-sshd) may connect as USER (repeatable)\n"
 	       "  --lock-dir DIR         where pty LCK.. files go (default /var/lock)\n"
@@ -209,6 +219,7 @@ static int parse_argv(int argc, char *argv[])
 		ARG_LIBVIRT, ARG_LIBVIRT_MONITOR, ARG_QMP, ARG_CONFIG, ARG_LOG_DIR, ARG_LOG_MAX,
 		ARG_LOG_BACKUPS, ARG_LOG_TIMESTAMPS, ARG_GUEST_USER, ARG_ACCESS, ARG_NO_CONSOLES,
 		ARG_ALERT, ARG_NO_DEFAULT_ALERTS,
+		ARG_RECORD_DIR, ARG_RECORD_MAX, ARG_RECORD_KEEP, ARG_NO_RECORD_REDACT,
 	};
 	static const struct option options[] = {
 		{ "domain-xml", required_argument, NULL, ARG_DOMAIN_XML },
@@ -235,6 +246,10 @@ static int parse_argv(int argc, char *argv[])
 		{ "log-timestamps", no_argument, NULL, ARG_LOG_TIMESTAMPS },
 		{ "alert", required_argument, NULL, ARG_ALERT },
 		{ "no-default-alerts", no_argument, NULL, ARG_NO_DEFAULT_ALERTS },
+		{ "record-dir", required_argument, NULL, ARG_RECORD_DIR },
+		{ "record-max-size", required_argument, NULL, ARG_RECORD_MAX },
+		{ "record-keep", required_argument, NULL, ARG_RECORD_KEEP },
+		{ "no-record-redact", no_argument, NULL, ARG_NO_RECORD_REDACT },
 		{ "config", required_argument, NULL, ARG_CONFIG },
 		{ "guest-user", required_argument, NULL, ARG_GUEST_USER },
 		{ "access", required_argument, NULL, ARG_ACCESS },
@@ -417,6 +432,30 @@ static int parse_argv(int argc, char *argv[])
 		}
 		case ARG_NO_DEFAULT_ALERTS:
 			arg_no_default_alerts = true;
+		case ARG_RECORD_DIR:
+			if (optarg[0] != '/')
+				return log_error_errno(-EINVAL, "--record-dir %s: expected an absolute "
+						       "path", optarg);
+			arg_config.record_dir = optarg;
+			break;
+		case ARG_RECORD_MAX:
+			if (parse_size(optarg, &arg_config.record_max_size) < 0)
+				return log_error_errno(-EINVAL, "--record-max-size %s: expected a size "
+						       "from 4K to 4G, e.g. 16M", optarg);
+			break;
+		case ARG_RECORD_KEEP: {
+			char *end;
+			unsigned long v = strtoul(optarg, &end, 10);
+
+			if (*end || end == optarg || optarg[0] == '-' || v < 1 ||
+			    v > RECORDING_MAX_KEEP)
+				return log_error_errno(-EINVAL, "--record-keep %s: expected 1-%d",
+						       optarg, RECORDING_MAX_KEEP);
+			arg_config.record_keep = (unsigned)v;
+			break;
+		}
+		case ARG_NO_RECORD_REDACT:
+			arg_config.record_redact = false;
 			break;
 		case '?':
 			if (optopt)
@@ -545,6 +584,9 @@ static int on_reload(sd_event_source *es, const struct signalfd_siginfo *si, voi
 	s->config.n_front_uids = arg_config.n_front_uids;
 	s->config.max_clients = arg_config.max_clients;
 	apply_alerts(s);
+	if (server_set_record(s, arg_config.record_dir, arg_config.record_max_size,
+			      arg_config.record_keep, arg_config.record_redact) < 0)
+		log_error("cannot apply the recording options: out of memory");
 	if (server_set_web(s, arg_config.web_url, arg_config.web_link_ttl,
 			   arg_config.web_session_ttl) < 0)
 		log_error("cannot apply --web-url: out of memory");
