@@ -432,6 +432,7 @@ static int parse_argv(int argc, char *argv[])
 		}
 		case ARG_NO_DEFAULT_ALERTS:
 			arg_no_default_alerts = true;
+			break;
 		case ARG_RECORD_DIR:
 			if (optarg[0] != '/')
 				return log_error_errno(-EINVAL, "--record-dir %s: expected an absolute "
