@@ -64,6 +64,9 @@ enum access_option {
 	ACCESS_OPTION_CONSOLES,
 	ACCESS_OPTION_FROM,
 	ACCESS_OPTION_BREAK,
+	ACCESS_OPTION_SYSRQ,
+	ACCESS_OPTION_NMI,
+	ACCESS_OPTION_POWER,
 	ACCESS_OPTION_IGNORED, /* OpenSSH restrictions that ttyhub-sshd enforces anyway */
 	ACCESS_OPTION_UNKNOWN,
 };
@@ -75,6 +78,9 @@ static const struct {
 	{ "consoles", ACCESS_OPTION_CONSOLES },
 	{ "from", ACCESS_OPTION_FROM },
 	{ "break", ACCESS_OPTION_BREAK },
+	{ "sysrq", ACCESS_OPTION_SYSRQ },
+	{ "nmi", ACCESS_OPTION_NMI },
+	{ "power", ACCESS_OPTION_POWER },
 	{ "restrict", ACCESS_OPTION_IGNORED },
 	{ "no-port-forwarding", ACCESS_OPTION_IGNORED },
 	{ "no-agent-forwarding", ACCESS_OPTION_IGNORED },
@@ -551,6 +557,12 @@ static int access_parse_options(struct access_line *l, const char *p)
 			r = access_parse_from(l, value);
 		else if (opt == ACCESS_OPTION_BREAK)
 			l->e->brk = true;
+		else if (opt == ACCESS_OPTION_SYSRQ)
+			l->e->sysrq = true;
+		else if (opt == ACCESS_OPTION_NMI)
+			l->e->nmi = true;
+		else if (opt == ACCESS_OPTION_POWER)
+			l->e->power = true;
 		free(value);
 		if (r < 0)
 			return r;

@@ -19,6 +19,8 @@
  *   So "ca*" never grants a VM because its UUID starts with "ca", and "*0"
  *   never grants every VM's serial0.
  * - break: may send a serial break.
+ * - sysrq, nmi, power: may send a SysRq key (a break and the key), an NMI,
+ *   reset or power down the guest (rescue actions; each needs rw too).
  * - from="PATTERN,...": the client address must match one pattern (fnmatch;
  *   "!PATTERN" excludes), as in OpenSSH.
  * - OpenSSH restrictions that ttyhub enforces anyway are accepted and ignored:
@@ -76,6 +78,9 @@ struct access_entry {
 	char **from;         /* from= patterns, or NULL/0 for any address */
 	size_t n_from;
 	bool brk;            /* "break" option */
+	bool sysrq;          /* "sysrq" option */
+	bool nmi;            /* "nmi" option */
+	bool power;          /* "power" option: reset and powerdown */
 };
 
 struct access_error {

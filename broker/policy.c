@@ -231,3 +231,27 @@ bool policy_may_break(const struct policy *p, const struct principal *pr,
 
 	return e && e->brk && access_check(e, c) == ACCESS_RW;
 }
+
+/* The access file's option for a rescue action (an unknown action: none). */
+static bool policy_entry_allows(const struct access_entry *e, enum proto_action action)
+{
+	switch (action) {
+	case PROTO_ACTION_SYSRQ:
+		return e->sysrq;
+	case PROTO_ACTION_NMI:
+		return e->nmi;
+	case PROTO_ACTION_RESET:
+	case PROTO_ACTION_POWERDOWN:
+		return e->power;
+	default:
+		return false;
+	}
+}
+
+bool policy_may_action(const struct policy *p, const struct principal *pr,
+		       const struct access_console *c, enum proto_action action)
+{
+	const struct access_entry *e = policy_entry(p, pr);
+
+	return e && policy_entry_allows(e, action) && access_check(e, c) == ACCESS_RW;
+}

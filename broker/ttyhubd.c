@@ -48,6 +48,7 @@ static size_t arg_n_qmp;
 static const char *arg_libvirt[MAX_LIBVIRT_ARGS];
 static size_t arg_n_libvirt;
 static bool arg_libvirt_monitor;
+static bool arg_libvirt_power;
 static const char *arg_lock_dir;       /* NULL: the default; chardev keeps its own copy */
 static struct peer_guest arg_guest_user; /* --guest-user, .set = false if not given */
 #define DEFAULT_CONFIG "/etc/ttyhub/ttyhubd.conf"
@@ -69,7 +70,7 @@ static const char *arg_config_file = DEFAULT_CONFIG;
 static bool arg_config_required;
 /* Options without an argument, for "option = yes" in the configuration file. */
 static const char *const config_flags[] = { "libvirt-qemu-monitor", "log-timestamps", "verbose",
-					    NULL };
+					    "libvirt-power", NULL };
 
 static void help(void)
 {
@@ -83,7 +84,9 @@ static void help(void)
 	       "  --libvirt URI          running libvirt domains and their events (repeatable;\n"
 	       "                         default qemu:///system when no other source is given)\n"
 	       "  --libvirt-qemu-monitor allow serial break on libvirt domains through the QEMU\n"
-	       "                         monitor (needs a read-write connection; taints them)\n\n"
+	       "                         monitor (needs a read-write connection; taints them)\n"
+	       "  --libvirt-power        allow nmi, reset and powerdown on libvirt domains\n"
+	       "                         (needs a read-write connection)\n\n"
 	       "Options:\n"
 	       "  --config FILE          options, one \"option = value\" per line\n"
 	       "                         (default %s, if it exists)\n"
@@ -191,6 +194,7 @@ static int parse_argv(int argc, char *argv[])
 		ARG_WEB_URL, ARG_WEB_LINK_TTL, ARG_WEB_SESSION_TTL,
 		ARG_LIBVIRT, ARG_LIBVIRT_MONITOR, ARG_QMP, ARG_CONFIG, ARG_LOG_DIR, ARG_LOG_MAX,
 		ARG_LOG_BACKUPS, ARG_LOG_TIMESTAMPS, ARG_GUEST_USER, ARG_ACCESS,
+		ARG_LIBVIRT_POWER,
 	};
 	static const struct option options[] = {
 		{ "domain-xml", required_argument, NULL, ARG_DOMAIN_XML },
@@ -210,6 +214,7 @@ static int parse_argv(int argc, char *argv[])
 		{ "version", no_argument, NULL, ARG_VERSION },
 		{ "libvirt", required_argument, NULL, ARG_LIBVIRT },
 		{ "libvirt-qemu-monitor", no_argument, NULL, ARG_LIBVIRT_MONITOR },
+		{ "libvirt-power", no_argument, NULL, ARG_LIBVIRT_POWER },
 		{ "qmp", required_argument, NULL, ARG_QMP },
 		{ "log-dir", required_argument, NULL, ARG_LOG_DIR },
 		{ "log-max-size", required_argument, NULL, ARG_LOG_MAX },
@@ -259,6 +264,9 @@ static int parse_argv(int argc, char *argv[])
 			break;
 		case ARG_LIBVIRT_MONITOR:
 			arg_libvirt_monitor = true;
+			break;
+		case ARG_LIBVIRT_POWER:
+			arg_libvirt_power = true;
 			break;
 		case ARG_SOCKET:
 			arg_config.socket_path = optarg;
@@ -406,6 +414,7 @@ static int load_args(int argc, char *argv[])
 	arg_config = default_config;
 	arg_n_domain_xml = arg_n_consoles = arg_n_libvirt = arg_n_qmp = 0;
 	arg_libvirt_monitor = false;
+	arg_libvirt_power = false;
 	arg_lock_dir = NULL;
 	arg_guest_user = (struct peer_guest){};
 	arg_config_file = DEFAULT_CONFIG;
@@ -534,7 +543,8 @@ static int open_sources(struct server *s)
 	if (arg_n_domain_xml == 0 && arg_n_consoles == 0 && arg_n_libvirt == 0 && arg_n_qmp == 0)
 		arg_libvirt[arg_n_libvirt++] = "qemu:///system";
 	for (size_t i = 0; i < arg_n_libvirt; i++) {
-		r = source_libvirt_open(&s->source_env, arg_libvirt[i], arg_libvirt_monitor, &src);
+		r = source_libvirt_open(&s->source_env, arg_libvirt[i], arg_libvirt_monitor,
+					arg_libvirt_power, &src);
 		if (r < 0)
 			return r;
 		server_add_source(s, src);
