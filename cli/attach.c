@@ -426,6 +426,7 @@ static void handle_event(struct session *s, const struct front_event *e)
 	case FRONT_EV_AUTHORIZED:
 	case FRONT_EV_WEB_LINK:
 	case FRONT_EV_REDEEMED:
+	case FRONT_EV_ACTION_DONE: /* the broker's notice to everyone attached says it */
 		break;
 	}
 }

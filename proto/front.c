@@ -185,6 +185,11 @@ int front_break(struct front *f, const char *console)
 	return front_put(f, proto_req_break(console));
 }
 
+int front_action(struct front *f, const char *console, const char *action, const char *key)
+{
+	return front_put(f, proto_req_action(console, action, key));
+}
+
 int front_detach(struct front *f)
 {
 	return front_put(f, proto_req_detach());
@@ -599,6 +604,16 @@ static bool front_decode(json_t *msg, const char *type, struct front_event *e)
 	case PROTO_BREAK_SENT:
 		e->type = FRONT_EV_BREAK_SENT;
 		return true;
+	case PROTO_ACTION_DONE:
+		e->type = FRONT_EV_ACTION_DONE;
+		/* Shown on terminals: only the names and keys we know. */
+		e->action = front_str(msg, "action");
+		if (proto_action_from_string(e->action) < 0)
+			e->action = NULL;
+		e->key = front_str(msg, "key");
+		if (!proto_sysrq_key_valid(e->key))
+			e->key = NULL;
+		return true;
 	case PROTO_DETACHED:
 		e->type = FRONT_EV_DETACHED;
 		e->reason = detach_reason_from_string(front_str(msg, "reason"));
@@ -884,6 +899,11 @@ size_t front_event_text(const struct front *f, const struct front_event *e, char
 		break;
 	case FRONT_EV_BREAK_SENT:
 		n = snprintf(buf, size, "serial break sent");
+		break;
+	case FRONT_EV_ACTION_DONE:
+		/* Everyone attached (us too) also hears the broker's notice saying who did it. */
+		n = snprintf(buf, size, "%s%s%s done", e->action ? e->action : "action",
+			     e->key ? " " : "", e->key ? e->key : "");
 		break;
 	case FRONT_EV_DETACHED:
 		n = snprintf(buf, size, "detached: %s", e->text ? e->text : "");

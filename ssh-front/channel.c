@@ -555,7 +555,8 @@ static void chan_start_exec(struct chan *c, const char *command)
 		return;
 	if (r < 0) {
 		chan_close(c, 2, "unknown command; try: list [--json] | attach NAME [--ro|--force] | "
-			   "who NAME | web-link NAME [--ro]");
+			   "who NAME | web-link NAME [--ro] | sysrq NAME KEY | nmi NAME | "
+			   "reset NAME | powerdown NAME");
 		return;
 	}
 	switch (c->exec.verb) {
@@ -576,6 +577,13 @@ static void chan_start_exec(struct chan *c, const char *command)
 		chan_asked(c);
 		c->state = CHAN_EXEC;
 		chan_sent(c, front_web_link(&c->front, c->exec.name, c->exec.mode == ATTACH_RO));
+		break;
+	case EXEC_ACTION:
+		chan_asked(c);
+		c->state = CHAN_EXEC;
+		chan_sent(c, front_action(&c->front, c->exec.name,
+					  proto_action_to_string(c->exec.action),
+					  c->exec.key[0] ? c->exec.key : NULL));
 		break;
 	}
 }
@@ -613,7 +621,8 @@ static void chan_on_error(struct chan *c, const struct front_event *e)
 	} else if (strcmp(e->code, PROTO_E_UNKNOWN_CONSOLE) == 0 && c->state != CHAN_ATTACHED) {
 		/* who and web-link name a console without attaching; everything else attaches. */
 		bool who = c->state == CHAN_EXEC &&
-			   (c->exec.verb == EXEC_WHO || c->exec.verb == EXEC_WEB_LINK);
+			   (c->exec.verb == EXEC_WHO || c->exec.verb == EXEC_WEB_LINK ||
+			    c->exec.verb == EXEC_ACTION);
 
 		chan_unknown(c, who ? c->exec.name : c->console);
 	} else if (strcmp(e->code, PROTO_E_READ_ONLY) == 0) {
@@ -755,6 +764,10 @@ static void chan_event(struct chan *c, const struct front_event *e)
 		if (e->reason == DETACH_REQUESTED && c->state == CHAN_ATTACHED)
 			chan_hint(c);
 		chan_close(c, front_detach_status(e->reason), "detached: %s", text);
+		break;
+	case FRONT_EV_ACTION_DONE:
+		if (c->state == CHAN_EXEC)
+			chan_exec_reply(c, e);
 		break;
 	case FRONT_EV_BREAK_SENT: /* the broker's notice to everyone attached says it */
 	case FRONT_EV_OUTPUT:     /* not asked for by an SSH channel (yet) */

@@ -1,0 +1,266 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: MIT
+"""Rescue actions (sysrq, nmi, reset, powerdown) on a real QEMU guest given as --qmp, and
+on a plain --console socket (fake-guest) that cannot do them.
+
+* `ttyhub sysrq vm h`: the break and the key reach the guest, which prints "sysrq: HELP";
+  everyone attached (a CLI attach and a raw broker client) gets "local admin sent sysrq h",
+  the console history (replay) and the console log hold the "[ttyhub] ..." line, and
+  ttyhubd's log audits it with the requester;
+* `ttyhub nmi vm`: the Linux guest logs the NMI ("Uhhuh. NMI received for unknown
+  reason", printed at KERN_EMERG, so the guest's quiet loglevel shows it);
+* `ttyhub reset vm --yes`: the guest boots again ("guest up" a second time) and both
+  attached clients got "local admin reset the guest" (QEMU runs without -no-reboot here);
+* `ttyhub powerdown vm --yes`: answered and announced (the guest has no ACPI daemon, so
+  nothing more is visible);
+* over SSH (exec commands): a key without `sysrq` is refused with exactly the denial an
+  unknown action gets (the broker's text, only the action's name differs), and its
+  keystroke-free request never reaches the guest; a key with `sysrq` gets the HELP;
+* bad input: an unknown sysrq key (bad-request listing the valid keys), any action on the
+  plain --console socket (not-available, saying its source cannot), an unknown action from
+  a local admin; ttyhubd keeps serving (list, and a sysrq afterwards).
+"""
+
+import os
+import re
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import guest as G  # noqa: E402
+import hub  # noqa: E402
+import runner  # noqa: E402
+import sshhub  # noqa: E402
+
+DENIED = "action %s is not available to your key"
+KEYS = "0123456789abcdefghijklmnopqrstuvwxyz"
+
+
+class RebootingGuest(G.Guest):
+    """A guest that reboots on reset: the harness's -no-reboot would end QEMU instead."""
+
+    def command(self):
+        return [a for a in super().command() if a != "-no-reboot"]
+
+
+class Ctx:
+    pass
+
+
+ctx = Ctx()
+
+
+def answer(c, timeout=30):
+    """The next answer (not a notice or state) of broker client c."""
+    deadline = time.monotonic() + timeout
+    while True:
+        left = deadline - time.monotonic()
+        assert left > 0, "no answer within %g s: %r" % (timeout, c.messages[-3:])
+        c.sock.settimeout(left)
+        m = c.next()
+        if m["type"] not in ("notice", "state"):
+            c.sock.settimeout(10)
+            return m
+
+
+def wait_notice(c, pattern, timeout=30):
+    """Wait until broker client c got a notice matching pattern (earlier ones count)."""
+    def seen():
+        return any(m["type"] == "notice" and re.search(pattern, m.get("text", ""))
+                   for m in c.messages)
+    deadline = time.monotonic() + timeout
+    while not seen():
+        left = deadline - time.monotonic()
+        assert left > 0, "no notice %r; got %r" % (pattern, c.messages[-5:])
+        c.sock.settimeout(left)
+        try:
+            c.next()
+        except TimeoutError:
+            pass
+    c.sock.settimeout(10)
+
+
+def action(c, **req):
+    c.send(dict(type="action", **req))
+    return answer(c)
+
+
+def daemon_log():
+    with open(ctx.d.log_path, "rb") as f:
+        return f.read().decode(errors="replace")
+
+
+def console_log():
+    out = ""
+    for name in os.listdir(ctx.logdir):
+        with open(os.path.join(ctx.logdir, name), "rb") as f:
+            out += f.read().decode(errors="replace")
+    return out
+
+
+@runner.check("ttyhub sysrq vm h: the guest prints sysrq: HELP; everyone attached is told")
+def t_sysrq_cli():
+    G.sync_shell(ctx.w)
+    r = ctx.d.cli("sysrq", "vm", "h")
+    assert r.returncode == 0 and b"sysrq h done on vm" in r.stdout, r
+    ctx.w.expect(r"local admin sent sysrq h", timeout=10)
+    ctx.w.expect(r"sysrq: HELP", timeout=20)
+    wait_notice(ctx.b, r"^local admin sent sysrq h$")
+
+
+@runner.check("the action is in the history, the console log and ttyhubd's audit log")
+def t_sysrq_recorded():
+    c = hub.BrokerClient(ctx.d.socket)
+    try:
+        c.send({"type": "attach", "console": "vm", "mode": "ro", "replay": "all"})
+        c.read_data_until(b"[ttyhub] local admin sent sysrq h")
+    finally:
+        c.close()
+    ctx.d.wait_for(lambda: "local admin sent sysrq h" in console_log(),
+                        what="the marker in the console log")
+    assert re.search(r"sysrq h on vm:serial0 by \S+", daemon_log()), daemon_log()[-2000:]
+
+
+@runner.check("ttyhub nmi vm: the Linux guest logs the NMI")
+def t_nmi():
+    r = ctx.d.cli("nmi", "vm")
+    assert r.returncode == 0 and b"nmi done on vm" in r.stdout, r
+    ctx.w.expect(r"sent an NMI to the guest", timeout=10)
+    ctx.w.expect(r"Uhhuh\. NMI received", timeout=20)
+
+
+@runner.check("an unknown sysrq key: a clear error listing the keys; the daemon serves on")
+def t_bad_key():
+    r = ctx.d.cli("sysrq", "vm", "!")
+    assert r.returncode == 2 and KEYS.encode() in r.stderr, r
+    c = hub.BrokerClient(ctx.d.socket)
+    try:
+        for key in ("!", "hh", "H", None):
+            req = {"console": "vm", "action": "sysrq"}
+            if key is not None:
+                req["key"] = key
+            m = action(c, **req)
+            assert m["type"] == "error" and m["code"] == "bad-request", m
+            assert KEYS in m["message"], m
+        m = action(c, console="vm", action="frobnicate")
+        assert m == {"type": "error", "code": "denied",
+                     "message": DENIED % "frobnicate"}, m
+        assert ctx.d.list()["consoles"], "ttyhubd stopped serving"
+    finally:
+        c.close()
+
+
+@runner.check("an action on a plain --console socket: not-available, saying why")
+def t_plain_console():
+    for args in (("nmi", "plain"), ("reset", "plain", "--yes"), ("sysrq", "plain", "h"),
+                 ("powerdown", "plain", "--yes")):
+        r = ctx.d.cli(*args)
+        assert r.returncode == 1, r
+        assert (b"this console's source cannot send %s" % args[0].encode()) in r.stderr, r
+    assert ctx.d.console("plain")["state"] == "connected"
+    r = ctx.d.cli("output", "plain")
+    assert r.returncode == 0, r
+
+
+@runner.check("over SSH, a key without sysrq is refused like an unknown action")
+def t_ssh_rights():
+    # ttyhub-sshd's refusal is a "[ttyhub] ..." line on the channel, and exit status 1.
+    r = sshhub.run_ssh(ctx.front, ctx.nokey, "console", "sysrq", "vm", "h")
+    assert r.returncode == 1, r
+    assert r.stdout == b"[ttyhub] " + (DENIED % "sysrq").encode() + b"\n", r
+    # The same key asking for an action that does not exist (a raw front connection
+    # speaking for it, as ttyhub-sshd does): the same denial, only the name differs.
+    c = hub.BrokerClient(ctx.d.socket, hello=False)
+    try:
+        c.send({"type": "hello", "version": 1, "client": "test-front",
+                "principal": {"key": " ".join(ctx.nopub.split()[:2]), "from": "127.0.0.1"}})
+        c.expect_type("hello")
+        unknown = action(c, console="vm", action="frobnicate")
+        sysrq = action(c, console="vm", action="sysrq", key="h")
+        assert unknown["code"] == sysrq["code"] == "denied", (unknown, sysrq)
+        assert unknown["message"].replace("frobnicate", "X") == \
+            sysrq["message"].replace("sysrq", "X"), (unknown, sysrq)
+    finally:
+        c.close()
+    ctx.w.expect_absent(r"sysrq: HELP", duration=2)
+    r = sshhub.run_ssh(ctx.front, ctx.sysrqkey, "console", "sysrq", "vm", "h")
+    assert r.returncode == 0 and b"sysrq h done on vm" in r.stdout, r
+    ctx.w.expect(r"\(ssh SHA256:[^)]*\) sent sysrq h", timeout=10)
+    ctx.w.expect(r"sysrq: HELP", timeout=20)
+    # nmi and power are rights of their own: sysrq does not give them.
+    r = sshhub.run_ssh(ctx.front, ctx.sysrqkey, "console", "reset", "vm")
+    assert r.returncode == 1 and (DENIED % "reset").encode() in r.stdout, r
+
+
+@runner.check("ttyhub reset vm: the guest boots again; everyone attached got the notice")
+def t_reset():
+    G.sync_shell(ctx.w)
+    r = ctx.d.cli("reset", "vm", "--yes")
+    assert r.returncode == 0 and b"reset done on vm" in r.stdout, r
+    ctx.w.expect(r"local admin reset the guest", timeout=10)
+    ctx.w.expect(r"guest up", timeout=120)
+    wait_notice(ctx.b, r"^local admin reset the guest$")
+    ctx.b.read_data_until(b"guest up", timeout=30)
+    G.sync_shell(ctx.w, timeout=120)
+
+
+@runner.check("ttyhub powerdown vm: answered and announced")
+def t_powerdown():
+    r = ctx.d.cli("powerdown", "vm", "--yes")
+    assert r.returncode == 0 and b"powerdown done on vm" in r.stdout, r
+    ctx.w.expect(r"local admin pressed the guest's power button", timeout=10)
+    wait_notice(ctx.b, r"pressed the guest's power button")
+
+
+@runner.check("after all that the daemon still serves: sysrq works again")
+def t_still_serving():
+    G.sync_shell(ctx.w, timeout=120)
+    r = ctx.d.cli("sysrq", "vm", "h")
+    assert r.returncode == 0, r
+    ctx.w.expect(r"sysrq: HELP", timeout=20)
+
+
+def main():
+    res = runner.Runner()
+    ctx.wd = wd = hub.workdir("actions")
+    ctx.logdir = os.path.join(wd, "logs")
+    os.mkdir(ctx.logdir)
+    g = RebootingGuest(wd, "vm")
+    plain = os.path.join(wd, "plain.sock")
+    fg = subprocess.Popen([hub.FAKE_GUEST, "--socket", plain, "--rate", "10"])
+    runner.wait_until(lambda: os.path.exists(plain), 10, "the fake guest's socket")
+    ctx.d = hub.Daemon(wd, "--qmp", g.qmp_sock, "--console", "plain=" + plain,
+                       "--front-user", "root", "--log-dir", ctx.logdir).start()
+    ctx.nokey, ctx.nopub = sshhub.make_key(wd, "nosysrq")
+    ctx.sysrqkey, sysrqpub = sshhub.make_key(wd, "sysrq")
+    # Every right but sysrq, and sysrq alone.
+    ctx.front = sshhub.SshFront(wd, ctx.d.socket,
+                                ['consoles="vm*:rw",break,nmi,power ' + ctx.nopub,
+                                 'consoles="vm*:rw",sysrq ' + sysrqpub])
+    ctx.w = ctx.b = None
+    try:
+        ctx.d.wait_for(lambda: ctx.d.console("vm:serial0")["state"] == "connected", timeout=30,
+                       what="the guest's console")
+        ctx.w = G.Pty(ctx.d.cli_cmd("attach", "vm"))
+        ctx.w.expect(r"attached to vm:serial0")
+        ctx.w.expect(r"guest up", timeout=120)
+        ctx.b = hub.BrokerClient(ctx.d.socket)
+        ctx.b.send({"type": "attach", "console": "vm", "mode": "ro"})
+        ctx.b.expect_type("attached")
+        res.run_checks()
+    finally:
+        if ctx.w:
+            ctx.w.close()
+        if ctx.b:
+            ctx.b.close()
+        ctx.front.stop()
+        ctx.d.stop()
+        g.stop()
+        fg.kill()
+        fg.wait()
+    res.finish(wd)
+
+
+if __name__ == "__main__":
+    main()
