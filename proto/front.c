@@ -216,11 +216,46 @@ int front_escape_request(struct front *f, enum escape_cmd cmd)
 		return front_put(f, proto_req_replay(FRONT_REPLAY_LINES));
 	case ESCAPE_BREAK:
 		return front_break(f, NULL);
+	case ESCAPE_SYSRQ:
+		if (!f->esc.arg)
+			break; /* cancelled: front_escape_text() says so */
+		return front_action(f, NULL, "sysrq", (const char[]){ (char)f->esc.arg, '\0' });
+	case ESCAPE_NMI:
+		return front_action(f, NULL, "nmi", NULL);
+	case ESCAPE_RESET:
+		return front_action(f, NULL, "reset", NULL);
+	case ESCAPE_POWERDOWN:
+		return front_action(f, NULL, "powerdown", NULL);
+	case ESCAPE_CONFIRM:
+	case ESCAPE_CANCEL:
 	case ESCAPE_HELP:
 	case ESCAPE_NONE:
 		break;
 	}
 	return -EOPNOTSUPP;
+}
+
+size_t front_escape_text(const struct front *f, enum escape_cmd cmd, char *buf, size_t size)
+{
+	const char *what = f->esc.arg == ESCAPE_RESET ? "reset" : "powerdown";
+	const char *name = f->book.console[0] ? f->book.console : "this console";
+	char esc[FRONT_CONSOLE_MAX * 4];
+	int n;
+
+	if (size == 0)
+		return 0;
+	buf[0] = '\0';
+	/* The name came from the broker or the user: shown escaped. */
+	log_sanitize(name, strlen(name), esc, sizeof(esc));
+	if (cmd == ESCAPE_CONFIRM)
+		n = snprintf(buf, size, "%s %s? [y/N]", what, esc);
+	else if (cmd == ESCAPE_CANCEL)
+		n = snprintf(buf, size, "%s cancelled", what);
+	else if (cmd == ESCAPE_SYSRQ && !f->esc.arg)
+		n = snprintf(buf, size, "sysrq cancelled: the key must be one of 0-9, a-z");
+	else
+		return 0;
+	return n < 0 ? 0 : MIN((size_t)n, size - 1);
 }
 
 /* front_keys() while the broker is away: into the held buffer, the overflow counted. */

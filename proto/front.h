@@ -225,10 +225,18 @@ int front_detach(struct front *f);
 int front_resize(struct front *f, unsigned cols, unsigned rows);
 /*
  * The request an escape command stands for (detach, take, release, who,
- * replay, break).  -EOPNOTSUPP for ESCAPE_HELP and ESCAPE_NONE, which the
- * front shows itself.
+ * replay, break, the rescue actions).  -EOPNOTSUPP for ESCAPE_HELP,
+ * ESCAPE_NONE and what front_escape_text() answers, which the front shows
+ * itself.
  */
 int front_escape_request(struct front *f, enum escape_cmd cmd);
+/*
+ * What the front shows itself for an escape command instead of asking the
+ * broker: the question of ESCAPE_CONFIRM ("reset NAME? [y/N]"), that a
+ * reset, powerdown or sysrq was cancelled.  Returns its length (0: none,
+ * ask the broker with front_escape_request()).  buf is NUL-terminated.
+ */
+size_t front_escape_text(const struct front *f, enum escape_cmd cmd, char *buf, size_t size);
 
 /*
  * Feed keystrokes through the escape filter.  Bytes for the console are

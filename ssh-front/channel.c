@@ -846,6 +846,20 @@ static void chan_gap_escape(struct chan *c, enum escape_cmd cmd)
 }
 
 /*
+ * Rescue actions by escape (escape.h): reset and powerdown ask y/N in an
+ * interactive session (a pty); the question and a cancel are ours to show.
+ */
+static bool chan_escape_local(struct chan *c, enum escape_cmd cmd)
+{
+	char text[600];
+
+	if (front_escape_text(&c->front, cmd, text, sizeof(text)) == 0)
+		return false;
+	chan_notice(c, "%s", text);
+	return true;
+}
+
+/*
  * Keystrokes of an attached user: escape commands, then to the broker.  A
  * watch-only key's keystrokes never leave this process (the broker would
  * discard them too); its escape commands go to the broker, which refuses
@@ -857,6 +871,7 @@ static size_t chan_keys(struct chan *c, const uint8_t *data, size_t len)
 {
 	size_t used = 0;
 
+	c->front.esc.confirm = c->pty; /* reset and powerdown ask y/N on a terminal */
 	while (used < len && chan_keys_flow(c)) {
 		bool gap = c->state != CHAN_ATTACHED;
 		enum escape_cmd cmd;
@@ -886,6 +901,8 @@ static size_t chan_keys(struct chan *c, const uint8_t *data, size_t len)
 			chan_say(c, help, strlen(help));
 		} else if (cmd != ESCAPE_NONE && gap)
 			chan_gap_escape(c, cmd);
+		else if (cmd != ESCAPE_NONE && chan_escape_local(c, cmd))
+			; /* a y/N question, or what was cancelled */
 		else if (cmd != ESCAPE_NONE) {
 			c->detach_asked |= cmd == ESCAPE_DETACH;
 			chan_sent(c, front_escape_request(&c->front, cmd));
