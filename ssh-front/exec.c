@@ -8,6 +8,7 @@
 
 #include "exec.h"
 #include "listing.h"
+#include "log.h"
 #include "view.h"
 
 int exec_parse(const char *command, struct exec *ret)
@@ -113,7 +114,7 @@ static void exec_print_action_done(FILE *f, json_t *msg, const char *eol)
 
 	if (proto_action_from_string(action) < 0)
 		return;
-	view_scrub(console ? console : "", name, sizeof(name));
+	log_sanitize(console ? console : "", console ? strlen(console) : 0, name, sizeof(name));
 	fprintf(f, "%s%s%s done on %s%s", action, proto_sysrq_key_valid(key) ? " " : "",
 		proto_sysrq_key_valid(key) ? key : "", name, eol);
 }
