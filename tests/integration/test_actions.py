@@ -16,6 +16,10 @@ on a plain --console socket (fake-guest) that cannot do them.
 * over SSH (exec commands): a key without `sysrq` is refused with exactly the denial an
   unknown action gets (the broker's text, only the action's name differs), and its
   keystroke-free request never reaches the guest; a key with `sysrq` gets the HELP;
+* escape commands over SSH (a watcher with a pty): Ctrl-E c S h gets the HELP (the "h"
+  never reaches the guest as a keystroke), Ctrl-E c R asks "reset vm:serial0? [y/N]" and
+  "n" cancels it, Ctrl-E c P answered "y" powers down; in the CLI attach, Ctrl-E c N;
+* actions share the console's break budget: five in a row get `busy` with when to retry;
 * bad input: an unknown sysrq key (bad-request listing the valid keys), any action on the
   plain --console socket (not-available, saying its source cannot), an unknown action from
   a local admin; ttyhubd keeps serving (list, and a sysrq afterwards).
@@ -86,6 +90,34 @@ def action(c, **req):
     return answer(c)
 
 
+def cli_action(*args, run=None):
+    """ttyhub ARGS (or run()) for an action that must go through: a `busy` (the console's
+    budget of breaks and actions is spent, t_rate_limit) is retried when the broker says."""
+    while True:
+        r = run() if run else ctx.d.cli(*args)
+        m = re.search(rb"too many breaks and actions, try again in (\d+) s",
+                      r.stderr + r.stdout)
+        if r.returncode == 0 or not m:
+            return r
+        time.sleep(int(m.group(1)))
+
+
+def escape_action(pty, keys, done, answer=None):
+    """Type an action's escape KEYS on PTY (and ANSWER to its y/N question) until the broker
+    announces it (DONE, a regex), retrying a `busy` when the broker says."""
+    while True:
+        pty.send(keys)
+        if answer is not None:
+            pty.expect(rb"\? \[y/N\]", timeout=10)
+            pty.send(answer)
+        m = pty.expect(done + rb"|too many breaks and actions, try again in (\d+) s",
+                       timeout=10)
+        wait = m.group(m.re.groups)
+        if not wait:
+            return m
+        time.sleep(int(wait))
+
+
 def daemon_log():
     with open(ctx.d.log_path, "rb") as f:
         return f.read().decode(errors="replace")
@@ -102,7 +134,7 @@ def console_log():
 @runner.check("ttyhub sysrq vm h: the guest prints sysrq: HELP; everyone attached is told")
 def t_sysrq_cli():
     G.sync_shell(ctx.w)
-    r = ctx.d.cli("sysrq", "vm", "h")
+    r = cli_action("sysrq", "vm", "h")
     assert r.returncode == 0 and b"sysrq h done on vm" in r.stdout, r
     ctx.w.expect(r"local admin sent sysrq h", timeout=10)
     ctx.w.expect(r"sysrq: HELP", timeout=20)
@@ -124,7 +156,7 @@ def t_sysrq_recorded():
 
 @runner.check("ttyhub nmi vm: the Linux guest logs the NMI")
 def t_nmi():
-    r = ctx.d.cli("nmi", "vm")
+    r = cli_action("nmi", "vm")
     assert r.returncode == 0 and b"nmi done on vm" in r.stdout, r
     ctx.w.expect(r"sent an NMI to the guest", timeout=10)
     ctx.w.expect(r"Uhhuh\. NMI received", timeout=20)
@@ -184,7 +216,8 @@ def t_ssh_rights():
     finally:
         c.close()
     ctx.w.expect_absent(r"sysrq: HELP", duration=2)
-    r = sshhub.run_ssh(ctx.front, ctx.sysrqkey, "console", "sysrq", "vm", "h")
+    r = cli_action(run=lambda: sshhub.run_ssh(ctx.front, ctx.sysrqkey, "console", "sysrq",
+                                              "vm", "h"))
     assert r.returncode == 0 and b"sysrq h done on vm" in r.stdout, r
     ctx.w.expect(r"\(ssh SHA256:[^)]*\) sent sysrq h", timeout=10)
     ctx.w.expect(r"sysrq: HELP", timeout=20)
@@ -193,10 +226,52 @@ def t_ssh_rights():
     assert r.returncode == 1 and (DENIED % "reset").encode() in r.stdout, r
 
 
+@runner.check("escape commands over SSH and in the CLI; reset and powerdown ask y/N")
+def t_escapes():
+    p = G.Pty(sshhub.ssh_cmd(ctx.front, ctx.allkey, "vm"))
+    try:
+        p.expect(r"attached to vm:serial0")
+        escape_action(p, b"\x05cSh", rb"all( \(ssh SHA256:[^)]*\))? sent sysrq h")
+        p.expect(r"sysrq: HELP", timeout=20)
+        ctx.w.expect(r"all \(ssh SHA256:[^)]*\) sent sysrq h", timeout=10)
+        p.send(b"\x05cR")
+        p.expect(r"reset vm:serial0\? \[y/N\]", timeout=10)
+        p.send(b"n")
+        p.expect(r"reset cancelled", timeout=10)
+        escape_action(p, b"\x05cP",
+                      rb"all( \(ssh SHA256:[^)]*\))? pressed the guest's power button",
+                      answer=b"y")
+        ctx.w.expect(r"pressed the guest's power button", timeout=10)
+        assert "reset on vm" not in ctx.d.log(), "the cancelled reset happened"
+        p.send(b"\x05c.")
+        assert p.wait(10) == 0
+    finally:
+        p.close()
+    escape_action(ctx.w, b"\x05cN", rb"local admin sent an NMI to the guest")
+    ctx.w.expect(r"Uhhuh\. NMI received", timeout=20)
+
+
+@runner.check("actions are rate-limited per console with breaks: busy, with when to retry")
+def t_rate_limit():
+    c = hub.BrokerClient(ctx.d.socket)
+    try:
+        answers = [action(c, console="vm", action="sysrq", key="h") for _ in range(5)]
+        busy = [m for m in answers if m["type"] == "error"]
+        assert busy, answers
+        assert all(m["type"] in ("action-done", "error") for m in answers), answers
+        for m in busy:
+            assert m["code"] == "busy", m
+            assert re.fullmatch(r"sysrq on vm:serial0 refused: too many breaks and actions, "
+                                r"try again in \d+ s", m["message"]), m
+        assert ctx.d.list()["consoles"]
+    finally:
+        c.close()
+
+
 @runner.check("ttyhub reset vm: the guest boots again; everyone attached got the notice")
 def t_reset():
     G.sync_shell(ctx.w)
-    r = ctx.d.cli("reset", "vm", "--yes")
+    r = cli_action("reset", "vm", "--yes")
     assert r.returncode == 0 and b"reset done on vm" in r.stdout, r
     ctx.w.expect(r"local admin reset the guest", timeout=10)
     ctx.w.expect(r"guest up", timeout=120)
@@ -207,7 +282,7 @@ def t_reset():
 
 @runner.check("ttyhub powerdown vm: answered and announced")
 def t_powerdown():
-    r = ctx.d.cli("powerdown", "vm", "--yes")
+    r = cli_action("powerdown", "vm", "--yes")
     assert r.returncode == 0 and b"powerdown done on vm" in r.stdout, r
     ctx.w.expect(r"local admin pressed the guest's power button", timeout=10)
     wait_notice(ctx.b, r"pressed the guest's power button")
@@ -216,7 +291,7 @@ def t_powerdown():
 @runner.check("after all that the daemon still serves: sysrq works again")
 def t_still_serving():
     G.sync_shell(ctx.w, timeout=120)
-    r = ctx.d.cli("sysrq", "vm", "h")
+    r = cli_action("sysrq", "vm", "h")
     assert r.returncode == 0, r
     ctx.w.expect(r"sysrq: HELP", timeout=20)
 
@@ -234,10 +309,12 @@ def main():
                        "--front-user", "root", "--log-dir", ctx.logdir).start()
     ctx.nokey, ctx.nopub = sshhub.make_key(wd, "nosysrq")
     ctx.sysrqkey, sysrqpub = sshhub.make_key(wd, "sysrq")
-    # Every right but sysrq, and sysrq alone.
+    ctx.allkey, allpub = sshhub.make_key(wd, "all", comment="all")
+    # Every right but sysrq, sysrq alone, and every right.
     ctx.front = sshhub.SshFront(wd, ctx.d.socket,
                                 ['consoles="vm*:rw",break,nmi,power ' + ctx.nopub,
-                                 'consoles="vm*:rw",sysrq ' + sysrqpub])
+                                 'consoles="vm*:rw",sysrq ' + sysrqpub,
+                                 'consoles="vm*:rw",sysrq,nmi,power ' + allpub])
     ctx.w = ctx.b = None
     try:
         ctx.d.wait_for(lambda: ctx.d.console("vm:serial0")["state"] == "connected", timeout=30,
