@@ -701,6 +701,19 @@ static int server_break_budget(struct server *s, const char *name, unsigned *ret
 	return 0;
 }
 
+/*
+ * Give back what server_break_budget() took, for a request the source
+ * refused at once: asking for what cannot be done must not use up the budget.
+ */
+static void server_break_refund(struct server *s, const char *name)
+{
+	for (size_t i = 0; i < s->n_breaks; i++)
+		if (strcmp(s->breaks[i].name, name) == 0) {
+			s->breaks[i].tat -= MIN(s->breaks[i].tat, SERVER_BREAK_INTERVAL_USEC);
+			return;
+		}
+}
+
 /* A local admin (not speaking for an SSH principal) may break any console. */
 static bool server_client_is_local_admin(const struct client *cl)
 {
@@ -860,6 +873,8 @@ static void server_on_action_done(struct break_req *req, int error, const char *
 		log_notice("%s on %s by %s failed: %s", name, req->console, b->audit,
 			   message && message[0] ? message : strerror(-error));
 	}
+	if (error < 0 && s->break_sending == b)
+		server_break_refund(s, req->console);
 	if (cl && error < 0) {
 		/* A source that cannot do it says so at once: not-available, with why. */
 		client_error(cl, PROTO_E_NOT_AVAILABLE, s->break_sending == b
