@@ -268,6 +268,21 @@ def t_rate_limit():
         c.close()
 
 
+@runner.check("ttyhub reset/powerdown on a terminal ask y/N; anything but y cancels")
+def t_cli_confirm():
+    before = ctx.d.log().count(" on vm:serial0 by ")
+    for action_, answer in (("reset", b"\r"), ("powerdown", b"n\r")):
+        p = G.Pty(ctx.d.cli_cmd(action_, "vm"))
+        try:
+            p.expect(r"%s vm\? \[y/N\] " % action_)
+            p.send(answer)
+            p.expect(r"ttyhub: %s cancelled" % action_)
+            assert p.wait(10) == 1
+        finally:
+            p.close()
+    assert ctx.d.log().count(" on vm:serial0 by ") == before, "a cancelled action happened"
+
+
 @runner.check("ttyhub reset vm: the guest boots again; everyone attached got the notice")
 def t_reset():
     G.sync_shell(ctx.w)
