@@ -672,8 +672,10 @@ static void client_do_action(struct client *c, json_t *req)
 	if (!con)
 		return;
 	if (action < 0 || !client_may_action(c, con, action)) {
-		client_error(c, PROTO_E_DENIED, "action %s is not available to your key",
-			     log_escape(name, strlen(name), esc, sizeof(esc)));
+		/* Audited: someone tried to reset or NMI a guest they may not. */
+		log_escape(name, strlen(name), esc, sizeof(esc));
+		log_notice("action %s on %s by %s denied", esc, con->name, c->att.audit);
+		client_error(c, PROTO_E_DENIED, "action %s is not available to your key", esc);
 		return;
 	}
 	if (action == PROTO_ACTION_SYSRQ && !proto_sysrq_key_valid(key)) {

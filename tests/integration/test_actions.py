@@ -216,6 +216,9 @@ def t_ssh_rights():
     finally:
         c.close()
     ctx.w.expect_absent(r"sysrq: HELP", duration=2)
+    # The attempt is audited with the key.
+    assert re.search(r"action sysrq on vm:serial0 by nosysrq@ttyhub-test \(ssh SHA256:\S+\).* "
+                     r"denied", ctx.d.log()), ctx.d.log()[-2000:]
     r = cli_action(run=lambda: sshhub.run_ssh(ctx.front, ctx.sysrqkey, "console", "sysrq",
                                               "vm", "h"))
     assert r.returncode == 0 and b"sysrq h done on vm" in r.stdout, r
