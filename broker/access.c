@@ -25,6 +25,7 @@
  * long items shortened, so they are safe to log as is.
  */
 #include <errno.h>
+#include <stddef.h>
 #include <fnmatch.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -65,6 +66,9 @@ enum access_option {
 	ACCESS_OPTION_FROM,
 	ACCESS_OPTION_BREAK,
 	ACCESS_OPTION_GATEWAY,
+	ACCESS_OPTION_SYSRQ,
+	ACCESS_OPTION_NMI,
+	ACCESS_OPTION_POWER,
 	ACCESS_OPTION_IGNORED, /* OpenSSH restrictions that ttyhub-sshd enforces anyway */
 	ACCESS_OPTION_UNKNOWN,
 };
@@ -77,6 +81,9 @@ static const struct {
 	{ "from", ACCESS_OPTION_FROM },
 	{ "break", ACCESS_OPTION_BREAK },
 	{ "gateway", ACCESS_OPTION_GATEWAY },
+	{ "sysrq", ACCESS_OPTION_SYSRQ },
+	{ "nmi", ACCESS_OPTION_NMI },
+	{ "power", ACCESS_OPTION_POWER },
 	{ "restrict", ACCESS_OPTION_IGNORED },
 	{ "no-port-forwarding", ACCESS_OPTION_IGNORED },
 	{ "no-agent-forwarding", ACCESS_OPTION_IGNORED },
@@ -537,7 +544,9 @@ static int access_parse_options(struct access_line *l, const char *p)
 		p += nlen;
 		if (opt == ACCESS_OPTION_UNKNOWN)
 			return access_fail(l, "unknown option %s", q);
-		if (l->grant && opt != ACCESS_OPTION_CONSOLES && opt != ACCESS_OPTION_BREAK)
+		if (l->grant && opt != ACCESS_OPTION_CONSOLES && opt != ACCESS_OPTION_BREAK &&
+		    opt != ACCESS_OPTION_SYSRQ && opt != ACCESS_OPTION_NMI &&
+		    opt != ACCESS_OPTION_POWER)
 			return access_fail(l, "option %s is not part of a grant", q);
 		if (*p == '=') {
 			if (!takes_value)
@@ -558,6 +567,12 @@ static int access_parse_options(struct access_line *l, const char *p)
 			l->e->brk = true;
 		else if (opt == ACCESS_OPTION_GATEWAY)
 			l->e->gateway = true;
+		else if (opt == ACCESS_OPTION_SYSRQ)
+			l->e->sysrq = true;
+		else if (opt == ACCESS_OPTION_NMI)
+			l->e->nmi = true;
+		else if (opt == ACCESS_OPTION_POWER)
+			l->e->power = true;
 		free(value);
 		if (r < 0)
 			return r;
@@ -758,9 +773,21 @@ int access_format_grant(const struct access_entry *e, char *buf, size_t size)
 	}
 	if (ok && e->n_rules > 0)
 		ok = access_grant_put(buf, size, &o, "\"", 1, false);
-	if (ok && e->brk)
-		ok = access_grant_put(buf, size, &o, o > 0 ? ",break" : "break", o > 0 ? 6 : 5,
-				      false);
+	/* The flags, in a fixed order: the same grant always has the same text. */
+	static const struct {
+		size_t off;
+		const char *name;
+	} flags[] = {
+		{ offsetof(struct access_entry, brk), "break" },
+		{ offsetof(struct access_entry, sysrq), "sysrq" },
+		{ offsetof(struct access_entry, nmi), "nmi" },
+		{ offsetof(struct access_entry, power), "power" },
+	};
+	for (size_t i = 0; ok && i < ELEMENTSOF(flags); i++)
+		if (*(const bool *)((const char *)e + flags[i].off))
+			ok = (o == 0 || access_grant_put(buf, size, &o, ",", 1, false)) &&
+			     access_grant_put(buf, size, &o, flags[i].name, strlen(flags[i].name),
+					      false);
 	if (!ok) {
 		if (size > 0)
 			buf[0] = '\0';

@@ -277,6 +277,18 @@ bool client_may_break(const struct client *c, const struct console *con)
 	return c->web || c->admin;
 }
 
+bool client_may_action(const struct client *c, const struct console *con,
+		       enum proto_action action)
+{
+	const struct access_console ac = console_access(con);
+
+	if (c->web_ro)
+		return false;
+	if (c->principal)
+		return policy_may_action(*c->env->policy, c->principal, &ac, action);
+	return c->web || c->admin;
+}
+
 /* A console in this client's `list`: only those it may see, with its rights. */
 static json_t *client_describe(void *userdata, const struct console *con)
 {
@@ -665,6 +677,41 @@ static void client_do_break(struct client *c, json_t *req)
 		return;
 	}
 	c->env->send_break(c->env->userdata, con, c);
+}
+
+/*
+ * `action`: an unknown action and one the key may not take get the same
+ * denial, so a key learns nothing about the actions it lacks.
+ */
+static void client_do_action(struct client *c, json_t *req)
+{
+	const char *name = json_string_value(json_object_get(req, "action"));
+	const char *key = json_string_value(json_object_get(req, "key"));
+	enum proto_action action = proto_action_from_string(name);
+	struct console *con;
+	char esc[64];
+
+	if (!name) {
+		client_error(c, PROTO_E_BAD_REQUEST, "action needs an \"action\" string");
+		return;
+	}
+	con = client_lookup(c, req);
+	if (!con)
+		return;
+	if (action < 0 || !client_may_action(c, con, action)) {
+		/* Audited: someone tried to reset or NMI a guest they may not. */
+		log_escape(name, strlen(name), esc, sizeof(esc));
+		log_notice("action %s on %s by %s denied", esc, con->name, c->att.audit);
+		client_error(c, PROTO_E_DENIED, "action %s is not available to your key", esc);
+		return;
+	}
+	if (action == PROTO_ACTION_SYSRQ && !proto_sysrq_key_valid(key)) {
+		client_error(c, PROTO_E_BAD_REQUEST, "sysrq needs a \"key\": one of %s",
+			     PROTO_SYSRQ_KEYS);
+		return;
+	}
+	c->env->send_action(c->env->userdata, con, c, action,
+			    action == PROTO_ACTION_SYSRQ ? key[0] : 0);
 }
 
 static void client_do_resize(struct client *c, json_t *req)
@@ -1227,6 +1274,7 @@ static const struct {
 	{ PROTO_WEB_LINK, true, false, client_do_web_link },
 	{ PROTO_REDEEM, true, false, client_do_redeem },
 	{ PROTO_PING, true, false, client_do_ping },
+	{ PROTO_ACTION, true, false, client_do_action },
 };
 
 static void client_handle_control(struct client *c, const struct frame *f)

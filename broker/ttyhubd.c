@@ -52,6 +52,7 @@ static size_t arg_n_libvirt;
 static bool arg_libvirt_monitor;
 /* No console source at all: a gateway's broker only answers authorize and hello. */
 static bool arg_no_consoles;
+static bool arg_libvirt_power;
 static const char *arg_lock_dir;       /* NULL: the default; chardev keeps its own copy */
 static struct peer_guest arg_guest_user; /* --guest-user, .set = false if not given */
 static const char *arg_alert_specs[ALERT_MAX]; /* --alert NAME=REGEX, checked as parsed */
@@ -85,7 +86,8 @@ static bool arg_config_required;
 /* Options without an argument, for "option = yes" in the configuration file. */
 static const char *const config_flags[] = { "libvirt-qemu-monitor", "log-timestamps", "verbose",
 					    "no-consoles", "no-default-alerts",
-					    "no-record-redact", NULL };
+					    "no-record-redact",
+					    "libvirt-power", NULL };
 
 static void help(void)
 {
@@ -101,7 +103,9 @@ static void help(void)
 	       "  --libvirt-qemu-monitor allow serial break on libvirt domains through the QEMU\n"
 	       "                         monitor (needs a read-write connection; taints them)\n"
 	       "  --no-consoles          no console source at all, not even the default (the\n"
-	       "                         broker of a gateway's ttyhub-sshd)\n\n"
+	       "                         broker of a gateway's ttyhub-sshd)\n"
+	       "  --libvirt-power        allow nmi, reset and powerdown on libvirt domains\n"
+	       "                         (needs a read-write connection)\n\n"
 	       "Options:\n"
 	       "  --config FILE          options, one \"option = value\" per line\n"
 	       "                         (default %s, if it exists)\n"
@@ -220,6 +224,7 @@ static int parse_argv(int argc, char *argv[])
 		ARG_LOG_BACKUPS, ARG_LOG_TIMESTAMPS, ARG_GUEST_USER, ARG_ACCESS, ARG_NO_CONSOLES,
 		ARG_ALERT, ARG_NO_DEFAULT_ALERTS,
 		ARG_RECORD_DIR, ARG_RECORD_MAX, ARG_RECORD_KEEP, ARG_NO_RECORD_REDACT,
+		ARG_LIBVIRT_POWER,
 	};
 	static const struct option options[] = {
 		{ "domain-xml", required_argument, NULL, ARG_DOMAIN_XML },
@@ -239,6 +244,7 @@ static int parse_argv(int argc, char *argv[])
 		{ "version", no_argument, NULL, ARG_VERSION },
 		{ "libvirt", required_argument, NULL, ARG_LIBVIRT },
 		{ "libvirt-qemu-monitor", no_argument, NULL, ARG_LIBVIRT_MONITOR },
+		{ "libvirt-power", no_argument, NULL, ARG_LIBVIRT_POWER },
 		{ "qmp", required_argument, NULL, ARG_QMP },
 		{ "log-dir", required_argument, NULL, ARG_LOG_DIR },
 		{ "log-max-size", required_argument, NULL, ARG_LOG_MAX },
@@ -298,6 +304,9 @@ static int parse_argv(int argc, char *argv[])
 			break;
 		case ARG_NO_CONSOLES:
 			arg_no_consoles = true;
+			break;
+		case ARG_LIBVIRT_POWER:
+			arg_libvirt_power = true;
 			break;
 		case ARG_SOCKET:
 			arg_config.socket_path = optarg;
@@ -506,6 +515,7 @@ static int load_args(int argc, char *argv[])
 	arg_n_domain_xml = arg_n_consoles = arg_n_libvirt = arg_n_qmp = 0;
 	arg_libvirt_monitor = false;
 	arg_no_consoles = false;
+	arg_libvirt_power = false;
 	arg_lock_dir = NULL;
 	arg_guest_user = (struct peer_guest){};
 	arg_n_alert_specs = 0;
@@ -664,7 +674,8 @@ static int open_sources(struct server *s)
 	if (arg_n_domain_xml == 0 && arg_n_consoles == 0 && arg_n_libvirt == 0 && arg_n_qmp == 0)
 		arg_libvirt[arg_n_libvirt++] = "qemu:///system";
 	for (size_t i = 0; i < arg_n_libvirt; i++) {
-		r = source_libvirt_open(&s->source_env, arg_libvirt[i], arg_libvirt_monitor, &src);
+		r = source_libvirt_open(&s->source_env, arg_libvirt[i], arg_libvirt_monitor,
+					arg_libvirt_power, &src);
 		if (r < 0)
 			return r;
 		server_add_source(s, src);

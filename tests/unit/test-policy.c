@@ -135,6 +135,40 @@ static void test_break_right(void **state)
 	policy_free(p);
 }
 
+static void test_action_rights(void **state)
+{
+	struct policy *p;
+	struct principal a, b;
+	struct access_console web = con("web-1", NULL, "serial0"), db = con("db", NULL, NULL);
+
+	p = parse("consoles=\"web-1:rw,db:ro\",sysrq,power " K_ALICE "\n"
+		  "consoles=\"*:rw\",break,nmi " K_BOB "\n");
+	assert_int_equal(principal_init(&a, K_ALICE, NULL), 0);
+	assert_int_equal(policy_bind(p, &a), 0);
+	assert_true(policy_may_action(p, &a, &web, PROTO_ACTION_SYSRQ));
+	assert_true(policy_may_action(p, &a, &web, PROTO_ACTION_RESET));
+	assert_true(policy_may_action(p, &a, &web, PROTO_ACTION_POWERDOWN));
+	assert_false(policy_may_action(p, &a, &web, PROTO_ACTION_NMI));
+	/* Every action needs rw too. */
+	assert_false(policy_may_action(p, &a, &db, PROTO_ACTION_SYSRQ));
+	assert_false(policy_may_action(p, &a, &db, PROTO_ACTION_RESET));
+	/* An unknown action is never allowed. */
+	assert_false(policy_may_action(p, &a, &web, _PROTO_ACTION_MAX));
+	assert_false(policy_may_action(p, &a, &web, _PROTO_ACTION_INVALID));
+	assert_false(policy_may_break(p, &a, &web));
+
+	assert_int_equal(principal_init(&b, K_BOB, NULL), 0);
+	assert_int_equal(policy_bind(p, &b), 0);
+	/* break gives no action; nmi is no sysrq. */
+	assert_true(policy_may_break(p, &b, &db));
+	assert_true(policy_may_action(p, &b, &db, PROTO_ACTION_NMI));
+	assert_false(policy_may_action(p, &b, &db, PROTO_ACTION_SYSRQ));
+	assert_false(policy_may_action(p, &b, &db, PROTO_ACTION_RESET));
+	principal_done(&a);
+	principal_done(&b);
+	policy_free(p);
+}
+
 static void test_from(void **state)
 {
 	/* First line whose key and from= match wins; a later line may admit other addresses. */
@@ -411,6 +445,7 @@ int main(void)
 		cmocka_unit_test(test_principal_rejects),
 		cmocka_unit_test(test_rights),
 		cmocka_unit_test(test_break_right),
+		cmocka_unit_test(test_action_rights),
 		cmocka_unit_test(test_from),
 		cmocka_unit_test(test_unknown_and_reload),
 		cmocka_unit_test(test_bad_lines_and_empty),
