@@ -1071,6 +1071,9 @@ static void test_grant_parse_format(void **state)
 		{ "consoles=\"a\\\\\"b:rw\"", "consoles=\"a\\\\\"b:rw\"" },
 		{ "consoles=\"vm:serial0:rw,*:console1:ro\"",
 		  "consoles=\"vm:serial0:rw,*:console1:ro\"" },
+		/* The rescue actions' flags, always in the same order. */
+		{ "power,nmi,consoles=\"a:rw\",sysrq,break", "consoles=\"a:rw\",break,sysrq,nmi,power" },
+		{ "nmi", "nmi" },
 	};
 	static const struct {
 		const char *in, *msg;

@@ -333,6 +333,35 @@ static void test_via_gateway(void **state)
 	policy_free(p);
 }
 
+/* Rescue actions through a gateway: the grant, the gateway's line and the user's own line. */
+static void test_via_actions(void **state)
+{
+	struct policy *p = parse("gateway,consoles=\"web*:rw,db*:ro\",sysrq,power " K_GW " gw\n"
+				 "consoles=\"*:rw\",sysrq " K_BOB " bob\n");
+	struct access_console web01 = con("web01", NULL, NULL), db01 = con("db01", NULL, NULL);
+	struct principal gw, a, b;
+
+	gateway_bind(p, &gw, 0);
+	via(p, &gw, K_ALICE, "192.0.2.7", "consoles=\"*:rw\",sysrq,nmi,power", "alice", &a, 0);
+	assert_string_equal(a.grant_text, "consoles=\"*:rw\",sysrq,nmi,power");
+	assert_true(policy_may_action(p, &a, &web01, PROTO_ACTION_SYSRQ));
+	assert_true(policy_may_action(p, &a, &web01, PROTO_ACTION_RESET));
+	assert_false(policy_may_action(p, &a, &web01, PROTO_ACTION_NMI)); /* not on the gateway's line */
+	assert_false(policy_may_action(p, &a, &db01, PROTO_ACTION_SYSRQ)); /* ro there */
+	/* bob's own line here has sysrq but not power. */
+	via(p, &gw, K_BOB, "192.0.2.8", "consoles=\"*:rw\",sysrq,power", "bob", &b, 0);
+	assert_true(policy_may_action(p, &b, &web01, PROTO_ACTION_SYSRQ));
+	assert_false(policy_may_action(p, &b, &web01, PROTO_ACTION_POWERDOWN));
+	principal_done(&b);
+	/* A grant without the flag: nothing, whatever the lines say. */
+	via(p, &gw, K_BOB, "192.0.2.8", "consoles=\"*:rw\"", "bob", &b, 0);
+	assert_false(policy_may_action(p, &b, &web01, PROTO_ACTION_SYSRQ));
+	principal_done(&b);
+	principal_done(&a);
+	principal_done(&gw);
+	policy_free(p);
+}
+
 static void test_via_own_line_from(void **state)
 {
 	/* bob's own line admits only 10.*: from elsewhere through the gateway, nothing. */
@@ -451,6 +480,7 @@ int main(void)
 		cmocka_unit_test(test_bad_lines_and_empty),
 		cmocka_unit_test(test_via_gateway),
 		cmocka_unit_test(test_via_own_line_from),
+		cmocka_unit_test(test_via_actions),
 		cmocka_unit_test(test_via_not_a_gateway),
 		cmocka_unit_test(test_via_reload),
 	};
