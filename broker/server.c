@@ -896,8 +896,12 @@ static void server_on_action_done(struct break_req *req, int error, const char *
 		server_action_text(b, text, sizeof(text));
 		log_info("%s%s%s on %s by %s", name, req->action == PROTO_ACTION_SYSRQ ? " " : "",
 			 req->action == PROTO_ACTION_SYSRQ ? key : "", req->console, b->audit);
+		/*
+		 * Into the history, the log and every recording; everyone attached
+		 * sees the line in the stream, where it happened (a notice too would
+		 * show it twice).
+		 */
 		console_mark(con, text);
-		console_announce(con, "%s", text);
 	} else if (error < 0) {
 		log_notice("%s on %s by %s failed: %s", name, req->console, b->audit,
 			   message && message[0] ? message : strerror(-error));

@@ -68,21 +68,15 @@ def answer(c, timeout=30):
             return m
 
 
-def wait_notice(c, pattern, timeout=30):
-    """Wait until broker client c got a notice matching pattern (earlier ones count)."""
-    def seen():
-        return any(m["type"] == "notice" and re.search(pattern, m.get("text", ""))
-                   for m in c.messages)
-    deadline = time.monotonic() + timeout
-    while not seen():
-        left = deadline - time.monotonic()
-        assert left > 0, "no notice %r; got %r" % (pattern, c.messages[-5:])
-        c.sock.settimeout(left)
-        try:
-            c.next()
-        except TimeoutError:
-            pass
-    c.sock.settimeout(10)
+def told(c, line, timeout=30):
+    """Broker client c was told: the action's line came in its output, once, and no notice
+    said it again (the history line is the announcement)."""
+    c.read_data_until(line, timeout=timeout)
+    assert c.data.count(line) == 1, c.data[-800:]
+    text = line.decode()
+    again = [m for m in c.messages
+             if m["type"] == "notice" and m.get("text") and m["text"] in text]
+    assert not again, again
 
 
 def action(c, **req):
@@ -138,7 +132,7 @@ def t_sysrq_cli():
     assert r.returncode == 0 and b"sysrq h done on vm" in r.stdout, r
     ctx.w.expect(r"local admin sent sysrq h", timeout=10)
     ctx.w.expect(r"sysrq: HELP", timeout=20)
-    wait_notice(ctx.b, r"^local admin sent sysrq h$")
+    told(ctx.b, b"[ttyhub] local admin sent sysrq h\r\n")
 
 
 @runner.check("the action is in the history, the console log and ttyhubd's audit log")
@@ -294,7 +288,7 @@ def t_reset():
     assert r.returncode == 0 and b"reset done on vm" in r.stdout, r
     ctx.w.expect(r"local admin reset the guest", timeout=10)
     ctx.w.expect(r"guest up", timeout=120)
-    wait_notice(ctx.b, r"^local admin reset the guest$")
+    told(ctx.b, b"[ttyhub] local admin reset the guest\r\n")
     ctx.b.read_data_until(b"guest up", timeout=30)
     G.sync_shell(ctx.w, timeout=120)
 
@@ -304,7 +298,7 @@ def t_powerdown():
     r = cli_action("powerdown", "vm", "--yes")
     assert r.returncode == 0 and b"powerdown done on vm" in r.stdout, r
     ctx.w.expect(r"local admin pressed the guest's power button", timeout=10)
-    wait_notice(ctx.b, r"pressed the guest's power button")
+    told(ctx.b, b"[ttyhub] local admin pressed the guest's power button (powerdown)\r\n")
 
 
 @runner.check("after all that the daemon still serves: sysrq works again")
