@@ -658,7 +658,7 @@ static void gw_from_host(struct gwconn *c, json_t *msg, const char *type)
 static void gw_up_frames(struct gwconn *c)
 {
 	struct frame f;
-	int r;
+	int r = 0;
 
 	while (c->state == GW_BOUND && !c->dead && obuf_room(&c->out) >= GW_ROOM &&
 	       (r = frame_reader_next(&c->up_in, &f)) > 0) {

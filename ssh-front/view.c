@@ -24,6 +24,9 @@ void view_label(const char *label, char *buf, size_t size)
 
 static bool view_path_start(const char *text, const char *p)
 {
+	/* A key's fingerprint is base64, which has '/': "SHA256:/x..." is no path. */
+	if (p - text >= 7 && strncmp(p - 7, "SHA256:", 7) == 0)
+		return false;
 	return *p == '/' && (p == text || strchr(" (:='\"", p[-1]));
 }
 

@@ -18,6 +18,7 @@
 #include <cmocka.h>
 
 #include "exec.h"
+#include "view.h"
 
 static void test_parse(void **state)
 {
@@ -150,6 +151,19 @@ static void test_print_web_link(void **state)
 	assert_null(exec_printer(&x, FRONT_EV_WEB_LINK));
 }
 
+/* What SSH users see of the broker's words: paths hidden, a fingerprint's '/' is no path. */
+static void test_scrub(void **state)
+{
+	char out[256];
+
+	view_scrub("cannot open /var/lib/ttyhub/x.sock: refused", out, sizeof(out));
+	assert_string_equal(out, "cannot open [path]: refused");
+	view_scrub("host key does not match the pinned key (offered SHA256:/9xQ+ab, pinned "
+		   "SHA256:GK/1qA)", out, sizeof(out));
+	assert_string_equal(out, "host key does not match the pinned key (offered SHA256:/9xQ+ab, "
+				 "pinned SHA256:GK/1qA)");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -158,6 +172,7 @@ int main(void)
 		cmocka_unit_test(test_print_web_link),
 		cmocka_unit_test(test_parse_actions),
 		cmocka_unit_test(test_print_action),
+		cmocka_unit_test(test_scrub),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
