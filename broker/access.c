@@ -64,6 +64,7 @@ enum access_option {
 	ACCESS_OPTION_CONSOLES,
 	ACCESS_OPTION_FROM,
 	ACCESS_OPTION_BREAK,
+	ACCESS_OPTION_GATEWAY,
 	ACCESS_OPTION_IGNORED, /* OpenSSH restrictions that ttyhub-sshd enforces anyway */
 	ACCESS_OPTION_UNKNOWN,
 };
@@ -75,6 +76,7 @@ static const struct {
 	{ "consoles", ACCESS_OPTION_CONSOLES },
 	{ "from", ACCESS_OPTION_FROM },
 	{ "break", ACCESS_OPTION_BREAK },
+	{ "gateway", ACCESS_OPTION_GATEWAY },
 	{ "restrict", ACCESS_OPTION_IGNORED },
 	{ "no-port-forwarding", ACCESS_OPTION_IGNORED },
 	{ "no-agent-forwarding", ACCESS_OPTION_IGNORED },
@@ -86,6 +88,7 @@ static const struct {
 struct access_line {
 	struct access_entry *e; /* the entry being filled */
 	bool have_from;
+	bool grant;             /* a grant (access_parse_grant()): consoles= and break only */
 	char msg[ACCESS_MSG_MAX]; /* the error, when a step returns -EINVAL */
 };
 
@@ -534,6 +537,8 @@ static int access_parse_options(struct access_line *l, const char *p)
 		p += nlen;
 		if (opt == ACCESS_OPTION_UNKNOWN)
 			return access_fail(l, "unknown option %s", q);
+		if (l->grant && opt != ACCESS_OPTION_CONSOLES && opt != ACCESS_OPTION_BREAK)
+			return access_fail(l, "option %s is not part of a grant", q);
 		if (*p == '=') {
 			if (!takes_value)
 				return access_fail(l, "option %s takes no value", q);
@@ -551,6 +556,8 @@ static int access_parse_options(struct access_line *l, const char *p)
 			r = access_parse_from(l, value);
 		else if (opt == ACCESS_OPTION_BREAK)
 			l->e->brk = true;
+		else if (opt == ACCESS_OPTION_GATEWAY)
+			l->e->gateway = true;
 		free(value);
 		if (r < 0)
 			return r;
@@ -667,6 +674,99 @@ static int access_parse_line(struct access_line *l, char *s)
 			return -ENOMEM;
 	}
 	return 0;
+}
+
+struct access_entry *access_entry_free(struct access_entry *e)
+{
+	if (!e)
+		return NULL;
+	access_entry_done(e);
+	free(e);
+	return NULL;
+}
+
+int access_parse_grant(const char *s, size_t len, struct access_entry **ret, char *msg,
+		       size_t msgsize)
+{
+	_cleanup_free_ char *copy = NULL;
+	struct access_entry *e;
+	struct access_line l = {};
+	int r;
+
+	msg[0] = '\0';
+	if (len > ACCESS_GRANT_MAX) {
+		snprintf(msg, msgsize, "grant longer than %u bytes", ACCESS_GRANT_MAX);
+		return -EINVAL;
+	}
+	if (memchr(s, '\0', len)) {
+		snprintf(msg, msgsize, "NUL byte in grant");
+		return -EINVAL;
+	}
+	e = calloc(1, sizeof(*e));
+	copy = strndup(s, len);
+	if (!e || !copy) {
+		free(e);
+		return -ENOMEM;
+	}
+	/* "" is a grant of nothing; anything else is an options field. */
+	l.e = e;
+	l.grant = true;
+	r = len > 0 ? access_parse_options(&l, copy) : 0;
+	if (r < 0) {
+		if (r == -EINVAL)
+			snprintf(msg, msgsize, "%s", l.msg);
+		access_entry_free(e);
+		return r;
+	}
+	*ret = e;
+	return 0;
+}
+
+/* Append n bytes of s at *o in buf (size), '"' escaped when quote; false when it does not fit. */
+static bool access_grant_put(char *buf, size_t size, size_t *o, const char *s, size_t n,
+			     bool quote)
+{
+	for (size_t i = 0; i < n; i++) {
+		size_t need = quote && s[i] == '"' ? 2 : 1;
+
+		/* the NUL too, and never past ACCESS_GRANT_MAX bytes of text */
+		if (*o + need >= size || *o + need > ACCESS_GRANT_MAX)
+			return false;
+		if (need == 2)
+			buf[(*o)++] = '\\';
+		buf[(*o)++] = s[i];
+	}
+	buf[*o] = '\0';
+	return true;
+}
+
+int access_format_grant(const struct access_entry *e, char *buf, size_t size)
+{
+	size_t o = 0;
+	bool ok = size > 0;
+
+	if (ok)
+		buf[0] = '\0';
+	for (size_t i = 0; ok && i < e->n_rules; i++) {
+		const struct access_rule *rule = &e->rules[i];
+		const char *right = rule->right == ACCESS_RW ? ":rw" : ":ro";
+
+		ok = access_grant_put(buf, size, &o, i == 0 ? "consoles=\"" : ",", i == 0 ? 10 : 1,
+				      false) &&
+		     access_grant_put(buf, size, &o, rule->pattern, strlen(rule->pattern), true) &&
+		     access_grant_put(buf, size, &o, right, 3, false);
+	}
+	if (ok && e->n_rules > 0)
+		ok = access_grant_put(buf, size, &o, "\"", 1, false);
+	if (ok && e->brk)
+		ok = access_grant_put(buf, size, &o, o > 0 ? ",break" : "break", o > 0 ? 6 : 5,
+				      false);
+	if (!ok) {
+		if (size > 0)
+			buf[0] = '\0';
+		return -ENOBUFS;
+	}
+	return (int)o;
 }
 
 /* Append (line, a copy of msg) to a list of errors or warnings. */

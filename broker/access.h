@@ -19,6 +19,10 @@
  *   So "ca*" never grants a VM because its UUID starts with "ca", and "*0"
  *   never grants every VM's serial0.
  * - break: may send a serial break.
+ * - gateway: the key is a gateway's (ttyhub-sshd --gateway on another
+ *   machine): after its own hello it may speak for one user per connection
+ *   (docs/protocol.md "Gateways").  Its consoles= is the most it may speak
+ *   for, and break lets the users' breaks pass.
  * - from="PATTERN,...": the client address must match one pattern (fnmatch;
  *   "!PATTERN" excludes), as in OpenSSH.
  * - OpenSSH restrictions that ttyhub enforces anyway are accepted and ignored:
@@ -76,6 +80,7 @@ struct access_entry {
 	char **from;         /* from= patterns, or NULL/0 for any address */
 	size_t n_from;
 	bool brk;            /* "break" option */
+	bool gateway;        /* "gateway" option */
 };
 
 struct access_error {
@@ -124,6 +129,33 @@ int access_pattern_warning(const char *pattern, char *buf, size_t size);
 
 /* Whether the client address (text form, e.g. "127.0.0.1" or "::1") is allowed by from=. */
 bool access_from_allows(const struct access_entry *e, const char *addr);
+
+/*
+ * Grants: what a gateway's ttyhubd gave a user, as the host is told it
+ * (docs/protocol.md "Gateways").  The text is an access line's options field
+ * restricted to consoles= and break, e.g. `consoles="web*:rw,db01:ro",break`;
+ * "" grants nothing.  Pure, no I/O.
+ */
+#define ACCESS_GRANT_MAX 8192 /* bytes of grant text, without the NUL */
+
+/*
+ * Parse grant text (len bytes, no NUL inside) into a new entry that holds
+ * only rules and brk (no key, comment or from=): access_check() and ->brk
+ * apply to it as to a line.  Returns 0 and *ret (free with
+ * access_entry_free()), -EINVAL with the reason in msg (printable ASCII,
+ * ACCESS_MSG_MAX is enough), -ENOMEM.
+ */
+int access_parse_grant(const char *s, size_t len, struct access_entry **ret, char *msg,
+		       size_t msgsize);
+/*
+ * The canonical grant text of an entry's consoles= and break (a line of the
+ * file or a parsed grant): `consoles="P:rw,..."` with '"' written \", then
+ * `break`, joined by ','.  access_parse_grant() of it gives the same rules
+ * in the same order.  Returns its length, or -ENOBUFS when it does not fit
+ * in size bytes or exceeds ACCESS_GRANT_MAX (buf is then "").
+ */
+int access_format_grant(const struct access_entry *e, char *buf, size_t size);
+struct access_entry *access_entry_free(struct access_entry *e);
 
 /*
  * Decode a public key given as its key type and base64 blob (as in the file)

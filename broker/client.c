@@ -807,6 +807,82 @@ static int client_hello_session(struct client *c, json_t *req)
 	return 0;
 }
 
+/*
+ * The second hello on a gateway's connection (docs/protocol.md "Gateways"):
+ * from now on it speaks for the user the gateway names, with the least of
+ * the rights the gateway grants, its own line's and the user's line's
+ * (policy.h).  Malformed: `bad-request`, and the connection stays the
+ * gateway's.  The gateway's principal moves into the user's (->via).
+ */
+static void client_hello_speak_for(struct client *c, json_t *req)
+{
+	json_t *v = json_object_get(req, "version"), *jp = json_object_get(req, "principal");
+	json_t *jkey = json_object_get(jp, "key"), *jfrom = json_object_get(jp, "from");
+	json_t *jgrant = json_object_get(jp, "grant"), *jcomment = json_object_get(jp, "comment");
+	_cleanup_free_ struct principal *p = NULL;
+	char msg[ACCESS_MSG_MAX], from[POLICY_FROM_MAX], own[64];
+	int r;
+
+	if (!json_is_integer(v) || json_integer_value(v) != PROTO_VERSION) {
+		client_error(c, PROTO_E_BAD_REQUEST, "unsupported protocol version (want %d)",
+			     PROTO_VERSION);
+		return;
+	}
+	/* Rights change with the principal: never under an attachment or a list in progress. */
+	if (c->att.console || c->listing) {
+		client_error(c, PROTO_E_BAD_REQUEST, "a gateway speaks for a user before it "
+			     "attaches or lists");
+		return;
+	}
+	if (!json_is_string(jkey) || (jfrom && !json_is_string(jfrom)) ||
+	    (jcomment && !json_is_string(jcomment)) || !json_is_string(jgrant)) {
+		client_error(c, PROTO_E_BAD_REQUEST, "a gateway's hello needs a principal with "
+			     "\"key\", \"from\" and \"grant\" (strings)");
+		return;
+	}
+	p = calloc(1, sizeof(*p));
+	r = p ? principal_speak_for(p, json_string_value(jkey), json_string_value(jfrom),
+				    json_string_value(jgrant), json_string_length(jgrant),
+				    json_string_value(jcomment), c->principal, msg, sizeof(msg))
+	      : -ENOMEM;
+	if (r == -EBADMSG) {
+		client_error(c, PROTO_E_BAD_REQUEST, "principal's grant: %s", msg);
+		return;
+	}
+	if (r == -EINVAL) {
+		client_error(c, PROTO_E_BAD_REQUEST, "principal needs \"key\" (\"TYPE BASE64\") and "
+			     "\"from\" (an address)");
+		return;
+	}
+	if (r < 0) {
+		client_error(c, PROTO_E_INTERNAL, "cannot check the key: %s", strerror(-r));
+		return;
+	}
+	/* The gateway's own line was checked at its hello and on every reload since. */
+	if (policy_bind(*c->env->policy, p) < 0) {
+		principal_done(p);
+		client_error(c, PROTO_E_DENIED, "key not allowed");
+		return;
+	}
+	log_escape(p->have_from ? p->from : "?", strlen(p->have_from ? p->from : "?"), from,
+		   sizeof(from));
+	if (p->key)
+		snprintf(own, sizeof(own), "; own line %u", p->key->entry->line);
+	else
+		snprintf(own, sizeof(own), "%s", p->listed ? "; own lines refuse that address" : "");
+	log_info("%s: speaks for %s (ssh %s) from %s via gateway %s (ssh %s); grant %.200s%s",
+		 c->att.audit, p->comment, p->fingerprint, from, p->via->comment,
+		 p->via->fingerprint, p->grant_text[0] ? p->grant_text : "(nothing)", own);
+	principal_done(c->principal);
+	free(c->principal);
+	c->principal = TAKE_PTR(p);
+	snprintf(c->att.label, sizeof(c->att.label), "%s", c->principal->label);
+	snprintf(c->att.audit, sizeof(c->att.audit), "%.143s from %.50s", c->principal->label,
+		 from);
+	client_send_new(c, proto_msg_hello(c->att.label, c->principal->fingerprint,
+					   c->principal->comment));
+}
+
 static void client_do_hello(struct client *c, json_t *req)
 {
 	json_t *v = json_object_get(req, "version");
@@ -816,7 +892,12 @@ static void client_do_hello(struct client *c, json_t *req)
 	int r;
 
 	if (c->hello) {
-		client_error(c, PROTO_E_BAD_REQUEST, "hello was already sent");
+		/* Once more, only on a gateway's connection that speaks for nobody yet. */
+		if (jp && !json_object_get(req, "session") && c->principal && !c->web &&
+		    principal_is_gateway(c->principal))
+			client_hello_speak_for(c, req);
+		else
+			client_error(c, PROTO_E_BAD_REQUEST, "hello was already sent");
 		return;
 	}
 	if (!json_is_integer(v) || json_integer_value(v) != PROTO_VERSION) {
@@ -845,6 +926,8 @@ static void client_do_hello(struct client *c, json_t *req)
 			return;
 		}
 		c->principal = TAKE_PTR(p);
+		/* Admitted as a gateway: a reload that takes the option away revokes it (policy.h). */
+		c->principal->gateway = principal_is_gateway(c->principal);
 		snprintf(c->att.label, sizeof(c->att.label), "%s", c->principal->label);
 		snprintf(c->att.audit, sizeof(c->att.audit), "%.120s from %s", c->principal->label,
 			 c->principal->have_from ? c->principal->from : "?");
@@ -864,6 +947,7 @@ static void client_do_hello(struct client *c, json_t *req)
 /* A front asks whether a key may log in from an address; its own principal is unchanged. */
 static void client_do_authorize(struct client *c, json_t *req)
 {
+	char grant[ACCESS_GRANT_MAX + 1];
 	struct principal p;
 	int r;
 
@@ -871,13 +955,29 @@ static void client_do_authorize(struct client *c, json_t *req)
 		client_error(c, PROTO_E_DENIED, "only a configured front may authorize a key");
 		return;
 	}
-	r = client_principal(c, json_object_get(req, "key"), json_object_get(req, "from"), &p);
-	if (r < 0)
-		client_principal_error(c, r, "authorize");
-	else {
-		client_send_new(c, proto_msg_authorized(p.fingerprint, p.comment, p.label));
-		principal_done(&p);
+	/* What a host's keys may do is none of a gateway's business. */
+	if (c->principal && (c->principal->via || principal_is_gateway(c->principal))) {
+		client_error(c, PROTO_E_DENIED, "a gateway's connection may not authorize a key");
+		return;
 	}
+	r = client_principal(c, json_object_get(req, "key"), json_object_get(req, "from"), &p);
+	if (r < 0) {
+		client_principal_error(c, r, "authorize");
+		return;
+	}
+	/* Too long a line to pass on as a grant grants nothing through a gateway (never a cut). */
+	if (access_format_grant(p.key->entry, grant, sizeof(grant)) < 0)
+		log_warning("%s: line %u of the access file is too long to pass on as a grant; "
+			    "it grants nothing through a gateway", c->att.audit, p.key->entry->line);
+	client_send_new(c, proto_msg_authorized(p.fingerprint, p.comment, p.label, grant,
+						p.key->entry->gateway));
+	principal_done(&p);
+}
+
+/* `ping` (keepalive): `pong`. */
+static void client_do_ping(struct client *c, json_t *req)
+{
+	client_send_new(c, proto_msg_pong());
 }
 
 /* "console" percent-encoded for a URL fragment's value: all but RFC 3986 unreserved. */
@@ -929,6 +1029,11 @@ static void client_do_web_link(struct client *c, json_t *req)
 
 	if (jro && !json_is_boolean(jro)) {
 		client_error(c, PROTO_E_BAD_REQUEST, "web-link's ro must be true or false");
+		return;
+	}
+	/* A link would outlive the gateway's say over it (and its rights would be the key's). */
+	if (c->principal && (c->principal->via || principal_is_gateway(c->principal))) {
+		client_error(c, PROTO_E_DENIED, "web links cannot be minted through a gateway");
 		return;
 	}
 	if (c->web || (!c->principal && !client_is_local_admin(c))) {
@@ -1084,6 +1189,7 @@ static const struct {
 	{ PROTO_OUTPUT, true, false, client_do_output },
 	{ PROTO_WEB_LINK, true, false, client_do_web_link },
 	{ PROTO_REDEEM, true, false, client_do_redeem },
+	{ PROTO_PING, true, false, client_do_ping },
 };
 
 static void client_handle_control(struct client *c, const struct frame *f)
@@ -1134,9 +1240,14 @@ void client_policy_changed(struct client *c)
 	if (!c->principal || c->dead)
 		return;
 	if (policy_bind(*c->env->policy, c->principal) < 0) {
-		log_notice("%s: key removed from the access file (or from= no longer admits it); "
-			   "closing", c->att.audit);
-		client_error(c, PROTO_E_REVOKED, "your key was removed from the access file");
+		/* A gateway's connection, speaking for a user or not, goes with its line or option. */
+		bool via = c->principal->via || c->principal->gateway;
+
+		log_notice("%s: %s removed from the access file (or from= no longer admits it); "
+			   "closing", c->att.audit, via ? "the gateway's key (or its gateway option)"
+							: "key");
+		client_error(c, PROTO_E_REVOKED, via ? "the gateway's key was removed from the "
+			     "access file" : "your key was removed from the access file");
 		/* Revoked, not dropped: its writer's lease must not bring anyone back. */
 		if (con)
 			console_forget_lease(con, &c->att);

@@ -163,20 +163,92 @@ int principal_init(struct principal *ret, const char *key, const char *from)
 void principal_done(struct principal *p)
 {
 	free(p->blob);
+	if (p->via) {
+		principal_done(p->via);
+		free(p->via);
+	}
+	access_entry_free(p->grant);
+	free(p->grant_text);
 	*p = (struct principal){};
 }
 
 int principal_copy(const struct principal *src, struct principal *ret)
 {
+	char msg[ACCESS_MSG_MAX];
+	int r;
+
 	*ret = *src;
 	ret->blob = NULL;
+	ret->via = NULL;
+	ret->grant = NULL;
+	ret->grant_text = NULL;
 	if (src->blob_len > 0) {
 		ret->blob = malloc(src->blob_len);
 		if (!ret->blob)
-			return -ENOMEM;
+			goto nomem;
 		memcpy(ret->blob, src->blob, src->blob_len);
 	}
+	if (!src->via)
+		return 0;
+	ret->via = calloc(1, sizeof(*ret->via));
+	ret->grant_text = strdup(src->grant_text);
+	if (!ret->via || !ret->grant_text || principal_copy(src->via, ret->via) < 0)
+		goto nomem;
+	/* The canonical text parses back to the same rules (access.h). */
+	r = access_parse_grant(ret->grant_text, strlen(ret->grant_text), &ret->grant, msg,
+			       sizeof(msg));
+	if (r < 0) {
+		principal_done(ret);
+		return r == -ENOMEM ? r : -EINVAL;
+	}
 	return 0;
+nomem:
+	principal_done(ret);
+	return -ENOMEM;
+}
+
+int principal_speak_for(struct principal *ret, const char *key, const char *from,
+			const char *grant, size_t grant_len, const char *comment,
+			const struct principal *gateway, char *msg, size_t msgsize)
+{
+	char canon[ACCESS_GRANT_MAX + 1];
+	int r;
+
+	msg[0] = '\0';
+	r = principal_init(ret, key, from);
+	if (r < 0)
+		return r;
+	if (!grant) {
+		snprintf(msg, msgsize, "no grant");
+		r = -EBADMSG;
+		goto fail;
+	}
+	r = access_parse_grant(grant, grant_len, &ret->grant, msg, msgsize);
+	if (r < 0) {
+		r = r == -ENOMEM ? r : -EBADMSG;
+		goto fail;
+	}
+	/* Kept canonical: it is what the logs show and what a copy parses again. */
+	if (access_format_grant(ret->grant, canon, sizeof(canon)) < 0) {
+		snprintf(msg, msgsize, "grant longer than %u bytes", ACCESS_GRANT_MAX);
+		r = -EBADMSG;
+		goto fail;
+	}
+	ret->grant_text = strdup(canon);
+	ret->via = calloc(1, sizeof(*ret->via));
+	if (!ret->grant_text || !ret->via) {
+		r = -ENOMEM;
+		goto fail;
+	}
+	r = principal_copy(gateway, ret->via);
+	if (r < 0)
+		goto fail;
+	if (comment)
+		log_escape(comment, strlen(comment), ret->asserted, sizeof(ret->asserted));
+	return 0;
+fail:
+	principal_done(ret);
+	return r;
 }
 
 static const struct policy_key *policy_find(const struct policy *p, const struct principal *pr)
@@ -184,18 +256,65 @@ static const struct policy_key *policy_find(const struct policy *p, const struct
 	for (size_t i = 0; i < p->n_keys; i++) {
 		const struct policy_key *k = &p->keys[i];
 
+		/* A gateway's connection stays one or goes: only lines with the option. */
 		if (k->blob_len == pr->blob_len && memcmp(k->blob, pr->blob, pr->blob_len) == 0 &&
 		    strcmp(k->entry->keytype, pr->keytype) == 0 &&
+		    (!pr->gateway || k->entry->gateway) &&
 		    access_from_allows(k->entry, pr->have_from ? pr->from : NULL))
 			return k;
 	}
 	return NULL;
 }
 
+/* Whether p has a line with pr's key, whatever its from= says. */
+static bool policy_listed(const struct policy *p, const struct principal *pr)
+{
+	for (size_t i = 0; i < p->n_keys; i++) {
+		const struct policy_key *k = &p->keys[i];
+
+		if (k->blob_len == pr->blob_len && memcmp(k->blob, pr->blob, pr->blob_len) == 0 &&
+		    strcmp(k->entry->keytype, pr->keytype) == 0)
+			return true;
+	}
+	return false;
+}
+
+bool principal_is_gateway(const struct principal *pr)
+{
+	return !pr->via && pr->key && pr->key->entry->gateway;
+}
+
+/* policy_bind() of a principal via a gateway (policy.h). */
+static int policy_bind_via(const struct policy *p, struct principal *pr)
+{
+	int r = policy_bind(p, pr->via);
+
+	pr->policy = p;
+	pr->listed = policy_listed(p, pr);
+	pr->key = policy_find(p, pr);
+	if (pr->key && pr->key->entry->comment)
+		log_escape(pr->key->entry->comment, strlen(pr->key->entry->comment), pr->comment,
+			   sizeof(pr->comment));
+	else if (pr->key)
+		snprintf(pr->comment, sizeof(pr->comment), "line %u", pr->key->entry->line);
+	else
+		snprintf(pr->comment, sizeof(pr->comment), "%s",
+			 pr->asserted[0] ? pr->asserted : "gateway user");
+	/* Cut so that the whole label fits a console's label (CONSOLE_LABEL_MAX). */
+	snprintf(pr->label, sizeof(pr->label), "%.40s (ssh %s, via gateway %.32s)", pr->comment,
+		 pr->fingerprint, pr->via->comment);
+	if (r < 0 || !principal_is_gateway(pr->via))
+		return -EPERM;
+	return 0;
+}
+
 int policy_bind(const struct policy *p, struct principal *pr)
 {
-	const struct policy_key *k = policy_find(p, pr);
+	const struct policy_key *k;
 
+	if (pr->via)
+		return policy_bind_via(p, pr);
+	k = policy_find(p, pr);
 	pr->policy = p;
 	pr->key = k;
 	if (!k)
@@ -216,18 +335,64 @@ static const struct access_entry *policy_entry(const struct policy *p, const str
 	return k ? k->entry : NULL;
 }
 
+/*
+ * The right of a principal via a gateway on c, and in *ret_brk whether it
+ * may break there: the least of the grant, the gateway's line and the user's
+ * line when p lists the key (policy.h).  What was bound to p is used as is;
+ * another policy is asked afresh (the outer principal decides, since a
+ * closed client's principal is unbound as a whole).
+ */
+static enum access_right policy_via_right(const struct policy *p, const struct principal *pr,
+					  const struct access_console *c, bool *ret_brk)
+{
+	bool bound = pr->policy == p;
+	const struct policy_key *gw = bound ? pr->via->key : policy_find(p, pr->via);
+	const struct access_entry *user = NULL;
+	enum access_right right;
+	bool brk;
+
+	*ret_brk = false;
+	if (!gw || !gw->entry->gateway)
+		return ACCESS_NONE;
+	if (bound ? pr->listed : policy_listed(p, pr)) {
+		const struct policy_key *k = bound ? pr->key : policy_find(p, pr);
+
+		if (!k)
+			return ACCESS_NONE; /* listed, but not from this address */
+		user = k->entry;
+	}
+	right = MIN(access_check(pr->grant, c), access_check(gw->entry, c));
+	brk = pr->grant->brk && gw->entry->brk;
+	if (user) {
+		right = MIN(right, access_check(user, c));
+		brk = brk && user->brk;
+	}
+	*ret_brk = brk && right == ACCESS_RW;
+	return right;
+}
+
 enum access_right policy_right(const struct policy *p, const struct principal *pr,
 			       const struct access_console *c)
 {
-	const struct access_entry *e = policy_entry(p, pr);
+	const struct access_entry *e;
+	bool brk;
 
+	if (pr->via)
+		return policy_via_right(p, pr, c, &brk);
+	e = policy_entry(p, pr);
 	return e ? access_check(e, c) : ACCESS_NONE;
 }
 
 bool policy_may_break(const struct policy *p, const struct principal *pr,
 		      const struct access_console *c)
 {
-	const struct access_entry *e = policy_entry(p, pr);
+	const struct access_entry *e;
+	bool brk;
 
+	if (pr->via) {
+		(void)policy_via_right(p, pr, c, &brk);
+		return brk;
+	}
+	e = policy_entry(p, pr);
 	return e && e->brk && access_check(e, c) == ACCESS_RW;
 }

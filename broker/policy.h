@@ -17,6 +17,15 @@
  *   policy_may_break() look the key up again if given another policy.
  * - Rights are access_check()'s: none, ro or rw per console; a serial break
  *   needs the key's `break` option and rw.
+ * - A gateway (a line with the `gateway` option) may speak for a user
+ *   (principal_speak_for(): the user's key and address, what the gateway
+ *   grants, principal->via the gateway's own principal).  Such a principal
+ *   binds when the gateway's does (and its line still has `gateway`); its
+ *   right on a console is the least of the grant's, the gateway line's and,
+ *   when the file has a line with the user's key, that line's (the first
+ *   whose from= admits the user's address; the key listed but no line
+ *   admitting it: none).  A break needs `break` in all of them and rw.  So a
+ *   gateway never exceeds its line, and a user never exceeds their own.
  *
  * Nothing here knows about clients: the caller decides what a connection
  * without a principal (a local admin, a bare front) may do.
@@ -60,6 +69,24 @@ struct principal {
 	char label[POLICY_LABEL_MAX];
 	const struct policy *policy;  /* the policy key belongs to */
 	const struct policy_key *key; /* or NULL: not allowed there */
+	/*
+	 * Speaking via a gateway (principal_speak_for()), else all NULL/false:
+	 * via is the gateway's principal and grant what it grants (both owned),
+	 * grant_text its canonical text; listed: the policy has a line with this
+	 * key (key then NULL means none everywhere); asserted: the comment the
+	 * gateway gave (escaped, cut; "" none), used when the host has no line.
+	 */
+	struct principal *via;
+	struct access_entry *grant;
+	char *grant_text;
+	bool listed;
+	char asserted[POLICY_COMMENT_MAX];
+	/*
+	 * Admitted as a gateway (the caller sets it after the first bind): from
+	 * then on it binds only to a line that still has `gateway`, so a reload
+	 * that takes the option away revokes the gateway's connections.
+	 */
+	bool gateway;
 };
 
 /*
@@ -88,9 +115,26 @@ void principal_done(struct principal *p);
 int principal_copy(const struct principal *src, struct principal *ret);
 
 /*
+ * A principal for a user a gateway speaks for: key and from as
+ * principal_init(), grant the gateway's grant text (access_parse_grant();
+ * NULL is malformed), comment the user's comment on the gateway (NULL:
+ * none), gateway the connection's principal (copied into ret->via).  Not yet
+ * bound.  Returns 0, -EINVAL (bad key or address), -EBADMSG (bad grant, the
+ * reason in msg), -ENOMEM.
+ */
+int principal_speak_for(struct principal *ret, const char *key, const char *from,
+			const char *grant, size_t grant_len, const char *comment,
+			const struct principal *gateway, char *msg, size_t msgsize);
+/* Whether pr, as bound to its policy, is a gateway's key (its line has `gateway`). */
+bool principal_is_gateway(const struct principal *pr);
+
+/*
  * Match pr against p and remember the line (pr->key, pr->comment,
  * pr->label).  Returns 0, or -EPERM when no line allows the key from its
- * address (pr->key is then NULL).
+ * address (pr->key is then NULL).  A principal via a gateway: -EPERM when
+ * the gateway's key is not allowed or its line lacks `gateway`; the user's
+ * own line is looked up but need not exist.  Its label reads
+ * "COMMENT (ssh SHA256:..., via gateway GATEWAY-COMMENT)".
  */
 int policy_bind(const struct policy *p, struct principal *pr);
 

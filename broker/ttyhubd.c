@@ -48,6 +48,8 @@ static size_t arg_n_qmp;
 static const char *arg_libvirt[MAX_LIBVIRT_ARGS];
 static size_t arg_n_libvirt;
 static bool arg_libvirt_monitor;
+/* No console source at all: a gateway's broker only answers authorize and hello. */
+static bool arg_no_consoles;
 static const char *arg_lock_dir;       /* NULL: the default; chardev keeps its own copy */
 static struct peer_guest arg_guest_user; /* --guest-user, .set = false if not given */
 #define DEFAULT_CONFIG "/etc/ttyhub/ttyhubd.conf"
@@ -69,7 +71,7 @@ static const char *arg_config_file = DEFAULT_CONFIG;
 static bool arg_config_required;
 /* Options without an argument, for "option = yes" in the configuration file. */
 static const char *const config_flags[] = { "libvirt-qemu-monitor", "log-timestamps", "verbose",
-					    NULL };
+					    "no-consoles", NULL };
 
 static void help(void)
 {
@@ -83,7 +85,9 @@ static void help(void)
 	       "  --libvirt URI          running libvirt domains and their events (repeatable;\n"
 	       "                         default qemu:///system when no other source is given)\n"
 	       "  --libvirt-qemu-monitor allow serial break on libvirt domains through the QEMU\n"
-	       "                         monitor (needs a read-write connection; taints them)\n\n"
+	       "                         monitor (needs a read-write connection; taints them)\n"
+	       "  --no-consoles          no console source at all, not even the default (the\n"
+	       "                         broker of a gateway: ttyhub-sshd --gateway)\n\n"
 	       "Options:\n"
 	       "  --config FILE          options, one \"option = value\" per line\n"
 	       "                         (default %s, if it exists)\n"
@@ -190,7 +194,7 @@ static int parse_argv(int argc, char *argv[])
 		ARG_ADMIN_GROUP, ARG_FRONT_USER, ARG_LOCK_DIR, ARG_MAX_CLIENTS, ARG_VERSION,
 		ARG_WEB_URL, ARG_WEB_LINK_TTL, ARG_WEB_SESSION_TTL,
 		ARG_LIBVIRT, ARG_LIBVIRT_MONITOR, ARG_QMP, ARG_CONFIG, ARG_LOG_DIR, ARG_LOG_MAX,
-		ARG_LOG_BACKUPS, ARG_LOG_TIMESTAMPS, ARG_GUEST_USER, ARG_ACCESS,
+		ARG_LOG_BACKUPS, ARG_LOG_TIMESTAMPS, ARG_GUEST_USER, ARG_ACCESS, ARG_NO_CONSOLES,
 	};
 	static const struct option options[] = {
 		{ "domain-xml", required_argument, NULL, ARG_DOMAIN_XML },
@@ -218,6 +222,7 @@ static int parse_argv(int argc, char *argv[])
 		{ "config", required_argument, NULL, ARG_CONFIG },
 		{ "guest-user", required_argument, NULL, ARG_GUEST_USER },
 		{ "access", required_argument, NULL, ARG_ACCESS },
+		{ "no-consoles", no_argument, NULL, ARG_NO_CONSOLES },
 		{}
 	};
 	int c, idx;
@@ -259,6 +264,9 @@ static int parse_argv(int argc, char *argv[])
 			break;
 		case ARG_LIBVIRT_MONITOR:
 			arg_libvirt_monitor = true;
+			break;
+		case ARG_NO_CONSOLES:
+			arg_no_consoles = true;
 			break;
 		case ARG_SOCKET:
 			arg_config.socket_path = optarg;
@@ -406,6 +414,7 @@ static int load_args(int argc, char *argv[])
 	arg_config = default_config;
 	arg_n_domain_xml = arg_n_consoles = arg_n_libvirt = arg_n_qmp = 0;
 	arg_libvirt_monitor = false;
+	arg_no_consoles = false;
 	arg_lock_dir = NULL;
 	arg_guest_user = (struct peer_guest){};
 	arg_config_file = DEFAULT_CONFIG;
@@ -417,6 +426,10 @@ static int load_args(int argc, char *argv[])
 	r = parse_argv(argc, argv);
 	if (r != 0)
 		return r;
+	if (arg_no_consoles && (arg_n_domain_xml > 0 || arg_n_consoles > 0 || arg_n_libvirt > 0 ||
+				arg_n_qmp > 0))
+		return log_error_errno(-EINVAL, "--no-consoles excludes --domain-xml, --console, "
+				       "--qmp and --libvirt");
 	/* Only a configuration without errors takes effect; chardev keeps copies. */
 	r = chardev_set_lock_dir(arg_lock_dir);
 	if (r < 0)
@@ -474,8 +487,10 @@ static int on_reload(sd_event_source *es, const struct signalfd_siginfo *si, voi
 	    arg_n_qmp != source_list_count(&s->sources, "qmp"))
 		log_notice("changes to socket, ring-size, domain-xml, libvirt or qmp take effect at "
 			   "the next restart");
+	if (!cmdline_source != arg_no_consoles)
+		log_notice("a change to no-consoles takes effect at the next restart");
 	/* The sources see what changed: --console options come and go, XML files are reread. */
-	r = source_cmdline_set(cmdline_source, arg_consoles, arg_n_consoles);
+	r = cmdline_source ? source_cmdline_set(cmdline_source, arg_consoles, arg_n_consoles) : 0;
 	if (r < 0)
 		log_error_errno(r, "cannot apply the --console options");
 	source_list_rescan(&s->sources);
@@ -514,6 +529,10 @@ static int open_sources(struct server *s)
 	struct source *src;
 	int r;
 
+	if (arg_no_consoles) {
+		log_info("no console sources (--no-consoles)");
+		return 0;
+	}
 	for (size_t i = 0; i < arg_n_domain_xml; i++) {
 		r = source_xmldir_open(&s->source_env, arg_domain_xml[i], &src);
 		if (r < 0)

@@ -3,8 +3,10 @@
  * libFuzzer harness for the SSH user name parser (ssh-front/userspec.h).
  * The input, cut at its first NUL, is the user name.  On success:
  *
- * - the console is 1..128 bytes of [A-Za-z0-9_.:-] with at most one ':',
- *   and neither side of the ':' is empty or starts with '-' or '.';
+ * - the console is 1..128 bytes: an optional "HOST/" (HOST of
+ *   [A-Za-z0-9_.-], not empty, not starting with '-' or '.'), then
+ *   [A-Za-z0-9_.:-] with at most one ':', and neither side of the ':' is
+ *   empty or starts with '-' or '.';
  * - the user name starts with the console, followed by '+' or its end;
  * - the mode is RW, RO or FORCE and replay is -2, -1 or 0..1000000;
  * - a resume point has a nonzero epoch and an offset below 2^63, and the
@@ -45,21 +47,33 @@ static bool fuzz_part_ok(const char *s, size_t n)
 static void fuzz_check_spec(const char *user, const struct userspec *u)
 {
 	size_t n = strnlen(u->console, sizeof(u->console));
-	const char *colon;
+	const char *colon, *name = u->console, *slash;
 
 	if (n == 0 || n > FUZZ_USERSPEC_CONSOLE_MAX || n == sizeof(u->console))
 		abort();
-	for (size_t i = 0; i < n; i++)
-		if (!fuzz_is_name_char(u->console[i]))
+	slash = strchr(u->console, '/');
+	if (slash) {
+		size_t host = (size_t)(slash - u->console);
+
+		if (!fuzz_part_ok(u->console, host) || memchr(u->console, ':', host) ||
+		    strchr(slash + 1, '/'))
 			abort();
-	colon = strchr(u->console, ':');
+		for (size_t i = 0; i < host; i++)
+			if (!fuzz_is_name_char(u->console[i]))
+				abort();
+		name = slash + 1;
+	}
+	for (const char *p = name; *p; p++)
+		if (!fuzz_is_name_char(*p))
+			abort();
+	colon = strchr(name, ':');
 	if (colon) {
 		if (strchr(colon + 1, ':'))
 			abort();
-		if (!fuzz_part_ok(u->console, (size_t)(colon - u->console)) ||
+		if (!fuzz_part_ok(name, (size_t)(colon - name)) ||
 		    !fuzz_part_ok(colon + 1, strlen(colon + 1)))
 			abort();
-	} else if (!fuzz_part_ok(u->console, n)) {
+	} else if (!fuzz_part_ok(name, strlen(name))) {
 		abort();
 	}
 	if (strncmp(user, u->console, n) != 0 || (user[n] != '+' && user[n] != '\0'))

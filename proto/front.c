@@ -93,12 +93,18 @@ static bool front_copy(char *dst, size_t size, const char *s)
 
 int front_hello(struct front *f, const char *client, const struct front_principal *p)
 {
-	return front_put(f, proto_req_hello(client, p ? p->key : NULL, p ? p->from : NULL));
+	return front_put(f, proto_req_hello(client, p ? p->key : NULL, p ? p->from : NULL,
+					    p ? p->grant : NULL, p ? p->comment : NULL));
 }
 
 int front_authorize(struct front *f, const struct front_principal *p)
 {
 	return front_put(f, proto_req_authorize(p->key, p->from));
+}
+
+int front_ping(struct front *f)
+{
+	return front_put(f, proto_req_ping());
 }
 
 int front_web_link(struct front *f, const char *console, bool ro)
@@ -369,7 +375,8 @@ int front_reconnect(struct front *f, int fd, const char *client, const struct fr
 	if (f->link != FRONT_LOST)
 		front_lost(f);
 	f->fd = fd;
-	r = front_queue(f, proto_req_hello(client, p ? p->key : NULL, p ? p->from : NULL));
+	r = front_queue(f, proto_req_hello(client, p ? p->key : NULL, p ? p->from : NULL,
+					   p ? p->grant : NULL, p ? p->comment : NULL));
 	if (r < 0)
 		return r;
 	if (!b->asked) {
@@ -572,6 +579,8 @@ static bool front_decode(json_t *msg, const char *type, struct front_event *e)
 		e->fingerprint = front_str(msg, "fingerprint");
 		e->comment = front_str(msg, "comment");
 		e->you = front_str(msg, "you");
+		e->grant = front_str(msg, "grant");
+		e->gateway = json_is_true(json_object_get(msg, "gateway"));
 		return true;
 	case PROTO_ATTACHED:
 		e->type = FRONT_EV_ATTACHED;

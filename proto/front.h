@@ -148,6 +148,12 @@ struct front_event {
 	bool may_break;             /* ATTACHED: the "break" member */
 	const char *fingerprint;    /* AUTHORIZED */
 	const char *comment;        /* AUTHORIZED */
+	/*
+	 * AUTHORIZED: the key's line as grant text (NULL from an older broker:
+	 * treat as "", nothing) and whether it is a gateway's line.
+	 */
+	const char *grant;
+	bool gateway;
 	const char *you;            /* HELLO, AUTHORIZED, REDEEMED */
 	const char *url;            /* WEB_LINK: the link to open (it holds the token: never log it) */
 	const char *session;        /* REDEEMED: the web session's secret (never log it) */
@@ -186,6 +192,8 @@ void front_done(struct front *f);
  */
 int front_hello(struct front *f, const char *client, const struct front_principal *p);
 int front_authorize(struct front *f, const struct front_principal *p);
+/* A keepalive: the broker answers `pong`, which front_next_event() skips. */
+int front_ping(struct front *f);
 /*
  * Web links (docs/protocol.md "Web links and sessions").  front_web_link():
  * a one-time link to console for whom this connection speaks (ro: narrowed

@@ -27,16 +27,19 @@ int listing_collect(json_t **acc, json_t *piece)
 {
 	json_t *consoles = json_object_get(piece, "consoles");
 	json_t *errors = json_object_get(piece, "errors");
+	json_t *hosts = json_object_get(piece, "hosts"); /* a gateway's (gateway.h) */
 	bool more = json_is_true(json_object_get(piece, "more"));
 	int r = 0;
 
-	if (!json_is_array(consoles) || (errors && !json_is_array(errors)))
+	if (!json_is_array(consoles) || (errors && !json_is_array(errors)) ||
+	    (hosts && !json_is_array(hosts)))
 		r = -EBADMSG;
 	else if (!*acc && !(*acc = json_pack("{s:s, s:[], s:[], s:i}", "type", "list", "consoles",
 					      "errors", "pieces", 0)))
 		r = -ENOMEM;
 	else if (json_array_size(json_object_get(*acc, "consoles")) + json_array_size(consoles) +
-		 json_array_size(json_object_get(*acc, "errors")) + json_array_size(errors) >
+		 json_array_size(json_object_get(*acc, "errors")) + json_array_size(errors) +
+		 json_array_size(json_object_get(*acc, "hosts")) + json_array_size(hosts) >
 		 LISTING_MAX_CONSOLES)
 		r = -E2BIG;
 	else if (json_integer_value(json_object_get(*acc, "pieces")) >= LISTING_MAX_PIECES)
@@ -46,6 +49,11 @@ int listing_collect(json_t **acc, json_t *piece)
 		r = -ENOMEM;
 	else if (json_array_extend(json_object_get(*acc, "consoles"), consoles) < 0 ||
 		 (errors && json_array_extend(json_object_get(*acc, "errors"), errors) < 0))
+		r = -ENOMEM;
+	else if (hosts && !json_object_get(*acc, "hosts") &&
+		 json_object_set_new(*acc, "hosts", json_array()) < 0)
+		r = -ENOMEM;
+	else if (hosts && json_array_extend(json_object_get(*acc, "hosts"), hosts) < 0)
 		r = -ENOMEM;
 	if (r < 0) {
 		json_decref(*acc);
@@ -116,6 +124,23 @@ void listing_print_consoles(FILE *f, json_t *consoles, json_t *errors, const cha
 void listing_print_front_consoles(FILE *f, json_t *consoles, const char *eol)
 {
 	listing_print_rows(f, consoles, true, eol);
+}
+
+void listing_print_hosts(FILE *f, json_t *hosts, const char *eol)
+{
+	json_t *h;
+	size_t i;
+	char name[256], why[512];
+
+	json_array_foreach(hosts, i, h) {
+		const char *state = str(h, "state");
+
+		if (strcmp(state, "up") == 0)
+			continue;
+		log_sanitize(str(h, "name"), strlen(str(h, "name")), name, sizeof(name));
+		log_sanitize(str(h, "error"), strlen(str(h, "error")), why, sizeof(why));
+		fprintf(f, "%s: unreachable (%s)%s", name, why, eol);
+	}
 }
 
 void listing_print_who(FILE *f, json_t *who, const char *eol)

@@ -35,3 +35,9 @@ void listing_print_consoles(FILE *f, json_t *consoles, json_t *errors, const cha
 /* A front user's table: no backend, no status text, and the key's "access" column. */
 void listing_print_front_consoles(FILE *f, json_t *consoles, const char *eol);
 void listing_print_who(FILE *f, json_t *who, const char *eol);
+/*
+ * A gateway's list (ssh-front/gateway.h) also says which hosts answered:
+ * "hosts": [{name, state: "up"|"unreachable", error?}], joined by
+ * listing_collect().  One "HOST: unreachable (WHY)" line per host that did not.
+ */
+void listing_print_hosts(FILE *f, json_t *hosts, const char *eol);

@@ -58,13 +58,21 @@ json_t *proto_msg_hello(const char *you, const char *principal_fingerprint,
 	return m;
 }
 
-json_t *proto_msg_authorized(const char *fingerprint, const char *comment, const char *you)
+json_t *proto_msg_authorized(const char *fingerprint, const char *comment, const char *you,
+			     const char *grant, bool gateway)
 {
 	json_t *m = proto_msg_new(PROTO_AUTHORIZED);
 
 	m = proto_set(m, "fingerprint", json_string(fingerprint));
 	m = proto_set(m, "comment", json_string(comment ? comment : ""));
-	return proto_set(m, "you", json_string(you));
+	m = proto_set(m, "you", json_string(you));
+	m = proto_set(m, "grant", json_string(grant ? grant : ""));
+	return proto_set(m, "gateway", json_boolean(gateway));
+}
+
+json_t *proto_msg_pong(void)
+{
+	return proto_msg_new(PROTO_PONG);
 }
 
 json_t *proto_msg_list(void)
@@ -281,16 +289,26 @@ json_t *proto_msg_redeemed(const char *session, const char *console, bool may_wr
 	return proto_set(m, "you", json_string(you));
 }
 
-json_t *proto_req_hello(const char *client, const char *key, const char *from)
+json_t *proto_req_hello(const char *client, const char *key, const char *from, const char *grant,
+			const char *comment)
 {
-	json_t *m = proto_msg_new(PROTO_HELLO);
+	json_t *m = proto_msg_new(PROTO_HELLO), *p;
 
 	m = proto_set(m, "version", json_integer(PROTO_VERSION));
 	m = proto_set(m, "client", json_string(client));
-	if (key)
-		m = proto_set(m, "principal",
-			      json_pack("{s:s, s:s}", "key", key, "from", from ? from : ""));
-	return m;
+	if (!key)
+		return m;
+	p = json_pack("{s:s, s:s}", "key", key, "from", from ? from : "");
+	if (grant)
+		p = proto_set(p, "grant", json_string(grant));
+	if (comment)
+		p = proto_set(p, "comment", json_string(comment));
+	return proto_set(m, "principal", p);
+}
+
+json_t *proto_req_ping(void)
+{
+	return proto_msg_new(PROTO_PING);
 }
 
 json_t *proto_req_authorize(const char *key, const char *from)

@@ -69,7 +69,14 @@ struct proto_who_client {
 /* principal_fingerprint NULL: no "principal" member. */
 json_t *proto_msg_hello(const char *you, const char *principal_fingerprint,
 			const char *principal_comment);
-json_t *proto_msg_authorized(const char *fingerprint, const char *comment, const char *you);
+/*
+ * grant: the line's consoles= and break as grant text (access.h; "" grants
+ * nothing); gateway: the line has the `gateway` option.
+ */
+json_t *proto_msg_authorized(const char *fingerprint, const char *comment, const char *you,
+			     const char *grant, bool gateway);
+/* The answer to `ping` (keepalive). */
+json_t *proto_msg_pong(void);
 /* An empty list piece: fill it with proto_list_add_*(). */
 json_t *proto_msg_list(void);
 json_t *proto_console_object(const struct proto_console *c);
@@ -116,8 +123,15 @@ json_t *proto_msg_redeemed(const char *session, const char *console, bool may_wr
 
 /* ---- Client -> broker ---- */
 
-/* key ("TYPE BASE64") NULL: no principal; from is the client's address. */
-json_t *proto_req_hello(const char *client, const char *key, const char *from);
+/*
+ * key ("TYPE BASE64") NULL: no principal; from is the client's address.
+ * A gateway speaking for a user (docs/protocol.md "Gateways") adds grant
+ * (the user's grant text) and comment; NULL: no such member.
+ */
+json_t *proto_req_hello(const char *client, const char *key, const char *from, const char *grant,
+			const char *comment);
+/* A keepalive: the broker answers `pong`. */
+json_t *proto_req_ping(void);
 json_t *proto_req_authorize(const char *key, const char *from);
 /*
  * A front's hello for a web session (instead of a principal); from is the

@@ -42,6 +42,8 @@ static const char *const proto_msg_table[_PROTO_MSG_MAX] = {
 	[PROTO_WEB_LINK] = "web-link",
 	[PROTO_REDEEM] = "redeem",
 	[PROTO_REDEEMED] = "redeemed",
+	[PROTO_PING] = "ping",
+	[PROTO_PONG] = "pong",
 };
 
 static const char *const attach_mode_table[_ATTACH_MODE_MAX] = {

@@ -5,9 +5,9 @@
  *
  * Control frames carry one JSON object with a string member "type".
  * Client -> broker: hello, authorize, list, attach, take, release, who,
- * replay, break, resize, detach, output, web-link, redeem.  Broker ->
+ * replay, break, resize, detach, output, web-link, redeem, ping.  Broker ->
  * client: hello, authorized, list, attached, state, who, break-sent,
- * detached, notice, error, output, web-link, redeemed.  Data frames (D) carry the writer's keystrokes to the
+ * detached, notice, error, output, web-link, redeemed, pong.  Data frames (D) carry the writer's keystrokes to the
  * broker; output frames (O) carry console output with its ring offsets to
  * clients (frame.h).  The member lists are documented in docs/protocol.md (a unit test
  * keeps it in step with enum proto_msg); message.h builds every message.
@@ -54,6 +54,8 @@ enum proto_msg {
 	PROTO_WEB_LINK,
 	PROTO_REDEEM,
 	PROTO_REDEEMED,
+	PROTO_PING,
+	PROTO_PONG,
 	_PROTO_MSG_MAX,
 	_PROTO_MSG_INVALID = -EINVAL,
 };

@@ -119,6 +119,31 @@ int authz_connect(struct authz *a)
 	return authz_open(a, clock_now_usec() + AUTHZ_TIMEOUT_USEC);
 }
 
+/*
+ * The gateway members of `authorized`: grant (a string) and gateway (a
+ * bool), each absent from a broker that predates gateways: no grant, not a
+ * gateway.  A grant of the wrong type or too long is an answer we cannot
+ * use: cutting it could change what it grants.
+ */
+static int authz_gateway(const json_t *msg, struct authz_answer *ret)
+{
+	const json_t *grant = json_object_get(msg, "grant");
+	const json_t *gateway = json_object_get(msg, "gateway");
+
+	ret->grant[0] = '\0';
+	ret->gateway = false;
+	if (grant) {
+		if (!json_is_string(grant) || json_string_length(grant) > AUTHZ_GRANT_MAX ||
+		    strlen(json_string_value(grant)) != json_string_length(grant))
+			return -EPROTO;
+		memcpy(ret->grant, json_string_value(grant), json_string_length(grant) + 1);
+	}
+	if (gateway && !json_is_boolean(gateway))
+		return -EPROTO;
+	ret->gateway = json_is_true(gateway);
+	return 0;
+}
+
 int authz_ask(struct authz *a, const struct front_principal *p, struct authz_answer *ret)
 {
 	uint64_t deadline = clock_now_usec() + AUTHZ_TIMEOUT_USEC;
@@ -147,6 +172,11 @@ int authz_ask(struct authz *a, const struct front_principal *p, struct authz_ans
 		snprintf(ret->fingerprint, sizeof(ret->fingerprint), "%s",
 			 e.fingerprint ? e.fingerprint : "?");
 		snprintf(ret->comment, sizeof(ret->comment), "%s", e.comment ? e.comment : "");
+		r = authz_gateway(e.msg, ret);
+		if (r < 0) {
+			authz_close(a);
+			return r;
+		}
 		return 1;
 	}
 	if (e.type == FRONT_EV_ERROR && streq_opt(e.code, PROTO_E_DENIED))

@@ -2,7 +2,10 @@
 /*
  * Asking ttyhubd whether an SSH key may log in.  ttyhub-sshd reads no
  * access file: ttyhubd does, and answers `authorize` {key, from} with the
- * key's fingerprint and comment, or `denied`.  One connection serves every
+ * key's fingerprint and comment, what its line grants (a grant string:
+ * what a gateway speaks for, docs/protocol.md "Gateways") and whether the
+ * line is a gateway's (the `gateway` option), or `denied`.  A broker that
+ * predates gateways sends neither: no grant ("") and no gateway.  One connection serves every
  * question; it is opened at start (authz_connect(), so the first login does
  * not wait for it and ttyhubd holds it from then on), else on the first
  * question, kept, and opened again after the broker closed it (a restart) or
@@ -19,6 +22,8 @@
 #include "front.h"
 
 #define AUTHZ_TIMEOUT_USEC (2 * 1000 * 1000)
+/* Longest grant string the broker sends (ttyhub-access(5)); a longer one is refused, never cut. */
+#define AUTHZ_GRANT_MAX 8192
 
 struct authz {
 	char *path;       /* owned: the broker socket */
@@ -29,6 +34,8 @@ struct authz {
 struct authz_answer {
 	char fingerprint[80]; /* SHA256:... */
 	char comment[128];    /* as the access file has it (not escaped) */
+	char grant[AUTHZ_GRANT_MAX + 1]; /* the line's consoles= and break, as a grant ("" none) */
+	bool gateway;         /* the line has the `gateway` option */
 };
 
 int authz_init(struct authz *a, const char *path);

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "channel.h"
+#include "gateway.h"
 #include "listing.h"
 #include "log.h"
 #include "message.h"
@@ -58,8 +59,8 @@ static const char *chan_eol(const struct chan *c)
 /* Text for the user (already safe); dropped when the client does not read. */
 static void chan_say(struct chan *c, const char *text, size_t len)
 {
-	if (len == 0)
-		return;
+	if (len == 0 || c->relay)
+		return; /* a relay carries the broker's bytes only */
 	if (obuf_append(&c->to_client, text, len) < 0)
 		return; /* the client is not reading: drop the text, never grow */
 	c->at_bol = text[len - 1] == '\n';
@@ -130,6 +131,8 @@ void chan_close(struct chan *c, int status, const char *fmt, ...)
 		vsnprintf(text, sizeof(text), fmt, ap);
 		va_end(ap);
 		chan_notice(c, "%s", text);
+		if (c->relay)
+			relay_set_why(c->relay, text); /* the audit line says it; the relay cannot */
 	}
 	if (c->state == CHAN_ATTACHED || c->state == CHAN_RECONNECTING || c->reattach)
 		chan_audit(c, "detach", "console=%s", c->console);
@@ -169,7 +172,9 @@ static int chan_open_broker(struct chan *c)
 {
 	int fd, r;
 
-	fd = front_connect(c->env->config->broker, true);
+	/* On a gateway, "the broker" is the gateway's connection to its hosts (gateway.h). */
+	fd = c->env->config->gateway ? gateway_connect(c->env->config->gateway)
+				     : front_connect(c->env->config->broker, true);
 	if (fd < 0)
 		return fd;
 	r = watch_add(c->env->poller, fd, EPOLLIN | EPOLLOUT, chan_on_broker, c, &c->broker_io);
@@ -904,6 +909,8 @@ static int chan_on_data(ssh_session ssh, ssh_channel ch, void *data, uint32_t le
 			menu_keys(&c->menu, data, len);
 		return (int)len;
 	}
+	if (c->state == CHAN_RELAY)
+		return (int)relay_from_client(c->relay, data, len);
 	if (chan_keys_flow(c)) {
 		size_t used = 0;
 
@@ -917,10 +924,20 @@ static int chan_on_data(ssh_session ssh, ssh_channel ch, void *data, uint32_t le
 	return (int)len; /* typed before a console is attached: discarded */
 }
 
+static void chan_on_eof(ssh_session ssh, ssh_channel ch, void *userdata)
+{
+	struct chan *c = userdata;
+
+	if (c->state == CHAN_RELAY)
+		relay_client_eof(c->relay); /* a console channel ignores EOF, as before */
+}
+
 static void chan_on_close(ssh_session ssh, ssh_channel ch, void *userdata)
 {
 	struct chan *c = userdata;
 
+	if (c->relay)
+		relay_set_why(c->relay, "the gateway closed the channel");
 	if (c->state == CHAN_ATTACHED || c->state == CHAN_RECONNECTING || c->reattach)
 		chan_audit(c, "detach", "console=%s reason=client-closed", c->console);
 	c->state = CHAN_CLOSING;
@@ -1005,9 +1022,59 @@ static int chan_on_exec(ssh_session ssh, ssh_channel ch, const char *command, vo
 	return 0;
 }
 
-static int chan_on_refuse(ssh_session ssh, ssh_channel ch, const char *what, void *userdata)
+/* The relay's wake-up (relay.h): its broker socket is ready. */
+static void chan_on_relay(void *userdata)
 {
-	return 1; /* subsystems (sftp) are refused */
+	struct chan *c = userdata;
+	const struct chan_env *env = c->env; /* the pump may free c */
+
+	chan_pump(c);
+	env->ops->update_events(env->userdata);
+}
+
+static size_t chan_relay_unsent(void *userdata)
+{
+	struct chan *c = userdata;
+
+	return c->env->ops->unsent(c->env->userdata);
+}
+
+static const struct relay_ops chan_relay_ops = {
+	.unsent = chan_relay_unsent,
+	.wake = chan_on_relay,
+};
+
+/*
+ * The ttyhub-broker subsystem (relay.h), for a gateway's key only; every
+ * other subsystem (sftp) is refused.  Returns 0 to accept.
+ */
+static int chan_on_subsystem(ssh_session ssh, ssh_channel ch, const char *name, void *userdata)
+{
+	struct chan *c = userdata;
+	const char *why = NULL;
+	int r;
+
+	if (c->state != CHAN_NEW || !streq_opt(name, RELAY_SUBSYSTEM))
+		return 1;
+	if (!c->env->gateway)
+		why = "not a gateway key";
+	else if (c->refused[0])
+		why = c->refused;
+	else {
+		r = relay_new(c->env->config->broker, c->env->poller, c->ch, &c->env->principal,
+			      &chan_relay_ops, c, &c->relay);
+		if (r < 0) {
+			log_error_errno(r, "cannot reach ttyhubd at %s", c->env->config->broker);
+			why = "the console broker is not reachable";
+		}
+	}
+	if (why) {
+		chan_audit(c, "gateway-stream-refused", "reason=\"%s\"", why);
+		return 1;
+	}
+	c->state = CHAN_RELAY;
+	chan_audit(c, "gateway-stream-open", "subsystem=%s", RELAY_SUBSYSTEM);
+	return 0;
 }
 
 static int chan_on_env(ssh_session ssh, ssh_channel ch, const char *name, const char *value,
@@ -1046,7 +1113,8 @@ int chan_new(const struct chan_env *env, ssh_session ssh, const char *refused, s
 		.channel_pty_window_change_function = chan_on_resize,
 		.channel_shell_request_function = chan_on_shell,
 		.channel_exec_request_function = chan_on_exec,
-		.channel_subsystem_request_function = chan_on_refuse,
+		.channel_subsystem_request_function = chan_on_subsystem,
+		.channel_eof_function = chan_on_eof,
 		.channel_env_request_function = chan_on_env,
 	};
 	ssh_callbacks_init(&c->cb);
@@ -1064,6 +1132,13 @@ struct chan *chan_free(struct chan *c)
 		return NULL;
 	if (c->state == CHAN_ATTACHED || c->state == CHAN_RECONNECTING || c->reattach)
 		chan_audit(c, "detach", "console=%s reason=session-closed", c->console);
+	if (c->relay) {
+		relay_set_why(c->relay, "the SSH session closed");
+		chan_audit(c, "gateway-stream-close", "reason=\"%s\" up=%llu down=%llu",
+			   c->relay->why, (unsigned long long)c->relay->up,
+			   (unsigned long long)c->relay->down);
+		c->relay = relay_free(c->relay);
+	}
 	c->broker_io = watch_free(c->broker_io);
 	c->broker_fd = safe_close(c->broker_fd);
 	c->menu_timer = sd_event_source_disable_unref(c->menu_timer);
@@ -1173,6 +1248,11 @@ void chan_pump(struct chan *c)
 {
 	uint32_t ev;
 
+	if (c->state == CHAN_RELAY) {
+		relay_pump(c->relay);
+		if (relay_done(c->relay) || !ssh_channel_is_open(c->ch))
+			chan_close(c, 0, NULL);
+	}
 	chan_process_broker(c);
 	if (c->broker_fd >= 0 && front_flush(&c->front) < 0)
 		chan_broker_lost(c);

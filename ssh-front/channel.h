@@ -25,6 +25,10 @@
  * libssh only while the queue to the broker has room, so a fast paste waits
  * in the client's window rather than in our memory.
  *
+ * A session whose key is a gateway's (chan_env.gateway) may ask for the
+ * `ttyhub-broker` subsystem instead: the channel then only carries a raw
+ * relay to ttyhubd (relay.h), and no text of ours ever enters it.
+ *
  * A channel knows its session only through what the session gave it (a
  * chan_env with its chan_ops: audit lines, libssh's unsent bytes, events to
  * update, a revocation, "this channel is done"); the menu (menu.h) and the
@@ -47,9 +51,11 @@
 #include "obuf.h"
 #include "poller.h"
 #include "proto.h"
+#include "relay.h"
 #include "util.h"
 
 struct chan;
+struct gateway;
 
 /*
  * Longest console name the front handles: the broker's names are at most
@@ -71,6 +77,7 @@ struct chan;
 /* The daemon's settings a channel reads, each time it needs one (a reload changes them). */
 struct chan_config {
 	const char *broker;       /* the ttyhubd socket */
+	struct gateway *gateway;  /* on a gateway: consoles are the hosts' (gateway.h), else NULL */
 	unsigned menu_timeout_s;  /* an idle console menu closes */
 };
 
@@ -97,6 +104,7 @@ struct chan_env {
 	const char *user;                 /* the SSH user name; NULL if too long (refused) */
 	const char *host;                 /* the address the client reached (NULL: unknown) */
 	unsigned port;                    /* and its port (0: unknown) */
+	bool gateway;                     /* the key is a gateway's: it may open the relay */
 	const struct chan_ops *ops;
 	void *userdata;
 };
@@ -109,6 +117,7 @@ enum chan_state {
 	CHAN_RECONNECTING, /* was attached, the broker went away: connecting again (channel.c) */
 	CHAN_EXEC,      /* a one-shot command in progress */
 	CHAN_UNKNOWN,   /* "no console named" is decided, waiting for CHAN_UNKNOWN_PAD_USEC */
+	CHAN_RELAY,     /* the ttyhub-broker subsystem: bytes relayed to ttyhubd (relay.h) */
 	CHAN_CLOSING,
 };
 
@@ -154,6 +163,7 @@ struct chan {
 	struct menu menu;                    /* CHAN_MENU */
 	sd_event_source *menu_timer;         /* owned: closes an idle menu */
 	struct exec exec;                    /* CHAN_EXEC: the command */
+	struct relay *relay;                 /* owned: CHAN_RELAY (kept while closing) */
 
 	TAILQ_ENTRY(chan) entry;             /* in the owner's list */
 };

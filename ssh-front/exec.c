@@ -49,6 +49,9 @@ static void exec_print_list(FILE *f, json_t *msg, const char *eol)
 
 	listing_print_front_consoles(f, view, eol);
 	json_decref(view);
+	view = view_hosts(json_object_get(msg, "hosts"));
+	listing_print_hosts(f, view, eol);
+	json_decref(view);
 }
 
 /* JSON for programs: "\n" whatever the terminal. */
@@ -59,6 +62,9 @@ static void exec_print_list_json(FILE *f, json_t *msg, const char *eol)
 
 	if (!out)
 		return;
+	/* On a gateway: which hosts answered (gateway.h). */
+	if (json_object_get(msg, "hosts"))
+		json_object_set_new(out, "hosts", view_hosts(json_object_get(msg, "hosts")));
 	json_dumpf(out, f, JSON_INDENT(2) | JSON_ENSURE_ASCII);
 	fputc('\n', f);
 	json_decref(out);

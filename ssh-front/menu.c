@@ -31,6 +31,26 @@ static void menu_say(struct menu *m, const char *text)
 	m->ops->say(m->userdata, text, strlen(text));
 }
 
+/* On a gateway: a line for each host that did not answer (gateway.h). */
+static void menu_say_hosts(struct menu *m, json_t *list, const char *eol)
+{
+	json_t *hosts = view_hosts(json_object_get(list, "hosts")), *h;
+	char line[MENU_NAME_MAX + 384], name[MENU_NAME_MAX];
+	size_t i;
+
+	json_array_foreach(hosts, i, h) {
+		const char *n = json_string_value(json_object_get(h, "name")) ?: "?";
+		const char *why = json_string_value(json_object_get(h, "error")) ?: "";
+
+		if (streq_opt(json_string_value(json_object_get(h, "state")), "up"))
+			continue;
+		snprintf(line, sizeof(line), "  host %s: unreachable (%s)%s",
+			 log_sanitize(n, strlen(n), name, sizeof(name)), why, eol);
+		menu_say(m, line);
+	}
+	json_decref(hosts);
+}
+
 void menu_show(struct menu *m, json_t *list, const char *eol)
 {
 	json_t *allowed = view_consoles(json_object_get(list, "consoles")), *con;
@@ -41,6 +61,7 @@ void menu_show(struct menu *m, json_t *list, const char *eol)
 	m->list = NULL;
 	if (json_array_size(allowed) == 0) {
 		json_decref(allowed);
+		menu_say_hosts(m, list, eol);
 		m->ops->close(m->userdata, 1, "no consoles are available to your key");
 		return;
 	}
@@ -59,6 +80,7 @@ void menu_show(struct menu *m, json_t *list, const char *eol)
 		menu_say(m, line);
 	}
 	m->list = allowed;
+	menu_say_hosts(m, list, eol);
 	menu_say(m, "Select a console (number or name, q to quit): ");
 	m->line_len = 0;
 }

@@ -125,6 +125,7 @@ struct session *session_free(struct session *s)
 		ssh_event_free(s->pump);
 	free(s->asked_key);
 	free(s->key);
+	free(s->grant);
 	free(s);
 	return NULL;
 }
@@ -280,7 +281,8 @@ static char *session_key_line(const ssh_key pubkey)
 /*
  * May this key log in from this address?  ttyhubd decides (authz.h), once
  * per key offered: the probe and the signature round of one key share the
- * answer.  Returns 1 or 0.
+ * answer, kept in the session (fingerprint, comment, grant, gateway_key).
+ * Returns 1 or 0.
  *
  * This blocks the whole process for one local round trip, at most
  * AUTHZ_TIMEOUT_USEC: libssh 0.10's auth_pubkey callback must return its
@@ -291,8 +293,7 @@ static char *session_key_line(const ssh_key pubkey)
  * anyway.  Only offered keys cost one (OpenSSH offers a handful at most, and
  * max_auth_tries bounds them per connection).
  */
-static int session_authorize(struct session *s, const ssh_key pubkey, char *fp, size_t fpsize,
-			     char *comment, size_t csize)
+static int session_authorize(struct session *s, const ssh_key pubkey)
 {
 	_cleanup_free_ char *line = session_key_line(pubkey);
 	struct authz_answer a;
@@ -311,8 +312,18 @@ static int session_authorize(struct session *s, const ssh_key pubkey, char *fp, 
 		s->asked_key = TAKE_PTR(line);
 		s->asked_answer = r > 0;
 		if (r > 0) {
-			snprintf(fp, fpsize, "%s", a.fingerprint);
-			log_escape(a.comment, strlen(a.comment), comment, csize);
+			char *grant = strdup(a.grant);
+
+			if (!grant) {
+				s->asked_answer = 0;
+				return 0;
+			}
+			free(s->grant);
+			s->grant = grant;
+			snprintf(s->fingerprint, sizeof(s->fingerprint), "%s", a.fingerprint);
+			log_escape(a.comment, strlen(a.comment), s->comment, sizeof(s->comment));
+			snprintf(s->line_comment, sizeof(s->line_comment), "%s", a.comment);
+			s->gateway_key = a.gateway;
 		}
 	}
 	return s->asked_answer;
@@ -330,8 +341,7 @@ static int session_on_auth_pubkey(ssh_session ssh, const char *user, struct ssh_
 	s->user_too_long = user && strlen(user) >= sizeof(s->user);
 	snprintf(s->user, sizeof(s->user), "%s", user ? user : "");
 	ok = (state == SSH_PUBLICKEY_STATE_NONE || state == SSH_PUBLICKEY_STATE_VALID) &&
-	     session_authorize(s, pubkey, s->fingerprint, sizeof(s->fingerprint), s->comment,
-			       sizeof(s->comment));
+	     session_authorize(s, pubkey);
 	if (!ok) {
 		if (++s->auth_failures >= cfg->max_auth_tries) {
 			log_notice("connection from %s: too many authentication failures", s->addr);
@@ -348,6 +358,12 @@ static int session_on_auth_pubkey(ssh_session ssh, const char *user, struct ssh_
 	s->env->ops->authenticated(s->env->userdata, s);
 	/* Its channels speak for the key, from this address. */
 	s->chan_env.principal = (struct front_principal){ .key = s->key, .from = s->addr };
+	if (cfg->gateway) {
+		/* The gateway speaks for the user on each host with what its own broker granted. */
+		s->chan_env.principal.grant = s->grant;
+		s->chan_env.principal.comment = s->line_comment[0] ? s->line_comment : NULL;
+	}
+	s->chan_env.gateway = s->gateway_key;
 	s->chan_env.user = s->user_too_long ? NULL : s->user;
 	if (s->env->ops->count_key(s->env->userdata, s) >= cfg->max_sessions_per_key) {
 		/* Let it in to be told why, then close it: at the latest after the grace time. */
@@ -360,7 +376,7 @@ static int session_on_auth_pubkey(ssh_session ssh, const char *user, struct ssh_
 	sd_event_source_set_enabled(s->grace, SD_EVENT_OFF);
 	sd_event_source_set_time_relative(s->keepalive, (uint64_t)cfg->keepalive_s * 1000000);
 	sd_event_source_set_enabled(s->keepalive, SD_EVENT_ON);
-	session_audit(s, "login", "%s", "method=publickey");
+	session_audit(s, "login", "method=publickey%s", s->gateway_key ? " gateway=yes" : "");
 	return SSH_AUTH_SUCCESS;
 }
 

@@ -19,6 +19,13 @@
  * speaks for that key: every channel's broker connection says hello with
  * it, and ttyhubd decides each right.
  *
+ * Gateways (docs/protocol.md "Gateways"): the broker's answer also says
+ * whether the key's line is a gateway's; only such a session's channels may
+ * open the `ttyhub-broker` subsystem (relay.h).  On a gateway
+ * (session_config.gateway) the channels' principal also carries what the
+ * gateway's ttyhubd granted the user and the comment of the user's line, so
+ * that the gateway speaks for the user with them on every host.
+ *
  * A session knows its daemon only through what the daemon gave it (a
  * session_env with its session_ops), and gives each channel a chan_env
  * (channel.h) that answers for it: audit lines name the session's key,
@@ -47,6 +54,7 @@ struct session_config {
 	unsigned keepalive_s;
 	unsigned max_sessions_per_key; /* authenticated sessions of one key */
 	unsigned max_channels;
+	bool gateway;                  /* ttyhub-sshd --gateway: principals carry grant + comment */
 	struct chan_config chan;       /* what its channels read */
 };
 
@@ -96,6 +104,9 @@ struct session {
 	/* The key last offered and the broker's answer for it (authz.h). */
 	char *asked_key;              /* owned: "TYPE BASE64" */
 	int asked_answer;             /* 1 allowed, 0 refused (or no answer) */
+	char *grant;                  /* owned: what the key's line grants ("" none), as asked */
+	char line_comment[128];       /* the line's comment, not escaped ("" none), as asked */
+	bool gateway_key;             /* the line is a gateway's (`gateway`), as asked */
 	/* Once authenticated: the key the session speaks for, as the broker named it. */
 	char *key;                    /* owned: "TYPE BASE64", as in authorized_keys */
 	char fingerprint[80];         /* SHA256:... */

@@ -17,6 +17,7 @@
 
 #include "clock.h"
 #include "keys.h"
+#include "gateway.h"
 #include "log.h"
 #include "session.h"
 #include "sshd.h"
@@ -56,7 +57,9 @@ static void sshd_session_config(struct sshd *d)
 		.keepalive_s = d->config.keepalive_s,
 		.max_sessions_per_key = d->config.max_sessions_per_key,
 		.max_channels = d->config.max_channels,
-		.chan = { .broker = d->config.broker, .menu_timeout_s = d->config.menu_timeout_s },
+		.gateway = d->gateway != NULL,
+		.chan = { .broker = d->config.broker, .gateway = d->gateway,
+			  .menu_timeout_s = d->config.menu_timeout_s },
 	};
 }
 
@@ -148,6 +151,16 @@ int sshd_init(struct sshd *d, sd_event *e, const struct sshd_config *cfg)
 	    ssh_bind_options_set(d->bind, SSH_BIND_OPTIONS_HMAC_S_C, SSHD_MACS) < 0 ||
 	    ssh_bind_options_set(d->bind, SSH_BIND_OPTIONS_HOSTKEY_ALGORITHMS, "ssh-ed25519") < 0)
 		return log_error_errno(-EINVAL, "cannot set algorithms: %s", ssh_get_error(d->bind));
+	if (cfg->gateway_hosts) {
+		r = gateway_new(e, d->poller,
+				&(struct gateway_config){ .hosts_path = cfg->gateway_hosts,
+							  .key_path = cfg->gateway_key,
+							  .keepalive_s = cfg->gateway_keepalive_s,
+							  .timeout_ms = cfg->gateway_timeout_ms },
+				&d->gateway);
+		if (r < 0)
+			return r;
+	}
 	sshd_session_config(d);
 	d->session_env = (struct session_env){ .event = d->event, .poller = d->poller,
 					       .bind = d->bind, .authz = &d->authz,
@@ -173,6 +186,7 @@ void sshd_done(struct sshd *d)
 		session_free(s);
 	}
 	sshd_on_sweep(NULL, d);
+	d->gateway = gateway_free(d->gateway);
 	d->poller = poller_free(d->poller);
 	d->listen_io = sd_event_source_disable_unref(d->listen_io);
 	d->listen_fd = safe_close(d->listen_fd);

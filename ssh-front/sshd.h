@@ -43,6 +43,11 @@ struct sshd_config {
 	unsigned max_sessions_per_key; /* authenticated sessions of one key */
 	unsigned max_channels;   /* per session */
 	unsigned menu_timeout_s; /* an idle console menu closes */
+	/* Gateway mode (gateway.h): the hosts file, NULL on a host. */
+	const char *gateway_hosts;
+	const char *gateway_key;        /* the gateway's private key */
+	unsigned gateway_keepalive_s;   /* upstream keepalive (3 missed: the host is lost) */
+	unsigned gateway_timeout_ms;    /* per-host deadline of a list */
 };
 
 struct sshd {
@@ -53,6 +58,7 @@ struct sshd {
 	sd_event_source *listen_io;  /* owned */
 	struct poller *poller;       /* owned; every connection and broker socket */
 	struct authz authz;          /* asks ttyhubd whether a key may log in */
+	struct gateway *gateway;     /* owned: gateway mode, else NULL */
 	struct session_config session_config; /* from config: what sessions read */
 	struct session_env session_env;       /* what every session is made with */
 	TAILQ_HEAD(, session) sessions;

@@ -40,6 +40,8 @@ static const struct sshd_config default_config = {
 	.max_sessions_per_key = 10,
 	.max_channels = 10,
 	.menu_timeout_s = 300,
+	.gateway_keepalive_s = 10,
+	.gateway_timeout_ms = 2000,
 };
 static struct sshd_config arg_config;
 
@@ -63,6 +65,11 @@ static void help(void)
 	       "  --max-sessions-per-key N sessions of one key (default 10)\n"
 	       "  --max-channels N         channels (consoles, commands) per session (default 10)\n"
 	       "  --menu-timeout SECONDS   an idle console menu closes (default 300)\n"
+	       "\nGateway mode (the consoles of many hosts behind this one):\n"
+	       "  --gateway HOSTS_FILE     the hosts, their addresses and pinned host keys\n"
+	       "  --gateway-key PATH       the gateway's own private key, to log in to hosts\n"
+	       "  --gateway-keepalive S    keepalive to hosts; 3 missed lose a host (default 10)\n"
+	       "  --gateway-timeout MS     how long a list waits for each host (default 2000)\n\n"
 	       "  -v, --verbose            debug logging\n"
 	       "  -h, --help               this help\n",
 	       DEFAULT_CONFIG, default_config.listen, default_config.host_key, default_config.broker);
@@ -86,7 +93,8 @@ static int parse_argv(int argc, char *argv[])
 {
 	enum { ARG_LISTEN = 0x100, ARG_HOST_KEY, ARG_ACCESS, ARG_BROKER, ARG_GRACE, ARG_STARTUPS,
 	       ARG_PER_SOURCE, ARG_AUTH_TRIES, ARG_KEEPALIVE, ARG_CONFIG, ARG_SESSIONS,
-	       ARG_SESSIONS_PER_KEY, ARG_CHANNELS, ARG_MENU_TIMEOUT };
+	       ARG_SESSIONS_PER_KEY, ARG_CHANNELS, ARG_MENU_TIMEOUT, ARG_GATEWAY, ARG_GATEWAY_KEY,
+	       ARG_GATEWAY_KEEPALIVE, ARG_GATEWAY_TIMEOUT };
 	static const struct option options[] = {
 		{ "listen", required_argument, NULL, ARG_LISTEN },
 		{ "host-key", required_argument, NULL, ARG_HOST_KEY },
@@ -101,6 +109,10 @@ static int parse_argv(int argc, char *argv[])
 		{ "max-sessions-per-key", required_argument, NULL, ARG_SESSIONS_PER_KEY },
 		{ "max-channels", required_argument, NULL, ARG_CHANNELS },
 		{ "menu-timeout", required_argument, NULL, ARG_MENU_TIMEOUT },
+		{ "gateway", required_argument, NULL, ARG_GATEWAY },
+		{ "gateway-key", required_argument, NULL, ARG_GATEWAY_KEY },
+		{ "gateway-keepalive", required_argument, NULL, ARG_GATEWAY_KEEPALIVE },
+		{ "gateway-timeout", required_argument, NULL, ARG_GATEWAY_TIMEOUT },
 		{ "config", required_argument, NULL, ARG_CONFIG },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
@@ -155,6 +167,20 @@ static int parse_argv(int argc, char *argv[])
 		case ARG_MENU_TIMEOUT:
 			r = parse_uint("--menu-timeout", optarg, 1, 86400, &arg_config.menu_timeout_s);
 			break;
+		case ARG_GATEWAY:
+			arg_config.gateway_hosts = optarg;
+			break;
+		case ARG_GATEWAY_KEY:
+			arg_config.gateway_key = optarg;
+			break;
+		case ARG_GATEWAY_KEEPALIVE:
+			r = parse_uint("--gateway-keepalive", optarg, 1, 3600,
+				       &arg_config.gateway_keepalive_s);
+			break;
+		case ARG_GATEWAY_TIMEOUT:
+			r = parse_uint("--gateway-timeout", optarg, 100, 600000,
+				       &arg_config.gateway_timeout_ms);
+			break;
 		case ARG_CONFIG:
 			arg_config_file = optarg;
 			arg_config_required = true;
@@ -188,7 +214,10 @@ static int load_args(int argc, char *argv[])
 	r = config_load(arg_config_file, arg_config_required, config_flags, parse_argv);
 	if (r < 0)
 		return r;
-	return parse_argv(argc, argv);
+	r = parse_argv(argc, argv);
+	if (r == 0 && !arg_config.gateway_hosts != !arg_config.gateway_key)
+		return log_error_errno(-EINVAL, "--gateway and --gateway-key go together");
+	return r;
 }
 
 static int main_argc;

@@ -44,6 +44,8 @@ struct upstream_config {
 	unsigned keepalive_s;     /* ping interval (default 10) */
 	unsigned keepalive_count; /* intervals without a byte from the host: dead (default 3) */
 	unsigned connect_timeout_s; /* TCP connect + key exchange + auth (default 10) */
+	const char *user;         /* the SSH user name; NULL: UPSTREAM_USER (tests against
+				     OpenSSH's sshd need a real one) */
 };
 
 enum upstream_state {
@@ -87,3 +89,5 @@ int upstream_open_stream(struct upstream *u, size_t i, int *ret_fd);
 
 /* Streams open now to host i (for tests, the bench and the log). */
 size_t upstream_n_streams(const struct upstream *u, size_t i);
+/* Connection attempts made to host i so far, the first included (for tests). */
+unsigned upstream_host_attempts(const struct upstream *u, size_t i);

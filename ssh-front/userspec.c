@@ -4,7 +4,9 @@
  * first part names the console, each following part is one option.
  *
  * - Console: 1..128 bytes of [A-Za-z0-9_.:-], at most one ':' (VM:ALIAS),
- *   both sides of the ':' non-empty and neither starting with '-' or '.'.
+ *   both sides of the ':' non-empty and neither starting with '-' or '.';
+ *   optionally after "HOST/" (a gateway's host, ssh-front/gateway.h: [A-Za-z0-9_.-],
+ *   not starting with '-' or '.'), the whole still at most 128 bytes.
  * - Options: "ro", "force", "replay=N" (N decimal, 0..PROTO_REPLAY_MAX,
  *   at most 7 digits, no sign) and "replay=all", as proto_parse_replay_str()
  *   reads them, and "resume=EPOCH:OFFSET" as proto_parse_resume_str() reads
@@ -45,10 +47,26 @@ static bool userspec_part_ok(const char *s, size_t n)
 
 static int userspec_parse_console(const char *s, size_t n, struct userspec *u)
 {
-	const char *colon;
+	const char *colon, *slash;
+	const char *whole = s;
+	size_t whole_n = n;
 
 	if (n == 0 || n > USERSPEC_CONSOLE_MAX)
 		return -EINVAL;
+	slash = memchr(s, '/', n);
+	if (slash) {
+		size_t host = (size_t)(slash - s);
+
+		if (!userspec_part_ok(s, host) || memchr(s, ':', host))
+			return -EINVAL;
+		for (size_t i = 0; i < host; i++)
+			if (!userspec_is_name_char(s[i]))
+				return -EINVAL;
+		s = slash + 1;
+		n -= host + 1;
+		if (memchr(s, '/', n))
+			return -EINVAL;
+	}
 	for (size_t i = 0; i < n; i++)
 		if (!userspec_is_name_char(s[i]))
 			return -EINVAL;
@@ -63,8 +81,8 @@ static int userspec_parse_console(const char *s, size_t n, struct userspec *u)
 	} else if (!userspec_part_ok(s, n)) {
 		return -EINVAL;
 	}
-	memcpy(u->console, s, n);
-	u->console[n] = '\0';
+	memcpy(u->console, whole, whole_n);
+	u->console[whole_n] = '\0';
 	return 0;
 }
 

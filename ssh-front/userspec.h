@@ -2,7 +2,7 @@
 /*
  * What an SSH user name asks for (pure parser, no I/O):
  *
- *   VM | VM:ALIAS | UUID | UUID:ALIAS, then options, each after a '+':
+ *   [HOST/]VM | VM:ALIAS | UUID | UUID:ALIAS, then options, each after a '+':
  *   +ro  +force  +replay=N  +replay=all  +resume=EPOCH:OFFSET
  *
  * e.g. "web01", "web01:serial1", "web01+ro", "web01:console1+force+replay=100",

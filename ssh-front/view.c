@@ -75,7 +75,7 @@ void view_scrub(const char *in, char *out, size_t size)
 json_t *view_console(json_t *con)
 {
 	static const char *const keep[] = { "name", "vm", "uuid", "alias", "device", "target",
-					    "state", "watchers" };
+					    "state", "watchers", "host" };
 	const char *writer = json_string_value(json_object_get(con, "writer"));
 	const char *access = json_string_value(json_object_get(con, "access"));
 	json_t *o = json_object();
@@ -104,6 +104,27 @@ json_t *view_consoles(json_t *consoles)
 
 	json_array_foreach(consoles, i, con)
 		json_array_append_new(out, view_console(con));
+	return out;
+}
+
+json_t *view_hosts(json_t *hosts)
+{
+	json_t *out = json_array(), *h;
+	size_t i;
+
+	json_array_foreach(hosts, i, h) {
+		const char *error = json_string_value(json_object_get(h, "error"));
+		json_t *o = json_pack("{s:s?, s:s?}", "name",
+				      json_string_value(json_object_get(h, "name")), "state",
+				      json_string_value(json_object_get(h, "state")));
+		char why[256];
+
+		if (o && error) {
+			view_scrub(error, why, sizeof(why));
+			json_object_set_new(o, "error", json_string(why));
+		}
+		json_array_append_new(out, o);
+	}
 	return out;
 }
 

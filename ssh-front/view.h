@@ -19,5 +19,7 @@ void view_scrub(const char *in, char *out, size_t size);
 json_t *view_console(json_t *con);
 /* Every console of a list, as view_console(). */
 json_t *view_consoles(json_t *consoles);
+/* A gateway's hosts (name, state, error scrubbed); an empty array on a host. */
+json_t *view_hosts(json_t *hosts);
 /* A `who` answer as SSH users see it: role, principal comment, since. */
 json_t *view_who(json_t *who);

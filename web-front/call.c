@@ -133,7 +133,7 @@ int call_start(sd_event *e, const char *broker, const char *session, const char 
 	c->userdata = userdata;
 	snprintf(c->expect, sizeof(c->expect), "%s", expect);
 	c->consoles = json_array();
-	hello = proto_req_hello("ttyhub-webd", NULL, NULL);
+	hello = proto_req_hello("ttyhub-webd", NULL, NULL, NULL, NULL);
 	if (hello && session)
 		json_object_set_new(hello, "session", json_string(session));
 	if (hello && session && from)

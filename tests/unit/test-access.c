@@ -7,7 +7,9 @@
  * accumulating consoles=), the right and from= checks, a table of every
  * error with its line number, line handling (CRLF, comments, blank lines,
  * leading blanks, no final newline, NUL bytes, line and file limits) and
- * random garbage checked against invariants.
+ * random garbage checked against invariants.  The gateway option, and
+ * grant text (access_parse_grant(), access_format_grant()): canonical
+ * forms, every error, quotes that survive a round trip, the size limits.
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -951,6 +953,184 @@ static void test_garbage(void **state)
 	}
 }
 
+/* One line that must load; its entry (the file is the caller's to free). */
+static const struct access_entry *one_line(const char *text, struct access_file **ret)
+{
+	assert_int_equal(access_parse(text, strlen(text), ret), 0);
+	assert_int_equal((*ret)->n_errors, 0);
+	assert_int_equal((*ret)->n_entries, 1);
+	return &(*ret)->entries[0];
+}
+
+static void test_gateway_option(void **state)
+{
+	struct access_file *f;
+	const struct access_entry *e;
+
+	e = one_line("gateway,consoles=\"web*:rw\",break " K_ED25519 " gw@gateway\n", &f);
+	assert_true(e->gateway);
+	assert_true(e->brk);
+	assert_int_equal(e->n_rules, 1);
+	access_file_free(f);
+	e = one_line("GATEWAY " K_ED25519 "\n", &f);
+	assert_true(e->gateway);
+	access_file_free(f);
+	e = one_line("consoles=\"*:rw\" " K_ED25519 "\n", &f);
+	assert_false(e->gateway);
+	access_file_free(f);
+	/* A flag: a value is an error for the line. */
+	assert_int_equal(access_parse("gateway=\"x\" " K_ED25519 "\n",
+				      strlen("gateway=\"x\" " K_ED25519 "\n"), &f), 0);
+	assert_int_equal(f->n_entries, 0);
+	assert_int_equal(f->n_errors, 1);
+	assert_string_equal(f->errors[0].message, "option \"gateway\" takes no value");
+	access_file_free(f);
+}
+
+/* Parse grant text, expect success, and return its canonical form (static buffer). */
+static const char *canon(const char *text)
+{
+	static char buf[ACCESS_GRANT_MAX + 1];
+	struct access_entry *g = NULL;
+	char msg[ACCESS_MSG_MAX];
+	int n;
+
+	assert_int_equal(access_parse_grant(text, strlen(text), &g, msg, sizeof(msg)), 0);
+	assert_non_null(g);
+	assert_null(g->keytype);
+	assert_int_equal(g->n_from, 0);
+	n = access_format_grant(g, buf, sizeof(buf));
+	assert_true(n >= 0);
+	assert_int_equal((size_t)n, strlen(buf));
+	access_entry_free(g);
+	return buf;
+}
+
+static void grant_error(const char *text, size_t len, const char *message)
+{
+	struct access_entry *g = NULL;
+	char msg[ACCESS_MSG_MAX];
+
+	assert_int_equal(access_parse_grant(text, len, &g, msg, sizeof(msg)), -EINVAL);
+	assert_null(g);
+	assert_string_equal(msg, message);
+}
+
+static void test_grant_parse_format(void **state)
+{
+	static const struct {
+		const char *in, *out;
+	} ok[] = {
+		{ "", "" },
+		{ "break", "break" },
+		{ "BREAK", "break" },
+		{ "consoles=\"web*:rw\"", "consoles=\"web*:rw\"" },
+		{ "consoles=\" web*:rw , db01:ro \",break", "consoles=\"web*:rw,db01:ro\",break" },
+		{ "break,consoles=\"a:ro\",Consoles=\"b:rw\"", "consoles=\"a:ro,b:rw\",break" },
+		{ "consoles=\"my vm:rw\"", "consoles=\"my vm:rw\"" },
+		{ "consoles=\"a\\\"b:rw\"", "consoles=\"a\\\"b:rw\"" },
+		{ "consoles=\"c\\d:ro\"", "consoles=\"c\\d:ro\"" },
+		/* a pattern with a backslash before a quote: a\"b */
+		{ "consoles=\"a\\\\\"b:rw\"", "consoles=\"a\\\\\"b:rw\"" },
+		{ "consoles=\"vm:serial0:rw,*:console1:ro\"",
+		  "consoles=\"vm:serial0:rw,*:console1:ro\"" },
+	};
+	static const struct {
+		const char *in, *msg;
+	} bad[] = {
+		{ "from=\"1.2.3.4\"", "option \"from\" is not part of a grant" },
+		{ "gateway", "option \"gateway\" is not part of a grant" },
+		{ "restrict", "option \"restrict\" is not part of a grant" },
+		{ "command=\"x\"", "unknown option \"command\"" },
+		{ "consoles=web:rw", "option \"consoles\": value must be in double quotes" },
+		{ "consoles=\"web\"", "consoles=: expected PATTERN:ro or PATTERN:rw, got \"web\"" },
+		{ "consoles=\"\"", "consoles=: expected PATTERN:ro or PATTERN:rw, got \"\"" },
+		{ "consoles=\"a:rw", "unterminated quoted string" },
+		{ "consoles=\"a:rw\" ", "option \"consoles\": unexpected text after the value" },
+		{ " break", "unknown option \" break\"" },
+		{ "break,", "empty option" },
+		{ ",break", "empty option" },
+		{ "break=\"x\"", "option \"break\" takes no value" },
+	};
+	struct access_entry *g = NULL;
+	char msg[ACCESS_MSG_MAX];
+
+	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+		const char *c = canon(ok[i].in);
+
+		assert_string_equal(c, ok[i].out);
+		/* Canonical text is a fixed point. */
+		assert_string_equal(canon(ok[i].out), ok[i].out);
+	}
+	/* The rules mean what they meant in a file. */
+	assert_int_equal(access_parse_grant("consoles=\"a\\\"b:rw,db*:ro\"",
+					    strlen("consoles=\"a\\\"b:rw,db*:ro\""), &g, msg,
+					    sizeof(msg)), 0);
+	assert_int_equal(g->n_rules, 2);
+	assert_string_equal(g->rules[0].pattern, "a\"b");
+	assert_int_equal(g->rules[0].right, ACCESS_RW);
+	assert_int_equal(g->rules[1].kind, ACCESS_KIND_VM);
+	assert_false(g->brk);
+	assert_int_equal(access_check(g, &(struct access_console){ .vm = "db7" }), ACCESS_RO);
+	access_entry_free(g);
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		grant_error(bad[i].in, strlen(bad[i].in), bad[i].msg);
+	grant_error("break\0", 6, "NUL byte in grant");
+}
+
+static void test_grant_limits(void **state)
+{
+	char *big = malloc(ACCESS_GRANT_MAX + 64), buf[64];
+	struct access_entry *g = NULL;
+	struct access_file *f;
+	const struct access_entry *e;
+	char msg[ACCESS_MSG_MAX];
+	size_t n;
+
+	assert_non_null(big);
+	/* Exactly ACCESS_GRANT_MAX bytes parse; one more does not. */
+	n = (size_t)snprintf(big, ACCESS_GRANT_MAX + 64, "consoles=\"");
+	memset(big + n, 'a', ACCESS_GRANT_MAX - n - 4);
+	memcpy(big + ACCESS_GRANT_MAX - 4, ":rw\"", 5);
+	assert_int_equal(strlen(big), ACCESS_GRANT_MAX);
+	assert_int_equal(access_parse_grant(big, ACCESS_GRANT_MAX, &g, msg, sizeof(msg)), 0);
+	assert_string_equal(canon(big), big);
+	access_entry_free(g);
+	memcpy(big + ACCESS_GRANT_MAX - 4, "a:rw\"", 6);
+	grant_error(big, ACCESS_GRANT_MAX + 1, "grant longer than 8192 bytes");
+	/* A line too long to pass on as a grant formats to nothing (never a cut grant). */
+	{
+		size_t len = ACCESS_GRANT_MAX + 200;
+		char *line = malloc(len + 200);
+
+		assert_non_null(line);
+		n = (size_t)snprintf(line, len, "consoles=\"");
+		memset(line + n, 'b', ACCESS_GRANT_MAX);
+		snprintf(line + n + ACCESS_GRANT_MAX, 200, ":rw\" %s\n", K_ED25519);
+		e = one_line(line, &f);
+		assert_int_equal(access_format_grant(e, big, ACCESS_GRANT_MAX + 1), -ENOBUFS);
+		assert_string_equal(big, "");
+		access_file_free(f);
+		free(line);
+	}
+	/* A small buffer: -ENOBUFS and "". */
+	e = one_line("from=\"10.*\",gateway,consoles=\"web*:rw,db01:ro\",break,restrict " K_ED25519
+		     " gw\n", &f);
+	assert_int_equal(access_format_grant(e, buf, sizeof(buf)), 32);
+	assert_string_equal(buf, "consoles=\"web*:rw,db01:ro\",break");
+	assert_int_equal(access_format_grant(e, buf, 32), -ENOBUFS);
+	assert_string_equal(buf, "");
+	access_file_free(f);
+	/* A line without consoles= or break grants nothing: "". */
+	e = one_line("from=\"10.*\" " K_ED25519 "\n", &f);
+	assert_int_equal(access_format_grant(e, buf, sizeof(buf)), 0);
+	assert_string_equal(buf, "");
+	access_file_free(f);
+	assert_null(access_entry_free(NULL));
+	free(big);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -977,6 +1157,9 @@ int main(void)
 		cmocka_unit_test(test_size_limit),
 		cmocka_unit_test(test_error_cap),
 		cmocka_unit_test(test_garbage),
+		cmocka_unit_test(test_gateway_option),
+		cmocka_unit_test(test_grant_parse_format),
+		cmocka_unit_test(test_grant_limits),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

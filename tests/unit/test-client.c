@@ -11,8 +11,13 @@
  * Web links and sessions: who may mint (a local admin, a key's connection;
  * not a bare front, not a session) and redeem (a front only), single use,
  * the URL's form, a session's hello and its rights (a ro link cannot write,
- * take or break), and a session revoked with its key on reload.  A real
- * server struct (not listening) and sd-event loop.
+ * take or break), and a session revoked with its key on reload.  Gateways:
+ * authorized's grant and gateway members, ping/pong, the speak-for hello
+ * (only on a gateway key's connection, once, grant required), the rights it
+ * gets (the intersection: a ro grant attaches as a watcher, a console
+ * outside the gateway's line is unknown), what a gateway may not do
+ * (authorize, web-link), and a reload that removes the gateway's line.  A
+ * real server struct (not listening) and sd-event loop.
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -710,6 +715,207 @@ static void test_web_session_key_revoked(void **state)
 	peer_done(&wrong);
 }
 
+/* ---- gateways ---- */
+
+#define K_GW "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBNg7fXewkoK5IwoYWN8sRt4bPR55xPhf2txQpHhoTQC"
+#define FP_GW "SHA256:2N2HnIRKlTF4XaHe3qI5aJp8gnn4PWyBWyl7tnuN2MA"
+#define HELLO_GW                                                                       \
+	"{\"type\": \"hello\", \"version\": 1, \"client\": \"ttyhub-sshd\", \"principal\": " \
+	"{\"key\": \"" K_GW "\", \"from\": \"10.0.0.9\"}}"
+#define SPEAK_ALICE(grant)                                                              \
+	"{\"type\": \"hello\", \"version\": 1, \"client\": \"ttyhub-sshd\", \"principal\": " \
+	"{\"key\": \"" K_ALICE "\", \"from\": \"192.0.2.7\", \"grant\": \"" grant "\", "      \
+	"\"comment\": \"alice@laptop\"}}"
+#define NO_LINKS "web links cannot be minted through a gateway"
+
+/* An access file in a temporary path (made on the first call), loaded; the caller unlinks path. */
+static void load_access(struct fx *fx, char path[], const char *text)
+{
+	size_t n = strlen(path);
+
+	if (n >= 6 && strcmp(path + n - 6, "XXXXXX") == 0) {
+		int fd = mkstemp(path);
+
+		assert_true(fd >= 0);
+		close(fd);
+	}
+	write_file(path, text);
+	assert_int_equal(server_policy_reload(&fx->s, path), 0);
+}
+
+static void test_gateway_authorized_and_ping(void **state)
+{
+	struct fx *fx = *state;
+	char path[] = "/tmp/ttyhub-unit-access-XXXXXX";
+	struct peer f;
+	json_t *msg;
+
+	load_access(fx, path, "gateway,consoles=\"vm*:rw\",break " K_GW " gw@gateway\n"
+			      "consoles=\"vm:ro\" " K_ALICE " alice@test\n");
+	add_client(fx, true, false, &f);
+	json_decref(ask(fx, &f, "{\"type\": \"hello\", \"version\": 1}", "hello"));
+	msg = ask(fx, &f, "{\"type\": \"ping\"}", "pong");
+	assert_int_equal(json_object_size(msg), 1); /* just the type */
+	json_decref(msg);
+	msg = ask(fx, &f, "{\"type\": \"authorize\", \"key\": \"" K_GW "\", \"from\": \"::1\"}",
+		  "authorized");
+	assert_string_equal(str(msg, "grant"), "consoles=\"vm*:rw\",break");
+	assert_true(json_is_true(json_object_get(msg, "gateway")));
+	assert_string_equal(str(msg, "fingerprint"), FP_GW);
+	json_decref(msg);
+	msg = ask(fx, &f, "{\"type\": \"authorize\", \"key\": \"" K_ALICE "\", \"from\": \"::1\"}",
+		  "authorized");
+	assert_string_equal(str(msg, "grant"), "consoles=\"vm:ro\"");
+	assert_true(json_is_false(json_object_get(msg, "gateway")));
+	json_decref(msg);
+	/* A ping before hello is refused like anything else. */
+	{
+		struct peer early;
+
+		add_client(fx, true, false, &early);
+		expect_error(fx, &early, "{\"type\": \"ping\"}", PROTO_E_BAD_REQUEST,
+			     "the first request must be \"hello\"");
+		peer_done(&early);
+	}
+	unlink(path);
+	peer_done(&f);
+}
+
+static void test_gateway_speak_for(void **state)
+{
+	struct fx *fx = *state;
+	char path[] = "/tmp/ttyhub-unit-access-XXXXXX";
+	struct peer g, k;
+	struct client *gcl;
+	json_t *msg;
+
+	/* The gateway may speak for vm* (rw, break); alice's grant says ro. */
+	load_access(fx, path, "gateway,consoles=\"vm*:rw\",break " K_GW " gw@gateway\n");
+	gcl = add_client(fx, true, false, &g);
+	msg = ask(fx, &g, HELLO_GW, "hello");
+	assert_string_equal(str(msg, "you"), "gw@gateway (ssh " FP_GW ")");
+	json_decref(msg);
+	/* What a gateway's connection may not do, before and after it speaks for a user. */
+	expect_error(fx, &g, "{\"type\": \"web-link\", \"console\": \"vm\"}", PROTO_E_DENIED,
+		     NO_LINKS);
+	expect_error(fx, &g, "{\"type\": \"authorize\", \"key\": \"" K_ALICE "\", "
+		     "\"from\": \"::1\"}", PROTO_E_DENIED,
+		     "a gateway's connection may not authorize a key");
+	/* Malformed speak-for hellos leave it the gateway's. */
+	expect_error(fx, &g, "{\"type\": \"hello\", \"version\": 1, \"principal\": {\"key\": \""
+		     K_ALICE "\", \"from\": \"192.0.2.7\"}}", PROTO_E_BAD_REQUEST, NULL);
+	expect_error(fx, &g, SPEAK_ALICE("command=\\\"x\\\""), PROTO_E_BAD_REQUEST,
+		     "principal's grant: unknown option \"command\"");
+	expect_error(fx, &g, "{\"type\": \"hello\", \"version\": 1, \"principal\": {\"key\": "
+		     "\"ssh-ed25519 AAAA\", \"from\": \"192.0.2.7\", \"grant\": \"\"}}",
+		     PROTO_E_BAD_REQUEST, NULL);
+	assert_true(principal_is_gateway(gcl->principal));
+	msg = ask(fx, &g, SPEAK_ALICE("consoles=\\\"*:ro\\\",break"), "hello");
+	assert_string_equal(str(msg, "you"),
+			    "alice@laptop (ssh " FP_ALICE ", via gateway gw@gateway)");
+	assert_string_equal(str(json_object_get(msg, "principal"), "fingerprint"), FP_ALICE);
+	json_decref(msg);
+	assert_non_null(gcl->principal->via);
+	/* Once only. */
+	expect_error(fx, &g, SPEAK_ALICE("consoles=\\\"*:rw\\\""), PROTO_E_BAD_REQUEST,
+		     "hello was already sent");
+	expect_error(fx, &g, "{\"type\": \"web-link\", \"console\": \"vm\"}", PROTO_E_DENIED,
+		     NO_LINKS);
+	/* The ro grant: rw asked, a watcher given; no take, no break. */
+	msg = ask(fx, &g, "{\"type\": \"list\"}", "list");
+	assert_int_equal(json_array_size(json_object_get(msg, "consoles")), 1);
+	assert_string_equal(str(json_array_get(json_object_get(msg, "consoles"), 0), "access"),
+			    "ro");
+	json_decref(msg);
+	msg = ask(fx, &g, "{\"type\": \"attach\", \"console\": \"vm\", \"mode\": \"rw\", "
+			  "\"replay\": 0}", "attached");
+	assert_string_equal(str(msg, "role"), "watcher");
+	assert_string_equal(str(msg, "access"), "ro");
+	assert_true(json_is_false(json_object_get(msg, "break")));
+	json_decref(msg);
+	expect_error(fx, &g, "{\"type\": \"take\", \"force\": true}", PROTO_E_DENIED, NULL);
+	expect_error(fx, &g, "{\"type\": \"break\"}", PROTO_E_DENIED,
+		     "your key may not send a serial break");
+	json_decref(ask(fx, &g, "{\"type\": \"ping\"}", "pong"));
+	/* A key without the gateway option may not speak for anyone. */
+	load_access(fx, path, "gateway,consoles=\"vm*:rw\",break " K_GW " gw@gateway\n"
+			      "consoles=\"*:rw\" " K_ALICE " alice@test\n");
+	add_client(fx, true, false, &k);
+	json_decref(ask(fx, &k, "{\"type\": \"hello\", \"version\": 1, \"principal\": {\"key\": \""
+			K_ALICE "\", \"from\": \"::1\"}}", "hello"));
+	expect_error(fx, &k, SPEAK_ALICE("consoles=\\\"*:rw\\\""), PROTO_E_BAD_REQUEST,
+		     "hello was already sent");
+	unlink(path);
+	peer_done(&g);
+	peer_done(&k);
+}
+
+static void test_gateway_intersection_and_revoke(void **state)
+{
+	struct fx *fx = *state;
+	char path[] = "/tmp/ttyhub-unit-access-XXXXXX";
+	struct peer g, h;
+	struct client *hcl;
+	unsigned hid;
+	json_t *msg;
+
+	/* The gateway's line allows only web*: the console vm is not there for its users. */
+	load_access(fx, path, "gateway,consoles=\"web*:rw\" " K_GW " gw@gateway\n");
+	add_client(fx, true, false, &g);
+	json_decref(ask(fx, &g, HELLO_GW, "hello"));
+	json_decref(ask(fx, &g, SPEAK_ALICE("consoles=\\\"*:rw\\\",break"), "hello"));
+	expect_error(fx, &g, "{\"type\": \"attach\", \"console\": \"vm\"}",
+		     PROTO_E_UNKNOWN_CONSOLE, "no console named 'vm'");
+	msg = ask(fx, &g, "{\"type\": \"list\"}", "list");
+	assert_int_equal(json_array_size(json_object_get(msg, "consoles")), 0);
+	json_decref(msg);
+	/* The user's own line on the host (ro) caps a rw grant and a rw gateway line. */
+	load_access(fx, path, "gateway,consoles=\"*:rw\",break " K_GW " gw@gateway\n"
+			      "consoles=\"vm:ro\",break " K_ALICE " alice@host\n");
+	hcl = add_client(fx, true, false, &h);
+	hid = hcl->id;
+	json_decref(ask(fx, &h, HELLO_GW, "hello"));
+	msg = ask(fx, &h, SPEAK_ALICE("consoles=\\\"*:rw\\\",break"), "hello");
+	assert_string_equal(str(msg, "you"), "alice@host (ssh " FP_ALICE ", via gateway gw@gateway)");
+	json_decref(msg);
+	msg = ask(fx, &h, "{\"type\": \"attach\", \"console\": \"vm\", \"mode\": \"rw\", "
+			  "\"replay\": 0}", "attached");
+	assert_string_equal(str(msg, "access"), "ro");
+	json_decref(msg);
+	/* The host widens alice's line: she may write now (re-evaluated on reload). */
+	load_access(fx, path, "gateway,consoles=\"*:rw\",break " K_GW " gw@gateway\n"
+			      "consoles=\"vm:rw\",break " K_ALICE " alice@host\n");
+	json_decref(ask(fx, &h, "{\"type\": \"take\", \"force\": false}", "state"));
+	assert_int_equal(hcl->att.right, ACCESS_RW);
+	/* The gateway's line narrows to ro: the writer becomes a watcher. */
+	load_access(fx, path, "gateway,consoles=\"*:ro\" " K_GW " gw@gateway\n"
+			      "consoles=\"vm:rw\",break " K_ALICE " alice@host\n");
+	for (;;) {
+		bool demoted;
+
+		msg = peer_expect(&h, fx->e, "notice"); /* "... now writes" may come first */
+		demoted = strcmp(str(msg, "text"), "your key may now only watch vm:serial0") == 0;
+		json_decref(msg);
+		if (demoted)
+			break;
+	}
+	assert_int_equal(hcl->att.right, ACCESS_RO);
+	/* The gateway's line goes: its connections are revoked. */
+	load_access(fx, path, "consoles=\"*:rw\" " K_GW " gw@gateway\n"
+			      "consoles=\"vm:rw\",break " K_ALICE " alice@host\n");
+	msg = peer_expect(&h, fx->e, "error");
+	assert_string_equal(str(msg, "code"), PROTO_E_REVOKED);
+	assert_string_equal(str(msg, "message"), "the gateway's key was removed from the access file");
+	json_decref(msg);
+	msg = peer_expect(&g, fx->e, "error");
+	assert_string_equal(str(msg, "code"), PROTO_E_REVOKED);
+	json_decref(msg);
+	LOOP_UNTIL(fx->e, !server_find_client(&fx->s, hid));
+	unlink(path);
+	peer_done(&g);
+	peer_done(&h);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -727,6 +933,10 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_web_link_admin, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_web_session_ro, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_web_session_key_revoked, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_gateway_authorized_and_ping, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_gateway_speak_for, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_gateway_intersection_and_revoke, setup,
+						teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -23,6 +23,7 @@
 #include <cmocka.h>
 
 #include "front.h"
+#include "message.h"
 #include "util.h"
 
 struct pair {
@@ -123,6 +124,65 @@ static void test_hello_speaks_for_a_principal(void **state)
 	assert_member(m, "key", pr.key);
 	assert_member(m, "from", pr.from);
 	json_decref(m);
+	/* Without grant and comment the principal has no such members. */
+	assert_int_equal(front_hello(&p->f, "ttyhub-sshd", &pr), 0);
+	m = broker_recv(p);
+	assert_null(json_object_get(json_object_get(m, "principal"), "grant"));
+	assert_null(json_object_get(json_object_get(m, "principal"), "comment"));
+	json_decref(m);
+}
+
+/* A gateway speaks for a user: grant and comment go with the principal, on a reconnect too. */
+static void test_hello_for_a_gateway_user(void **state)
+{
+	struct pair *p = *state;
+	const struct front_principal pr = { .key = "ssh-ed25519 AAAAC3Nza", .from = "192.0.2.7",
+					    .grant = "consoles=\"web*:rw\",break",
+					    .comment = "alice@laptop" };
+	const struct front_principal empty = { .key = "ssh-ed25519 AAAAC3Nza", .from = "::1",
+					       .grant = "" };
+	struct front_event e;
+	json_t *m;
+
+	assert_int_equal(front_hello(&p->f, "ttyhub-sshd", &pr), 0);
+	m = broker_recv(p);
+	assert_member(json_object_get(m, "principal"), "grant", pr.grant);
+	assert_member(json_object_get(m, "principal"), "comment", pr.comment);
+	json_decref(m);
+	/* "" grants nothing, and goes as it is (a missing grant is a malformed hello). */
+	assert_int_equal(front_hello(&p->f, "ttyhub-sshd", &empty), 0);
+	m = broker_recv(p);
+	assert_member(json_object_get(m, "principal"), "grant", "");
+	assert_null(json_object_get(json_object_get(m, "principal"), "comment"));
+	json_decref(m);
+	front_lost(&p->f);
+	assert_int_equal(front_reconnect(&p->f, p->fds[0], "ttyhub-sshd", &pr), 0);
+	m = broker_recv(p);
+	assert_member(m, "type", "hello");
+	assert_member(json_object_get(m, "principal"), "grant", pr.grant);
+	assert_member(json_object_get(m, "principal"), "comment", pr.comment);
+	json_decref(m);
+	/* A keepalive: pong is no event. */
+	assert_int_equal(front_ping(&p->f), 0);
+	m = broker_recv(p);
+	assert_member(m, "type", "ping");
+	assert_int_equal(json_object_size(m), 1);
+	json_decref(m);
+	broker_send(p, proto_msg_pong());
+	broker_send(p, proto_msg_authorized("SHA256:x", "gw", "gw (ssh SHA256:x)",
+					    "consoles=\"*:rw\"", true));
+	broker_send(p, json_pack("{s:s, s:s, s:s, s:s}", "type", "authorized", "fingerprint",
+				 "SHA256:y", "comment", "old", "you", "old (ssh SHA256:y)"));
+	assert_int_equal(front_next_event(&p->f, &e), 1);
+	assert_int_equal(e.type, FRONT_EV_AUTHORIZED);
+	assert_string_equal(e.grant, "consoles=\"*:rw\"");
+	assert_true(e.gateway);
+	assert_string_equal(e.comment, "gw");
+	/* An older broker: no grant (NULL), not a gateway. */
+	assert_int_equal(front_next_event(&p->f, &e), 1);
+	assert_int_equal(e.type, FRONT_EV_AUTHORIZED);
+	assert_null(e.grant);
+	assert_false(e.gateway);
 }
 
 static void test_attach_request(void **state)
@@ -978,6 +1038,7 @@ static void test_prefix_in_texts(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_hello_for_a_gateway_user, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_hello_speaks_for_a_principal, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_attach_request, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_escape_requests, setup, teardown),

@@ -4,7 +4,11 @@
  * OpenSSH fingerprints (checked against ssh-keygen -l -E sha256), principal
  * parsing, matching by key and from= (first matching line wins, as in
  * OpenSSH), rights per console, the break right, and rebinding to a new
- * policy as a reload does.
+ * policy as a reload does.  Principals via a gateway: the intersection of
+ * grant, gateway line and the user's own line (present, absent, present but
+ * not from that address), break in all three, a key without the gateway
+ * option, bad grants, labels, copies, and reloads that change or remove the
+ * gateway's line.
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -26,6 +30,8 @@
 	"ecdsa-sha2-nistp256 AAAAE2VjZHNhLXNoYTItbmlzdHAyNTYAAAAIbmlzdHAyNTYAAABBBORKvIu1" \
 	"HGLfDimefF/OKzI7AtpkxMr46slpVLmvwgmRNDZnDP4sihn+NihiO25afpdR9O/ALV6i0ZR/5aJQjJo="
 #define FP_BOB "SHA256:4SQr2JIMYmPjp2jZpm+fyGs+eI8JVWhi3NAbmaFK+84"
+#define K_GW "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBNg7fXewkoK5IwoYWN8sRt4bPR55xPhf2txQpHhoTQC"
+#define FP_GW "SHA256:2N2HnIRKlTF4XaHe3qI5aJp8gnn4PWyBWyl7tnuN2MA"
 
 static struct policy *parse(const char *text)
 {
@@ -212,6 +218,192 @@ static void test_bad_lines_and_empty(void **state)
 	assert_null(policy_free(NULL));
 }
 
+/* The gateway's principal as its first hello binds it. */
+static void gateway_bind(const struct policy *p, struct principal *gw, int expect)
+{
+	assert_int_equal(principal_init(gw, K_GW, "10.9.9.9"), 0);
+	assert_int_equal(policy_bind(p, gw), expect);
+}
+
+/* A user via gw, bound to p with the expected result. */
+static void via(const struct policy *p, const struct principal *gw, const char *key,
+		const char *from, const char *grant, const char *comment, struct principal *ret,
+		int expect)
+{
+	char msg[ACCESS_MSG_MAX];
+
+	assert_int_equal(principal_speak_for(ret, key, from, grant, strlen(grant), comment, gw, msg,
+					     sizeof(msg)), 0);
+	assert_non_null(ret->via);
+	assert_int_equal(policy_bind(p, ret), expect);
+}
+
+static void test_via_gateway(void **state)
+{
+	struct policy *p = parse("gateway,consoles=\"web*:rw,db*:ro\",break " K_GW " gw@gateway\n"
+				 "consoles=\"web01:ro,db02:rw,web03:rw\" " K_BOB " bob\n");
+	struct access_console web01 = con("web01", NULL, NULL), web03 = con("web03", NULL, NULL);
+	struct access_console db01 = con("db01", NULL, NULL), db02 = con("db02", NULL, NULL);
+	struct access_console other = con("other", NULL, NULL);
+	struct principal gw, a, b, e, copy;
+
+	gateway_bind(p, &gw, 0);
+	assert_true(principal_is_gateway(&gw));
+	assert_null(gw.via);
+	/* alice has no line here: the grant and the gateway's line decide. */
+	via(p, &gw, K_ALICE, "192.0.2.7", "consoles=\"*:rw\",break", "alice@laptop", &a, 0);
+	assert_false(principal_is_gateway(&a));
+	assert_false(a.listed);
+	assert_null(a.key);
+	assert_string_equal(a.fingerprint, FP_ALICE);
+	assert_string_equal(a.comment, "alice@laptop");
+	assert_string_equal(a.label, "alice@laptop (ssh " FP_ALICE ", via gateway gw@gateway)");
+	assert_string_equal(a.grant_text, "consoles=\"*:rw\",break");
+	assert_int_equal(policy_right(p, &a, &web01), ACCESS_RW);
+	assert_int_equal(policy_right(p, &a, &db01), ACCESS_RO);   /* the gateway's line: ro */
+	assert_int_equal(policy_right(p, &a, &other), ACCESS_NONE); /* not on the gateway's line */
+	assert_true(policy_may_break(p, &a, &web01));
+	assert_false(policy_may_break(p, &a, &db01));
+	/* bob has a line here: never more than it, and no break without its break. */
+	via(p, &gw, K_BOB, "192.0.2.8", "consoles=\"*:rw\",break", "bob on the gateway", &b, 0);
+	assert_true(b.listed);
+	assert_non_null(b.key);
+	assert_string_equal(b.comment, "bob"); /* the host's line's, not the asserted one */
+	assert_int_equal(policy_right(p, &b, &web01), ACCESS_RO);
+	assert_int_equal(policy_right(p, &b, &web03), ACCESS_RW);
+	assert_int_equal(policy_right(p, &b, &db02), ACCESS_RO);
+	assert_int_equal(policy_right(p, &b, &db01), ACCESS_NONE);
+	assert_false(policy_may_break(p, &b, &web03));
+	/* A copy (as a web link would take) has the same rights and owns its parts. */
+	assert_int_equal(principal_copy(&b, &copy), 0);
+	assert_ptr_not_equal(copy.via, b.via);
+	assert_ptr_not_equal(copy.grant, b.grant);
+	assert_int_equal(policy_right(p, &copy, &web03), ACCESS_RW);
+	assert_int_equal(policy_right(p, &copy, &db01), ACCESS_NONE);
+	principal_done(&copy);
+	/* The grant narrows too: a ro grant cannot write, no break without its break. */
+	via(p, &gw, K_ALICE, "192.0.2.7", "consoles=\"web01:ro,web03:rw\"", NULL, &e, 0);
+	assert_string_equal(e.comment, "gateway user");
+	assert_int_equal(policy_right(p, &e, &web01), ACCESS_RO);
+	assert_int_equal(policy_right(p, &e, &web03), ACCESS_RW);
+	assert_int_equal(policy_right(p, &e, &db01), ACCESS_NONE);
+	assert_false(policy_may_break(p, &e, &web03));
+	principal_done(&e);
+	/* An empty grant grants nothing. */
+	via(p, &gw, K_ALICE, "192.0.2.7", "", "alice", &e, 0);
+	assert_int_equal(policy_right(p, &e, &web01), ACCESS_NONE);
+	principal_done(&e);
+	principal_done(&a);
+	principal_done(&b);
+	principal_done(&gw);
+	policy_free(p);
+}
+
+static void test_via_own_line_from(void **state)
+{
+	/* bob's own line admits only 10.*: from elsewhere through the gateway, nothing. */
+	struct policy *p = parse("gateway,consoles=\"*:rw\" " K_GW " gw\n"
+				 "from=\"10.*\",consoles=\"*:rw\" " K_BOB " bob\n");
+	struct access_console web01 = con("web01", NULL, NULL);
+	struct principal gw, b, c;
+
+	gateway_bind(p, &gw, 0);
+	via(p, &gw, K_BOB, "192.0.2.8", "consoles=\"*:rw\"", "bob", &b, 0);
+	assert_true(b.listed);
+	assert_null(b.key);
+	assert_int_equal(policy_right(p, &b, &web01), ACCESS_NONE);
+	via(p, &gw, K_BOB, "10.1.1.1", "consoles=\"*:rw\"", "bob", &c, 0);
+	assert_int_equal(policy_right(p, &c, &web01), ACCESS_RW);
+	assert_false(policy_may_break(p, &c, &web01)); /* no break on the gateway's line */
+	principal_done(&b);
+	principal_done(&c);
+	principal_done(&gw);
+	policy_free(p);
+}
+
+static void test_via_not_a_gateway(void **state)
+{
+	struct policy *p = parse("consoles=\"*:rw\" " K_GW " just a key\n"
+				 "gateway,from=\"10.*\",consoles=\"*:rw\" " K_BOB " bob\n");
+	struct access_console web01 = con("web01", NULL, NULL);
+	struct principal gw, a, b;
+	char msg[ACCESS_MSG_MAX];
+
+	/* A key without the option binds as itself but speaks for nobody. */
+	gateway_bind(p, &gw, 0);
+	assert_false(principal_is_gateway(&gw));
+	via(p, &gw, K_ALICE, "192.0.2.7", "consoles=\"*:rw\"", NULL, &a, -EPERM);
+	assert_int_equal(policy_right(p, &a, &web01), ACCESS_NONE);
+	principal_done(&a);
+	/* Bad grants and keys. */
+	assert_int_equal(principal_speak_for(&a, K_ALICE, "::1", "from=\"x\"", 8, NULL, &gw, msg,
+					     sizeof(msg)), -EBADMSG);
+	assert_string_equal(msg, "option \"from\" is not part of a grant");
+	assert_int_equal(principal_speak_for(&a, K_ALICE, "::1", NULL, 0, NULL, &gw, msg,
+					     sizeof(msg)), -EBADMSG);
+	assert_int_equal(principal_speak_for(&a, "ssh-ed25519 AAAA", "::1", "", 0, NULL, &gw, msg,
+					     sizeof(msg)), -EINVAL);
+	assert_null(a.via);
+	principal_done(&gw);
+	/* A gateway line's from= is the gateway's own address. */
+	assert_int_equal(principal_init(&b, K_BOB, "192.0.2.1"), 0);
+	assert_int_equal(policy_bind(p, &b), -EPERM);
+	principal_done(&b);
+	policy_free(p);
+}
+
+static void test_via_reload(void **state)
+{
+	struct policy *p = parse("gateway,consoles=\"*:rw\" " K_GW " gw\n"), *q;
+	struct access_console web01 = con("web01", NULL, NULL);
+	struct principal gw, a;
+
+	gateway_bind(p, &gw, 0);
+	via(p, &gw, K_ALICE, "192.0.2.7", "consoles=\"*:rw\"", "alice", &a, 0);
+	assert_int_equal(policy_right(p, &a, &web01), ACCESS_RW);
+	/* The gateway's line narrows: asked of the new policy before rebinding, it answers too. */
+	q = parse("gateway,consoles=\"*:ro\" " K_GW " gw\n");
+	assert_int_equal(policy_right(q, &a, &web01), ACCESS_RO);
+	assert_int_equal(policy_bind(q, &a), 0);
+	policy_free(p);
+	assert_int_equal(policy_right(q, &a, &web01), ACCESS_RO);
+	/* The user gets a line of their own on the host: it narrows as well. */
+	p = parse("gateway,consoles=\"*:rw\" " K_GW " gw\n" "consoles=\"db*:rw\" " K_ALICE " al\n");
+	assert_int_equal(policy_bind(p, &a), 0);
+	policy_free(q);
+	assert_string_equal(a.comment, "al");
+	assert_int_equal(policy_right(p, &a, &web01), ACCESS_NONE);
+	/* The gateway option goes: the principal no longer binds, and has no right. */
+	q = parse("consoles=\"*:rw\" " K_GW " gw\n" "consoles=\"*:rw\" " K_ALICE " al\n");
+	{
+		/* Nor does a connection admitted as the gateway (it speaks for nobody yet). */
+		struct principal g2;
+
+		gateway_bind(p, &g2, 0);
+		g2.gateway = principal_is_gateway(&g2);
+		assert_true(g2.gateway);
+		assert_int_equal(policy_right(q, &g2, &web01), ACCESS_NONE);
+		assert_int_equal(policy_bind(q, &g2), -EPERM);
+		g2.gateway = false; /* the same key as a plain key's connection: its line */
+		assert_int_equal(policy_bind(q, &g2), 0);
+		assert_int_equal(policy_right(q, &g2, &web01), ACCESS_RW);
+		principal_done(&g2);
+	}
+	assert_int_equal(policy_right(q, &a, &web01), ACCESS_NONE);
+	assert_int_equal(policy_bind(q, &a), -EPERM);
+	policy_free(p);
+	assert_int_equal(policy_right(q, &a, &web01), ACCESS_NONE);
+	/* The gateway's line goes altogether: the same. */
+	p = parse("consoles=\"*:rw\" " K_ALICE " al\n");
+	assert_int_equal(policy_bind(p, &a), -EPERM);
+	policy_free(q);
+	assert_int_equal(policy_right(p, &a, &web01), ACCESS_NONE);
+	assert_false(policy_may_break(p, &a, &web01));
+	principal_done(&a);
+	principal_done(&gw);
+	policy_free(p);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -222,6 +414,10 @@ int main(void)
 		cmocka_unit_test(test_from),
 		cmocka_unit_test(test_unknown_and_reload),
 		cmocka_unit_test(test_bad_lines_and_empty),
+		cmocka_unit_test(test_via_gateway),
+		cmocka_unit_test(test_via_own_line_from),
+		cmocka_unit_test(test_via_not_a_gateway),
+		cmocka_unit_test(test_via_reload),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

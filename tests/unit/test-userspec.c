@@ -30,6 +30,9 @@ struct ok_case {
 
 static const struct ok_case ok_cases[] = {
 	{ "web01", "web01", ATTACH_RW, -2 },
+	/* A gateway's host (ssh-front/gateway.h). */
+	{ "h2/web01", "h2/web01", ATTACH_RW, -2 },
+	{ "h-2.example/web01:serial1+ro", "h-2.example/web01:serial1", ATTACH_RO, -2 },
 	{ "web01:serial1", "web01:serial1", ATTACH_RW, -2 },
 	{ "web01+ro", "web01", ATTACH_RO, -2 },
 	{ "web01+force", "web01", ATTACH_FORCE, -2 },
@@ -75,6 +78,13 @@ static void test_accepted(void **state)
 
 static const char *const bad_cases[] = {
 	"",
+	"/web01",
+	"h2/",
+	"h2/a/b",
+	"-h/web01",
+	".h/web01",
+	"h:1/web01",
+	"h2/:serial0",
 	"+ro",
 	"+",
 	"web01+",
@@ -126,7 +136,7 @@ static const char *const bad_cases[] = {
 	"..",
 	"web01:-x",
 	"web01:.x",
-	"web/01",
+	"web/01/x", /* one host part at most */
 	"../web01",
 	"web@host",
 	"web01;id",
@@ -332,7 +342,8 @@ static void test_each_byte(void **state)
 	for (int c = 1; c < 256; c++) {
 		char user[] = "vm?x";
 		bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
-			  (c >= '0' && c <= '9') || c == '_' || c == '.' || c == ':' || c == '-';
+			  (c >= '0' && c <= '9') || c == '_' || c == '.' || c == ':' || c == '-' ||
+			  c == '/'; /* "vm/x": host vm, console x */
 		struct userspec u;
 		int r;
 
