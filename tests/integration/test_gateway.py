@@ -381,12 +381,14 @@ def t_host_killed_resumes():
         h3.front.proc.send_signal(signal.SIGKILL)
         h3.front.proc.wait(30)
         h3.front.stop()  # already dead: closes its log
-        lost = c.wait_for(rb"\[ttyhub\] lost the connection to host h3; reconnecting\r?\n",
-                          start=mark)
+        runner.wait_until(lambda: ctx.gw.host_states("alice")["h3"][0] == "unreachable", 60,
+                          "the gateway to list h3 unreachable", interval=0.5)
         h3.daemon.restart(sig=signal.SIGTERM)
         h3.front.start()
-        back = c.wait_for(rb"\[ttyhub\] [^\n]*nothing lost\r?\n", start=lost.end(),
-                          timeout=120)
+        back = c.wait_for(rb"\[ttyhub\] [^\n]*nothing lost\r?\n", start=mark, timeout=120)
+        lost = c.wait_for(rb"\[ttyhub\] lost the connection to host h3; reconnecting\r?\n",
+                          start=mark, timeout=1)
+        assert lost.start() < back.start(), c.data()[mark:back.end()][-600:]
         lines_after(c, back.end(), 50)
         assert c.proc.poll() is None, "the SSH session through the gateway ended"
         out = c.data()
