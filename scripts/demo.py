@@ -198,8 +198,7 @@ Reach the QEMU guest on the second host ({vm_host}) through the gateway:
   {ssh}          # HOST/NAME always works
   {ssh_}vm@127.0.0.1             # a bare name works while it is unique
   {ssh_}{vm_host}/vm+ro@127.0.0.1      # watch read-only
-  {ssh_}x@127.0.0.1 list         # every host's consoles (web is on every host:
-                                 # type h1/web, h2/web, ...)
+  {ssh_}x@127.0.0.1 list         # every host's consoles: web is on each, type h1/web
 
 Inside a console: Ctrl-E c ? for help, Ctrl-E c . to detach.
 Logs: {wd}/HOST and {wd}/gw. Press Ctrl-C here to stop the demo.
