@@ -86,8 +86,14 @@ class Setup:
                 hop += ["-o", o]
             hop += ["-i", self.key, "-T", "-p", str(self.host.front.port), "-l", user,
                     self.host.address]
-            self.ovirt[user] = benchlib.OpenSsh(
-                self.ctx.workdir("ovirt"), force_command="exec " + " ".join(hop))
+            o = benchlib.OpenSsh(self.ctx.workdir("ovirt"), force_command="exec " + " ".join(hop))
+            self.ovirt[user] = o
+            # Its port was free when chosen; make sure it is this sshd that listens there.
+            r = subprocess.run(benchlib.ssh_argv(o.port, o.key, "root") + ["true"],
+                               capture_output=True, timeout=60, stdin=subprocess.DEVNULL)
+            if not o.alive() or b"kex_exchange_identification" in r.stderr:
+                raise AssertionError("the ovirt-way sshd does not serve on port %d: %r\n%s"
+                                     % (o.port, r.stderr[-500:], o.log()[-1500:]))
         return self.ovirt[user]
 
     def reader_argv(self, path, console):

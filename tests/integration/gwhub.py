@@ -359,9 +359,10 @@ class Gateway:
         return sshhub.run_ssh(self.front, self.hubs.keys[user][0], login, *cmd,
                               timeout=timeout)
 
-    def list(self, user: str = "alice", timeout=60) -> dict:
-        """`list --json` through the gateway, as USER (AssertionError unless it succeeds)."""
-        r = self.run(user, "list", "--json", timeout=timeout)
+    def list(self, user: Optional[str] = None, timeout=60) -> dict:
+        """`list --json` through the gateway, as USER (default: the first user of the
+        gateway's access file); AssertionError unless it succeeds."""
+        r = self.run(user or next(iter(self.user_lines)), "list", "--json", timeout=timeout)
         if r.returncode != 0:
             raise AssertionError("list --json through the gateway failed (%s): %r\n%s"
                                  % (r.returncode, r.stdout + r.stderr, self.log_tail()))
@@ -371,12 +372,12 @@ class Gateway:
             raise AssertionError("list --json through the gateway: not JSON: %r"
                                  % r.stdout[:2000]) from None
 
-    def host_states(self, user: str = "alice") -> dict:
+    def host_states(self, user: Optional[str] = None) -> dict:
         """{host name: (state, error)} from list --json."""
         return {h["name"]: (h.get("state"), h.get("error"))
                 for h in self.list(user).get("hosts", [])}
 
-    def wait_up(self, names, user="alice", timeout=90) -> None:
+    def wait_up(self, names, user=None, timeout=90) -> None:
         """Wait until list --json shows every host in NAMES up."""
         last = {}
 
