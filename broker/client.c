@@ -949,6 +949,7 @@ static void client_do_authorize(struct client *c, json_t *req)
 {
 	char grant[ACCESS_GRANT_MAX + 1];
 	struct principal p;
+	json_t *msg;
 	int r;
 
 	if (!c->front) {
@@ -969,8 +970,15 @@ static void client_do_authorize(struct client *c, json_t *req)
 	if (access_format_grant(p.key->entry, grant, sizeof(grant)) < 0)
 		log_warning("%s: line %u of the access file is too long to pass on as a grant; "
 			    "it grants nothing through a gateway", c->att.audit, p.key->entry->line);
-	client_send_new(c, proto_msg_authorized(p.fingerprint, p.comment, p.label, grant,
-						p.key->entry->gateway));
+	msg = proto_msg_authorized(p.fingerprint, p.comment, p.label, grant, p.key->entry->gateway);
+	if (!msg && grant[0]) {
+		/* JSON holds only UTF-8: a line with other bytes grants nothing through a gateway. */
+		log_warning("%s: line %u of the access file is not UTF-8; it grants nothing through "
+			    "a gateway", c->att.audit, p.key->entry->line);
+		msg = proto_msg_authorized(p.fingerprint, p.comment, p.label, "",
+					   p.key->entry->gateway);
+	}
+	client_send_new(c, msg);
 	principal_done(&p);
 }
 

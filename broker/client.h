@@ -18,7 +18,9 @@
  * (client_right()): a local admin everything, a front speaking for an SSH
  * key what the access file gives that key (policy.h), a bare front nothing,
  * a front speaking for a web session (weblink.h) what its key or local admin
- * may, capped at ro when its link was narrowed.
+ * may, capped at ro when its link was narrowed, and a gateway speaking for a
+ * user (its second hello) the least of the gateway's grant, the gateway's
+ * line and the user's own line (policy.h).
  *
  * Attachment: a client is attached through the struct console_attachment it
  * embeds (cl->att, console.h), whose operations it implements; the console

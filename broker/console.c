@@ -18,7 +18,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/stat.h>
+#include <systemd/sd-journal.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "console.h"
 #include "fdstore.h"
@@ -28,6 +31,7 @@
 static const struct chardev_ops console_chardev_ops;
 static void console_on_output(struct console *c);
 static void console_log_catch_up(struct console *c);
+static uint64_t console_now_usec(void);
 
 static int strdup_opt(char **dst, const char *src)
 {
@@ -130,6 +134,7 @@ int console_new(const struct console_env *env, const struct console_spec *spec,
 		return -ENOMEM;
 	c->env = env;
 	TAILQ_INIT(&c->attached);
+	alert_scanner_init(&c->alerts);
 	c->chardev.fd = -EBADF;
 	c->ring.fd = -EBADF;
 	c->primary = spec->primary;
@@ -373,27 +378,102 @@ static void console_on_output(struct console *c)
 
 /* ---- chardev events --------------------------------------------------- */
 
+/* ---- alerts ------------------------------------------------------------ */
+
+/* MESSAGE_ID of every alert's journal entry (journalctl MESSAGE_ID=...). */
+#define CONSOLE_ALERT_MESSAGE_ID "60af5a679d5f45b888fbfb6ff5083175"
+
+/*
+ * Whether stderr is the journal: systemd sets JOURNAL_STREAM to stderr's
+ * "DEVICE:INODE" when it connects it (systemd.exec(5)); the comparison keeps
+ * a variable inherited by a child whose stderr went elsewhere from counting.
+ */
+static bool console_stderr_is_journal(void)
+{
+	static int cached = -1;
+	unsigned long long dev, ino;
+	const char *e;
+	struct stat st;
+
+	if (cached < 0) {
+		e = getenv("JOURNAL_STREAM");
+		cached = e && sscanf(e, "%llu:%llu", &dev, &ino) == 2 &&
+			 fstat(STDERR_FILENO, &st) == 0 && (unsigned long long)st.st_dev == dev &&
+			 (unsigned long long)st.st_ino == ino;
+	}
+	return cached;
+}
+
+/*
+ * One alert: one structured journal entry (or one stderr line without a
+ * journal), then a notice to everyone attached.  The line is guest text:
+ * escaped once here for every sink.
+ */
+static void console_on_alert(void *userdata, const struct alert_event *ev)
+{
+	struct console *c = userdata;
+	int prio = ev->alert->builtin ? LOG_CRIT : LOG_ERR;
+	char line[ALERT_LINE_MAX + 64], more[64] = "";
+
+	log_escape(ev->line, ev->line_len, line, sizeof(line));
+	if (ev->suppressed > 0)
+		snprintf(more, sizeof(more), " (%u more alert%s suppressed)", ev->suppressed,
+			 ev->suppressed == 1 ? "" : "s");
+	if (!console_stderr_is_journal() ||
+	    sd_journal_send("MESSAGE=alert %s on %s: %s%s", ev->alert->name, c->name, line, more,
+			    "PRIORITY=%d", prio, "MESSAGE_ID=" CONSOLE_ALERT_MESSAGE_ID,
+			    "SYSLOG_IDENTIFIER=ttyhubd", "TTYHUB_CONSOLE=%s", c->name,
+			    "TTYHUB_VM=%s", c->vm, "TTYHUB_ALERT=%s", ev->alert->name,
+			    "TTYHUB_LINE=%s", line, "TTYHUB_SUPPRESSED=%u", ev->suppressed,
+			    NULL) < 0)
+		log_full_errno(prio, 0, "alert %s on %s: %s%s", ev->alert->name, c->name, line,
+			       more);
+	/* The clients get the line itself before the notice about it. */
+	console_on_output(c);
+	console_announce(c, "alert %s: %s%s", ev->alert->name, line, more);
+}
+
+/* Guest output from the ring, each byte once (see console_log_catch_up()). */
+static void console_scan(struct console *c, const void *data, size_t len)
+{
+	uint64_t now;
+
+	if (!c->env->alerts || c->env->alerts->n == 0 || len == 0)
+		return;
+	if (!c->env->event || sd_event_now(c->env->event, CLOCK_MONOTONIC, &now) < 0)
+		now = console_now_usec();
+	alert_scanner_feed(&c->alerts, c->env->alerts, data, len, now, console_on_alert, c);
+}
+
 /*
  * The console log gets the ring's bytes from `logged` on, and `logged` is
  * kept in the ring's header: after a restart of ttyhubd (even a SIGKILL)
- * the log continues where it stopped, from the kept ring.
+ * the log continues where it stopped, from the kept ring.  The alert
+ * scanner reads the same bytes here, for the same reason: each byte once,
+ * also what a kept ring got while ttyhubd was away.
  */
 static void console_log_catch_up(struct console *c)
 {
 	uint64_t pos = ring_logged(&c->ring), head = ring_head(&c->ring);
+	bool scan = c->env->alerts && c->env->alerts->n > 0;
 
-	if (c->log && pos < ring_tail(&c->ring)) {
-		conslog_markf(c->log, "%llu bytes not logged (older than the history)",
-			      (unsigned long long)(ring_tail(&c->ring) - pos));
+	if (pos < ring_tail(&c->ring)) {
+		if (c->log)
+			conslog_markf(c->log, "%llu bytes not logged (older than the history)",
+				      (unsigned long long)(ring_tail(&c->ring) - pos));
 		pos = ring_tail(&c->ring);
+		/* Whatever line was being scanned lost its middle. */
+		alert_scanner_init(&c->alerts);
 	}
-	while (c->log && pos < head) {
+	while ((c->log || scan) && pos < head) {
 		struct iovec iov[2];
 		size_t n = ring_peek(&c->ring, pos, (size_t)MIN(head - pos, (uint64_t)SIZE_MAX),
 				     iov);
 
 		conslog_write(c->log, iov[0].iov_base, iov[0].iov_len);
 		conslog_write(c->log, iov[1].iov_base, iov[1].iov_len);
+		console_scan(c, iov[0].iov_base, iov[0].iov_len);
+		console_scan(c, iov[1].iov_base, iov[1].iov_len);
 		pos += n;
 	}
 	ring_set_logged(&c->ring, head);

@@ -34,6 +34,7 @@
 #include <systemd/sd-event.h>
 
 #include "access.h"
+#include "alert.h"
 #include "chardev.h"
 #include "conslog.h"
 #include "message.h"
@@ -102,12 +103,14 @@ struct console_attachment {
 
 /*
  * What every console of the daemon shares, given to console_new(): the loop,
- * the history size, and the console log settings (NULL: no logs).
+ * the history size, the console log settings (NULL: no logs) and the alerts
+ * (NULL: none; the daemon may swap the set on reload, consoles read it here).
  */
 struct console_env {
 	sd_event *event;
 	size_t ring_size;
 	const struct conslog_config *log;
+	const struct alert_set *alerts;
 };
 
 #define CONSOLE_INPUT_MAX (64 * 1024)
@@ -149,6 +152,7 @@ struct console {
 	 */
 	uint64_t lease_hold_until;
 	struct conslog *log; /* owned, or NULL when logging is off */
+	struct alert_scanner alerts; /* output is scanned where it is logged (each byte once) */
 	struct chardev chardev;
 	struct obuf input; /* writer bytes on their way to the guest */
 

@@ -11,14 +11,14 @@
  * tests/check-includes.py (ctest lint/includes; `--graph broker` prints it):
  *
  *   ttyhubd.c ──▶ server, source-cmdline, source-xmldir, source-libvirt, source-qmp,
- *                 conslog, peer, fdstore, weblink
+ *                 conslog, peer, fdstore, weblink, alert
  *   server ──▶ client, registry, console, policy, weblink, conslog, source, poller (common/)
  *   client ──▶ registry, console, policy, access, weblink
  *   weblink ──▶ policy
  *   policy ──▶ access
  *   source-* ──▶ domain ──▶ registry ──▶ console ──▶ chardev ──▶ ring, peer, domxml
  *       │          │                       ├──▶ fdstore ──▶ ring, conslog
- *       │          │                       └──▶ ring, conslog, sanitize, access, peer
+ *       │          │                       └──▶ ring, conslog, sanitize, access, peer, alert
  *       │          └──▶ console, domxml, source (the interface; no source's own header)
  *       ├──▶ source
  *       ├──▶ console, domxml (source-xmldir)

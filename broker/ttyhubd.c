@@ -17,6 +17,7 @@
 #include <sys/stat.h>
 #include <systemd/sd-daemon.h>
 
+#include "alert.h"
 #include "config.h"
 #include "conslog.h"
 #include "fdstore.h"
@@ -52,6 +53,14 @@ static bool arg_libvirt_monitor;
 static bool arg_no_consoles;
 static const char *arg_lock_dir;       /* NULL: the default; chardev keeps its own copy */
 static struct peer_guest arg_guest_user; /* --guest-user, .set = false if not given */
+static const char *arg_alert_specs[ALERT_MAX]; /* --alert NAME=REGEX, checked as parsed */
+static size_t arg_n_alert_specs;
+static bool arg_no_default_alerts;
+/*
+ * arg_alerts: what load_args() compiled, not in use yet (a reload may still fail);
+ * active_alerts: what every console scans with (console_env.alerts points to it).
+ */
+static struct alert_set *arg_alerts, *active_alerts;
 #define DEFAULT_CONFIG "/etc/ttyhub/ttyhubd.conf"
 
 static const struct server_config default_config = {
@@ -71,7 +80,7 @@ static const char *arg_config_file = DEFAULT_CONFIG;
 static bool arg_config_required;
 /* Options without an argument, for "option = yes" in the configuration file. */
 static const char *const config_flags[] = { "libvirt-qemu-monitor", "log-timestamps", "verbose",
-					    "no-consoles", NULL };
+					    "no-consoles", "no-default-alerts", NULL };
 
 static void help(void)
 {
@@ -87,7 +96,7 @@ static void help(void)
 	       "  --libvirt-qemu-monitor allow serial break on libvirt domains through the QEMU\n"
 	       "                         monitor (needs a read-write connection; taints them)\n"
 	       "  --no-consoles          no console source at all, not even the default (the\n"
-	       "                         broker of a gateway: ttyhub-sshd --gateway)\n\n"
+	       "                         broker of a gateway's ttyhub-sshd)\n\n"
 	       "Options:\n"
 	       "  --config FILE          options, one \"option = value\" per line\n"
 	       "                         (default %s, if it exists)\n"
@@ -100,6 +109,10 @@ static void help(void)
 	       "  --log-max-size BYTES   rotate a console's log at this size (default 2M)\n"
 	       "  --log-backups N        rotated files kept per console (default 3)\n"
 	       "  --log-timestamps       prefix every logged line with the UTC time\n"
+	       "  --alert NAME=REGEX     raise an alert when a console's output line matches\n"
+	       "                         REGEX (POSIX extended; repeatable; NAME replaces a\n"
+	       "                         default: panic, oops, bug, emergency)\n"
+	       "  --no-default-alerts    only the --alert options, not the defaults\n"
 	       "  --admin-group GROUP    members may use the broker socket\n"
 	       "  --front-user USER      a front (ttyhub-sshd) may connect as USER (repeatable)\n"
 	       "  --lock-dir DIR         where pty LCK.. files go (default /var/lock)\n"
@@ -195,6 +208,7 @@ static int parse_argv(int argc, char *argv[])
 		ARG_WEB_URL, ARG_WEB_LINK_TTL, ARG_WEB_SESSION_TTL,
 		ARG_LIBVIRT, ARG_LIBVIRT_MONITOR, ARG_QMP, ARG_CONFIG, ARG_LOG_DIR, ARG_LOG_MAX,
 		ARG_LOG_BACKUPS, ARG_LOG_TIMESTAMPS, ARG_GUEST_USER, ARG_ACCESS, ARG_NO_CONSOLES,
+		ARG_ALERT, ARG_NO_DEFAULT_ALERTS,
 	};
 	static const struct option options[] = {
 		{ "domain-xml", required_argument, NULL, ARG_DOMAIN_XML },
@@ -219,6 +233,8 @@ static int parse_argv(int argc, char *argv[])
 		{ "log-max-size", required_argument, NULL, ARG_LOG_MAX },
 		{ "log-backups", required_argument, NULL, ARG_LOG_BACKUPS },
 		{ "log-timestamps", no_argument, NULL, ARG_LOG_TIMESTAMPS },
+		{ "alert", required_argument, NULL, ARG_ALERT },
+		{ "no-default-alerts", no_argument, NULL, ARG_NO_DEFAULT_ALERTS },
 		{ "config", required_argument, NULL, ARG_CONFIG },
 		{ "guest-user", required_argument, NULL, ARG_GUEST_USER },
 		{ "access", required_argument, NULL, ARG_ACCESS },
@@ -387,6 +403,21 @@ static int parse_argv(int argc, char *argv[])
 		case ARG_LOG_TIMESTAMPS:
 			arg_config.log_timestamps = true;
 			break;
+		case ARG_ALERT: {
+			char err[ALERT_ERROR_MAX];
+
+			/* Compiled here too, so a configuration file's error has its line. */
+			if (alert_spec_check(optarg, err, sizeof(err)) < 0)
+				return log_error_errno(-EINVAL, "--alert %s", err);
+			if (arg_n_alert_specs >= ELEMENTSOF(arg_alert_specs))
+				return log_error_errno(-EINVAL, "too many --alert options (at most %d)",
+						       ALERT_MAX);
+			arg_alert_specs[arg_n_alert_specs++] = optarg;
+			break;
+		}
+		case ARG_NO_DEFAULT_ALERTS:
+			arg_no_default_alerts = true;
+			break;
 		case '?':
 			if (optopt)
 				return log_error_errno(-EINVAL, "option -%c is unknown or needs an "
@@ -399,6 +430,26 @@ static int parse_argv(int argc, char *argv[])
 	}
 	if (optind < argc)
 		return log_error_errno(-EINVAL, "unexpected argument '%s'; see --help", argv[optind]);
+	return 0;
+}
+
+/* The alert set the options ask for, into arg_alerts (the defaults first, then --alert). */
+static int build_alerts(void)
+{
+	_cleanup_(alert_set_freep) struct alert_set *set = NULL;
+	char err[ALERT_ERROR_MAX];
+	int r;
+
+	r = alert_set_new(!arg_no_default_alerts, &set);
+	if (r < 0)
+		return log_error_errno(r, "cannot set up the alerts");
+	for (size_t i = 0; i < arg_n_alert_specs; i++) {
+		r = alert_set_add(set, arg_alert_specs[i], err, sizeof(err));
+		if (r < 0)
+			return log_error_errno(-EINVAL, "--alert %s", err);
+	}
+	alert_set_free(arg_alerts);
+	arg_alerts = TAKE_PTR(set);
 	return 0;
 }
 
@@ -417,6 +468,8 @@ static int load_args(int argc, char *argv[])
 	arg_no_consoles = false;
 	arg_lock_dir = NULL;
 	arg_guest_user = (struct peer_guest){};
+	arg_n_alert_specs = 0;
+	arg_no_default_alerts = false;
 	arg_config_file = DEFAULT_CONFIG;
 	arg_config_required = false;
 	config_find_arg(argc, argv, &arg_config_file, &arg_config_required);
@@ -430,6 +483,9 @@ static int load_args(int argc, char *argv[])
 				arg_n_qmp > 0))
 		return log_error_errno(-EINVAL, "--no-consoles excludes --domain-xml, --console, "
 				       "--qmp and --libvirt");
+	r = build_alerts();
+	if (r < 0)
+		return r;
 	/* Only a configuration without errors takes effect; chardev keeps copies. */
 	r = chardev_set_lock_dir(arg_lock_dir);
 	if (r < 0)
@@ -442,6 +498,17 @@ static int main_argc;
 static char **main_argv;
 
 static struct source *cmdline_source; /* the --console options; owned by the server */
+
+/*
+ * The alerts load_args() compiled become the ones every console scans with
+ * (console_env.alerts is read at each scan; scanners keep only line state).
+ */
+static void apply_alerts(struct server *s)
+{
+	alert_set_free(active_alerts);
+	active_alerts = TAKE_PTR(arg_alerts);
+	s->console_env.alerts = active_alerts;
+}
 
 /*
  * SIGHUP: read the configuration again and apply what can change without
@@ -477,6 +544,7 @@ static int on_reload(sd_event_source *es, const struct signalfd_siginfo *si, voi
 	memcpy(s->config.front_uids, arg_config.front_uids, sizeof(arg_config.front_uids));
 	s->config.n_front_uids = arg_config.n_front_uids;
 	s->config.max_clients = arg_config.max_clients;
+	apply_alerts(s);
 	if (server_set_web(s, arg_config.web_url, arg_config.web_link_ttl,
 			   arg_config.web_session_ttl) < 0)
 		log_error("cannot apply --web-url: out of memory");
@@ -590,6 +658,7 @@ int main(int argc, char *argv[])
 		log_error_errno(r, "cannot set up");
 		goto out;
 	}
+	apply_alerts(&s);
 	/*
 	 * The fd store first: the kept chardev connections are drained into their
 	 * kept rings from here on, before the slow work (libvirt, XML) below.
@@ -634,5 +703,7 @@ out:
 	sd_event_unref(e);
 	config_release_args();
 	chardev_set_lock_dir(NULL);
+	arg_alerts = alert_set_free(arg_alerts);
+	active_alerts = alert_set_free(active_alerts);
 	return r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
 }

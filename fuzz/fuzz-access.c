@@ -22,7 +22,11 @@
  *   nor a VM or VM:ALIAS rule match a console without a VM name;
  * - warnings are printable ASCII, bounded, and only for lines that load;
  * - access_from_allows() allows anything without from=, refuses a NULL
- *   address with from=, and refuses an address named by a literal "!X".
+ *   address with from=, and refuses an address named by a literal "!X";
+ * - a line's grant text (access_format_grant(), what a gateway passes on)
+ *   either does not fit (-ENOBUFS, "") or parses back as a grant with the
+ *   line's rules in order and its break, and grants the same on the fixed
+ *   consoles.
  */
 #include <errno.h>
 #include <stdbool.h>
@@ -212,6 +216,37 @@ static void fuzz_check_from(const struct access_entry *e)
 		(void)access_from_allows(e, e->comment);
 }
 
+static char fuzz_grant[ACCESS_GRANT_MAX + 1];
+
+static void fuzz_check_grant(const struct access_entry *e)
+{
+	struct access_entry *g = NULL;
+	char msg[ACCESS_MSG_MAX];
+	int n = access_format_grant(e, fuzz_grant, sizeof(fuzz_grant)), r;
+
+	if (n == -ENOBUFS) {
+		if (fuzz_grant[0] != '\0')
+			abort();
+		return;
+	}
+	if (n < 0 || (size_t)n != strlen(fuzz_grant))
+		abort();
+	r = access_parse_grant(fuzz_grant, (size_t)n, &g, msg, sizeof(msg));
+	if (r == -ENOMEM)
+		return;
+	if (r != 0 || g->n_rules != e->n_rules || g->brk != e->brk || g->gateway)
+		abort();
+	for (size_t i = 0; i < e->n_rules; i++)
+		if (strcmp(g->rules[i].pattern, e->rules[i].pattern) != 0 ||
+		    g->rules[i].right != e->rules[i].right)
+			abort();
+	for (size_t i = 0; i < FUZZ_N(fuzz_fixed_consoles); i++)
+		if (access_check(g, &fuzz_fixed_consoles[i]) !=
+		    access_check(e, &fuzz_fixed_consoles[i]))
+			abort();
+	access_entry_free(g);
+}
+
 static void fuzz_check_warnings(const struct access_file *f, unsigned nlines)
 {
 	unsigned prev = 0;
@@ -299,6 +334,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		fuzz_check_key(e);
 		fuzz_check_rights(e);
 		fuzz_check_from(e);
+		fuzz_check_grant(e);
 	}
 
 	access_file_free(f);

@@ -545,9 +545,13 @@ static void gw_resolve_waiting(struct gwconn *c, json_t *req)
 		names[i] = gw_host_name(g, i);
 	}
 	r = gwlist_resolve(lists, names, n, name, choices, sizeof(choices));
+	/*
+	 * Not unknown-console, which fronts show as "no console named": the
+	 * choices come from the user's own lists, so they are the user's to see.
+	 */
 	if (r == -ENOTUNIQ)
-		return gw_error(c, PROTO_E_UNKNOWN_CONSOLE,
-				"'%s' is on more than one host: %s", name, choices);
+		return gw_error(c, PROTO_E_BAD_REQUEST, "'%s' is on more than one host: %s", name,
+				choices);
 	if (r < 0)
 		return gw_error(c, PROTO_E_UNKNOWN_CONSOLE, "no console named '%s'", name);
 	gw_bind(c, (size_t)r, name, req);
@@ -624,7 +628,7 @@ static void gw_bind(struct gwconn *c, size_t host, const char *local, json_t *re
 	}
 	c->state = GW_BOUND;
 	log_info("gateway: %s from %s -> host %s, console %s", gw_label(c), c->from ?: "?",
-		 gw_host_name(g, host), local);
+		 gw_host_name(g, host), json_string_value(json_object_get(req, "console")));
 }
 
 /* A control message from the host: qualified, then to the channel. */
@@ -711,14 +715,14 @@ static void gw_on_up(struct watch *w, int fd, uint32_t revents, void *userdata)
 	ssize_t n;
 
 	if ((revents & EPOLLOUT) && obuf_flush(&c->up_out, c->up_fd) < 0)
-		return gw_up_lost(c);
-	if (revents & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
+		gw_up_lost(c);
+	else if (revents & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
 		n = frame_reader_fill(&c->up_in, c->up_fd);
 		gw_up_frames(c);
 		if (c->state == GW_BOUND && (n < 0 || c->up_in.eof))
-			return gw_up_lost(c);
+			gw_up_lost(c);
 	}
-	gw_update(c);
+	gw_update(c); /* the notice gw_up_lost() queued goes out from here */
 }
 
 /* ---- from the channel ---- */
@@ -964,7 +968,8 @@ int gateway_connect(struct gateway *g)
 		obuf_done(&c->out);
 		goto fail;
 	}
-	LIST_INSERT_HEAD(&g->conns, TAKE_PTR(c), entry);
+	LIST_INSERT_HEAD(&g->conns, c, entry); /* a macro: its element is named more than once */
+	c = NULL;
 	return sv[0];
 fail:
 	safe_close(sv[0]);

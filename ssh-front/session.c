@@ -380,24 +380,36 @@ static int session_on_auth_pubkey(ssh_session ssh, const char *user, struct ssh_
 	return SSH_AUTH_SUCCESS;
 }
 
+/*
+ * A gateway's session carries one channel per user session it forwards (and
+ * its keepalive stream), so --max-channels, a person's limit, is not its own.
+ */
+static unsigned session_max_channels(const struct session *s)
+{
+	const struct session_config *cfg = s->env->config;
+
+	return s->gateway_key ? MAX(cfg->max_channels, SESSION_GATEWAY_MAX_CHANNELS)
+			      : cfg->max_channels;
+}
+
 static ssh_channel session_on_channel_open(ssh_session ssh, void *userdata)
 {
 	struct session *s = userdata;
 	const struct session_config *cfg = s->env->config;
+	unsigned max_channels = session_max_channels(s);
 	char refused[160] = "";
 	struct chan *c;
 
 	/* Past the limit, one more channel is opened only to say so. */
-	if (s->dead || s->state != SESSION_AUTHED || s->n_chans > cfg->max_channels)
+	if (s->dead || s->state != SESSION_AUTHED || s->n_chans > max_channels)
 		return NULL;
 	if (s->over_limit)
 		snprintf(refused, sizeof(refused),
 			 "too many sessions with your key (at most %u); closing",
 			 cfg->max_sessions_per_key);
-	else if (s->n_chans >= cfg->max_channels)
+	else if (s->n_chans >= max_channels)
 		snprintf(refused, sizeof(refused),
-			 "too many channels in this session (at most %u); closing",
-			 cfg->max_channels);
+			 "too many channels in this session (at most %u); closing", max_channels);
 	if (chan_new(&s->chan_env, s->ssh, refused[0] ? refused : NULL, &c) < 0)
 		return NULL;
 	TAILQ_INSERT_TAIL(&s->chans, c, entry);

@@ -58,6 +58,9 @@ struct session_config {
 	struct chan_config chan;       /* what its channels read */
 };
 
+/* Channels a gateway key's session may have (--max-channels if higher): users it forwards. */
+#define SESSION_GATEWAY_MAX_CHANNELS 4096
+
 /* What a session asks of its owner, the daemon (userdata: session_env.userdata). */
 struct session_ops {
 	/* s authenticated: it no longer counts as unauthenticated. */

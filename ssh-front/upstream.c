@@ -564,6 +564,11 @@ static void host_fail_ssh(struct up_host *h, const char *what)
 
 	if (strstr(err, "Connection refused"))
 		snprintf(why, sizeof(why), "connection refused");
+	else if (strstr(err, "server host key algo"))
+		/* Only the pinned key's type is offered (hostkey_algorithms()). */
+		snprintf(why, sizeof(why),
+			 "host key does not match the pinned key (the host has no %s key, "
+			 "pinned %s)", h->entry->keytype, h->pinned_fp);
 	else if (strstr(err, "No route to host") || strstr(err, "Network is unreachable"))
 		snprintf(why, sizeof(why), "no route to host");
 	else

@@ -22,7 +22,14 @@
  * gets EOF), the host is DOWN with why "no answer for N s", and it is
  * connected again with back-off (1 s doubling to 30 s).
  *
- * Event-driven on sd-event through the poller; never blocks.
+ * Event-driven on sd-event through the poller; never blocks (except that
+ * libssh resolves a DNS name in the hosts file with getaddrinfo(): numeric
+ * addresses never wait).
+ *
+ * Every stream is one SSH channel of the host's one session: the host's
+ * ttyhub-sshd --max-channels (default 10) bounds the streams open at once
+ * to a host, the control stream included.  A host's refusal of the control
+ * stream's subsystem makes it DOWN with a why that says so.
  */
 #pragma once
 
@@ -39,6 +46,7 @@
 
 struct upstream;
 
+/* A zero member takes its default. */
 struct upstream_config {
 	const char *key_path;     /* the gateway's private key (OpenSSH format) */
 	unsigned keepalive_s;     /* ping interval (default 10) */

@@ -420,6 +420,10 @@ def main():
         ctx.keys = {n: sshhub.make_key(wd, n) for n in KEYS}
         ctx.fp = {n: sshhub.fingerprint(ctx.keys[n][0]) for n in KEYS}
         ctx.front = sshhub.SshFront(os.path.join(wd, "sshd"), d.socket, [line(n) for n in KEYS])
+        if 'unknown option "gateway"' in d.log():
+            # Say why every check is about to fail, rather than let them say "denied".
+            print("FAIL this ttyhubd has no `gateway` access option (ttyhub-access(5)); the "
+                  "gateway key cannot log in", flush=True)
         res.on_failure = lambda: print(
             "--- ttyhub-sshd log tail ---\n%s\n--- ttyhubd log tail ---\n%s"
             % (ctx.front.log()[-2500:], d.log()[-2500:]), flush=True)

@@ -228,7 +228,8 @@ def t_reload_revokes():
 
 
 def t_no_consoles():
-    wd = hub.workdir("gwbroker")
+    wd = os.path.join(ctx.wd, "gwbroker")  # removed with the test's own directory
+    os.mkdir(wd)
     d = hub.Daemon(wd, "--front-user", ctx.user, "--no-consoles")
     d.write_access([GATEWAY_LINE + " " + ctx.pub["gw"],
                     'consoles="web*:rw,db01:ro" ' + ctx.pub["alice"]])
@@ -282,7 +283,8 @@ def main():
         res.run("a user whose own line on the host is ro stays ro", t_host_line_ro)
         res.run("malformed and repeated speak-for hellos; no authorize or web-link",
                 t_refusals)
-        res.run("SIGHUP without the gateway option or line revokes its connections", t_reload_revokes)
+        res.run("SIGHUP without the gateway option or line revokes its connections",
+                t_reload_revokes)
         res.run("ttyhubd --no-consoles: no console, authorize with grant and gateway",
                 t_no_consoles)
     finally:

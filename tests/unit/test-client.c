@@ -768,6 +768,12 @@ static void test_gateway_authorized_and_ping(void **state)
 	assert_string_equal(str(msg, "grant"), "consoles=\"vm:ro\"");
 	assert_true(json_is_false(json_object_get(msg, "gateway")));
 	json_decref(msg);
+	/* A line that is not UTF-8 cannot go into JSON: answered, granting nothing. */
+	load_access(fx, path, "consoles=\"vm\xff:rw\" " K_ALICE " alice@test\n");
+	msg = ask(fx, &f, "{\"type\": \"authorize\", \"key\": \"" K_ALICE "\", \"from\": \"::1\"}",
+		  "authorized");
+	assert_string_equal(str(msg, "grant"), "");
+	json_decref(msg);
 	/* A ping before hello is refused like anything else. */
 	{
 		struct peer early;
