@@ -5,8 +5,8 @@
 Host h1's ttyhub-sshd runs in a network namespace of its own (`ip netns`), reached from the
 gateway over a veth pair (10.231.x.1 on the gateway's side, 10.231.x.2 in the namespace);
 its ttyhubd stays in ours (its UNIX socket is a file: namespaces of the network do not hide
-it).  h2 is an ordinary host on 127.0.1.2.  The gateway runs with --gateway-keepalive 1, so
-three silent seconds mean a dead link.
+it).  h2 is an ordinary host on 127.0.1.2.  The gateway runs with --gateway-keepalive 1 (2 under
+the sanitizers), so three silent intervals mean a dead link.
 
 * A user attached to h1/fg through the gateway; `ip link set down` on h1's end of the veth:
   no FIN, no RST, packets just vanish.  The gateway finds out by keepalive alone: list shows
@@ -34,7 +34,7 @@ import runner  # noqa: E402
 
 SKIP = 77
 LINE = 64
-KEEPALIVE = 1
+KEEPALIVE = 2 if hub.SANITIZED else 1  # seconds; a loaded ASan build gets more room
 ATTACHED = rb"\[ttyhub\] attached to (\S+) (read-write|read-only)"
 
 
