@@ -28,7 +28,8 @@ What is proved (the issue's list, the network-namespace check aside: test_gatewa
 * a host killed (SIGKILL of its ttyhub-sshd) and its ttyhubd restarted mid-session: the user
   is told, and the session resumes with no line lost or repeated;
 * a changed host key: the host is unreachable with the offered and pinned fingerprints, and
-  attach says so.
+  attach says so; also when the offered fingerprint starts with '/' (one key in 64), which
+  must not be taken for a path and hidden.
 """
 
 import os
@@ -412,6 +413,18 @@ def t_host_killed_resumes():
 
 @check("a changed host key: the host is unreachable with both fingerprints, attach says so")
 def t_changed_host_key():
+    changed_host_key(False)
+
+
+@check("a changed host key whose fingerprint starts with '/' is named in full, not as a path")
+def t_changed_host_key_slash():
+    changed_host_key(True)
+
+
+def changed_host_key(slash_first):
+    """h3 presents a new host key (its fingerprint starting with '/' or not): list shows h3
+    unreachable with the offered and the pinned fingerprints, attach says the same; then h3
+    gets its pinned key back."""
     h3 = ctx.hubs.host("h3")
     ctx.gw.wait_up(["h3"])
     pinned = h3.front.fingerprint()
@@ -420,7 +433,7 @@ def t_changed_host_key():
         with open(p, "rb") as f:
             saved[p] = f.read()
     h3.front.stop()
-    h3.front.new_host_key()
+    h3.front.new_host_key(slash_first=slash_first)
     offered = h3.front.fingerprint()
     assert offered != pinned
     try:
@@ -432,6 +445,9 @@ def t_changed_host_key():
         def refused():
             last["hosts"] = ctx.gw.host_states("alice")
             state, why = last["hosts"].get("h3", (None, None))
+            if state == "unreachable" and "host key does not match" in (why or "") \
+                    and want not in why:
+                raise AssertionError("h3's why is %r, not %r" % (why, want))
             return state == "unreachable" and why is not None and want in why
         try:
             runner.wait_until(refused, 120, "h3 unreachable for its host key", interval=0.5)
