@@ -25,6 +25,7 @@
  * long items shortened, so they are safe to log as is.
  */
 #include <errno.h>
+#include <stddef.h>
 #include <fnmatch.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -34,6 +35,7 @@
 #include <strings.h>
 
 #include "access.h"
+#include "base64.h"
 #include "util.h"
 
 #define ACCESS_QUOTE_MAX 80
@@ -65,6 +67,9 @@ enum access_option {
 	ACCESS_OPTION_FROM,
 	ACCESS_OPTION_BREAK,
 	ACCESS_OPTION_GATEWAY,
+	ACCESS_OPTION_SYSRQ,
+	ACCESS_OPTION_NMI,
+	ACCESS_OPTION_POWER,
 	ACCESS_OPTION_IGNORED, /* OpenSSH restrictions that ttyhub-sshd enforces anyway */
 	ACCESS_OPTION_UNKNOWN,
 };
@@ -77,6 +82,9 @@ static const struct {
 	{ "from", ACCESS_OPTION_FROM },
 	{ "break", ACCESS_OPTION_BREAK },
 	{ "gateway", ACCESS_OPTION_GATEWAY },
+	{ "sysrq", ACCESS_OPTION_SYSRQ },
+	{ "nmi", ACCESS_OPTION_NMI },
+	{ "power", ACCESS_OPTION_POWER },
 	{ "restrict", ACCESS_OPTION_IGNORED },
 	{ "no-port-forwarding", ACCESS_OPTION_IGNORED },
 	{ "no-agent-forwarding", ACCESS_OPTION_IGNORED },
@@ -170,65 +178,6 @@ static int access_fail(struct access_line *l, const char *fmt, ...)
 	return -EINVAL;
 }
 
-/* -1 for a byte that is not in the base64 alphabet (the padding '=' included). */
-static int access_base64_value(unsigned char c)
-{
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	if (c == '+')
-		return 62;
-	if (c == '/')
-		return 63;
-	return -1;
-}
-
-/*
- * Strict base64: a non-empty multiple of four characters, '=' padding only
- * as the last one or two characters, and the unused bits of the last group
- * zero.  out must have room for n / 4 * 3 bytes.
- */
-static int access_base64_decode(const char *s, size_t n, uint8_t *out, size_t *ret_len)
-{
-	size_t o = 0;
-
-	if (n == 0 || n % 4 != 0)
-		return -EINVAL;
-	for (size_t i = 0; i < n; i += 4) {
-		bool last = i + 4 == n;
-		int v[4];
-		size_t pad = 0;
-
-		if (last && s[i + 3] == '=') {
-			pad = s[i + 2] == '=' ? 2 : 1;
-		}
-		for (size_t k = 0; k < 4 - pad; k++) {
-			v[k] = access_base64_value((unsigned char)s[i + k]);
-			if (v[k] < 0)
-				return -EINVAL;
-		}
-		if (pad == 2) {
-			if (v[1] & 0x0f)
-				return -EINVAL;
-			out[o++] = (uint8_t)(v[0] << 2 | v[1] >> 4);
-		} else if (pad == 1) {
-			if (v[2] & 0x03)
-				return -EINVAL;
-			out[o++] = (uint8_t)(v[0] << 2 | v[1] >> 4);
-			out[o++] = (uint8_t)((v[1] & 0x0f) << 4 | v[2] >> 2);
-		} else {
-			out[o++] = (uint8_t)(v[0] << 2 | v[1] >> 4);
-			out[o++] = (uint8_t)((v[1] & 0x0f) << 4 | v[2] >> 2);
-			out[o++] = (uint8_t)((v[2] & 0x03) << 6 | v[3]);
-		}
-	}
-	*ret_len = o;
-	return 0;
-}
-
 /* Check the blob: valid base64 whose data starts with string(keytype) and goes on. */
 static int access_check_blob(struct access_line *l, const char *keytype, const char *b64)
 {
@@ -238,12 +187,12 @@ static int access_check_blob(struct access_line *l, const char *keytype, const c
 	int r = 0;
 
 	for (size_t i = 0; i < n; i++)
-		if (access_base64_value((unsigned char)b64[i]) < 0 && b64[i] != '=')
+		if (base64_value((unsigned char)b64[i]) < 0 && b64[i] != '=')
 			return access_fail(l, "invalid base64 in key");
 	blob = malloc(n / 4 * 3 + 1);
 	if (!blob)
 		return -ENOMEM;
-	if (access_base64_decode(b64, n, blob, &len) < 0) {
+	if (base64_decode_strict(b64, n, blob, &len) < 0) {
 		r = access_fail(l, "invalid base64 in key");
 		goto out;
 	}
@@ -275,7 +224,7 @@ int access_key_decode(const char *keytype, const char *base64, uint8_t **ret_blo
 	blob = malloc(n / 4 * 3 + 1);
 	if (!blob)
 		return -ENOMEM;
-	if (access_base64_decode(base64, n, blob, &len) < 0 || len < 4)
+	if (base64_decode_strict(base64, n, blob, &len) < 0 || len < 4)
 		goto bad;
 	sl = (uint32_t)blob[0] << 24 | (uint32_t)blob[1] << 16 | (uint32_t)blob[2] << 8 | blob[3];
 	if (sl != tl || len - 4 <= tl || memcmp(blob + 4, keytype, tl) != 0)
@@ -537,7 +486,9 @@ static int access_parse_options(struct access_line *l, const char *p)
 		p += nlen;
 		if (opt == ACCESS_OPTION_UNKNOWN)
 			return access_fail(l, "unknown option %s", q);
-		if (l->grant && opt != ACCESS_OPTION_CONSOLES && opt != ACCESS_OPTION_BREAK)
+		if (l->grant && opt != ACCESS_OPTION_CONSOLES && opt != ACCESS_OPTION_BREAK &&
+		    opt != ACCESS_OPTION_SYSRQ && opt != ACCESS_OPTION_NMI &&
+		    opt != ACCESS_OPTION_POWER)
 			return access_fail(l, "option %s is not part of a grant", q);
 		if (*p == '=') {
 			if (!takes_value)
@@ -558,6 +509,12 @@ static int access_parse_options(struct access_line *l, const char *p)
 			l->e->brk = true;
 		else if (opt == ACCESS_OPTION_GATEWAY)
 			l->e->gateway = true;
+		else if (opt == ACCESS_OPTION_SYSRQ)
+			l->e->sysrq = true;
+		else if (opt == ACCESS_OPTION_NMI)
+			l->e->nmi = true;
+		else if (opt == ACCESS_OPTION_POWER)
+			l->e->power = true;
 		free(value);
 		if (r < 0)
 			return r;
@@ -758,9 +715,21 @@ int access_format_grant(const struct access_entry *e, char *buf, size_t size)
 	}
 	if (ok && e->n_rules > 0)
 		ok = access_grant_put(buf, size, &o, "\"", 1, false);
-	if (ok && e->brk)
-		ok = access_grant_put(buf, size, &o, o > 0 ? ",break" : "break", o > 0 ? 6 : 5,
-				      false);
+	/* The flags, in a fixed order: the same grant always has the same text. */
+	static const struct {
+		size_t off;
+		const char *name;
+	} flags[] = {
+		{ offsetof(struct access_entry, brk), "break" },
+		{ offsetof(struct access_entry, sysrq), "sysrq" },
+		{ offsetof(struct access_entry, nmi), "nmi" },
+		{ offsetof(struct access_entry, power), "power" },
+	};
+	for (size_t i = 0; ok && i < ELEMENTSOF(flags); i++)
+		if (*(const bool *)((const char *)e + flags[i].off))
+			ok = (o == 0 || access_grant_put(buf, size, &o, ",", 1, false)) &&
+			     access_grant_put(buf, size, &o, flags[i].name, strlen(flags[i].name),
+					      false);
 	if (!ok) {
 		if (size > 0)
 			buf[0] = '\0';

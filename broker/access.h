@@ -23,6 +23,8 @@
  *   machine): after its own hello it may speak for one user per connection
  *   (docs/protocol.md "Gateways").  Its consoles= is the most it may speak
  *   for, and break lets the users' breaks pass.
+ * - sysrq, nmi, power: may send a SysRq key (a break and the key), an NMI,
+ *   reset or power down the guest (rescue actions; each needs rw too).
  * - from="PATTERN,...": the client address must match one pattern (fnmatch;
  *   "!PATTERN" excludes), as in OpenSSH.
  * - OpenSSH restrictions that ttyhub enforces anyway are accepted and ignored:
@@ -81,6 +83,9 @@ struct access_entry {
 	size_t n_from;
 	bool brk;            /* "break" option */
 	bool gateway;        /* "gateway" option */
+	bool sysrq;          /* "sysrq" option */
+	bool nmi;            /* "nmi" option */
+	bool power;          /* "power" option: reset and powerdown */
 };
 
 struct access_error {
@@ -133,24 +138,24 @@ bool access_from_allows(const struct access_entry *e, const char *addr);
 /*
  * Grants: what a gateway's ttyhubd gave a user, as the host is told it
  * (docs/protocol.md "Gateways").  The text is an access line's options field
- * restricted to consoles= and break, e.g. `consoles="web*:rw,db01:ro",break`;
- * "" grants nothing.  Pure, no I/O.
+ * restricted to consoles= and the flags break, sysrq, nmi and power, e.g.
+ * `consoles="web*:rw,db01:ro",break`; "" grants nothing.  Pure, no I/O.
  */
 #define ACCESS_GRANT_MAX 8192 /* bytes of grant text, without the NUL */
 
 /*
  * Parse grant text (len bytes, no NUL inside) into a new entry that holds
- * only rules and brk (no key, comment or from=): access_check() and ->brk
- * apply to it as to a line.  Returns 0 and *ret (free with
+ * only rules and the flags (no key, comment or from=): access_check() and
+ * the flags apply to it as to a line.  Returns 0 and *ret (free with
  * access_entry_free()), -EINVAL with the reason in msg (printable ASCII,
  * ACCESS_MSG_MAX is enough), -ENOMEM.
  */
 int access_parse_grant(const char *s, size_t len, struct access_entry **ret, char *msg,
 		       size_t msgsize);
 /*
- * The canonical grant text of an entry's consoles= and break (a line of the
+ * The canonical grant text of an entry's consoles= and flags (a line of the
  * file or a parsed grant): `consoles="P:rw,..."` with '"' written \", then
- * `break`, joined by ','.  access_parse_grant() of it gives the same rules
+ * `break`, `sysrq`, `nmi`, `power` (those set, in that order), joined by ','.  access_parse_grant() of it gives the same rules
  * in the same order.  Returns its length, or -ENOBUFS when it does not fit
  * in size bytes or exceeds ACCESS_GRANT_MAX (buf is then "").
  */

@@ -339,6 +339,12 @@ static void chardev_write(struct chardev *ch)
 
 	if (obuf_len(in) == 0)
 		return;
+	if (ch->hold > 0) {
+		/* No EPOLLOUT meanwhile: chardev_hold_input() writes again on release. */
+		ch->want_write = false;
+		chardev_update_events(ch);
+		return;
+	}
 	n = obuf_flush(in, ch->fd);
 	if (n < 0) {
 		chardev_disconnect(ch, strerror((int)-n));
@@ -355,6 +361,28 @@ void chardev_kick_write(struct chardev *ch)
 	if (ch->state != CHARDEV_CONNECTED)
 		return;
 	chardev_write(ch);
+}
+
+void chardev_hold_input(struct chardev *ch, bool on)
+{
+	if (on) {
+		ch->hold++;
+		return;
+	}
+	if (ch->hold > 0 && --ch->hold == 0)
+		chardev_kick_write(ch);
+}
+
+int chardev_write_now(struct chardev *ch, const void *data, size_t len)
+{
+	ssize_t n;
+
+	if (ch->state != CHARDEV_CONNECTED || ch->fd < 0)
+		return -ENOTCONN;
+	n = write(ch->fd, data, len);
+	if (n < 0)
+		return errno == EAGAIN || errno == EWOULDBLOCK ? -EAGAIN : -errno;
+	return (size_t)n == len ? 0 : -EAGAIN;
 }
 
 static int chardev_on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata)

@@ -74,6 +74,7 @@ struct chardev {
 	char status[256];            /* human-readable reason for state */
 	char *lockfile;              /* owned: the LCK.. file we created for a pty */
 	bool want_write;
+	unsigned hold;               /* > 0: the owner's input waits (chardev_hold_input()) */
 	bool adopted;                /* fd came from the fd store: connected before we started */
 };
 
@@ -94,6 +95,18 @@ int chardev_start(struct chardev *ch, sd_event *e);
 void chardev_done(struct chardev *ch);
 /* The owner queued input: write it as the chardev allows. */
 void chardev_kick_write(struct chardev *ch);
+/*
+ * Hold the owner's queued input back (on) until as many calls release it
+ * (off), e.g. between a serial break and its SysRq key, so nobody's
+ * keystroke can slip between them.  A release writes what waited.
+ */
+void chardev_hold_input(struct chardev *ch, bool on);
+/*
+ * Write data to the guest now, ahead of the held queue: 0, -ENOTCONN, or
+ * -EAGAIN when the guest does not take it at once (nothing written then,
+ * for a single byte).
+ */
+int chardev_write_now(struct chardev *ch, const void *data, size_t len);
 
 const char *chardev_state_to_string(enum chardev_state s);
 /* Where pty LCK.. files go: a copy of dir is kept; NULL restores the default. */

@@ -20,6 +20,7 @@
 #include "message.h"
 #include "policy.h"
 #include "poller.h"
+#include "recording.h"
 #include "registry.h"
 #include "util.h"
 #include "weblink.h"
@@ -177,8 +178,10 @@ static void client_pull(struct client *c)
 			to += iov[0].iov_len + (uint64_t)(nl - (const uint8_t *)iov[1].iov_base) + 1;
 		skip = to - c->att.pos;
 		snprintf(text, sizeof(text), "%llu bytes dropped", (unsigned long long)skip);
-		if (client_send_new(c, proto_msg_notice_dropped(text, skip)) >= 0)
+		if (client_send_new(c, proto_msg_notice_dropped(text, skip)) >= 0) {
 			c->att.pos = to;
+			recording_marker(c->att.rec, text); /* the gap is in the recording too */
+		}
 		if (c->att.pos < tail)
 			return; /* no room even for the notice: try again later */
 		sanitize_init(&c->att.san);
@@ -229,6 +232,8 @@ static void client_pull(struct client *c)
 		 * front resumes at advances past it.
 		 */
 		proto_output_header(dst, c->att.pos, c->att.pos + n, o);
+		/* What this client is sent, replay included, is what its recording replays. */
+		recording_output(c->att.rec, dst + CLIENT_OUT_HEADER, o);
 		obuf_commit(&c->out, CLIENT_OUT_HEADER + o);
 		c->att.pos += n;
 	}
@@ -269,6 +274,18 @@ bool client_may_break(const struct client *c, const struct console *con)
 		return false;
 	if (c->principal)
 		return policy_may_break(*c->env->policy, c->principal, &ac);
+	return c->web || c->admin;
+}
+
+bool client_may_action(const struct client *c, const struct console *con,
+		       enum proto_action action)
+{
+	const struct access_console ac = console_access(con);
+
+	if (c->web_ro)
+		return false;
+	if (c->principal)
+		return policy_may_action(*c->env->policy, c->principal, &ac, action);
 	return c->web || c->admin;
 }
 
@@ -458,6 +475,27 @@ static int client_parse_resume(struct client *c, json_t *jres, struct console_re
 	return 0;
 }
 
+/*
+ * With --record-dir, this attach session is recorded (recording.h) from
+ * before `attached`, so the replay is in it too; the console closes it at
+ * detach.  A recording that cannot be made is logged and the session goes on.
+ */
+static void client_record_open(struct client *c, struct console *con)
+{
+	const struct recording_config *cfg = con->env->record ? *con->env->record : NULL;
+
+	if (!cfg)
+		return;
+	(void)recording_open(con->env->event, cfg, &(const struct recording_info){
+		.console = con->name,
+		.vm = con->vm,
+		.principal = c->att.label,
+		.client_id = c->id,
+		.width = c->cols,
+		.height = c->rows,
+	}, &c->att.rec);
+}
+
 static void client_do_attach(struct client *c, json_t *req)
 {
 	json_t *jmode = json_object_get(req, "mode");
@@ -505,6 +543,7 @@ static void client_do_attach(struct client *c, json_t *req)
 	}
 	c->att.right = right;
 	c->att.may_break = client_may_break(c, con);
+	client_record_open(c, con);
 	console_attach_resume(con, &c->att, mode, replay, jres ? &resume : NULL);
 }
 
@@ -640,6 +679,41 @@ static void client_do_break(struct client *c, json_t *req)
 	c->env->send_break(c->env->userdata, con, c);
 }
 
+/*
+ * `action`: an unknown action and one the key may not take get the same
+ * denial, so a key learns nothing about the actions it lacks.
+ */
+static void client_do_action(struct client *c, json_t *req)
+{
+	const char *name = json_string_value(json_object_get(req, "action"));
+	const char *key = json_string_value(json_object_get(req, "key"));
+	enum proto_action action = proto_action_from_string(name);
+	struct console *con;
+	char esc[64];
+
+	if (!name) {
+		client_error(c, PROTO_E_BAD_REQUEST, "action needs an \"action\" string");
+		return;
+	}
+	con = client_lookup(c, req);
+	if (!con)
+		return;
+	if (action < 0 || !client_may_action(c, con, action)) {
+		/* Audited: someone tried to reset or NMI a guest they may not. */
+		log_escape(name, strlen(name), esc, sizeof(esc));
+		log_notice("action %s on %s by %s denied", esc, con->name, c->att.audit);
+		client_error(c, PROTO_E_DENIED, "action %s is not available to your key", esc);
+		return;
+	}
+	if (action == PROTO_ACTION_SYSRQ && !proto_sysrq_key_valid(key)) {
+		client_error(c, PROTO_E_BAD_REQUEST, "sysrq needs a \"key\": one of %s",
+			     PROTO_SYSRQ_KEYS);
+		return;
+	}
+	c->env->send_action(c->env->userdata, con, c, action,
+			    action == PROTO_ACTION_SYSRQ ? key[0] : 0);
+}
+
 static void client_do_resize(struct client *c, json_t *req)
 {
 	json_t *cols = json_object_get(req, "cols"), *rows = json_object_get(req, "rows");
@@ -652,6 +726,8 @@ static void client_do_resize(struct client *c, json_t *req)
 	}
 	c->cols = (unsigned)json_integer_value(cols);
 	c->rows = (unsigned)json_integer_value(rows);
+	if (c->att.console)
+		recording_resize(c->att.rec, c->cols, c->rows);
 }
 
 void client_detach(struct client *c, enum detach_reason reason, const char *text)
@@ -1198,6 +1274,7 @@ static const struct {
 	{ PROTO_WEB_LINK, true, false, client_do_web_link },
 	{ PROTO_REDEEM, true, false, client_do_redeem },
 	{ PROTO_PING, true, false, client_do_ping },
+	{ PROTO_ACTION, true, false, client_do_action },
 };
 
 static void client_handle_control(struct client *c, const struct frame *f)

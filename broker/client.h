@@ -73,6 +73,13 @@ struct client_env {
 	 * console's source and answers c (break-sent or an error).
 	 */
 	void (*send_break)(void *userdata, struct console *con, struct client *c);
+	/*
+	 * A rescue action on con on behalf of c, which may take it there
+	 * (client_may_action()); key: sysrq's key (valid), else 0.  The callee
+	 * rate-limits, asks the source and answers c (action-done or an error).
+	 */
+	void (*send_action)(void *userdata, struct console *con, struct client *c,
+			    enum proto_action action, char key);
 	void *userdata;
 	/*
 	 * Web links and sessions (weblink.h; NULL: none), and where users reach
@@ -179,5 +186,8 @@ void client_detach(struct client *c, enum detach_reason reason, const char *text
 bool client_is_local_admin(const struct client *c);
 enum access_right client_right(const struct client *c, const struct console *con);
 bool client_may_break(const struct client *c, const struct console *con);
+/* Whether c may take a rescue action on con: its right for it (policy.h) and rw. */
+bool client_may_action(const struct client *c, const struct console *con,
+		       enum proto_action action);
 /* The server loaded a new access file: rebind, revoke, detach or demote (see client.c). */
 void client_policy_changed(struct client *c);

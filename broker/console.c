@@ -312,6 +312,9 @@ static void console_vtell(struct console *c, struct console_attachment *one, con
 	TAILQ_FOREACH(a, &c->attached, entry) {
 		if (one && a != one)
 			continue;
+		/* What everyone attached was told is what a recording's reader must see too. */
+		if (!one)
+			recording_marker(a->rec, text);
 		a->ops->notice(a, text);
 		a->ops->flush(a);
 	}
@@ -351,16 +354,32 @@ void console_set_guest_state(struct console *c, const char *vm_state, int guest_
 		c->guest_open = guest_open < 0 ? -1 : !!guest_open;
 }
 
+void console_record_mark(struct console *c, const char *fmt, ...)
+{
+	char text[RECORDING_MARK_MAX + 1];
+	struct console_attachment *a;
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	TAILQ_FOREACH(a, &c->attached, entry)
+		recording_marker(a->rec, text);
+}
+
 void console_mark(struct console *c, const char *text)
 {
 	char line[600];
 	int n;
 
+	/* Before the ring's copy, which each recording gets as output when it is sent. */
+	console_record_mark(c, "%s", text);
 	console_log_catch_up(c);
 	conslog_mark(c->log, text);
 	/* A line of its own: the guest may be in the middle of one. */
 	n = snprintf(line, sizeof(line), "\r\n[ttyhub] %s\r\n", text);
 	ring_write(&c->ring, line, (size_t)MIN(n, (int)sizeof(line) - 1));
+	asciicast_prompt_feed(&c->prompt, line, (size_t)MIN(n, (int)sizeof(line) - 1));
 	/* The log has its own marker line: not these bytes again. */
 	ring_set_logged(&c->ring, ring_head(&c->ring));
 	console_on_output(c);
@@ -481,7 +500,10 @@ static void console_log_catch_up(struct console *c)
 
 static void console_chardev_data(void *userdata, const void *data, size_t len)
 {
-	console_log_catch_up(userdata);
+	struct console *c = userdata;
+
+	asciicast_prompt_feed(&c->prompt, data, len);
+	console_log_catch_up(c);
 }
 
 static void console_chardev_output(void *userdata)
@@ -497,6 +519,9 @@ static void console_chardev_connected(void *userdata)
 	/* A new connection is a new epoch; kept in the store (FDPOLL=0: the guest's last
 	 * words stay in it even if it hangs up while ttyhubd is away). */
 	ring_new_epoch(&c->ring);
+	/* Offsets start a new epoch: a recording says where (resume points name it). */
+	console_record_mark(c, "guest connected: epoch %016llx",
+			    (unsigned long long)ring_epoch(&c->ring));
 	if (c->backend == DOMXML_BACKEND_UNIX &&
 	    console_store_name(c, FDSTORE_CON, name, sizeof(name)) >= 0)
 		(void)fdstore_push(name, c->chardev.fd, false, c);
@@ -799,6 +824,8 @@ void console_detach(struct console *c, struct console_attachment *a, bool announ
 		c->input_waiter = NULL;
 	if (was_writer)
 		c->writer = NULL;
+	/* The session ends here, whichever way it ended (the file says where it was cut). */
+	a->rec = recording_free(a->rec);
 	/* A writer waiting for the guest must not stay deaf: its queued input is dropped. */
 	if (a->input_paused)
 		a->ops->resume_input(a);
@@ -867,8 +894,14 @@ size_t console_input(struct console *c, struct console_attachment *a, const uint
 	 */
 	if (n < len)
 		c->input_waiter = a;
-	if (n > 0)
+	if (n > 0) {
+		struct console_attachment *x;
+
+		/* On its way to the guest: every attach session sees who typed it. */
+		TAILQ_FOREACH(x, &c->attached, entry)
+			recording_input(x->rec, a->label, &c->prompt, data, n);
 		chardev_kick_write(&c->chardev);
+	}
 	return n;
 }
 

@@ -35,12 +35,14 @@
 
 #include "access.h"
 #include "alert.h"
+#include "asciicast.h"
 #include "chardev.h"
 #include "conslog.h"
 #include "message.h"
 #include "obuf.h"
 #include "peer.h"
 #include "proto.h"
+#include "recording.h"
 #include "ring.h"
 #include "sanitize.h"
 #include "util.h"
@@ -98,19 +100,29 @@ struct console_attachment {
 	uint64_t sanitize_until; /* bytes before this are replay: sanitised */
 	struct sanitizer san;
 	bool ro_hint_sent;       /* "your input is discarded" said (read-only, or detached) */
+	/*
+	 * This attach session's recording (recording.h), or NULL.  The owner
+	 * opens it before console_attach() and writes the output it sends; the
+	 * console writes the input that reaches the guest and the markers, and
+	 * closes it in console_detach().
+	 */
+	struct recording *rec;
 	TAILQ_ENTRY(console_attachment) entry; /* in console->attached */
 };
 
 /*
  * What every console of the daemon shares, given to console_new(): the loop,
- * the history size, the console log settings (NULL: no logs) and the alerts
- * (NULL: none; the daemon may swap the set on reload, consoles read it here).
+ * the history size, the console log settings (NULL: no logs), the alerts
+ * (NULL: none; the daemon may swap the set on reload, consoles read it here)
+ * and the session recording settings (*record NULL: no recordings; read
+ * through a pointer so that a reload applies to the next attach).
  */
 struct console_env {
 	sd_event *event;
 	size_t ring_size;
 	const struct conslog_config *log;
 	const struct alert_set *alerts;
+	const struct recording_config *const *record;
 };
 
 #define CONSOLE_INPUT_MAX (64 * 1024)
@@ -153,6 +165,12 @@ struct console {
 	uint64_t lease_hold_until;
 	struct conslog *log; /* owned, or NULL when logging is off */
 	struct alert_scanner alerts; /* output is scanned where it is logged (each byte once) */
+	/*
+	 * Whether the guest's output ends with a password prompt, for the
+	 * recordings' redaction: followed here, on every byte the guest sends,
+	 * so every recording agrees whatever its client was sent yet.
+	 */
+	struct asciicast_prompt prompt;
 	struct chardev chardev;
 	struct obuf input; /* writer bytes on their way to the guest */
 
@@ -241,13 +259,24 @@ size_t console_input(struct console *c, struct console_attachment *a, const uint
 /* Send a's history again from `lines` back (sanitised); live output resumes after it. */
 void console_replay(struct console *c, struct console_attachment *a, long lines);
 
-/* A marker line in the console's history (and live stream), e.g. a guest reset. */
+/*
+ * A marker line in the console's history (and live stream), e.g. a guest
+ * reset; also a marker in every recording of the console.
+ */
 void console_mark(struct console *c, const char *text);
+
+/*
+ * A marker ("m" event) in the recording of every client attached to c, and
+ * nowhere else (rescue actions, takeovers).  Notices to everyone attached
+ * (console_announce()) are recorded as markers already.
+ */
+void console_record_mark(struct console *c, const char *fmt, ...) _printf_(2, 3);
 
 /* The console's names as the access file matches them (borrowed from c). */
 struct access_console console_access(const struct console *c);
 
-/* Send a notice to every attached client (printf-style, already safe text). */
+/* Send a notice to every attached client (printf-style, already safe text); each
+ * attachment's recording gets it as a marker. */
 void console_announce(struct console *c, const char *fmt, ...) _printf_(2, 3);
 
 /* Descriptions for the protocol (message.h): the console's fields, rights left false. */

@@ -342,27 +342,45 @@ static const struct access_entry *policy_entry(const struct policy *p, const str
  * another policy is asked afresh (the outer principal decides, since a
  * closed client's principal is unbound as a whole).
  */
-static enum access_right policy_via_right(const struct policy *p, const struct principal *pr,
-					  const struct access_console *c, bool *ret_brk)
+/*
+ * The lines a speaking-for principal is held to besides its grant: the
+ * gateway's (*ret_gw) and the user's own if the file lists the key
+ * (*ret_user, else NULL).  false: no right at all (no gateway line, or the
+ * key listed but no line admits the user's address).
+ */
+static bool policy_via_entries(const struct policy *p, const struct principal *pr,
+			       const struct access_entry **ret_gw,
+			       const struct access_entry **ret_user)
 {
 	bool bound = pr->policy == p;
 	const struct policy_key *gw = bound ? pr->via->key : policy_find(p, pr->via);
-	const struct access_entry *user = NULL;
-	enum access_right right;
-	bool brk;
 
-	*ret_brk = false;
+	*ret_gw = *ret_user = NULL;
 	if (!gw || !gw->entry->gateway)
-		return ACCESS_NONE;
+		return false;
+	*ret_gw = gw->entry;
 	if (bound ? pr->listed : policy_listed(p, pr)) {
 		const struct policy_key *k = bound ? pr->key : policy_find(p, pr);
 
 		if (!k)
-			return ACCESS_NONE; /* listed, but not from this address */
-		user = k->entry;
+			return false; /* listed, but not from this address */
+		*ret_user = k->entry;
 	}
-	right = MIN(access_check(pr->grant, c), access_check(gw->entry, c));
-	brk = pr->grant->brk && gw->entry->brk;
+	return true;
+}
+
+static enum access_right policy_via_right(const struct policy *p, const struct principal *pr,
+					  const struct access_console *c, bool *ret_brk)
+{
+	const struct access_entry *gw, *user;
+	enum access_right right;
+	bool brk;
+
+	*ret_brk = false;
+	if (!policy_via_entries(p, pr, &gw, &user))
+		return ACCESS_NONE;
+	right = MIN(access_check(pr->grant, c), access_check(gw, c));
+	brk = pr->grant->brk && gw->brk;
 	if (user) {
 		right = MIN(right, access_check(user, c));
 		brk = brk && user->brk;
@@ -395,4 +413,38 @@ bool policy_may_break(const struct policy *p, const struct principal *pr,
 	}
 	e = policy_entry(p, pr);
 	return e && e->brk && access_check(e, c) == ACCESS_RW;
+}
+
+/* The access file's option for a rescue action (an unknown action: none). */
+static bool policy_entry_allows(const struct access_entry *e, enum proto_action action)
+{
+	switch (action) {
+	case PROTO_ACTION_SYSRQ:
+		return e->sysrq;
+	case PROTO_ACTION_NMI:
+		return e->nmi;
+	case PROTO_ACTION_RESET:
+	case PROTO_ACTION_POWERDOWN:
+		return e->power;
+	default:
+		return false;
+	}
+}
+
+bool policy_may_action(const struct policy *p, const struct principal *pr,
+		       const struct access_console *c, enum proto_action action)
+{
+	const struct access_entry *e;
+
+	if (pr->via) {
+		const struct access_entry *gw, *user;
+
+		/* As a break through a gateway: the grant, the gateway's line, the user's own. */
+		return policy_via_entries(p, pr, &gw, &user) &&
+		       policy_via_right(p, pr, c, &(bool){ false }) == ACCESS_RW &&
+		       policy_entry_allows(pr->grant, action) && policy_entry_allows(gw, action) &&
+		       (!user || policy_entry_allows(user, action));
+	}
+	e = policy_entry(p, pr);
+	return e && policy_entry_allows(e, action) && access_check(e, c) == ACCESS_RW;
 }

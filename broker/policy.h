@@ -37,6 +37,7 @@
 #include <stdint.h>
 
 #include "access.h"
+#include "proto.h"
 
 /* "SHA256:" + 43 base64 characters + NUL. */
 #define POLICY_FINGERPRINT_MAX 51
@@ -147,3 +148,9 @@ enum access_right policy_right(const struct policy *p, const struct principal *p
 /* Whether the principal may send a serial break to c: the break option and rw. */
 bool policy_may_break(const struct policy *p, const struct principal *pr,
 		      const struct access_console *c);
+/*
+ * Whether the principal may take a rescue action on c: the action's option
+ * (sysrq; nmi; power for reset and powerdown) and rw.
+ */
+bool policy_may_action(const struct policy *p, const struct principal *pr,
+		       const struct access_console *c, enum proto_action action);

@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * ttyhubd process context (see server.h): the broker socket and who may use
- * it, client lifetime, the sources' list, and serial breaks on behalf of
- * clients (checked and rate-limited here, sent by the console's source,
- * answered through a struct break_req).
+ * it, client lifetime, the sources' list, and serial breaks and rescue
+ * actions (sysrq, nmi, reset, powerdown) on behalf of clients (checked and
+ * rate-limited here, sent by the console's source, answered through a
+ * struct break_req).
  *
  * Authorisation (SO_PEERCRED): root, our own uid, members of the admin
  * group (primary or supplementary, via SO_PEERGROUPS), and the configured
@@ -85,6 +86,8 @@ static int server_on_sweep(sd_event_source *es, void *userdata)
 
 static void server_client_dead(void *userdata, struct client *c);
 static void server_console_break(void *userdata, struct console *c, struct client *cl);
+static void server_console_action(void *userdata, struct console *c, struct client *cl,
+				  enum proto_action action, char key);
 
 /* Every client gone, every writer's input handed to its (connected) chardev? */
 static bool server_stopped(const struct server *s)
@@ -167,6 +170,7 @@ int server_init(struct server *s, sd_event *e, const struct server_config *cfg)
 		.event = e,
 		.ring_size = s->config.ring_size,
 		.log = s->config.log_dir ? &s->log_config : NULL,
+		.record = &s->record,
 	};
 	s->source_env = (struct source_env){
 		.event = e,
@@ -180,6 +184,7 @@ int server_init(struct server *s, sd_event *e, const struct server_config *cfg)
 		.default_replay = &s->config.default_replay,
 		.dead = server_client_dead,
 		.send_break = server_console_break,
+		.send_action = server_console_action,
 		.userdata = s,
 	};
 	TAILQ_INIT(&s->sources);
@@ -188,6 +193,11 @@ int server_init(struct server *s, sd_event *e, const struct server_config *cfg)
 		return r;
 	s->client_env.weblink = s->weblink;
 	s->client_env.web_url = &s->web_url;
+	s->config.record_dir = NULL; /* the caller's string: server_set_record() keeps a copy */
+	r = server_set_record(s, cfg->record_dir, cfg->record_max_size, cfg->record_keep,
+			      cfg->record_redact);
+	if (r < 0)
+		return r;
 	s->config.web_url = NULL; /* the caller's string: server_set_web() keeps a copy */
 	r = server_set_web(s, cfg->web_url, cfg->web_link_ttl, cfg->web_session_ttl);
 	if (r < 0)
@@ -248,6 +258,9 @@ void server_done(struct server *s)
 	s->weblink = weblink_free(s->weblink);
 	free(s->web_url);
 	s->web_url = NULL;
+	s->record = NULL;
+	free(s->record_dir);
+	s->record_dir = NULL;
 	free((char *)s->config.socket_path);
 	free((char *)s->config.log_dir);
 	free((char *)s->config.access_path);
@@ -287,6 +300,26 @@ static int server_policy_load(struct server *s)
 	else
 		log_error_errno(r, "cannot read access file %s: no SSH key may log in", path);
 	return policy_new_empty(&s->policy);
+}
+
+int server_set_record(struct server *s, const char *dir, size_t max_size, unsigned keep,
+		      bool redact)
+{
+	char *copy = dir ? strdup(dir) : NULL;
+
+	if (dir && !copy)
+		return -ENOMEM;
+	free(s->record_dir);
+	s->record_dir = copy;
+	s->record_config = (struct recording_config){
+		.dir = s->record_dir,
+		.max_size = MAX(max_size ? max_size : RECORDING_DEFAULT_MAX_SIZE, RECORDING_MIN_SIZE),
+		.keep = keep ? MIN(keep, (unsigned)RECORDING_MAX_KEEP) : RECORDING_DEFAULT_KEEP,
+		.redact = redact,
+	};
+	/* Sessions already recording keep the settings they started with. */
+	s->record = s->record_dir ? &s->record_config : NULL;
+	return 0;
 }
 
 int server_set_web(struct server *s, const char *url, unsigned link_ttl, unsigned session_ttl)
@@ -697,6 +730,19 @@ static int server_break_budget(struct server *s, const char *name, unsigned *ret
 	return 0;
 }
 
+/*
+ * Give back what server_break_budget() took, for a request the source
+ * refused at once: asking for what cannot be done must not use up the budget.
+ */
+static void server_break_refund(struct server *s, const char *name)
+{
+	for (size_t i = 0; i < s->n_breaks; i++)
+		if (strcmp(s->breaks[i].name, name) == 0) {
+			s->breaks[i].tat -= MIN(s->breaks[i].tat, SERVER_BREAK_INTERVAL_USEC);
+			return;
+		}
+}
+
 /* A local admin (not speaking for an SSH principal) may break any console. */
 static bool server_client_is_local_admin(const struct client *cl)
 {
@@ -791,5 +837,146 @@ static void server_console_break(void *userdata, struct console *c, struct clien
 	snprintf(b->req.console, sizeof(b->req.console), "%s", c->name);
 	s->break_sending = b;
 	c->source->ops->send_break(c->source, c, &b->req);
+	s->break_sending = NULL; /* b may be freed already */
+}
+
+/*
+ * What an action did, as everyone attached reads it (notice and history):
+ * "LABEL sent sysrq h", "LABEL reset the guest".
+ */
+static void server_action_text(const struct server_break *b, char *buf, size_t size)
+{
+	switch (b->req.action) {
+	case PROTO_ACTION_SYSRQ:
+		snprintf(buf, size, "%s sent sysrq %c", b->label, b->req.key);
+		break;
+	case PROTO_ACTION_NMI:
+		snprintf(buf, size, "%s sent an NMI to the guest", b->label);
+		break;
+	case PROTO_ACTION_RESET:
+		snprintf(buf, size, "%s reset the guest", b->label);
+		break;
+	case PROTO_ACTION_POWERDOWN:
+		snprintf(buf, size, "%s pressed the guest's power button (powerdown)", b->label);
+		break;
+	default:
+		snprintf(buf, size, "%s took an action", b->label);
+		break;
+	}
+}
+
+/*
+ * The source's answer to an action.  For sysrq the break went out: now the
+ * key, while the console's input is still held (so nothing typed meanwhile
+ * comes between them), then the held input flows again.
+ */
+static void server_on_action_done(struct break_req *req, int error, const char *message)
+{
+	struct server_break *b = req->userdata;
+	struct server *s = b->server;
+	struct client *cl = server_find_client(s, req->client_id);
+	struct console *con = registry_find_exact(&s->registry, req->console);
+	const char *name = proto_action_to_string(req->action);
+	char text[CONSOLE_LABEL_MAX + 80], key[2] = { req->key, '\0' };
+	int r;
+
+	if (req->action == PROTO_ACTION_SYSRQ && con) {
+		if (error >= 0) {
+			r = chardev_write_now(&con->chardev, &req->key, 1);
+			if (r < 0) {
+				error = r;
+				message = r == -EAGAIN ? "the guest is not taking input; the break went "
+							 "out without its key"
+						       : "the console is not connected";
+			}
+		}
+		chardev_hold_input(&con->chardev, false);
+	}
+	if (error >= 0 && con) {
+		server_action_text(b, text, sizeof(text));
+		log_info("%s%s%s on %s by %s", name, req->action == PROTO_ACTION_SYSRQ ? " " : "",
+			 req->action == PROTO_ACTION_SYSRQ ? key : "", req->console, b->audit);
+		/*
+		 * Into the history, the log and every recording; everyone attached
+		 * sees the line in the stream, where it happened (a notice too would
+		 * show it twice).
+		 */
+		console_mark(con, text);
+	} else if (error < 0) {
+		log_notice("%s on %s by %s failed: %s", name, req->console, b->audit,
+			   message && message[0] ? message : strerror(-error));
+	}
+	if (error < 0 && s->break_sending == b)
+		server_break_refund(s, req->console);
+	if (cl && error < 0) {
+		/* A source that cannot do it says so at once: not-available, with why. */
+		client_error(cl, PROTO_E_NOT_AVAILABLE, s->break_sending == b
+			     ? "cannot send %s to %s: %s" : "%s on %s failed: %s", name,
+			     req->console, message && message[0] ? message : strerror(-error));
+		client_flush(cl);
+	} else if (cl) {
+		client_send_new(cl, proto_msg_action_done(req->console, req->action,
+							  req->action == PROTO_ACTION_SYSRQ ? key
+											    : NULL));
+		client_flush(cl);
+	}
+	free(b);
+}
+
+/*
+ * client_env.send_action: a rescue action on c on behalf of cl, which has
+ * the right (client_may_action(); the action is known, sysrq's key valid).
+ * Rate-limited with the console's breaks.  The answer (action-done or an
+ * error) goes to cl if it is still there.
+ */
+static void server_console_action(void *userdata, struct console *c, struct client *cl,
+				  enum proto_action action, char key)
+{
+	struct server *s = userdata;
+	const char *name = proto_action_to_string(action);
+	struct server_break *b;
+	unsigned wait = 0;
+	int r;
+
+	if (!c->source || !c->source->ops->send_action ||
+	    (action == PROTO_ACTION_SYSRQ && !c->chardev_id)) {
+		client_error(cl, PROTO_E_NOT_AVAILABLE,
+			     "this console's source cannot send %s: %s is defined by %s, which has "
+			     "no QEMU control channel; use --qmp or --libvirt", name, c->name,
+			     c->origin ? c->origin : "?");
+		return;
+	}
+	if (action == PROTO_ACTION_SYSRQ && c->chardev.state != CHARDEV_CONNECTED) {
+		client_error(cl, PROTO_E_NOT_AVAILABLE, "cannot send sysrq to %s: the console is "
+			     "not connected", c->name);
+		return;
+	}
+	r = server_break_budget(s, c->name, &wait);
+	if (r == -EBUSY) {
+		log_notice("%s on %s by %s refused: too many breaks and actions", name, c->name,
+			   cl->att.audit);
+		client_error(cl, PROTO_E_BUSY, "%s on %s refused: too many breaks and actions, try "
+			     "again in %u s", name, c->name, wait);
+		return;
+	}
+	b = r >= 0 ? calloc(1, sizeof(*b)) : NULL;
+	if (r >= 0 && !b)
+		r = -ENOMEM;
+	if (r < 0) {
+		client_error(cl, PROTO_E_INTERNAL, "cannot send %s to %s: %s", name, c->name,
+			     strerror(-r));
+		return;
+	}
+	b->server = s;
+	snprintf(b->audit, sizeof(b->audit), "%s", cl->att.audit);
+	snprintf(b->label, sizeof(b->label), "%s", cl->att.label);
+	b->req = (struct break_req){ .client_id = cl->id, .userdata = b,
+				     .done = server_on_action_done, .action = action, .key = key };
+	snprintf(b->req.console, sizeof(b->req.console), "%s", c->name);
+	/* sysrq: nobody's input reaches the guest between the break and the key. */
+	if (action == PROTO_ACTION_SYSRQ)
+		chardev_hold_input(&c->chardev, true);
+	s->break_sending = b;
+	c->source->ops->send_action(c->source, c, &b->req);
 	s->break_sending = NULL; /* b may be freed already */
 }

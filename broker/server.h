@@ -11,13 +11,14 @@
  * tests/check-includes.py (ctest lint/includes; `--graph broker` prints it):
  *
  *   ttyhubd.c ──▶ server, source-cmdline, source-xmldir, source-libvirt, source-qmp,
- *                 conslog, peer, fdstore, weblink, alert
+ *                 conslog, peer, fdstore, weblink, alert, recording
  *   server ──▶ client, registry, console, policy, weblink, conslog, source, poller (common/)
- *   client ──▶ registry, console, policy, access, weblink
+ *   client ──▶ registry, console, policy, access, weblink, recording
  *   weblink ──▶ policy
  *   policy ──▶ access
  *   source-* ──▶ domain ──▶ registry ──▶ console ──▶ chardev ──▶ ring, peer, domxml
  *       │          │                       ├──▶ fdstore ──▶ ring, conslog
+ *       │          │                       ├──▶ recording ──▶ asciicast, conslog
  *       │          │                       └──▶ ring, conslog, sanitize, access, peer, alert
  *       │          └──▶ console, domxml, source (the interface; no source's own header)
  *       ├──▶ source
@@ -76,6 +77,10 @@ struct server_config {
 	size_t log_max_size;
 	unsigned log_backups;
 	bool log_timestamps;
+	const char *record_dir;   /* session recordings (recording.h), or NULL for none */
+	size_t record_max_size;
+	unsigned record_keep;
+	bool record_redact;
 	const char *web_url;      /* where users reach ttyhub-webd, or NULL: no web links */
 	unsigned web_link_ttl;    /* seconds a web link may be redeemed */
 	unsigned web_session_ttl; /* seconds a web session lasts */
@@ -92,6 +97,9 @@ struct server {
 	struct policy *policy;      /* owned: the access file as last loaded (never NULL) */
 	struct conslog_config log_config; /* from config; console_env.log points here */
 	struct console_env console_env;   /* what every console is made with */
+	struct recording_config record_config; /* from config (dir: record_dir) */
+	const struct recording_config *record; /* &record_config, or NULL: not recording */
+	char *record_dir;                 /* owned copy of config.record_dir */
 	struct source_env source_env;     /* what every source is opened with */
 	struct client_env client_env;     /* what every client is made with */
 	struct source_list sources;       /* owned: freed before the consoles */
@@ -141,6 +149,13 @@ int server_policy_reload(struct server *s, const char *path);
  * links off) and TTLs, for links minted from now on.  0 or -ENOMEM.
  */
 int server_set_web(struct server *s, const char *url, unsigned link_ttl, unsigned session_ttl);
+/*
+ * Session recordings (--record-dir, --record-max-size, --record-keep,
+ * --no-record-redact): for attach sessions that start from now on (dir
+ * NULL: none).  0 or -ENOMEM.
+ */
+int server_set_record(struct server *s, const char *dir, size_t max_size, unsigned keep,
+		      bool redact);
 /* The server owns src from here on (opened with &s->source_env). */
 void server_add_source(struct server *s, struct source *src);
 struct client *server_find_client(struct server *s, unsigned id);

@@ -59,9 +59,18 @@ struct virt_msg {
 /* Breaks queued or running at once per libvirt source; more are refused. */
 #define VIRT_MAX_BREAKS 16
 
-struct virt_req { /* a break, from the loop to the thread */
+/* What the thread is asked to do for a request. */
+enum virt_op {
+	VIRT_OP_MONITOR,  /* cmd through the QEMU monitor (break, sysrq's break) */
+	VIRT_OP_NMI,      /* virDomainInjectNMI */
+	VIRT_OP_RESET,    /* virDomainReset */
+	VIRT_OP_SHUTDOWN, /* virDomainShutdown (ACPI power button first) */
+};
+
+struct virt_req { /* a break or an action, from the loop to the thread */
 	char uuid[VIR_UUID_STRING_BUFLEN];
-	char *cmd;            /* owned: the QMP command (JSON) */
+	enum virt_op op;
+	char *cmd;            /* owned: the QMP command (JSON), VIRT_OP_MONITOR only */
 	struct break_req *req; /* borrowed: completed on the loop side */
 	struct virt_msg *reply; /* owned until posted: made up front, so every break is answered */
 	struct virt_req *next;
@@ -79,6 +88,7 @@ struct virt {
 	const struct source_env *env;
 	char *uri;
 	bool allow_monitor;
+	bool allow_power;  /* --libvirt-power: nmi, reset, powerdown (read-write connection) */
 	char origin[300];
 
 	/* Shared between the threads, under lock. */
@@ -308,7 +318,8 @@ static void virt_disconnect(struct virt *v)
 
 static void virt_connect(struct virt *v)
 {
-	v->conn = v->allow_monitor ? virConnectOpen(v->uri) : virConnectOpenReadOnly(v->uri);
+	v->conn = v->allow_monitor || v->allow_power ? virConnectOpen(v->uri)
+						      : virConnectOpenReadOnly(v->uri);
 	if (!v->conn) {
 		virt_post_text(v, VIRT_MSG_STATUS, NULL, "cannot connect to %s: %s; retrying",
 			       v->uri, virt_last_error());
@@ -379,6 +390,15 @@ static void virt_do_break(struct virt *v, struct virt_req *r)
 	if (!dom) {
 		m->result = -ENOENT;
 		m->error = strdup(v->conn ? virt_last_error() : "not connected to libvirt");
+	} else if (r->op != VIRT_OP_MONITOR) {
+		int k = r->op == VIRT_OP_NMI ? virDomainInjectNMI(dom, 0)
+			: r->op == VIRT_OP_RESET ? virDomainReset(dom, 0)
+						 : virDomainShutdown(dom);
+
+		if (k < 0) {
+			m->result = -EIO;
+			m->error = strdup(virt_last_error());
+		}
 	} else if (virDomainQemuMonitorCommand(dom, r->cmd, &reply, 0) < 0) {
 		m->result = -EIO;
 		m->error = strdup(virt_last_error());
@@ -590,20 +610,14 @@ static int virt_on_event(sd_event_source *es, int fd, uint32_t revents, void *us
 	return 0;
 }
 
-static void virt_send_break(struct source *s, struct console *c, struct break_req *req)
+/* Queue op (and, for VIRT_OP_MONITOR, a break on c's chardev) for the thread. */
+static void virt_queue(struct virt *v, struct console *c, struct break_req *req, enum virt_op op)
 {
-	struct virt *v = (struct virt *)s;
 	struct virt_req *r;
 	json_t *cmd;
 	bool full;
 
-	if (!v->allow_monitor) {
-		req->done(req, -EPERM, "a break to a libvirt-managed VM goes through the QEMU "
-			  "monitor, which marks the domain tainted; ttyhubd allows it only with "
-			  "--libvirt-qemu-monitor");
-		return;
-	}
-	if (!c->uuid || !c->chardev_id) {
+	if (!c->uuid || (op == VIRT_OP_MONITOR && !c->chardev_id)) {
 		req->done(req, -EINVAL, "the domain has no UUID or the device no alias");
 		return;
 	}
@@ -618,9 +632,12 @@ static void virt_send_break(struct source *s, struct console *c, struct break_re
 	r->reply->type = VIRT_MSG_BREAK;
 	r->reply->req = req;
 	r->req = req;
-	cmd = json_pack("{s:s, s:{s:s}}", "execute", "chardev-send-break", "arguments", "id",
-			c->chardev_id);
-	r->cmd = cmd ? json_dumps(cmd, JSON_COMPACT) : NULL;
+	r->op = op;
+	cmd = op != VIRT_OP_MONITOR
+		? json_object()
+		: json_pack("{s:s, s:{s:s}}", "execute", "chardev-send-break", "arguments", "id",
+			    c->chardev_id);
+	r->cmd = cmd ? json_dumps(cmd, JSON_COMPACT) : NULL; /* "{}" for the others */
 	json_decref(cmd);
 	if (!r->cmd) {
 		virt_req_free(r);
@@ -647,16 +664,68 @@ static void virt_send_break(struct source *s, struct console *c, struct break_re
 		log_warning_errno(negative_errno(), "libvirt: cannot wake the thread");
 }
 
+static void virt_send_break(struct source *s, struct console *c, struct break_req *req)
+{
+	struct virt *v = (struct virt *)s;
+
+	if (!v->allow_monitor) {
+		req->done(req, -EPERM, "a break to a libvirt-managed VM goes through the QEMU "
+			  "monitor, which marks the domain tainted; ttyhubd allows it only with "
+			  "--libvirt-qemu-monitor");
+		return;
+	}
+	virt_queue(v, c, req, VIRT_OP_MONITOR);
+}
+
+/*
+ * Rescue actions: sysrq is a break (the requester writes the key), so it
+ * needs the monitor like break; nmi, reset and powerdown are libvirt calls
+ * that need a read-write connection, which only --libvirt-power opens.
+ */
+static void virt_send_action(struct source *s, struct console *c, struct break_req *req)
+{
+	struct virt *v = (struct virt *)s;
+	const char *name = proto_action_to_string(req->action);
+
+	switch (req->action) {
+	case PROTO_ACTION_SYSRQ:
+		if (!v->allow_monitor) {
+			req->done(req, -EOPNOTSUPP, "sysrq on a libvirt-managed VM is a serial break "
+				  "through the QEMU monitor; ttyhubd allows it only with "
+				  "--libvirt-qemu-monitor");
+			return;
+		}
+		virt_queue(v, c, req, VIRT_OP_MONITOR);
+		return;
+	case PROTO_ACTION_NMI:
+	case PROTO_ACTION_RESET:
+	case PROTO_ACTION_POWERDOWN:
+		if (!v->allow_power) {
+			break_req_fail(req, -EOPNOTSUPP, "%s needs --libvirt-power (a read-write "
+				       "libvirt connection)", name);
+			return;
+		}
+		virt_queue(v, c, req, req->action == PROTO_ACTION_NMI ? VIRT_OP_NMI
+				      : req->action == PROTO_ACTION_RESET ? VIRT_OP_RESET
+									  : VIRT_OP_SHUTDOWN);
+		return;
+	default:
+		req->done(req, -EOPNOTSUPP, "libvirt has no such action");
+		return;
+	}
+}
+
 static struct source *virt_free(struct source *s);
 
 static const struct source_ops virt_ops = {
 	.kind = "libvirt",
 	.free = virt_free,
 	.send_break = virt_send_break,
+	.send_action = virt_send_action,
 };
 
 int source_libvirt_open(const struct source_env *env, const char *uri, bool allow_monitor,
-			struct source **ret)
+			bool allow_power, struct source **ret)
 {
 	static bool initialised;
 	struct virt *v;
@@ -674,6 +743,7 @@ int source_libvirt_open(const struct source_env *env, const char *uri, bool allo
 	v->source.ops = &virt_ops;
 	v->env = env;
 	v->allow_monitor = allow_monitor;
+	v->allow_power = allow_power;
 	v->event_fd = -EBADF;
 	v->wake[0] = v->wake[1] = -EBADF;
 	v->cb_lifecycle = v->cb_reboot = v->cb_added = v->cb_removed = -1;

@@ -9,7 +9,9 @@
  * Read-only connection by default: domains, XML and events need nothing
  * more.  Serial break goes through virDomainQemuMonitorCommand, which needs
  * a read-write connection and marks the domain tainted; it is available only
- * with --libvirt-qemu-monitor.
+ * with --libvirt-qemu-monitor.  Rescue actions: sysrq like break; nmi, reset
+ * and powerdown (virDomainInjectNMI, virDomainReset, virDomainShutdown) only
+ * with --libvirt-power (allow_power), which opens a read-write connection too.
  */
 #pragma once
 
@@ -17,6 +19,6 @@
 
 #include "source.h"
 
-/* Kind "libvirt"; serial break only with allow_monitor; nothing to rescan. */
+/* Kind "libvirt"; serial break only with allow_monitor, power actions with allow_power. */
 int source_libvirt_open(const struct source_env *env, const char *uri, bool allow_monitor,
-			struct source **ret);
+			bool allow_power, struct source **ret);

@@ -416,12 +416,45 @@ static void qemu_send_break(struct source *s, struct console *c, struct break_re
 		req->done(req, r, NULL);
 }
 
+/*
+ * Rescue actions: sysrq is the break alone (the requester writes the key,
+ * see struct break_req); the others are one QMP command each.
+ */
+static void qemu_send_action(struct source *s, struct console *c, struct break_req *req)
+{
+	static const char *const commands[_PROTO_ACTION_MAX] = {
+		[PROTO_ACTION_NMI] = "inject-nmi",
+		[PROTO_ACTION_RESET] = "system_reset",
+		[PROTO_ACTION_POWERDOWN] = "system_powerdown",
+	};
+	struct qemu *q = (struct qemu *)s;
+	int r;
+
+	if (req->action == PROTO_ACTION_SYSRQ) {
+		qemu_send_break(s, c, req);
+		return;
+	}
+	if (req->action < 0 || req->action >= _PROTO_ACTION_MAX || !commands[req->action]) {
+		req->done(req, -EOPNOTSUPP, "QEMU has no such action");
+		return;
+	}
+	if (!q->qmp || qmp_get_state(q->qmp) == QMP_STATE_CLOSED) {
+		req->done(req, -ENOTCONN, "QEMU's monitor is not connected");
+		return;
+	}
+	r = qmp_execute(q->qmp, commands[req->action], NULL, qemu_on_break, req,
+			QEMU_QUERY_TIMEOUT_USEC);
+	if (r < 0)
+		req->done(req, r, NULL);
+}
+
 static struct source *qemu_free(struct source *s);
 
 static const struct source_ops qemu_ops = {
 	.kind = "qmp",
 	.free = qemu_free,
 	.send_break = qemu_send_break,
+	.send_action = qemu_send_action,
 };
 
 int source_qmp_open(const struct source_env *env, const char *qmp_path, struct source **ret)

@@ -17,6 +17,8 @@
 #include <sys/queue.h>
 #include <systemd/sd-event.h>
 
+#include "proto.h"
+
 struct console;
 struct console_env;
 struct registry;
@@ -36,6 +38,10 @@ struct source_env {
  * may free the request.  The requester knows only ids and names, never
  * pointers, so a client or console that is gone by the answer is simply
  * not found.
+ *
+ * A rescue action (send_action()) travels the same way, with action set.
+ * For sysrq the source sends only the break: the requester holds the
+ * console's input back meanwhile and writes the key itself once done(0).
  */
 #define BREAK_REQ_NAME_MAX 400
 struct break_req {
@@ -44,6 +50,8 @@ struct break_req {
 	void *userdata;                  /* the requester's */
 	/* error 0, or -errno with a message (or NULL) safe to show */
 	void (*done)(struct break_req *req, int error, const char *message);
+	enum proto_action action;        /* send_action() only */
+	char key;                        /* PROTO_ACTION_SYSRQ: the key (for messages) */
 };
 
 /* done() with a formatted message. */
@@ -59,6 +67,12 @@ struct source_ops {
 	int (*rescan)(struct source *s);
 	/* Serial break on console c of this source (see struct break_req); NULL: none. */
 	void (*send_break)(struct source *s, struct console *c, struct break_req *req);
+	/*
+	 * A rescue action (req->action) on console c's guest; NULL: none.  A
+	 * source that cannot do this one answers -EOPNOTSUPP with a message
+	 * saying why (and what would make it possible).
+	 */
+	void (*send_action)(struct source *s, struct console *c, struct break_req *req);
 };
 
 /* Embedded first in every source's own struct. */

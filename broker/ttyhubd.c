@@ -25,6 +25,7 @@
 #include "log.h"
 #include "notify.h"
 #include "peer.h"
+#include "recording.h"
 #include "server.h"
 #include "source-cmdline.h"
 #include "source-libvirt.h"
@@ -51,6 +52,7 @@ static size_t arg_n_libvirt;
 static bool arg_libvirt_monitor;
 /* No console source at all: a gateway's broker only answers authorize and hello. */
 static bool arg_no_consoles;
+static bool arg_libvirt_power;
 static const char *arg_lock_dir;       /* NULL: the default; chardev keeps its own copy */
 static struct peer_guest arg_guest_user; /* --guest-user, .set = false if not given */
 static const char *arg_alert_specs[ALERT_MAX]; /* --alert NAME=REGEX, checked as parsed */
@@ -72,6 +74,9 @@ static const struct server_config default_config = {
 	.max_clients = 4096,
 	.log_max_size = CONSLOG_DEFAULT_MAX_SIZE,
 	.log_backups = CONSLOG_DEFAULT_BACKUPS,
+	.record_max_size = RECORDING_DEFAULT_MAX_SIZE,
+	.record_keep = RECORDING_DEFAULT_KEEP,
+	.record_redact = true,
 	.web_link_ttl = WEBLINK_LINK_TTL_DEFAULT,
 	.web_session_ttl = WEBLINK_SESSION_TTL_DEFAULT,
 };
@@ -80,7 +85,9 @@ static const char *arg_config_file = DEFAULT_CONFIG;
 static bool arg_config_required;
 /* Options without an argument, for "option = yes" in the configuration file. */
 static const char *const config_flags[] = { "libvirt-qemu-monitor", "log-timestamps", "verbose",
-					    "no-consoles", "no-default-alerts", NULL };
+					    "no-consoles", "no-default-alerts",
+					    "no-record-redact",
+					    "libvirt-power", NULL };
 
 static void help(void)
 {
@@ -96,7 +103,9 @@ static void help(void)
 	       "  --libvirt-qemu-monitor allow serial break on libvirt domains through the QEMU\n"
 	       "                         monitor (needs a read-write connection; taints them)\n"
 	       "  --no-consoles          no console source at all, not even the default (the\n"
-	       "                         broker of a gateway's ttyhub-sshd)\n\n"
+	       "                         broker of a gateway's ttyhub-sshd)\n"
+	       "  --libvirt-power        allow nmi, reset and powerdown on libvirt domains\n"
+	       "                         (needs a read-write connection)\n\n"
 	       "Options:\n"
 	       "  --config FILE          options, one \"option = value\" per line\n"
 	       "                         (default %s, if it exists)\n"
@@ -113,6 +122,11 @@ static void help(void)
 	       "                         REGEX (POSIX extended; repeatable; NAME replaces a\n"
 	       "                         default: panic, oops, bug, emergency)\n"
 	       "  --no-default-alerts    only the --alert options, not the defaults\n"
+	       "  --record-dir DIR       record every attach session as an asciicast v2 file\n"
+	       "                         in DIR/CONSOLE/ (default: none)\n"
+	       "  --record-max-size BYTES  cap of one recording (default 16M)\n"
+	       "  --record-keep N        recordings kept per console (default 100)\n"
+	       "  --no-record-redact     record input typed after a password prompt as typed\n"
 	       "  --admin-group GROUP    members may use the broker socket\n"
 	       "  --front-user USER      a front (ttyhub-sshd) may connect as USER (repeatable)\n"
 	       "  --lock-dir DIR         where pty LCK.. files go (default /var/lock)\n"
@@ -209,6 +223,8 @@ static int parse_argv(int argc, char *argv[])
 		ARG_LIBVIRT, ARG_LIBVIRT_MONITOR, ARG_QMP, ARG_CONFIG, ARG_LOG_DIR, ARG_LOG_MAX,
 		ARG_LOG_BACKUPS, ARG_LOG_TIMESTAMPS, ARG_GUEST_USER, ARG_ACCESS, ARG_NO_CONSOLES,
 		ARG_ALERT, ARG_NO_DEFAULT_ALERTS,
+		ARG_RECORD_DIR, ARG_RECORD_MAX, ARG_RECORD_KEEP, ARG_NO_RECORD_REDACT,
+		ARG_LIBVIRT_POWER,
 	};
 	static const struct option options[] = {
 		{ "domain-xml", required_argument, NULL, ARG_DOMAIN_XML },
@@ -228,6 +244,7 @@ static int parse_argv(int argc, char *argv[])
 		{ "version", no_argument, NULL, ARG_VERSION },
 		{ "libvirt", required_argument, NULL, ARG_LIBVIRT },
 		{ "libvirt-qemu-monitor", no_argument, NULL, ARG_LIBVIRT_MONITOR },
+		{ "libvirt-power", no_argument, NULL, ARG_LIBVIRT_POWER },
 		{ "qmp", required_argument, NULL, ARG_QMP },
 		{ "log-dir", required_argument, NULL, ARG_LOG_DIR },
 		{ "log-max-size", required_argument, NULL, ARG_LOG_MAX },
@@ -235,6 +252,10 @@ static int parse_argv(int argc, char *argv[])
 		{ "log-timestamps", no_argument, NULL, ARG_LOG_TIMESTAMPS },
 		{ "alert", required_argument, NULL, ARG_ALERT },
 		{ "no-default-alerts", no_argument, NULL, ARG_NO_DEFAULT_ALERTS },
+		{ "record-dir", required_argument, NULL, ARG_RECORD_DIR },
+		{ "record-max-size", required_argument, NULL, ARG_RECORD_MAX },
+		{ "record-keep", required_argument, NULL, ARG_RECORD_KEEP },
+		{ "no-record-redact", no_argument, NULL, ARG_NO_RECORD_REDACT },
 		{ "config", required_argument, NULL, ARG_CONFIG },
 		{ "guest-user", required_argument, NULL, ARG_GUEST_USER },
 		{ "access", required_argument, NULL, ARG_ACCESS },
@@ -283,6 +304,9 @@ static int parse_argv(int argc, char *argv[])
 			break;
 		case ARG_NO_CONSOLES:
 			arg_no_consoles = true;
+			break;
+		case ARG_LIBVIRT_POWER:
+			arg_libvirt_power = true;
 			break;
 		case ARG_SOCKET:
 			arg_config.socket_path = optarg;
@@ -418,6 +442,31 @@ static int parse_argv(int argc, char *argv[])
 		case ARG_NO_DEFAULT_ALERTS:
 			arg_no_default_alerts = true;
 			break;
+		case ARG_RECORD_DIR:
+			if (optarg[0] != '/')
+				return log_error_errno(-EINVAL, "--record-dir %s: expected an absolute "
+						       "path", optarg);
+			arg_config.record_dir = optarg;
+			break;
+		case ARG_RECORD_MAX:
+			if (parse_size(optarg, &arg_config.record_max_size) < 0)
+				return log_error_errno(-EINVAL, "--record-max-size %s: expected a size "
+						       "from 4K to 4G, e.g. 16M", optarg);
+			break;
+		case ARG_RECORD_KEEP: {
+			char *end;
+			unsigned long v = strtoul(optarg, &end, 10);
+
+			if (*end || end == optarg || optarg[0] == '-' || v < 1 ||
+			    v > RECORDING_MAX_KEEP)
+				return log_error_errno(-EINVAL, "--record-keep %s: expected 1-%d",
+						       optarg, RECORDING_MAX_KEEP);
+			arg_config.record_keep = (unsigned)v;
+			break;
+		}
+		case ARG_NO_RECORD_REDACT:
+			arg_config.record_redact = false;
+			break;
 		case '?':
 			if (optopt)
 				return log_error_errno(-EINVAL, "option -%c is unknown or needs an "
@@ -466,6 +515,7 @@ static int load_args(int argc, char *argv[])
 	arg_n_domain_xml = arg_n_consoles = arg_n_libvirt = arg_n_qmp = 0;
 	arg_libvirt_monitor = false;
 	arg_no_consoles = false;
+	arg_libvirt_power = false;
 	arg_lock_dir = NULL;
 	arg_guest_user = (struct peer_guest){};
 	arg_n_alert_specs = 0;
@@ -545,6 +595,9 @@ static int on_reload(sd_event_source *es, const struct signalfd_siginfo *si, voi
 	s->config.n_front_uids = arg_config.n_front_uids;
 	s->config.max_clients = arg_config.max_clients;
 	apply_alerts(s);
+	if (server_set_record(s, arg_config.record_dir, arg_config.record_max_size,
+			      arg_config.record_keep, arg_config.record_redact) < 0)
+		log_error("cannot apply the recording options: out of memory");
 	if (server_set_web(s, arg_config.web_url, arg_config.web_link_ttl,
 			   arg_config.web_session_ttl) < 0)
 		log_error("cannot apply --web-url: out of memory");
@@ -621,7 +674,8 @@ static int open_sources(struct server *s)
 	if (arg_n_domain_xml == 0 && arg_n_consoles == 0 && arg_n_libvirt == 0 && arg_n_qmp == 0)
 		arg_libvirt[arg_n_libvirt++] = "qemu:///system";
 	for (size_t i = 0; i < arg_n_libvirt; i++) {
-		r = source_libvirt_open(&s->source_env, arg_libvirt[i], arg_libvirt_monitor, &src);
+		r = source_libvirt_open(&s->source_env, arg_libvirt[i], arg_libvirt_monitor,
+					arg_libvirt_power, &src);
 		if (r < 0)
 			return r;
 		server_add_source(s, src);

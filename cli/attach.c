@@ -86,6 +86,8 @@ static void term_raw(struct session *s)
 {
 	struct termios t;
 
+	/* reset and powerdown ask y/N on a terminal (escape.h). */
+	s->f->esc.confirm = isatty(STDIN_FILENO);
 	if (!isatty(STDIN_FILENO) || tcgetattr(STDIN_FILENO, &s->saved) < 0)
 		return;
 	t = s->saved;
@@ -258,6 +260,7 @@ static void print_help(struct session *s)
 
 static void do_escape(struct session *s, enum escape_cmd cmd)
 {
+	char text[600];
 	int r;
 
 	if (cmd == ESCAPE_HELP) {
@@ -266,6 +269,10 @@ static void do_escape(struct session *s, enum escape_cmd cmd)
 	}
 	if (cmd == ESCAPE_NONE)
 		return;
+	if (front_escape_text(s->f, cmd, text, sizeof(text)) > 0) {
+		term_notice(s, "%s", text); /* a question (y/N), or what was cancelled */
+		return;
+	}
 	r = front_escape_request(s->f, cmd);
 	if (r == -ENOTCONN && cmd == ESCAPE_DETACH) {
 		/* The broker is away: nothing to tell it; the hint says how to come back. */
@@ -426,6 +433,7 @@ static void handle_event(struct session *s, const struct front_event *e)
 	case FRONT_EV_AUTHORIZED:
 	case FRONT_EV_WEB_LINK:
 	case FRONT_EV_REDEEMED:
+	case FRONT_EV_ACTION_DONE: /* the broker's notice to everyone attached says it */
 		break;
 	}
 }

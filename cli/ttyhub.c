@@ -3,7 +3,8 @@
  * ttyhub: the local command-line front.
  *   ttyhub [--broker PATH] list [--json] | attach NAME [--ro|--force]
  *          [--replay N|all] [--escape PREFIX] [--resume EPOCH:OFFSET] |
- *          who NAME [--json] | break NAME | output NAME [--start N] [--json]
+ *          who NAME [--json] | break NAME | output NAME [--start N] [--json] |
+ *          sysrq NAME KEY | nmi NAME | reset NAME [--yes] | powerdown NAME [--yes]
  * It talks the broker protocol over the broker socket, like every front.
  */
 #include <errno.h>
@@ -33,6 +34,7 @@
 
 static const char *arg_broker;
 static bool arg_json;
+static bool arg_yes;
 static bool arg_has_start;
 static int64_t arg_start;
 static struct attach_opts arg_attach = { .mode = ATTACH_RW, .replay = PROTO_REPLAY_DEFAULT };
@@ -48,6 +50,11 @@ static void help(void)
 	       "                                    attach to a console (Ctrl-E c ? for help)\n"
 	       "  who NAME [--json]                 who is attached, who writes\n"
 	       "  break NAME                        send a serial break\n"
+	       "  sysrq NAME KEY                    send a serial break and the SysRq KEY (0-9a-z)\n"
+	       "  nmi NAME                          inject an NMI into the guest\n"
+	       "  reset NAME [--yes]                reset the guest (asks on a terminal)\n"
+	       "  powerdown NAME [--yes]            press the guest's power button (asks on a\n"
+	       "                                    terminal)\n"
 	       "  output NAME [--start N] [--json]  the console's stored output (N < 0: the last\n"
 	       "                                    -N bytes)\n"
 	       "  web-link NAME [--ro]              a one-time link to the console in a browser\n"
@@ -227,6 +234,72 @@ static int verb_break(struct front *f, char **args)
 	return 0;
 }
 
+/* A rescue action (args: NAME, and sysrq's KEY); answered by action-done or an error. */
+static int action_request(struct front *f, const char *action, char **args)
+{
+	struct front_event e;
+	int r;
+
+	r = request(f, front_action(f, args[0], action, args[1]), FRONT_EV_ACTION_DONE, &e);
+	if (r < 0)
+		return r;
+	printf("%s%s%s done on %s\n", action, args[1] ? " " : "", args[1] ? args[1] : "",
+	       args[0]);
+	return 0;
+}
+
+/*
+ * reset and powerdown on a terminal without --yes ask first: they end
+ * whatever the guest was doing.  A script (no terminal) is its own confirmation.
+ */
+static int confirm(const char *action, const char *name)
+{
+	char line[16];
+
+	if (arg_yes || !isatty(STDIN_FILENO) || !isatty(STDERR_FILENO))
+		return 0;
+	fprintf(stderr, "%s %s? [y/N] ", action, name);
+	if (!fgets(line, sizeof(line), stdin) || (line[0] != 'y' && line[0] != 'Y')) {
+		fprintf(stderr, "ttyhub: %s cancelled\n", action);
+		return 1;
+	}
+	return 0;
+}
+
+static int verb_sysrq(struct front *f, char **args)
+{
+	char *a[2] = { args[0], args[1] };
+
+	if (!proto_sysrq_key_valid(args[1])) {
+		fprintf(stderr, "ttyhub: sysrq: the key must be one of %s\n", PROTO_SYSRQ_KEYS);
+		return 2;
+	}
+	return action_request(f, "sysrq", a);
+}
+
+static int verb_nmi(struct front *f, char **args)
+{
+	char *a[2] = { args[0], NULL };
+
+	return action_request(f, "nmi", a);
+}
+
+static int verb_reset(struct front *f, char **args)
+{
+	char *a[2] = { args[0], NULL };
+	int r = confirm("reset", args[0]);
+
+	return r != 0 ? r : action_request(f, "reset", a);
+}
+
+static int verb_powerdown(struct front *f, char **args)
+{
+	char *a[2] = { args[0], NULL };
+	int r = confirm("powerdown", args[0]);
+
+	return r != 0 ? r : action_request(f, "powerdown", a);
+}
+
 /* The attach's own status: 0 when the user detached, else 1 (attach.h). */
 static int verb_attach(struct front *f, char **args)
 {
@@ -358,7 +431,7 @@ static int verb_output(struct front *f, char **args)
 /* Verbs return 0, -errno (exit status 1), or an exit status > 0. */
 static const struct verb {
 	const char *name;
-	int args; /* console names: 0 or 1 */
+	int args; /* console names: 0 or 1; 2: a name and sysrq's key */
 	int (*fn)(struct front *f, char **args);
 } verbs[] = {
 	{ "list", 0, verb_list },
@@ -367,6 +440,10 @@ static const struct verb {
 	{ "break", 1, verb_break },
 	{ "output", 1, verb_output },
 	{ "web-link", 1, verb_web_link },
+	{ "sysrq", 2, verb_sysrq },
+	{ "nmi", 1, verb_nmi },
+	{ "reset", 1, verb_reset },
+	{ "powerdown", 1, verb_powerdown },
 };
 
 static const struct verb *verb_find(const char *name)
@@ -409,6 +486,7 @@ int main(int argc, char *argv[])
 		{ "escape", required_argument, NULL, 'e' },
 		{ "resume", required_argument, NULL, 'u' },
 		{ "start", required_argument, NULL, 's' },
+		{ "yes", no_argument, NULL, 'y' },
 		{}
 	};
 	const struct verb *verb;
@@ -446,6 +524,9 @@ int main(int argc, char *argv[])
 		switch (c) {
 		case 'j':
 			arg_json = true;
+			break;
+		case 'y':
+			arg_yes = true;
 			break;
 		case 'r':
 			arg_attach.mode = ATTACH_RO;
@@ -497,7 +578,9 @@ int main(int argc, char *argv[])
 	}
 	if (argc - optind != verb->args) {
 		fprintf(stderr, "ttyhub: %s: %s\n", cmd,
-			verb->args == 0 ? "takes no console name" : "needs one console name");
+			verb->args == 0	  ? "takes no console name"
+			: verb->args == 2 ? "needs a console name and a SysRq key"
+					  : "needs one console name");
 		return 2;
 	}
 	if (broker_connect(&fd) < 0)

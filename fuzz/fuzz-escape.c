@@ -17,7 +17,11 @@
  * input and must not depend on the chunking.  The reference looks ahead
  * instead of keeping state: at a first prefix byte followed by the second
  * and one more byte, those three are a command (when the third is one) or
- * are passed through; a prefix that is cut off by the end is held.
+ * are passed through; a prefix that is cut off by the end is held.  The
+ * rescue actions take one more byte: S its SysRq key (the command's arg, 0
+ * for a byte that is not a key), and, when confirm is on (bit 0x40 of the
+ * seed byte), R and P are a CONFIRM whose next byte answers: y/Y gives the
+ * command, anything else CANCEL.  Each command's arg is compared too.
  *
  * escape_parse_prefix() is also checked: a parsed prefix is a control byte
  * and a printable one, a failed parse leaves its output alone, and the
@@ -41,11 +45,12 @@
 /* Not a first prefix byte (a control), not a second one (0x21-0x7e), not a command. */
 #define FUZZ_ESCAPE_FLUSH 0x7f
 
-static const uint8_t fuzz_commands[] = ".faswrb?";
+static const uint8_t fuzz_commands[] = ".faswrb?SNRP";
 
 struct fuzz_cmd {
 	size_t at; /* pass-through bytes before the command */
 	uint8_t cmd;
+	uint8_t arg; /* escape.arg after it */
 };
 
 struct fuzz_result {
@@ -62,11 +67,17 @@ static bool fuzz_is_command(uint8_t b)
 	return b != '\0' && memchr(fuzz_commands, b, sizeof(fuzz_commands) - 1) != NULL;
 }
 
+/* What escape_feed() may return besides ESCAPE_NONE. */
+static bool fuzz_is_result(uint8_t b)
+{
+	return fuzz_is_command(b) || b == ESCAPE_CONFIRM || b == ESCAPE_CANCEL;
+}
+
 static int fuzz_result_init(struct fuzz_result *res, size_t len)
 {
 	/* the flush byte plus two released prefix bytes */
 	res->outcap = len + 3;
-	res->cmdcap = len / 3 + 1;
+	res->cmdcap = len / 2 + 2; /* a CONFIRM and its answer: two per four bytes */
 	res->out = malloc(res->outcap);
 	res->cmds = malloc(res->cmdcap * sizeof(*res->cmds));
 	res->outlen = 0;
@@ -92,12 +103,13 @@ static void fuzz_result_byte(struct fuzz_result *res, uint8_t b)
 	res->out[res->outlen++] = b;
 }
 
-static void fuzz_result_cmd(struct fuzz_result *res, uint8_t cmd)
+static void fuzz_result_cmd(struct fuzz_result *res, uint8_t cmd, uint8_t arg)
 {
 	if (res->ncmds >= res->cmdcap)
 		abort();
 	res->cmds[res->ncmds].at = res->outlen;
 	res->cmds[res->ncmds].cmd = cmd;
+	res->cmds[res->ncmds].arg = arg;
 	res->ncmds++;
 }
 
@@ -109,14 +121,15 @@ static bool fuzz_result_equal(const struct fuzz_result *a, const struct fuzz_res
 	if (memcmp(a->out, b->out, a->outlen) != 0)
 		return false;
 	for (size_t i = 0; i < a->ncmds; i++)
-		if (a->cmds[i].at != b->cmds[i].at || a->cmds[i].cmd != b->cmds[i].cmd)
+		if (a->cmds[i].at != b->cmds[i].at || a->cmds[i].cmd != b->cmds[i].cmd ||
+		    a->cmds[i].arg != b->cmds[i].arg)
 			return false;
 	return true;
 }
 
 /* The reference over in[0..len) followed by the flush byte; needs p0 != p1. */
 FUZZ_NO_COVERAGE
-static void fuzz_reference(const uint8_t p[2], const uint8_t *in, size_t len,
+static void fuzz_reference(const uint8_t p[2], bool confirm, const uint8_t *in, size_t len,
 			   struct fuzz_result *res)
 {
 	size_t n = len + 1, i = 0;
@@ -128,8 +141,27 @@ static void fuzz_reference(const uint8_t p[2], const uint8_t *in, size_t len,
 		if (b == p[0] && i + 1 < n && FUZZ_AT(i + 1) == p[1]) {
 			if (i + 2 >= n)
 				break; /* whole prefix held at the end */
-			if (fuzz_is_command(FUZZ_AT(i + 2))) {
-				fuzz_result_cmd(res, FUZZ_AT(i + 2));
+			uint8_t c = FUZZ_AT(i + 2);
+
+			if (c == 'S' && i + 3 < n) {
+				/* The key: always there, the flush byte at worst (not a key). */
+				uint8_t k = FUZZ_AT(i + 3);
+				bool key = (k >= '0' && k <= '9') || (k >= 'a' && k <= 'z');
+
+				fuzz_result_cmd(res, c, key ? k : 0);
+				i += 4;
+				continue;
+			}
+			if (confirm && (c == 'R' || c == 'P') && i + 3 < n) {
+				uint8_t a = FUZZ_AT(i + 3);
+
+				fuzz_result_cmd(res, ESCAPE_CONFIRM, c);
+				fuzz_result_cmd(res, a == 'y' || a == 'Y' ? c : ESCAPE_CANCEL, c);
+				i += 4;
+				continue;
+			}
+			if (fuzz_is_command(c)) {
+				fuzz_result_cmd(res, c, 0);
 			} else {
 				fuzz_result_byte(res, p[0]);
 				fuzz_result_byte(res, p[1]);
@@ -171,9 +203,9 @@ static void fuzz_feed_chunk(struct escape *e, const uint8_t *in, size_t len, uin
 			if (consumed != len)
 				abort();
 		} else {
-			if (!fuzz_is_command((uint8_t)cmd))
+			if (!fuzz_is_result((uint8_t)cmd))
 				abort();
-			fuzz_result_cmd(res, (uint8_t)cmd);
+			fuzz_result_cmd(res, (uint8_t)cmd, e->arg);
 		}
 		in += consumed;
 		len -= consumed;
@@ -181,8 +213,8 @@ static void fuzz_feed_chunk(struct escape *e, const uint8_t *in, size_t len, uin
 }
 
 /* Run the parser over in[0..len) plus the flush byte; seed 0 feeds it whole. */
-static int fuzz_run(const uint8_t p[2], const uint8_t *in, size_t len, uint8_t seed,
-		    struct fuzz_result *res)
+static int fuzz_run(const uint8_t p[2], bool confirm, const uint8_t *in, size_t len,
+		    uint8_t seed, struct fuzz_result *res)
 {
 	static const size_t max_chunk[8] = { 1, 2, 3, 5, 8, 16, 64, 4096 };
 	static const uint8_t flush = FUZZ_ESCAPE_FLUSH;
@@ -199,6 +231,7 @@ static int fuzz_run(const uint8_t p[2], const uint8_t *in, size_t len, uint8_t s
 		return -ENOMEM;
 	}
 	escape_init(&e, p[0], p[1]);
+	e.confirm = confirm;
 	while (off < len) {
 		size_t n = seed == 0 ? len : 1 + fuzz_next(&state) % limit;
 
@@ -215,16 +248,17 @@ static int fuzz_run(const uint8_t p[2], const uint8_t *in, size_t len, uint8_t s
 static void fuzz_check_prefix(const uint8_t p[2], const uint8_t *in, size_t len, uint8_t seed)
 {
 	struct fuzz_result ref, whole, chunked;
+	bool confirm = seed & 0x40;
 
 	if (fuzz_result_init(&ref, len) < 0)
 		return;
-	fuzz_reference(p, in, len, &ref);
-	if (fuzz_run(p, in, len, 0, &whole) == 0) {
+	fuzz_reference(p, confirm, in, len, &ref);
+	if (fuzz_run(p, confirm, in, len, 0, &whole) == 0) {
 		if (!fuzz_result_equal(&whole, &ref))
 			abort();
 		fuzz_result_done(&whole);
 	}
-	if (seed != 0 && fuzz_run(p, in, len, seed, &chunked) == 0) {
+	if (seed != 0 && fuzz_run(p, confirm, in, len, seed, &chunked) == 0) {
 		if (!fuzz_result_equal(&chunked, &ref))
 			abort();
 		fuzz_result_done(&chunked);

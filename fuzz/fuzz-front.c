@@ -32,7 +32,7 @@
  * writable and not, with a small queue: it consumes what the escape filter
  * consumes, queues exactly the filter's output as data frames (or drops and
  * counts it), keeps the reserve free so the escape command's request fits,
- * and stops on the command byte; after front_lost() it queues nothing and
+ * and stops on the command byte (after sysrq's key: S then the key); after front_lost() it queues nothing and
  * holds the filter's output up to FRONT_HELD_MAX, counting the rest.
  * After each stream: the resume hint (whatever console name a hostile
  * `attached` gave) stays in its buffer, and front_lost() + front_reconnect()
@@ -565,7 +565,9 @@ static void run_keys(const uint8_t *keys, size_t len, const uint8_t prefix[2], b
 		if (escape_feed(&ref, keys + off, used, want + nwant, &outlen, &rcmd) != used ||
 		    rcmd != cmd)
 			abort();
-		if (cmd != ESCAPE_NONE && keys[off + used - 1] != (uint8_t)cmd)
+		/* The command byte ends the feed; sysrq's key comes after its S. */
+		if (cmd != ESCAPE_NONE &&
+		    keys[off + used - (cmd == ESCAPE_SYSRQ ? 2 : 1)] != (uint8_t)cmd)
 			abort();
 		/* Writable: queued, none dropped.  Else: all dropped and counted, nothing queued. */
 		if (may_write ? dropped != 0 : dropped != outlen || obuf_len(&f.out) != before)
@@ -575,8 +577,10 @@ static void run_keys(const uint8_t *keys, size_t len, const uint8_t prefix[2], b
 		if (cmd != ESCAPE_NONE) {
 			/* The keys left the reserve free: the command's request fits behind them. */
 			int r = front_escape_request(&f, cmd);
+			/* Help, and a sysrq whose byte was no key, are the front's own to show. */
+			bool local = cmd == ESCAPE_HELP || (cmd == ESCAPE_SYSRQ && !f.esc.arg);
 
-			if (cmd == ESCAPE_HELP ? r != -EOPNOTSUPP : r != 0)
+			if (local ? r != -EOPNOTSUPP : r != 0)
 				abort();
 		}
 		/* Unframe what was queued: the keys' data frames, then any request. */

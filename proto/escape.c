@@ -8,7 +8,10 @@
  *            first prefix byte releases the held one and stays in 1, anything
  *            else releases the held byte followed by itself;
  *   state 2  whole prefix held; a command byte is consumed and returned,
- *            anything else releases the prefix followed by itself.
+ *            anything else releases the prefix followed by itself;
+ *   state 3  after S: the next byte is consumed as sysrq's key;
+ *   state 4  after R or P with confirm: the next byte is consumed as the answer.
+ * States 3 and 4 hold nothing: their byte never reaches the guest.
  *
  * Held bytes live only in the state (they are the known prefix), so a prefix
  * split across reads needs no buffer and at most two held bytes are released
@@ -36,6 +39,10 @@ static const struct {
 	{ ESCAPE_WHO, "who is attached" },
 	{ ESCAPE_REPLAY, "replay recent output" },
 	{ ESCAPE_BREAK, "send a serial break" },
+	{ ESCAPE_SYSRQ, "KEY: send a serial break and the SysRq KEY (0-9, a-z)" },
+	{ ESCAPE_NMI, "send an NMI to the guest" },
+	{ ESCAPE_RESET, "reset the guest (asks first)" },
+	{ ESCAPE_POWERDOWN, "power the guest down (asks first)" },
 	{ ESCAPE_HELP, "this help" },
 };
 
@@ -46,6 +53,15 @@ void escape_init(struct escape *e, uint8_t p0, uint8_t p1)
 	e->prefix[0] = p0;
 	e->prefix[1] = p1;
 	e->state = 0;
+	e->pending = 0;
+	e->arg = 0;
+	e->confirm = false; /* the front turns it on for an interactive session */
+}
+
+/* A Linux SysRq key as ttyhub sends them (proto.h's PROTO_SYSRQ_KEYS). */
+static bool escape_is_sysrq_key(uint8_t b)
+{
+	return (b >= '0' && b <= '9') || (b >= 'a' && b <= 'z');
 }
 
 static bool escape_is_cmd(uint8_t b)
@@ -78,7 +94,19 @@ size_t escape_feed(struct escape *e, const uint8_t *in, size_t len, uint8_t *out
 			continue;
 		case 2:
 			e->state = 0;
+			if (b == ESCAPE_SYSRQ) {
+				e->state = 3;
+				continue;
+			}
+			if (e->confirm && (b == ESCAPE_RESET || b == ESCAPE_POWERDOWN)) {
+				e->state = 4;
+				e->pending = e->arg = b;
+				*ret_outlen = n;
+				*ret_cmd = ESCAPE_CONFIRM;
+				return i + 1;
+			}
 			if (escape_is_cmd(b)) {
+				e->arg = 0;
 				*ret_outlen = n;
 				*ret_cmd = (enum escape_cmd)b;
 				return i + 1;
@@ -87,6 +115,18 @@ size_t escape_feed(struct escape *e, const uint8_t *in, size_t len, uint8_t *out
 			out[n++] = e->prefix[1];
 			out[n++] = b;
 			continue;
+		case 3:
+			e->state = 0;
+			e->arg = escape_is_sysrq_key(b) ? b : 0;
+			*ret_outlen = n;
+			*ret_cmd = ESCAPE_SYSRQ;
+			return i + 1;
+		case 4:
+			e->state = 0;
+			e->arg = e->pending;
+			*ret_outlen = n;
+			*ret_cmd = b == 'y' || b == 'Y' ? (enum escape_cmd)e->pending : ESCAPE_CANCEL;
+			return i + 1;
 		default:
 			if (b == e->prefix[0]) {
 				e->state = 1;
@@ -163,6 +203,10 @@ const char *escape_help(void)
 	       "  <escape> w  who is attached\r\n"
 	       "  <escape> r  replay recent output\r\n"
 	       "  <escape> b  send a serial break\r\n"
+	       "  <escape> S  KEY: send a serial break and the SysRq KEY (0-9, a-z)\r\n"
+	       "  <escape> N  send an NMI to the guest\r\n"
+	       "  <escape> R  reset the guest (asks first)\r\n"
+	       "  <escape> P  power the guest down (asks first)\r\n"
 	       "  <escape> ?  this help\r\n"
 	       "  <escape> followed by any other key sends both to the console.\r\n";
 }

@@ -6,6 +6,14 @@
  *   .  detach          f  force write       a  attach read-write if free
  *   s  drop to read-only  w  who            r  replay recent output
  *   b  serial break    ?  help
+ * and the rescue actions (each needs its own right in the access file):
+ *   S KEY  sysrq KEY (the next byte is the key)   N  NMI
+ *   R  reset           P  powerdown
+ * When confirm is set (an interactive session), R and P ask first: the
+ * parser returns ESCAPE_CONFIRM (arg: 'R' or 'P'; the front shows the
+ * question) and the next byte answers it: y or Y returns the command, any
+ * other byte ESCAPE_CANCEL (arg: the command).  After S, a byte that is not
+ * a SysRq key (0-9, a-z) returns ESCAPE_SYSRQ with arg 0: cancelled.
  * Anything else after the prefix is passed through unchanged (the prefix
  * bytes and the byte itself), and so is a first prefix byte followed by
  * anything but the second prefix byte.  A first prefix byte repeated is the
@@ -14,6 +22,7 @@
  */
 #pragma once
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -27,11 +36,20 @@ enum escape_cmd {
 	ESCAPE_REPLAY = 'r',
 	ESCAPE_BREAK = 'b',
 	ESCAPE_HELP = '?',
+	ESCAPE_SYSRQ = 'S',     /* arg: the key, or 0 (cancelled: not a key) */
+	ESCAPE_NMI = 'N',
+	ESCAPE_RESET = 'R',
+	ESCAPE_POWERDOWN = 'P',
+	ESCAPE_CONFIRM = 1,     /* arg: the command awaiting y/N (never a key byte) */
+	ESCAPE_CANCEL = 2,      /* arg: the command the answer cancelled */
 };
 
 struct escape {
 	uint8_t prefix[2]; /* default 0x05 'c' */
-	uint8_t state;     /* private: bytes of the prefix matched so far */
+	uint8_t state;     /* private: where in the prefix, the key or the answer we are */
+	uint8_t pending;   /* private: the command awaiting an answer */
+	bool confirm;      /* R and P ask y/N first (an interactive session); the front's */
+	uint8_t arg;       /* the last command's argument (see above) */
 };
 
 #define ESCAPE_DEFAULT_PREFIX0 0x05

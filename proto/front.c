@@ -191,6 +191,11 @@ int front_break(struct front *f, const char *console)
 	return front_put(f, proto_req_break(console));
 }
 
+int front_action(struct front *f, const char *console, const char *action, const char *key)
+{
+	return front_put(f, proto_req_action(console, action, key));
+}
+
 int front_detach(struct front *f)
 {
 	return front_put(f, proto_req_detach());
@@ -217,11 +222,46 @@ int front_escape_request(struct front *f, enum escape_cmd cmd)
 		return front_put(f, proto_req_replay(FRONT_REPLAY_LINES));
 	case ESCAPE_BREAK:
 		return front_break(f, NULL);
+	case ESCAPE_SYSRQ:
+		if (!f->esc.arg)
+			break; /* cancelled: front_escape_text() says so */
+		return front_action(f, NULL, "sysrq", (const char[]){ (char)f->esc.arg, '\0' });
+	case ESCAPE_NMI:
+		return front_action(f, NULL, "nmi", NULL);
+	case ESCAPE_RESET:
+		return front_action(f, NULL, "reset", NULL);
+	case ESCAPE_POWERDOWN:
+		return front_action(f, NULL, "powerdown", NULL);
+	case ESCAPE_CONFIRM:
+	case ESCAPE_CANCEL:
 	case ESCAPE_HELP:
 	case ESCAPE_NONE:
 		break;
 	}
 	return -EOPNOTSUPP;
+}
+
+size_t front_escape_text(const struct front *f, enum escape_cmd cmd, char *buf, size_t size)
+{
+	const char *what = f->esc.arg == ESCAPE_RESET ? "reset" : "powerdown";
+	const char *name = f->book.console[0] ? f->book.console : "this console";
+	char esc[FRONT_CONSOLE_MAX * 4];
+	int n;
+
+	if (size == 0)
+		return 0;
+	buf[0] = '\0';
+	/* The name came from the broker or the user: shown escaped. */
+	log_sanitize(name, strlen(name), esc, sizeof(esc));
+	if (cmd == ESCAPE_CONFIRM)
+		n = snprintf(buf, size, "%s %s? [y/N]", what, esc);
+	else if (cmd == ESCAPE_CANCEL)
+		n = snprintf(buf, size, "%s cancelled", what);
+	else if (cmd == ESCAPE_SYSRQ && !f->esc.arg)
+		n = snprintf(buf, size, "sysrq cancelled: the key must be one of 0-9, a-z");
+	else
+		return 0;
+	return n < 0 ? 0 : MIN((size_t)n, size - 1);
 }
 
 /* front_keys() while the broker is away: into the held buffer, the overflow counted. */
@@ -608,6 +648,16 @@ static bool front_decode(json_t *msg, const char *type, struct front_event *e)
 	case PROTO_BREAK_SENT:
 		e->type = FRONT_EV_BREAK_SENT;
 		return true;
+	case PROTO_ACTION_DONE:
+		e->type = FRONT_EV_ACTION_DONE;
+		/* Shown on terminals: only the names and keys we know. */
+		e->action = front_str(msg, "action");
+		if (proto_action_from_string(e->action) < 0)
+			e->action = NULL;
+		e->key = front_str(msg, "key");
+		if (!proto_sysrq_key_valid(e->key))
+			e->key = NULL;
+		return true;
 	case PROTO_DETACHED:
 		e->type = FRONT_EV_DETACHED;
 		e->reason = detach_reason_from_string(front_str(msg, "reason"));
@@ -893,6 +943,11 @@ size_t front_event_text(const struct front *f, const struct front_event *e, char
 		break;
 	case FRONT_EV_BREAK_SENT:
 		n = snprintf(buf, size, "serial break sent");
+		break;
+	case FRONT_EV_ACTION_DONE:
+		/* Everyone attached (us too) also hears the broker's notice saying who did it. */
+		n = snprintf(buf, size, "%s%s%s done", e->action ? e->action : "action",
+			     e->key ? " " : "", e->key ? e->key : "");
 		break;
 	case FRONT_EV_DETACHED:
 		n = snprintf(buf, size, "detached: %s", e->text ? e->text : "");

@@ -114,6 +114,7 @@ enum front_event_type {
 	FRONT_EV_OUTPUT,     /* the answer to front_output() */
 	FRONT_EV_WEB_LINK,   /* the answer to front_web_link(): url, console, expires_in */
 	FRONT_EV_REDEEMED,   /* the answer to front_redeem(): session, console, access, you */
+	FRONT_EV_ACTION_DONE, /* the answer to front_action(): console, action, key */
 };
 
 /* How the broker continued a resume attach (attached.resumed). */
@@ -158,6 +159,7 @@ struct front_event {
 	const char *url;            /* WEB_LINK: the link to open (it holds the token: never log it) */
 	const char *session;        /* REDEEMED: the web session's secret (never log it) */
 	uint64_t expires_in;        /* WEB_LINK, REDEEMED: seconds */
+	const char *action, *key;   /* ACTION_DONE: "sysrq" ..., sysrq's key (else NULL) */
 	/*
 	 * DATA: the console offsets [start, end) of the frame (replayed bytes
 	 * may differ in number from end - start).  OUTPUT: start and next, data
@@ -225,14 +227,24 @@ int front_output(struct front *f, const char *console, bool has_start, int64_t s
 int front_list(struct front *f, const char *console);
 int front_who(struct front *f, const char *console);
 int front_break(struct front *f, const char *console);
+/* A rescue action ("sysrq" with key, "nmi", "reset", "powerdown"); console NULL: attached. */
+int front_action(struct front *f, const char *console, const char *action, const char *key);
 int front_detach(struct front *f);
 int front_resize(struct front *f, unsigned cols, unsigned rows);
 /*
  * The request an escape command stands for (detach, take, release, who,
- * replay, break).  -EOPNOTSUPP for ESCAPE_HELP and ESCAPE_NONE, which the
- * front shows itself.
+ * replay, break, the rescue actions).  -EOPNOTSUPP for ESCAPE_HELP,
+ * ESCAPE_NONE and what front_escape_text() answers, which the front shows
+ * itself.
  */
 int front_escape_request(struct front *f, enum escape_cmd cmd);
+/*
+ * What the front shows itself for an escape command instead of asking the
+ * broker: the question of ESCAPE_CONFIRM ("reset NAME? [y/N]"), that a
+ * reset, powerdown or sysrq was cancelled.  Returns its length (0: none,
+ * ask the broker with front_escape_request()).  buf is NUL-terminated.
+ */
+size_t front_escape_text(const struct front *f, enum escape_cmd cmd, char *buf, size_t size);
 
 /*
  * Feed keystrokes through the escape filter.  Bytes for the console are

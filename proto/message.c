@@ -206,6 +206,14 @@ json_t *proto_msg_break_sent(const char *console)
 	return proto_set(proto_msg_new(PROTO_BREAK_SENT), "console", json_string(console));
 }
 
+json_t *proto_msg_action_done(const char *console, enum proto_action action, const char *key)
+{
+	json_t *m = proto_set(proto_msg_new(PROTO_ACTION_DONE), "console", json_string(console));
+
+	m = proto_set(m, "action", json_string(proto_action_to_string(action)));
+	return key ? proto_set(m, "key", json_string(key)) : m;
+}
+
 json_t *proto_msg_detached(const char *console, enum detach_reason reason, const char *text)
 {
 	json_t *m = proto_msg_new(PROTO_DETACHED);
@@ -416,6 +424,15 @@ json_t *proto_req_break(const char *console)
 	json_t *m = proto_msg_new(PROTO_BREAK);
 
 	return console ? proto_set(m, "console", json_string(console)) : m;
+}
+
+json_t *proto_req_action(const char *console, const char *action, const char *key)
+{
+	json_t *m = proto_set(proto_msg_new(PROTO_ACTION), "action", json_string(action));
+
+	if (console)
+		m = proto_set(m, "console", json_string(console));
+	return key ? proto_set(m, "key", json_string(key)) : m;
 }
 
 json_t *proto_req_resize(unsigned cols, unsigned rows)

@@ -96,6 +96,8 @@ json_t *proto_msg_state(const char *console, bool writer, const char *writer_lab
 json_t *proto_msg_who(const char *console);
 int proto_who_add(json_t *who, const struct proto_who_client *c);
 json_t *proto_msg_break_sent(const char *console);
+/* A rescue action was carried out; key: sysrq's key, else NULL (no member). */
+json_t *proto_msg_action_done(const char *console, enum proto_action action, const char *key);
 json_t *proto_msg_detached(const char *console, enum detach_reason reason, const char *text);
 json_t *proto_msg_notice(const char *text);
 /* "N bytes dropped" with the count as a member. */
@@ -167,5 +169,7 @@ json_t *proto_req_release(void);
 json_t *proto_req_who(const char *console);
 json_t *proto_req_replay(long lines);
 json_t *proto_req_break(const char *console);
+/* A rescue action; console NULL: the attached one; key: sysrq's key, else NULL. */
+json_t *proto_req_action(const char *console, const char *action, const char *key);
 json_t *proto_req_resize(unsigned cols, unsigned rows);
 json_t *proto_req_detach(void);

@@ -44,6 +44,15 @@ static const char *const proto_msg_table[_PROTO_MSG_MAX] = {
 	[PROTO_REDEEMED] = "redeemed",
 	[PROTO_PING] = "ping",
 	[PROTO_PONG] = "pong",
+	[PROTO_ACTION] = "action",
+	[PROTO_ACTION_DONE] = "action-done",
+};
+
+static const char *const proto_action_table[_PROTO_ACTION_MAX] = {
+	[PROTO_ACTION_SYSRQ] = "sysrq",
+	[PROTO_ACTION_NMI] = "nmi",
+	[PROTO_ACTION_RESET] = "reset",
+	[PROTO_ACTION_POWERDOWN] = "powerdown",
 };
 
 static const char *const attach_mode_table[_ATTACH_MODE_MAX] = {
@@ -92,6 +101,21 @@ const char *attach_mode_to_string(enum attach_mode m)
 enum attach_mode attach_mode_from_string(const char *s)
 {
 	return proto_table_from_string(attach_mode_table, ELEMENTSOF(attach_mode_table), s);
+}
+
+const char *proto_action_to_string(enum proto_action a)
+{
+	return proto_table_to_string(proto_action_table, ELEMENTSOF(proto_action_table), a);
+}
+
+enum proto_action proto_action_from_string(const char *s)
+{
+	return proto_table_from_string(proto_action_table, ELEMENTSOF(proto_action_table), s);
+}
+
+bool proto_sysrq_key_valid(const char *s)
+{
+	return s && s[0] && !s[1] && strchr(PROTO_SYSRQ_KEYS, s[0]);
 }
 
 const char *detach_reason_to_string(enum detach_reason r)

@@ -5,9 +5,10 @@
  *
  * Control frames carry one JSON object with a string member "type".
  * Client -> broker: hello, authorize, list, attach, take, release, who,
- * replay, break, resize, detach, output, web-link, redeem, ping.  Broker ->
- * client: hello, authorized, list, attached, state, who, break-sent,
- * detached, notice, error, output, web-link, redeemed, pong.  Data frames (D) carry the writer's keystrokes to the
+ * replay, break, resize, detach, output, web-link, redeem, ping, action.
+ * Broker -> client: hello, authorized, list, attached, state, who,
+ * break-sent, detached, notice, error, output, web-link, redeemed, pong,
+ * action-done.  Data frames (D) carry the writer's keystrokes to the
  * broker; output frames (O) carry console output with its ring offsets to
  * clients (frame.h).  The member lists are documented in docs/protocol.md (a unit test
  * keeps it in step with enum proto_msg); message.h builds every message.
@@ -56,6 +57,8 @@ enum proto_msg {
 	PROTO_REDEEMED,
 	PROTO_PING,
 	PROTO_PONG,
+	PROTO_ACTION,
+	PROTO_ACTION_DONE,
 	_PROTO_MSG_MAX,
 	_PROTO_MSG_INVALID = -EINVAL,
 };
@@ -91,6 +94,29 @@ enum detach_reason {
 /* "requested", "console-gone", "shutdown", "revoked"; NULL if out of range. */
 const char *detach_reason_to_string(enum detach_reason r);
 enum detach_reason detach_reason_from_string(const char *s);
+
+/*
+ * Rescue actions (the "action" member of `action`): sysrq (a serial break
+ * followed by KEY), nmi, reset and powerdown.  Each has its own right in the
+ * access file (sysrq, nmi, power).
+ */
+enum proto_action {
+	PROTO_ACTION_SYSRQ,
+	PROTO_ACTION_NMI,
+	PROTO_ACTION_RESET,
+	PROTO_ACTION_POWERDOWN,
+	_PROTO_ACTION_MAX,
+	_PROTO_ACTION_INVALID = -EINVAL,
+};
+
+/* "sysrq", "nmi", "reset", "powerdown"; NULL if out of range. */
+const char *proto_action_to_string(enum proto_action a);
+/* _PROTO_ACTION_INVALID for an unknown name or NULL. */
+enum proto_action proto_action_from_string(const char *s);
+/* The Linux SysRq keys ttyhub sends (one of them, lower case). */
+#define PROTO_SYSRQ_KEYS "0123456789abcdefghijklmnopqrstuvwxyz"
+/* Whether s is exactly one character of PROTO_SYSRQ_KEYS.  Pure. */
+bool proto_sysrq_key_valid(const char *s);
 
 /* Replay amounts: lines of scrollback sent on attach. */
 #define PROTO_REPLAY_ALL (-1L)	   /* "all" */

@@ -560,7 +560,8 @@ static void chan_start_exec(struct chan *c, const char *command)
 		return;
 	if (r < 0) {
 		chan_close(c, 2, "unknown command; try: list [--json] | attach NAME [--ro|--force] | "
-			   "who NAME | web-link NAME [--ro]");
+			   "who NAME | web-link NAME [--ro] | sysrq NAME KEY | nmi NAME | "
+			   "reset NAME | powerdown NAME");
 		return;
 	}
 	switch (c->exec.verb) {
@@ -581,6 +582,13 @@ static void chan_start_exec(struct chan *c, const char *command)
 		chan_asked(c);
 		c->state = CHAN_EXEC;
 		chan_sent(c, front_web_link(&c->front, c->exec.name, c->exec.mode == ATTACH_RO));
+		break;
+	case EXEC_ACTION:
+		chan_asked(c);
+		c->state = CHAN_EXEC;
+		chan_sent(c, front_action(&c->front, c->exec.name,
+					  proto_action_to_string(c->exec.action),
+					  c->exec.key[0] ? c->exec.key : NULL));
 		break;
 	}
 }
@@ -618,7 +626,8 @@ static void chan_on_error(struct chan *c, const struct front_event *e)
 	} else if (strcmp(e->code, PROTO_E_UNKNOWN_CONSOLE) == 0 && c->state != CHAN_ATTACHED) {
 		/* who and web-link name a console without attaching; everything else attaches. */
 		bool who = c->state == CHAN_EXEC &&
-			   (c->exec.verb == EXEC_WHO || c->exec.verb == EXEC_WEB_LINK);
+			   (c->exec.verb == EXEC_WHO || c->exec.verb == EXEC_WEB_LINK ||
+			    c->exec.verb == EXEC_ACTION);
 
 		chan_unknown(c, who ? c->exec.name : c->console);
 	} else if (strcmp(e->code, PROTO_E_READ_ONLY) == 0) {
@@ -761,6 +770,10 @@ static void chan_event(struct chan *c, const struct front_event *e)
 			chan_hint(c);
 		chan_close(c, front_detach_status(e->reason), "detached: %s", text);
 		break;
+	case FRONT_EV_ACTION_DONE:
+		if (c->state == CHAN_EXEC)
+			chan_exec_reply(c, e);
+		break;
 	case FRONT_EV_BREAK_SENT: /* the broker's notice to everyone attached says it */
 	case FRONT_EV_OUTPUT:     /* not asked for by an SSH channel (yet) */
 	case FRONT_EV_HELLO:
@@ -838,6 +851,20 @@ static void chan_gap_escape(struct chan *c, enum escape_cmd cmd)
 }
 
 /*
+ * Rescue actions by escape (escape.h): reset and powerdown ask y/N in an
+ * interactive session (a pty); the question and a cancel are ours to show.
+ */
+static bool chan_escape_local(struct chan *c, enum escape_cmd cmd)
+{
+	char text[600];
+
+	if (front_escape_text(&c->front, cmd, text, sizeof(text)) == 0)
+		return false;
+	chan_notice(c, "%s", text);
+	return true;
+}
+
+/*
  * Keystrokes of an attached user: escape commands, then to the broker.  A
  * watch-only key's keystrokes never leave this process (the broker would
  * discard them too); its escape commands go to the broker, which refuses
@@ -849,6 +876,7 @@ static size_t chan_keys(struct chan *c, const uint8_t *data, size_t len)
 {
 	size_t used = 0;
 
+	c->front.esc.confirm = c->pty; /* reset and powerdown ask y/N on a terminal */
 	while (used < len && chan_keys_flow(c)) {
 		bool gap = c->state != CHAN_ATTACHED;
 		enum escape_cmd cmd;
@@ -878,6 +906,8 @@ static size_t chan_keys(struct chan *c, const uint8_t *data, size_t len)
 			chan_say(c, help, strlen(help));
 		} else if (cmd != ESCAPE_NONE && gap)
 			chan_gap_escape(c, cmd);
+		else if (cmd != ESCAPE_NONE && chan_escape_local(c, cmd))
+			; /* a y/N question, or what was cancelled */
 		else if (cmd != ESCAPE_NONE) {
 			c->detach_asked |= cmd == ESCAPE_DETACH;
 			chan_sent(c, front_escape_request(&c->front, cmd));

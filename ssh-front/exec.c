@@ -8,6 +8,7 @@
 
 #include "exec.h"
 #include "listing.h"
+#include "log.h"
 #include "view.h"
 
 int exec_parse(const char *command, struct exec *ret)
@@ -36,6 +37,20 @@ int exec_parse(const char *command, struct exec *ret)
 		/* "web-link --ro VM" is a mistake to say, not a console named "--ro". */
 		ret->verb = EXEC_WEB_LINK;
 		ret->mode = argc == 3 ? ATTACH_RO : ATTACH_RW;
+	} else if (argc >= 2 && argc <= 3 && proto_action_from_string(argv[0]) >= 0 &&
+		   argv[1][0] != '-' &&
+		   (argc == 3) == (proto_action_from_string(argv[0]) == PROTO_ACTION_SYSRQ)) {
+		ret->verb = EXEC_ACTION;
+		ret->action = proto_action_from_string(argv[0]);
+		if (argc == 3) {
+			/* The broker judges the key; only something a JSON string carries goes. */
+			if (strlen(argv[2]) >= sizeof(ret->key))
+				return -EINVAL;
+			for (const char *p = argv[2]; *p; p++)
+				if ((unsigned char)*p <= ' ' || (unsigned char)*p >= 0x7f)
+					return -EINVAL;
+			snprintf(ret->key, sizeof(ret->key), "%s", argv[2]);
+		}
 	} else
 		return -EINVAL;
 	if (argc >= 2)
@@ -95,8 +110,25 @@ static void exec_print_web_link(FILE *f, json_t *msg, const char *eol)
 	fprintf(f, "%s%s", url, eol);
 }
 
+/* "sysrq h done on vm:serial0": the broker's names only (front.c keeps known ones). */
+static void exec_print_action_done(FILE *f, json_t *msg, const char *eol)
+{
+	const char *action = json_string_value(json_object_get(msg, "action"));
+	const char *key = json_string_value(json_object_get(msg, "key"));
+	const char *console = json_string_value(json_object_get(msg, "console"));
+	char name[600];
+
+	if (proto_action_from_string(action) < 0)
+		return;
+	log_sanitize(console ? console : "", console ? strlen(console) : 0, name, sizeof(name));
+	fprintf(f, "%s%s%s done on %s%s", action, proto_sysrq_key_valid(key) ? " " : "",
+		proto_sysrq_key_valid(key) ? key : "", name, eol);
+}
+
 exec_print_fn *exec_printer(const struct exec *x, enum front_event_type type)
 {
+	if (type == FRONT_EV_ACTION_DONE && x->verb == EXEC_ACTION)
+		return exec_print_action_done;
 	if (type == FRONT_EV_LIST && x->verb == EXEC_LIST)
 		return exec_print_list;
 	if (type == FRONT_EV_LIST && x->verb == EXEC_LIST_JSON)

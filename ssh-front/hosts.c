@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base64.h"
 #include "hosts.h"
 #include "util.h"
 
@@ -99,56 +100,6 @@ static bool hosts_is_name_char(char c)
 	       c == '_' || c == '.' || c == '-';
 }
 
-/* -1 for a byte that is not in the base64 alphabet (the padding '=' included). */
-static int hosts_base64_value(unsigned char c)
-{
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	if (c == '+')
-		return 62;
-	if (c == '/')
-		return 63;
-	return -1;
-}
-
-/*
- * Strict base64: a non-empty multiple of four characters, '=' padding only
- * as the last one or two characters, the unused bits of the last group zero.
- * out must have room for n / 4 * 3 bytes.
- */
-static int hosts_base64_decode(const char *s, size_t n, uint8_t *out, size_t *ret_len)
-{
-	size_t o = 0;
-
-	if (n == 0 || n % 4 != 0)
-		return -EINVAL;
-	for (size_t i = 0; i < n; i += 4) {
-		size_t pad = 0;
-		int v[4] = { 0 };
-
-		if (i + 4 == n && s[i + 3] == '=')
-			pad = s[i + 2] == '=' ? 2 : 1;
-		for (size_t k = 0; k < 4 - pad; k++) {
-			v[k] = hosts_base64_value((unsigned char)s[i + k]);
-			if (v[k] < 0)
-				return -EINVAL;
-		}
-		if ((pad == 2 && (v[1] & 0x0f)) || (pad == 1 && (v[2] & 0x03)))
-			return -EINVAL;
-		out[o++] = (uint8_t)(v[0] << 2 | v[1] >> 4);
-		if (pad < 2)
-			out[o++] = (uint8_t)((v[1] & 0x0f) << 4 | v[2] >> 2);
-		if (pad < 1)
-			out[o++] = (uint8_t)((v[2] & 0x03) << 6 | v[3]);
-	}
-	*ret_len = o;
-	return 0;
-}
-
 /* The key's blob: strict base64 starting with string(blob_type) and something after it. */
 static const char *hosts_check_key(const char *blob_type, const char *b64, size_t n)
 {
@@ -161,7 +112,7 @@ static const char *hosts_check_key(const char *blob_type, const char *b64, size_
 	blob = malloc(n / 4 * 3 + 1);
 	if (!blob)
 		return NULL;
-	if (hosts_base64_decode(b64, n, blob, &len) < 0)
+	if (base64_decode_strict(b64, n, blob, &len) < 0)
 		return "invalid base64 in key";
 	if (len < 4)
 		return "key type mismatch";

@@ -250,6 +250,7 @@ static void wsconn_on_event(struct wsconn *w, const struct front_event *e)
 			wsconn_close(w, WSLAY_CODE_POLICY_VIOLATION, e->code ?: "denied");
 		break;
 	case FRONT_EV_BREAK_SENT:
+	case FRONT_EV_ACTION_DONE:
 	case FRONT_EV_WHO:
 		if (front_event_text(&w->front, e, text, sizeof(text)) > 0) {
 			o = json_pack("{s:s}", "text", text);

@@ -7,11 +7,17 @@ appear; a user attaches and runs a command; the domain is destroyed -> the
 user is told; started again -> the console works again; libvirtd restarts
 -> ttyhubd reconnects and follows events again.  Serial break: refused on a
 read-only connection with a reason, delivered through the QEMU monitor with
---libvirt-qemu-monitor (the guest prints "sysrq: HELP").
+--libvirt-qemu-monitor (the guest prints "sysrq: HELP").  Rescue actions: on the
+read-only connection sysrq is refused naming --libvirt-qemu-monitor and nmi, reset
+naming --libvirt-power; with both options, `ttyhub sysrq` gets the HELP, `ttyhub nmi`
+makes the guest log the NMI (virDomainInjectNMI) and `ttyhub reset` resets it
+(virDomainReset; the test domain's <on_reboot>destroy</on_reboot> then ends it).
 """
 
 import os
+import re
 import sys
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import guest as G  # noqa: E402
@@ -22,6 +28,17 @@ import virt  # noqa: E402
 
 def connected(d, name):
     return (d.console(name) or {}).get("state") == "connected"
+
+
+def action(d, *args):
+    """ttyhub ARGS for a rescue action that must go through: actions share the console's
+    break budget (3 in a row, then one a second), so a busy is retried when ttyhubd says."""
+    while True:
+        r = d.cli(*args)
+        m = re.search(rb"too many breaks and actions, try again in (\d+) s", r.stderr)
+        if r.returncode == 0 or not m:
+            return r
+        time.sleep(int(m.group(1)))
 
 
 def shell_42(d, console):
@@ -94,13 +111,25 @@ def main():
             assert b"--libvirt-qemu-monitor" in r.stderr and b"tainted" in r.stderr, r.stderr
         res.run("break on a read-only connection: refused with the reason",
                 break_refused_read_only)
+
+        def actions_refused_read_only():
+            r = d.cli("sysrq", "lvm", "h")
+            assert r.returncode == 1 and b"--libvirt-qemu-monitor" in r.stderr, r
+            for args in (("nmi", "lvm"), ("reset", "lvm", "--yes")):
+                r = d.cli(*args)
+                assert r.returncode == 1, r
+                assert (b"%s needs --libvirt-power (a read-write libvirt connection)"
+                        % args[0].encode()) in r.stderr, r
+        res.run("rescue actions on a read-only connection: refused naming the option",
+                actions_refused_read_only)
     finally:
         if p:
             p.close()
         d.stop()
 
     # Break through the QEMU monitor needs a read-write connection and the opt-in.
-    d2 = hub.Daemon(wd, "--libvirt", lv.uri, "--libvirt-qemu-monitor", name="ttyhubd-rw").start()
+    d2 = hub.Daemon(wd, "--libvirt", lv.uri, "--libvirt-qemu-monitor", "--libvirt-power",
+                    name="ttyhubd-rw").start()
     try:
         def break_via_monitor():
             d2.wait_for(lambda: connected(d2, "lvm:serial0"), timeout=20, what="rw consoles")
@@ -115,6 +144,25 @@ def main():
             finally:
                 w.close()
         res.run("break through virDomainQemuMonitorCommand reaches the guest", break_via_monitor)
+
+        def actions_via_libvirt():
+            w = shell_42(d2, "lvm")
+            try:
+                r = action(d2, "sysrq", "lvm", "h")
+                assert r.returncode == 0, r
+                w.expect(r"sysrq: HELP", timeout=20)
+                r = action(d2, "nmi", "lvm")
+                assert r.returncode == 0, r
+                w.expect(r"Uhhuh\. NMI received", timeout=20)
+                r = action(d2, "reset", "lvm", "--yes")
+                assert r.returncode == 0, r
+                w.expect(r"local admin reset the guest", timeout=20)
+                # The test domain has <on_reboot>destroy</on_reboot>: libvirt ends it.
+                w.expect(r"domain lvm stopped", timeout=60)
+            finally:
+                w.close()
+        res.run("sysrq, nmi and reset on a libvirt domain (--libvirt-power)",
+                actions_via_libvirt)
     finally:
         d2.stop()
         lv.stop()

@@ -489,6 +489,43 @@ static void test_check_max_right(void **state)
 	access_file_free(f);
 }
 
+static void test_action_options(void **state)
+{
+	struct access_file *f = parse_ok(
+		"consoles=\"a:rw\",sysrq " K_ED25519 "\n"
+		"nmi,consoles=\"a:rw\" " K_ED25519 "\n"
+		"consoles=\"a:rw\",power,break " K_ED25519 "\n"
+		"sysrq,nmi,power " K_ED25519 "\n"
+		"consoles=\"a:rw\" " K_ED25519 "\n"
+		"sysrq=\"h\" " K_ED25519 "\n"
+		"SYSRQ " K_ED25519 "\n");
+	const struct {
+		bool sysrq, nmi, power, brk;
+	} want[] = {
+		{ true, false, false, false },
+		{ false, true, false, false },
+		{ false, false, true, true },
+		{ true, true, true, false },
+		{ false, false, false, false },
+	};
+
+	/* Each right on its own; break gives none of them; they take no value. */
+	assert_int_equal(f->n_entries, 6);
+	/* Option names are case-insensitive, as OpenSSH's. */
+	assert_true(f->entries[5].sysrq);
+	assert_false(f->entries[5].nmi);
+	for (size_t i = 0; i < 5; i++) {
+		assert_int_equal(f->entries[i].sysrq, want[i].sysrq);
+		assert_int_equal(f->entries[i].nmi, want[i].nmi);
+		assert_int_equal(f->entries[i].power, want[i].power);
+		assert_int_equal(f->entries[i].brk, want[i].brk);
+	}
+	assert_int_equal(f->n_errors, 1);
+	assert_int_equal(f->errors[0].line, 6);
+	assert_string_equal(f->errors[0].message, "option \"sysrq\" takes no value");
+	access_file_free(f);
+}
+
 struct from_case {
 	const char *addr;
 	bool allowed[4]; /* for each of the four lines below */
@@ -1034,6 +1071,9 @@ static void test_grant_parse_format(void **state)
 		{ "consoles=\"a\\\\\"b:rw\"", "consoles=\"a\\\\\"b:rw\"" },
 		{ "consoles=\"vm:serial0:rw,*:console1:ro\"",
 		  "consoles=\"vm:serial0:rw,*:console1:ro\"" },
+		/* The rescue actions' flags, always in the same order. */
+		{ "power,nmi,consoles=\"a:rw\",sysrq,break", "consoles=\"a:rw\",break,sysrq,nmi,power" },
+		{ "nmi", "nmi" },
 	};
 	static const struct {
 		const char *in, *msg;
@@ -1160,6 +1200,7 @@ int main(void)
 		cmocka_unit_test(test_gateway_option),
 		cmocka_unit_test(test_grant_parse_format),
 		cmocka_unit_test(test_grant_limits),
+		cmocka_unit_test(test_action_options),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -4,7 +4,8 @@
  * sd-event loop: what the guest writes reaches the ring (and the log hook)
  * in order; the input queue drains into the guest; when the guest does not
  * read, the chardev waits for EPOLLOUT and loses nothing; a guest that
- * closes is reported once and connected to again.  The owner is this test,
+ * closes is reported once and connected to again; held input waits while a
+ * byte written now goes first (sysrq's key).  The owner is this test,
  * through chardev_ops: no console, no server.
  */
 #include <errno.h>
@@ -161,6 +162,40 @@ static void test_input_drains_to_guest(void **state)
 	assert_memory_equal(got, "uname -a\r", 9);
 }
 
+/*
+ * sysrq: while the input is held, queued keystrokes stay queued (even after
+ * loop iterations with EPOLLOUT possible), a byte written now reaches the
+ * guest first, and the release sends the rest after it, in order.
+ */
+static void test_hold_input_key_first(void **state)
+{
+	struct fx *fx = *state;
+	char got[16];
+	size_t n = 0;
+
+	chardev_hold_input(&fx->ch, true);
+	chardev_hold_input(&fx->ch, true); /* two holds: two releases */
+	assert_int_equal(obuf_append(&fx->input, "ls\r", 3), 0);
+	chardev_kick_write(&fx->ch);
+	for (int i = 0; i < 5; i++)
+		loop_step(fx->e);
+	assert_int_equal(obuf_len(&fx->input), 3);
+	assert_false(fx->ch.want_write);
+	assert_int_equal(fd_read_now(fx->g.fd, got, sizeof(got)), 0);
+	assert_int_equal(chardev_write_now(&fx->ch, "h", 1), 0);
+	chardev_hold_input(&fx->ch, false);
+	assert_int_equal(obuf_len(&fx->input), 3); /* still held once */
+	chardev_hold_input(&fx->ch, false);
+	assert_int_equal(obuf_len(&fx->input), 0);
+	chardev_hold_input(&fx->ch, false); /* an extra release changes nothing */
+	assert_int_equal(fx->ch.hold, 0);
+	while (n < 4) {
+		n += fd_read_now(fx->g.fd, got + n, sizeof(got) - n);
+		if (n < 4)
+			loop_step(fx->e);
+	}
+	assert_memory_equal(got, "hls\r", 4);
+}
 
 /* Queue the next bytes of the stream while the input queue has room. */
 static void fill_input(struct fx *fx, size_t *queued, size_t total)
@@ -256,6 +291,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_output_reaches_ring, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_input_drains_to_guest, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_hold_input_key_first, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_backpressure_loses_nothing, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_disconnect_reported_and_reconnected, setup,
 						teardown),

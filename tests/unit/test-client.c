@@ -16,8 +16,11 @@
  * (only on a gateway key's connection, once, grant required), the rights it
  * gets (the intersection: a ro grant attaches as a watcher, a console
  * outside the gateway's line is unknown), what a gateway may not do
- * (authorize, web-link), and a reload that removes the gateway's line.  A
- * real server struct (not listening) and sd-event loop.
+ * (authorize, web-link), and a reload that removes the gateway's line.
+ * Rescue actions: answered later (notice, history line, action-done),
+ * refused at once without using up the budget, sysrq on a console that is
+ * not connected, an unknown action and a bad sysrq key.  A real server
+ * struct (not listening) and sd-event loop.
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -44,6 +47,7 @@ struct fake_source {
 	const char *refuse;        /* answer at once with this error message, if set */
 	unsigned calls;
 	char chardev_id[64];       /* of the last break's console */
+	int action;                /* of the last send_action(), -1 none */
 };
 
 static void fake_send_break(struct source *s, struct console *c, struct break_req *req)
@@ -60,9 +64,16 @@ static void fake_send_break(struct source *s, struct console *c, struct break_re
 	f->pending = req;
 }
 
+static void fake_send_action(struct source *s, struct console *c, struct break_req *req)
+{
+	((struct fake_source *)s)->action = (int)req->action;
+	fake_send_break(s, c, req);
+}
+
 static const struct source_ops fake_ops = {
 	.kind = "fake",
 	.send_break = fake_send_break,
+	.send_action = fake_send_action,
 };
 
 struct fx {
@@ -88,6 +99,7 @@ static int setup(void **state)
 
 	assert_non_null(fx);
 	fx->src.source.ops = &fake_ops;
+	fx->src.action = -1;
 	const struct console_spec spec = {
 		.vm = "vm",
 		.alias = "serial0",
@@ -289,6 +301,96 @@ static void test_break_needs_a_source(void **state)
 	assert_string_equal(str(msg, "code"), PROTO_E_NOT_AVAILABLE);
 	json_decref(msg);
 	assert_int_equal(fx->src.calls, 0);
+}
+
+static void test_action_answered_later(void **state)
+{
+	struct fx *fx = *state;
+	char want[CONSOLE_LABEL_MAX + 128], text[CONSOLE_LABEL_MAX + 64];
+	struct break_req *req;
+	json_t *msg;
+
+	hello_attach(fx);
+	snprintf(text, sizeof(text), "%s reset the guest", fx->cl->att.label);
+	snprintf(want, sizeof(want), "\r\n[ttyhub] %s\r\n", text);
+	peer_send(&fx->p, "{\"type\": \"action\", \"action\": \"reset\"}");
+	LOOP_UNTIL(fx->e, fx->src.pending != NULL);
+	assert_int_equal(fx->src.action, PROTO_ACTION_RESET);
+	assert_string_equal(fx->src.pending->console, "vm:serial0");
+	req = TAKE_PTR(fx->src.pending);
+	req->done(req, 0, NULL);
+	/* The history line, the notice to everyone attached, then the answer. */
+	for (;;) {
+		msg = peer_expect(&fx->p, fx->e, "notice");
+		if (strcmp(str(msg, "text"), text) == 0)
+			break;
+		json_decref(msg); /* the attach's own notice */
+	}
+	json_decref(msg);
+	msg = peer_expect(&fx->p, fx->e, "action-done");
+	assert_string_equal(str(msg, "console"), "vm:serial0");
+	assert_string_equal(str(msg, "action"), "reset");
+	assert_null(json_object_get(msg, "key"));
+	json_decref(msg);
+	LOOP_UNTIL(fx->e, (peer_drain(&fx->p), fx->p.data_len >= strlen(want)));
+	assert_memory_equal(fx->p.data, want, strlen(want));
+}
+
+static void test_action_refused_at_once(void **state)
+{
+	struct fx *fx = *state;
+	json_t *msg;
+
+	hello_attach(fx);
+	fx->src.refuse = "nmi needs --libvirt-power (a read-write libvirt connection)";
+	/* More than the budget's burst: a refusal gives its share back. */
+	for (unsigned i = 0; i < SERVER_BREAK_BURST + 2; i++) {
+		msg = request(fx, "{\"type\": \"action\", \"action\": \"nmi\"}", "error");
+		assert_string_equal(str(msg, "code"), PROTO_E_NOT_AVAILABLE);
+		assert_string_equal(str(msg, "message"),
+				    "cannot send nmi to vm:serial0: nmi needs --libvirt-power (a "
+				    "read-write libvirt connection)");
+		json_decref(msg);
+	}
+	assert_int_equal(fx->src.calls, SERVER_BREAK_BURST + 2);
+}
+
+static void test_action_bad_requests(void **state)
+{
+	struct fx *fx = *state;
+	json_t *msg;
+
+	hello_attach(fx);
+	/* An unknown action: the denial a key without the right gets. */
+	msg = request(fx, "{\"type\": \"action\", \"action\": \"frob\\u001b\"}", "error");
+	assert_string_equal(str(msg, "code"), PROTO_E_DENIED);
+	assert_string_equal(str(msg, "message"), "action frob\\x1b is not available to your key");
+	json_decref(msg);
+	msg = request(fx, "{\"type\": \"action\"}", "error");
+	assert_string_equal(str(msg, "code"), PROTO_E_BAD_REQUEST);
+	json_decref(msg);
+	msg = request(fx, "{\"type\": \"action\", \"action\": \"sysrq\", \"key\": \"#\"}",
+		      "error");
+	assert_string_equal(str(msg, "code"), PROTO_E_BAD_REQUEST);
+	assert_string_equal(str(msg, "message"),
+			    "sysrq needs a \"key\": one of " PROTO_SYSRQ_KEYS);
+	json_decref(msg);
+	/* sysrq writes the key itself: the console must be connected (this one waits). */
+	msg = request(fx, "{\"type\": \"action\", \"action\": \"sysrq\", \"key\": \"h\"}",
+		      "error");
+	assert_string_equal(str(msg, "code"), PROTO_E_NOT_AVAILABLE);
+	assert_string_equal(str(msg, "message"),
+			    "cannot send sysrq to vm:serial0: the console is not connected");
+	json_decref(msg);
+	/* No source: the console's origin says why. */
+	fx->c->source = NULL;
+	msg = request(fx, "{\"type\": \"action\", \"action\": \"powerdown\", "
+			  "\"console\": \"vm\"}", "error");
+	assert_string_equal(str(msg, "code"), PROTO_E_NOT_AVAILABLE);
+	assert_non_null(strstr(str(msg, "message"), "this console's source cannot send powerdown"));
+	json_decref(msg);
+	assert_int_equal(fx->src.calls, 0);
+	assert_int_equal(fx->c->chardev.hold, 0);
 }
 
 static int64_t num(json_t *msg, const char *key)
@@ -933,6 +1035,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_break_answer_after_client_is_gone, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_break_needs_a_source, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_action_answered_later, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_action_refused_at_once, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_action_bad_requests, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_output_request, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_attach_resume_on_the_wire, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_output_frame_from_client, setup, teardown),

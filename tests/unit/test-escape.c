@@ -18,7 +18,7 @@
 
 #include "escape.h"
 
-static const char commands[] = ".faswrb?";
+static const char commands[] = ".faswrb?NRP";
 
 /* Feed a whole buffer into an exact-size heap output buffer (ASan checks len + 2). */
 static size_t feed(struct escape *e, const char *in, size_t len, uint8_t *out, size_t *ret_outlen,
@@ -400,6 +400,119 @@ static void test_format_help(void **state)
 	assert_int_equal(escape_format_help(&e, small, 0), -ENOBUFS);
 }
 
+/* Feed in whole, collecting (command, arg) pairs and the pass-through bytes. */
+static size_t feed_all(struct escape *e, const char *in, uint8_t *out, enum escape_cmd *cmds,
+		       uint8_t *args, size_t max_cmds)
+{
+	size_t len = strlen(in), off = 0, n = 0, total = 0;
+
+	while (off < len) {
+		enum escape_cmd cmd;
+		size_t outlen;
+
+		off += feed(e, in + off, len - off, out + total, &outlen, &cmd);
+		total += outlen;
+		if (cmd != ESCAPE_NONE) {
+			assert_true(n < max_cmds);
+			cmds[n] = cmd;
+			args[n++] = e->arg;
+		}
+	}
+	for (size_t i = n; i < max_cmds; i++)
+		cmds[i] = ESCAPE_NONE;
+	return total;
+}
+
+static void test_sysrq_key(void **state)
+{
+	struct escape e;
+	enum escape_cmd cmds[4];
+	uint8_t out[64], args[4];
+	size_t n;
+
+	escape_init(&e, ESCAPE_DEFAULT_PREFIX0, ESCAPE_DEFAULT_PREFIX1);
+	/* The key is consumed: it never reaches the guest. */
+	n = feed_all(&e, "a\x05" "cShb", out, cmds, args, 4);
+	assert_int_equal(n, 2);
+	assert_memory_equal(out, "ab", 2);
+	assert_int_equal(cmds[0], ESCAPE_SYSRQ);
+	assert_int_equal(args[0], 'h');
+	assert_int_equal(cmds[1], ESCAPE_NONE);
+	/* Not a key: cancelled (arg 0), consumed all the same. */
+	n = feed_all(&e, "\x05" "cSH\x05" "cS\x05\x05" "cS0", out, cmds, args, 4);
+	assert_int_equal(n, 0);
+	assert_int_equal(cmds[0], ESCAPE_SYSRQ);
+	assert_int_equal(args[0], 0);
+	assert_int_equal(cmds[1], ESCAPE_SYSRQ);
+	assert_int_equal(args[1], 0); /* the prefix byte was taken as the "key" */
+	assert_int_equal(cmds[2], ESCAPE_SYSRQ);
+	assert_int_equal(args[2], '0');
+	assert_int_equal(cmds[3], ESCAPE_NONE);
+	n = feed_all(&e, "\x05" "cS", out, cmds, args, 4);
+	assert_int_equal(n, 0);
+	assert_int_equal(cmds[0], ESCAPE_NONE); /* waiting for the key */
+	n = feed_all(&e, "z", out, cmds, args, 4);
+	assert_int_equal(n, 0);
+	assert_int_equal(cmds[0], ESCAPE_SYSRQ);
+	assert_int_equal(args[0], 'z');
+}
+
+static void test_actions_without_confirm(void **state)
+{
+	struct escape e;
+	enum escape_cmd cmds[4];
+	uint8_t out[64], args[4];
+	size_t n;
+
+	escape_init(&e, ESCAPE_DEFAULT_PREFIX0, ESCAPE_DEFAULT_PREFIX1);
+	assert_false(e.confirm);
+	n = feed_all(&e, "\x05" "cN\x05" "cRy\x05" "cP", out, cmds, args, 4);
+	assert_int_equal(n, 1);
+	assert_int_equal(out[0], 'y'); /* no question: "y" is just typing */
+	assert_int_equal(cmds[0], ESCAPE_NMI);
+	assert_int_equal(cmds[1], ESCAPE_RESET);
+	assert_int_equal(cmds[2], ESCAPE_POWERDOWN);
+	assert_int_equal(cmds[3], ESCAPE_NONE);
+}
+
+static void test_actions_confirm(void **state)
+{
+	struct escape e;
+	enum escape_cmd cmds[4];
+	uint8_t out[64], args[4];
+	size_t n;
+
+	escape_init(&e, ESCAPE_DEFAULT_PREFIX0, ESCAPE_DEFAULT_PREFIX1);
+	e.confirm = true;
+	n = feed_all(&e, "\x05" "cRyx\x05" "cPY", out, cmds, args, 4);
+	assert_int_equal(n, 1);
+	assert_int_equal(out[0], 'x');
+	assert_int_equal(cmds[0], ESCAPE_CONFIRM);
+	assert_int_equal(args[0], 'R');
+	assert_int_equal(cmds[1], ESCAPE_RESET);
+	assert_int_equal(cmds[2], ESCAPE_CONFIRM);
+	assert_int_equal(args[2], 'P');
+	assert_int_equal(cmds[3], ESCAPE_POWERDOWN);
+	/* Anything but y cancels, and is consumed: Enter, n, the prefix itself. */
+	n = feed_all(&e, "\x05" "cR\r\x05" "cPn", out, cmds, args, 4);
+	assert_int_equal(n, 0);
+	assert_int_equal(cmds[0], ESCAPE_CONFIRM);
+	assert_int_equal(cmds[1], ESCAPE_CANCEL);
+	assert_int_equal(args[1], 'R');
+	assert_int_equal(cmds[2], ESCAPE_CONFIRM);
+	assert_int_equal(cmds[3], ESCAPE_CANCEL);
+	assert_int_equal(args[3], 'P');
+	n = feed_all(&e, "\x05" "cR", out, cmds, args, 4);
+	n += feed_all(&e, "\x05", out, cmds, args, 4);
+	assert_int_equal(n, 0);
+	assert_int_equal(cmds[0], ESCAPE_CANCEL);
+	/* NMI and sysrq never ask. */
+	n = feed_all(&e, "\x05" "cN\x05" "cSs", out, cmds, args, 4);
+	assert_int_equal(cmds[0], ESCAPE_NMI);
+	assert_int_equal(cmds[1], ESCAPE_SYSRQ);
+	assert_int_equal(args[1], 's');
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -413,6 +526,9 @@ int main(void)
 		cmocka_unit_test(test_parse_then_use),
 		cmocka_unit_test(test_help_static),
 		cmocka_unit_test(test_format_help),
+		cmocka_unit_test(test_sysrq_key),
+		cmocka_unit_test(test_actions_without_confirm),
+		cmocka_unit_test(test_actions_confirm),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

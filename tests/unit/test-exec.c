@@ -43,11 +43,35 @@ static void test_parse(void **state)
 	assert_int_equal(x.mode, ATTACH_RO);
 }
 
+static void test_parse_actions(void **state)
+{
+	struct exec x;
+
+	assert_int_equal(exec_parse("sysrq vm h", &x), 0);
+	assert_int_equal(x.verb, EXEC_ACTION);
+	assert_int_equal(x.action, PROTO_ACTION_SYSRQ);
+	assert_string_equal(x.name, "vm");
+	assert_string_equal(x.key, "h");
+	/* The broker judges the key: it says which keys are valid. */
+	assert_int_equal(exec_parse("sysrq vm H", &x), 0);
+	assert_string_equal(x.key, "H");
+	assert_int_equal(exec_parse("nmi vm:serial0", &x), 0);
+	assert_int_equal(x.action, PROTO_ACTION_NMI);
+	assert_string_equal(x.key, "");
+	assert_int_equal(exec_parse("reset vm", &x), 0);
+	assert_int_equal(x.action, PROTO_ACTION_RESET);
+	assert_int_equal(exec_parse("powerdown vm", &x), 0);
+	assert_int_equal(x.action, PROTO_ACTION_POWERDOWN);
+}
+
 static void test_parse_refuses(void **state)
 {
 	static const char *bad[] = {
 		"", "web-link", "web-link vm --rw", "web-link vm --force", "web-link vm --ro x",
 		"web-link --ro", "weblink vm", "WEB-LINK vm", "list --ro", "who", "attach",
+		"sysrq", "sysrq vm", "sysrq vm h x", "sysrq vm \x01", "sysrq vm 12345678",
+		"nmi", "nmi vm x", "reset", "reset vm --yes", "reset --yes", "powerdown vm now",
+		"break vm", "action vm nmi",
 	};
 	char big[EXEC_COMMAND_MAX + 8];
 	struct exec x;
@@ -76,6 +100,29 @@ static char *print(const struct exec *x, enum front_event_type type, json_t *msg
 	fclose(f);
 	json_decref(msg);
 	return buf;
+}
+
+static void test_print_action(void **state)
+{
+	struct exec x;
+	char *out;
+
+	assert_int_equal(exec_parse("sysrq vm h", &x), 0);
+	assert_null(exec_printer(&x, FRONT_EV_LIST));
+	out = print(&x, FRONT_EV_ACTION_DONE,
+		    json_pack("{s:s, s:s, s:s, s:s}", "type", "action-done", "console",
+			      "vm:serial0", "action", "sysrq", "key", "h"));
+	assert_string_equal(out, "sysrq h done on vm:serial0\r\n");
+	free(out);
+	out = print(&x, FRONT_EV_ACTION_DONE,
+		    json_pack("{s:s, s:s, s:s}", "type", "action-done", "console",
+			      "vm\x1b[2J", "action", "reset"));
+	assert_null(strchr(out, '\x1b'));
+	free(out);
+	out = print(&x, FRONT_EV_ACTION_DONE,
+		    json_pack("{s:s, s:s}", "type", "action-done", "action", "\x1b[2J"));
+	assert_string_equal(out, "");
+	free(out);
 }
 
 static void test_print_web_link(void **state)
@@ -109,6 +156,8 @@ int main(void)
 		cmocka_unit_test(test_parse),
 		cmocka_unit_test(test_parse_refuses),
 		cmocka_unit_test(test_print_web_link),
+		cmocka_unit_test(test_parse_actions),
+		cmocka_unit_test(test_print_action),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

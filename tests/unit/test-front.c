@@ -247,6 +247,61 @@ static void test_escape_requests(void **state)
 	assert_int_equal(front_pending(&p->f), 0);
 }
 
+/* The rescue actions by escape: requests for the attached console, or text of our own. */
+static void test_escape_actions(void **state)
+{
+	struct pair *p = *state;
+	const uint8_t keys[] = "\x05" "cR" "n" "\x05" "cSh";
+	enum escape_cmd cmd;
+	char text[200];
+	size_t used, dropped;
+	json_t *m;
+
+	p->f.esc.confirm = true;
+	/* Reset asks first: the question is ours, nothing goes to the broker. */
+	used = front_keys(&p->f, keys, sizeof(keys) - 1, true, 0, &dropped, &cmd);
+	assert_int_equal(used, 3);
+	assert_int_equal(cmd, ESCAPE_CONFIRM);
+	assert_int_equal(front_escape_request(&p->f, cmd), -EOPNOTSUPP);
+	assert_true(front_escape_text(&p->f, cmd, text, sizeof(text)) > 0);
+	assert_string_equal(text, "reset this console? [y/N]");
+	/* "n": cancelled. */
+	used += front_keys(&p->f, keys + used, sizeof(keys) - 1 - used, true, 0, &dropped, &cmd);
+	assert_int_equal(cmd, ESCAPE_CANCEL);
+	assert_true(front_escape_text(&p->f, cmd, text, sizeof(text)) > 0);
+	assert_string_equal(text, "reset cancelled");
+	assert_int_equal(front_pending(&p->f), 0);
+	/* sysrq h: one request with the key. */
+	used += front_keys(&p->f, keys + used, sizeof(keys) - 1 - used, true, 0, &dropped, &cmd);
+	assert_int_equal(used, sizeof(keys) - 1);
+	assert_int_equal(cmd, ESCAPE_SYSRQ);
+	assert_int_equal(front_escape_text(&p->f, cmd, text, sizeof(text)), 0);
+	assert_int_equal(front_escape_request(&p->f, cmd), 0);
+	m = broker_recv(p);
+	assert_member(m, "type", "action");
+	assert_member(m, "action", "sysrq");
+	assert_member(m, "key", "h");
+	assert_null(json_object_get(m, "console"));
+	json_decref(m);
+	/* The others, as the parser returns them once confirmed. */
+	for (enum escape_cmd c = ESCAPE_NMI; c; c = c == ESCAPE_NMI ? ESCAPE_RESET
+						   : c == ESCAPE_RESET ? ESCAPE_POWERDOWN
+									 : ESCAPE_NONE) {
+		assert_int_equal(front_escape_request(&p->f, c), 0);
+		m = broker_recv(p);
+		assert_member(m, "action", c == ESCAPE_NMI ? "nmi" : c == ESCAPE_RESET ? "reset"
+										      : "powerdown");
+		assert_null(json_object_get(m, "key"));
+		json_decref(m);
+	}
+	/* A sysrq whose byte was no key: ours to say, nothing sent. */
+	p->f.esc.arg = 0;
+	assert_int_equal(front_escape_request(&p->f, ESCAPE_SYSRQ), -EOPNOTSUPP);
+	assert_true(front_escape_text(&p->f, ESCAPE_SYSRQ, text, sizeof(text)) > 0);
+	assert_non_null(strstr(text, "sysrq cancelled"));
+	assert_int_equal(front_pending(&p->f), 0);
+}
+
 /* Keystrokes: data up to the escape command, which stops the feed. */
 static void test_keys_stop_at_a_command(void **state)
 {
@@ -1042,6 +1097,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_hello_speaks_for_a_principal, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_attach_request, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_escape_requests, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_escape_actions, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_keys_stop_at_a_command, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_keys_of_a_watcher_are_dropped, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_keys_leave_the_reserve, setup, teardown),

@@ -135,6 +135,40 @@ static void test_break_right(void **state)
 	policy_free(p);
 }
 
+static void test_action_rights(void **state)
+{
+	struct policy *p;
+	struct principal a, b;
+	struct access_console web = con("web-1", NULL, "serial0"), db = con("db", NULL, NULL);
+
+	p = parse("consoles=\"web-1:rw,db:ro\",sysrq,power " K_ALICE "\n"
+		  "consoles=\"*:rw\",break,nmi " K_BOB "\n");
+	assert_int_equal(principal_init(&a, K_ALICE, NULL), 0);
+	assert_int_equal(policy_bind(p, &a), 0);
+	assert_true(policy_may_action(p, &a, &web, PROTO_ACTION_SYSRQ));
+	assert_true(policy_may_action(p, &a, &web, PROTO_ACTION_RESET));
+	assert_true(policy_may_action(p, &a, &web, PROTO_ACTION_POWERDOWN));
+	assert_false(policy_may_action(p, &a, &web, PROTO_ACTION_NMI));
+	/* Every action needs rw too. */
+	assert_false(policy_may_action(p, &a, &db, PROTO_ACTION_SYSRQ));
+	assert_false(policy_may_action(p, &a, &db, PROTO_ACTION_RESET));
+	/* An unknown action is never allowed. */
+	assert_false(policy_may_action(p, &a, &web, _PROTO_ACTION_MAX));
+	assert_false(policy_may_action(p, &a, &web, _PROTO_ACTION_INVALID));
+	assert_false(policy_may_break(p, &a, &web));
+
+	assert_int_equal(principal_init(&b, K_BOB, NULL), 0);
+	assert_int_equal(policy_bind(p, &b), 0);
+	/* break gives no action; nmi is no sysrq. */
+	assert_true(policy_may_break(p, &b, &db));
+	assert_true(policy_may_action(p, &b, &db, PROTO_ACTION_NMI));
+	assert_false(policy_may_action(p, &b, &db, PROTO_ACTION_SYSRQ));
+	assert_false(policy_may_action(p, &b, &db, PROTO_ACTION_RESET));
+	principal_done(&a);
+	principal_done(&b);
+	policy_free(p);
+}
+
 static void test_from(void **state)
 {
 	/* First line whose key and from= match wins; a later line may admit other addresses. */
@@ -299,6 +333,35 @@ static void test_via_gateway(void **state)
 	policy_free(p);
 }
 
+/* Rescue actions through a gateway: the grant, the gateway's line and the user's own line. */
+static void test_via_actions(void **state)
+{
+	struct policy *p = parse("gateway,consoles=\"web*:rw,db*:ro\",sysrq,power " K_GW " gw\n"
+				 "consoles=\"*:rw\",sysrq " K_BOB " bob\n");
+	struct access_console web01 = con("web01", NULL, NULL), db01 = con("db01", NULL, NULL);
+	struct principal gw, a, b;
+
+	gateway_bind(p, &gw, 0);
+	via(p, &gw, K_ALICE, "192.0.2.7", "consoles=\"*:rw\",sysrq,nmi,power", "alice", &a, 0);
+	assert_string_equal(a.grant_text, "consoles=\"*:rw\",sysrq,nmi,power");
+	assert_true(policy_may_action(p, &a, &web01, PROTO_ACTION_SYSRQ));
+	assert_true(policy_may_action(p, &a, &web01, PROTO_ACTION_RESET));
+	assert_false(policy_may_action(p, &a, &web01, PROTO_ACTION_NMI)); /* not on the gateway's line */
+	assert_false(policy_may_action(p, &a, &db01, PROTO_ACTION_SYSRQ)); /* ro there */
+	/* bob's own line here has sysrq but not power. */
+	via(p, &gw, K_BOB, "192.0.2.8", "consoles=\"*:rw\",sysrq,power", "bob", &b, 0);
+	assert_true(policy_may_action(p, &b, &web01, PROTO_ACTION_SYSRQ));
+	assert_false(policy_may_action(p, &b, &web01, PROTO_ACTION_POWERDOWN));
+	principal_done(&b);
+	/* A grant without the flag: nothing, whatever the lines say. */
+	via(p, &gw, K_BOB, "192.0.2.8", "consoles=\"*:rw\"", "bob", &b, 0);
+	assert_false(policy_may_action(p, &b, &web01, PROTO_ACTION_SYSRQ));
+	principal_done(&b);
+	principal_done(&a);
+	principal_done(&gw);
+	policy_free(p);
+}
+
 static void test_via_own_line_from(void **state)
 {
 	/* bob's own line admits only 10.*: from elsewhere through the gateway, nothing. */
@@ -411,11 +474,13 @@ int main(void)
 		cmocka_unit_test(test_principal_rejects),
 		cmocka_unit_test(test_rights),
 		cmocka_unit_test(test_break_right),
+		cmocka_unit_test(test_action_rights),
 		cmocka_unit_test(test_from),
 		cmocka_unit_test(test_unknown_and_reload),
 		cmocka_unit_test(test_bad_lines_and_empty),
 		cmocka_unit_test(test_via_gateway),
 		cmocka_unit_test(test_via_own_line_from),
+		cmocka_unit_test(test_via_actions),
 		cmocka_unit_test(test_via_not_a_gateway),
 		cmocka_unit_test(test_via_reload),
 	};

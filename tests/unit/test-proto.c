@@ -336,6 +336,47 @@ static const char *member(json_t *o, const char *key)
 	return json_string_value(json_object_get(o, key));
 }
 
+static void test_actions(void **state)
+{
+	json_t *m;
+
+	for (int a = 0; a < _PROTO_ACTION_MAX; a++)
+		assert_int_equal(proto_action_from_string(proto_action_to_string(a)), a);
+	assert_string_equal(proto_action_to_string(PROTO_ACTION_POWERDOWN), "powerdown");
+	assert_int_equal(proto_action_from_string("SYSRQ"), _PROTO_ACTION_INVALID);
+	assert_int_equal(proto_action_from_string("break"), _PROTO_ACTION_INVALID);
+	assert_int_equal(proto_action_from_string(NULL), _PROTO_ACTION_INVALID);
+	assert_null(proto_action_to_string(_PROTO_ACTION_MAX));
+
+	for (const char *k = PROTO_SYSRQ_KEYS; *k; k++)
+		assert_true(proto_sysrq_key_valid((const char[]){ *k, '\0' }));
+	assert_int_equal(strlen(PROTO_SYSRQ_KEYS), 36);
+	assert_false(proto_sysrq_key_valid("H"));
+	assert_false(proto_sysrq_key_valid("hh"));
+	assert_false(proto_sysrq_key_valid(""));
+	assert_false(proto_sysrq_key_valid(NULL));
+	assert_false(proto_sysrq_key_valid("!"));
+
+	m = proto_req_action("vm", "sysrq", "h");
+	assert_string_equal(member(m, "type"), "action");
+	assert_string_equal(member(m, "console"), "vm");
+	assert_string_equal(member(m, "action"), "sysrq");
+	assert_string_equal(member(m, "key"), "h");
+	json_decref(m);
+	m = proto_req_action(NULL, "reset", NULL);
+	assert_int_equal(json_object_size(m), 2);
+	json_decref(m);
+	m = proto_msg_action_done("vm:serial0", PROTO_ACTION_SYSRQ, "h");
+	assert_string_equal(member(m, "type"), "action-done");
+	assert_string_equal(member(m, "action"), "sysrq");
+	assert_string_equal(member(m, "key"), "h");
+	json_decref(m);
+	m = proto_msg_action_done("vm:serial0", PROTO_ACTION_NMI, NULL);
+	assert_string_equal(member(m, "action"), "nmi");
+	assert_null(json_object_get(m, "key"));
+	json_decref(m);
+}
+
 static void test_builders(void **state)
 {
 	json_t *m;
@@ -510,6 +551,7 @@ int main(void)
 		cmocka_unit_test(test_replay_str),
 		cmocka_unit_test(test_msg_names),
 		cmocka_unit_test(test_builders),
+		cmocka_unit_test(test_actions),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
