@@ -138,7 +138,7 @@ def check_hosts(hubs, ssh_command):
     """Every host is up on the gateway, the merged list names every host's consoles, and the
     QEMU guest on the second host answers through the gateway (by bare name and HOST/NAME)."""
     gw = hubs.gateway
-    gw.wait_up([h.name for h in hubs.hosts])
+    gw.wait_up([h.name for h in hubs.hosts], user="demo")
     names = {c["name"] for c in gw.list("demo")["consoles"]}
     for h in hubs.hosts:
         for c in h.consoles():
@@ -184,7 +184,7 @@ def main_hosts(args):
             res.run("the gateway lists every host and reaches the guest on the second host",
                     check_hosts, hubs, command)
             return 0
-        gw.wait_up([h.name for h in hubs.hosts], timeout=120)
+        gw.wait_up([h.name for h in hubs.hosts], user="demo", timeout=120)
         vm_host = hubs.hosts[vm_index].name
         ssh = " ".join(command(vm_host + "/vm"))
         ssh_ = ssh[:-len(vm_host + "/vm@127.0.0.1")]
@@ -198,8 +198,7 @@ Reach the QEMU guest on the second host ({vm_host}) through the gateway:
   {ssh}          # HOST/NAME always works
   {ssh_}vm@127.0.0.1             # a bare name works while it is unique
   {ssh_}{vm_host}/vm+ro@127.0.0.1      # watch read-only
-  {ssh_}x@127.0.0.1 list         # every host's consoles (web is on every host:
-                                 # type h1/web, h2/web, ...)
+  {ssh_}x@127.0.0.1 list         # every host's consoles: web is on each, type h1/web
 
 Inside a console: Ctrl-E c ? for help, Ctrl-E c . to detach.
 Logs: {wd}/HOST and {wd}/gw. Press Ctrl-C here to stop the demo.

@@ -28,6 +28,7 @@ Figures:
 """
 
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -52,6 +53,22 @@ def _ssh_to(addr, port, key, user):
     argv = benchlib.ssh_argv(port, key, user)
     assert argv[-1] == "127.0.0.1", argv
     return argv[:-1] + [addr]
+
+
+def _banner(port):
+    """The SSH identification line whatever listens on 127.0.0.1:PORT sends (b"" if none)."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+            sock.sendall(b"SSH-2.0-ttyhub-bench-probe\r\n")
+            buf = b""
+            while b"\n" not in buf and len(buf) < 4096:
+                chunk = sock.recv(4096)
+                if not chunk:
+                    break
+                buf += chunk
+            return buf.split(b"\n", 1)[0]
+    except OSError:
+        return b""
 
 
 class Setup:
@@ -86,8 +103,13 @@ class Setup:
                 hop += ["-o", o]
             hop += ["-i", self.key, "-T", "-p", str(self.host.front.port), "-l", user,
                     self.host.address]
-            self.ovirt[user] = benchlib.OpenSsh(
-                self.ctx.workdir("ovirt"), force_command="exec " + " ".join(hop))
+            o = benchlib.OpenSsh(self.ctx.workdir("ovirt"), force_command="exec " + " ".join(hop))
+            self.ovirt[user] = o
+            # Its port was free when chosen; make sure it is this sshd that listens there.
+            banner = _banner(o.port)
+            if not o.alive() or not banner.startswith(b"SSH-2.0-OpenSSH"):
+                raise AssertionError("the ovirt-way sshd does not serve on port %d (%r):\n%s"
+                                     % (o.port, banner, o.log()[-1500:]))
         return self.ovirt[user]
 
     def reader_argv(self, path, console):

@@ -161,17 +161,29 @@ class HostFront(sshhub.SshFront):
         keytype, b64 = out.split()[:2]
         return "%s %s" % (keytype, b64)
 
-    def new_host_key(self) -> None:
-        """Replace the host key with a fresh one (takes effect at the next start())."""
-        for p in (self.host_key, self.host_key + ".pub"):
-            if os.path.exists(p):
-                os.unlink(p)
-        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "ttyhub-test host",
-                        "-f", self.host_key], check=True, stdin=subprocess.DEVNULL,
-                       capture_output=True)
+    def new_host_key(self, slash_first: Optional[bool] = False) -> None:
+        """Replace the host key with a fresh one (takes effect at the next start()).  See
+        make_host_key() for slash_first."""
+        make_host_key(self.host_key, slash_first)
 
     def fingerprint(self) -> str:
         return sshhub.fingerprint(self.host_key)
+
+
+def make_host_key(path: str, slash_first: Optional[bool] = False) -> None:
+    """An ed25519 host key at PATH (replacing any).  One fingerprint in 64 starts with '/'
+    ("SHA256:/..."), which text filters may take for a path: slash_first=False makes sure
+    this one does not (so that a check is about what it says, whatever the random key),
+    True that it does (the check for that case), None takes the first key made."""
+    for _ in range(5000):
+        for p in (path, path + ".pub"):
+            if os.path.exists(p):
+                os.unlink(p)
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "ttyhub-test host",
+                        "-f", path], check=True, stdin=subprocess.DEVNULL, capture_output=True)
+        if slash_first is None or sshhub.fingerprint(path).startswith("SHA256:/") == slash_first:
+            return
+    raise AssertionError("no host key with the fingerprint wanted in 5000 tries")
 
 
 class Host:
@@ -224,7 +236,11 @@ class Host:
         if self.qemu is not None:
             self.qemu.start()
         self.daemon.start()
-        self.front = HostFront(os.path.join(self.wd, self.name + "-sshd"),
+        front_wd = os.path.join(self.wd, self.name + "-sshd")
+        os.makedirs(front_wd, exist_ok=True)
+        if not os.path.exists(os.path.join(front_wd, "hostkey")):
+            make_host_key(os.path.join(front_wd, "hostkey"))
+        self.front = HostFront(front_wd,
                                self.daemon.socket, self.access_lines(), self.address,
                                wrap=self.wrap, extra_args=self.front_args)
         self.daemon.wait_for(lambda: self.consoles_connected(), timeout=60,
@@ -359,9 +375,10 @@ class Gateway:
         return sshhub.run_ssh(self.front, self.hubs.keys[user][0], login, *cmd,
                               timeout=timeout)
 
-    def list(self, user: str = "alice", timeout=60) -> dict:
-        """`list --json` through the gateway, as USER (AssertionError unless it succeeds)."""
-        r = self.run(user, "list", "--json", timeout=timeout)
+    def list(self, user: Optional[str] = None, timeout=60) -> dict:
+        """`list --json` through the gateway, as USER (default: the first user of the
+        gateway's access file); AssertionError unless it succeeds."""
+        r = self.run(user or next(iter(self.user_lines)), "list", "--json", timeout=timeout)
         if r.returncode != 0:
             raise AssertionError("list --json through the gateway failed (%s): %r\n%s"
                                  % (r.returncode, r.stdout + r.stderr, self.log_tail()))
@@ -371,12 +388,12 @@ class Gateway:
             raise AssertionError("list --json through the gateway: not JSON: %r"
                                  % r.stdout[:2000]) from None
 
-    def host_states(self, user: str = "alice") -> dict:
+    def host_states(self, user: Optional[str] = None) -> dict:
         """{host name: (state, error)} from list --json."""
         return {h["name"]: (h.get("state"), h.get("error"))
                 for h in self.list(user).get("hosts", [])}
 
-    def wait_up(self, names, user="alice", timeout=90) -> None:
+    def wait_up(self, names, user=None, timeout=90) -> None:
         """Wait until list --json shows every host in NAMES up."""
         last = {}
 
