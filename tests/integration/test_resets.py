@@ -462,10 +462,11 @@ def fds_back(phase, timeout=20):
     attached.  A session whose client is gone must not be kept: waited for up to
     timeout s (longer than the time any close takes)."""
     deadline = time.monotonic() + timeout
+    # Asked first: the CLI's own connection is closed by the time the descriptors settle.
+    c = ctx.d.console("rs")
     while (ctx.d.fd_count(), ctx.front.fd_count()) != (ctx.fds0, ctx.sshd_fds0) and \
             time.monotonic() < deadline:
         time.sleep(0.1)
-    c = ctx.d.console("rs")
     print("figure: after %s: fds ttyhubd %d (baseline %d), ttyhub-sshd %d (baseline %d); "
           "watchers attached %d (the healthy one: 1)"
           % (phase, ctx.d.fd_count(), ctx.fds0, ctx.front.fd_count(), ctx.sshd_fds0,

@@ -673,14 +673,14 @@ def t_man_pages_document_every_option():
         assert len(opts) >= 5, (page, opts)
         # Defined: a line of its own (or with its short form), or in a command's line.
         missing = [o for o in sorted(opts) if not re.search(
-            r"^(\s*\*(-\w\*, \*)?%s\*|\*(list|attach|who|break)\*.*\*%s\*)" % (
+            r"^(\s*\*(-\w\*, \*)?%s\*|\*(list|attach|who|break|reset|powerdown)\*.*\*%s\*)" % (
                 re.escape(o), re.escape(o)), src, re.M)]
         assert not missing, "%s(%s) does not document %s" % (page, MAN_PAGES[page], missing)
         assert "*-h*, *--help*" in src, page
         if page != "ttyhub":
             assert "*-v*, *--verbose*" in src, page
     # The CLI's commands.
-    for cmd in ["list", "attach", "who", "break"]:
+    for cmd in ["list", "attach", "who", "break", "sysrq", "nmi", "reset", "powerdown"]:
         assert re.search(r"^\*%s\*" % cmd, source("ttyhub"), re.M), cmd
 
 
