@@ -171,12 +171,22 @@ def restart_loop(d, logfile, sig, count=None, seconds=None, until=None):
     return n
 
 
+def stored(d, names, timeout=30):
+    """Wait until the fd store holds exactly names: the fake service manager takes each
+    FDSTORE message on its own thread, a moment after ttyhubd sent it."""
+    try:
+        runner.wait_until(lambda: d.stored_names() == names, timeout, "the fd store")
+    except AssertionError:
+        raise AssertionError("the fd store holds %r, not %r" % (d.stored_names(), names)) \
+            from None
+
+
 def test_sigterm(wd):
     g = Guest(wd, "fg")
     d = start(wd, ("fg", g))
     logfile = os.path.join(wd, "logs", "fg.log")
     try:
-        runner.require(d.stored_names() == ["con-fg", "ring-fg"], d.stored_names())
+        stored(d, ["con-fg", "ring-fg"])
         n = restart_loop(d, logfile, signal.SIGTERM, count=None if LONG else 10,
                          seconds=30 if LONG else None)
         stats = g.stop()
@@ -189,7 +199,7 @@ def test_sigterm(wd):
         with open(logfile, "rb") as f:
             compare(f.read(), want, "console log after %d SIGTERM restarts" % n)
         compare(history(d, "fg", len(want)), want, "history after %d SIGTERM restarts" % n)
-        runner.require(d.stored_names() == ["ring-fg"], d.stored_names())
+        stored(d, ["ring-fg"])
         print("  %d restarts, %d bytes, nothing lost or repeated" % (n, len(want)))
     finally:
         d.stop()
@@ -236,7 +246,7 @@ def test_guest_exits_in_gap(wd):
         with open(logfile, "rb") as f:
             compare(f.read(), want, "console log of a guest that left in the gap")
         compare(history(d, "fx", len(want)), want, "history of a guest that left in the gap")
-        runner.require(d.stored_names() == ["ring-fx"], d.stored_names())
+        stored(d, ["ring-fx"])
     finally:
         d.stop()
         g.stop()
@@ -246,8 +256,7 @@ def test_console_undefined(wd):
     a, b = Guest(wd, "ca", rate=20000), Guest(wd, "cb", rate=20000)
     d = start(wd, ("ca", a), ("cb", b))
     try:
-        runner.require(d.stored_names() == ["con-ca", "con-cb", "ring-ca", "ring-cb"],
-                       d.stored_names())
+        stored(d, ["con-ca", "con-cb", "ring-ca", "ring-cb"])
         # cb is no longer defined after the restart: its history goes to its log, its fds
         # leave the store, and the guest sees the connection close.
         d.restart(args=["--ring-size", RING, "--log-dir", os.path.join(wd, "logs"),
@@ -276,7 +285,7 @@ def test_path_changed(wd):
         d.wait_log(r"console cp: the kept connection was to \S+pa\.sock, now \S+pb\.sock")
         d.wait_for(lambda: (d.console("cp") or {}).get("state") == "connected",
                    what="cp connected to the new path")
-        runner.require(d.stored_names() == ["con-cp", "ring-cp"], d.stored_names())
+        stored(d, ["con-cp", "ring-cp"])
         logfile = os.path.join(wd, "logs", "cp.log")
 
         def lines_of_b():
@@ -385,7 +394,7 @@ def test_libvirt(wd):
         d.wait_for(lambda: (d.console("lvm:serial0") or {}).get("state") == "connected",
                    timeout=30, what="the libvirt console connected")
         key = uuid + "%3Aserial0"
-        runner.require(d.stored_names() == ["con-" + key, "ring-" + key], d.stored_names())
+        stored(d, ["con-" + key, "ring-" + key])
         before = d.log().count("connected to " + serial)
         d.restart()
         # Defined again by the libvirt source (from the loop, after READY=1): same connection.
@@ -396,7 +405,7 @@ def test_libvirt(wd):
         runner.require(d.log().count("connected to " + serial + " (kept across") == 1,
                        "not the kept connection")
         runner.require(d.log().count("connected to " + serial) == before + 1, "reconnected")
-        runner.require(d.stored_names() == ["con-" + key, "ring-" + key], d.stored_names())
+        stored(d, ["con-" + key, "ring-" + key])
         w = hub.BrokerClient(d.socket)
         w.send({"type": "attach", "console": "lvm", "mode": "rw", "replay": 0})
         w.expect_type("attached")
@@ -419,7 +428,7 @@ def test_store_full(wd):
     d = start(wd, ("ff", g), fdstore_max=1)
     try:
         d.wait_log(r"fd store is full \(FileDescriptorStoreMax=1\)")
-        runner.require(d.stored_names() == ["ring-ff"], d.stored_names())
+        stored(d, ["ring-ff"])
     finally:
         d.stop()
         g.stop()
