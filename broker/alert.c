@@ -98,6 +98,7 @@ static int alert_compile(const char *spec, struct alert *ret, char *err, size_t 
 				   msg);
 	}
 	ret->regex = strdup(eq + 1);
+	ret->literal = eq[1 + strcspn(eq + 1, ".[]()*+?{}|^$\\")] == '\0';
 	if (!ret->regex) {
 		regfree(&ret->re);
 		return alert_error(err, errsz, spec, -ENOMEM, "out of memory");
@@ -166,7 +167,8 @@ int alert_set_new(bool with_defaults, struct alert_set **ret)
 const struct alert *alert_set_match(const struct alert_set *set, const char *line)
 {
 	for (size_t i = 0; set && i < set->n; i++)
-		if (regexec(&set->alerts[i].re, line, 0, NULL, 0) == 0)
+		if (set->alerts[i].literal ? strstr(line, set->alerts[i].regex) != NULL
+					   : regexec(&set->alerts[i].re, line, 0, NULL, 0) == 0)
 			return &set->alerts[i];
 	return NULL;
 }

@@ -45,6 +45,12 @@
 struct alert {
 	char name[ALERT_NAME_MAX + 1];
 	char *regex; /* owned: the source text, for messages */
+	/*
+	 * A regex without an ERE special character (the defaults: "Kernel
+	 * panic", "Oops:") means its text anywhere in the line: matched with
+	 * strstr(), many times cheaper per line than regexec().
+	 */
+	bool literal;
 	bool builtin;
 	regex_t re;
 };
