@@ -232,7 +232,9 @@ def latency(ctx, st, sec):
 
 
 def _gateway_cost(ctx, st, path, n, window):
-    """N readers of fp by PATH: (PSS KiB per session, CPU % per session, lines lost)."""
+    """N readers of fp by PATH: (PSS KiB per session, CPU % per session, lines lost, B/s each
+    reader got).  ttyhub's gateway must keep up with the guest; a peer that does not is a
+    figure (its readers' rate), not a failure."""
     target, user = st.sshload_target(path, "fp+ro")
     if path == "ttyhub gateway":
         def pids():
@@ -257,10 +259,10 @@ def _gateway_cost(ctx, st, path, n, window):
     w = benchlib.window(a, b)
     lost = sum(w["lost_silent"]) + sum(w["lost_announced"])
     got = sum(w["bytes"]) / w["seconds"] / n
-    if got < PACED * 0.8:
+    if got < PACED * 0.8 and path == "ttyhub gateway":
         raise AssertionError("%s, %d readers: %.0f B/s each, the guest writes %d"
                              % (path, n, got, PACED))
-    return (mem - mem0) / n, 100.0 * (cb - ca) / w["seconds"] / n, lost
+    return (mem - mem0) / n, 100.0 * (cb - ca) / w["seconds"] / n, lost, got
 
 
 def sessions(ctx, st, sec):
@@ -271,7 +273,7 @@ def sessions(ctx, st, sec):
         for n in counts:
             ctx.log("gateway cost: %s, %d sessions" % (path, n))
             res[path, n] = _gateway_cost(ctx, st, path, n, window)
-            ctx.log("  %.0f KiB and %.2f%% CPU per session, %d lines lost"
+            ctx.log("  %.0f KiB and %.2f%% CPU per session, %d lines lost, %.0f B/s each"
                     % res[path, n])
             if path == "ovirt way":
                 # Its sessions end with their sshload: wait until they are gone, so that
@@ -286,9 +288,11 @@ def sessions(ctx, st, sec):
                 "ovirt way", "KiB")
         sec.row("gateway CPU per forwarded session, %d sessions, %d B/s each" % (n, PACED),
                 g[1], o[1], "ovirt way", "% of a core")
+        sec.row("what each reader got, %d sessions (the guest writes %d B/s)" % (n, PACED),
+                g[3], o[3], "ovirt way", "B/s")
     top = counts[-1]
-    sec.rows[-2]["target"] = "< ovirt way"
-    sec.rows[-2]["ok"] = res["ttyhub gateway", top][0] < res["ovirt way", top][0]
+    sec.rows[-3]["target"] = "< ovirt way"
+    sec.rows[-3]["ok"] = res["ttyhub gateway", top][0] < res["ovirt way", top][0]
     lost = sum(res[k][2] for k in res if k[0] == "ttyhub gateway")
     sec.row("lines lost by the gateway's readers", lost, None, "", "lines", target="0",
             ok=lost == 0)
