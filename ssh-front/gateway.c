@@ -966,7 +966,8 @@ static void gw_on_hello_session(struct gwconn *c, json_t *req)
 	if (r < 0) {
 		log_warning_errno(r, "gateway: a web session: no answer from ttyhubd on %s",
 				  *c->g->config.broker);
-		gw_error(c, PROTO_E_NOT_AVAILABLE, "cannot check the web session: %s", strerror(-r));
+		gw_error(c, PROTO_E_NOT_AVAILABLE, "cannot check the web session: %s",
+			 strerror(-r));
 		return gw_close_after(c, NULL);
 	}
 	if (gw_is_error(answer)) {
@@ -1279,11 +1280,12 @@ static void gw_on_listen(struct watch *w, int fd, uint32_t revents, void *userda
 		int r;
 
 		if (cfd < 0) {
-			if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
-				log_warning_errno(-errno, "gateway: cannot accept on %s",
-						  g->socket_path);
-			if (errno == EINTR || errno == ECONNABORTED)
+			r = -errno;
+			if (r == -EINTR || r == -ECONNABORTED)
 				continue;
+			if (r != -EAGAIN)
+				log_warning_errno(r, "gateway: cannot accept on %s",
+						  g->socket_path);
 			return;
 		}
 		if (getsockopt(cfd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0) {
