@@ -21,7 +21,9 @@ What is proved:
   watches on the host (the gateway's grant goes with the session);
 * a web front's connection without a session may only redeem;
 * a peer uid other than root, the gateway's own and --gateway-socket-user is closed at once
-  on the gateway socket, with a log line (as root: a child with another uid; else skipped).
+  on the gateway socket, with a log line (as root: a child with another uid; else skipped);
+* in headless Chromium (Selenium, as test_web_browser.py; skipped without it), the page of a
+  link minted on the gateway shows h2's web01 and what is typed there reaches that guest.
 """
 
 import os
@@ -30,6 +32,7 @@ import shutil
 import socket
 import sys
 import tempfile
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import gwhub  # noqa: E402
@@ -43,6 +46,7 @@ GW_LINES = {
     "bob": 'consoles="web*:ro"',
 }
 NOBODY = 65534
+CHROMEDRIVER = "/usr/bin/chromedriver"
 
 
 class Ctx:
@@ -207,13 +211,73 @@ def t_socket_refuses_other_uid():
                       "the refusal in the gateway's log")
 
 
+def browser(wd):
+    """Headless Chromium as test_web_browser.py drives it, or None (with why) without it."""
+    try:
+        from selenium import webdriver  # noqa: PLC0415 - only this check needs it
+        from selenium.webdriver.chrome.service import Service  # noqa: PLC0415
+    except ImportError as e:
+        return None, "no Selenium (%s)" % e
+    if not os.access(CHROMEDRIVER, os.X_OK):
+        return None, "no %s" % CHROMEDRIVER
+    o = webdriver.ChromeOptions()
+    for a in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+              "--window-size=1000,700", "--no-first-run", "--no-default-browser-check",
+              "--disable-background-networking", "--disable-component-update",
+              "--disable-sync", "--user-data-dir=" + os.path.join(wd, "chromium")):
+        o.add_argument(a)
+    service = Service(CHROMEDRIVER, log_path=os.path.join(wd, "chromedriver.log"))
+    d = webdriver.Chrome(service=service, options=o)
+    d.set_page_load_timeout(300)
+    d.set_script_timeout(60)
+    return d, None
+
+
+def page_wait(driver, predicate, what, timeout=60):
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = predicate()
+        if last:
+            return last
+        time.sleep(0.05)
+    raise AssertionError("timed out waiting for %s (last: %r)\n%s"
+                         % (what, last, ctx.gw.web.log()[-2000:]))
+
+
+@check
+def t_browser_page_through_gateway():
+    driver, why = browser(ctx.wd)
+    if driver is None:
+        print("SKIP the browser check: %s" % why, flush=True)
+        return
+    try:
+        from selenium.webdriver.common.by import By  # noqa: PLC0415
+
+        def text():
+            return driver.execute_script(
+                "return window.ttyhubTest ? window.ttyhubTest.text() : ''") or ""
+        # The link's fragment on ttyhub-webd's own page (the gateway's --web-url is a dummy).
+        token = link("alice", "h2/web01")
+        driver.get("%s/#t=%s&c=h2%%2Fweb01" % (ctx.gw.web.origin, token))
+        page_wait(driver, lambda: driver.execute_script(
+            "return !!(window.ttyhubTest && window.ttyhubTest.attached())"), "the page to attach")
+        page_wait(driver, lambda: re.search(r"web01 \d{12} ", text()), "h2 web01's lines")
+        driver.find_element(By.CSS_SELECTOR, ".xterm-helper-textarea").send_keys(
+            "gw-browser-typed\n")
+        runner.wait_until(lambda: b"gw-browser-typed" in guest("h2", "web01").input(), 60,
+                          "the page's keystrokes at h2's web01")
+    finally:
+        driver.quit()
+
+
 def main():
     res = runner.Runner()
     for path in (gwhub.sshhub.SSHD, hub.TTYHUBD, hub.FAKE_GUEST, webhub.WEBD):
         if not os.access(path, os.X_OK):
             print("FAIL %s is missing (build it first)" % path, flush=True)
             sys.exit(1)
-    wd = hub.workdir("gateway_web")
+    wd = ctx.wd = hub.workdir("gateway_web")
     # The socket in a directory any uid may search, so the peer check is what refuses.
     sockdir = tempfile.mkdtemp(prefix="ttyhub-gwweb-")
     os.chmod(sockdir, 0o711)
