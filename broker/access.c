@@ -697,7 +697,8 @@ static bool access_grant_put(char *buf, size_t size, size_t *o, const char *s, s
 	return true;
 }
 
-int access_format_grant(const struct access_entry *e, char *buf, size_t size)
+/* ro: every rule as :ro and no flags (a watch-only web link's grant). */
+static int access_format(const struct access_entry *e, bool ro, char *buf, size_t size)
 {
 	size_t o = 0;
 	bool ok = size > 0;
@@ -706,7 +707,7 @@ int access_format_grant(const struct access_entry *e, char *buf, size_t size)
 		buf[0] = '\0';
 	for (size_t i = 0; ok && i < e->n_rules; i++) {
 		const struct access_rule *rule = &e->rules[i];
-		const char *right = rule->right == ACCESS_RW ? ":rw" : ":ro";
+		const char *right = rule->right == ACCESS_RW && !ro ? ":rw" : ":ro";
 
 		ok = access_grant_put(buf, size, &o, i == 0 ? "consoles=\"" : ",", i == 0 ? 10 : 1,
 				      false) &&
@@ -725,7 +726,7 @@ int access_format_grant(const struct access_entry *e, char *buf, size_t size)
 		{ offsetof(struct access_entry, nmi), "nmi" },
 		{ offsetof(struct access_entry, power), "power" },
 	};
-	for (size_t i = 0; ok && i < ELEMENTSOF(flags); i++)
+	for (size_t i = 0; ok && !ro && i < ELEMENTSOF(flags); i++)
 		if (*(const bool *)((const char *)e + flags[i].off))
 			ok = (o == 0 || access_grant_put(buf, size, &o, ",", 1, false)) &&
 			     access_grant_put(buf, size, &o, flags[i].name, strlen(flags[i].name),
@@ -736,6 +737,16 @@ int access_format_grant(const struct access_entry *e, char *buf, size_t size)
 		return -ENOBUFS;
 	}
 	return (int)o;
+}
+
+int access_format_grant(const struct access_entry *e, char *buf, size_t size)
+{
+	return access_format(e, false, buf, size);
+}
+
+int access_format_grant_ro(const struct access_entry *e, char *buf, size_t size)
+{
+	return access_format(e, true, buf, size);
 }
 
 /* Append (line, a copy of msg) to a list of errors or warnings. */

@@ -160,6 +160,11 @@ int access_parse_grant(const char *s, size_t len, struct access_entry **ret, cha
  * in size bytes or exceeds ACCESS_GRANT_MAX (buf is then "").
  */
 int access_format_grant(const struct access_entry *e, char *buf, size_t size);
+/*
+ * The same grant narrowed to watching: every rule `:ro`, no flags (what a
+ * --ro web link's session may do, passed on by a gateway).
+ */
+int access_format_grant_ro(const struct access_entry *e, char *buf, size_t size);
 struct access_entry *access_entry_free(struct access_entry *e);
 
 /*

@@ -874,6 +874,7 @@ static int client_hello_session(struct client *c, json_t *req)
 	}
 	c->web = true;
 	c->web_ro = e->grant.ro;
+	snprintf(c->web_console, sizeof(c->web_console), "%s", e->grant.console);
 	if (jfrom)
 		log_escape(json_string_value(jfrom), strlen(json_string_value(jfrom)), from,
 			   sizeof(from));
@@ -959,11 +960,42 @@ static void client_hello_speak_for(struct client *c, json_t *req)
 					   c->principal->comment));
 }
 
+/*
+ * A web session's principal on a gateway's broker, for the gateway to speak
+ * for (docs/protocol.md "Gateways"): its key, what its line grants now
+ * (narrowed to watching for a --ro link) and the session's console, added
+ * to hello's principal p.  A line too long to pass on grants nothing.
+ */
+static int client_session_principal(struct client *c, json_t *p)
+{
+	const struct access_entry *e = c->principal->key->entry;
+	char grant[ACCESS_GRANT_MAX + 1];
+	_cleanup_free_ char *key = NULL;
+
+	if ((c->web_ro ? access_format_grant_ro(e, grant, sizeof(grant))
+		       : access_format_grant(e, grant, sizeof(grant))) < 0)
+		log_warning("%s: line %u of the access file is too long to pass on as a grant; "
+			    "it grants nothing through a gateway", c->att.audit, e->line);
+	if (asprintf(&key, "%s %s", e->keytype, e->base64) < 0) {
+		key = NULL;
+		return -ENOMEM;
+	}
+	if (!p || json_object_set_new(p, "key", json_string(key)) < 0 ||
+	    json_object_set_new(p, "console", json_string(c->web_console)) < 0)
+		return -ENOMEM;
+	/* JSON holds only UTF-8: a line with other bytes grants nothing through a gateway. */
+	if (json_object_set_new(p, "grant", json_string(grant)) < 0 &&
+	    json_object_set_new(p, "grant", json_string("")) < 0)
+		return -ENOMEM;
+	return 0;
+}
+
 static void client_do_hello(struct client *c, json_t *req)
 {
 	json_t *v = json_object_get(req, "version");
 	const char *name = json_string_value(json_object_get(req, "client"));
 	json_t *jp = json_object_get(req, "principal");
+	json_t *msg;
 	char esc[96];
 	int r;
 
@@ -1015,9 +1047,14 @@ static void client_do_hello(struct client *c, json_t *req)
 				 sizeof(c->att.audit) - strlen(c->att.audit), " [%s]", esc);
 	}
 	c->hello = true;
-	client_send_new(c, proto_msg_hello(c->att.label,
-					   c->principal ? c->principal->fingerprint : NULL,
-					   c->principal ? c->principal->comment : NULL));
+	msg = proto_msg_hello(c->att.label, c->principal ? c->principal->fingerprint : NULL,
+			      c->principal ? c->principal->comment : NULL);
+	if (msg && c->web && c->principal && c->env->no_consoles &&
+	    client_session_principal(c, json_object_get(msg, "principal")) < 0) {
+		json_decref(msg);
+		msg = proto_msg_error(PROTO_E_INTERNAL, "out of memory");
+	}
+	client_send_new(c, msg);
 }
 
 /* A front asks whether a key may log in from an address; its own principal is unchanged. */
@@ -1096,6 +1133,36 @@ static const char *client_grant_who(const struct weblink_grant *g, char *buf, si
 }
 
 /*
+ * A web link's console on a gateway's broker (--no-consoles): a console of a
+ * host behind the gateway, which only that host knows.  Any name of 1..512
+ * printable ASCII bytes is taken as given (the host resolves it and decides
+ * the rights when the session is used); a key whose line grants no console
+ * learns nothing more than on a host.  NULL with the error sent.
+ */
+static const char *client_gateway_console(struct client *c, json_t *req)
+{
+	json_t *jname = json_object_get(req, "console");
+	const char *name = json_string_value(jname);
+	size_t len = name ? json_string_length(jname) : 0;
+	char esc[256];
+
+	if (!name) {
+		client_error(c, PROTO_E_BAD_REQUEST, "request needs a \"console\" name");
+		return NULL;
+	}
+	for (size_t i = 0; i < len; i++)
+		if (name[i] < 0x20 || name[i] > 0x7e)
+			len = 0;
+	if (len == 0 || len >= WEBLINK_CONSOLE_MAX ||
+	    (c->principal && (!c->principal->key || c->principal->key->entry->n_rules == 0))) {
+		client_error(c, PROTO_E_UNKNOWN_CONSOLE, "no console named '%s'",
+			     log_escape(name, strlen(name), esc, sizeof(esc)));
+		return NULL;
+	}
+	return name;
+}
+
+/*
  * `web-link` {console, ro}: a one-time link for a console this connection
  * may use, for its principal (or local admin), narrowed to ro if asked.
  * Only the link's hash is kept (weblink.h); the log names its tag.
@@ -1106,9 +1173,10 @@ static void client_do_web_link(struct client *c, json_t *req)
 	struct weblink_grant g = {};
 	uint8_t secret[WEBLINK_SECRET_SIZE], hash[WEBLINK_HASH_SIZE];
 	char token[WEBLINK_TEXT_LEN + 1], tag[WEBLINK_TAG_LEN + 1];
-	char enc[3 * REGISTRY_NAME_MAX + 1];
+	char enc[3 * (WEBLINK_CONSOLE_MAX - 1) + 1];
 	_cleanup_free_ char *url = NULL;
 	struct console *con;
+	const char *name;
 	int r;
 
 	if (jro && !json_is_boolean(jro)) {
@@ -1129,11 +1197,18 @@ static void client_do_web_link(struct client *c, json_t *req)
 		client_error(c, PROTO_E_NOT_AVAILABLE, "ttyhubd has no --web-url: web links are off");
 		return;
 	}
-	con = client_lookup(c, req);
-	if (!con)
-		return;
+	if (c->env->no_consoles) {
+		name = client_gateway_console(c, req);
+		if (!name)
+			return;
+	} else {
+		con = client_lookup(c, req);
+		if (!con)
+			return;
+		name = con->name;
+	}
 	g.ro = json_is_true(jro);
-	snprintf(g.console, sizeof(g.console), "%s", con->name);
+	snprintf(g.console, sizeof(g.console), "%s", name);
 	if (c->principal) {
 		g.principal = calloc(1, sizeof(*g.principal));
 		r = g.principal ? principal_copy(c->principal, g.principal) : -ENOMEM;
@@ -1155,15 +1230,15 @@ static void client_do_web_link(struct client *c, json_t *req)
 	weblink_encode(secret, token);
 	weblink_hash(secret, hash);
 	weblink_tag(hash, tag);
-	client_url_encode(con->name, enc, sizeof(enc));
+	client_url_encode(name, enc, sizeof(enc));
 	if (asprintf(&url, "%s#t=%s&c=%s", *c->env->web_url, token, enc) < 0)
 		url = NULL;
 	memset(token, 0, sizeof(token));
 	memset(secret, 0, sizeof(secret));
-	log_info("%s: web link %s for %s (%s), valid %llus", c->att.audit, tag, con->name,
+	log_info("%s: web link %s for %s (%s), valid %llus", c->att.audit, tag, name,
 		 json_is_true(jro) ? "ro" : "rw",
 		 (unsigned long long)(c->env->weblink->link_ttl_usec / 1000000));
-	if (!url || client_send_new(c, proto_msg_web_link(url, con->name,
+	if (!url || client_send_new(c, proto_msg_web_link(url, name,
 			c->env->weblink->link_ttl_usec / 1000000)) < 0)
 		client_error(c, PROTO_E_INTERNAL, "cannot queue the web link");
 	if (url)
@@ -1229,7 +1304,7 @@ static void client_do_redeem(struct client *c, json_t *req)
 		snprintf(you, sizeof(you), "local admin %.70s (web)", e->grant.admin);
 	/* What it may do there now: the narrowing, then the principal's current right. */
 	may_write = !e->grant.ro;
-	if (may_write && e->grant.principal) {
+	if (may_write && e->grant.principal && !c->env->no_consoles) {
 		may_write = false;
 		if (registry_lookup(c->env->registry, e->grant.console, &con) >= 0) {
 			const struct access_console ac = console_access(con);

@@ -61,6 +61,12 @@ struct client_env {
 	struct registry *registry;        /* console lookups and `list` */
 	struct policy *const *policy;     /* the access file as last loaded (never NULL) */
 	const long *default_replay;       /* lines, or PROTO_REPLAY_ALL */
+	/*
+	 * A gateway's broker (--no-consoles): a web link names a console of a
+	 * host behind the gateway, taken as given; the host decides the rights
+	 * when the session is used (docs/protocol.md "Gateways").
+	 */
+	bool no_consoles;
 	unsigned next_id;                 /* the last id given to a client */
 	/*
 	 * Called once when a client is killed: it is still attached and must be
@@ -114,6 +120,7 @@ struct client {
 	bool web;
 	bool web_ro;
 	char web_admin[WEBLINK_ADMIN_MAX]; /* "" unless the session is a local admin's */
+	char web_console[WEBLINK_CONSOLE_MAX]; /* the session's link's console */
 	bool hello;           /* hello received */
 	bool dead;
 	/*

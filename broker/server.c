@@ -182,6 +182,7 @@ int server_init(struct server *s, sd_event *e, const struct server_config *cfg)
 		.registry = &s->registry,
 		.policy = &s->policy,
 		.default_replay = &s->config.default_replay,
+		.no_consoles = cfg->no_consoles,
 		.dead = server_client_dead,
 		.send_break = server_console_break,
 		.send_action = server_console_action,

@@ -84,6 +84,7 @@ struct server_config {
 	const char *web_url;      /* where users reach ttyhub-webd, or NULL: no web links */
 	unsigned web_link_ttl;    /* seconds a web link may be redeemed */
 	unsigned web_session_ttl; /* seconds a web session lasts */
+	bool no_consoles;         /* a gateway's broker (--no-consoles): web links name any console */
 };
 
 struct server {

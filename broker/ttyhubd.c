@@ -705,6 +705,7 @@ int main(int argc, char *argv[])
 		log_error_errno(r, "cannot create the event loop");
 		return EXIT_FAILURE;
 	}
+	arg_config.no_consoles = arg_no_consoles;
 	r = server_init(&s, e, &arg_config);
 	if (r >= 0)
 		r = notify_setup_loop_stop(e, on_stop, &s, on_reload, &s, describe_status, &s);

@@ -39,7 +39,7 @@
 #define WEBLINK_LINKS_MAX 1024
 #define WEBLINK_LINKS_PER_OWNER 16 /* pending links of one key or local admin */
 #define WEBLINK_SESSIONS_MAX 4096
-#define WEBLINK_CONSOLE_MAX 256
+#define WEBLINK_CONSOLE_MAX 513 /* a name of up to 512 bytes (a gateway's HOST/VM:ALIAS) + NUL */
 #define WEBLINK_ADMIN_MAX 72
 #define WEBLINK_LINK_TTL_DEFAULT 60           /* seconds */
 #define WEBLINK_SESSION_TTL_DEFAULT (12 * 3600) /* seconds */

@@ -23,9 +23,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <sys/queue.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
 
+#include "clock.h"
 #include "fileio.h"
 #include "frame-reader.h"
 #include "front.h"
@@ -47,6 +52,9 @@
 #define GW_PIECE_MAX (FRAME_MAX - 4096) /* a list piece's JSON, with room for its frame */
 #define GW_WHY_MAX 200
 #define GW_FIELD_MAX 16384            /* key, grant, comment, address from the channel's hello */
+#define GW_LOCAL_USEC (2 * 1000 * 1000ULL) /* a question to the gateway's own ttyhubd */
+#define GW_LOCAL_OUT_MAX 8192
+#define GW_CLIENT "ttyhub-sshd gateway"
 
 struct gwconn;
 
@@ -70,6 +78,10 @@ struct gateway {
 	LIST_HEAD(, gwconn) conns;
 	LIST_HEAD(, gwconn) dead;
 	sd_event_source *sweep;       /* owned */
+	/* --gateway-socket: where ttyhub-webd connects, as to a broker */
+	char *socket_path;            /* owned; NULL: none */
+	int listen_fd;                /* owned */
+	struct watch *listen_io;      /* owned */
 };
 
 /* One host's part of a list being gathered. */
@@ -95,6 +107,14 @@ struct gwconn {
 	struct obuf out;
 	enum gw_state state;
 	char *key, *from, *grant, *comment, *who; /* owned, from the channel's hello */
+	/*
+	 * From --gateway-socket (ttyhub-webd), not a channel: its hello is a
+	 * session's (web_console: the session's console, the only one it may
+	 * name) or bare (web_front: it may only redeem a link).
+	 */
+	bool from_socket;
+	bool web_front;
+	char *web_console;           /* owned */
 	/* LISTING */
 	struct gwask *asks;          /* owned, one per host */
 	size_t n_pending;
@@ -115,6 +135,11 @@ struct gwconn {
 
 static void gw_update(struct gwconn *c);
 static void gw_ask_free(struct gwask *a);
+
+static bool eq(const char *a, const char *b)
+{
+	return a && b && strcmp(a, b) == 0;
+}
 
 static json_t *unref(json_t *j)
 {
@@ -193,6 +218,7 @@ static void gw_free(struct gwconn *c)
 	free(c->grant);
 	free(c->comment);
 	free(c->who);
+	free(c->web_console);
 	free(c);
 }
 
@@ -725,12 +751,166 @@ static void gw_on_up(struct watch *w, int fd, uint32_t revents, void *userdata)
 	gw_update(c); /* the notice gw_up_lost() queued goes out from here */
 }
 
-/* ---- from the channel ---- */
+/* ---- the gateway's own ttyhubd: web links and sessions ---- */
 
-static bool eq(const char *a, const char *b)
+/*
+ * One question to the gateway's own ttyhubd (--broker), which holds the
+ * gateway's access file and its web links: the caller queues hello and a
+ * request on l->f, gw_local_answer() waits for each answer.  It blocks, for
+ * at most GW_LOCAL_USEC, as authz.h does and for the same reason: the
+ * broker is on this machine and answers at once; a web link or a session's
+ * start is rare next to the frames a gateway relays.
+ */
+struct gwlocal {
+	int fd;         /* owned */
+	struct front f; /* on fd */
+	uint64_t deadline;
+};
+
+static int gw_local_open(struct gateway *g, struct gwlocal *l)
 {
-	return a && b && strcmp(a, b) == 0;
+	int fd, r;
+
+	*l = (struct gwlocal){ .fd = -EBADF, .deadline = clock_now_usec() + GW_LOCAL_USEC };
+	fd = front_connect(*g->config.broker, true);
+	if (fd < 0)
+		return fd;
+	r = front_init(&l->f, fd, GW_LOCAL_OUT_MAX, NULL);
+	if (r < 0) {
+		safe_close(fd);
+		return r;
+	}
+	l->fd = fd;
+	return 0;
 }
+
+static void gw_local_close(struct gwlocal *l)
+{
+	if (l->fd < 0)
+		return;
+	front_done(&l->f);
+	l->fd = safe_close(l->fd);
+}
+
+/* The next answer (a reference for the caller), until the deadline.  0 or -errno. */
+static int gw_local_answer(struct gwlocal *l, json_t **ret)
+{
+	struct front_event e;
+
+	for (;;) {
+		struct pollfd p = { .fd = l->fd, .events = POLLIN };
+		uint64_t now;
+		int r;
+
+		if (front_flush(&l->f) < 0)
+			return -EPIPE;
+		while ((r = front_next_event(&l->f, &e)) > 0)
+			if (e.type != FRONT_EV_DATA && e.type != FRONT_EV_NOTICE) {
+				*ret = json_incref(e.msg);
+				return 0;
+			}
+		if (r < 0)
+			return r;
+		if (front_eof(&l->f))
+			return -ECONNRESET;
+		now = clock_now_usec();
+		if (now >= l->deadline)
+			return -ETIMEDOUT;
+		if (front_pending(&l->f) > 0)
+			p.events |= POLLOUT;
+		r = poll(&p, 1, (int)((l->deadline - now + 999) / 1000));
+		if (r < 0 && errno != EINTR)
+			return negative_errno();
+		if (front_fill(&l->f) < 0)
+			return -ECONNRESET;
+	}
+}
+
+static bool gw_is_error(json_t *msg)
+{
+	return eq(json_string_value(json_object_get(msg, "type")), "error");
+}
+
+/*
+ * Ask: the hello queued on l, then the request, and take both answers.
+ * The answer to the request in *ret (or the hello's error, which ends the
+ * question), else -errno with the connection's failure logged.
+ */
+static int gw_local_ask(struct gwconn *c, struct gwlocal *l, const char *what, json_t **ret)
+{
+	json_t *hello = NULL;
+	int r;
+
+	r = gw_local_answer(l, &hello);
+	if (r >= 0 && gw_is_error(hello)) {
+		*ret = hello;
+		return 0;
+	}
+	json_decref(hello);
+	if (r >= 0)
+		r = gw_local_answer(l, ret);
+	if (r < 0)
+		log_warning_errno(r, "gateway: %s for %s: no answer from ttyhubd on %s", what,
+				  gw_label(c), *c->g->config.broker);
+	return r;
+}
+
+/* `web-link` {console, ro}: the gateway's ttyhubd mints it for the channel's key. */
+static void gw_web_link(struct gwconn *c, json_t *req)
+{
+	const struct front_principal p = { .key = c->key, .from = c->from };
+	const char *console = json_string_value(json_object_get(req, "console"));
+	struct gwlocal l;
+	json_t *answer = NULL;
+	int r;
+
+	if (!c->key || c->from_socket)
+		return gw_error(c, PROTO_E_DENIED, "only a key's connection may mint a web link");
+	if (!console)
+		return gw_error(c, PROTO_E_BAD_REQUEST, "request needs a \"console\" name");
+	r = gw_local_open(c->g, &l);
+	if (r >= 0)
+		r = front_hello(&l.f, GW_CLIENT, &p);
+	if (r >= 0)
+		r = front_web_link(&l.f, console, json_is_true(json_object_get(req, "ro")));
+	if (r >= 0)
+		r = gw_local_ask(c, &l, "a web link", &answer);
+	gw_local_close(&l);
+	if (r < 0)
+		return gw_error(c, PROTO_E_NOT_AVAILABLE, "cannot mint a web link: %s",
+				strerror(-r));
+	gw_send(c, answer);
+}
+
+/* `redeem` {token, from} from ttyhub-webd: the link was minted by the gateway's ttyhubd. */
+static void gw_redeem(struct gwconn *c, json_t *req)
+{
+	const char *token = json_string_value(json_object_get(req, "token"));
+	json_t *jfrom = json_object_get(req, "from");
+	struct gwlocal l;
+	json_t *answer = NULL;
+	int r;
+
+	if (!c->web_front)
+		return gw_error(c, PROTO_E_DENIED, "only a front may redeem a web link");
+	if (!token || (jfrom && !json_is_string(jfrom)))
+		return gw_error(c, PROTO_E_BAD_REQUEST, "redeem needs \"token\" (a string) and "
+				"\"from\" (an address)");
+	r = gw_local_open(c->g, &l);
+	if (r >= 0)
+		r = front_hello(&l.f, GW_CLIENT, NULL);
+	if (r >= 0)
+		r = front_redeem(&l.f, token, json_string_value(jfrom));
+	if (r >= 0)
+		r = gw_local_ask(c, &l, "a redeem", &answer);
+	gw_local_close(&l);
+	if (r < 0)
+		return gw_error(c, PROTO_E_NOT_AVAILABLE, "cannot redeem the link: %s",
+				strerror(-r));
+	gw_send(c, answer);
+}
+
+/* ---- from the channel ---- */
 
 static int gw_dup_member(json_t *o, const char *key, bool required, char **ret)
 {
@@ -745,16 +925,96 @@ static int gw_dup_member(json_t *o, const char *key, bool required, char **ret)
 	return *ret ? 0 : -ENOMEM;
 }
 
-static void gw_on_hello(struct gwconn *c, json_t *req)
+/* The principal as hello's (or the gateway's ttyhubd's, for a session) says, and who it is. */
+static int gw_take_principal(struct gwconn *c, json_t *p)
 {
-	json_t *p = json_object_get(req, "principal");
-
 	if (!json_is_object(p) || gw_dup_member(p, "key", true, &c->key) < 0 ||
 	    gw_dup_member(p, "from", false, &c->from) < 0 ||
 	    gw_dup_member(p, "grant", false, &c->grant) < 0 ||
 	    gw_dup_member(p, "comment", false, &c->comment) < 0 ||
 	    asprintf(&c->who, "%s\n%s\n%s", c->key, c->from ?: "", c->grant ?: "") < 0) {
 		c->who = NULL;
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/*
+ * hello {session, from} from ttyhub-webd: the gateway's ttyhubd knows the
+ * session and answers with its principal (key, grant, comment) and console
+ * (docs/protocol.md "Gateways"); from then on this connection speaks for
+ * that key from the browser's address, as a channel's does, on that
+ * console only.  Refused: its error, and the connection closes.
+ */
+static void gw_on_hello_session(struct gwconn *c, json_t *req)
+{
+	const char *session = json_string_value(json_object_get(req, "session"));
+	json_t *jfrom = json_object_get(req, "from"), *answer = NULL, *p;
+	struct gwlocal l;
+	int r;
+
+	if (!session || (jfrom && !json_is_string(jfrom))) {
+		gw_error(c, PROTO_E_BAD_REQUEST, "hello's session must be a string");
+		return gw_close_after(c, NULL);
+	}
+	r = gw_local_open(c->g, &l);
+	if (r >= 0)
+		r = front_hello_session(&l.f, GW_CLIENT, session, json_string_value(jfrom));
+	if (r >= 0)
+		r = gw_local_answer(&l, &answer);
+	gw_local_close(&l);
+	if (r < 0) {
+		log_warning_errno(r, "gateway: a web session: no answer from ttyhubd on %s",
+				  *c->g->config.broker);
+		gw_error(c, PROTO_E_NOT_AVAILABLE, "cannot check the web session: %s",
+			 strerror(-r));
+		return gw_close_after(c, NULL);
+	}
+	if (gw_is_error(answer)) {
+		gw_send(c, answer);
+		return gw_close_after(c, NULL);
+	}
+	p = json_object_get(answer, "principal");
+	if (json_is_object(p))
+		json_object_del(p, "from"); /* the address is the browser's, as webd says */
+	if (gw_take_principal(c, p) < 0 || !c->grant ||
+	    gw_dup_member(p, "console", true, &c->web_console) < 0 ||
+	    gw_dup_member(req, "from", false, &c->from) < 0) {
+		/* A local admin's link, or a ttyhubd that is no gateway's: nothing to speak for. */
+		json_decref(answer);
+		gw_error(c, PROTO_E_DENIED, "this web session cannot be used through a gateway");
+		return gw_close_after(c, NULL);
+	}
+	free(c->who);
+	if (asprintf(&c->who, "%s\n%s\n%s", c->key, c->from ?: "", c->grant ?: "") < 0) {
+		c->who = NULL;
+		json_decref(answer);
+		gw_error(c, PROTO_E_INTERNAL, "out of memory");
+		return gw_close_after(c, NULL);
+	}
+	log_info("gateway: web session of %s from %s, console %s", gw_label(c), c->from ?: "?",
+		 c->web_console);
+	c->state = GW_IDLE;
+	gw_send(c, json_pack("{s:s, s:i, s:s, s:O?}", "type", "hello", "version", 1, "server",
+			     GW_CLIENT, "you", json_object_get(answer, "you")));
+	json_decref(answer);
+}
+
+static void gw_on_hello(struct gwconn *c, json_t *req)
+{
+	json_t *p = json_object_get(req, "principal");
+
+	if (c->from_socket && json_object_get(req, "session"))
+		return gw_on_hello_session(c, req);
+	if (c->from_socket && !p && !json_object_get(req, "session")) {
+		/* ttyhub-webd's one-shot requests: a redeem. */
+		c->web_front = true;
+		c->state = GW_IDLE;
+		return gw_send(c, json_pack("{s:s, s:i, s:s, s:s}", "type", "hello", "version", 1,
+					    "server", GW_CLIENT, "you", "local front"));
+	}
+	/* The socket is for web fronts: only a channel (an authenticated key) names a principal. */
+	if (c->from_socket || gw_take_principal(c, p) < 0) {
 		gw_error(c, PROTO_E_DENIED, "a gateway serves SSH keys only");
 		return gw_close_after(c, NULL);
 	}
@@ -802,6 +1062,22 @@ static int gw_localise(struct gwconn *c, json_t *req)
 	return json_object_set_new(req, "console", json_string(rest)) < 0 ? -ENOMEM : 0;
 }
 
+/*
+ * Whether a web session may name name: its console, or, for a console the
+ * link named without a host, that console qualified (as `attached` and so a
+ * resuming attach name it).
+ */
+static bool gw_session_allows(const struct gwconn *c, const char *name)
+{
+	char host[HOSTS_NAME_MAX], own[HOSTS_NAME_MAX];
+	const char *rest = NULL, *own_rest = NULL;
+
+	if (!name || eq(name, c->web_console))
+		return name != NULL;
+	return gwlist_split(c->web_console, own, &own_rest) == 0 &&
+	       gwlist_split(name, host, &rest) > 0 && eq(rest, c->web_console);
+}
+
 static void gw_on_request(struct gwconn *c, json_t *req, const char *type)
 {
 	json_t *console = json_object_get(req, "console");
@@ -818,10 +1094,18 @@ static void gw_on_request(struct gwconn *c, json_t *req, const char *type)
 	if (eq(type, "ping"))
 		return gw_send(c, json_pack("{s:s}", "type", "pong"));
 	if (eq(type, "web-link"))
-		return gw_error(c, PROTO_E_NOT_AVAILABLE,
-				"web links cannot be minted through a gateway: ask the host");
-	if (eq(type, "authorize") || eq(type, "redeem"))
+		return gw_web_link(c, req);
+	if (eq(type, "redeem"))
+		return gw_redeem(c, req);
+	if (eq(type, "authorize"))
 		return gw_error(c, PROTO_E_DENIED, "not through a gateway");
+	if (c->web_front)
+		return gw_error(c, PROTO_E_DENIED, "a front without a session may only redeem a "
+				"web link");
+	/* A web session is for its link's console (ttyhubd's words for a console out of reach). */
+	if (c->web_console && console && !gw_session_allows(c, json_string_value(console)))
+		return gw_error(c, PROTO_E_DENIED, "this web session is for %s only",
+				c->web_console);
 	if (c->state == GW_LISTING)
 		return gw_error(c, PROTO_E_BUSY, "a list is being gathered");
 	if (c->state == GW_BOUND) {
@@ -941,40 +1225,117 @@ static void gw_update(struct gwconn *c)
 
 /* ---- the gateway ---- */
 
+int gateway_serve_fd(struct gateway *g, int fd, bool from_socket)
+{
+	_cleanup_close_ int owned = fd;
+	struct gwconn *c;
+	int r;
+
+	c = calloc(1, sizeof(*c));
+	if (!c)
+		return -ENOMEM;
+	*c = (struct gwconn){ .g = g, .fd = -EBADF, .up_fd = -EBADF, .from_socket = from_socket };
+	r = frame_reader_init(&c->in);
+	if (r >= 0)
+		r = obuf_init(&c->out, GW_OUT_MAX);
+	if (r >= 0)
+		r = watch_add(g->poller, fd, EPOLLIN, gw_on_down, c, &c->io);
+	if (r < 0) {
+		frame_reader_done(&c->in);
+		obuf_done(&c->out);
+		free(c);
+		return r;
+	}
+	c->fd = TAKE_FD(owned);
+	LIST_INSERT_HEAD(&g->conns, c, entry); /* a macro: its element is named more than once */
+	return 0;
+}
+
 int gateway_connect(struct gateway *g)
 {
-	_cleanup_free_ struct gwconn *c = NULL;
 	int sv[2], r;
 
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) < 0)
 		return -errno;
-	c = calloc(1, sizeof(*c));
-	if (!c) {
-		r = -ENOMEM;
-		goto fail;
-	}
-	*c = (struct gwconn){ .g = g, .fd = sv[1], .up_fd = -EBADF };
-	r = frame_reader_init(&c->in);
-	if (r < 0)
-		goto fail;
-	r = obuf_init(&c->out, GW_OUT_MAX);
+	r = gateway_serve_fd(g, sv[1], false);
 	if (r < 0) {
-		frame_reader_done(&c->in);
-		goto fail;
+		safe_close(sv[0]);
+		return r;
 	}
-	r = watch_add(g->poller, sv[1], EPOLLIN, gw_on_down, c, &c->io);
-	if (r < 0) {
-		frame_reader_done(&c->in);
-		obuf_done(&c->out);
-		goto fail;
-	}
-	LIST_INSERT_HEAD(&g->conns, c, entry); /* a macro: its element is named more than once */
-	c = NULL;
 	return sv[0];
-fail:
-	safe_close(sv[0]);
-	safe_close(sv[1]);
-	return r;
+}
+
+/*
+ * --gateway-socket: a connection from root, our own uid or the configured
+ * user is served like a channel's; anyone else is closed, with a log line.
+ */
+static void gw_on_listen(struct watch *w, int fd, uint32_t revents, void *userdata)
+{
+	struct gateway *g = userdata;
+
+	for (;;) {
+		_cleanup_close_ int cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		struct ucred cred = {};
+		socklen_t len = sizeof(cred);
+		int r;
+
+		if (cfd < 0) {
+			r = -errno;
+			if (r == -EINTR || r == -ECONNABORTED)
+				continue;
+			if (r != -EAGAIN)
+				log_warning_errno(r, "gateway: cannot accept on %s",
+						  g->socket_path);
+			return;
+		}
+		if (getsockopt(cfd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0) {
+			log_warning_errno(-errno, "gateway: cannot identify a peer on %s",
+					  g->socket_path);
+			continue;
+		}
+		if (cred.uid != 0 && cred.uid != geteuid() && cred.uid != g->config.socket_uid) {
+			log_notice("gateway: refused a connection on %s from uid %u (pid %d): not "
+				   "root, ours or --gateway-socket-user", g->socket_path,
+				   (unsigned)cred.uid, (int)cred.pid);
+			continue;
+		}
+		r = gateway_serve_fd(g, TAKE_FD(cfd), true);
+		if (r < 0)
+			log_warning_errno(r, "gateway: cannot serve a connection on %s",
+					  g->socket_path);
+	}
+}
+
+static int gw_listen(struct gateway *g, const char *path)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	_cleanup_close_ int fd = -EBADF;
+	struct stat st;
+	int r;
+
+	if (strlen(path) >= sizeof(sa.sun_path))
+		return log_error_errno(-ENAMETOOLONG, "--gateway-socket %s: too long a path", path);
+	memcpy(sa.sun_path, path, strlen(path));
+	g->socket_path = strdup(path);
+	if (!g->socket_path)
+		return log_error_errno(-ENOMEM, "cannot set up the gateway socket");
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return log_error_errno(-errno, "cannot create the gateway socket");
+	/* A socket left by a gateway that did not exit cleanly; anything else stays. */
+	if (lstat(path, &st) == 0 && S_ISSOCK(st.st_mode))
+		(void)unlink(path);
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
+		return log_error_errno(-errno, "cannot bind the gateway socket %s", path);
+	g->listen_fd = TAKE_FD(fd);
+	/* The peer check decides; the mode keeps others from even connecting. */
+	if (chmod(path, 0660) < 0 || listen(g->listen_fd, 64) < 0)
+		return log_error_errno(-errno, "cannot listen on the gateway socket %s", path);
+	r = watch_add(g->poller, g->listen_fd, EPOLLIN, gw_on_listen, g, &g->listen_io);
+	if (r < 0)
+		return log_error_errno(r, "cannot listen on the gateway socket %s", path);
+	log_info("gateway: ttyhub-webd may connect on %s", path);
+	return 0;
 }
 
 int gateway_new(sd_event *e, struct poller *p, const struct gateway_config *cfg,
@@ -991,7 +1352,7 @@ int gateway_new(sd_event *e, struct poller *p, const struct gateway_config *cfg,
 	g = calloc(1, sizeof(*g));
 	if (!g)
 		return log_error_errno(-ENOMEM, "cannot set up the gateway");
-	*g = (struct gateway){ .event = e, .poller = p, .config = *cfg };
+	*g = (struct gateway){ .event = e, .poller = p, .config = *cfg, .listen_fd = -EBADF };
 	LIST_INIT(&g->conns);
 	LIST_INIT(&g->dead);
 	r = hosts_parse(text, len, &g->hosts);
@@ -1026,6 +1387,12 @@ int gateway_new(sd_event *e, struct poller *p, const struct gateway_config *cfg,
 	r = upstream_new(e, p, &g->upcfg, g->hosts, &g->up);
 	if (r < 0)
 		goto fail;
+	if (cfg->socket_path) {
+		r = gw_listen(g, cfg->socket_path);
+		if (r < 0)
+			goto fail;
+	}
+	g->config.socket_path = NULL; /* the caller's string: g->socket_path is ours */
 	log_info("gateway: %zu host%s from %s", g->hosts->n_entries,
 		 g->hosts->n_entries == 1 ? "" : "s", cfg->hosts_path);
 	*ret = g;
@@ -1054,6 +1421,11 @@ struct gateway *gateway_free(struct gateway *g)
 		free(g->cache[i].who);
 		json_decref(g->cache[i].consoles);
 	}
+	g->listen_io = watch_free(g->listen_io);
+	if (g->listen_fd >= 0 && g->socket_path)
+		(void)unlink(g->socket_path);
+	g->listen_fd = safe_close(g->listen_fd);
+	free(g->socket_path);
 	g->up = upstream_free(g->up);
 	g->hosts = hosts_file_free(g->hosts);
 	free(g->key_path);

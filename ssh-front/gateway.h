@@ -30,11 +30,22 @@
  *   reconnects as after a broker restart, and its resuming attach opens a
  *   new stream (nothing lost or repeated, or the give-up line after 60 s).
  *
- * Web links are not minted through a gateway (`denied`).
+ * Web links and sessions (docs/protocol.md "Gateways") are the gateway's
+ * own ttyhubd's (--broker), which holds the gateway's access file: a
+ * channel's `web-link` is minted there for the channel's key, and with
+ * --gateway-socket ttyhub-webd connects here as to a broker
+ * (gateway_serve_fd()): its `redeem` goes to that ttyhubd, and a session's
+ * hello is answered there with the key, grant and console to speak for, so
+ * a browser's WebSocket is served like a channel, on that console only.
+ * The socket admits root, our own uid and --gateway-socket-user (SO_PEERCRED):
+ * whoever connects may present any session it holds.
  */
 #pragma once
 
 #include <systemd/sd-event.h>
+
+#include <stdbool.h>
+#include <sys/types.h>
 
 #include "poller.h"
 
@@ -47,6 +58,9 @@ struct gateway_config {
 	const char *key_path;    /* the gateway's private key */
 	unsigned keepalive_s;    /* upstream keepalive interval (3 missed: dead) */
 	unsigned timeout_ms;     /* per-host deadline of a list */
+	const char *const *broker; /* the gateway's own ttyhubd (read at each use: a reload) */
+	const char *socket_path; /* --gateway-socket, or NULL */
+	uid_t socket_uid;        /* --gateway-socket-user, or (uid_t)-1 */
 };
 
 /* Load the hosts file and start connecting to every host.  0 or -errno (logged). */
@@ -57,3 +71,5 @@ struct gateway *gateway_free(struct gateway *g);
 
 /* A new connection, as to a broker: the caller's end of it (non-blocking), or -errno. */
 int gateway_connect(struct gateway *g);
+/* Serve fd (taken, even on error) in the broker protocol, as gateway_connect()'s.  0 or -errno. */
+int gateway_serve_fd(struct gateway *g, int fd, bool from_socket);

@@ -156,7 +156,10 @@ int sshd_init(struct sshd *d, sd_event *e, const struct sshd_config *cfg)
 				&(struct gateway_config){ .hosts_path = cfg->gateway_hosts,
 							  .key_path = cfg->gateway_key,
 							  .keepalive_s = cfg->gateway_keepalive_s,
-							  .timeout_ms = cfg->gateway_timeout_ms },
+							  .timeout_ms = cfg->gateway_timeout_ms,
+							  .broker = &d->config.broker,
+							  .socket_path = cfg->gateway_socket,
+							  .socket_uid = cfg->gateway_socket_uid },
 				&d->gateway);
 		if (r < 0)
 			return r;

@@ -48,6 +48,8 @@ struct sshd_config {
 	const char *gateway_key;        /* the gateway's private key */
 	unsigned gateway_keepalive_s;   /* upstream keepalive (3 missed: the host is lost) */
 	unsigned gateway_timeout_ms;    /* per-host deadline of a list */
+	const char *gateway_socket;     /* ttyhub-webd's broker socket on a gateway, or NULL */
+	uid_t gateway_socket_uid;       /* may connect there too, or (uid_t)-1 */
 };
 
 struct sshd {

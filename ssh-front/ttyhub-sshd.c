@@ -7,6 +7,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,6 +43,7 @@ static const struct sshd_config default_config = {
 	.menu_timeout_s = 300,
 	.gateway_keepalive_s = 10,
 	.gateway_timeout_ms = 2000,
+	.gateway_socket_uid = (uid_t)-1,
 };
 static struct sshd_config arg_config;
 
@@ -69,7 +71,9 @@ static void help(void)
 	       "  --gateway HOSTS_FILE     the hosts, their addresses and pinned host keys\n"
 	       "  --gateway-key PATH       the gateway's own private key, to log in to hosts\n"
 	       "  --gateway-keepalive S    keepalive to hosts; 3 missed lose a host (default 10)\n"
-	       "  --gateway-timeout MS     how long a list waits for each host (default 2000)\n\n"
+	       "  --gateway-timeout MS     how long a list waits for each host (default 2000)\n"
+	       "  --gateway-socket PATH    a broker socket for ttyhub-webd on the gateway\n"
+	       "  --gateway-socket-user U  may connect there too (root and our user may)\n\n"
 	       "  -v, --verbose            debug logging\n"
 	       "  -h, --help               this help\n",
 	       DEFAULT_CONFIG, default_config.listen, default_config.host_key, default_config.broker);
@@ -94,7 +98,8 @@ static int parse_argv(int argc, char *argv[])
 	enum { ARG_LISTEN = 0x100, ARG_HOST_KEY, ARG_ACCESS, ARG_BROKER, ARG_GRACE, ARG_STARTUPS,
 	       ARG_PER_SOURCE, ARG_AUTH_TRIES, ARG_KEEPALIVE, ARG_CONFIG, ARG_SESSIONS,
 	       ARG_SESSIONS_PER_KEY, ARG_CHANNELS, ARG_MENU_TIMEOUT, ARG_GATEWAY, ARG_GATEWAY_KEY,
-	       ARG_GATEWAY_KEEPALIVE, ARG_GATEWAY_TIMEOUT };
+	       ARG_GATEWAY_KEEPALIVE, ARG_GATEWAY_TIMEOUT, ARG_GATEWAY_SOCKET,
+	       ARG_GATEWAY_SOCKET_USER };
 	static const struct option options[] = {
 		{ "listen", required_argument, NULL, ARG_LISTEN },
 		{ "host-key", required_argument, NULL, ARG_HOST_KEY },
@@ -113,6 +118,8 @@ static int parse_argv(int argc, char *argv[])
 		{ "gateway-key", required_argument, NULL, ARG_GATEWAY_KEY },
 		{ "gateway-keepalive", required_argument, NULL, ARG_GATEWAY_KEEPALIVE },
 		{ "gateway-timeout", required_argument, NULL, ARG_GATEWAY_TIMEOUT },
+		{ "gateway-socket", required_argument, NULL, ARG_GATEWAY_SOCKET },
+		{ "gateway-socket-user", required_argument, NULL, ARG_GATEWAY_SOCKET_USER },
 		{ "config", required_argument, NULL, ARG_CONFIG },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
@@ -181,6 +188,19 @@ static int parse_argv(int argc, char *argv[])
 			r = parse_uint("--gateway-timeout", optarg, 100, 600000,
 				       &arg_config.gateway_timeout_ms);
 			break;
+		case ARG_GATEWAY_SOCKET:
+			arg_config.gateway_socket = optarg;
+			break;
+		case ARG_GATEWAY_SOCKET_USER: {
+			struct passwd *pw = getpwnam(optarg);
+
+			if (!pw)
+				r = log_error_errno(-EINVAL, "--gateway-socket-user %s: no such user",
+						    optarg);
+			else
+				arg_config.gateway_socket_uid = pw->pw_uid;
+			break;
+		}
 		case ARG_CONFIG:
 			arg_config_file = optarg;
 			arg_config_required = true;
@@ -217,6 +237,8 @@ static int load_args(int argc, char *argv[])
 	r = parse_argv(argc, argv);
 	if (r == 0 && !arg_config.gateway_hosts != !arg_config.gateway_key)
 		return log_error_errno(-EINVAL, "--gateway and --gateway-key go together");
+	if (r == 0 && arg_config.gateway_socket && !arg_config.gateway_hosts)
+		return log_error_errno(-EINVAL, "--gateway-socket needs --gateway");
 	return r;
 }
 

@@ -15,6 +15,10 @@ port and pinned host key (written from each HostFront's host key); every host's 
 holds a line for the gateway key with the `gateway` option and that host's limit, e.g.
 `gateway,consoles="web*:rw",break ssh-ed25519 AAAA... gw@gateway`.
 
+With web=True the gateway also serves the web front (ttyhub-sshd(8) GATEWAY): its ttyhubd has
+--web-url WEB_URL, its ttyhub-sshd --gateway-socket SOCKET, and a webhub.WebFront
+(ttyhub-webd) runs with --broker SOCKET: links minted on the gateway open consoles on the hosts.
+
 Users are SSH keys made once per GwHub (GwHub.keys: name -> (private path, public line));
 a user's line on the gateway says what the gateway grants, a line on a host (optional) what
 that host grants the key by itself.  Users reach the gateway with the real OpenSSH client
@@ -44,6 +48,8 @@ import sshhub
 LIST_DEADLINE_MS = 2000
 #: The gateway's keepalive interval (seconds); 3 missed mean the link is dead.
 KEEPALIVE_S = 10
+#: The gateway ttyhubd's --web-url with web=True (any URL: tests take the token out of a link).
+WEB_URL = "https://gateway.example/"
 
 
 def host_address(i: int) -> str:
@@ -321,18 +327,27 @@ class GatewayFront(sshhub.SshFront):
 class Gateway:
     """The gateway: ttyhubd --no-consoles + ttyhub-sshd --gateway HOSTS_FILE.
 
-    user_lines: {user: options} of the gateway's access file (what the gateway grants)."""
+    user_lines: {user: options} of the gateway's access file (what the gateway grants).
+    web: also serve the web front (ttyhub-webd on ttyhub-sshd's --gateway-socket, at
+    web_socket or WD/gw-web.sock); self.web is its webhub.WebFront once started."""
 
-    def __init__(self, hubs: "GwHub", user_lines, front_args=()):
+    def __init__(self, hubs: "GwHub", user_lines, front_args=(), web=False, web_socket=None):
         self.hubs = hubs
         self.wd = os.path.join(hubs.wd, "gw")
         os.makedirs(self.wd, exist_ok=True)
         self.user_lines = dict(user_lines)
         self.hosts_file = os.path.join(self.wd, "hosts")
         guest_root, ident = daemon_identity_args()
-        self.daemon = hub.Daemon(self.wd, "--no-consoles", *ident, guest_root=guest_root)
+        web_args = ["--web-url", WEB_URL] if web else []
+        self.daemon = hub.Daemon(self.wd, "--no-consoles", *ident, *web_args,
+                                 guest_root=guest_root)
         self.front: Optional[GatewayFront] = None
         self.front_args = list(front_args)
+        self.web = None
+        self.web_socket = None
+        if web:
+            self.web_socket = web_socket or os.path.join(self.wd, "gw-web.sock")
+            self.front_args += ["--gateway-socket", self.web_socket]
 
     def access_lines(self) -> list[str]:
         out = []
@@ -357,9 +372,14 @@ class Gateway:
                                   extra_args=self.front_args, start=False)
         self.front.preferred_port = preferred_port
         self.front.start()
+        if self.web_socket:
+            import webhub  # noqa: PLC0415 - the web front only when asked for
+            self.web = webhub.WebFront(os.path.join(self.wd, "webd"), self.web_socket)
         return self
 
     def stop(self) -> None:
+        if self.web is not None:
+            self.web.stop()
         if self.front is not None:
             self.front.stop()
         self.daemon.stop()
@@ -413,6 +433,8 @@ class Gateway:
 
     def log_tail(self, n=2500) -> str:
         out = ""
+        if self.web is not None:
+            out += "--- gateway ttyhub-webd ---\n" + self.web.log()[-n:] + "\n"
         if self.front is not None:
             out += "--- gateway ttyhub-sshd ---\n" + self.front.log()[-n:] + "\n"
         out += "--- gateway ttyhubd ---\n" + self.daemon.log()[-n // 2:]
@@ -448,10 +470,12 @@ class GwHub:
         for h in self.hosts:
             h.start()
 
-    def start_gateway(self, user_lines, front_args=(), preferred_port=None) -> Gateway:
+    def start_gateway(self, user_lines, front_args=(), preferred_port=None, web=False,
+                      web_socket=None) -> Gateway:
         """Write the hosts file, start the gateway's ttyhubd and ttyhub-sshd (on
-        PREFERRED_PORT when it is free)."""
-        self.gateway = Gateway(self, user_lines, front_args=front_args)
+        PREFERRED_PORT when it is free), and with WEB its ttyhub-webd (see Gateway)."""
+        self.gateway = Gateway(self, user_lines, front_args=front_args, web=web,
+                               web_socket=web_socket)
         self.gateway.start(self.hosts, preferred_port=preferred_port)
         return self.gateway
 

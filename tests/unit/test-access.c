@@ -1162,6 +1162,17 @@ static void test_grant_limits(void **state)
 	assert_int_equal(access_format_grant(e, buf, 32), -ENOBUFS);
 	assert_string_equal(buf, "");
 	access_file_free(f);
+	/* Narrowed to watching (a --ro web link's session): every rule :ro, no flags. */
+	e = one_line("consoles=\"web*:rw,db01:ro\",break,sysrq,power " K_ED25519 " gw\n", &f);
+	assert_int_equal(access_format_grant_ro(e, buf, sizeof(buf)), 26);
+	assert_string_equal(buf, "consoles=\"web*:ro,db01:ro\"");
+	assert_int_equal(access_format_grant(e, buf, sizeof(buf)), 44);
+	assert_string_equal(buf, "consoles=\"web*:rw,db01:ro\",break,sysrq,power");
+	access_file_free(f);
+	e = one_line("break,nmi " K_ED25519 "\n", &f);
+	assert_int_equal(access_format_grant_ro(e, buf, sizeof(buf)), 0);
+	assert_string_equal(buf, "");
+	access_file_free(f);
 	/* A line without consoles= or break grants nothing: "". */
 	e = one_line("from=\"10.*\" " K_ED25519 "\n", &f);
 	assert_int_equal(access_format_grant(e, buf, sizeof(buf)), 0);

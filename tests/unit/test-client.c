@@ -812,6 +812,88 @@ static void test_web_session_key_revoked(void **state)
 
 /* ---- gateways ---- */
 
+/*
+ * A gateway's broker (--no-consoles): a web link names a host's console as
+ * given, a redeemed rw link stays rw (the host decides), and a session's
+ * hello tells the gateway the key, its grant (narrowed for a ro link) and
+ * the console.  A key whose line grants nothing gets no link.
+ */
+static json_t *gw_session(struct fx *fx, struct peer *k, const char *link_req, struct peer *f,
+			  struct peer *sp, const char *access)
+{
+	char req[512];
+	json_t *msg;
+
+	msg = ask(fx, k, link_req, "web-link");
+	assert_string_equal(str(msg, "console"), "h2/web01");
+	{
+		const char *t = strstr(str(msg, "url"), "#t=");
+
+		assert_non_null(t);
+		assert_string_equal(t + 3 + WEBLINK_TEXT_LEN, "&c=h2%2Fweb01");
+		snprintf(req, sizeof(req), "{\"type\": \"redeem\", \"token\": \"%.43s\"}", t + 3);
+	}
+	json_decref(msg);
+	msg = ask(fx, f, req, "redeemed");
+	assert_string_equal(str(msg, "access"), access);
+	assert_string_equal(str(msg, "console"), "h2/web01");
+	snprintf(req, sizeof(req), "{\"type\": \"hello\", \"version\": 1, \"session\": \"%s\", "
+		 "\"from\": \"127.0.0.1\"}", str(msg, "session"));
+	json_decref(msg);
+	add_client(fx, true, false, sp);
+	return ask(fx, sp, req, "hello");
+}
+
+static void test_web_link_no_consoles(void **state)
+{
+	struct fx *fx = *state;
+	struct peer k, f, sp, sp2;
+	char path[] = "/tmp/ttyhub-unit-access-XXXXXX";
+	json_t *msg, *p;
+	int fd = mkstemp(path);
+
+	assert_true(fd >= 0);
+	close(fd);
+	write_file(path, "consoles=\"web*:rw\",break " K_ALICE " alice@test\n");
+	assert_int_equal(server_policy_reload(&fx->s, path), 0);
+	fx->s.client_env.no_consoles = true;
+	web_on(fx);
+	add_client(fx, true, false, &k);
+	json_decref(ask(fx, &k, "{\"type\": \"hello\", \"version\": 1, \"principal\": {\"key\": \""
+			K_ALICE "\", \"from\": \"127.0.0.1\"}}", "hello"));
+	add_client(fx, true, false, &f);
+	json_decref(ask(fx, &f, "{\"type\": \"hello\", \"version\": 1}", "hello"));
+	/* Any printable name of 1..512 bytes; nothing else. */
+	expect_error(fx, &k, "{\"type\": \"web-link\", \"console\": \"\", \"ro\": false}",
+		     PROTO_E_UNKNOWN_CONSOLE, NULL);
+	expect_error(fx, &k, "{\"type\": \"web-link\", \"console\": \"a\\u0001b\", \"ro\": false}",
+		     PROTO_E_UNKNOWN_CONSOLE, NULL);
+	msg = gw_session(fx, &k, "{\"type\": \"web-link\", \"console\": \"h2/web01\", "
+			 "\"ro\": false}", &f, &sp, "rw");
+	p = json_object_get(msg, "principal");
+	assert_string_equal(str(p, "fingerprint"), FP_ALICE);
+	assert_string_equal(str(p, "key"), K_ALICE);
+	assert_string_equal(str(p, "grant"), "consoles=\"web*:rw\",break");
+	assert_string_equal(str(p, "console"), "h2/web01");
+	json_decref(msg);
+	/* A ro link: the grant narrowed to watching, no flags. */
+	msg = gw_session(fx, &k, "{\"type\": \"web-link\", \"console\": \"h2/web01\", "
+			 "\"ro\": true}", &f, &sp2, "ro");
+	p = json_object_get(msg, "principal");
+	assert_string_equal(str(p, "grant"), "consoles=\"web*:ro\"");
+	json_decref(msg);
+	/* A line that grants no console: no link, in the same words as for an unknown console. */
+	write_file(path, "break " K_ALICE " alice@test\n");
+	assert_int_equal(server_policy_reload(&fx->s, path), 0);
+	expect_error(fx, &k, "{\"type\": \"web-link\", \"console\": \"h2/web01\", \"ro\": false}",
+		     PROTO_E_UNKNOWN_CONSOLE, "no console named 'h2/web01'");
+	unlink(path);
+	peer_done(&k);
+	peer_done(&f);
+	peer_done(&sp);
+	peer_done(&sp2);
+}
+
 #define K_GW "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBNg7fXewkoK5IwoYWN8sRt4bPR55xPhf2txQpHhoTQC"
 #define FP_GW "SHA256:2N2HnIRKlTF4XaHe3qI5aJp8gnn4PWyBWyl7tnuN2MA"
 #define HELLO_GW                                                                       \
@@ -1037,6 +1119,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_web_link_admin, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_web_session_ro, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_web_session_key_revoked, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_web_link_no_consoles, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_gateway_authorized_and_ping, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_gateway_speak_for, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_gateway_intersection_and_revoke, setup,
