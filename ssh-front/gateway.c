@@ -82,6 +82,7 @@ struct gateway {
 	char *socket_path;            /* owned; NULL: none */
 	int listen_fd;                /* owned */
 	struct watch *listen_io;      /* owned */
+	sd_event_source *listen_retry; /* owned: accepting paused after an error (EMFILE) */
 };
 
 /* One host's part of a list being gathered. */
@@ -1265,6 +1266,31 @@ int gateway_connect(struct gateway *g)
 	return sv[0];
 }
 
+static int gw_on_listen_retry(sd_event_source *s, uint64_t usec, void *userdata)
+{
+	struct gateway *g = userdata;
+
+	(void)watch_set_events(g->listen_io, EPOLLIN);
+	return 0;
+}
+
+/*
+ * Accepting failed for a reason that lasts (out of descriptors): the
+ * listener is level-triggered, so it would fire at once again.  Pause it
+ * for a second; connections wait in the backlog meanwhile.
+ */
+static void gw_listen_pause(struct gateway *g)
+{
+	int r;
+
+	(void)watch_disable(g->listen_io);
+	g->listen_retry = sd_event_source_disable_unref(g->listen_retry);
+	r = sd_event_add_time_relative(g->event, &g->listen_retry, CLOCK_MONOTONIC, 1000 * 1000,
+				       1000, gw_on_listen_retry, g);
+	if (r < 0)
+		(void)watch_set_events(g->listen_io, EPOLLIN); /* better busy than deaf */
+}
+
 /*
  * --gateway-socket: a connection from root, our own uid or the configured
  * user is served like a channel's; anyone else is closed, with a log line.
@@ -1283,9 +1309,11 @@ static void gw_on_listen(struct watch *w, int fd, uint32_t revents, void *userda
 			r = -errno;
 			if (r == -EINTR || r == -ECONNABORTED)
 				continue;
-			if (r != -EAGAIN)
-				log_warning_errno(r, "gateway: cannot accept on %s",
+			if (r != -EAGAIN) {
+				log_warning_errno(r, "gateway: cannot accept on %s; pausing for 1 s",
 						  g->socket_path);
+				gw_listen_pause(g);
+			}
 			return;
 		}
 		if (getsockopt(cfd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0) {
@@ -1422,6 +1450,7 @@ struct gateway *gateway_free(struct gateway *g)
 		json_decref(g->cache[i].consoles);
 	}
 	g->listen_io = watch_free(g->listen_io);
+	g->listen_retry = sd_event_source_disable_unref(g->listen_retry);
 	if (g->listen_fd >= 0 && g->socket_path)
 		(void)unlink(g->socket_path);
 	g->listen_fd = safe_close(g->listen_fd);
