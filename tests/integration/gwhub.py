@@ -31,12 +31,9 @@ that each exited cleanly.  Stdlib only; run with /usr/bin/python3.
 import getpass
 import json
 import os
-import re
 import signal
 import socket
 import subprocess
-import threading
-import time
 from typing import Optional
 
 import hub
@@ -510,60 +507,5 @@ def gateway_supported() -> bool:
     return b"--gateway" in r.stdout + r.stderr
 
 
-class SshClient:
-    """OpenSSH without a tty (ssh -T) running ARGV, its output (stdout and stderr) collected
-    by a thread; send() types into it."""
-
-    def __init__(self, argv, name="ssh"):
-        self.name = name
-        self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     stderr=subprocess.STDOUT)
-        self.out = b""
-        self.lock = threading.Lock()
-        self.thread = threading.Thread(target=self._read, daemon=True)
-        self.thread.start()
-
-    def _read(self):
-        fd = self.proc.stdout.fileno()
-        while True:
-            chunk = os.read(fd, 65536)
-            if not chunk:
-                return
-            with self.lock:
-                self.out += chunk
-
-    def data(self) -> bytes:
-        with self.lock:
-            return self.out
-
-    def wait_for(self, what, timeout=60, start=0) -> "re.Match[bytes]":
-        """Wait until the output (from START on) matches regex WHAT; return the match."""
-        rx = re.compile(what.encode() if isinstance(what, str) else what)
-        deadline = time.monotonic() + timeout
-        while True:
-            m = rx.search(self.data(), start)
-            if m:
-                return m
-            if time.monotonic() >= deadline or (self.proc.poll() is not None
-                                                and not self.thread.is_alive()):
-                m = rx.search(self.data(), start)
-                if m:
-                    return m
-                raise AssertionError("%s: no %r within %g s; output tail:\n%r"
-                                     % (self.name, rx.pattern, timeout, self.data()[-1500:]))
-            time.sleep(0.02)
-
-    def send(self, b: bytes) -> None:
-        self.proc.stdin.write(b)
-        self.proc.stdin.flush()
-
-    def wait(self, timeout=30) -> int:
-        rc = self.proc.wait(timeout)
-        self.thread.join(timeout)
-        return rc
-
-    def close(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-        self.proc.wait()
-        self.thread.join(5)
+#: OpenSSH with its output collected (sshhub.SshClient).
+SshClient = sshhub.SshClient

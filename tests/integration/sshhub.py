@@ -21,6 +21,8 @@ import re
 import signal
 import socket
 import subprocess
+import threading
+import time
 
 import hub
 import net
@@ -195,3 +197,96 @@ class SshFront(proc.Service):
 
     def __exit__(self, *exc):
         self.stop()
+
+
+class SshClient:
+    """OpenSSH without a tty (ssh -T) running ARGV, its output (stdout and stderr) collected
+    by a thread; send() types into it."""
+
+    def __init__(self, argv, name="ssh"):
+        self.name = name
+        self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=subprocess.STDOUT)
+        self.out = b""
+        self.lock = threading.Lock()
+        self.thread = threading.Thread(target=self._read, daemon=True)
+        self.thread.start()
+
+    def _read(self):
+        fd = self.proc.stdout.fileno()
+        while True:
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                return
+            with self.lock:
+                self.out += chunk
+
+    def data(self) -> bytes:
+        with self.lock:
+            return self.out
+
+    def wait_for(self, what, timeout=60, start=0) -> "re.Match[bytes]":
+        """Wait until the output (from START on) matches regex WHAT; return the match."""
+        rx = re.compile(what.encode() if isinstance(what, str) else what)
+        deadline = time.monotonic() + timeout
+        while True:
+            m = rx.search(self.data(), start)
+            if m:
+                return m
+            if time.monotonic() >= deadline or (self.proc.poll() is not None
+                                                and not self.thread.is_alive()):
+                m = rx.search(self.data(), start)
+                if m:
+                    return m
+                raise AssertionError("%s: no %r within %g s; output tail:\n%r"
+                                     % (self.name, rx.pattern, timeout, self.data()[-1500:]))
+            time.sleep(0.02)
+
+    def lines_after(self, start, n, timeout=60, tag=b"fg") -> None:
+        """Wait until N more whole TAG guest lines (pattern.py's) came after offset START."""
+        hdr = re.compile(re.escape(tag) + rb" \d{12} ")
+        deadline = time.monotonic() + timeout
+        while len(hdr.findall(self.data(), start)) < n + 1:
+            if time.monotonic() >= deadline:
+                raise AssertionError("%s: fewer than %d %s lines in %g s; tail:\n%r"
+                                     % (self.name, n, tag.decode(), timeout,
+                                        self.data()[-1500:]))
+            time.sleep(0.02)
+
+    def send(self, b: bytes) -> None:
+        self.proc.stdin.write(b)
+        self.proc.stdin.flush()
+
+    def wait(self, timeout=30) -> int:
+        rc = self.proc.wait(timeout)
+        self.thread.join(timeout)
+        return rc
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+        self.thread.join(5)
+
+
+def console_bytes(data, line_length):
+    """The console bytes in an SSH client's output: every "[ttyhub] ..." line taken out, with
+    the line break the front puts before one that came in the middle of a guest line (it
+    writes one only when the console's last byte was not a line end: a guest line is exactly
+    line_length bytes, so a shorter one before the break was cut by the notice)."""
+    out = bytearray()
+    i = 0
+    while i < len(data):
+        j = data.find(b"[ttyhub] ", i)
+        if j < 0:
+            out += data[i:]
+            break
+        seg = data[i:j]
+        if seg.endswith(b"\n"):
+            last = (bytes(out) + seg[:-1]).rsplit(b"\n", 1)[-1]
+            if len(last) != line_length - 1:
+                seg = seg[:-1]  # the front's: the notice came mid-line
+        out += seg
+        k = data.find(b"\n", j)
+        i = k + 1 if k >= 0 else len(data)
+    return bytes(out)

@@ -44,6 +44,7 @@ import gwhub  # noqa: E402
 import hub  # noqa: E402
 import pattern  # noqa: E402
 import runner  # noqa: E402
+import sshhub  # noqa: E402
 from runner import check  # noqa: E402
 
 LINE = 64
@@ -106,34 +107,6 @@ def idle(host, console, timeout=30):
 
 def names_of(listing):
     return {c["name"]: c for c in listing.get("consoles", [])}
-
-
-def console_bytes(data):
-    """The console bytes in a client's output: every "[ttyhub] ..." line taken out, with the
-    line break the front writes before one that came in the middle of a guest line."""
-    out = bytearray()
-    i = 0
-    while i < len(data):
-        j = data.find(b"[ttyhub] ", i)
-        if j < 0:
-            out += data[i:]
-            break
-        seg = data[i:j]
-        if seg.endswith(b"\n"):
-            last = (bytes(out) + seg[:-1]).rsplit(b"\n", 1)[-1]
-            if len(last) != LINE - 1:
-                seg = seg[:-1]  # the front's: the notice came mid-line
-        out += seg
-        k = data.find(b"\n", j)
-        i = k + 1 if k >= 0 else len(data)
-    return bytes(out)
-
-
-def lines_after(c, start, n, timeout=60):
-    """Wait until N more whole fg lines came after offset START of client C's output."""
-    hdr = re.compile(rb"fg \d{12} ")
-    runner.wait_until(lambda: len(hdr.findall(c.data(), start)) >= n + 1, timeout,
-                      "%d more fg lines at %s" % (n, c.name))
 
 
 # ---------------------------------------------------------------- checks
@@ -375,7 +348,7 @@ def t_host_killed_resumes():
     c = gw_client("alice", "h3/fg+ro")
     try:
         start = c.wait_for(ATTACHED).end()
-        lines_after(c, start, 50)
+        c.lines_after(start, 50)
         mark = len(c.data())
         # The host's entry point dies abruptly; its ttyhubd restarts (keeping its rings)
         # while nothing serves SSH there; then ttyhub-sshd comes back on the same port.
@@ -390,7 +363,7 @@ def t_host_killed_resumes():
         lost = c.wait_for(rb"\[ttyhub\] lost the connection to host h3; reconnecting\r?\n",
                           start=mark, timeout=1)
         assert lost.start() < back.start(), c.data()[mark:back.end()][-600:]
-        lines_after(c, back.end(), 50)
+        c.lines_after(back.end(), 50)
         assert c.proc.poll() is None, "the SSH session through the gateway ended"
         out = c.data()
         # The user is told twice: the loss, and the exact resume; nothing else.
@@ -399,7 +372,7 @@ def t_host_killed_resumes():
         assert set(notices) == want and notices.count(back.group(0).rstrip(b"\r\n")) == 1, \
             notices
         print("figure: %d lines told of the host's restart" % len(notices), flush=True)
-        data = console_bytes(out[start:])
+        data = sshhub.console_bytes(out[start:], LINE)
         r = pattern.check_lines(data, tag="fg", line_length=LINE)
         if r["gaps"] or r["reorders"] or r["corrupt"] or r["lines"] < 100:
             raise AssertionError("the stream across the host's restart: %r\nlast bytes %r"

@@ -31,6 +31,7 @@ import gwhub  # noqa: E402
 import hub  # noqa: E402
 import pattern  # noqa: E402
 import runner  # noqa: E402
+import sshhub  # noqa: E402
 
 SKIP = 77
 LINE = 64
@@ -109,33 +110,6 @@ class Link:
                       flush=True)
 
 
-def console_bytes(data):
-    """The console bytes in a client's output, every "[ttyhub] ..." line taken out (as in
-    test_gateway.py)."""
-    out = bytearray()
-    i = 0
-    while i < len(data):
-        j = data.find(b"[ttyhub] ", i)
-        if j < 0:
-            out += data[i:]
-            break
-        seg = data[i:j]
-        if seg.endswith(b"\n"):
-            last = (bytes(out) + seg[:-1]).rsplit(b"\n", 1)[-1]
-            if len(last) != LINE - 1:
-                seg = seg[:-1]
-        out += seg
-        k = data.find(b"\n", j)
-        i = k + 1 if k >= 0 else len(data)
-    return bytes(out)
-
-
-def lines_after(c, start, n, timeout=60):
-    hdr = re.compile(rb"fg \d{12} ")
-    runner.wait_until(lambda: len(hdr.findall(c.data(), start)) >= n + 1, timeout,
-                      "%d more fg lines at %s" % (n, c.name))
-
-
 def t_host_across_veth():
     """The harness itself: h1's ttyhub-sshd listens in the namespace only, and answers
     across the veth pair; cutting the link makes it unreachable, restoring it reachable."""
@@ -159,7 +133,7 @@ def t_cut_detected():
     c = ctx.client = gwhub.SshClient(gw.ssh_cmd("alice", "h1/fg+ro", tty=False),
                                      name="ssh[alice h1/fg]")
     ctx.start = c.wait_for(ATTACHED).end()
-    lines_after(c, ctx.start, 30)
+    c.lines_after(ctx.start, 30)
     ctx.mark = len(c.data())
     t0 = time.monotonic()
     ctx.link.set("down")
@@ -195,10 +169,10 @@ def t_user_told_and_resumed():
         ctx.link.set("up")
         back = c.wait_for(rb"\[ttyhub\] [^\n]*nothing lost\r?\n", start=lost.end(),
                           timeout=180)
-        lines_after(c, back.end(), 30)
+        c.lines_after(back.end(), 30)
         ctx.gw.wait_up(["h1", "h2"])
         assert c.proc.poll() is None, "the session through the gateway ended"
-        data = console_bytes(c.data()[ctx.start:])
+        data = sshhub.console_bytes(c.data()[ctx.start:], LINE)
         r = pattern.check_lines(data, tag="fg", line_length=LINE)
         if r["gaps"] or r["reorders"] or r["corrupt"] or r["lines"] < 60:
             raise AssertionError("the stream across the cut: %r\nlast bytes %r"

@@ -16,7 +16,7 @@
   in words.
 
 The console bytes a client saw are its output with ttyhub's own lines taken out (see
-console_bytes()); the bytes of two sessions joined must be the guest's stream exactly.
+sshhub.console_bytes()); the bytes of two sessions joined must be the guest's stream exactly.
 """
 
 import os
@@ -25,7 +25,6 @@ import shlex
 import signal
 import subprocess
 import sys
-import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -51,99 +50,14 @@ class Ctx:
 ctx = Ctx()
 
 
-class Client:
+class Client(sshhub.SshClient):
     """OpenSSH (no tty: ssh -T) as USER, its output collected by a thread."""
 
     def __init__(self, user, front=None, argv=None):
         front = front or ctx.front
         self.user = user or argv[-1]
-        self.proc = subprocess.Popen(argv or sshhub.ssh_cmd(front, ctx.key, user, tty=False),
-                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     stderr=subprocess.STDOUT)
-        self.out = b""
-        self.lock = threading.Lock()
-        self.thread = threading.Thread(target=self._read, daemon=True)
-        self.thread.start()
-
-    def _read(self):
-        fd = self.proc.stdout.fileno()
-        while True:
-            chunk = os.read(fd, 65536)
-            if not chunk:
-                return
-            with self.lock:
-                self.out += chunk
-
-    def data(self):
-        with self.lock:
-            return self.out
-
-    def wait_for(self, what, timeout=30, start=0):
-        """Wait until the output (from START on) matches regex WHAT; return the match."""
-        if isinstance(what, str):
-            what = what.encode()
-        rx = re.compile(what) if isinstance(what, bytes) else what
-        deadline = time.monotonic() + timeout
-        while True:
-            m = rx.search(self.data(), start)
-            if m:
-                return m
-            if time.monotonic() >= deadline or (self.proc.poll() is not None
-                                                and not self.thread.is_alive()):
-                m = rx.search(self.data(), start)
-                if m:
-                    return m
-                raise AssertionError("ssh as %s: no %r within %g s; output tail:\n%r"
-                                     % (self.user, rx.pattern, timeout, self.data()[-1500:]))
-            time.sleep(0.02)
-
-    def lines_after(self, start, n, timeout=30):
-        """Wait until N more whole guest lines came after offset START."""
-        hdr = re.compile(rb"fg \d{12} ")
-        deadline = time.monotonic() + timeout
-        while len(hdr.findall(self.data(), start)) < n + 1:
-            if time.monotonic() >= deadline:
-                raise AssertionError("ssh as %s: fewer than %d lines in %g s; tail:\n%r"
-                                     % (self.user, n, timeout, self.data()[-1500:]))
-            time.sleep(0.02)
-
-    def send(self, b):
-        self.proc.stdin.write(b)
-        self.proc.stdin.flush()
-
-    def wait(self, timeout=30):
-        rc = self.proc.wait(timeout)
-        self.thread.join(timeout)
-        return rc
-
-    def close(self):
-        if self.proc.poll() is None:
-            self.proc.kill()
-        self.proc.wait()
-        self.thread.join(5)
-
-
-def console_bytes(data):
-    """The console bytes in a client's output: every "[ttyhub] ..." line taken out, with the
-    line break ttyhub-sshd puts before one that came in the middle of a line (it writes
-    one only when the console's last byte was not a line end: a guest line is exactly LINE
-    bytes, so a shorter one before the break was cut by the notice)."""
-    out = bytearray()
-    i = 0
-    while i < len(data):
-        j = data.find(b"[ttyhub] ", i)
-        if j < 0:
-            out += data[i:]
-            break
-        seg = data[i:j]
-        if seg.endswith(b"\n"):
-            last = (bytes(out) + seg[:-1]).rsplit(b"\n", 1)[-1]
-            if len(last) != LINE - 1:
-                seg = seg[:-1]  # ours: the notice came mid-line
-        out += seg
-        k = data.find(b"\n", j)
-        i = k + 1 if k >= 0 else len(data)
-    return bytes(out)
+        super().__init__(argv or sshhub.ssh_cmd(front, ctx.key, user, tty=False),
+                         name="ssh as %s" % self.user)
 
 
 def after_attached(c):
@@ -198,7 +112,7 @@ def t_sshd_restart_hint_and_resume():
         assert port is not None and int(port) == old_port, (port, old_port)
         assert host == b"127.0.0.1", host
         assert name == CONSOLE.encode(), name
-        first = console_bytes(out[start:m.start()])
+        first = sshhub.console_bytes(out[start:m.start()], LINE)
     finally:
         c.close()
         if not ctx.front.alive():
@@ -213,7 +127,7 @@ def t_sshd_restart_hint_and_resume():
     try:
         start2 = after_attached(c2)
         c2.lines_after(start2, 50)
-        second = console_bytes(c2.data()[start2:])
+        second = sshhub.console_bytes(c2.data()[start2:], LINE)
     finally:
         c2.close()
     check_stream(first + second, "the stream across the ttyhub-sshd restart", min_lines=100)
@@ -250,7 +164,8 @@ def t_broker_restart_keeps_session():
         # Exactly one line: no "console is gone", no announcement of our own return.
         notices = re.findall(rb"\[ttyhub\] [^\n]*", out[mark:])
         assert notices == [line.group(0).rstrip(b"\r\n")], notices
-        check_stream(console_bytes(out[start:]), "the stream across the broker restart",
+        check_stream(sshhub.console_bytes(out[start:], LINE),
+                     "the stream across the broker restart",
                      min_lines=60)
     finally:
         c.close()
