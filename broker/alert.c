@@ -226,6 +226,24 @@ size_t alert_scanner_feed(struct alert_scanner *s, const struct alert_set *set,
 	for (size_t i = 0; i < len; i++) {
 		uint8_t b = p[i];
 
+		/*
+		 * The common case, plain text: find the run of printable bytes and
+		 * copy it at once (no state step per byte), up to the line's room.
+		 */
+		if (s->state == ALERT_SCAN_TEXT && b >= 0x20 && b != 0x7f) {
+			size_t room = ALERT_LINE_MAX - s->len, n = 1;
+
+			while (n < room && i + n < len && p[i + n] >= 0x20 && p[i + n] != 0x7f)
+				n++;
+			memcpy(s->line + s->len, p + i, n);
+			s->len += n;
+			i += n - 1;
+			if (s->len == ALERT_LINE_MAX) {
+				raised += alert_scanner_line(s, set, now_usec, fn, userdata);
+				s->state = ALERT_SCAN_SKIP;
+			}
+			continue;
+		}
 		/* LF ends the line in every state: nothing unterminated eats more than one. */
 		if (b == '\n') {
 			if (s->state != ALERT_SCAN_SKIP)

@@ -502,7 +502,9 @@ static void console_chardev_data(void *userdata, const void *data, size_t len)
 {
 	struct console *c = userdata;
 
-	asciicast_prompt_feed(&c->prompt, data, len);
+	/* Only recordings redact after a prompt: without them, no work per byte for it. */
+	if (c->env->record && *c->env->record)
+		asciicast_prompt_feed(&c->prompt, data, len);
 	console_log_catch_up(c);
 }
 
