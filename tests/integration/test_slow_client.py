@@ -16,7 +16,10 @@ it (~0.9 GB/s here): no reader keeps up with that and by design ttyhubd never
 throttles the guest, so this phase checks the guest and the stopped client
 (the running client's output goes to /dev/null).  Paced at 50 MB/s (about
 100 times what a real 16550 under TCG emits), the running client must also
-receive every line, in order, without a single drop.
+receive every line, in order, without a single drop (10 MB/s in the
+ASan+UBSan pass, still 20 times a real 16550's rate: the sanitizers make
+ttyhubd several times slower, and a rate it may not reach there would make
+the check one of speed, not of behaviour).
 """
 
 import json
@@ -34,7 +37,9 @@ import runner  # noqa: E402
 
 PHASES = [  # (rate in bytes/s, 0 = unpaced; seconds; check the running client's bytes)
     (0, 3.0, False),
-    (50_000_000, 5.0, True),
+    # Under the sanitizers ttyhubd is several times slower: 50 MB/s there is a speed bound
+    # on a shared 2-core machine, not the behaviour; 10 MB/s checks the same behaviour.
+    (10_000_000 if hub.SANITIZED else 50_000_000, 5.0, True),
 ]
 # Everything that can sit between the guest and a stopped reader: ttyhubd's ring (1 MiB) and
 # its per-client queue (192 KiB), the chardev and client socket buffers (a few MiB at most),
