@@ -54,20 +54,8 @@ def host_address(i: int) -> str:
     return "127.0.1.%d" % i
 
 
-def probe(address: str, port: int, timeout: float = 2.0) -> bool:
-    """True once ADDRESS:PORT accepts and sends an SSH identification line."""
-    try:
-        with socket.create_connection((address, port), timeout=timeout) as s:
-            s.sendall(b"SSH-2.0-ttyhub-test-probe\r\n")
-            buf = b""
-            while b"\n" not in buf and len(buf) < 4096:
-                chunk = s.recv(4096)
-                if not chunk:
-                    break
-                buf += chunk
-            return buf.startswith(b"SSH-")
-    except OSError:
-        return False
+#: True once ADDRESS:PORT answers with an SSH identification line (sshhub.probe).
+probe = sshhub.probe
 
 
 def free_port_on(address: str) -> int:

@@ -106,10 +106,10 @@ def run_ssh(front, key, user, *remote_cmd, options=(), timeout=20, host="127.0.0
                           stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout)
 
 
-def _probe(port: int, timeout: float) -> bool:
-    """True once 127.0.0.1:PORT accepts and sends an SSH identification line."""
+def probe(address: str, port: int, timeout: float = 2.0) -> bool:
+    """True once ADDRESS:PORT accepts and sends an SSH identification line."""
     try:
-        with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        with socket.create_connection((address, port), timeout=timeout) as s:
             # Send ours first, so that a server waiting for the client's line answers too.
             s.sendall(b"SSH-2.0-ttyhub-test-probe\r\n")
             buf = b""
@@ -181,7 +181,7 @@ class SshFront(proc.Service):
 
     def ready(self) -> bool:
         """It answers with an SSH banner."""
-        return _probe(self.port, 2.0)
+        return probe("127.0.0.1", self.port)
 
     def reload(self):
         """Apply write_access(): SIGHUP to ttyhubd (waiting until it read the file) and to
